@@ -1,0 +1,78 @@
+// Numbers from the x86-64 kernel ABI (asm/unistd_64.h, linux/ptrace.h, linux/elf.h, ...).
+
+export const SYS = {
+  read: 0, write: 1, open: 2, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10, munmap: 11,
+  brk: 12, rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
+  writev: 20, sched_yield: 24, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, getpid: 39,
+  sendfile: 40, socket: 41, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72,
+  ftruncate: 77, chdir: 80, fchdir: 81, umask: 95, ptrace: 101, getuid: 102, setpgid: 109,
+  getppid: 110, setsid: 112, getpgid: 121, getsid: 124, rt_sigpending: 127, sigaltstack: 131,
+  personality: 135, prctl: 157, arch_prctl: 158, gettid: 186, tkill: 200, futex: 202,
+  set_tid_address: 218, restart_syscall: 219, exit_group: 231, tgkill: 234, openat: 257,
+  set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, vmsplice: 278, dup3: 292,
+  preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
+  process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
+  pidfd_getfd: 438,
+} as const;
+
+export const PTRACE = {
+  PEEKDATA: 2, POKEDATA: 5, CONT: 7, KILL: 8, DETACH: 17, SYSCALL: 24,
+  GETREGS: 12, SETREGS: 13, SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202,
+  GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+} as const;
+
+export const PTRACE_O = {
+  TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
+  EXITKILL: 0x100000,
+} as const;
+
+export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, EXIT: 6, STOP: 128 } as const;
+
+export const NT_X86_XSTATE = 0x202;
+export const NT_PRSTATUS = 1;
+
+export const WALL = 0x40000000;
+export const WNOHANG = 1;
+
+export const SIG = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
+  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
+} as const;
+export const NSIG = 64;
+
+export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MAP = {
+  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x100, NORESERVE: 0x4000,
+  FIXED_NOREPLACE: 0x100000,
+} as const;
+export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
+
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400,
+  TRUNC: 0o1000, APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
+} as const;
+
+export const PR = {
+  SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
+  SET_MM: 35, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, GET_TID_ADDRESS: 40,
+} as const;
+export const PR_SET_MM_MAP = 14;
+export const PR_SET_MM_MAP_SIZE = 15;
+
+export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, IO: 5, SYSVSEM: 6, EPOLL_TFD: 7 } as const;
+
+export const CLONE = {
+  VM: 0x100, FS: 0x200, FILES: 0x400, SIGHAND: 0x800, PIDFD: 0x1000, PARENT: 0x8000,
+  THREAD: 0x10000, SYSVSEM: 0x40000, SETTLS: 0x80000, PARENT_SETTID: 0x100000,
+  CHILD_CLEARTID: 0x200000, CHILD_SETTID: 0x1000000,
+} as const;
+
+export const RSEQ_FLAG_UNREGISTER = 1;
+export const SEEK_SET = 0;
+export const PAGE_SIZE = 4096;
+export const IOV_MAX = 1024;
+
+/** Kernel-internal return values that mean "this syscall was interrupted; restart it". */
+export const ERESTART = { SYS: 512, NOINTR: 513, NOHAND: 514, RESTARTBLOCK: 516 } as const;

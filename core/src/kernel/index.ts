@@ -1,0 +1,5 @@
+export * from './constants';
+export * from './errors';
+export * from './libc';
+export * from './syscalls';
+export * from './regs';

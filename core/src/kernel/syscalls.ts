@@ -1,0 +1,106 @@
+import { addressOf, syscall, syscallRaw, type Arg } from './libc';
+import { SYS, WALL } from './constants';
+import { KernelError } from './errors';
+
+// Typed wrappers for the calls amber makes from its own process.
+
+export function ptrace(request: number, pid: number, addr: Arg, data: Arg | Buffer, what = 'ptrace'): number {
+  const d = Buffer.isBuffer(data) ? addressOf(data) : data;
+  return syscall(what, SYS.ptrace, [request, pid, addr, d], { pid });
+}
+
+export function ptraceBuf(request: number, pid: number, addr: Arg | Buffer, data: Buffer, what: string): number {
+  const a = Buffer.isBuffer(addr) ? addressOf(addr) : addr;
+  return syscall(what, SYS.ptrace, [request, pid, a, addressOf(data)], { pid });
+}
+
+export interface WaitResult {
+  pid: number;
+  status: number;
+}
+
+const statusBuf = Buffer.alloc(4);
+/** wait4(pid, &status, flags|__WALL); throws on error. Returns pid 0 with WNOHANG and nothing ready. */
+export function waitpid(pid: number, flags = 0): WaitResult {
+  for (;;) {
+    const r = syscallRaw(SYS.wait4, [pid, addressOf(statusBuf), flags | WALL, 0]);
+    if (r === -4 /* EINTR */) continue;
+    if (r < 0) throw new KernelError('waitpid', -r, pid);
+    return { pid: r, status: statusBuf.readInt32LE(0) };
+  }
+}
+
+export const WaitStatus = {
+  exited: (s: number) => (s & 0x7f) === 0,
+  exitCode: (s: number) => (s >> 8) & 0xff,
+  signaled: (s: number) => ((s & 0x7f) + 1) >> 1 > 0 && (s & 0xff) !== 0x7f && (s & 0x7f) !== 0,
+  termSig: (s: number) => s & 0x7f,
+  stopped: (s: number) => (s & 0xff) === 0x7f,
+  stopSig: (s: number) => (s >> 8) & 0xff,
+  /** PTRACE_EVENT_* carried in a stop status, or 0. */
+  event: (s: number) => (s >> 16) & 0xff,
+  describe(s: number): string {
+    if (WaitStatus.exited(s)) return `exited with status ${WaitStatus.exitCode(s)}`;
+    if (WaitStatus.stopped(s)) return `stopped by signal ${WaitStatus.stopSig(s)} (event ${WaitStatus.event(s)})`;
+    return `killed by signal ${WaitStatus.termSig(s)}`;
+  },
+};
+
+export function kill(pid: number, sig: number): void {
+  syscall('kill', SYS.kill, [pid, sig], { pid });
+}
+
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  syscall('tgkill', SYS.tgkill, [tgid, tid, sig], { pid: tid });
+}
+
+export function kcmp(pid1: number, pid2: number, type: number, idx1: Arg = 0, idx2: Arg = 0): number {
+  return syscall('kcmp', SYS.kcmp, [pid1, pid2, type, idx1, idx2], { pid: pid1, detail: `with pid ${pid2}` });
+}
+
+export function pidfdOpen(pid: number): number {
+  return syscall('pidfd_open', SYS.pidfd_open, [pid, 0], { pid });
+}
+
+export function pidfdGetfd(pidfd: number, targetFd: number, pid: number): number {
+  return syscall('pidfd_getfd', SYS.pidfd_getfd, [pidfd, targetFd, 0], { pid, detail: `fd ${targetFd}` });
+}
+
+export function close(fd: number): void {
+  syscallRaw(SYS.close, [fd]);
+}
+
+export function prctl(option: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0): number {
+  return syscall('prctl', SYS.prctl, [option, a, b, c, d]);
+}
+
+export function getRobustList(tid: number): { head: bigint; len: bigint } {
+  const head = Buffer.alloc(8);
+  const len = Buffer.alloc(8);
+  syscall('get_robust_list', SYS.get_robust_list, [tid, addressOf(head), addressOf(len)], { pid: tid });
+  return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
+}
+
+const iovLocal = Buffer.alloc(16);
+const iovRemote = Buffer.alloc(16);
+
+/** Copies len bytes of task memory at addr into buf (at offset); returns bytes copied. */
+export function processVmRead(pid: number, addr: bigint, buf: Buffer, len = buf.length, offset = 0): number {
+  iovLocal.writeBigUInt64LE(addressOf(buf) + BigInt(offset), 0);
+  iovLocal.writeBigUInt64LE(BigInt(len), 8);
+  iovRemote.writeBigUInt64LE(addr, 0);
+  iovRemote.writeBigUInt64LE(BigInt(len), 8);
+  return syscall('process_vm_readv', SYS.process_vm_readv, [pid, addressOf(iovLocal), 1, addressOf(iovRemote), 1, 0], {
+    pid, detail: `address 0x${addr.toString(16)}`,
+  });
+}
+
+export function processVmWrite(pid: number, addr: bigint, buf: Buffer, len = buf.length, offset = 0): number {
+  iovLocal.writeBigUInt64LE(addressOf(buf) + BigInt(offset), 0);
+  iovLocal.writeBigUInt64LE(BigInt(len), 8);
+  iovRemote.writeBigUInt64LE(addr, 0);
+  iovRemote.writeBigUInt64LE(BigInt(len), 8);
+  return syscall('process_vm_writev', SYS.process_vm_writev, [pid, addressOf(iovLocal), 1, addressOf(iovRemote), 1, 0], {
+    pid, detail: `address 0x${addr.toString(16)}`,
+  });
+}
