@@ -1,0 +1,11 @@
+import { AmberError } from '../kernel/errors';
+
+export class InjectedFaultError extends AmberError {}
+
+/**
+ * Test hook: AMBER_FAULT=<point> makes amber fail at that point, so tests can prove a failure
+ * there leaves the target as it was.
+ */
+export function faultPoint(point: string): void {
+  if (process.env.AMBER_FAULT === point) throw new InjectedFaultError(`injected fault at ${point} (AMBER_FAULT)`);
+}

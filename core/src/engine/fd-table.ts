@@ -1,0 +1,108 @@
+import { statSync } from 'node:fs';
+import { O, SYS } from '../kernel/constants';
+import { AmberError } from '../kernel/errors';
+import { listFds, readFdinfo } from '../task/proc';
+import type { DumpContext, DumpTask, FdResource, FileDescription, FileKind, RestoreContext, RestoreTask } from './plugin';
+
+export class UnclaimedFdError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly link: string) {
+    super(
+      `fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running ` +
+        `(a dump without the fd table still works: --only mm)`,
+    );
+  }
+}
+
+export class MissingFileError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly id: number) {
+    super(`fd ${fd} of pid ${pid} refers to file id ${id}, which files.img does not hold (corrupt or partial image)`);
+  }
+}
+
+/** fdinfo_entry of CRIU: one per fd of a task; the description itself lives in files.img. */
+export interface FdinfoEntry {
+  id: number;
+  flags: number;
+  type: number;
+  fd: number;
+}
+
+const FD_CLOEXEC = 1;
+
+/** Every open fd of a frozen task, with what fstat and fdinfo say about it. */
+export function collectFds(pid: number): FdResource[] {
+  return listFds(pid).map(({ fd, link }) => {
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+    return {
+      pid, fd, link, mode: Number(st.mode), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
+      info: readFdinfo(pid, fd),
+    };
+  });
+}
+
+/**
+ * The fd tables of a tree: routes every fd to the one file kind that claims it, writes each open
+ * file description once (files.img) and every fd table once (fdinfo-<files id>.img), and on restore
+ * opens each description once per task and puts it at its fd numbers.
+ */
+export class FdTable {
+  constructor(private readonly kinds: readonly FileKind[]) {}
+
+  route(fd: FdResource): FileKind {
+    const kind = this.kinds.find((k) => k.claims(fd));
+    if (!kind) throw new UnclaimedFdError(fd.pid, fd.fd, fd.link);
+    return kind;
+  }
+
+  /** Checks that every fd has an owner; throws before anything is written or changed. */
+  check(tasks: DumpTask[]): void {
+    for (const t of tasks) for (const fd of t.fds) this.route(fd);
+  }
+
+  dump(ctx: DumpContext): void {
+    const files: FileDescription[] = [];
+    const tablesDone = new Set<number>();
+    for (const task of ctx.tasks) {
+      if (tablesDone.has(task.ids.filesId)) continue;
+      tablesDone.add(task.ids.filesId);
+      const entries: FdinfoEntry[] = [];
+      for (const fd of task.fds) {
+        const kind = this.route(fd);
+        const key = `${fd.dev}:${fd.ino}:${fd.info.flags & ~O.CLOEXEC}:${fd.info.pos}`;
+        const { id, isNew } = ctx.objects.identify('FILE', task.pid, fd.fd, key);
+        if (isNew) files.push(kind.dumpDescription(ctx, task, fd, id));
+        entries.push({ id, flags: fd.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.fdType, fd: fd.fd });
+      }
+      ctx.store.write('fdinfo', `fdinfo-${task.ids.filesId}`, entries);
+      ctx.count('fds', entries.length);
+    }
+    ctx.store.write('files', 'files', files);
+  }
+
+  restore(ctx: RestoreContext, task: RestoreTask, files: Map<number, FileDescription>): void {
+    const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
+    const opened = new Map<number, number>();
+    const remote = task.remote;
+    for (const e of entries) {
+      const desc = files.get(e.id);
+      if (!desc) throw new MissingFileError(task.pid, e.fd, e.id);
+      const kind = this.kinds.find((k) => k.fdType === desc.type);
+      if (!kind) throw new AmberError(`fd ${e.fd} of pid ${task.pid}: no plugin restores file type ${desc.type}`);
+      remote.resetData();
+      const existing = opened.get(e.id);
+      const cloexec = e.flags & FD_CLOEXEC ? O.CLOEXEC : 0;
+      if (existing !== undefined) {
+        remote.call('dup3', SYS.dup3, [existing, e.fd, cloexec], `fd ${e.fd}`);
+        continue;
+      }
+      const got = kind.openDescription(ctx, task, desc);
+      if (got !== e.fd) {
+        remote.call('dup3', SYS.dup3, [got, e.fd, cloexec], `fd ${e.fd}`);
+        remote.call('close', SYS.close, [got]);
+      } else if (cloexec) {
+        remote.call('fcntl(F_SETFD)', SYS.fcntl, [e.fd, 2 /* F_SETFD */, FD_CLOEXEC], `fd ${e.fd}`);
+      }
+      opened.set(e.id, e.fd);
+    }
+  }
+}

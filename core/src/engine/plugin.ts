@@ -1,0 +1,140 @@
+import type { FdInfo, FdLink, MapsEntry, ProcStat } from '../task/proc';
+import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { Tracee } from '../ptrace/tracee';
+import type { ImageStore } from '../images';
+import type { SharedObjects } from '../objects/shared-objects';
+import type { Logger } from './logger';
+
+/** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
+export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
+export type RestorePhase = (typeof RESTORE_PHASES)[number];
+
+/** One open file descriptor of a frozen task, as the core found it. */
+export interface FdResource extends FdLink {
+  pid: number;
+  /** st_mode of the open file (S_IFREG, S_IFCHR, ...), from fstat through /proc/PID/fd/N. */
+  mode: number;
+  dev: bigint;
+  ino: bigint;
+  rdev: bigint;
+  size: bigint;
+  info: FdInfo;
+}
+
+/** A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... */
+export interface FileKind {
+  /** CRIU's fd_types number, used in fdinfo and files images. */
+  readonly fdType: number;
+  readonly name: string;
+  claims(fd: FdResource): boolean;
+  /** Describes the open file description (called once per description, whatever its fd count). */
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription;
+  /** Opens the description inside the task; returns the fd it got there (any number). */
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number;
+  /** Differences between a live fd and its dumped description. */
+  compareDescription?(live: FdResource, entry: FileDescription): string[];
+}
+
+/** A files.img entry: `type` plus one kind-specific sub-message (e.g. `reg`). */
+export interface FileDescription {
+  id: number;
+  type: number;
+  [kind: string]: unknown;
+}
+
+/** A frozen task during dump. */
+export interface DumpTask {
+  pid: number;
+  threads: number[];
+  stat: ProcStat;
+  /** /proc/PID/maps as it was before amber added anything. */
+  maps: MapsEntry[];
+  tracee: Tracee;
+  remote: RemoteSyscall;
+  fds: FdResource[];
+  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+}
+
+export interface DumpOptions {
+  pid: number;
+  imagesDir: string;
+  leaveRunning?: boolean;
+  only?: string[];
+  skip?: string[];
+  plugins?: string[];
+  log?: Logger;
+  progress?: (done: number, total: number, what: string) => void;
+}
+
+export interface DumpContext {
+  readonly options: DumpOptions;
+  readonly store: ImageStore;
+  readonly objects: SharedObjects;
+  readonly tasks: DumpTask[];
+  readonly log: Logger;
+  /** Adds to the dump statistics that end up in stats-dump and the report. */
+  count(what: string, n: number): void;
+}
+
+/** A task being rebuilt during restore. */
+export interface RestoreTask {
+  pid: number;
+  tracee: Tracee;
+  remote: RemoteSyscall;
+  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+}
+
+export interface RestoreOptions {
+  imagesDir: string;
+  detached?: boolean;
+  pidfile?: string;
+  skip?: string[];
+  plugins?: string[];
+  log?: Logger;
+  progress?: (done: number, total: number, what: string) => void;
+}
+
+export interface RestoreContext {
+  readonly options: RestoreOptions;
+  readonly store: ImageStore;
+  readonly tasks: RestoreTask[];
+  readonly log: Logger;
+  /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
+  reserved(task: RestoreTask): { start: bigint; end: bigint }[];
+}
+
+export interface CompareOptions {
+  pid: number;
+  imagesDir: string;
+  pages?: boolean;
+  plugins?: string[];
+}
+
+export interface CompareContext {
+  readonly options: CompareOptions;
+  readonly store: ImageStore;
+  readonly pids: number[];
+  /** Live fds of a task, as the dump would have seen them. */
+  liveFds(pid: number): FdResource[];
+}
+
+export interface Difference {
+  plugin: string;
+  pid: number;
+  what: string;
+  expected: string;
+  actual: string;
+}
+
+/** A resource plugin. Built-in and third-party plugins implement the same interface. */
+export interface ResourcePlugin {
+  readonly name: string;
+  readonly phase: RestorePhase;
+  readonly fileKinds?: readonly FileKind[];
+  dump?(ctx: DumpContext): Promise<void>;
+  restore?(ctx: RestoreContext): Promise<void>;
+  compare?(ctx: CompareContext): Promise<Difference[]>;
+}
+
+/** The DI token every plugin is registered under. */
+export const RESOURCE_PLUGIN = Symbol.for('amber.ResourcePlugin');

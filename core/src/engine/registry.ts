@@ -1,0 +1,114 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { AmberError } from '../kernel/errors';
+import { RESOURCE_PLUGIN, type ResourcePlugin } from './plugin';
+
+export class PluginError extends AmberError {}
+
+// tsyringe constructs plugin classes with whatever their constructors inject.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type PluginClass = new (...args: any[]) => ResourcePlugin;
+
+export interface DiscoveryOptions {
+  /** Module specifiers of the built-in plugins (resolved from the caller's location). */
+  builtins?: string[];
+  /** Extra plugin modules by path (`--plugin PATH`). */
+  paths?: string[];
+  /** Directories whose node_modules are scanned for packages with an `"amber": {"plugin": ...}` field. */
+  searchFrom?: string[];
+  /** require() to load modules with, so specifiers resolve from the caller's package. */
+  requireFn?: NodeJS.Require;
+}
+
+/**
+ * The plugins of one amber run, held in a child DI container. Built-in and third-party plugins
+ * are found the same way and get the same API.
+ */
+export class PluginRegistry {
+  private readonly plugins: ResourcePlugin[];
+
+  constructor(readonly container: DependencyContainer) {
+    this.plugins = container.isRegistered(RESOURCE_PLUGIN) ? container.resolveAll<ResourcePlugin>(RESOURCE_PLUGIN) : [];
+    const seen = new Set<string>();
+    for (const p of this.plugins) {
+      if (seen.has(p.name)) throw new PluginError(`two plugins are named '${p.name}'`);
+      seen.add(p.name);
+    }
+  }
+
+  static discover(opts: DiscoveryOptions): PluginRegistry {
+    const container = rootContainer.createChildContainer();
+    const req = opts.requireFn ?? require;
+    const loaded = new Set<string>();
+    const load = (specifier: string, from: string) => {
+      let file: string;
+      try {
+        file = req.resolve(specifier);
+      } catch {
+        throw new PluginError(`plugin ${specifier} (${from}) cannot be found`);
+      }
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const cls of pluginsOf(req(file) as Record<string, unknown>, specifier)) {
+        container.register(RESOURCE_PLUGIN, { useClass: cls });
+      }
+    };
+    for (const b of opts.builtins ?? []) load(b, 'built-in');
+    for (const dir of opts.searchFrom ?? []) for (const entry of findPluginPackages(dir)) load(entry, 'installed package');
+    for (const p of opts.paths ?? []) load(resolve(p), '--plugin');
+    return new PluginRegistry(container);
+  }
+
+  all(): ResourcePlugin[] {
+    return [...this.plugins];
+  }
+
+  get(name: string): ResourcePlugin | undefined {
+    return this.plugins.find((p) => p.name === name);
+  }
+
+  /** The plugins an --only/--skip selection leaves; unknown names are an error. */
+  select(only?: string[], skip?: string[]): ResourcePlugin[] {
+    const names = new Set(this.plugins.map((p) => p.name));
+    for (const n of [...(only ?? []), ...(skip ?? [])]) {
+      if (!names.has(n)) throw new PluginError(`no plugin is named '${n}' (known: ${[...names].join(', ')})`);
+    }
+    return this.plugins.filter((p) => (!only?.length || only.includes(p.name)) && !skip?.includes(p.name));
+  }
+}
+
+function pluginsOf(mod: Record<string, unknown>, specifier: string): PluginClass[] {
+  const candidates = [mod.default, ...(Array.isArray(mod.plugins) ? mod.plugins : []), mod.plugin];
+  const out = candidates.filter((c): c is PluginClass => typeof c === 'function');
+  if (!out.length) throw new PluginError(`${specifier} exports no plugin class (export default, plugin or plugins)`);
+  return out;
+}
+
+/** Entry files of installed packages that declare themselves amber plugins. */
+export function findPluginPackages(startDir: string): string[] {
+  const out: string[] = [];
+  for (let dir = resolve(startDir); ; dir = dirname(dir)) {
+    const nm = join(dir, 'node_modules');
+    if (existsSync(nm)) {
+      for (const name of readdirSync(nm)) {
+        const pkgDirs = name.startsWith('@') ? readdirSync(join(nm, name)).map((n) => join(nm, name, n)) : [join(nm, name)];
+        for (const pkgDir of pkgDirs) {
+          const entry = pluginEntry(pkgDir);
+          if (entry) out.push(entry);
+        }
+      }
+    }
+    if (dirname(dir) === dir) break;
+  }
+  return out;
+}
+
+function pluginEntry(pkgDir: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { amber?: { plugin?: string } };
+    return pkg.amber?.plugin ? join(pkgDir, pkg.amber.plugin) : undefined;
+  } catch {
+    return undefined;
+  }
+}

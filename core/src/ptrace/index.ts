@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './memory';
+export * from './tracee';
+export * from './remote-syscall';

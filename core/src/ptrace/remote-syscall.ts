@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import { ERESTART, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
+import { KernelError } from '../kernel/errors';
+import { Registers } from '../kernel/regs';
+import { WaitStatus } from '../kernel/syscalls';
+import { TaskMemory } from './memory';
+import { Tracee } from './tracee';
+import { UnexpectedStopError } from './errors';
+
+/** `syscall; int3`, then int3 padding. */
+const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
+const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
+export const SCRATCH_SIZE = 256 * 1024;
+const DATA_OFFSET = 4096;
+
+export interface Scratch {
+  base: bigint;
+  size: number;
+}
+
+/** What happened to a task that was stopped inside a syscall, when it is resumed. */
+export type RestartMode = 'same-task' | 'new-task';
+
+/**
+ * Runs system calls inside a stopped task: registers are pointed at a `syscall; int3` pair in a
+ * scratch mapping, the task is continued, and the int3 brings it back with the result in rax.
+ * Call arguments that are buffers are staged in the scratch mapping's data area first.
+ */
+export class RemoteSyscall {
+  readonly memory: TaskMemory;
+  private cursor = DATA_OFFSET;
+  /** pid of the child reported by the last PTRACE_EVENT_FORK/CLONE during a call. */
+  lastNewTask: number | undefined;
+
+  constructor(
+    readonly tracee: Tracee,
+    readonly scratch: Scratch,
+    private readonly template: Registers,
+  ) {
+    this.memory = new TaskMemory(tracee.tid);
+  }
+
+  get pid(): number {
+    return this.tracee.tid;
+  }
+
+  /**
+   * Maps a scratch area in a task that has none: borrows an executable page of the task for one
+   * injected mmap, then puts the page's bytes back.
+   */
+  static bootstrap(tracee: Tracee, hint = 0n): RemoteSyscall {
+    const template = tracee.getRegs();
+    const codeAddr = findExecutableAddress(tracee.tid);
+    const mem = new TaskMemory(tracee.tid);
+    const saved = mem.read(codeAddr, SYSCALL_TRAP.length);
+    let base: bigint;
+    try {
+      mem.write(codeAddr, SYSCALL_TRAP);
+      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template);
+      const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
+      base = BigInt(
+        borrowed.call('mmap', SYS.mmap, [hint, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0]),
+      );
+      borrowed.memory.close();
+    } finally {
+      mem.write(codeAddr, saved);
+    }
+    mem.write(base, SYSCALL_TRAP);
+    mem.close();
+    return new RemoteSyscall(tracee, { base, size: SCRATCH_SIZE }, template);
+  }
+
+  /** A task that inherited its parent's scratch area (created by an injected clone). */
+  static inherit(tracee: Tracee, scratch: Scratch): RemoteSyscall {
+    return new RemoteSyscall(tracee, scratch, tracee.getRegs());
+  }
+
+  /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. */
+  call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
+    const r = this.callRaw(nr, args);
+    if (r < 0 && r > -4096) throw new KernelError(`${name} (in the task)`, -r, this.pid, detail);
+    return r;
+  }
+
+  /** Runs one syscall and returns the raw rax: -errno on failure. */
+  callRaw(nr: number, args: (number | bigint)[]): number {
+    const regs = this.template.clone();
+    regs.set('ip', this.scratch.base);
+    regs.set('ax', nr);
+    // Without orig_rax = -1 the kernel's syscall-restart logic would rewrite rax and rip when the
+    // task was stopped inside an interrupted syscall.
+    regs.set('origAx', -1n);
+    args.forEach((a, i) => regs.set(ARG_REGS[i], a));
+    this.tracee.setRegs(regs);
+    this.tracee.cont(0);
+    for (;;) {
+      const status = this.tracee.wait(`injected syscall ${nr}`);
+      const event = WaitStatus.event(status);
+      if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
+        this.lastNewTask = this.tracee.getEventMsg();
+        this.tracee.cont(0);
+        continue;
+      }
+      if (WaitStatus.stopSig(status) !== SIG.TRAP || event !== 0) {
+        throw new UnexpectedStopError(this.pid, status, `SIGTRAP after injected syscall ${nr}`);
+      }
+      break;
+    }
+    const ax = this.tracee.getRegs().getSigned('ax');
+    return Number(ax);
+  }
+
+  /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
+  stage(data: Buffer): bigint {
+    const aligned = (this.cursor + 15) & ~15;
+    if (aligned + data.length > this.scratch.size) {
+      throw new Error(`scratch area of pid ${this.pid} is full (${data.length} bytes wanted)`);
+    }
+    const addr = this.scratch.base + BigInt(aligned);
+    this.memory.write(addr, data);
+    this.cursor = aligned + data.length;
+    return addr;
+  }
+
+  stageString(s: string): bigint {
+    return this.stage(Buffer.from(s + '\0'));
+  }
+
+  /** Reserves n bytes of scratch for the kernel to fill. */
+  reserve(n: number): bigint {
+    return this.stage(Buffer.alloc(n));
+  }
+
+  /** Bytes left in the data area. */
+  get dataRoom(): number {
+    return this.scratch.size - ((this.cursor + 15) & ~15);
+  }
+
+  resetData(): void {
+    this.cursor = DATA_OFFSET;
+  }
+
+  /**
+   * Unmaps the scratch area and leaves the task at the munmap's syscall-exit stop with `final`
+   * registers. The int3 after the syscall would be gone with the page, so the stop comes from
+   * PTRACE_SYSCALL instead.
+   */
+  finish(final: Registers, mode: RestartMode): void {
+    const regs = this.template.clone();
+    regs.set('ip', this.scratch.base);
+    regs.set('ax', SYS.munmap);
+    regs.set('origAx', -1n);
+    regs.set('di', this.scratch.base);
+    regs.set('si', this.scratch.size);
+    this.tracee.setRegs(regs);
+    this.tracee.syscallStep();
+    this.tracee.waitTrap('munmap of the scratch area (entry)');
+    this.tracee.syscallStep();
+    this.tracee.waitTrap('munmap of the scratch area (exit)');
+    const result = this.tracee.getRegs().getSigned('ax');
+    if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
+    this.tracee.setRegs(resumeFromSyscallExit(final, mode));
+    this.memory.close();
+  }
+}
+
+/**
+ * Registers to resume with from a syscall-exit stop. A task dumped while the kernel was about to
+ * restart its syscall (rax = -ERESTART*) would have been restarted on the way out of the signal
+ * stop; leaving from a syscall-exit stop skips that, so do what the kernel would have done.
+ */
+export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Registers {
+  const out = regs.clone();
+  if (regs.getSigned('origAx') < 0n) return out;
+  const ax = -Number(regs.getSigned('ax'));
+  if (ax === ERESTART.SYS || ax === ERESTART.NOINTR || ax === ERESTART.NOHAND) {
+    out.set('ax', regs.get('origAx'));
+    out.set('ip', regs.get('ip') - 2n);
+  } else if (ax === ERESTART.RESTARTBLOCK) {
+    if (mode === 'same-task') {
+      out.set('ax', SYS.restart_syscall);
+      out.set('ip', regs.get('ip') - 2n);
+    } else {
+      // The kernel's restart_block did not survive the checkpoint.
+      out.set('ax', -4n /* -EINTR */);
+    }
+  }
+  return out;
+}
+
+/** An address inside an executable mapping of the task: the vDSO if it has one. */
+function findExecutableAddress(pid: number): bigint {
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
+  let fallback: bigint | undefined;
+  for (const line of maps) {
+    const m = /^([0-9a-f]+)-[0-9a-f]+ (....)/.exec(line);
+    if (!m || m[2][2] !== 'x') continue;
+    const addr = BigInt('0x' + m[1]);
+    if (line.endsWith('[vdso]')) return addr;
+    fallback ??= addr;
+  }
+  if (fallback === undefined) throw new Error(`pid ${pid} has no executable mapping to inject code through`);
+  return fallback;
+}

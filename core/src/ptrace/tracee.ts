@@ -1,0 +1,155 @@
+import { NT_X86_XSTATE, PTRACE, PTRACE_EVENT, SIG } from '../kernel/constants';
+import { KernelError } from '../kernel/errors';
+import { addressOf } from '../kernel/libc';
+import { Registers, USER_REGS_SIZE } from '../kernel/regs';
+import { ptrace, ptraceBuf, waitpid, WaitStatus } from '../kernel/syscalls';
+import { TaskGoneError, UnexpectedStopError } from './errors';
+
+export interface RseqConfig {
+  pointer: bigint;
+  size: number;
+  flags: number;
+  signature: number;
+}
+
+const XSTATE_MAX = 64 * 1024;
+
+/**
+ * One traced thread. ptrace is per thread and per tracer thread: every method must run on
+ * Node's main thread, the one that seized.
+ */
+export class Tracee {
+  private constructor(readonly tid: number) {}
+
+  /** Attaches with PTRACE_SEIZE and stops the thread with PTRACE_INTERRUPT. */
+  static seize(tid: number, options = 0): Tracee {
+    ptrace(PTRACE.SEIZE, tid, 0, options, 'PTRACE_SEIZE');
+    const t = new Tracee(tid);
+    try {
+      ptrace(PTRACE.INTERRUPT, tid, 0, 0, 'PTRACE_INTERRUPT');
+      t.waitForInterrupt();
+    } catch (e) {
+      t.detachQuietly();
+      throw e;
+    }
+    return t;
+  }
+
+  /** A thread that became traced by itself (a child of a traced task with TRACEFORK/CLONE). */
+  static adopt(tid: number): Tracee {
+    return new Tracee(tid);
+  }
+
+  /**
+   * Waits for the PTRACE_EVENT_STOP of an interrupt. A real signal arriving first is delivered
+   * (the task would have taken it anyway) and we wait again.
+   */
+  waitForInterrupt(): number {
+    for (;;) {
+      const status = this.wait('seizing');
+      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) return status;
+      const sig = WaitStatus.stopSig(status);
+      if (WaitStatus.event(status) !== 0) {
+        this.cont(0);
+        continue;
+      }
+      this.cont(sig === SIG.TRAP ? 0 : sig);
+    }
+  }
+
+  wait(during: string): number {
+    const { status } = waitpid(this.tid);
+    if (!WaitStatus.stopped(status)) throw new TaskGoneError(this.tid, status, during);
+    return status;
+  }
+
+  /** Waits for a stop and checks it is a plain SIGTRAP (our int3). */
+  waitTrap(during: string): number {
+    const status = this.wait(during);
+    if (WaitStatus.stopSig(status) !== SIG.TRAP) throw new UnexpectedStopError(this.tid, status, `SIGTRAP after ${during}`);
+    return status;
+  }
+
+  getRegs(): Registers {
+    const regs = new Registers();
+    ptrace(PTRACE.GETREGS, this.tid, 0, regs.raw, 'PTRACE_GETREGS');
+    return regs;
+  }
+
+  setRegs(regs: Registers): void {
+    ptrace(PTRACE.SETREGS, this.tid, 0, regs.raw, 'PTRACE_SETREGS');
+  }
+
+  getXstate(): Buffer {
+    const buf = Buffer.alloc(XSTATE_MAX);
+    const iov = Buffer.alloc(16);
+    iov.writeBigUInt64LE(addressOf(buf), 0);
+    iov.writeBigUInt64LE(BigInt(XSTATE_MAX), 8);
+    ptraceBuf(PTRACE.GETREGSET, this.tid, NT_X86_XSTATE, iov, 'PTRACE_GETREGSET(NT_X86_XSTATE)');
+    return Buffer.from(buf.subarray(0, Number(iov.readBigUInt64LE(8))));
+  }
+
+  setXstate(xstate: Buffer): void {
+    const buf = Buffer.from(xstate);
+    const iov = Buffer.alloc(16);
+    iov.writeBigUInt64LE(addressOf(buf), 0);
+    iov.writeBigUInt64LE(BigInt(buf.length), 8);
+    ptraceBuf(PTRACE.SETREGSET, this.tid, NT_X86_XSTATE, iov, 'PTRACE_SETREGSET(NT_X86_XSTATE)');
+  }
+
+  getSigmask(): bigint {
+    const buf = Buffer.alloc(8);
+    ptrace(PTRACE.GETSIGMASK, this.tid, 8, buf, 'PTRACE_GETSIGMASK');
+    return buf.readBigUInt64LE(0);
+  }
+
+  setSigmask(mask: bigint): void {
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(mask, 0);
+    ptrace(PTRACE.SETSIGMASK, this.tid, 8, buf, 'PTRACE_SETSIGMASK');
+  }
+
+  getRseqConfig(): RseqConfig {
+    const buf = Buffer.alloc(24);
+    ptrace(PTRACE.GET_RSEQ_CONFIGURATION, this.tid, 24, buf, 'PTRACE_GET_RSEQ_CONFIGURATION');
+    return {
+      pointer: buf.readBigUInt64LE(0),
+      size: buf.readUInt32LE(8),
+      signature: buf.readUInt32LE(12),
+      flags: buf.readUInt32LE(16),
+    };
+  }
+
+  getEventMsg(): number {
+    const buf = Buffer.alloc(8);
+    ptrace(PTRACE.GETEVENTMSG, this.tid, 0, buf, 'PTRACE_GETEVENTMSG');
+    return Number(buf.readBigUInt64LE(0));
+  }
+
+  setOptions(options: number): void {
+    ptrace(PTRACE.SETOPTIONS, this.tid, 0, options, 'PTRACE_SETOPTIONS');
+  }
+
+  cont(sig = 0): void {
+    ptrace(PTRACE.CONT, this.tid, 0, sig, 'PTRACE_CONT');
+  }
+
+  /** Resumes until the next syscall entry or exit stop. */
+  syscallStep(sig = 0): void {
+    ptrace(PTRACE.SYSCALL, this.tid, 0, sig, 'PTRACE_SYSCALL');
+  }
+
+  detach(sig = 0): void {
+    ptrace(PTRACE.DETACH, this.tid, 0, sig, 'PTRACE_DETACH');
+  }
+
+  detachQuietly(): void {
+    try {
+      this.detach(0);
+    } catch (e) {
+      if (!(e instanceof KernelError)) throw e;
+    }
+  }
+}
+
+export { USER_REGS_SIZE };

@@ -1,0 +1,137 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
+import { PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
+import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
+import { kill, waitpid, WaitStatus } from '../kernel/syscalls';
+import { UnexpectedStopError } from '../ptrace/errors';
+import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
+import { Tracee } from '../ptrace/tracee';
+import { procRead, parseStat } from './proc';
+
+export class BusyPidError extends AmberError {
+  constructor(readonly pid: number, holder: string) {
+    super(`pid ${pid} is in use by ${holder}; amber restores a task with its old pid, so that pid must be free`);
+  }
+}
+
+/** Who holds pid now, or undefined if it is free (a zombie still holds it until reaped). */
+export function pidHolder(pid: number): { comm: string; state: string } | undefined {
+  if (!existsSync(`/proc/${pid}`)) return undefined;
+  try {
+    const st = parseStat(procRead(pid, 'stat'));
+    return { comm: st.comm, state: st.state };
+  } catch {
+    return undefined;
+  }
+}
+
+export function describeHolder(pid: number): string {
+  const h = pidHolder(pid);
+  return h ? `'${h.comm}' (state ${h.state}${h.state === 'Z' ? ', a zombie its parent has not reaped' : ''})` : 'another task';
+}
+
+export interface CreatedTask {
+  pid: number;
+  tracee: Tracee;
+  remote: RemoteSyscall;
+}
+
+const ALL_SIGNALS = 0xffffffffffffffffn;
+const CLONE_ARGS_SIZE = 88;
+
+/**
+ * Creates processes with chosen pids. A parked helper process (not a child of Node, whose libuv
+ * would reap its stops) is traced; an injected clone3 with set_tid makes each new task, which
+ * arrives already traced and is then rebuilt by injected syscalls.
+ */
+export class TaskCreator {
+  private helper?: CreatedTask;
+
+  constructor(private readonly avoid: { start: bigint; end: bigint }[]) {}
+
+  /** The helper's scratch area; every created task inherits it at the same address. */
+  get scratch() {
+    return this.ensureHelper().remote.scratch;
+  }
+
+  createProcess(pid: number, waitForZombieMs = 10_000): CreatedTask {
+    const helper = this.ensureHelper();
+    const deadline = Date.now() + waitForZombieMs;
+    for (;;) {
+      helper.remote.resetData();
+      const args = Buffer.alloc(CLONE_ARGS_SIZE);
+      const setTid = Buffer.alloc(4);
+      setTid.writeInt32LE(pid, 0);
+      const setTidAddr = helper.remote.stage(setTid);
+      args.writeBigUInt64LE(BigInt(SIG.CHLD), 32); // exit_signal
+      args.writeBigUInt64LE(setTidAddr, 64); // set_tid
+      args.writeBigUInt64LE(1n, 72); // set_tid_size
+      const r = helper.remote.callRaw(SYS.clone3, [helper.remote.stage(args), CLONE_ARGS_SIZE]);
+      if (r === -errnoNumber('EEXIST')) {
+        if (pidHolder(pid)?.state === 'Z' && Date.now() < deadline) {
+          execFileSync('sleep', ['0.05']);
+          continue;
+        }
+        throw new BusyPidError(pid, describeHolder(pid));
+      }
+      if (r < 0) throw new KernelError('clone3 (in the restore helper)', -r, pid, 'creating the task');
+      const tracee = Tracee.adopt(r);
+      const status = tracee.wait('creation');
+      if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(r, status, 'the first stop of a new task');
+      tracee.setSigmask(ALL_SIGNALS);
+      return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, helper.remote.scratch) };
+    }
+  }
+
+  dispose(): void {
+    if (!this.helper) return;
+    const pid = this.helper.pid;
+    try {
+      kill(pid, SIG.KILL);
+      waitpid(pid);
+    } catch {
+      // already gone
+    }
+    this.helper = undefined;
+  }
+
+  private ensureHelper(): CreatedTask {
+    if (this.helper) return this.helper;
+    const out = execFileSync('/bin/sh', ['-c', 'setsid sleep 2147483647 </dev/null >/dev/null 2>&1 & echo $!']);
+    const pid = Number(out.toString().trim());
+    const until = Date.now() + 5000;
+    while (!safeReadlink(`/proc/${pid}/exe`).endsWith('/sleep')) {
+      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
+      execFileSync('sleep', ['0.01']);
+    }
+    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
+    tracee.setSigmask(ALL_SIGNALS);
+    let remote: RemoteSyscall | undefined;
+    for (const hint of scratchCandidates(this.avoid)) {
+      try {
+        remote = RemoteSyscall.bootstrap(tracee, hint);
+        break;
+      } catch (e) {
+        if (!(e instanceof KernelError && e.errnoName === 'EEXIST')) throw e;
+      }
+    }
+    if (!remote) throw new AmberError('no free address for the restore scratch area');
+    this.helper = { pid, tracee, remote };
+    return this.helper;
+  }
+}
+
+function safeReadlink(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}
+
+function* scratchCandidates(avoid: { start: bigint; end: bigint }[]): Generator<bigint> {
+  const size = BigInt(SCRATCH_SIZE);
+  for (let a = 0x10000000n; a < 0x7f0000000000n; a += 0x40000000n) {
+    if (!avoid.some((r) => a < r.end && r.start < a + size)) yield a;
+  }
+}

@@ -1,0 +1,170 @@
+import { readFileSync } from 'node:fs';
+import { NSIG, PR, SIG, SYS } from '../kernel/constants';
+import { Registers, REG_NAMES, type RegName } from '../kernel/regs';
+import { getRobustList } from '../kernel/syscalls';
+import { fpregsFromXsave } from '../images';
+import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { Tracee } from '../ptrace/tracee';
+import type { ProcStat } from './proc';
+
+/** CRIU's task_state values. */
+export const TASK_STATE = { ALIVE: 1, DEAD: 2, STOPPED: 3, HELPER: 4, THREAD: 5 } as const;
+
+export interface SaEntry {
+  sigaction: bigint;
+  flags: bigint;
+  restorer: bigint;
+  mask: bigint;
+}
+
+export interface RseqEntry {
+  rseqAbiPointer: bigint;
+  rseqAbiSize: number;
+  signature: number;
+}
+
+export type GpRegs = Record<RegName, bigint> & { mode?: number };
+
+export interface CoreEntry {
+  mtype: number;
+  threadInfo: {
+    clearTidAddr: bigint;
+    gpregs: GpRegs;
+    fpregs: object;
+    /** amber's extension: the raw NT_X86_XSTATE buffer, restored as is. */
+    xsaveRaw: Buffer;
+  };
+  tc?: {
+    taskState: number;
+    exitCode: number;
+    personality: number;
+    flags: number;
+    blkSigset: bigint;
+    comm: string;
+    sigactions: SaEntry[];
+  };
+  threadCore: {
+    futexRla: bigint;
+    futexRlaLen: number;
+    blkSigset: bigint;
+    rseqEntry?: RseqEntry;
+    comm?: string;
+  };
+}
+
+const SIGACTION_SIZE = 32;
+const X86_MODE_NATIVE = 1;
+
+/** What only the task itself can tell, read by injected syscalls in its main thread. */
+export function dumpSigactions(remote: RemoteSyscall): SaEntry[] {
+  remote.resetData();
+  const buf = remote.reserve(SIGACTION_SIZE);
+  const out: SaEntry[] = [];
+  for (let sig = 1; sig <= NSIG; sig++) {
+    if (sig === SIG.KILL || sig === SIG.STOP) {
+      out.push({ sigaction: 0n, flags: 0n, restorer: 0n, mask: 0n });
+      continue;
+    }
+    remote.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, buf, 8], `signal ${sig}`);
+    const raw = remote.memory.read(buf, SIGACTION_SIZE);
+    out.push({
+      sigaction: raw.readBigUInt64LE(0),
+      flags: raw.readBigUInt64LE(8),
+      restorer: raw.readBigUInt64LE(16),
+      mask: raw.readBigUInt64LE(24),
+    });
+  }
+  return out;
+}
+
+export function dumpTidAddress(remote: RemoteSyscall): bigint {
+  remote.resetData();
+  const slot = remote.reserve(8);
+  remote.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, [PR.GET_TID_ADDRESS, slot]);
+  return remote.memory.read(slot, 8).readBigUInt64LE(0);
+}
+
+export interface ThreadSnapshot {
+  tid: number;
+  regs: Registers;
+  xstate: Buffer;
+  sigmask: bigint;
+}
+
+/** The registers and per-thread state of a stopped thread, before anything is injected. */
+export function snapshotThread(tracee: Tracee): ThreadSnapshot {
+  return { tid: tracee.tid, regs: tracee.getRegs(), xstate: tracee.getXstate(), sigmask: tracee.getSigmask() };
+}
+
+export function buildCoreEntry(
+  snap: ThreadSnapshot,
+  tracee: Tracee,
+  remote: RemoteSyscall,
+  stat: ProcStat,
+  isLeader: boolean,
+): CoreEntry {
+  const robust = getRobustList(snap.tid);
+  const rseq = tracee.getRseqConfig();
+  const gpregs: GpRegs = { ...snap.regs.toRecord(), mode: X86_MODE_NATIVE };
+  const entry: CoreEntry = {
+    mtype: 1,
+    threadInfo: {
+      clearTidAddr: dumpTidAddress(remote),
+      gpregs,
+      fpregs: fpregsFromXsave(snap.xstate),
+      xsaveRaw: snap.xstate,
+    },
+    threadCore: {
+      futexRla: robust.head,
+      futexRlaLen: Number(robust.len),
+      blkSigset: snap.sigmask,
+      comm: stat.comm,
+      ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
+    },
+  };
+  if (isLeader) {
+    entry.tc = {
+      taskState: TASK_STATE.ALIVE,
+      exitCode: 0,
+      personality: parseInt(readFileSync(`/proc/${snap.tid}/personality`, 'utf8').trim(), 16),
+      flags: stat.flags,
+      blkSigset: snap.sigmask,
+      comm: stat.comm,
+      sigactions: dumpSigactions(remote),
+    };
+  }
+  return entry;
+}
+
+export function registersOf(core: CoreEntry): Registers {
+  const r = new Registers();
+  for (const n of REG_NAMES) r.set(n, core.threadInfo.gpregs[n]);
+  return r;
+}
+
+/** Puts back the process-wide and per-thread state that is set by syscalls in the task. */
+export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry): void {
+  remote.resetData();
+  if (core.tc) {
+    const act = Buffer.alloc(SIGACTION_SIZE);
+    const slot = remote.reserve(SIGACTION_SIZE);
+    core.tc.sigactions.forEach((sa, i) => {
+      const sig = i + 1;
+      if (sig === SIG.KILL || sig === SIG.STOP) return;
+      act.writeBigUInt64LE(sa.sigaction, 0);
+      act.writeBigUInt64LE(sa.flags, 8);
+      act.writeBigUInt64LE(sa.restorer, 16);
+      act.writeBigUInt64LE(sa.mask, 24);
+      remote.memory.write(slot, act);
+      remote.call('rt_sigaction', SYS.rt_sigaction, [sig, slot, 0, 8], `signal ${sig}`);
+    });
+    remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(core.tc.comm.slice(0, 15))]);
+  }
+  const tc = core.threadCore;
+  if (tc.futexRla) remote.call('set_robust_list', SYS.set_robust_list, [tc.futexRla, tc.futexRlaLen]);
+  remote.call('set_tid_address', SYS.set_tid_address, [core.threadInfo.clearTidAddr]);
+  if (tc.rseqEntry) {
+    const r = tc.rseqEntry;
+    remote.call('rseq', SYS.rseq, [r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature], `area 0x${r.rseqAbiPointer.toString(16)}`);
+  }
+}
