@@ -1,0 +1,10 @@
+export { buildTargets, buildTargetsSync } from './build';
+export { amber, describeAmber, type AmberOptions, type AmberResult } from './cli';
+export { cliEntry, repoRoot, targetPath, targetsBinDir, targetsDir } from './paths';
+export { diffSnapshots, snapshotProc, STATUS_FIELDS, type DiffOptions, type FdEntry, type ProcSnapshot } from './proc';
+export { isAlive, parentOf, procState, reap, sleep, type ExitInfo } from './reap';
+export {
+  becomeSubreaper, cleanup, readLog, startTarget, verdict, WORKDIR,
+  type StartOptions, type Target, type Verdict,
+} from './targets';
+export { makeTmpDir, removeTmpDirs } from './tmp';

@@ -1,0 +1,91 @@
+/*
+ * busy_fd: holds a userfaultfd (a kind of fd amber has no plugin for), so a dump
+ * must fail with a clear error and leave this process running. Protocol as
+ * skeleton: "READY <pid>", then on SIGUSR1 check the counter and the fd, print
+ * PASS or FAIL: <what>, exit 0 or 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READY_TICKS 10
+#define UFFD_FD 100
+
+static volatile sig_atomic_t got_usr1;
+static volatile unsigned long counter;
+static int loop_error;
+
+static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+
+static void tick(void)
+{
+	struct timespec ts = { 0, 1000000 };
+	counter++;
+	while (nanosleep(&ts, &ts) == -1) {
+		if (errno != EINTR) {
+			loop_error = errno;
+			break;
+		}
+		if (got_usr1)
+			break;
+	}
+}
+
+int main(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd < 0 || dup3(fd, UFFD_FD, O_CLOEXEC) != UFFD_FD) {
+		printf("SETUP ERROR: userfaultfd: %s\n", strerror(errno));
+		return 2;
+	}
+	close(fd);
+	char link[256] = "";
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", UFFD_FD);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	link[n < 0 ? 0 : n] = 0;
+	printf("holding fd %d -> %s\n", UFFD_FD, link);
+
+	while (counter < READY_TICKS)
+		tick();
+	pid_t pid = getpid();
+	printf("READY %d\n", pid);
+	do
+		tick();
+	while (!got_usr1);
+
+	int failed = 0;
+	if (loop_error) {
+		printf("FAIL: wait loop: %s\n", strerror(loop_error));
+		failed = 1;
+	}
+	if (counter <= READY_TICKS) {
+		printf("FAIL: counter %lu did not advance past %d\n", counter, READY_TICKS);
+		failed = 1;
+	}
+	if (fcntl(UFFD_FD, F_GETFD) < 0) {
+		printf("FAIL: fd %d (userfaultfd) is gone\n", UFFD_FD);
+		failed = 1;
+	}
+	if (getpid() != pid) {
+		printf("FAIL: pid changed\n");
+		failed = 1;
+	}
+	printf("ticks %lu\n", counter);
+	if (failed)
+		return 1;
+	printf("PASS\n");
+	return 0;
+}
