@@ -1,2 +1,7 @@
 import 'reflect-metadata';
 export * from './kernel';
+export * from './ptrace';
+export * from './images';
+export * from './objects/shared-objects';
+export * from './task';
+export * from './engine';

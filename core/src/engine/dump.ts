@@ -11,6 +11,7 @@ import { buildCoreEntry, snapshotThread, type CoreEntry, type ThreadSnapshot } f
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
+import { FileRegistry } from './files';
 import { silentLogger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
@@ -61,7 +62,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     faultPoint('dump:after-seize');
 
     const ctx: DumpContext = {
-      options, store, objects, tasks, log,
+      options, store, objects, tasks, log, files: new FileRegistry(),
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
     };
     const cores = new Map<number, CoreEntry>();
@@ -75,6 +76,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       faultPoint(`dump:after-${p.name}`);
     }
     if (withFds) fdTable.dump(ctx);
+    store.write('files', 'files', ctx.files.entries());
 
     writeTaskImages(ctx, cores);
     store.writeInventory(inventoryOf(tasks[0], plugins));

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { O, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
-import type { DumpContext, DumpTask, FdResource, FileDescription, FileKind, RestoreContext, RestoreTask } from './plugin';
+import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
 export class UnclaimedFdError extends AmberError {
   constructor(readonly pid: number, readonly fd: number, readonly link: string) {
@@ -10,12 +10,6 @@ export class UnclaimedFdError extends AmberError {
       `fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running ` +
         `(a dump without the fd table still works: --only mm)`,
     );
-  }
-}
-
-export class MissingFileError extends AmberError {
-  constructor(readonly pid: number, readonly fd: number, readonly id: number) {
-    super(`fd ${fd} of pid ${pid} refers to file id ${id}, which files.img does not hold (corrupt or partial image)`);
   }
 }
 
@@ -60,7 +54,6 @@ export class FdTable {
   }
 
   dump(ctx: DumpContext): void {
-    const files: FileDescription[] = [];
     const tablesDone = new Set<number>();
     for (const task of ctx.tasks) {
       if (tablesDone.has(task.ids.filesId)) continue;
@@ -70,22 +63,20 @@ export class FdTable {
         const kind = this.route(fd);
         const key = `${fd.dev}:${fd.ino}:${fd.info.flags & ~O.CLOEXEC}:${fd.info.pos}`;
         const { id, isNew } = ctx.objects.identify('FILE', task.pid, fd.fd, key);
-        if (isNew) files.push(kind.dumpDescription(ctx, task, fd, id));
+        if (isNew) ctx.files.add(kind.dumpDescription(ctx, task, fd, id));
         entries.push({ id, flags: fd.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.fdType, fd: fd.fd });
       }
       ctx.store.write('fdinfo', `fdinfo-${task.ids.filesId}`, entries);
       ctx.count('fds', entries.length);
     }
-    ctx.store.write('files', 'files', files);
   }
 
-  restore(ctx: RestoreContext, task: RestoreTask, files: Map<number, FileDescription>): void {
+  restore(ctx: RestoreContext, task: RestoreTask): void {
     const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
     const opened = new Map<number, number>();
     const remote = task.remote;
     for (const e of entries) {
-      const desc = files.get(e.id);
-      if (!desc) throw new MissingFileError(task.pid, e.fd, e.id);
+      const desc = ctx.files.get(e.id);
       const kind = this.kinds.find((k) => k.fdType === desc.type);
       if (!kind) throw new AmberError(`fd ${e.fd} of pid ${task.pid}: no plugin restores file type ${desc.type}`);
       remote.resetData();

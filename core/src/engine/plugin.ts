@@ -4,6 +4,7 @@ import type { Tracee } from '../ptrace/tracee';
 import type { ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
+import type { FileRegistry } from './files';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -72,6 +73,8 @@ export interface DumpContext {
   readonly objects: SharedObjects;
   readonly tasks: DumpTask[];
   readonly log: Logger;
+  /** Open file descriptions of the dump (files.img); the fd table and file mappings add to it. */
+  readonly files: FileRegistry;
   /** Adds to the dump statistics that end up in stats-dump and the report. */
   count(what: string, n: number): void;
 }
@@ -99,8 +102,9 @@ export interface RestoreContext {
   readonly store: ImageStore;
   readonly tasks: RestoreTask[];
   readonly log: Logger;
+  readonly files: FileRegistry;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
-  reserved(task: RestoreTask): { start: bigint; end: bigint }[];
+  reserved(task: RestoreTask): AddressRange[];
 }
 
 export interface CompareOptions {
@@ -134,6 +138,13 @@ export interface ResourcePlugin {
   dump?(ctx: DumpContext): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
   compare?(ctx: CompareContext): Promise<Difference[]>;
+  /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
+  addressRanges?(store: ImageStore, pid: number): AddressRange[];
+}
+
+export interface AddressRange {
+  start: bigint;
+  end: bigint;
 }
 
 /** The DI token every plugin is registered under. */

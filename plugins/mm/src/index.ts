@@ -1,1 +1,107 @@
-export {};
+import 'reflect-metadata';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { injectable } from 'tsyringe';
+import {
+  AmberError, ImageStore, O, PAGE_SIZE, parseSmapsVmFlags, PR, procRead, readAuxv, readLink, SYS,
+  type CompareContext, type DumpContext, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
+} from '@amber/core';
+import { rebuildAddressSpace } from './address-space';
+import { compareMemory } from './compare';
+import { dumpableRuns, type PagemapEntry } from './pagemap';
+import { transfer } from './transfer';
+import { classify, hasPrivatePages, type MmEntry, type VmaEntry } from './vmas';
+
+export class UnsupportedMappingError extends AmberError {
+  constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
+    super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which amber cannot dump yet`);
+  }
+}
+
+/** Memory: VMAs, pages, the vDSO, brk and the other mm fields. */
+@injectable()
+export class MemoryPlugin implements ResourcePlugin {
+  readonly name = 'mm';
+  readonly phase = 'memory' as const;
+
+  async dump(ctx: DumpContext): Promise<void> {
+    for (const [i, task] of ctx.tasks.entries()) this.dumpTask(ctx, task, i + 1);
+  }
+
+  async restore(ctx: RestoreContext): Promise<void> {
+    for (const task of ctx.tasks) {
+      const mm = ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0];
+      const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
+      const pagesId = (pm.head as { pagesId: number }).pagesId;
+      rebuildAddressSpace(ctx, task, mm, pm.entries, ctx.store.pagesPath(pagesId));
+    }
+  }
+
+  async compare(ctx: CompareContext): Promise<Difference[]> {
+    return ctx.pids.flatMap((pid) => compareMemory(ctx, pid));
+  }
+
+  addressRanges(store: ImageStore, pid: number) {
+    return store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas.map((v) => ({ start: v.start, end: v.end }));
+  }
+
+  private dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number): void {
+    const { pid, remote } = task;
+    const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
+    const vmas: VmaEntry[] = task.maps.map((m) => {
+      let fileId = 0;
+      if (m.inode !== 0 && m.path.startsWith('/')) {
+        if (m.path.endsWith(' (deleted)')) throw new UnsupportedMappingError(pid, m.start, m.end, `a mapping of the deleted file ${m.path}`);
+        const writableShared = m.perms[3] === 's' && m.perms[1] === 'w';
+        fileId = ctx.files.addRegular(m.path, writableShared ? O.RDWR : O.RDONLY);
+      } else if (m.perms[3] === 's') {
+        throw new UnsupportedMappingError(pid, m.start, m.end, `shared memory (${m.path || 'anonymous'})`);
+      }
+      return classify(m, vmFlags.get(m.start) ?? [], fileId);
+    });
+
+    remote.resetData();
+    const brk = BigInt(remote.call('brk', SYS.brk, [0]));
+    const dumpable = remote.call('prctl(PR_GET_DUMPABLE)', SYS.prctl, [PR.GET_DUMPABLE]);
+    const st = task.stat;
+    const mm: MmEntry = {
+      mmStartCode: st.startCode, mmEndCode: st.endCode, mmStartData: st.startData, mmEndData: st.endData,
+      mmStartStack: st.startStack, mmStartBrk: st.startBrk, mmBrk: brk, mmArgStart: st.argStart, mmArgEnd: st.argEnd,
+      mmEnvStart: st.envStart, mmEnvEnd: st.envEnd,
+      exeFileId: ctx.files.addRegular(readLink(pid, 'exe'), O.RDONLY),
+      mmSavedAuxv: readAuxv(pid), vmas, dumpable,
+    };
+
+    const runs: PagemapEntry[] = [];
+    const pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
+    let pages = 0;
+    try {
+      for (const v of vmas) if (hasPrivatePages(v)) pages += dumpableRuns(pagemapFd, v, runs);
+    } finally {
+      closeSync(pagemapFd);
+    }
+
+    const pagesPath = ctx.store.pagesPath(pagesId);
+    writeFileSync(pagesPath, '', { mode: 0o600 });
+    if (runs.length) {
+      remote.resetData();
+      const fd = remote.call('open (pages image)', SYS.open, [remote.stageString(pagesPath), O.WRONLY | O.APPEND | O.CLOEXEC, 0], pagesPath);
+      const total = pages * PAGE_SIZE;
+      let done = 0;
+      try {
+        transfer(remote, 'writev', fd, runs.map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE })), 0, (n) => {
+          done += n;
+          ctx.options.progress?.(done, total, 'pages');
+        });
+      } finally {
+        remote.callRaw(SYS.close, [fd]);
+      }
+    }
+    ctx.store.write('mm', `mm-${pid}`, [mm]);
+    ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
+    ctx.count('vmas', vmas.length);
+    ctx.count('pages', pages);
+    ctx.count('bytes', pages * PAGE_SIZE);
+  }
+}
+
+export default MemoryPlugin;

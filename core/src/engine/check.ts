@@ -1,0 +1,71 @@
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { KCMP, SYS } from '../kernel/constants';
+import { syscallRaw } from '../kernel/libc';
+import { procRead, parseStatus } from '../task/proc';
+
+export interface Feature {
+  name: string;
+  present: boolean;
+  /** Without it amber cannot dump or restore at all. */
+  required: boolean;
+  why: string;
+  detail?: string;
+}
+
+const CAP = { SYS_PTRACE: 19, SYS_ADMIN: 21, SYS_RESOURCE: 24, CHECKPOINT_RESTORE: 40 } as const;
+
+/** Probes the kernel features amber uses, by trying them on amber's own process. */
+export function checkFeatures(): Feature[] {
+  const [major, minor] = release().split('.').map(Number);
+  const caps = BigInt('0x' + (parseStatus(procRead('self', 'status')).get('CapEff') ?? '0'));
+  const hasCap = (c: number) => (caps & (1n << BigInt(c))) !== 0n;
+  const probe = (nr: number, args: (number | bigint)[]) => syscallRaw(nr, args);
+  const out: Feature[] = [
+    { name: 'Linux >= 5.10 on x86-64', present: process.arch === 'x64' && (major > 5 || (major === 5 && minor >= 10)), required: true, why: 'clone3 set_tid, pidfd_getfd, close_range, PTRACE_GET_RSEQ_CONFIGURATION', detail: `${release()} ${process.arch}` },
+    { name: 'CAP_SYS_PTRACE', present: hasCap(CAP.SYS_PTRACE), required: true, why: 'seizing and injecting syscalls into tasks of other users' },
+    { name: 'CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)', present: hasCap(CAP.CHECKPOINT_RESTORE) || hasCap(CAP.SYS_ADMIN), required: true, why: 'clone3 with set_tid (same pids), PR_SET_MM_MAP, reading PFNs in pagemap' },
+    { name: 'CAP_SYS_RESOURCE', present: hasCap(CAP.SYS_RESOURCE), required: false, why: 'not needed: amber uses PR_SET_MM_MAP and reads /proc/PID/limits instead' },
+    { name: 'kcmp', present: probe(SYS.kcmp, [process.pid, process.pid, KCMP.VM, 0, 0]) === 0, required: true, why: 'telling shared kernel objects apart (CONFIG_KCMP)' },
+    { name: 'pidfd_open / pidfd_getfd', present: pidfdWorks(), required: false, why: 'copying a task\'s fds into amber (sockets, pipes)' },
+    { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: true, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
+    { name: 'PR_GET_TID_ADDRESS', present: existsSync('/proc/self/map_files'), required: true, why: 'CONFIG_CHECKPOINT_RESTORE: tid address, map_files, set_tid' },
+    { name: '/proc/PID/pagemap with PFNs', present: pagemapHasPfn(), required: false, why: 'skipping zero pages in dumps' },
+    { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
+    { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
+    { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'lazy restore and write-protect dirty tracking' },
+  ];
+  return out;
+}
+
+function pidfdWorks(): boolean {
+  const fd = syscallRaw(SYS.pidfd_open, [process.pid, 0]);
+  if (fd < 0) return false;
+  const got = syscallRaw(SYS.pidfd_getfd, [fd, 0, 0]);
+  if (got >= 0) closeSync(got);
+  closeSync(fd);
+  return got >= 0;
+}
+
+function pagemapHasPfn(): boolean {
+  try {
+    const fd = openSync('/proc/self/pagemap', 'r');
+    const buf = Buffer.alloc(8);
+    // the page holding our own stat text is present
+    readFileSync('/proc/self/stat');
+    readSync(fd, buf, 0, 8, 0);
+    closeSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function softDirtyWorks(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '4');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,4 @@
+export * from './proc';
+export * from './tree';
+export * from './creator';
+export * from './task-state';

@@ -1,0 +1,45 @@
+import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, FileRegistry, type FileDescription } from '@amber/core';
+
+/** fs_entry of fs-<pid>.img: where the task stands in the file system. */
+export interface FsEntry {
+  cwdId: number;
+  rootId: number;
+  umask?: number;
+}
+
+export function dumpFsState(ctx: DumpContext): void {
+  for (const task of ctx.tasks) {
+    const umask = parseInt(parseStatus(procRead(task.pid, 'status')).get('Umask') ?? '22', 8);
+    const entry: FsEntry = {
+      cwdId: ctx.files.addRegular(readLink(task.pid, 'cwd'), O.RDONLY | O.DIRECTORY),
+      rootId: ctx.files.addRegular(readLink(task.pid, 'root'), O.RDONLY | O.DIRECTORY),
+      umask,
+    };
+    ctx.store.write('fs', `fs-${task.pid}`, [entry]);
+  }
+}
+
+export function restoreFsState(ctx: RestoreContext): void {
+  for (const task of ctx.tasks) {
+    const fs = ctx.store.read<FsEntry>('fs', `fs-${task.pid}`).entries[0];
+    const remote = task.remote;
+    remote.resetData();
+    const root = ctx.files.regular(fs.rootId).name;
+    if (root !== '/') remote.call('chroot', 161, [remote.stageString(root)], root);
+    const cwd = ctx.files.regular(fs.cwdId).name;
+    remote.call('chdir', SYS.chdir, [remote.stageString(cwd)], cwd);
+    if (fs.umask !== undefined) remote.call('umask', SYS.umask, [fs.umask]);
+  }
+}
+
+export function compareFsState(ctx: CompareContext): Difference[] {
+  const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
+  const out: Difference[] = [];
+  for (const pid of ctx.pids) {
+    const fs = ctx.store.read<FsEntry>('fs', `fs-${pid}`).entries[0];
+    const cwd = readLink(pid, 'cwd');
+    const dumped = files.regular(fs.cwdId).name;
+    if (cwd !== dumped) out.push({ plugin: 'fs', pid, what: 'cwd', expected: dumped, actual: cwd });
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+import {
+  AmberError, MAP, MREMAP, O, PAGE_SIZE, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
+  type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
+} from '@amber/core';
+import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
+import type { PagemapEntry } from './pagemap';
+import { transfer } from './transfer';
+
+const PRCTL_MM_MAP_SIZE = 104;
+
+/**
+ * Rebuilds the address space of a freshly created task (a copy of the restore helper) from its
+ * mm image: away with the helper's mappings, the vDSO moved to where it was, every VMA mapped at
+ * its address, the pages read in by the task itself, then the mm fields set in one PR_SET_MM_MAP.
+ */
+export function rebuildAddressSpace(ctx: RestoreContext, task: RestoreTask, mm: MmEntry, pagemap: PagemapEntry[], pagesPath: string): number {
+  const remote = task.remote;
+  const keep = ctx.reserved(task);
+  unmapHelper(remote, keep);
+  moveSpecials(remote, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep);
+
+  const fileFds = new Map<number, number>();
+  const openFile = (v: VmaEntry): number => {
+    const id = Number(v.shmid);
+    let fd = fileFds.get(id);
+    if (fd === undefined) {
+      const reg = ctx.files.regular(id);
+      const writable = (v.status & VMA.FILE_SHARED) !== 0 && (v.prot & PROT.WRITE) !== 0;
+      fd = openInTask(remote, reg, writable ? O.RDWR : O.RDONLY);
+      fileFds.set(id, fd);
+    }
+    return fd;
+  };
+
+  const filled = new Set<VmaEntry>();
+  const withPages = mm.vmas.filter(hasPrivatePages);
+  for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
+
+  for (const v of mm.vmas) {
+    if (isSpecial(v)) continue;
+    const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
+    const fd = isFileBacked(v) ? openFile(v) : -1;
+    remote.resetData();
+    remote.call('mmap', SYS.mmap, [v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff], `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`);
+  }
+
+  let bytes = 0;
+  if (pagemap.length) {
+    remote.resetData();
+    const fd = remote.call('open (pages)', SYS.open, [remote.stageString(pagesPath), O.RDONLY | O.CLOEXEC, 0], pagesPath);
+    const segs = pagemap.map((p) => ({ addr: p.vaddr, len: p.nrPages * PAGE_SIZE }));
+    bytes = transfer(remote, 'preadv', fd, segs, 0, (n) => ctx.options.progress?.(n, 0, 'pages'));
+    remote.call('close', SYS.close, [fd]);
+  }
+  for (const v of filled) {
+    if (v.prot & PROT.WRITE) continue;
+    remote.call('mprotect', SYS.mprotect, [v.start, v.end - v.start, v.prot], `VMA 0x${v.start.toString(16)}`);
+  }
+
+  setMmFields(ctx, remote, mm);
+  for (const fd of fileFds.values()) remote.call('close', SYS.close, [fd]);
+  return bytes;
+}
+
+function openInTask(remote: RemoteSyscall, reg: RegFileEntry, flags: number): number {
+  remote.resetData();
+  return remote.call('open', SYS.open, [remote.stageString(reg.name), flags | O.CLOEXEC, 0], reg.name);
+}
+
+function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
+  for (const m of readMaps(remote.pid)) {
+    if (SPECIAL_NAMES.has(m.path)) continue;
+    if (keep.some((k) => m.start < k.end && k.start < m.end)) continue;
+    remote.call('munmap', SYS.munmap, [m.start, m.end - m.start], `0x${m.start.toString(16)}`);
+  }
+}
+
+/**
+ * Moves [vvar], [vvar_vclock] and [vdso] to their dumped addresses. Code in the task jumps into
+ * the vDSO and the vDSO reads vvar at fixed offsets, so they move together, keeping their spacing.
+ */
+function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRange[]): void {
+  const current = readMaps(remote.pid).filter((m) => SPECIAL_NAMES.has(m.path) && m.path !== '[vsyscall]');
+  const want = [...dumped].sort((a, b) => Number(a.start - b.start));
+  if (current.length !== want.length || current.some((c, i) => c.end - c.start !== want[i].end - want[i].start)) {
+    throw new AmberError(
+      `pid ${remote.pid}: the vDSO layout of this kernel (${current.map((c) => `${c.path} ${(c.end - c.start) / 4096n}p`).join(', ')}) ` +
+        `differs from the dumped one (${want.length} areas); restore on a kernel like the one that dumped`,
+    );
+  }
+  if (!current.length || current[0].start === want[0].start) return;
+  const lo = (r: { start: bigint }[]) => r[0].start;
+  const span = current[current.length - 1].end - current[0].start;
+  const overlaps = (a: bigint) => [...keep, { start: lo(current), end: lo(current) + span }, { start: lo(want), end: lo(want) + span }].some((k) => a < k.end && k.start < a + span);
+  let temp = 0x200000000000n;
+  while (overlaps(temp)) temp += 0x10000000n;
+  const move = (from: bigint, to: bigint) => {
+    current.forEach((c) => {
+      const size = c.end - c.start;
+      remote.call('mremap (vdso)', SYS.mremap, [c.start - from + from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, c.start - from + to], c.path);
+      c.end = c.start - from + to + size;
+      c.start = c.start - from + to;
+    });
+  };
+  move(lo(current), temp);
+  move(temp, lo(want));
+}
+
+function setMmFields(ctx: RestoreContext, remote: RemoteSyscall, mm: MmEntry): void {
+  const exe = ctx.files.regular(mm.exeFileId);
+  remote.resetData();
+  const exeFd = openInTask(remote, exe, O.RDONLY);
+  const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
+  mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
+  const auxvAddr = remote.stage(auxv);
+  const map = Buffer.alloc(PRCTL_MM_MAP_SIZE);
+  [mm.mmStartCode, mm.mmEndCode, mm.mmStartData, mm.mmEndData, mm.mmStartBrk, mm.mmBrk, mm.mmStartStack,
+    mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd, auxvAddr].forEach((v, i) => map.writeBigUInt64LE(v, i * 8));
+  map.writeUInt32LE(auxv.length, 96);
+  map.writeUInt32LE(exeFd, 100);
+  remote.call('prctl(PR_SET_MM_MAP)', SYS.prctl, [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0]);
+  remote.call('close', SYS.close, [exeFd]);
+  if (mm.dumpable !== undefined) remote.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, [PR.SET_DUMPABLE, mm.dumpable]);
+}
