@@ -71,6 +71,7 @@ export class MemoryPlugin implements ResourcePlugin {
       mmSavedAuxv: readAuxv(pid), vmas, dumpable,
     };
 
+    const t0 = performance.now();
     const runs: PagemapEntry[] = [];
     const pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     let pages = 0;
@@ -80,6 +81,7 @@ export class MemoryPlugin implements ResourcePlugin {
       closeSync(pagemapFd);
     }
 
+    const t1 = performance.now();
     const pagesPath = ctx.store.pagesPath(pagesId);
     writeFileSync(pagesPath, '', { mode: 0o600 });
     if (runs.length) {
@@ -96,6 +98,7 @@ export class MemoryPlugin implements ResourcePlugin {
         remote.callRaw(SYS.close, [fd]);
       }
     }
+    ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
     ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
     ctx.count('vmas', vmas.length);
