@@ -1,7 +1,7 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { KCMP, SYS } from '../kernel/constants';
-import { syscallRaw } from '../kernel/libc';
+import { addressOf, syscallRaw } from '../kernel/libc';
 import { procRead, parseStatus } from '../task/proc';
 
 export interface Feature {
@@ -47,24 +47,33 @@ function pidfdWorks(): boolean {
   return got >= 0;
 }
 
+/** Root reads page frame numbers in pagemap; without them zero pages cannot be told apart. */
 function pagemapHasPfn(): boolean {
   try {
+    const probe = Buffer.alloc(4096, 1);
+    const addr = addressOf(probe);
     const fd = openSync('/proc/self/pagemap', 'r');
-    const buf = Buffer.alloc(8);
-    // the page holding our own stat text is present
-    readFileSync('/proc/self/stat');
-    readSync(fd, buf, 0, 8, 0);
+    const entry = Buffer.alloc(8);
+    readSync(fd, entry, 0, 8, Number(addr / 4096n) * 8);
     closeSync(fd);
-    return true;
+    return (entry.readBigUInt64LE(0) & ((1n << 55n) - 1n)) !== 0n;
   } catch {
     return false;
   }
 }
 
+/** clear_refs accepts "4" even without CONFIG_MEM_SOFT_DIRTY; only a dirtied page tells. */
 function softDirtyWorks(): boolean {
   try {
+    const probe = Buffer.alloc(4096 * 2);
+    const page = (addressOf(probe) / 4096n + 1n) * 4096n;
     writeFileSync('/proc/self/clear_refs', '4');
-    return true;
+    probe[Number(page - addressOf(probe))] = 1;
+    const fd = openSync('/proc/self/pagemap', 'r');
+    const entry = Buffer.alloc(8);
+    readSync(fd, entry, 0, 8, Number(page / 4096n) * 8);
+    closeSync(fd);
+    return (entry.readBigUInt64LE(0) & (1n << 55n)) !== 0n;
   } catch {
     return false;
   }
