@@ -1,0 +1,18 @@
+export { ImageError } from './errors';
+export { ImageStore, type ImageContents, type ImageWriteOptions } from './store';
+export {
+  IMG_COMMON_MAGIC,
+  IMG_SERVICE_MAGIC,
+  INVENTORY_MAGIC,
+  PROTO_DIR,
+  registerImageType,
+  imageTypes,
+  type BuiltinImageType,
+  type ImageType,
+  type ImagePrefix,
+  type ImageTypeRegistration,
+} from './registry';
+export { decodeImageFile, imageTypeOfFile, type DecodedImageFile, type ShownObject, type ShownValue } from './show';
+export { fpregsFromXsave } from './xsave';
+export * from './types';
+export * from './types-core';
