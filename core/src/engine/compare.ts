@@ -1,5 +1,6 @@
 import { ImageStore } from '../images';
-import { collectFds, type FdinfoEntry } from './fd-table';
+import { collectFds } from './fd-table';
+import type { FdinfoEntry } from '../images';
 import { FileRegistry } from './files';
 import { NoSuchProcessError } from '../task/tree';
 import { existsSync } from 'node:fs';
@@ -10,8 +11,8 @@ import type { PluginRegistry } from './registry';
 export async function compare(options: CompareOptions, registry: PluginRegistry): Promise<Difference[]> {
   if (!existsSync(`/proc/${options.pid}`)) throw new NoSuchProcessError(options.pid);
   const store = ImageStore.forRead(options.imagesDir);
-  const inventory = store.readInventory() as { amberPlugins?: string[] };
-  const plugins = registry.all().filter((p) => !inventory.amberPlugins || inventory.amberPlugins.includes(p.name));
+  const inventory = store.readInventory();
+  const plugins = registry.all().filter((p) => !inventory.amberPlugins?.length || inventory.amberPlugins.includes(p.name));
   const pids = store.read<{ pid: number }>('pstree', 'pstree').entries.map((e) => e.pid);
   const ctx: CompareContext = { options, store, pids, liveFds: collectFds };
   const diffs: Difference[] = [];

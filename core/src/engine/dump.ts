@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kcmpIdsOf } from './ids';
@@ -7,7 +7,8 @@ import { ImageStore } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { readMaps, readStat } from '../task/proc';
-import { buildCoreEntry, snapshotThread, type CoreEntry, type ThreadSnapshot } from '../task/task-state';
+import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
+import { IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry } from '../images';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
@@ -26,7 +27,6 @@ export interface DumpReport {
 }
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
-export const IMAGE_VERSION = 2;
 
 /** Checkpoints a process tree into an image directory. */
 export async function dump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
@@ -111,23 +111,15 @@ function writeTaskImages(ctx: DumpContext, cores: Map<number, CoreEntry>): void 
   }
 }
 
-function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]) {
+function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): InventoryEntry {
   return {
-    imgVersion: IMAGE_VERSION,
+    imgVersion: IMG_VERSION_V1_1,
     fdinfoPerId: true,
     rootIds: root.ids,
     nsPerId: true,
     amberPlugins: plugins.map((p) => p.name),
-    amberExe: safeReadlink(`/proc/${root.pid}/exe`),
+    dumpUptime: BigInt(Math.round(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1e6)),
   };
-}
-
-function safeReadlink(p: string): string {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return '';
-  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { O, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
+import type { FdinfoEntry } from '../images';
 import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
 export class UnclaimedFdError extends AmberError {
@@ -11,14 +12,6 @@ export class UnclaimedFdError extends AmberError {
         `(a dump without the fd table still works: --only mm)`,
     );
   }
-}
-
-/** fdinfo_entry of CRIU: one per fd of a task; the description itself lives in files.img. */
-export interface FdinfoEntry {
-  id: number;
-  flags: number;
-  type: number;
-  fd: number;
 }
 
 const FD_CLOEXEC = 1;

@@ -1,31 +1,6 @@
 import { AmberError } from '../kernel/errors';
 import type { FileDescription } from './plugin';
-
-/** CRIU's fd_types numbers for the kinds amber knows. */
-export const FD_TYPE = {
-  UND: 0, REG: 1, PIPE: 2, FIFO: 3, INETSK: 4, UNIXSK: 5, EVENTFD: 6, EVENTPOLL: 7, INOTIFY: 8,
-  SIGNALFD: 9, PACKETSK: 10, TTY: 11, FANOTIFY: 12, NETLINKSK: 13, NS: 14, TUNF: 15, EXT: 16,
-  TIMERFD: 17, MEMFD: 18, BPFMAP: 19, PIDFD: 20,
-} as const;
-
-export interface FownEntry {
-  uid: number;
-  euid: number;
-  signum: number;
-  pidType: number;
-  pid: number;
-}
-
-export interface RegFileEntry {
-  id: number;
-  flags: number;
-  pos: bigint;
-  fown: FownEntry;
-  name: string;
-  mntId?: number;
-  size?: bigint;
-  mode?: number;
-}
+import { FdType, type FownEntry, type RegFileEntry } from '../images';
 
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 };
 
@@ -50,10 +25,10 @@ export class FileRegistry {
   addRegular(name: string, flags: number, extra: Partial<RegFileEntry> = {}): number {
     for (const d of this.byId.values()) {
       const reg = d.reg as RegFileEntry | undefined;
-      if (d.type === FD_TYPE.REG && reg && reg.name === name && reg.flags === flags && reg.pos === 0n && d.id >= 1 << 24) return d.id;
+      if (d.type === FdType.REG && reg && reg.name === name && reg.flags === flags && reg.pos === 0n && d.id >= 1 << 24) return d.id;
     }
     const id = this.nextOwnId++;
-    this.byId.set(id, { id, type: FD_TYPE.REG, reg: { id, flags, pos: 0n, fown: NO_FOWN, name, ...extra } });
+    this.byId.set(id, { id, type: FdType.REG, reg: { id, flags, pos: 0n, fown: NO_FOWN, name, ...extra } });
     return id;
   }
 
@@ -65,7 +40,7 @@ export class FileRegistry {
 
   regular(id: number): RegFileEntry {
     const d = this.get(id);
-    if (d.type !== FD_TYPE.REG || !d.reg) throw new AmberError(`file id ${id} is not a regular file (type ${d.type})`);
+    if (d.type !== FdType.REG || !d.reg) throw new AmberError(`file id ${id} is not a regular file (type ${d.type})`);
     return d.reg as RegFileEntry;
   }
 

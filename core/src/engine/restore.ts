@@ -5,7 +5,8 @@ import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore } from '../images';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
-import { registersOf, restoreTaskState, type CoreEntry } from '../task/task-state';
+import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
+import type { CoreEntry, PstreeEntry, TaskKobjIdsEntry } from '../images';
 import { FdTable } from './fd-table';
 import { FileRegistry } from './files';
 import { faultPoint } from './fault';
@@ -22,20 +23,12 @@ export interface RestoreReport {
 
 export class IncompleteImageError extends AmberError {}
 
-interface PstreeEntry {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  sid: number;
-  threads: number[];
-}
-
 /** Brings a dumped tree back, with its pids, and lets it run. */
 export async function restore(options: RestoreOptions, registry: PluginRegistry): Promise<RestoreReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
   const store = ImageStore.forRead(options.imagesDir);
-  const inventory = store.readInventory() as { amberPlugins?: string[] };
+  const inventory = store.readInventory();
   const plugins = selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []);
   const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
   const withFds = plugins.some((p) => p.fileKinds?.length);
@@ -120,8 +113,9 @@ function resumeAll(tasks: RestoreTask[], cores: Map<number, CoreEntry>): void {
   for (const t of tasks) {
     const core = cores.get(t.pid)!;
     t.remote.finish(registersOf(core), 'new-task');
-    t.tracee.setXstate(core.threadInfo.xsaveRaw);
-    t.tracee.setSigmask(core.threadCore.blkSigset);
+    const xsave = threadInfoOf(core).xsaveRaw;
+    if (xsave) t.tracee.setXstate(xsave);
+    t.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
   }
   for (const t of tasks) t.tracee.detach();
 }

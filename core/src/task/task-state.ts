@@ -1,56 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { NSIG, PR, SIG, SYS } from '../kernel/constants';
-import { Registers, REG_NAMES, type RegName } from '../kernel/regs';
+import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
-import { fpregsFromXsave } from '../images';
+import { ImageError } from '../images';
+import { fpregsFromXsave, type CoreEntry, type SaEntry, type UserX86RegsEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
 
 /** CRIU's task_state values. */
 export const TASK_STATE = { ALIVE: 1, DEAD: 2, STOPPED: 3, HELPER: 4, THREAD: 5 } as const;
-
-export interface SaEntry {
-  sigaction: bigint;
-  flags: bigint;
-  restorer: bigint;
-  mask: bigint;
-}
-
-export interface RseqEntry {
-  rseqAbiPointer: bigint;
-  rseqAbiSize: number;
-  signature: number;
-}
-
-export type GpRegs = Record<RegName, bigint> & { mode?: number };
-
-export interface CoreEntry {
-  mtype: number;
-  threadInfo: {
-    clearTidAddr: bigint;
-    gpregs: GpRegs;
-    fpregs: object;
-    /** amber's extension: the raw NT_X86_XSTATE buffer, restored as is. */
-    xsaveRaw: Buffer;
-  };
-  tc?: {
-    taskState: number;
-    exitCode: number;
-    personality: number;
-    flags: number;
-    blkSigset: bigint;
-    comm: string;
-    sigactions: SaEntry[];
-  };
-  threadCore: {
-    futexRla: bigint;
-    futexRlaLen: number;
-    blkSigset: bigint;
-    rseqEntry?: RseqEntry;
-    comm?: string;
-  };
-}
 
 const SIGACTION_SIZE = 32;
 const X86_MODE_NATIVE = 1;
@@ -105,13 +64,14 @@ export function buildCoreEntry(
 ): CoreEntry {
   const robust = getRobustList(snap.tid);
   const rseq = tracee.getRseqConfig();
-  const gpregs: GpRegs = { ...snap.regs.toRecord(), mode: X86_MODE_NATIVE };
+  const gpregs: UserX86RegsEntry = { ...snap.regs.toRecord(), mode: X86_MODE_NATIVE };
   const entry: CoreEntry = {
     mtype: 1,
     threadInfo: {
       clearTidAddr: dumpTidAddress(remote),
       gpregs,
       fpregs: fpregsFromXsave(snap.xstate),
+      tls: [],
       xsaveRaw: snap.xstate,
     },
     threadCore: {
@@ -138,7 +98,7 @@ export function buildCoreEntry(
 
 export function registersOf(core: CoreEntry): Registers {
   const r = new Registers();
-  for (const n of REG_NAMES) r.set(n, core.threadInfo.gpregs[n]);
+  for (const n of REG_NAMES) r.set(n, threadInfoOf(core).gpregs[n]);
   return r;
 }
 
@@ -161,10 +121,16 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry): void {
     remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(core.tc.comm.slice(0, 15))]);
   }
   const tc = core.threadCore;
+  if (!tc) throw new ImageError(`core image of pid ${remote.pid} has no thread_core`);
   if (tc.futexRla) remote.call('set_robust_list', SYS.set_robust_list, [tc.futexRla, tc.futexRlaLen]);
-  remote.call('set_tid_address', SYS.set_tid_address, [core.threadInfo.clearTidAddr]);
+  remote.call('set_tid_address', SYS.set_tid_address, [threadInfoOf(core).clearTidAddr]);
   if (tc.rseqEntry) {
     const r = tc.rseqEntry;
     remote.call('rseq', SYS.rseq, [r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature], `area 0x${r.rseqAbiPointer.toString(16)}`);
   }
+}
+
+export function threadInfoOf(core: CoreEntry): NonNullable<CoreEntry['threadInfo']> {
+  if (!core.threadInfo) throw new ImageError('core image has no x86-64 thread_info (dumped on another architecture?)');
+  return core.threadInfo;
 }

@@ -1,11 +1,4 @@
-import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, FileRegistry, type FileDescription } from '@amber/core';
-
-/** fs_entry of fs-<pid>.img: where the task stands in the file system. */
-export interface FsEntry {
-  cwdId: number;
-  rootId: number;
-  umask?: number;
-}
+import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, FileRegistry, type FileDescription, type FsEntry } from '@amber/core';
 
 export function dumpFsState(ctx: DumpContext): void {
   for (const task of ctx.tasks) {

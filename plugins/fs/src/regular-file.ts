@@ -1,5 +1,5 @@
 import {
-  FD_TYPE, NO_FOWN, O, SEEK_SET, SYS,
+  FdType, NO_FOWN, O, SEEK_SET, SYS,
   type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -11,7 +11,7 @@ const FLAGS_NOT_REPLAYED = O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC;
 
 /** Regular files, directories, O_PATH fds and the memory-like character devices, by path. */
 export class RegularFileKind implements FileKind {
-  readonly fdType = FD_TYPE.REG;
+  readonly fdType = FdType.REG;
   readonly name = 'regular file';
 
   claims(fd: FdResource): boolean {
@@ -27,7 +27,7 @@ export class RegularFileKind implements FileKind {
       id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, name: fd.link,
       mntId: fd.info.mntId, size: fd.size, mode: fd.mode,
     };
-    return { id, type: FD_TYPE.REG, reg };
+    return { id, type: FdType.REG, reg };
   }
 
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {

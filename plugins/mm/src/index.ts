@@ -68,7 +68,7 @@ export class MemoryPlugin implements ResourcePlugin {
       mmStartStack: st.startStack, mmStartBrk: st.startBrk, mmBrk: brk, mmArgStart: st.argStart, mmArgEnd: st.argEnd,
       mmEnvStart: st.envStart, mmEnvEnd: st.envEnd,
       exeFileId: ctx.files.addRegular(readLink(pid, 'exe'), O.RDONLY),
-      mmSavedAuxv: readAuxv(pid), vmas, dumpable,
+      mmSavedAuxv: readAuxv(pid), vmas, dumpable, aios: [],
     };
 
     const t0 = performance.now();

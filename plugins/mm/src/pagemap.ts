@@ -1,16 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { PAGE_SIZE, processVmRead, syscall, SYS, PROT, MAP } from '@amber/core';
+import { PAGE_SIZE, PagemapFlag, processVmRead, syscall, SYS, PROT, MAP, type PagemapEntry } from '@amber/core';
 import type { VmaEntry } from './vmas';
 
-/** pagemap_entry of pagemap-<pid>.img. */
-export interface PagemapEntry {
-  vaddr: bigint;
-  nrPages: number;
-  flags: number;
-}
-
-/** pagemap_entry flags. */
-export const PE = { PARENT: 1, LAZY: 2, PRESENT: 4 } as const;
+export type { PagemapEntry };
 
 const ENTRIES_PER_READ = 64 * 1024;
 const PAGE = BigInt(PAGE_SIZE);
@@ -47,7 +39,7 @@ export function dumpableRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry
   let pages = 0;
   const close = (endPage: number) => {
     if (runStart < 0) return;
-    out.push({ vaddr: BigInt(runStart) * PAGE, nrPages: endPage - runStart, flags: PE.PRESENT });
+    out.push({ vaddr: BigInt(runStart) * PAGE, nrPages: endPage - runStart, flags: PagemapFlag.PRESENT });
     pages += endPage - runStart;
     runStart = -1;
   };

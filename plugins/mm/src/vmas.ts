@@ -1,45 +1,14 @@
-import { MAP, PROT, type MapsEntry } from '@amber/core';
+import { MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
 
-/** CRIU's VMA status bits (vma_entry.status). */
+export type { MmEntry, VmaEntry };
+
+/** CRIU's VMA status bits, with short names. */
 export const VMA = {
-  REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5, FILE_PRIVATE: 1 << 6,
-  FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9, SYSVIPC: 1 << 10, SOCKET: 1 << 11,
-  VVAR: 1 << 12, AIORING: 1 << 13, MEMFD: 1 << 14,
+  REGULAR: VmaStatus.AREA_REGULAR, STACK: VmaStatus.AREA_STACK, VSYSCALL: VmaStatus.AREA_VSYSCALL,
+  VDSO: VmaStatus.AREA_VDSO, HEAP: VmaStatus.AREA_HEAP, FILE_PRIVATE: VmaStatus.FILE_PRIVATE,
+  FILE_SHARED: VmaStatus.FILE_SHARED, ANON_SHARED: VmaStatus.ANON_SHARED, ANON_PRIVATE: VmaStatus.ANON_PRIVATE,
+  VVAR: VmaStatus.AREA_VVAR,
 } as const;
-
-/** vma_entry of mm-<pid>.img. */
-export interface VmaEntry {
-  start: bigint;
-  end: bigint;
-  /** Byte offset into the mapped file. */
-  pgoff: bigint;
-  /** For file mappings: the id of the file in files.img. */
-  shmid: bigint;
-  prot: number;
-  flags: number;
-  status: number;
-  fd: number;
-  madv?: bigint;
-  fdflags?: number;
-}
-
-export interface MmEntry {
-  mmStartCode: bigint;
-  mmEndCode: bigint;
-  mmStartData: bigint;
-  mmEndData: bigint;
-  mmStartStack: bigint;
-  mmStartBrk: bigint;
-  mmBrk: bigint;
-  mmArgStart: bigint;
-  mmArgEnd: bigint;
-  mmEnvStart: bigint;
-  mmEnvEnd: bigint;
-  exeFileId: number;
-  mmSavedAuxv: bigint[];
-  vmas: VmaEntry[];
-  dumpable?: number;
-}
 
 export const SPECIAL_NAMES = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
 
@@ -82,6 +51,6 @@ export function classify(m: MapsEntry, vmFlags: string[], fileId: number): VmaEn
   if (vmFlags.includes('nr')) flags |= MAP.NORESERVE;
   return {
     start: m.start, end: m.end, pgoff: fileId ? m.offset : 0n, shmid: BigInt(fileId), prot: protOf(m.perms),
-    flags, status, fd: -1,
+    flags, status, fd: -1n,
   };
 }

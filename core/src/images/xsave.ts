@@ -1,0 +1,59 @@
+/**
+ * Fill CRIU's field-by-field FPU message from a raw NT_X86_XSTATE buffer
+ * (what PTRACE_GETREGSET returns), so decoders show real values. amber
+ * itself restores from the raw buffer (ThreadInfoX86.xsaveRaw).
+ *
+ * Layout (standard, non-compacted XSAVE format, little-endian):
+ *   0    u16 fcw, u16 fsw, u16 ftw (abridged tag in the low byte), u16 fop
+ *   8    u64 rip, 16 u64 rdp, 24 u32 mxcsr, 28 u32 mxcsr_mask
+ *   32   st0..st7, 16 bytes each      160  xmm0..xmm15, 16 bytes each
+ *   416  48 reserved bytes            464  48 bytes of software-reserved data
+ *   512  XSAVE header: u64 xstate_bv, u64 xcomp_bv, ...
+ *   576  upper 128 bits of ymm0..ymm15 (AVX component; fixed offset)
+ */
+import { ImageError } from './errors';
+import type { UserX86FpregsEntry, UserX86XsaveEntry } from './types-core';
+
+const FXSAVE_SIZE = 512;
+const XSAVE_HDR_END = 576;
+const YMMH_OFFSET = 576;
+const YMMH_WORDS = 64;
+
+function words(buf: Buffer, offset: number, count: number): number[] {
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) out[i] = buf.readUInt32LE(offset + i * 4);
+  return out;
+}
+
+export function fpregsFromXsave(raw: Buffer): UserX86FpregsEntry {
+  if (raw.length < FXSAVE_SIZE) {
+    throw new ImageError(`xsave buffer of ${raw.length} bytes is shorter than the ${FXSAVE_SIZE}-byte FXSAVE area`);
+  }
+  const entry: UserX86FpregsEntry = {
+    cwd: raw.readUInt16LE(0),
+    swd: raw.readUInt16LE(2),
+    twd: raw.readUInt16LE(4),
+    fop: raw.readUInt16LE(6),
+    rip: raw.readBigUInt64LE(8),
+    rdp: raw.readBigUInt64LE(16),
+    mxcsr: raw.readUInt32LE(24),
+    mxcsrMask: raw.readUInt32LE(28),
+    stSpace: words(raw, 32, 32),
+    xmmSpace: words(raw, 160, 64),
+    padding: words(raw, 416, 12),
+  };
+  if (raw.length >= XSAVE_HDR_END) {
+    const xsave: UserX86XsaveEntry = {
+      xstateBv: raw.readBigUInt64LE(FXSAVE_SIZE),
+      ymmhSpace: raw.length >= YMMH_OFFSET + YMMH_WORDS * 4 ? words(raw, YMMH_OFFSET, YMMH_WORDS) : [],
+      bndregState: [],
+      bndcsrState: [],
+      opmaskReg: [],
+      zmmUpper: [],
+      hi16Zmm: [],
+      pkru: [],
+    };
+    entry.xsave = xsave;
+  }
+  return entry;
+}
