@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { ImageError } from './errors';
 import { buildImage, parseImage } from './framing';
 import { type ImageType, resolveImageType } from './registry';
-import type { InventoryEntry } from './types';
+import { IMG_VERSION_V1_1, type InventoryEntry } from './types';
 
 const INVENTORY = 'inventory.img';
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -111,6 +111,10 @@ export class ImageStore {
   readInventory(): InventoryEntry {
     const { entries } = this.read<InventoryEntry>('inventory', 'inventory');
     if (entries.length !== 1) throw new ImageError(`${INVENTORY}: holds ${entries.length} entries, expected 1`);
+    const version = entries[0].imgVersion;
+    if (version !== IMG_VERSION_V1_1) {
+      throw new ImageError(`${INVENTORY}: image version ${version} is not supported (expected ${IMG_VERSION_V1_1})`);
+    }
     return entries[0];
   }
 

@@ -148,4 +148,6 @@ test('an image set without inventory.img is refused; a new dump removes a stale 
   assert.equal(fs.statSync(s.dir).mode & 0o777, 0o700);
   throwsImageError(() => s.write('pstree', '../evil', []), /is not a valid image name/);
   throwsImageError(() => s.write('nosuchtype', 'x', []), /unknown image type "nosuchtype"/);
+  s.writeInventory({ imgVersion: 1 });
+  throwsImageError(() => ImageStore.forRead(s.dir).readInventory(), /^inventory\.img: image version 1 is not supported \(expected 2\)$/);
 });
