@@ -74,7 +74,7 @@ const ids: TaskKobjIdsEntry = { vmId: 1, filesId: 2, fsId: 3, sighandId: 4, pidN
 function fixtures() {
   const raw = xsaveBuffer();
   const inventory: InventoryEntry = {
-    imgVersion: 2, fdinfoPerId: true, rootIds: ids, nsPerId: true, lsmtype: LsmType.NO_LSM, dumpUptime: 987654321012n,
+    imgVersion: 2, fdinfoPerId: true, rootIds: ids, nsPerId: true, lsmtype: LsmType.NO_LSM, dumpUptime: 987654321012n, amberPlugins: ['mm', 'fs'],
   };
   const pstree: PstreeEntry[] = [
     { pid: PID, ppid: 1, pgid: PID, sid: 4000, threads: [PID, PID + 1] },
