@@ -1,0 +1,71 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Args, Flags } from '@oclif/core';
+import { AmberCommand } from '../base';
+import { CliError } from '../errors';
+import { bytes, plural } from '../format';
+import { renderImage, toJson, type DecodedImage } from '../render';
+
+/** Raw page data: no framing to decode, only a size worth showing. */
+const RAW_PAGES = /^pages-.*\.img$/;
+
+interface Shown {
+  name: string;
+  image?: DecodedImage;
+  rawBytes?: number;
+  error?: string;
+}
+
+export default class Show extends AmberCommand {
+  static override summary = 'Decode an image file, or every image of a directory';
+  static override description = 'Addresses and other 64-bit values print as hex; binary blobs as their size (base64 with --json).';
+  static override examples = ['<%= config.bin %> show /tmp/ckpt', '<%= config.bin %> show /tmp/ckpt/mm-4242.img --json'];
+
+  static override args = {
+    path: Args.string({ description: 'an image file or an image directory', required: true }),
+  };
+
+  static override flags = {
+    json: Flags.boolean({ description: 'print JSON (64-bit numbers as strings, blobs as base64)' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Show);
+    const stat = fs.statSync(args.path, { throwIfNoEntry: false });
+    if (!stat) throw new CliError(`${args.path} does not exist`);
+    const core = await this.loadCore();
+    const decode = (file: string): DecodedImage => core.decodeImageFile(file);
+
+    if (!stat.isDirectory()) {
+      const image = decode(args.path);
+      this.log(flags.json ? toJson(image) : renderImage(image, path.basename(args.path)).join('\n'));
+      return;
+    }
+
+    const names = fs.readdirSync(args.path).filter((n) => n.endsWith('.img')).sort();
+    if (names.length === 0) throw new CliError(`${args.path} holds no image files (*.img)`);
+    const shown: Shown[] = names.map((name) => {
+      const file = path.join(args.path, name);
+      if (RAW_PAGES.test(name)) return { name, rawBytes: fs.statSync(file).size };
+      try {
+        return { name, image: decode(file) };
+      } catch (err) {
+        // One bad file should not hide the rest of the directory; it still fails the command.
+        return { name, error: err instanceof Error ? err.message : String(err) };
+      }
+    });
+
+    if (flags.json) this.log(toJson(shown));
+    else this.log(shown.map(humanBlock).join('\n\n'));
+    const failed = shown.filter((s) => s.error !== undefined);
+    if (failed.length) {
+      throw new CliError(`${plural(failed.length, 'image')} in ${args.path} could not be decoded: ${failed.map((f) => f.name).join(', ')}`);
+    }
+  }
+}
+
+function humanBlock(s: Shown): string {
+  if (s.image) return renderImage(s.image, s.name).join('\n');
+  if (s.rawBytes !== undefined) return `${s.name}: raw pages, ${bytes(s.rawBytes)} (${s.rawBytes / 4096} pages)`;
+  return `${s.name}: cannot decode: ${s.error ?? ''}`;
+}

@@ -1,0 +1,91 @@
+import { hex } from './format';
+
+/** What @amber/core's decodeImageFile returns; repeated here so rendering needs no core. */
+export interface DecodedImage {
+  file: string;
+  type: string;
+  magic: number;
+  head?: object;
+  entries: object[];
+}
+
+const INLINE_LIMIT = 100;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function scalarText(v: unknown): string | undefined {
+  if (typeof v === 'bigint') return hex(v);
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `<${v.length} bytes>`;
+  if (typeof v === 'string') return /^[\w./:@+-]*$/.test(v) && v !== '' ? v : JSON.stringify(v);
+  if (v === null || v === undefined || typeof v !== 'object') return String(v);
+  return undefined;
+}
+
+/** One line for a value when it is short enough, else undefined. */
+function inline(v: unknown): string | undefined {
+  const s = scalarText(v);
+  if (s !== undefined) return s;
+  let text: string | undefined;
+  if (Array.isArray(v)) {
+    const parts = v.map(inline);
+    if (parts.every((p): p is string => p !== undefined)) text = `[${parts.join(', ')}]`;
+  } else if (isPlainObject(v)) {
+    const parts = Object.entries(v)
+      .filter(([, x]) => x !== undefined)
+      .map(([k, x]) => {
+        const t = inline(x);
+        return t === undefined ? undefined : `${k}: ${t}`;
+      });
+    if (parts.every((p): p is string => p !== undefined)) text = `{${parts.join(', ')}}`;
+  }
+  return text !== undefined && text.length <= INLINE_LIMIT ? text : undefined;
+}
+
+/** Indented `key: value` lines; nested values go inline while they stay short. */
+export function renderValue(v: unknown, indent = ''): string[] {
+  const one = inline(v);
+  if (one !== undefined) return [`${indent}${one}`];
+  const lines: string[] = [];
+  if (Array.isArray(v)) {
+    v.forEach((item, i) => {
+      const sub = inline(item);
+      if (sub !== undefined) lines.push(`${indent}[${i}] ${sub}`);
+      else lines.push(`${indent}[${i}]`, ...renderValue(item, `${indent}  `));
+    });
+    return lines;
+  }
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (x === undefined) continue;
+    const sub = inline(x);
+    if (sub !== undefined) lines.push(`${indent}${k}: ${sub}`);
+    else lines.push(`${indent}${k}:`, ...renderValue(x, `${indent}  `));
+  }
+  return lines;
+}
+
+export function renderImage(img: DecodedImage, name: string): string[] {
+  const lines = [`${name}: ${img.type} (magic ${hex(img.magic)}), ${img.entries.length} ${img.entries.length === 1 ? 'entry' : 'entries'}`];
+  if (img.head !== undefined) lines.push('  head', ...renderValue(img.head, '    '));
+  img.entries.forEach((e, i) => {
+    const one = inline(e);
+    if (one !== undefined) lines.push(`  #${i} ${one}`);
+    else lines.push(`  #${i}`, ...renderValue(e, '    '));
+  });
+  return lines;
+}
+
+/** JSON.stringify replacer: bigints as decimal strings, binary data as base64. */
+export function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  // Buffer.prototype.toJSON has already run by the time the replacer sees it.
+  const holder = this as Record<string, unknown> | undefined;
+  const raw = holder ? holder[key] : value;
+  if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
+  return value;
+}
+
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, jsonReplacer, 2);
+}
