@@ -49,18 +49,41 @@ export function renderValue(v: unknown, indent = ''): string[] {
   if (one !== undefined) return [`${indent}${one}`];
   const lines: string[] = [];
   if (Array.isArray(v)) {
-    v.forEach((item, i) => {
-      const sub = inline(item);
-      if (sub !== undefined) lines.push(`${indent}[${i}] ${sub}`);
-      else lines.push(`${indent}[${i}]`, ...renderValue(item, `${indent}  `));
-    });
+    for (let i = 0; i < v.length; i++) {
+      const sub = inline(v[i]);
+      if (sub === undefined) {
+        lines.push(`${indent}[${i}]`, ...renderValue(v[i], `${indent}  `));
+        continue;
+      }
+      // 64 default sigactions say one thing, not 64.
+      let last = i;
+      while (last + 1 < v.length && inline(v[last + 1]) === sub) last++;
+      lines.push(`${indent}[${last > i ? `${i}..${last}` : i}] ${sub}`);
+      i = last;
+    }
     return lines;
   }
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (x === undefined) continue;
+  const fields = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+  const pairs = fields.map(([k, x]) => {
+    const t = inline(x);
+    return t === undefined ? undefined : `${k}: ${t}`;
+  });
+  // Register sets and the like: many short scalars read best packed several to a line.
+  if (pairs.length > 3 && pairs.every((p): p is string => p !== undefined && p.length <= 40)) return pack(pairs, indent);
+  for (const [k, x] of fields) {
     const sub = inline(x);
     if (sub !== undefined) lines.push(`${indent}${k}: ${sub}`);
     else lines.push(`${indent}${k}:`, ...renderValue(x, `${indent}  `));
+  }
+  return lines;
+}
+
+function pack(parts: string[], indent: string): string[] {
+  const width = Math.max(...parts.map((p) => p.length)) + 2;
+  const perLine = Math.max(1, Math.floor((INLINE_LIMIT - indent.length) / width));
+  const lines: string[] = [];
+  for (let i = 0; i < parts.length; i += perLine) {
+    lines.push(indent + parts.slice(i, i + perLine).map((p) => p.padEnd(width)).join('').trimEnd());
   }
   return lines;
 }

@@ -37,8 +37,14 @@ export default class Show extends AmberCommand {
     const decode = (file: string): DecodedImage => core.decodeImageFile(file);
 
     if (!stat.isDirectory()) {
+      const name = path.basename(args.path);
+      if (RAW_PAGES.test(name)) {
+        const raw: Shown = { name, rawBytes: stat.size };
+        this.log(flags.json ? toJson(raw) : humanBlock(raw));
+        return;
+      }
       const image = decode(args.path);
-      this.log(flags.json ? toJson(image) : renderImage(image, path.basename(args.path)).join('\n'));
+      this.log(flags.json ? toJson(image) : renderImage(image, name).join('\n'));
       return;
     }
 
