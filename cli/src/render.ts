@@ -1,4 +1,4 @@
-import { hex } from './format';
+import { bytes, hex } from './format';
 
 /** What @amber/core's decodeImageFile returns; repeated here so rendering needs no core. */
 export interface DecodedImage {
@@ -7,6 +7,10 @@ export interface DecodedImage {
   magic: number;
   head?: object;
   entries: object[];
+  /** Per entry, the raw data that follows it (pipe contents, socket queues), if the type has any. */
+  blobs?: (object | null)[];
+  /** Size of a raw pages file. */
+  rawBytes?: number;
 }
 
 const INLINE_LIMIT = 100;
@@ -15,9 +19,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
+/** core renders bytes fields as {length, base64} already. */
+function isEncodedBytes(v: unknown): v is { length: number; base64: string } {
+  if (!isPlainObject(v)) return false;
+  const keys = Object.keys(v);
+  return keys.length === 2 && typeof v.length === 'number' && typeof v.base64 === 'string';
+}
+
 function scalarText(v: unknown): string | undefined {
   if (typeof v === 'bigint') return hex(v);
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `<${v.length} bytes>`;
+  if (isEncodedBytes(v)) return `<${v.length} bytes>`;
   if (typeof v === 'string') return /^[\w./:@+-]*$/.test(v) && v !== '' ? v : JSON.stringify(v);
   if (v === null || v === undefined || typeof v !== 'object') return String(v);
   return undefined;
@@ -89,12 +101,15 @@ function pack(parts: string[], indent: string): string[] {
 }
 
 export function renderImage(img: DecodedImage, name: string): string[] {
+  if (img.rawBytes !== undefined) return [`${name}: raw pages, ${bytes(img.rawBytes)} (${img.rawBytes / 4096} pages)`];
   const lines = [`${name}: ${img.type} (magic ${hex(img.magic)}), ${img.entries.length} ${img.entries.length === 1 ? 'entry' : 'entries'}`];
   if (img.head !== undefined) lines.push('  head', ...renderValue(img.head, '    '));
   img.entries.forEach((e, i) => {
     const one = inline(e);
     if (one !== undefined) lines.push(`  #${i} ${one}`);
     else lines.push(`  #${i}`, ...renderValue(e, '    '));
+    const blob = img.blobs?.[i];
+    if (blob) lines.push(`    + data ${scalarText(blob) ?? inline(blob) ?? ''}`);
   });
   return lines;
 }

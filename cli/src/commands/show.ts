@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { AmberCommand } from '../base';
 import { CliError } from '../errors';
-import { bytes, plural } from '../format';
+import { plural } from '../format';
 import { renderImage, toJson, type DecodedImage } from '../render';
 
 /** Raw page data: no framing to decode, only a size worth showing. */
@@ -12,8 +12,12 @@ const RAW_PAGES = /^pages-.*\.img$/;
 interface Shown {
   name: string;
   image?: DecodedImage;
-  rawBytes?: number;
   error?: string;
+}
+
+/** The same shape core gives a pages file, without opening it. */
+function rawPages(name: string, size: number): DecodedImage {
+  return { file: name, type: 'pages', magic: 0, entries: [], rawBytes: size };
 }
 
 export default class Show extends AmberCommand {
@@ -39,8 +43,8 @@ export default class Show extends AmberCommand {
     if (!stat.isDirectory()) {
       const name = path.basename(args.path);
       if (RAW_PAGES.test(name)) {
-        const raw: Shown = { name, rawBytes: stat.size };
-        this.log(flags.json ? toJson(raw) : humanBlock(raw));
+        const raw = rawPages(name, stat.size);
+        this.log(flags.json ? toJson(raw) : renderImage(raw, name).join('\n'));
         return;
       }
       const image = decode(args.path);
@@ -52,7 +56,7 @@ export default class Show extends AmberCommand {
     if (names.length === 0) throw new CliError(`${args.path} holds no image files (*.img)`);
     const shown: Shown[] = names.map((name) => {
       const file = path.join(args.path, name);
-      if (RAW_PAGES.test(name)) return { name, rawBytes: fs.statSync(file).size };
+      if (RAW_PAGES.test(name)) return { name, image: rawPages(name, fs.statSync(file).size) };
       try {
         return { name, image: decode(file) };
       } catch (err) {
@@ -72,6 +76,5 @@ export default class Show extends AmberCommand {
 
 function humanBlock(s: Shown): string {
   if (s.image) return renderImage(s.image, s.name).join('\n');
-  if (s.rawBytes !== undefined) return `${s.name}: raw pages, ${bytes(s.rawBytes)} (${s.rawBytes / 4096} pages)`;
   return `${s.name}: cannot decode: ${s.error ?? ''}`;
 }
