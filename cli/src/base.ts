@@ -1,0 +1,84 @@
+import * as fs from 'node:fs';
+import { Command, Flags, type Interfaces } from '@oclif/core';
+import type { Logger, PluginRegistry } from '@amber/core';
+import { ProgressLine } from './progress';
+
+type Core = typeof import('@amber/core');
+
+/** The plugins every run knows without being told. */
+const BUILTIN_PLUGINS = ['@amber/plugin-mm', '@amber/plugin-fs'];
+
+export const pluginFlag = Flags.string({
+  description: 'load a resource plugin from this file or package (repeatable)',
+  multiple: true,
+  helpValue: 'PATH',
+});
+
+export const listFlag = (description: string): Interfaces.OptionFlag<string[] | undefined> =>
+  Flags.string({ description, multiple: true, delimiter: ',', helpValue: 'NAME[,NAME...]' });
+
+/** What every command shares: -v, lazy access to core and the plugins. */
+export abstract class AmberCommand extends Command {
+  static override baseFlags = {
+    verbose: Flags.boolean({ char: 'v', description: 'print debug log lines (to stderr, or to --log-file), and stacks on errors' }),
+  };
+
+  /** @amber/core, loaded only once a command really runs, so that --help stays fast. */
+  protected async loadCore(): Promise<Core> {
+    return import('@amber/core');
+  }
+
+  protected discoverPlugins(core: Core, paths: string[] | undefined): PluginRegistry {
+    return core.PluginRegistry.discover({
+      builtins: BUILTIN_PLUGINS,
+      paths: paths ?? [],
+      searchFrom: [process.cwd()],
+      requireFn: require,
+    });
+  }
+}
+
+/** Commands that run the engine at length: a log and a progress line. */
+export abstract class EngineCommand extends AmberCommand {
+  static override baseFlags = {
+    ...AmberCommand.baseFlags,
+    'log-file': Flags.string({ char: 'o', description: 'write the log to this file instead of stderr', helpValue: 'FILE' }),
+  };
+
+  protected readonly progressLine = new ProgressLine();
+  private logFd: number | undefined;
+
+  /**
+   * -v: debug lines; -o FILE: every line goes to the file; neither: only warnings reach stderr,
+   * so a failure still ends in the single `amber:` line.
+   */
+  protected makeLogger(core: Core, verbose: boolean, logFile: string | undefined): Logger {
+    if (logFile !== undefined) {
+      const fd = fs.openSync(logFile, 'a', 0o600);
+      this.logFd = fd;
+      return core.streamLogger((line) => fs.writeSync(fd, `${line}\n`), verbose);
+    }
+    const toStderr = (line: string): void => {
+      this.progressLine.clear();
+      process.stderr.write(`${line}\n`);
+    };
+    if (verbose) return core.streamLogger(toStderr, true);
+    const warnings = core.streamLogger(toStderr, false);
+    return { info() {}, debug() {}, warn: (m) => warnings.warn(m) };
+  }
+
+  protected readonly progress = (done: number, total: number, what: string): void => {
+    this.progressLine.update(done, total, what);
+  };
+
+  protected override async finally(err: Error | undefined): Promise<void> {
+    this.progressLine.clear();
+    if (this.logFd !== undefined) {
+      // The error itself lands in the log too, so the file tells the whole story.
+      if (err) fs.writeSync(this.logFd, `error: ${err.stack ?? err.message}\n`);
+      fs.closeSync(this.logFd);
+      this.logFd = undefined;
+    }
+    await super.finally(err);
+  }
+}

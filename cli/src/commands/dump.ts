@@ -1,0 +1,48 @@
+import { Flags } from '@oclif/core';
+import { EngineCommand, listFlag, pluginFlag } from '../base';
+import { counterLine, plural } from '../format';
+
+export default class Dump extends EngineCommand {
+  static override summary = 'Checkpoint a process tree into an image directory';
+  static override description =
+    'Freezes the tree rooted at PID, writes its state into DIR and kills it (unless --leave-running). ' +
+    'A dump that fails leaves the tree running as it was.';
+  static override examples = [
+    '<%= config.bin %> dump -t 4242 -D /tmp/ckpt',
+    '<%= config.bin %> dump -t 4242 -D /tmp/snap --leave-running --only mm',
+  ];
+
+  static override flags = {
+    tree: Flags.integer({ char: 't', description: 'pid of the root of the tree to dump', required: true, min: 1, helpValue: 'PID' }),
+    'images-dir': Flags.string({ char: 'D', description: 'directory to write the images into', required: true, helpValue: 'DIR' }),
+    'leave-running': Flags.boolean({ description: 'let the tree continue after the dump instead of killing it' }),
+    only: listFlag('dump only these resource plugins (e.g. mm,fs)'),
+    skip: listFlag('do not dump these resource plugins'),
+    plugin: pluginFlag,
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Dump);
+    const core = await this.loadCore();
+    const log = this.makeLogger(core, flags.verbose, flags['log-file']);
+    const registry = this.discoverPlugins(core, flags.plugin);
+    const report = await core.dump(
+      {
+        pid: flags.tree,
+        imagesDir: flags['images-dir'],
+        leaveRunning: flags['leave-running'],
+        only: flags.only,
+        skip: flags.skip,
+        log,
+        progress: this.progress,
+      },
+      registry,
+    );
+    this.progressLine.clear();
+    const what = report.pids.length === 1 ? `pid ${report.pids[0]}` : `${plural(report.pids.length, 'process', 'processes')} (${report.pids.join(', ')})`;
+    const fate = flags['leave-running'] ? 'left running' : 'killed';
+    this.log(`Dumped ${what} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (${fate})`);
+    const counters = counterLine(report.counters);
+    if (counters) this.log(`  ${counters}`);
+  }
+}

@@ -1,0 +1,40 @@
+import { Flags } from '@oclif/core';
+import { EngineCommand, listFlag, pluginFlag } from '../base';
+import { plural } from '../format';
+
+export default class Restore extends EngineCommand {
+  static override summary = 'Restore a process tree from an image directory';
+  static override description =
+    'Recreates the dumped tree with its original pids and lets it run. Without -d, waits for the ' +
+    'restored root to exit and exits with its status.';
+  static override examples = ['<%= config.bin %> restore -D /tmp/ckpt -d', '<%= config.bin %> restore -D /tmp/ckpt --pidfile /run/app.pid'];
+
+  static override flags = {
+    'images-dir': Flags.string({ char: 'D', description: 'directory holding the images', required: true, helpValue: 'DIR' }),
+    'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
+    pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
+    skip: listFlag('do not restore these resource plugins (allows restoring a partial image)'),
+    plugin: pluginFlag,
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Restore);
+    const core = await this.loadCore();
+    const log = this.makeLogger(core, flags.verbose, flags['log-file']);
+    const registry = this.discoverPlugins(core, flags.plugin);
+    const detached = flags['restore-detached'];
+    const report = await core.restore(
+      { imagesDir: flags['images-dir'], detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress },
+      registry,
+    );
+    this.progressLine.clear();
+    const what = report.pids.length === 1 ? `pid ${report.rootPid}` : `${plural(report.pids.length, 'process', 'processes')} (root pid ${report.rootPid})`;
+    if (detached) {
+      this.log(`Restored ${what} from ${flags['images-dir']} in ${report.seconds.toFixed(2)} s`);
+      return;
+    }
+    // Like CRIU, pass the restored root's exit status on to whoever started us.
+    log.info(`restored root ${report.rootPid} exited${report.exitCode !== undefined ? ` with status ${report.exitCode}` : ''}`);
+    if (report.exitCode !== undefined) process.exitCode = report.exitCode;
+  }
+}

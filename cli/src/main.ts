@@ -1,0 +1,22 @@
+import * as path from 'node:path';
+import { reportError } from './errors';
+
+function verboseRequested(argv: string[]): boolean {
+  return argv.some((a) => a === '-v' || a === '--verbose');
+}
+
+/** Runs the CLI with oclif and owns error reporting, so no oclif error formatting leaks out. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    const oclif = await import('@oclif/core');
+    // Under NODE_ENV=test|development oclif would look for ts-node to run src/ instead of dist/.
+    oclif.settings.enableAutoTranspile = false;
+    await oclif.run(argv, path.resolve(__dirname, '..'));
+    await oclif.flush();
+  } catch (err) {
+    const command = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : undefined;
+    const { lines, exitCode } = reportError(err, verboseRequested(argv), command);
+    for (const line of lines) process.stderr.write(`${line}\n`);
+    process.exitCode = exitCode;
+  }
+}
