@@ -321,6 +321,52 @@ static void check_fpu(void)
 	fesetround(FE_UPWARD);
 }
 
+/* A 1 GiB MAP_NORESERVE reservation with three pages written and one only read (the zero
+ * page), a PROT_NONE guard, and an anonymous page made read-only after it was written. */
+#define SPARSE_SIZE (1UL << 30)
+static const size_t sparse_pages[] = { 0, 77777, (SPARSE_SIZE / 4096) - 1 };
+static unsigned char *sparse, *guard, *rdonly;
+
+static void setup_layout(void)
+{
+	sparse = mmap(NULL, SPARSE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	guard = mmap(NULL, 16 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	rdonly = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (sparse == MAP_FAILED || guard == MAP_FAILED || rdonly == MAP_FAILED)
+		die("mmap (layout)");
+	for (size_t i = 0; i < sizeof sparse_pages / sizeof sparse_pages[0]; i++)
+		memset(sparse + sparse_pages[i] * 4096, 0xA0 + (int)i, 4096);
+	if (*(volatile unsigned char *)(sparse + 5 * 4096) != 0)
+		die("fresh page not zero");
+	memset(rdonly, 0x5A, 4096);
+	if (mprotect(rdonly, 4096, PROT_READ))
+		die("mprotect");
+}
+
+static void check_layout(void)
+{
+	for (size_t i = 0; i < sizeof sparse_pages / sizeof sparse_pages[0]; i++)
+		for (size_t b = 0; b < 4096; b++)
+			if (sparse[sparse_pages[i] * 4096 + b] != 0xA0 + i) {
+				fail("sparse page %zu byte %zu is 0x%02x", sparse_pages[i], b, sparse[sparse_pages[i] * 4096 + b]);
+				break;
+			}
+	for (size_t b = 0; b < 4096; b++)
+		if (sparse[5 * 4096 + b] || sparse[123456 * 4096 + b]) {
+			fail("untouched sparse page is not zero");
+			break;
+		}
+	for (size_t b = 0; b < 4096; b++)
+		if (rdonly[b] != 0x5A) {
+			fail("read-only page byte %zu is 0x%02x", b, rdonly[b]);
+			break;
+		}
+	unsigned char vec;
+	/* mincore says whether the guard is mapped at all; its protection is compared in maps by the harness */
+	if (mincore(guard, 4096, &vec))
+		fail("PROT_NONE guard is not mapped: %s", strerror(errno));
+}
+
 static void check_task(void)
 {
 	if (tls_value != TLS_MAGIC)
@@ -358,6 +404,7 @@ int main(int argc, char **argv)
 	setup_fds();
 	setup_signals();
 	setup_fpu();
+	setup_layout();
 	if (getenv("AMBER_TARGET_SELFTEST_FAIL"))
 		((unsigned char *)heap)[12345] ^= 0xFF;
 	while (counter < READY_TICKS)
@@ -373,6 +420,7 @@ int main(int argc, char **argv)
 	check_fds();
 	check_signals();
 	check_fpu();
+	check_layout();
 	check_task();
 	if (failures)
 		return 1;

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget,
   verdict, WORKDIR,
 } from '../harness';
+import { parseMaps, processVmRead, processVmWrite } from '@amber/core';
 
 after(cleanup);
 
@@ -19,6 +22,9 @@ test('a dumped process is gone, comes back with its pid and its state, twice in 
   for (let round = 1; round <= 2; round++) {
     const dir = makeTmpDir(`skeleton-${round}`);
     run(['dump', '-t', String(t.pid), '-D', dir]);
+    // 64 MiB heap + a few pages of a 1 GiB sparse reservation + small stuff: present pages only
+    const pages = statSync(join(dir, 'pages-1.img')).size;
+    assert.ok(pages >= 64 << 20 && pages < 70 << 20, `pages image is ${pages} bytes`);
     const exit = await reap(t.pid);
     assert.equal(exit.signal, 9, `round ${round}: amber kills the tree after a dump (${exit.text})`);
     assert.equal(isAlive(t.pid), false);
@@ -59,6 +65,29 @@ test('compare reports what changed since the dump', async () => {
   const json = amber([...args, '--json']);
   const diffs = JSON.parse(json.stdout) as { plugin: string; what: string }[];
   assert.ok(diffs.some((d) => d.plugin === 'fs' && d.what.startsWith('fd 1')), json.stdout);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('compare --pages finds a page that changed in memory', async () => {
+  const t = await startTarget('memhog', ['16']);
+  const dir = makeTmpDir('compare-pages');
+  run(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+  run(['compare', '-t', String(t.pid), '-D', dir, '--pages']);
+  // memhog's 16 MiB region: the anonymous rw mapping of that size
+  const region = parseMaps(readFileSync(`/proc/${t.pid}/maps`, 'utf8')).find(
+    (m) => m.perms === 'rw-p' && m.path === '' && m.end - m.start >= 16n << 20n,
+  );
+  assert.ok(region, 'found memhog region');
+  const addr = region!.start + 4096n * 100n + 7n;
+  const old = Buffer.alloc(1);
+  processVmRead(t.pid, addr, old);
+  processVmWrite(t.pid, addr, Buffer.from([old[0] ^ 0xff]));
+  const args = ['compare', '-t', String(t.pid), '-D', dir, '--pages'];
+  const c = amber(args);
+  assert.equal(c.status, 1, describeAmber(args, c));
+  assert.match(c.stdout, new RegExp(`page at 0x${(addr - 7n).toString(16)}`), describeAmber(args, c));
+  processVmWrite(t.pid, addr, old);
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
