@@ -1,19 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
-import { kcmpIdsOf } from './ids';
 import { kill } from '../kernel/syscalls';
-import { ImageStore } from '../images';
+import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
-import { readMaps, readStat } from '../task/proc';
+import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
-import { IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry } from '../images';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
-import { silentLogger } from './logger';
+import { kcmpIdsOf } from './ids';
+import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
 
@@ -28,6 +27,12 @@ export interface DumpReport {
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
 
+/** Per thread: how it was before amber touched it, and the handle to inject into it. */
+interface ThreadHold {
+  snap: ThreadSnapshot;
+  remote?: RemoteSyscall;
+}
+
 /** Checkpoints a process tree into an image directory. */
 export async function dump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
   const started = performance.now();
@@ -39,24 +44,30 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   const counters: Record<string, number> = {};
 
   const frozen = freezeTree(options.pid);
-  log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]`).join(' ')}`);
-  const snapshots = new Map<number, ThreadSnapshot>();
+  log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
+  const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];
+  const stats = new Map<number, ProcStat>();
   let succeeded = false;
   try {
-    refuseUnsupported(frozen);
     const objects = new SharedObjects();
     for (const f of frozen) {
-      const tracee = f.tracees.get(f.pid)!;
-      const stat = readStat(f.pid);
+      stats.set(f.pid, readStat(f.pid));
+      if (f.zombie) continue;
+      const leader = f.tracees.get(f.pid)!;
       const maps = readMaps(f.pid);
       const fds = withFds ? collectFds(f.pid) : [];
-      const snap = snapshotThread(tracee);
-      snapshots.set(f.pid, snap);
+      for (const tracee of f.tracees.values()) holds.set(tracee.tid, { snap: snapshotThread(tracee) });
       // Signals stay blocked while we inject, so no handler runs on our scratch registers.
-      tracee.setSigmask(ALL_SIGNALS);
-      const remote = RemoteSyscall.bootstrap(tracee);
-      tasks.push({ pid: f.pid, threads: [...f.tracees.keys()], stat, maps, tracee, remote, fds, ids: kcmpIdsOf(objects, f.pid) });
+      for (const tracee of f.tracees.values()) tracee.setSigmask(ALL_SIGNALS);
+      const remote = RemoteSyscall.bootstrap(leader);
+      for (const tracee of f.tracees.values()) {
+        holds.get(tracee.tid)!.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
+      }
+      tasks.push({
+        pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
+        ids: kcmpIdsOf(objects, f.pid),
+      });
     }
     fdTable.check(tasks);
     faultPoint('dump:after-seize');
@@ -66,7 +77,16 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
     };
     const cores = new Map<number, CoreEntry>();
-    for (const t of tasks) cores.set(t.pid, buildCoreEntry(snapshots.get(t.pid)!, t.tracee, t.remote, t.stat, true));
+    for (const f of frozen) {
+      if (f.zombie) {
+        cores.set(f.pid, zombieCore(stats.get(f.pid)!, f.zombie.waitStatus));
+        continue;
+      }
+      for (const tracee of f.tracees.values()) {
+        const h = holds.get(tracee.tid)!;
+        cores.set(tracee.tid, buildCoreEntry(h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
+      }
+    }
 
     for (const p of plugins) {
       if (!p.dump) continue;
@@ -78,37 +98,35 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     if (withFds) fdTable.dump(ctx);
     store.write('files', 'files', ctx.files.entries());
 
-    writeTaskImages(ctx, cores);
+    writeTaskImages(ctx, frozen, stats, cores);
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
   } finally {
-    finishDump(frozen, tasks, snapshots, succeeded && !options.leaveRunning, log);
+    finishDump(frozen, holds, succeeded && !options.leaveRunning, log);
   }
-  return { pids: tasks.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
+  counters.tasks = frozen.length;
+  counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
+  return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
 }
 
-function refuseUnsupported(frozen: FrozenTask[]): void {
-  if (frozen.length > 1) {
-    throw new NotSupportedError(`pid ${frozen[0].pid} has child processes (${frozen.slice(1).map((t) => t.pid).join(', ')}); process trees are not supported yet`);
-  }
-  for (const f of frozen) {
-    if (f.tracees.size > 1) throw new NotSupportedError(`pid ${f.pid} has ${f.tracees.size} threads; multi-threaded processes are not supported yet`);
-  }
+function zombieCore(stat: ProcStat, waitStatus: number): CoreEntry {
+  return {
+    mtype: 1,
+    tc: {
+      taskState: TaskState.DEAD, exitCode: waitStatus, personality: 0, flags: stat.flags, blkSigset: 0n,
+      comm: stat.comm, sigactions: [],
+    },
+  };
 }
 
-function writeTaskImages(ctx: DumpContext, cores: Map<number, CoreEntry>): void {
-  const pstree = ctx.tasks.map((t) => ({
-    pid: t.pid,
-    ppid: t.stat.ppid,
-    pgid: t.stat.pgrp,
-    sid: t.stat.session,
-    threads: t.threads,
-  }));
+function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<number, ProcStat>, cores: Map<number, CoreEntry>): void {
+  const pstree: PstreeEntry[] = frozen.map((f) => {
+    const st = stats.get(f.pid)!;
+    return { pid: f.pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, threads: f.zombie ? [f.pid] : [...f.tracees.keys()] };
+  });
   ctx.store.write('pstree', 'pstree', pstree);
-  for (const t of ctx.tasks) {
-    ctx.store.write('core', `core-${t.pid}`, [cores.get(t.pid)!]);
-    ctx.store.write('ids', `ids-${t.pid}`, [t.ids]);
-  }
+  for (const [tid, core] of cores) ctx.store.write('core', `core-${tid}`, [core]);
+  for (const t of ctx.tasks) ctx.store.write('ids', `ids-${t.pid}`, [t.ids]);
 }
 
 function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): InventoryEntry {
@@ -124,14 +142,13 @@ function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): InventoryEntry 
 
 /**
  * Ends a dump: kills the tree after a complete dump, otherwise (failure or --leave-running) puts
- * every task back exactly as it was and lets it go.
+ * every thread back exactly as it was and lets it go. Threads first; the leader last, since its
+ * finish unmaps the scratch area they share.
  */
-function finishDump(frozen: FrozenTask[], tasks: DumpTask[], snaps: Map<number, ThreadSnapshot>, kill_: boolean, log: { warn(m: string): void }): void {
+function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTree: boolean, log: Logger): void {
   for (const f of frozen) {
-    const task = tasks.find((t) => t.pid === f.pid);
-    const snap = snaps.get(f.pid);
-    const main = f.tracees.get(f.pid)!;
-    if (kill_) {
+    if (f.zombie) continue;
+    if (killTree) {
       try {
         kill(f.pid, SIG.KILL);
       } catch (e) {
@@ -139,18 +156,22 @@ function finishDump(frozen: FrozenTask[], tasks: DumpTask[], snaps: Map<number, 
       }
       continue;
     }
-    try {
-      if (task && snap) task.remote.finish(snap.regs, 'same-task');
-      else if (snap) main.setRegs(snap.regs);
-      if (snap) main.setSigmask(snap.sigmask);
-    } catch (e) {
-      log.warn(`pid ${f.pid}: could not undo amber's changes cleanly: ${(e as Error).message}`);
-      if (snap) {
+    const order = [...f.tracees.values()].reverse();
+    for (const tracee of order) {
+      const h = holds.get(tracee.tid);
+      if (!h) continue;
+      try {
+        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task');
+        else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task');
+        else tracee.setRegs(h.snap.regs);
+        tracee.setSigmask(h.snap.sigmask);
+      } catch (e) {
+        log.warn(`pid ${f.pid} thread ${tracee.tid}: could not undo amber's changes cleanly: ${(e as Error).message}`);
         try {
-          main.setRegs(snap.regs);
-          main.setSigmask(snap.sigmask);
+          tracee.setRegs(h.snap.regs);
+          tracee.setSigmask(h.snap.sigmask);
         } catch {
-          // the task is gone
+          // the thread is gone
         }
       }
     }

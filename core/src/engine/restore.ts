@@ -1,18 +1,20 @@
 import { writeFileSync } from 'node:fs';
-import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestorePhase, type RestoreTask } from './plugin';
-import { RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
+import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
+import { CLONE, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
-import { kill } from '../kernel/syscalls';
-import { ImageStore } from '../images';
+import { kill, WaitStatus } from '../kernel/syscalls';
+import { ImageStore, TaskState, type CoreEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
+import { checkCredsAllowed } from '../task/process-state';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
-import type { CoreEntry, PstreeEntry, TaskKobjIdsEntry } from '../images';
 import { FdTable } from './fd-table';
-import { FileRegistry } from './files';
 import { faultPoint } from './fault';
+import { FileRegistry } from './files';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { waitForExit } from './wait-exit';
+import type { Tracee } from '../ptrace/tracee';
 
 export interface RestoreReport {
   rootPid: number;
@@ -22,6 +24,22 @@ export interface RestoreReport {
 }
 
 export class IncompleteImageError extends AmberError {}
+
+interface RestoredThread {
+  tid: number;
+  tracee: Tracee;
+  remote: RemoteSyscall;
+}
+
+/** Everything about one task of the tree, from its images and as it is being rebuilt. */
+interface TaskPlan {
+  entry: PstreeEntry;
+  cores: Map<number, CoreEntry>;
+  zombie: boolean;
+  stopped: boolean;
+  task?: RestoreTask;
+  threads: RestoredThread[];
+}
 
 /** Brings a dumped tree back, with its pids, and lets it run. */
 export async function restore(options: RestoreOptions, registry: PluginRegistry): Promise<RestoreReport> {
@@ -33,15 +51,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
   const withFds = plugins.some((p) => p.fileKinds?.length);
 
-  const pstree = store.read<PstreeEntry>('pstree', 'pstree').entries;
-  const cores = new Map<number, CoreEntry>();
-  for (const e of pstree) {
-    if (e.threads.length > 1) throw new AmberError(`pid ${e.pid} had ${e.threads.length} threads; multi-threaded restore is not supported yet`);
-    cores.set(e.pid, store.read<CoreEntry>('core', `core-${e.pid}`).entries[0]);
-    const holder = pidHolder(e.pid);
-    if (holder && holder.state !== 'Z') throw new BusyPidError(e.pid, describeHolder(e.pid));
-  }
-  const avoid = pstree.flatMap((e) => plugins.flatMap((p) => p.addressRanges?.(store, e.pid) ?? []));
+  const plans = readPlans(store);
+  const live = plans.filter((p) => !p.zombie);
+  const avoid = live.flatMap((p) => plugins.flatMap((pl) => pl.addressRanges?.(store, p.entry.pid) ?? []));
 
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
@@ -50,18 +62,29 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
-      if (phase === 'tree') createTree(creator, pstree, tasks, store);
-      if (phase === 'resources' && withFds) for (const t of tasks) fdTable.restore(ctx, t);
+      if (phase === 'tree') createTree(creator, plans, tasks, store);
+      if (phase === 'resources' && withFds) {
+        const done = new Set<number>();
+        for (const t of tasks) {
+          // Tasks sharing an fd table (CLONE_FILES) fill it once.
+          if (done.has(t.ids.filesId)) continue;
+          done.add(t.ids.filesId);
+          fdTable.restore(ctx, t);
+        }
+      }
+      if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
-      if (phase === 'task-state') for (const t of tasks) restoreTaskState(t.remote, cores.get(t.pid)!);
+      if (phase === 'task-state') {
+        for (const plan of live) for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, (m) => log.warn(m));
+      }
       faultPoint(`restore:${phase}`);
-      if (phase === 'resume') resumeAll(tasks, cores);
+      if (phase === 'resume') resumeAll(plans);
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
   } catch (e) {
-    for (const t of tasks) {
+    for (const plan of plans) {
       try {
-        kill(t.pid, SIG.KILL);
+        if (plan.task) kill(plan.task.pid, SIG.KILL);
       } catch {
         // already gone
       }
@@ -70,11 +93,28 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     throw e;
   }
   creator.dispose();
-  const rootPid = pstree[0].pid;
+  const rootPid = plans[0].entry.pid;
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
-  const report: RestoreReport = { rootPid, pids: tasks.map((t) => t.pid), seconds: (performance.now() - started) / 1000 };
+  const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
   if (!options.detached) await waitForExit(rootPid);
   return report;
+}
+
+function readPlans(store: ImageStore): TaskPlan[] {
+  const pstree = store.read<PstreeEntry>('pstree', 'pstree').entries;
+  return pstree.map((entry) => {
+    const cores = new Map<number, CoreEntry>();
+    for (const tid of entry.threads) cores.set(tid, store.read<CoreEntry>('core', `core-${tid}`).entries[0]);
+    const tc = cores.get(entry.pid)?.tc;
+    const zombie = tc?.taskState === TaskState.DEAD;
+    for (const tid of entry.threads) {
+      const holder = pidHolder(tid);
+      if (holder && holder.state !== 'Z') throw new BusyPidError(tid, describeHolder(tid));
+      const creds = cores.get(tid)?.threadCore?.creds;
+      if (creds) checkCredsAllowed(entry.pid, creds);
+    }
+    return { entry, cores, zombie, stopped: tc?.taskState === TaskState.STOPPED, threads: [] };
+  });
 }
 
 function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[]): ResourcePlugin[] {
@@ -84,7 +124,7 @@ function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[
   }
   const all = registry.select(undefined, skip.filter((n) => registry.get(n)));
   const absent = all.filter((p) => dumped.length && !dumped.includes(p.name) && p.restore);
-  if (absent.length && !absent.every((p) => skip.includes(p.name))) {
+  if (absent.length) {
     throw new IncompleteImageError(
       `this is a partial dump without ${absent.map((p) => p.name).join(', ')}; restoring it would lose those resources ` +
         `(pass --skip ${absent.map((p) => p.name).join(',')} to restore anyway)`,
@@ -93,31 +133,108 @@ function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[
   return all.filter((p) => dumped.length === 0 || dumped.includes(p.name));
 }
 
-function createTree(creator: TaskCreator, pstree: PstreeEntry[], tasks: RestoreTask[], store: ImageStore): void {
-  for (const e of pstree) {
-    const created = creator.createProcess(e.pid);
-    const ids = store.read<RestoreTask['ids']>('ids', `ids-${e.pid}`).entries[0];
-    const task: RestoreTask = { pid: e.pid, tracee: created.tracee, remote: created.remote, ids };
-    tasks.push(task);
+/**
+ * Creates every process, parents first, each by its restored parent so the parent/child links
+ * come back. Session and group leadership is taken right away, before the task makes children,
+ * so that they inherit it; a task joining another's group does so once every task exists.
+ */
+function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[], store: ImageStore): void {
+  const byPid = new Map(plans.map((p) => [p.entry.pid, p]));
+  for (const plan of plans) {
+    const { entry } = plan;
+    const parent = byPid.get(entry.ppid)?.task;
+    const ids = plan.zombie ? undefined : store.read<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`).entries[0];
+    const flags = parent && ids ? sharingFlags(ids, parent.ids) : 0;
+    const created = creator.createTask(entry.pid, parent?.remote, flags);
+    const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 } };
+    plan.task = task;
+    plan.threads.push({ tid: entry.pid, tracee: created.tracee, remote: created.remote });
     const remote = created.remote;
     // The helper's rseq area is about to be unmapped; a registered one would then fault.
     const rseq = created.tracee.getRseqConfig();
     if (rseq.pointer) remote.call('rseq unregister', SYS.rseq, [rseq.pointer, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.signature]);
-    remote.call('close_range', SYS.close_range, [0, 0xffffffff, 0]);
-    if (e.sid === e.pid) remote.call('setsid', SYS.setsid, []);
-    else if (e.pgid === e.pid) remote.call('setpgid', SYS.setpgid, [0, 0]);
+    if (!(flags & CLONE.FILES)) remote.call('close_range', SYS.close_range, [0, 0xffffffff, 0]);
+    if (entry.sid === entry.pid) remote.call('setsid', SYS.setsid, []);
+    else if (entry.pgid === entry.pid) remote.call('setpgid', SYS.setpgid, [0, 0]);
+    if (!plan.zombie) tasks.push(task);
+  }
+  for (const plan of plans) {
+    const { entry } = plan;
+    if (entry.pgid !== entry.pid && byPid.has(entry.pgid)) {
+      plan.task!.remote.call('setpgid', SYS.setpgid, [0, entry.pgid], `joining process group ${entry.pgid}`);
+    }
   }
 }
 
-function resumeAll(tasks: RestoreTask[], cores: Map<number, CoreEntry>): void {
-  for (const t of tasks) {
-    const core = cores.get(t.pid)!;
-    t.remote.finish(registersOf(core), 'new-task');
-    const xsave = threadInfoOf(core).xsaveRaw;
-    if (xsave) t.tracee.setXstate(xsave);
-    t.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
+/** clone3 flags that make a child share what it shared with its parent at dump time. */
+function sharingFlags(child: TaskKobjIdsEntry, parent: TaskKobjIdsEntry): number {
+  let flags = 0;
+  if (child.filesId === parent.filesId) flags |= CLONE.FILES;
+  if (child.fsId === parent.fsId) flags |= CLONE.FS;
+  return flags;
+}
+
+/** Threads come after the address space is rebuilt: they only need their registers set. */
+function createThreads(creator: TaskCreator, plans: TaskPlan[]): void {
+  const flags = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
+  for (const plan of plans) {
+    for (const tid of plan.entry.threads) {
+      if (tid === plan.entry.pid) continue;
+      const created = creator.createTask(tid, plan.task!.remote, flags);
+      plan.threads.push({ tid, tracee: created.tracee, remote: created.remote });
+    }
   }
-  for (const t of tasks) t.tracee.detach();
+}
+
+/**
+ * Zombies exit with their status; every thread gets its registers, the leader last (its finish
+ * unmaps the scratch area the threads share); then all go together, and stopped tasks stop.
+ */
+function resumeAll(plans: TaskPlan[]): void {
+  for (const plan of plans) if (plan.zombie) becomeZombie(plan);
+  for (const plan of plans) {
+    if (plan.zombie) continue;
+    for (const th of [...plan.threads].reverse()) {
+      const core = plan.cores.get(th.tid)!;
+      if (th.tid === plan.entry.pid) th.remote.finish(registersOf(core), 'new-task');
+      else th.remote.finishThread(registersOf(core), 'new-task');
+      const xsave = threadInfoOf(core).xsaveRaw;
+      if (xsave) th.tracee.setXstate(xsave);
+      th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
+    }
+  }
+  for (const plan of plans) for (const th of plan.threads) if (!plan.zombie) th.tracee.detach();
+  for (const plan of plans) if (plan.stopped) kill(plan.entry.pid, SIG.STOP);
+}
+
+/** Ends a task the way the dumped zombie ended: exit(code), or killed by its signal. */
+function becomeZombie(plan: TaskPlan): void {
+  const status = plan.cores.get(plan.entry.pid)!.tc!.exitCode;
+  const remote = plan.task!.remote;
+  const sig = status & 0x7f;
+  if (sig) {
+    remote.resetData();
+    remote.call('rt_sigaction', SYS.rt_sigaction, [sig, remote.stage(Buffer.alloc(32)), 0, 8], `signal ${sig} to default`);
+    remote.tracee.setSigmask(0n);
+  }
+  const regs = remote.tracee.getRegs();
+  regs.set('ip', remote.scratch.base);
+  regs.set('origAx', -1n);
+  regs.set('ax', sig ? SYS.kill : SYS.exit_group);
+  regs.set('di', sig ? plan.entry.pid : (status >> 8) & 0xff);
+  regs.set('si', sig);
+  remote.tracee.setRegs(regs);
+  remote.tracee.cont(0);
+  for (;;) {
+    let st: number;
+    try {
+      st = remote.tracee.wait('becoming a zombie');
+    } catch {
+      return; // exited: the zombie now waits for its parent
+    }
+    const stopSig = WaitStatus.stopSig(st);
+    remote.tracee.cont(stopSig === SIG.TRAP ? 0 : stopSig);
+  }
 }
 
 function rangeOf(s: { base: bigint; size: number }) {

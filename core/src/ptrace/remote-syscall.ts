@@ -101,6 +101,12 @@ export class RemoteSyscall {
         this.tracee.cont(0);
         continue;
       }
+      // A job-control stop or a late interrupt trap of a stopped task, before our syscall ran:
+      // the registers are ours, so going on runs it.
+      if (event === PTRACE_EVENT.STOP) {
+        this.tracee.cont(0);
+        continue;
+      }
       if (WaitStatus.stopSig(status) !== SIG.TRAP || event !== 0) {
         throw new UnexpectedStopError(this.pid, status, `SIGTRAP after injected syscall ${nr}`);
       }
@@ -141,23 +147,44 @@ export class RemoteSyscall {
   }
 
   /**
+   * Leaves a thread that shares the scratch area with others at a syscall-exit stop with `final`
+   * registers, without unmapping anything (its leader's finish() does that, last).
+   */
+  finishThread(final: Registers, mode: RestartMode): void {
+    this.stopAtSyscallExit(SYS.getpid, [], 'parking a thread');
+    this.tracee.setRegs(resumeFromSyscallExit(final, mode));
+    this.memory.close();
+  }
+
+  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string): bigint {
+    const regs = this.template.clone();
+    regs.set('ip', this.scratch.base);
+    regs.set('ax', nr);
+    regs.set('origAx', -1n);
+    args.forEach((a, i) => regs.set(ARG_REGS[i], a));
+    this.tracee.setRegs(regs);
+    for (const phase of ['entry', 'exit']) {
+      this.tracee.syscallStep();
+      for (;;) {
+        const status = this.tracee.wait(`${what} (${phase})`);
+        if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
+          this.tracee.syscallStep();
+          continue;
+        }
+        if (WaitStatus.stopSig(status) !== SIG.TRAP) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
+        break;
+      }
+    }
+    return this.tracee.getRegs().getSigned('ax');
+  }
+
+  /**
    * Unmaps the scratch area and leaves the task at the munmap's syscall-exit stop with `final`
    * registers. The int3 after the syscall would be gone with the page, so the stop comes from
    * PTRACE_SYSCALL instead.
    */
   finish(final: Registers, mode: RestartMode): void {
-    const regs = this.template.clone();
-    regs.set('ip', this.scratch.base);
-    regs.set('ax', SYS.munmap);
-    regs.set('origAx', -1n);
-    regs.set('di', this.scratch.base);
-    regs.set('si', this.scratch.size);
-    this.tracee.setRegs(regs);
-    this.tracee.syscallStep();
-    this.tracee.waitTrap('munmap of the scratch area (entry)');
-    this.tracee.syscallStep();
-    this.tracee.waitTrap('munmap of the scratch area (exit)');
-    const result = this.tracee.getRegs().getSigned('ax');
+    const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area');
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();

@@ -19,6 +19,9 @@ const XSTATE_MAX = 64 * 1024;
  * Node's main thread, the one that seized.
  */
 export class Tracee {
+  /** The wait status of the stop amber first saw (a group-stop carries its stop signal). */
+  firstStop = 0;
+
   private constructor(readonly tid: number) {}
 
   /** Attaches with PTRACE_SEIZE and stops the thread with PTRACE_INTERRUPT. */
@@ -27,7 +30,7 @@ export class Tracee {
     const t = new Tracee(tid);
     try {
       ptrace(PTRACE.INTERRUPT, tid, 0, 0, 'PTRACE_INTERRUPT');
-      t.waitForInterrupt();
+      t.firstStop = t.waitForInterrupt();
     } catch (e) {
       t.detachQuietly();
       throw e;

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
-import { PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
+import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
 import { kill, waitpid, WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from '../ptrace/errors';
@@ -54,19 +54,25 @@ export class TaskCreator {
     return this.ensureHelper().remote.scratch;
   }
 
-  createProcess(pid: number, waitForZombieMs = 10_000): CreatedTask {
-    const helper = this.ensureHelper();
+  /**
+   * A new task with the given pid (or tid, with CLONE_THREAD), made by `parent` (the helper when
+   * absent). It arrives stopped, traced, with every signal blocked.
+   */
+  createTask(pid: number, parent?: RemoteSyscall, flags = 0, waitForZombieMs = 10_000): CreatedTask {
+    const maker = parent ?? this.ensureHelper().remote;
+    const scratch = this.scratch;
     const deadline = Date.now() + waitForZombieMs;
     for (;;) {
-      helper.remote.resetData();
+      maker.resetData();
       const args = Buffer.alloc(CLONE_ARGS_SIZE);
       const setTid = Buffer.alloc(4);
       setTid.writeInt32LE(pid, 0);
-      const setTidAddr = helper.remote.stage(setTid);
-      args.writeBigUInt64LE(BigInt(SIG.CHLD), 32); // exit_signal
+      const setTidAddr = maker.stage(setTid);
+      args.writeBigUInt64LE(BigInt(flags), 0);
+      args.writeBigUInt64LE(BigInt(flags & CLONE.THREAD ? 0 : SIG.CHLD), 32); // exit_signal
       args.writeBigUInt64LE(setTidAddr, 64); // set_tid
       args.writeBigUInt64LE(1n, 72); // set_tid_size
-      const r = helper.remote.callRaw(SYS.clone3, [helper.remote.stage(args), CLONE_ARGS_SIZE]);
+      const r = maker.callRaw(SYS.clone3, [maker.stage(args), CLONE_ARGS_SIZE]);
       if (r === -errnoNumber('EEXIST')) {
         if (pidHolder(pid)?.state === 'Z' && Date.now() < deadline) {
           execFileSync('sleep', ['0.05']);
@@ -74,12 +80,12 @@ export class TaskCreator {
         }
         throw new BusyPidError(pid, describeHolder(pid));
       }
-      if (r < 0) throw new KernelError('clone3 (in the restore helper)', -r, pid, 'creating the task');
+      if (r < 0) throw new KernelError(`clone3 (in pid ${maker.pid})`, -r, pid, 'creating the task');
       const tracee = Tracee.adopt(r);
       const status = tracee.wait('creation');
       if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(r, status, 'the first stop of a new task');
       tracee.setSigmask(ALL_SIGNALS);
-      return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, helper.remote.scratch) };
+      return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, scratch) };
     }
   }
 

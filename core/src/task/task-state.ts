@@ -3,13 +3,14 @@ import { NSIG, PR, SIG, SYS } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
-import { fpregsFromXsave, type CoreEntry, type SaEntry, type UserX86RegsEntry } from '../images';
+import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type UserX86RegsEntry } from '../images';
+import {
+  dumpAltStack, dumpCreds, dumpItimers, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds, restoreItimers,
+  restoreRlimits,
+} from './process-state';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
-
-/** CRIU's task_state values. */
-export const TASK_STATE = { ALIVE: 1, DEAD: 2, STOPPED: 3, HELPER: 4, THREAD: 5 } as const;
 
 const SIGACTION_SIZE = 32;
 const X86_MODE_NATIVE = 1;
@@ -60,8 +61,10 @@ export function buildCoreEntry(
   tracee: Tracee,
   remote: RemoteSyscall,
   stat: ProcStat,
-  isLeader: boolean,
+  pid: number,
+  stopped: boolean,
 ): CoreEntry {
+  const isLeader = snap.tid === pid;
   const robust = getRobustList(snap.tid);
   const rseq = tracee.getRseqConfig();
   const gpregs: UserX86RegsEntry = { ...snap.regs.toRecord(), mode: X86_MODE_NATIVE };
@@ -78,19 +81,24 @@ export function buildCoreEntry(
       futexRla: robust.head,
       futexRlaLen: Number(robust.len),
       blkSigset: snap.sigmask,
-      comm: stat.comm,
+      comm: readFileSync(`/proc/${pid}/task/${snap.tid}/comm`, 'utf8').trim(),
+      sas: dumpAltStack(remote),
+      pdeathSig: dumpPdeathsig(remote),
+      creds: dumpCreds(pid, snap.tid),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
     },
   };
   if (isLeader) {
     entry.tc = {
-      taskState: TASK_STATE.ALIVE,
+      taskState: stopped ? TaskState.STOPPED : TaskState.ALIVE,
       exitCode: 0,
       personality: parseInt(readFileSync(`/proc/${snap.tid}/personality`, 'utf8').trim(), 16),
       flags: stat.flags,
       blkSigset: snap.sigmask,
       comm: stat.comm,
       sigactions: dumpSigactions(remote),
+      rlimits: dumpRlimits(remote),
+      timers: dumpItimers(remote),
     };
   }
   return entry;
@@ -102,8 +110,11 @@ export function registersOf(core: CoreEntry): Registers {
   return r;
 }
 
-/** Puts back the process-wide and per-thread state that is set by syscalls in the task. */
-export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry): void {
+/**
+ * Puts back the process-wide (leader only) and per-thread state that is set by syscalls in the
+ * task. Credentials go last: after them the task may no longer be allowed the rest.
+ */
+export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, warn: (m: string) => void): void {
   remote.resetData();
   if (core.tc) {
     const act = Buffer.alloc(SIGACTION_SIZE);
@@ -118,7 +129,10 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry): void {
       remote.memory.write(slot, act);
       remote.call('rt_sigaction', SYS.rt_sigaction, [sig, slot, 0, 8], `signal ${sig}`);
     });
-    remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(core.tc.comm.slice(0, 15))]);
+    if (core.tc.rlimits) restoreRlimits(remote, core.tc.rlimits, warn);
+    if (core.tc.timers) restoreItimers(remote, core.tc.timers);
+    remote.resetData();
+    remote.call('personality', SYS.personality, [core.tc.personality]);
   }
   const tc = core.threadCore;
   if (!tc) throw new ImageError(`core image of pid ${remote.pid} has no thread_core`);
@@ -128,6 +142,11 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry): void {
     const r = tc.rseqEntry;
     remote.call('rseq', SYS.rseq, [r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature], `area 0x${r.rseqAbiPointer.toString(16)}`);
   }
+  const comm = tc.comm ?? core.tc?.comm;
+  if (comm) remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(comm.slice(0, 15))]);
+  if (tc.sas) restoreAltStack(remote, tc.sas);
+  if (tc.pdeathSig) remote.call('prctl(PR_SET_PDEATHSIG)', SYS.prctl, [PR.SET_PDEATHSIG, tc.pdeathSig]);
+  if (tc.creds) restoreCreds(remote, tc.creds);
 }
 
 export function threadInfoOf(core: CoreEntry): NonNullable<CoreEntry['threadInfo']> {

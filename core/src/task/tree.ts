@@ -1,7 +1,9 @@
-import { AmberError } from '../kernel/errors';
-import { Tracee } from '../ptrace/tracee';
-import { listChildren, listThreads } from './proc';
 import { existsSync } from 'node:fs';
+import { SIG } from '../kernel/constants';
+import { AmberError } from '../kernel/errors';
+import { WaitStatus } from '../kernel/syscalls';
+import { Tracee } from '../ptrace/tracee';
+import { listChildren, listThreads, readStat } from './proc';
 
 export class NoSuchProcessError extends AmberError {
   constructor(readonly pid: number) {
@@ -11,13 +13,20 @@ export class NoSuchProcessError extends AmberError {
 
 export interface FrozenTask {
   pid: number;
-  /** Every thread, the main one (tid == pid) first. */
+  /** Every thread, the main one (tid == pid) first. Empty for a zombie. */
   tracees: Map<number, Tracee>;
+  /** Job-control stopped (SIGSTOP and friends) when amber came. */
+  stopped: boolean;
+  /** A zombie: exited, not yet reaped by its parent. Its wait status. */
+  zombie?: { waitStatus: number };
 }
 
+const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
+
 /**
- * Freezes a process tree with PTRACE_SEIZE + PTRACE_INTERRUPT on every thread. Threads and
- * children created while we walk are caught by walking again until a pass finds nothing new.
+ * Freezes a process tree with PTRACE_SEIZE + PTRACE_INTERRUPT on every thread, parents before
+ * children. Threads and children created while we walk are caught by walking again until a pass
+ * finds nothing new; a frozen task cannot fork, so the walk ends.
  */
 export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
   if (!existsSync(`/proc/${rootPid}`)) throw new NoSuchProcessError(rootPid);
@@ -29,10 +38,21 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
       while (queue.length) {
         const pid = queue.shift()!;
         let task = tasks.get(pid);
-        if (!task) tasks.set(pid, (task = { pid, tracees: new Map() }));
+        if (!task) {
+          const st = readStat(pid);
+          tasks.set(pid, (task = { pid, tracees: new Map(), stopped: false }));
+          if (st.state === 'Z') {
+            task.zombie = { waitStatus: st.exitCode };
+            found = true;
+            continue;
+          }
+        }
+        if (task.zombie) continue;
         for (const tid of listThreads(pid)) {
           if (task.tracees.has(tid)) continue;
-          task.tracees.set(tid, Tracee.seize(tid, options));
+          const tracee = Tracee.seize(tid, options);
+          task.tracees.set(tid, tracee);
+          if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
           found = true;
         }
         queue.push(...listChildren(pid));
@@ -45,7 +65,7 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
     throw e;
   }
   return [...tasks.values()].map((t) => ({
-    pid: t.pid,
+    ...t,
     tracees: new Map([...t.tracees].sort(([a], [b]) => (a === t.pid ? -1 : b === t.pid ? 1 : a - b))),
   }));
 }

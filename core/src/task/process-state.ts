@@ -1,0 +1,162 @@
+import { AmberError } from '../kernel/errors';
+import { PR, SYS } from '../kernel/constants';
+import type { CredsEntry, ItimerEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
+import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import { parseStatus, procRead } from './proc';
+
+// Task state that only the task can report or set: read and written by syscalls injected into it.
+
+const RLIM_NLIMITS = 16;
+const ITIMERS = ['real', 'virt', 'prof'] as const;
+const SS_ONSTACK = 1;
+const SS_DISABLE = 2;
+
+export class PrivilegeError extends AmberError {}
+
+export function dumpRlimits(remote: RemoteSyscall): TaskRlimitsEntry {
+  remote.resetData();
+  const slot = remote.reserve(16);
+  const rlimits = [];
+  for (let r = 0; r < RLIM_NLIMITS; r++) {
+    remote.call('prlimit64', SYS.prlimit64, [0, r, 0, slot], `resource ${r}`);
+    const raw = remote.memory.read(slot, 16);
+    rlimits.push({ cur: raw.readBigUInt64LE(0), max: raw.readBigUInt64LE(8) });
+  }
+  return { rlimits };
+}
+
+/**
+ * Puts the limits back. Raising a hard limit needs CAP_SYS_RESOURCE, which amber may lack: a
+ * limit above what the restore helper was given is clipped to it, and reported.
+ */
+export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, warn: (m: string) => void): void {
+  remote.resetData();
+  const slot = remote.reserve(16);
+  const buf = Buffer.alloc(16);
+  limits.rlimits.forEach((l, r) => {
+    remote.call('prlimit64', SYS.prlimit64, [0, r, 0, slot]);
+    const now = remote.memory.read(slot, 16).readBigUInt64LE(8);
+    const max = l.max > now ? now : l.max;
+    const cur = l.cur > max ? max : l.cur;
+    if (max !== l.max) warn(`pid ${remote.pid}: resource limit ${r} had hard limit ${l.max}, restored as ${max} (raising it needs CAP_SYS_RESOURCE)`);
+    buf.writeBigUInt64LE(cur, 0);
+    buf.writeBigUInt64LE(max, 8);
+    remote.memory.write(slot, buf);
+    remote.call('prlimit64', SYS.prlimit64, [0, r, slot, 0], `resource ${r}`);
+  });
+}
+
+export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
+  remote.resetData();
+  const slot = remote.reserve(32);
+  const out = { posix: [] } as unknown as TaskTimersEntry;
+  ITIMERS.forEach((name, which) => {
+    remote.call('getitimer', SYS.getitimer, [which, slot]);
+    const raw = remote.memory.read(slot, 32);
+    out[name] = { isec: raw.readBigInt64LE(0), iusec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vusec: raw.readBigInt64LE(24) };
+  });
+  return out;
+}
+
+export function restoreItimers(remote: RemoteSyscall, timers: TaskTimersEntry): void {
+  remote.resetData();
+  const slot = remote.reserve(32);
+  ITIMERS.forEach((name, which) => {
+    const t: ItimerEntry = timers[name];
+    if (!t.isec && !t.iusec && !t.vsec && !t.vusec) return;
+    const raw = Buffer.alloc(32);
+    raw.writeBigInt64LE(t.isec, 0);
+    raw.writeBigInt64LE(t.iusec, 8);
+    raw.writeBigInt64LE(t.vsec, 16);
+    raw.writeBigInt64LE(t.vusec, 24);
+    remote.memory.write(slot, raw);
+    remote.call('setitimer', SYS.setitimer, [which, slot, 0], `itimer ${name}`);
+  });
+}
+
+export function dumpAltStack(remote: RemoteSyscall): ThreadSasEntry {
+  remote.resetData();
+  const slot = remote.reserve(24);
+  remote.call('sigaltstack', SYS.sigaltstack, [0, slot]);
+  const raw = remote.memory.read(slot, 24);
+  return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
+}
+
+export function restoreAltStack(remote: RemoteSyscall, sas: ThreadSasEntry): void {
+  if (sas.ssFlags & SS_DISABLE) return;
+  const raw = Buffer.alloc(24);
+  raw.writeBigUInt64LE(sas.ssSp, 0);
+  // A thread dumped while running on its alternate stack gets it back as configured, not in use.
+  raw.writeInt32LE(sas.ssFlags & ~SS_ONSTACK, 8);
+  raw.writeBigUInt64LE(sas.ssSize, 16);
+  remote.resetData();
+  remote.call('sigaltstack', SYS.sigaltstack, [remote.stage(raw), 0]);
+}
+
+export function dumpPdeathsig(remote: RemoteSyscall): number {
+  remote.resetData();
+  const slot = remote.reserve(4);
+  remote.call('prctl(PR_GET_PDEATHSIG)', SYS.prctl, [PR.GET_PDEATHSIG, slot]);
+  return remote.memory.read(slot, 4).readInt32LE(0);
+}
+
+/** Credentials from /proc/PID/task/TID/status. */
+export function dumpCreds(pid: number, tid: number): CredsEntry {
+  const st = parseStatus(procRead(pid, `task/${tid}/status`));
+  const ids = (k: string) => (st.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number);
+  const caps = (k: string) => {
+    const v = BigInt('0x' + (st.get(k) ?? '0'));
+    return [Number(v & 0xffffffffn), Number(v >> 32n)];
+  };
+  const [uid, euid, suid, fsuid] = ids('Uid');
+  const [gid, egid, sgid, fsgid] = ids('Gid');
+  return {
+    uid, euid, suid, fsuid, gid, egid, sgid, fsgid,
+    capInh: caps('CapInh'), capPrm: caps('CapPrm'), capEff: caps('CapEff'), capBnd: caps('CapBnd'),
+    secbits: 0, groups: ids('Groups'),
+  };
+}
+
+/**
+ * Who is restoring: amber run through sudo acts for the user who ran sudo, so a crafted image
+ * cannot make a process of root (or of anyone else) for them.
+ */
+export function restoringUser(): { uid: number; gid: number } {
+  const sudoUid = process.env.SUDO_UID;
+  if (sudoUid && /^\d+$/.test(sudoUid)) return { uid: Number(sudoUid), gid: Number(process.env.SUDO_GID ?? sudoUid) };
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+export function checkCredsAllowed(pid: number, creds: CredsEntry): void {
+  const who = restoringUser();
+  if (who.uid === 0) return;
+  const uids = [creds.uid, creds.euid, creds.suid, creds.fsuid];
+  const gids = [creds.gid, creds.egid, creds.sgid, creds.fsgid];
+  const capEff = creds.capEff.some((c) => c !== 0) || creds.capPrm.some((c) => c !== 0);
+  if (uids.some((u) => u !== who.uid) || gids.some((g) => g !== who.gid) || capEff) {
+    throw new PrivilegeError(
+      `pid ${pid} would run as uid ${creds.euid}, gid ${creds.egid}${capEff ? ' with capabilities' : ''}; ` +
+        `you (uid ${who.uid}) may only restore processes of your own, without capabilities`,
+    );
+  }
+}
+
+/** Drops the task to its dumped user and groups (last: afterwards it may not be able to do the rest). */
+export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
+  const now = parseStatus(procRead(remote.pid, 'status'));
+  const uidsNow = (now.get('Uid') ?? '').split(/\s+/).map(Number);
+  const gidsNow = (now.get('Gid') ?? '').split(/\s+/).map(Number);
+  const same = (a: number[], b: number[]) => a.every((v, i) => v === b[i]);
+  remote.resetData();
+  if (!same([creds.gid, creds.egid, creds.sgid, creds.fsgid], gidsNow) || (now.get('Groups') ?? '') !== creds.groups.join(' ')) {
+    const groups = Buffer.alloc(Math.max(4, creds.groups.length * 4));
+    creds.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
+    remote.call('setgroups', SYS.setgroups, [creds.groups.length, remote.stage(groups)]);
+    remote.call('setresgid', SYS.setresgid, [creds.gid, creds.egid, creds.sgid]);
+    remote.callRaw(SYS.setfsgid, [creds.fsgid]);
+  }
+  if (!same([creds.uid, creds.euid, creds.suid, creds.fsuid], uidsNow)) {
+    remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
+    remote.callRaw(SYS.setfsuid, [creds.fsuid]);
+  }
+}
