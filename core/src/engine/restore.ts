@@ -203,8 +203,9 @@ function resumeAll(plans: TaskPlan[]): void {
       th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
     }
   }
-  for (const plan of plans) for (const th of plan.threads) if (!plan.zombie) th.tracee.detach();
+  // A stopped task gets its SIGSTOP while still held, so it stops before running anything.
   for (const plan of plans) if (plan.stopped) kill(plan.entry.pid, SIG.STOP);
+  for (const plan of plans) for (const th of plan.threads) if (!plan.zombie) th.tracee.detach();
 }
 
 /** Ends a task the way the dumped zombie ended: exit(code), or killed by its signal. */

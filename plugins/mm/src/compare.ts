@@ -11,12 +11,12 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const add = (what: string, expected: string, actual: string) => diffs.push({ plugin: 'mm', pid, what, expected, actual });
   const mm = ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0];
   const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
-  const describe = (start: bigint, end: bigint, prot: number, path: string) => `${hex(start)}-${hex(end)} prot ${prot} ${path}`.trim();
-  const live = readMaps(pid).map((m) => ({ key: describe(m.start, m.end, protOf(m.perms), m.inode ? m.path : ''), start: m.start }));
-  const dumped = mm.vmas.map((v) => ({
-    key: describe(v.start, v.end, v.prot, v.shmid ? files.regular(Number(v.shmid)).name : ''),
-    start: v.start,
-  }));
+  const describe = (r: Area) => `${hex(r.start)}-${hex(r.end)} prot ${r.prot} ${r.path}`.trim();
+  const keyed = (areas: Area[]) => coalesce(areas).map((a) => ({ key: describe(a), start: a.start }));
+  const live = keyed(readMaps(pid).map((m) => ({ start: m.start, end: m.end, prot: protOf(m.perms), path: m.inode ? m.path : '', offset: m.offset })));
+  const dumped = keyed(mm.vmas.map((v) => ({
+    start: v.start, end: v.end, prot: v.prot, path: v.shmid ? files.regular(Number(v.shmid)).name : '', offset: v.pgoff,
+  })));
   const liveKeys = new Set(live.map((l) => l.key));
   const dumpedKeys = new Set(dumped.map((d) => d.key));
   for (const d of dumped) if (!liveKeys.has(d.key)) add(`VMA at ${hex(d.start)}`, d.key, live.find((l) => l.start === d.start)?.key ?? 'absent');
@@ -24,6 +24,30 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
 
   if (ctx.options.pages) diffs.push(...comparePages(ctx, pid));
   return diffs;
+}
+
+interface Area {
+  start: bigint;
+  end: bigint;
+  prot: number;
+  path: string;
+  offset: bigint;
+}
+
+/**
+ * Adjacent areas that only differ in being two VMAs. The kernel merges or keeps apart neighbouring
+ * anonymous VMAs depending on their history (anon_vma), which a restore cannot replay exactly.
+ */
+function coalesce(areas: Area[]): Area[] {
+  const out: Area[] = [];
+  for (const a of areas) {
+    const last = out[out.length - 1];
+    const contiguousFile = (l: Area) => !a.path || a.offset === l.offset + (a.start - l.start);
+    if (last && last.end === a.start && contiguousFile(last) && last.prot === a.prot && last.path === a.path && !a.path.startsWith('[')) {
+      last.end = a.end;
+    } else out.push({ ...a });
+  }
+  return out;
 }
 
 function comparePages(ctx: CompareContext, pid: number): Difference[] {

@@ -28,7 +28,7 @@ function staleTargets(): Job[] {
 }
 
 function gccArgs(job: Job): string[] {
-  return ['-O1', '-g', '-Wall', '-o', job.tmp, job.source, '-lm'];
+  return ['-O1', '-g', '-Wall', '-pthread', '-o', job.tmp, job.source, '-lm'];
 }
 
 function failure(job: Job, err: unknown): Error {

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict } from '../harness';
+
+after(cleanup);
+
+/** pid and every descendant, from /proc/PID/task/TID/children. */
+function descendants(pid: number): number[] {
+  const out = [pid];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (kids) for (const k of kids.split(/\s+/).map(Number)) out.push(...descendants(k));
+  }
+  return out;
+}
+
+function identity(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return `pid ${pid} state ${f[0]} ppid ${f[1]} pgid ${f[2]} sid ${f[3]}`;
+}
+
+function run(args: string[]) {
+  const r = amber(args);
+  assert.equal(r.status, 0, describeAmber(args, r));
+}
+
+test('a tree with groups, a session, a grandchild, a zombie and a stopped child comes back as it was, twice', async () => {
+  const t = await startTarget('tree');
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 7, `root + A, G, B, C, Z, S: ${pids.join(' ')}`);
+  const before = pids.map(identity).sort();
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`tree-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    // the root is ours; its children were reparented to us (the subreaper) when it died
+    for (const pid of pids) await reap(pid);
+    for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
+    run(['restore', '-D', dir, '-d']);
+    const after = pids.map(identity).sort();
+    assert.deepEqual(after, before, `round ${round}: every task with its pid, parent, group, session and state`);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `tree's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('four threads come back with their tids, TLS, masks and alternate stacks, twice', async () => {
+  const t = await startTarget('threads');
+  const tids = readdirSync(`/proc/${t.pid}/task`).map(Number).sort();
+  assert.equal(tids.length, 4);
+  const masks = tids.map((tid) => /SigBlk:\s+(\S+)/.exec(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'))![1]);
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`threads-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    await reap(t.pid);
+    run(['restore', '-D', dir, '-d']);
+    assert.deepEqual(readdirSync(`/proc/${t.pid}/task`).map(Number).sort(), tids, `round ${round}: the same tids`);
+    const after = tids.map((tid) => /SigBlk:\s+(\S+)/.exec(readFileSync(`/proc/${t.pid}/task/${tid}/status`, 'utf8'))![1]);
+    assert.deepEqual(after, masks, 'per-thread signal masks');
+    assert.match(procState(t.pid) ?? '', /^[RS]$/);
+    run(['compare', '-t', String(t.pid), '-D', dir]);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `threads' own checks: ${v.lines.join(' | ')}`);
+});
