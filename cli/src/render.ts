@@ -71,7 +71,8 @@ export function renderValue(v: unknown, indent = ''): string[] {
   };
   for (const [k, x] of fields) {
     const sub = inline(x);
-    if (scalarText(x) !== undefined && `${k}: ${sub}`.length <= PACKED_LIMIT) {
+    const packable = scalarText(x) !== undefined || (Array.isArray(x) && x.length === 0);
+    if (packable && `${k}: ${sub}`.length <= PACKED_LIMIT) {
       run.push(`${k}: ${sub}`);
       continue;
     }
