@@ -14,6 +14,7 @@ export interface DecodedImage {
 }
 
 const INLINE_LIMIT = 100;
+const PACKED_LIMIT = 40;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && !Array.isArray(v) && !(v instanceof Uint8Array);
@@ -60,32 +61,60 @@ export function renderValue(v: unknown, indent = ''): string[] {
   const one = inline(v);
   if (one !== undefined) return [`${indent}${one}`];
   const lines: string[] = [];
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const sub = inline(v[i]);
-      if (sub === undefined) {
-        lines.push(`${indent}[${i}]`, ...renderValue(v[i], `${indent}  `));
-        continue;
-      }
-      // 64 default sigactions say one thing, not 64.
-      let last = i;
-      while (last + 1 < v.length && inline(v[last + 1]) === sub) last++;
-      lines.push(`${indent}[${last > i ? `${i}..${last}` : i}] ${sub}`);
-      i = last;
-    }
-    return lines;
-  }
+  if (Array.isArray(v)) return renderArray(v, indent);
   const fields = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
-  const pairs = fields.map(([k, x]) => {
-    const t = inline(x);
-    return t === undefined ? undefined : `${k}: ${t}`;
-  });
-  // Register sets and the like: many short scalars read best packed several to a line.
-  if (pairs.length > 3 && pairs.every((p): p is string => p !== undefined && p.length <= 40)) return pack(pairs, indent);
+  // Register sets and the like: runs of short scalars read best packed several to a line.
+  let run: string[] = [];
+  const flush = (): void => {
+    lines.push(...(run.length > 3 ? pack(run, indent) : run.map((p) => indent + p)));
+    run = [];
+  };
   for (const [k, x] of fields) {
     const sub = inline(x);
+    const packable = scalarText(x) !== undefined || (Array.isArray(x) && x.length === 0);
+    if (packable && `${k}: ${sub}`.length <= PACKED_LIMIT) {
+      run.push(`${k}: ${sub}`);
+      continue;
+    }
+    flush();
     if (sub !== undefined) lines.push(`${indent}${k}: ${sub}`);
     else lines.push(`${indent}${k}:`, ...renderValue(x, `${indent}  `));
+  }
+  flush();
+  return lines;
+}
+
+function renderArray(v: unknown[], indent: string): string[] {
+  const items = v.map(inline);
+  if (items.every((t): t is string => t !== undefined && t.length <= PACKED_LIMIT) && new Set(items).size > 1) {
+    // A long list of numbers (xmm registers, bitmaps): wrapped, each line saying where it starts.
+    const lines: string[] = [];
+    let line: string[] = [];
+    let start = 0;
+    const prefix = (i: number): string => `${indent}[${i}] `;
+    items.forEach((t, i) => {
+      if (line.length && `${prefix(start)}${[...line, t].join(', ')}`.length > INLINE_LIMIT) {
+        lines.push(`${prefix(start)}${line.join(', ')}`);
+        line = [];
+        start = i;
+      }
+      line.push(t);
+    });
+    if (line.length) lines.push(`${prefix(start)}${line.join(', ')}`);
+    return lines;
+  }
+  const lines: string[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const sub = items[i];
+    if (sub === undefined) {
+      lines.push(`${indent}[${i}]`, ...renderValue(v[i], `${indent}  `));
+      continue;
+    }
+    // 64 default sigactions say one thing, not 64.
+    let last = i;
+    while (last + 1 < v.length && items[last + 1] === sub) last++;
+    lines.push(`${indent}[${last > i ? `${i}..${last}` : i}] ${sub}`);
+    i = last;
   }
   return lines;
 }
