@@ -28,6 +28,10 @@ export class ProgressLine {
 }
 
 export function progressText(done: number, total: number, what: string): string {
+  if (what === 'bytes') {
+    const mib = (n: number) => (n / 2 ** 20).toFixed(0);
+    return progressText(Number(mib(done)), Number(mib(total)), 'memory MiB');
+  }
   if (total <= 0) return `${what}: ${done}`;
   const pct = Math.min(100, Math.floor((done / total) * 100));
   const width = 24;

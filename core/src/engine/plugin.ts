@@ -33,7 +33,7 @@ export interface FileKind {
   /** Opens the description inside the task; returns the fd it got there (any number). */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number;
   /** Differences between a live fd and its dumped description. */
-  compareDescription?(live: FdResource, entry: FileDescription): string[];
+  compareDescription?(live: FdResource, entry: FileDescription): FieldDifference[];
 }
 
 /** A files.img entry: `type` plus one kind-specific sub-message (e.g. `reg`). */
@@ -120,6 +120,15 @@ export interface CompareContext {
   readonly pids: number[];
   /** Live fds of a task, as the dump would have seen them. */
   liveFds(pid: number): FdResource[];
+  /** Memory the kernel itself writes while the task runs (rseq areas): not a difference. */
+  kernelOwned(pid: number): AddressRange[];
+}
+
+/** One field that differs: what it is, its dumped value, its live value. */
+export interface FieldDifference {
+  what: string;
+  expected: string;
+  actual: string;
 }
 
 export interface Difference {

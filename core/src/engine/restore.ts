@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
-import { CLONE, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
+import { CLONE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
-import { kill, WaitStatus } from '../kernel/syscalls';
+import { kill, prctl, WaitStatus } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
@@ -55,6 +55,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const live = plans.filter((p) => !p.zombie);
   const avoid = live.flatMap((p) => plugins.flatMap((pl) => pl.addressRanges?.(store, p.entry.pid) ?? []));
 
+  // Without -d amber waits for the root and passes on its exit status, so it must become the
+  // root's parent: as a subreaper it inherits the root when the restore helper goes.
+  if (!options.detached) prctl(PR.SET_CHILD_SUBREAPER, 1);
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
@@ -96,7 +99,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const rootPid = plans[0].entry.pid;
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
-  if (!options.detached) await waitForExit(rootPid);
+  if (!options.detached) report.exitCode = await waitForExit(rootPid);
   return report;
 }
 

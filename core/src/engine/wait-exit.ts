@@ -1,15 +1,36 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { WNOHANG } from '../kernel/constants';
+import { KernelError } from '../kernel/errors';
+import { waitpid, WaitStatus } from '../kernel/syscalls';
 
-/** Waits until pid is gone (or a zombie). amber is not its parent, so it cannot collect the status. */
-export async function waitForExit(pid: number, pollMs = 100): Promise<void> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until pid exits and returns its exit status as a shell would (128 + signal when killed).
+ * Reaping needs amber to be its parent (restore makes itself a subreaper for that); otherwise it
+ * watches /proc and the status is unknown.
+ */
+export async function waitForExit(pid: number, pollMs = 50): Promise<number | undefined> {
   for (;;) {
-    if (!existsSync(`/proc/${pid}`)) return;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return;
-    } catch {
-      return;
+      const r = waitpid(pid, WNOHANG);
+      if (r.pid === pid) {
+        if (WaitStatus.stopped(r.status)) continue;
+        return WaitStatus.exited(r.status) ? WaitStatus.exitCode(r.status) : 128 + WaitStatus.termSig(r.status);
+      }
+    } catch (e) {
+      if (!(e instanceof KernelError && e.errnoName === 'ECHILD')) throw e;
+      if (!existsSync(`/proc/${pid}`) || isZombie(pid)) return undefined;
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return true;
   }
 }

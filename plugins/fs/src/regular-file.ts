@@ -1,6 +1,6 @@
 import {
   FdType, NO_FOWN, O, SEEK_SET, SYS,
-  type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RegFileEntry,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { constants } from 'node:fs';
@@ -39,12 +39,13 @@ export class RegularFileKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): string[] {
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
     const reg = entry.reg as RegFileEntry;
-    const out: string[] = [];
-    if (live.link !== reg.name) out.push(`path: dumped ${reg.name}, live ${live.link}`);
-    if ((live.info.flags & ~O.CLOEXEC) !== reg.flags) out.push(`flags: dumped 0${reg.flags.toString(8)}, live 0${(live.info.flags & ~O.CLOEXEC).toString(8)}`);
-    if (live.info.pos !== reg.pos) out.push(`offset: dumped ${reg.pos}, live ${live.info.pos}`);
+    const out: FieldDifference[] = [];
+    const flags = live.info.flags & ~O.CLOEXEC;
+    if (live.link !== reg.name) out.push({ what: 'path', expected: reg.name, actual: live.link });
+    if (flags !== reg.flags) out.push({ what: 'flags', expected: `0${reg.flags.toString(8)}`, actual: `0${flags.toString(8)}` });
+    if (live.info.pos !== reg.pos) out.push({ what: 'offset', expected: String(reg.pos), actual: String(live.info.pos) });
     return out;
   }
 }

@@ -49,7 +49,9 @@ export function rebuildAddressSpace(ctx: RestoreContext, task: RestoreTask, mm: 
     remote.resetData();
     const fd = remote.call('open (pages)', SYS.open, [remote.stageString(pagesPath), O.RDONLY | O.CLOEXEC, 0], pagesPath);
     const segs = pagemap.map((p) => ({ addr: p.vaddr, len: p.nrPages * PAGE_SIZE }));
-    bytes = transfer(remote, 'preadv', fd, segs, 0, (n) => ctx.options.progress?.(n, 0, 'pages'));
+    const total = segs.reduce((n, sg) => n + sg.len, 0);
+    let done = 0;
+    bytes = transfer(remote, 'preadv', fd, segs, 0, (n) => ctx.options.progress?.((done += n), total, 'bytes'));
     remote.call('close', SYS.close, [fd]);
   }
   for (const v of filled) {

@@ -58,13 +58,20 @@ function comparePages(ctx: CompareContext, pid: number): Difference[] {
   const a = Buffer.alloc(chunk);
   const b = Buffer.alloc(chunk);
   let fileOff = 0;
+  const owned = ctx.kernelOwned(pid);
   try {
     for (const run of pm.entries) {
       const len = run.nrPages * PAGE_SIZE;
       for (let off = 0; off < len && diffs.length < 20; off += chunk) {
         const n = Math.min(chunk, len - off);
         readSync(fd, a, 0, n, fileOff + off);
-        processVmRead(pid, run.vaddr + BigInt(off), b, n);
+        const at = run.vaddr + BigInt(off);
+        processVmRead(pid, at, b, n);
+        for (const k of owned) {
+          const from = k.start > at ? k.start : at;
+          const to = k.end < at + BigInt(n) ? k.end : at + BigInt(n);
+          if (from < to) b.copy(a, Number(from - at), Number(from - at), Number(to - at));
+        }
         if (a.compare(b, 0, n, 0, n) !== 0) {
           let i = 0;
           while (a[i] === b[i]) i++;

@@ -92,7 +92,7 @@ export class MemoryPlugin implements ResourcePlugin {
       try {
         transfer(remote, 'writev', fd, runs.map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE })), 0, (n) => {
           done += n;
-          ctx.options.progress?.(done, total, 'pages');
+          ctx.options.progress?.(done, total, 'bytes');
         });
       } finally {
         remote.callRaw(SYS.close, [fd]);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget,
+  amber, cleanup, cliEntry, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget,
   verdict, WORKDIR,
 } from '../harness';
 import { parseMaps, processVmRead, processVmWrite } from '@amber/core';
@@ -90,4 +91,21 @@ test('compare --pages finds a page that changed in memory', async () => {
   processVmWrite(t.pid, addr, old);
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('restore without -d waits for the process and passes on its exit status', async () => {
+  // AMBER_TARGET_SELFTEST_FAIL makes skeleton fail one check on purpose: exit status 1
+  for (const [env, want] of [[{}, 0], [{ AMBER_TARGET_SELFTEST_FAIL: '1' }, 1]] as const) {
+    const t = await startTarget('skeleton', [WORKDIR], { env });
+    const dir = makeTmpDir('attached');
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    await reap(t.pid);
+    const child = spawn(process.execPath, [cliEntry, 'restore', '-D', dir], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 200 && !isAlive(t.pid); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(isAlive(t.pid), 'restored');
+    await new Promise((r) => setTimeout(r, 200));
+    process.kill(t.pid, 'SIGUSR1');
+    assert.equal(await exited, want, `amber restore exits with the root's status (${want})`);
+  }
 });
