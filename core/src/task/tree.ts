@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { SIG } from '../kernel/constants';
-import { AmberError } from '../kernel/errors';
+import { AmberError, KernelError } from '../kernel/errors';
+import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
 import { Tracee } from '../ptrace/tracee';
-import { listChildren, listThreads, readStat } from './proc';
+import { listChildren, listThreads, ProcError, readStat } from './proc';
 
 export class NoSuchProcessError extends AmberError {
   constructor(readonly pid: number) {
@@ -39,7 +40,8 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
         const pid = queue.shift()!;
         let task = tasks.get(pid);
         if (!task) {
-          const st = readStat(pid);
+          const st = gone(pid === rootPid, () => readStat(pid));
+          if (!st) continue; // exited and reaped while we walked
           tasks.set(pid, (task = { pid, tracees: new Map(), stopped: false }));
           if (st.state === 'Z') {
             task.zombie = { waitStatus: st.exitCode };
@@ -48,14 +50,15 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
           }
         }
         if (task.zombie) continue;
-        for (const tid of listThreads(pid)) {
+        for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
-          const tracee = Tracee.seize(tid, options);
+          const tracee = gone(tid === rootPid, () => Tracee.seize(tid, options));
+          if (!tracee) continue; // a thread that exited under our hands
           task.tracees.set(tid, tracee);
           if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
           found = true;
         }
-        queue.push(...listChildren(pid));
+        queue.push(...(gone(pid === rootPid, () => listChildren(pid)) ?? []));
       }
       if (!found) break;
       if (pass > 1000) throw new AmberError(`pid ${rootPid}: the tree keeps changing; could not freeze it`);
@@ -68,6 +71,24 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
     ...t,
     tracees: new Map([...t.tracees].sort(([a], [b]) => (a === t.pid ? -1 : b === t.pid ? 1 : a - b))),
   }));
+}
+
+/**
+ * Runs a look at a task that may vanish while the tree is still moving: a task or thread that
+ * exits before it is frozen is simply not part of the dump (the root must stay, though).
+ */
+function gone<T>(mustExist: boolean, fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    const vanished =
+      e instanceof TaskGoneError ||
+      (e instanceof KernelError && e.errnoName === 'ESRCH') ||
+      (e instanceof ProcError && e.message.includes('ENOENT')) ||
+      (e as NodeJS.ErrnoException).code === 'ENOENT';
+    if (vanished && !mustExist) return undefined;
+    throw e;
+  }
 }
 
 export function thawTree(tasks: FrozenTask[]): void {

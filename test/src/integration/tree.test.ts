@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict } from '../harness';
 
@@ -63,4 +64,25 @@ test('four threads come back with their tids, TLS, masks and alternate stacks, t
   }
   const v = await verdict(t);
   assert.ok(v.passed, `threads' own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a tree that keeps forking and spawning threads is frozen consistently', async () => {
+  const t = await startTarget('spawner');
+  for (let i = 0; i < 5; i++) {
+    const dir = makeTmpDir(`moving-snap-${i}`);
+    run(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+    assert.match(procState(t.pid) ?? '', /^[RS]$/, 'still running after a snapshot');
+  }
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`moving-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    const shown = amber(['show', join(dir, 'pstree.img'), '--json']);
+    const pids = (JSON.parse(shown.stdout) as { entries: { pid: number }[] }).entries.map((e) => e.pid);
+    for (const pid of pids) await reap(pid);
+    run(['restore', '-D', dir, '-d']);
+    assert.ok(isAlive(t.pid));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `spawner's own checks: ${v.lines.join(' | ')}`);
 });
