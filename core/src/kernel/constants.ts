@@ -13,7 +13,7 @@ export const SYS = {
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
   pidfd_getfd: 438, getitimer: 36, setitimer: 38, setgroups: 116, setresuid: 117, setresgid: 119,
-  setfsuid: 122, setfsgid: 123, chroot: 161,
+  setfsuid: 122, setfsgid: 123, chroot: 161, rt_sigqueueinfo: 129, getpriority: 140, setpriority: 141,
 } as const;
 
 export const PTRACE = {

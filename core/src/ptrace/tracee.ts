@@ -13,6 +13,7 @@ export interface RseqConfig {
 }
 
 const XSTATE_MAX = 64 * 1024;
+export const SIGINFO_SIZE = 128;
 
 /**
  * One traced thread. ptrace is per thread and per tracer thread: every method must run on
@@ -121,6 +122,22 @@ export class Tracee {
       signature: buf.readUInt32LE(12),
       flags: buf.readUInt32LE(16),
     };
+  }
+
+  /** Queued signals without dequeuing them: this thread's own, or (shared) the process's. */
+  peekSiginfo(shared: boolean): Buffer[] {
+    const out: Buffer[] = [];
+    const batch = 32;
+    const args = Buffer.alloc(16);
+    const buf = Buffer.alloc(batch * SIGINFO_SIZE);
+    for (;;) {
+      args.writeBigUInt64LE(BigInt(out.length), 0);
+      args.writeUInt32LE(shared ? 1 : 0, 8);
+      args.writeInt32LE(batch, 12);
+      const n = ptraceBuf(PTRACE.PEEKSIGINFO, this.tid, args, buf, 'PTRACE_PEEKSIGINFO');
+      for (let i = 0; i < n; i++) out.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
+      if (n < batch) return out;
+    }
   }
 
   getEventMsg(): number {

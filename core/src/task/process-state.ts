@@ -1,6 +1,6 @@
 import { AmberError } from '../kernel/errors';
 import { PR, SYS } from '../kernel/constants';
-import type { CredsEntry, ItimerEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
+import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
 
@@ -159,4 +159,24 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
     remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
     remote.callRaw(SYS.setfsuid, [creds.fsuid]);
   }
+}
+
+/** Pending signals, each a raw siginfo: re-queued by the task to itself, so any si_code is allowed. */
+export function restorePendingSignals(remote: RemoteSyscall, tgid: number, signals: SignalQueueEntry | undefined, shared: boolean): void {
+  for (const { siginfo } of signals?.signals ?? []) {
+    remote.resetData();
+    const sig = siginfo.readInt32LE(0);
+    const info = remote.stage(siginfo);
+    if (shared) remote.call('rt_sigqueueinfo', SYS.rt_sigqueueinfo, [tgid, sig, info], `signal ${sig}`);
+    else remote.call('rt_tgsigqueueinfo', SYS.rt_tgsigqueueinfo, [tgid, remote.pid, sig, info], `signal ${sig}`);
+  }
+}
+
+export function dumpNice(remote: RemoteSyscall): number {
+  // the raw syscall returns 20 - nice, so that it is never negative
+  return 20 - remote.call('getpriority', SYS.getpriority, [0 /* PRIO_PROCESS */, 0]);
+}
+
+export function restoreNice(remote: RemoteSyscall, nice: number): void {
+  remote.call('setpriority', SYS.setpriority, [0, 0, nice], `nice ${nice}`);
 }

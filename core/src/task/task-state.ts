@@ -5,9 +5,10 @@ import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
 import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type UserX86RegsEntry } from '../images';
 import {
-  dumpAltStack, dumpCreds, dumpItimers, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds, restoreItimers,
-  restoreRlimits,
+  dumpAltStack, dumpCreds, dumpItimers, dumpNice, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
+  restoreItimers, restoreNice, restorePendingSignals, restoreRlimits,
 } from './process-state';
+import { parseStatus, procRead } from './proc';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
@@ -83,6 +84,8 @@ export function buildCoreEntry(
       blkSigset: snap.sigmask,
       comm: readFileSync(`/proc/${pid}/task/${snap.tid}/comm`, 'utf8').trim(),
       sas: dumpAltStack(remote),
+      schedNice: dumpNice(remote),
+      signalsP: { signals: tracee.peekSiginfo(false).map((siginfo) => ({ siginfo })) },
       pdeathSig: dumpPdeathsig(remote),
       creds: dumpCreds(pid, snap.tid),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
@@ -98,6 +101,7 @@ export function buildCoreEntry(
       comm: stat.comm,
       sigactions: dumpSigactions(remote),
       rlimits: dumpRlimits(remote),
+      signalsS: { signals: tracee.peekSiginfo(true).map((siginfo) => ({ siginfo })) },
       timers: dumpItimers(remote),
     };
   }
@@ -145,11 +149,19 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, warn: (
   const comm = tc.comm ?? core.tc?.comm;
   if (comm) remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(comm.slice(0, 15))]);
   if (tc.sas) restoreAltStack(remote, tc.sas);
-  if (tc.pdeathSig) remote.call('prctl(PR_SET_PDEATHSIG)', SYS.prctl, [PR.SET_PDEATHSIG, tc.pdeathSig]);
+  if (tc.schedNice !== undefined) restoreNice(remote, tc.schedNice);
+  if (core.tc) restorePendingSignals(remote, remote.pid, core.tc.signalsS, true);
+  restorePendingSignals(remote, tgidOf(remote.pid), tc.signalsP, false);
   if (tc.creds) restoreCreds(remote, tc.creds);
+  // after the credentials: changing them clears the parent-death signal
+  if (tc.pdeathSig) remote.call('prctl(PR_SET_PDEATHSIG)', SYS.prctl, [PR.SET_PDEATHSIG, tc.pdeathSig]);
 }
 
 export function threadInfoOf(core: CoreEntry): NonNullable<CoreEntry['threadInfo']> {
   if (!core.threadInfo) throw new ImageError('core image has no x86-64 thread_info (dumped on another architecture?)');
   return core.threadInfo;
+}
+
+function tgidOf(tid: number): number {
+  return Number(parseStatus(procRead(tid, 'status')).get('Tgid') ?? tid);
 }

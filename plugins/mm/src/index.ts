@@ -8,7 +8,7 @@ import {
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
 import { dumpableRuns, type PagemapEntry } from './pagemap';
-import { transfer } from './transfer';
+import { copyThroughAmber, transfer } from './transfer';
 import { classify, hasPrivatePages, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
@@ -85,17 +85,22 @@ export class MemoryPlugin implements ResourcePlugin {
     const pagesPath = ctx.store.pagesPath(pagesId);
     writeFileSync(pagesPath, '', { mode: 0o600 });
     if (runs.length) {
-      remote.resetData();
-      const fd = remote.call('open (pages image)', SYS.open, [remote.stageString(pagesPath), O.WRONLY | O.APPEND | O.CLOEXEC, 0], pagesPath);
+      const segments = runs.map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE }));
       const total = pages * PAGE_SIZE;
       let done = 0;
-      try {
-        transfer(remote, 'writev', fd, runs.map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE })), 0, (n) => {
-          done += n;
-          ctx.options.progress?.(done, total, 'bytes');
-        });
-      } finally {
-        remote.callRaw(SYS.close, [fd]);
+      const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
+      remote.resetData();
+      const fd = remote.callRaw(SYS.open, [remote.stageString(pagesPath), O.WRONLY | O.APPEND | O.CLOEXEC, 0]);
+      if (fd >= 0) {
+        try {
+          transfer(remote, 'writev', fd, segments, 0, progress);
+        } finally {
+          remote.callRaw(SYS.close, [fd]);
+        }
+      } else {
+        // The task may not reach the image (another user, another mount namespace): copy through amber.
+        ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
+        copyThroughAmber(pid, segments, pagesPath, progress);
       }
     }
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);

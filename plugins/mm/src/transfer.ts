@@ -1,4 +1,5 @@
-import { IOV_MAX, SYS, type RemoteSyscall } from '@amber/core';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { IOV_MAX, processVmRead, SYS, type RemoteSyscall } from '@amber/core';
 
 export interface Segment {
   addr: bigint;
@@ -56,6 +57,29 @@ export function transfer(
         left = 0;
       }
     }
+  }
+  return total;
+}
+
+const COPY_CHUNK = 8 << 20;
+
+/** The slower path: process_vm_readv into one reused buffer, then write(2) to the image. */
+export function copyThroughAmber(pid: number, segments: Segment[], path: string, progress?: (bytes: number) => void): number {
+  const buf = Buffer.allocUnsafe(COPY_CHUNK);
+  const fd = openSync(path, 'a');
+  let total = 0;
+  try {
+    for (const seg of segments) {
+      for (let off = 0; off < seg.len; ) {
+        const n = processVmRead(pid, seg.addr + BigInt(off), buf, Math.min(COPY_CHUNK, seg.len - off));
+        writeSync(fd, buf, 0, n);
+        off += n;
+        total += n;
+        progress?.(n);
+      }
+    }
+  } finally {
+    closeSync(fd);
   }
   return total;
 }

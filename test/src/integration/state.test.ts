@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict } from '../harness';
+
+after(cleanup);
+
+function run(args: string[], env?: NodeJS.ProcessEnv) {
+  const r = amber(args, { env });
+  assert.equal(r.status, 0, describeAmber(args, r));
+}
+
+for (const asNobody of [false, true]) {
+  const who = asNobody ? 'uid 65534' : 'root';
+  test(`timers, limits, umask, personality, nice and pending signals come back (${who})`, async () => {
+    const t = await startTarget('state', asNobody ? ['--as-nobody'] : []);
+    const dir = makeTmpDir('state');
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    await reap(t.pid);
+    // a user restoring through sudo may bring back their own processes only
+    run(['restore', '-D', dir, '-d'], asNobody ? { SUDO_UID: '65534', SUDO_GID: '65534' } : undefined);
+    run(['compare', '-t', String(t.pid), '-D', dir]);
+    const v = await verdict(t);
+    assert.ok(v.passed, `state's own checks: ${v.lines.join(' | ')}`);
+  });
+}
+
+test('a user restoring through sudo cannot bring back a process of root', async () => {
+  const t = await startTarget('state');
+  const dir = makeTmpDir('state-sudo');
+  run(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  const args = ['restore', '-D', dir, '-d'];
+  const r = amber(args, { env: { SUDO_UID: '1000', SUDO_GID: '1000' } });
+  assert.equal(r.status, 1, describeAmber(args, r));
+  assert.match(r.stderr, new RegExp(`^amber: pid ${t.pid} would run as uid 0.*you \\(uid 1000\\) may only restore processes of your own`));
+  assert.equal(isAlive(t.pid), false, 'nothing was created');
+});
