@@ -52,8 +52,17 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
         if (task.zombie) continue;
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
-          const tracee = gone(tid === rootPid, () => Tracee.seize(tid, options));
-          if (!tracee) continue; // a thread that exited under our hands
+          const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options));
+          if (!tracee) {
+            // exited under our hands: a process that became a zombie is dumped as one
+            if (tid === pid && task.tracees.size === 0) {
+              const st = gone(false, () => readStat(pid));
+              if (st?.state === 'Z') task.zombie = { waitStatus: st.exitCode };
+              else tasks.delete(pid);
+              break;
+            }
+            continue;
+          }
           task.tracees.set(tid, tracee);
           if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
           found = true;
@@ -71,6 +80,19 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
     ...t,
     tracees: new Map([...t.tracees].sort(([a], [b]) => (a === t.pid ? -1 : b === t.pid ? 1 : a - b))),
   }));
+}
+
+/** PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. */
+function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
+  try {
+    return Tracee.seize(tid, options);
+  } catch (e) {
+    if (e instanceof KernelError && e.errnoName === 'EPERM') {
+      const st = gone(false, () => readStat(tid));
+      if (!st || st.state === 'Z' || st.state === 'X') return undefined;
+    }
+    throw e;
+  }
 }
 
 /**

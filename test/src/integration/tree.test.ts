@@ -86,3 +86,19 @@ test('a tree that keeps forking and spawning threads is frozen consistently', as
   const v = await verdict(t);
   assert.ok(v.passed, `spawner's own checks: ${v.lines.join(' | ')}`);
 });
+
+test('two processes sharing an fd table and cwd (CLONE_FILES | CLONE_FS) still share them', async () => {
+  const t = await startTarget('shared_files');
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 2);
+  const dir = makeTmpDir('clone-files');
+  run(['dump', '-t', String(t.pid), '-D', dir]);
+  const ids = pids.map((pid) => JSON.parse(amber(['show', join(dir, `ids-${pid}.img`), '--json']).stdout).entries[0]);
+  assert.equal(ids[0].filesId, ids[1].filesId, 'one fd table id for both');
+  assert.equal(ids[0].fsId, ids[1].fsId, 'one fs id for both');
+  assert.notEqual(ids[0].vmId, ids[1].vmId, 'two address spaces');
+  for (const pid of pids) await reap(pid);
+  run(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `shared_files' own checks: ${v.lines.join(' | ')}`);
+});
