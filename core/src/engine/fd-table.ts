@@ -9,7 +9,7 @@ export class UnclaimedFdError extends AmberError {
   constructor(readonly pid: number, readonly fd: number, readonly link: string) {
     super(
       `fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running ` +
-        `(a dump without the fd table still works: --only mm)`,
+        `(a dump without the fd table still works: --only mm, or --skip fs)`,
     );
   }
 }
@@ -65,7 +65,9 @@ export class FdTable {
   }
 
   restore(ctx: RestoreContext, task: RestoreTask): void {
-    const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
+    const { entries: dumped } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
+    const order = (e: FdinfoEntry) => this.kinds.find((k) => k.fdType === ctx.files.get(e.id).type)?.restoreOrder ?? 0;
+    const entries = [...dumped].sort((a, b) => order(a) - order(b));
     const opened = new Map<number, number>();
     const remote = task.remote;
     for (const e of entries) {

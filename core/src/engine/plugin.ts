@@ -32,6 +32,11 @@ export interface FileKind {
   dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription;
   /** Opens the description inside the task; returns the fd it got there (any number). */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number;
+  /**
+   * Restore order among kinds (default 0, lower first): a kind whose description refers to other
+   * fds of the task (epoll targets) opens after them.
+   */
+  readonly restoreOrder?: number;
   /** Differences between a live fd and its dumped description. */
   compareDescription?(live: FdResource, entry: FileDescription): FieldDifference[];
 }
@@ -60,6 +65,8 @@ export interface DumpOptions {
   pid: number;
   imagesDir: string;
   leaveRunning?: boolean;
+  /** Largest unlinked file whose contents a dump saves (bytes; default 1 MiB). */
+  ghostLimit?: number;
   only?: string[];
   skip?: string[];
   plugins?: string[];

@@ -190,11 +190,110 @@ export interface RegFileEntry {
   checksumParameter?: number;
 }
 
+export interface PipeEntry {
+  id: number;
+  pipeId: number;
+  flags: number;
+  fown: FownEntry;
+}
+
+export interface FifoEntry {
+  id: number;
+  pipeId: number;
+  regfId?: number;
+}
+
+export interface EventfdFileEntry {
+  id: number;
+  /** open flags | EFD_SEMAPHORE (1) */
+  flags: number;
+  fown: FownEntry;
+  counter: bigint;
+}
+
+export interface EventpollTfdEntry {
+  id: number;
+  tfd: number;
+  events: number;
+  data: bigint;
+  dev?: number;
+  inode?: bigint;
+  pos?: bigint;
+}
+
+export interface EventpollFileEntry {
+  id: number;
+  flags: number;
+  fown: FownEntry;
+  tfd: EventpollTfdEntry[];
+}
+
+export interface SignalfdEntry {
+  id: number;
+  flags: number;
+  fown: FownEntry;
+  sigmask: bigint;
+}
+
+export interface TimerfdEntry {
+  id: number;
+  flags: number;
+  fown: FownEntry;
+  clockid: number;
+  ticks: bigint;
+  settimeFlags: number;
+  vsec: bigint;
+  vnsec: bigint;
+  isec: bigint;
+  insec: bigint;
+}
+
+export interface FhEntry {
+  bytes: number;
+  type: number;
+  handle: bigint[];
+  path?: string;
+  mntId?: number;
+}
+
+export interface InotifyWdEntry {
+  id: number;
+  iIno: bigint;
+  mask: number;
+  ignoredMask: number;
+  sDev: number;
+  wd: number;
+  fHandle: FhEntry;
+}
+
+export interface InotifyFileEntry {
+  id: number;
+  flags: number;
+  fown: FownEntry;
+  wd: InotifyWdEntry[];
+}
+
+export interface MemfdFileEntry {
+  id: number;
+  flags: number;
+  pos: bigint;
+  fown: FownEntry;
+  inodeId: number;
+}
+
 export interface FileEntry {
   /** FdType */
   type: number;
   id: number;
   reg?: RegFileEntry;
+  efd?: EventfdFileEntry;
+  epfd?: EventpollFileEntry;
+  sgfd?: SignalfdEntry;
+  tfd?: TimerfdEntry;
+  ify?: InotifyFileEntry;
+  fifo?: FifoEntry;
+  pipe?: PipeEntry;
+  memfd?: MemfdFileEntry;
 }
 
 export interface DumpStatsEntry {

@@ -14,7 +14,17 @@ export const SYS = {
   process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
   pidfd_getfd: 438, getitimer: 36, setitimer: 38, setgroups: 116, setresuid: 117, setresgid: 119,
   setfsuid: 122, setfsgid: 123, chroot: 161, rt_sigqueueinfo: 129, getpriority: 140, setpriority: 141,
+  flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
+  signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
+  inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
 } as const;
+
+/** fcntl(2) commands. */
+export const F = {
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, SETLK: 6, DUPFD_CLOEXEC: 1030,
+  SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034,
+} as const;
+export const SPLICE_F_NONBLOCK = 2;
 
 export const PTRACE = {
   PEEKDATA: 2, POKEDATA: 5, CONT: 7, KILL: 8, DETACH: 17, SYSCALL: 24,

@@ -104,3 +104,24 @@ export function processVmWrite(pid: number, addr: bigint, buf: Buffer, len = buf
     pid, detail: `address 0x${addr.toString(16)}`,
   });
 }
+
+export function fcntl(fd: number, cmd: number, arg: Arg = 0, what = 'fcntl'): number {
+  return syscall(what, SYS.fcntl, [fd, cmd, arg], { detail: `fd ${fd}` });
+}
+
+/** pipe2(2): [read end, write end]. */
+export function pipe2(flags = 0): [number, number] {
+  const fds = Buffer.alloc(8);
+  syscall('pipe2', SYS.pipe2, [addressOf(fds), flags]);
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
+/** tee(2): duplicates up to len bytes of one pipe into another without consuming them. */
+export function tee(fdIn: number, fdOut: number, len: number, flags = 0): number {
+  return syscall('tee', SYS.tee, [fdIn, fdOut, len, flags]);
+}
+
+/** read(2) into buf at offset; returns bytes read. */
+export function readFd(fd: number, buf: Buffer, offset = 0, len = buf.length - offset): number {
+  return syscall('read', SYS.read, [fd, addressOf(buf) + BigInt(offset), len], { detail: `fd ${fd}` });
+}

@@ -3,19 +3,40 @@ import { injectable } from 'tsyringe';
 import type { CompareContext, Difference, DumpContext, ResourcePlugin, RestoreContext } from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
+import { registerFsImages } from './images';
+import { FifoKind, PipeKind } from './pipe';
+import { EventfdKind } from './eventfd';
+import { SignalfdKind } from './signalfd';
+import { TimerfdKind } from './timerfd';
+import { EpollKind } from './epoll';
+import { InotifyKind } from './inotify';
+import { MemfdKind } from './memfd';
+import { dumpLocks, restoreLocks } from './locks';
+import { closeParked } from './task-fds';
 
-/** Files: the kinds of open file this plugin owns, plus cwd, root and umask. */
+registerFsImages();
+
+/**
+ * Files: the kinds of open file this plugin owns, plus cwd, root, umask and file locks. The fd
+ * table itself is restored by the core just before restore() runs.
+ */
 @injectable()
 export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
-  readonly fileKinds = [new RegularFileKind()];
+  readonly fileKinds = [
+    new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
+    new EpollKind(), new InotifyKind(), new MemfdKind(),
+  ];
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);
+    dumpLocks(ctx);
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
+    for (const task of ctx.tasks) closeParked(ctx, task);
+    restoreLocks(ctx);
     restoreFsState(ctx);
   }
 

@@ -4,37 +4,44 @@ import {
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { constants } from 'node:fs';
+import { dumpGhost, hasGhost, isUnlinked, openGhost, originalPath } from './ghost-file';
 
 /** Character devices that are the same everywhere and carry no state of their own. */
 const PLAIN_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
 const FLAGS_NOT_REPLAYED = O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC;
 
-/** Regular files, directories, O_PATH fds and the memory-like character devices, by path. */
+/**
+ * Regular files, directories, O_PATH fds and the memory-like character devices, by path; an
+ * unlinked regular file is saved whole (a ghost file) and re-created on restore.
+ */
 export class RegularFileKind implements FileKind {
   readonly fdType = FdType.REG;
   readonly name = 'regular file';
 
   claims(fd: FdResource): boolean {
-    if (!fd.link.startsWith('/') || fd.link.endsWith(' (deleted)')) return false;
+    if (!fd.link.startsWith('/') || fd.link.startsWith('/memfd:')) return false;
     const type = fd.mode & constants.S_IFMT;
+    if (isUnlinked(fd.link)) return type === constants.S_IFREG && !(fd.info.flags & O.PATH);
     if (type === constants.S_IFREG || type === constants.S_IFDIR) return true;
     if (fd.info.flags & O.PATH) return true;
     return type === constants.S_IFCHR && PLAIN_DEVICES.has(fd.link);
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const unlinked = isUnlinked(fd.link);
+    if (unlinked) dumpGhost(ctx, fd, id);
     const reg: RegFileEntry = {
-      id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, name: fd.link,
+      id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, name: unlinked ? originalPath(fd.link) : fd.link,
       mntId: fd.info.mntId, size: fd.size, mode: fd.mode,
     };
     return { id, type: FdType.REG, reg };
   }
 
-  openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const reg = entry.reg as RegFileEntry;
     const remote = task.remote;
     remote.resetData();
-    const fd = remote.call('open', SYS.open, [remote.stageString(reg.name), reg.flags & ~FLAGS_NOT_REPLAYED, 0], reg.name);
+    const fd = hasGhost(ctx, reg.id) ? openGhost(ctx, task, reg) : remote.call('open', SYS.open, [remote.stageString(reg.name), reg.flags & ~FLAGS_NOT_REPLAYED, 0], reg.name);
     if (reg.pos !== 0n && !(reg.flags & O.PATH)) remote.call('lseek', SYS.lseek, [fd, reg.pos, SEEK_SET], reg.name);
     return fd;
   }
@@ -43,7 +50,8 @@ export class RegularFileKind implements FileKind {
     const reg = entry.reg as RegFileEntry;
     const out: FieldDifference[] = [];
     const flags = live.info.flags & ~O.CLOEXEC;
-    if (live.link !== reg.name) out.push({ what: 'path', expected: reg.name, actual: live.link });
+    const link = isUnlinked(live.link) ? originalPath(live.link) : live.link;
+    if (link !== reg.name) out.push({ what: 'path', expected: reg.name, actual: link });
     if (flags !== reg.flags) out.push({ what: 'flags', expected: `0${reg.flags.toString(8)}`, actual: `0${flags.toString(8)}` });
     if (live.info.pos !== reg.pos) out.push({ what: 'offset', expected: String(reg.pos), actual: String(live.info.pos) });
     return out;

@@ -1,0 +1,82 @@
+import * as path from 'node:path';
+import { registerImageType, type DumpContext, type ImageStore } from '@amber/core';
+
+const PROTO = path.resolve(__dirname, '..', 'proto', 'fs-images.proto');
+
+export interface PipeDataEntry {
+  pipeId: number;
+  bytes: number;
+  size?: number;
+}
+
+export interface GhostFileEntry {
+  uid: number;
+  gid: number;
+  mode: number;
+  dev?: number;
+  ino?: bigint;
+  size?: bigint;
+}
+
+export interface MemfdInodeEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  size: bigint;
+  shmid: number;
+  seals: number;
+  inodeId: bigint;
+}
+
+export interface FileLockEntry {
+  flag: number;
+  type: number;
+  pid: number;
+  fd: number;
+  start: bigint;
+  len: bigint;
+}
+
+/** CRIU's magics, so crit knows these files. */
+export function registerFsImages(): void {
+  const blobOfPipe = (e: object) => (e as PipeDataEntry).bytes;
+  registerImageType({ type: 'pipes-data', magic: 0x56453709, protoFile: PROTO, message: 'amberfs.PipeDataEntry', blobLength: blobOfPipe });
+  registerImageType({ type: 'fifo-data', magic: 0x59333054, protoFile: PROTO, message: 'amberfs.PipeDataEntry', blobLength: blobOfPipe });
+  registerImageType({
+    type: 'ghost-file', magic: 0x52583605, protoFile: PROTO, message: 'amberfs.GhostFileEntry',
+    blobLength: (e) => Number((e as GhostFileEntry).size ?? 0n),
+  });
+  registerImageType({ type: 'memfd-inode', magic: 0x48453499, protoFile: PROTO, message: 'amberfs.MemfdInodeEntry' });
+  registerImageType({ type: 'file-locks', magic: 0x54323616, protoFile: PROTO, message: 'amberfs.FileLockEntry' });
+}
+
+/**
+ * An image that several descriptions add entries to while the fd table is dumped (after the
+ * plugin's own dump step): it is rewritten whole on each addition.
+ */
+export class GrowingImage<T extends object> {
+  private readonly entries: T[] = [];
+  private readonly blobs: Buffer[] = [];
+
+  constructor(private readonly store: ImageStore, private readonly type: string, private readonly name: string) {}
+
+  add(entry: T, blob?: Buffer): void {
+    this.entries.push(entry);
+    if (blob) this.blobs.push(blob);
+    this.store.write(this.type, this.name, this.entries, blob ? { blobs: this.blobs } : {});
+  }
+}
+
+const perDump = new WeakMap<object, Map<string, unknown>>();
+
+/** State kept for the length of one dump or restore (keyed by its context). */
+export function stateOf<T>(ctx: object, key: string, init: () => T): T {
+  let m = perDump.get(ctx);
+  if (!m) perDump.set(ctx, (m = new Map()));
+  if (!m.has(key)) m.set(key, init());
+  return m.get(key) as T;
+}
+
+export function growingImage<T extends object>(ctx: DumpContext, type: string, name: string): GrowingImage<T> {
+  return stateOf(ctx, `image:${name}`, () => new GrowingImage<T>(ctx.store, type, name));
+}

@@ -1,0 +1,66 @@
+import { AmberError, F, SYS, procRead, type DumpContext, type RestoreContext } from '@amber/core';
+import type { FileLockEntry } from './images';
+
+const FL_POSIX = 1;
+const FL_FLOCK = 2;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** fdinfo's "lock:" lines: the locks taken through this fd (flock) or by its owner through it (POSIX). */
+export function parseFdLocks(fdinfo: string, pid: number, fd: number): FileLockEntry[] {
+  const re = /^lock:\s*\d+:\s*(FLOCK|POSIX|OFDLCK)\s+\S+\s+(READ|WRITE)\s+(-?\d+)\s+\S+\s+(\d+)\s+(\d+|EOF)/gm;
+  const out: FileLockEntry[] = [];
+  for (const m of fdinfo.matchAll(re)) {
+    if (m[1] === 'OFDLCK') throw new AmberError(`fd ${fd} of pid ${pid} holds an open-file-description lock (F_OFD_SETLK), which amber cannot restore yet`);
+    const start = BigInt(m[4]);
+    const len = m[5] === 'EOF' ? 0n : BigInt(m[5]) - start + 1n;
+    out.push({ flag: m[1] === 'FLOCK' ? FL_FLOCK : FL_POSIX, type: m[2] === 'WRITE' ? F_WRLCK : F_RDLCK, pid, fd, start, len });
+  }
+  return out;
+}
+
+/** Every flock and POSIX lock the tasks hold, by the fd they hold it through (file-locks.img). */
+export function dumpLocks(ctx: DumpContext): void {
+  const all: FileLockEntry[] = [];
+  for (const task of ctx.tasks) {
+    const flocked = new Set<string>();
+    for (const fd of task.fds) {
+      for (const lock of parseFdLocks(procRead(task.pid, `fdinfo/${fd.fd}`), task.pid, fd.fd)) {
+        // A flock belongs to the description: dup'ed fds all show it, it is taken once.
+        const key = `${fd.dev}:${fd.ino}:${fd.info.pos}`;
+        if (lock.flag === FL_FLOCK && flocked.has(key)) continue;
+        if (lock.flag === FL_FLOCK) flocked.add(key);
+        all.push(lock);
+      }
+    }
+  }
+  if (all.length) ctx.store.write('file-locks', 'file-locks', all);
+  ctx.count('file locks', all.length);
+}
+
+/** Takes the locks again in the restored tasks, once their fds are in place. */
+export function restoreLocks(ctx: RestoreContext): void {
+  if (!ctx.store.has('file-locks')) return;
+  const locks = ctx.store.read<FileLockEntry>('file-locks', 'file-locks').entries;
+  for (const task of ctx.tasks) {
+    const remote = task.remote;
+    for (const l of locks.filter((x) => x.pid === task.pid)) {
+      const what = `${l.flag === FL_FLOCK ? 'flock' : 'POSIX lock'} on fd ${l.fd}`;
+      if (l.flag === FL_FLOCK) {
+        remote.call('flock', SYS.flock, [l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB], what);
+        continue;
+      }
+      remote.resetData();
+      const fl = Buffer.alloc(32); // struct flock: short type, short whence, off_t start, off_t len, pid_t pid
+      fl.writeInt16LE(l.type, 0);
+      fl.writeInt16LE(0 /* SEEK_SET */, 2);
+      fl.writeBigInt64LE(l.start, 8);
+      fl.writeBigInt64LE(l.len, 16);
+      remote.call('fcntl(F_SETLK)', SYS.fcntl, [l.fd, F.SETLK, remote.stage(fl)], what);
+      remote.resetData();
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import { openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
+import {
+  F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, pidfdGetfd, pidfdOpen,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
+  type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
+} from '@amber/core';
+import { growingImage, stateOf, type MemfdInodeEntry } from './images';
+import { openInTask, park, parked, writeAll } from './task-fds';
+
+const MFD_CLOEXEC = 1;
+const MFD_ALLOW_SEALING = 2;
+const F_SEAL_SEAL = 1;
+/** pages-<id>.img of memfd contents, apart from the memory plugin's ids. */
+const PAGES_ID_BASE = 0x40000000;
+
+const nameOf = (link: string) => link.replace(/^\/memfd:/, '').replace(/ \(deleted\)$/, '');
+
+function sealsOf(fd: FdResource): number {
+  const pidfd = pidfdOpen(fd.pid);
+  try {
+    const copy = pidfdGetfd(pidfd, fd.fd, fd.pid);
+    try {
+      return fcntl(copy, F.GET_SEALS, 0, 'fcntl(F_GET_SEALS)');
+    } finally {
+      close(copy);
+    }
+  } finally {
+    close(pidfd);
+  }
+}
+
+/**
+ * memfds: the inode (name, seals, contents) once in memfd.img, its contents as a shmem pagemap
+ * and pages file the way CRIU stores them; each description then opens that inode again.
+ */
+export class MemfdKind implements FileKind {
+  readonly fdType = FdType.MEMFD;
+  readonly name = 'memfd';
+
+  claims(fd: FdResource): boolean {
+    return fd.link.startsWith('/memfd:');
+  }
+
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const inodes = stateOf(ctx, 'memfd:inodes', () => new Map<bigint, number>());
+    let shmid = inodes.get(fd.ino);
+    if (shmid === undefined) {
+      shmid = inodes.size + 1;
+      inodes.set(fd.ino, shmid);
+      this.dumpInode(ctx, fd, shmid);
+    }
+    const memfd: MemfdFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, inodeId: shmid };
+    return { id, type: FdType.MEMFD, memfd };
+  }
+
+  private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
+    const src = openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY);
+    let data: Buffer;
+    try {
+      data = readFileSync(src);
+    } finally {
+      closeSync(src);
+    }
+    const pages = Math.ceil(data.length / PAGE_SIZE);
+    const pagesId = PAGES_ID_BASE + shmid;
+    writeFileSync(ctx.store.pagesPath(pagesId), Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]), { mode: 0o600 });
+    const runs: PagemapEntry[] = pages ? [{ vaddr: 0n, nrPages: pages, flags: PagemapFlag.PRESENT }] : [];
+    ctx.store.write('pagemap', `pagemap-shmem-${shmid}`, runs, { head: { pagesId } satisfies PagemapHead });
+    growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
+      name: nameOf(fd.link), uid: 0, gid: 0, size: BigInt(data.length), shmid, seals: sealsOf(fd), inodeId: fd.ino,
+    });
+    ctx.count('memfd bytes', data.length);
+  }
+
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+    const memfd = entry.memfd as MemfdFileEntry;
+    const key = `memfd:${memfd.inodeId}`;
+    const inode = parked(ctx, task, key) ?? park(ctx, task, key, this.createInode(ctx, task, memfd.inodeId));
+    const fd = openInTask(task.remote, `/proc/self/fd/${inode}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
+    return fd;
+  }
+
+  private createInode(ctx: RestoreContext, task: RestoreTask, shmid: number): number {
+    const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
+    const inode = inodes.find((i) => i.shmid === shmid);
+    if (!inode) throw new Error(`memfd.img has no memfd ${shmid}`);
+    const remote = task.remote;
+    remote.resetData();
+    // A memfd made without MFD_ALLOW_SEALING starts (and stays) sealed with F_SEAL_SEAL alone.
+    const sealable = inode.seals !== F_SEAL_SEAL;
+    const fd = remote.call('memfd_create', SYS.memfd_create, [remote.stageString(inode.name), MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0)], inode.name);
+    const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-shmem-${shmid}`);
+    const pagesId = (pm.head as PagemapHead).pagesId;
+    if (pm.entries.length) writeAll(remote, fd, readFileSync(ctx.store.pagesPath(pagesId)).subarray(0, Number(inode.size)), `memfd ${inode.name}`, 0n);
+    remote.call('ftruncate', SYS.ftruncate, [fd, inode.size]);
+    if (sealable && inode.seals) remote.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F.ADD_SEALS, inode.seals], inode.name);
+    return fd;
+  }
+
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+    const memfd = entry.memfd as MemfdFileEntry;
+    return live.info.pos === memfd.pos ? [] : [{ what: 'offset', expected: `${memfd.pos}`, actual: `${live.info.pos}` }];
+  }
+}

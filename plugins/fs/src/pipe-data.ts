@@ -1,0 +1,78 @@
+import { openSync, closeSync } from 'node:fs';
+import {
+  F, KernelError, O, SPLICE_F_NONBLOCK, SYS, close, fcntl, pidfdGetfd, pidfdOpen, pipe2, readFd, tee,
+  type DumpContext, type FdResource, type RestoreContext, type RestoreTask,
+} from '@amber/core';
+import { growingImage, stateOf, type PipeDataEntry } from './images';
+import { writeAll } from './task-fds';
+
+/** A readable fd of the task's pipe in amber: the task's own description if it reads, else a new one. */
+function readableCopy(fd: FdResource): number {
+  if ((fd.info.flags & O.ACCMODE) !== O.WRONLY) {
+    const pidfd = pidfdOpen(fd.pid);
+    try {
+      return pidfdGetfd(pidfd, fd.fd, fd.pid);
+    } finally {
+      close(pidfd);
+    }
+  }
+  return openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY | O.NONBLOCK);
+}
+
+/**
+ * The unread contents of a pipe, left in place: tee(2) duplicates the pipe's buffers into a
+ * pipe of amber's as large as the task's, from which amber reads.
+ */
+export function peekPipe(fd: FdResource): { data: Buffer; size: number } {
+  const src = readableCopy(fd);
+  try {
+    const size = fcntl(src, F.GETPIPE_SZ, 0, 'fcntl(F_GETPIPE_SZ)');
+    const [r, w] = pipe2(O.NONBLOCK | O.CLOEXEC);
+    try {
+      fcntl(w, F.SETPIPE_SZ, size, 'fcntl(F_SETPIPE_SZ)');
+      let n = 0;
+      try {
+        n = tee(src, w, size, SPLICE_F_NONBLOCK);
+      } catch (e) {
+        if (!(e instanceof KernelError && e.errnoName === 'EAGAIN')) throw e;
+      }
+      const data = Buffer.alloc(n);
+      for (let got = 0; got < n;) got += readFd(r, data, got);
+      return { data, size };
+    } finally {
+      close(r);
+      close(w);
+    }
+  } finally {
+    closeSync(src);
+  }
+}
+
+/** Saves a pipe's contents once per pipe (both ends and every holder share them). */
+export function dumpPipeData(ctx: DumpContext, fd: FdResource, pipeId: number, image: 'pipes-data' | 'fifo-data'): void {
+  const done = stateOf(ctx, `${image}:done`, () => new Set<number>());
+  if (done.has(pipeId)) return;
+  done.add(pipeId);
+  const { data, size } = peekPipe(fd);
+  growingImage<PipeDataEntry>(ctx, image, image).add({ pipeId, bytes: data.length, size }, data);
+  ctx.count(`${image} bytes`, data.length);
+}
+
+function dataOf(ctx: RestoreContext, image: 'pipes-data' | 'fifo-data'): Map<number, { entry: PipeDataEntry; data: Buffer }> {
+  return stateOf(ctx, `${image}:read`, () => {
+    const out = new Map<number, { entry: PipeDataEntry; data: Buffer }>();
+    if (!ctx.store.has(image)) return out;
+    const img = ctx.store.read<PipeDataEntry>(image, image);
+    img.entries.forEach((entry, i) => out.set(entry.pipeId, { entry, data: img.blobs[i] ?? Buffer.alloc(0) }));
+    return out;
+  });
+}
+
+/** Sizes the new pipe as it was and writes the dumped contents back through writeFd. */
+export function restorePipeData(ctx: RestoreContext, task: RestoreTask, writeFd: number, pipeId: number, image: 'pipes-data' | 'fifo-data'): void {
+  const saved = dataOf(ctx, image).get(pipeId);
+  if (!saved) return;
+  const remote = task.remote;
+  if (saved.entry.size) remote.call('fcntl(F_SETPIPE_SZ)', SYS.fcntl, [writeFd, F.SETPIPE_SZ, saved.entry.size], `pipe ${pipeId}`);
+  writeAll(remote, writeFd, saved.data, `pipe ${pipeId}`);
+}

@@ -1,0 +1,96 @@
+import { constants } from 'node:fs';
+import {
+  FdType, NO_FOWN, O, SYS,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
+  type RestoreContext, type RestoreTask,
+} from '@amber/core';
+import { dumpPipeData, restorePipeData } from './pipe-data';
+import { openInTask, park, setStatusFlags, unpark } from './task-fds';
+import { stateOf } from './images';
+
+const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
+const isReadEnd = (flags: number) => (flags & O.ACCMODE) === O.RDONLY;
+
+/** Anonymous pipes: each end is a description; the contents are saved once per pipe. */
+export class PipeKind implements FileKind {
+  readonly fdType = FdType.PIPE;
+  readonly name = 'pipe';
+
+  claims(fd: FdResource): boolean {
+    return fd.link.startsWith('pipe:[') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
+  }
+
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const pipe: PipeEntry = { id, pipeId: pipeIdOf(fd), flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN };
+    dumpPipeData(ctx, fd, pipe.pipeId, 'pipes-data');
+    return { id, type: FdType.PIPE, pipe };
+  }
+
+  /** The first end restored creates the pipe and fills it; the other end waits, parked, for its turn. */
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+    const pipe = entry.pipe as PipeEntry;
+    const remote = task.remote;
+    const mine = `pipe:${pipe.pipeId}:${isReadEnd(pipe.flags) ? 'r' : 'w'}`;
+    let fd = unpark(ctx, task, mine);
+    if (fd === undefined) {
+      remote.resetData();
+      const buf = remote.reserve(8);
+      remote.call('pipe2', SYS.pipe2, [buf, 0], `pipe ${pipe.pipeId}`);
+      const fds = remote.memory.read(buf, 8);
+      const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+      restorePipeData(ctx, task, w, pipe.pipeId, 'pipes-data');
+      const readEnd = isReadEnd(pipe.flags);
+      park(ctx, task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
+      fd = readEnd ? r : w;
+    }
+    setStatusFlags(remote, fd, pipe.flags);
+    return fd;
+  }
+
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+    const pipe = entry.pipe as PipeEntry;
+    const flags = live.info.flags & ~O.CLOEXEC;
+    return flags === pipe.flags ? [] : [{ what: 'flags', expected: `0${pipe.flags.toString(8)}`, actual: `0${flags.toString(8)}` }];
+  }
+}
+
+/** Named pipes: opened by path, contents saved once per FIFO like a pipe's. */
+export class FifoKind implements FileKind {
+  readonly fdType = FdType.FIFO;
+  readonly name = 'FIFO';
+
+  claims(fd: FdResource): boolean {
+    return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
+  }
+
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const regfId = ctx.files.addRegular(fd.link, fd.info.flags & ~O.CLOEXEC, { mode: fd.mode });
+    const fifo: FifoEntry = { id, pipeId: pipeIdOf(fd), regfId };
+    dumpPipeData(ctx, fd, fifo.pipeId, 'fifo-data');
+    return { id, type: FdType.FIFO, fifo };
+  }
+
+  /**
+   * Opening one end of a FIFO blocks until the other end is open, except O_RDWR. So the first
+   * description of a FIFO opens a read-write keeper, refills the FIFO through it and keeps it
+   * (parked) until the fd table is done; the real ends then open without blocking.
+   */
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+    const fifo = entry.fifo as FifoEntry;
+    const reg = ctx.files.regular(fifo.regfId ?? -1);
+    const remote = task.remote;
+    const filled = stateOf(ctx, `fifo-filled:${task.pid}`, () => new Set<number>());
+    if (!filled.has(fifo.pipeId)) {
+      const keeper = openInTask(remote, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
+      park(ctx, task, `fifo:${fifo.pipeId}:keeper`, keeper);
+      filled.add(fifo.pipeId);
+    }
+    return openInTask(remote, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+  }
+
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+    const fifo = entry.fifo as FifoEntry;
+    return pipeIdOf(live) === fifo.pipeId ? [] : [{ what: 'FIFO', expected: `inode ${fifo.pipeId}`, actual: `${live.ino}` }];
+  }
+}

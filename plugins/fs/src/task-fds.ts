@@ -1,0 +1,76 @@
+import { F, O, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
+import { stateOf } from './images';
+
+// Helpers for building descriptions inside a task being restored.
+
+const CHUNK = 128 * 1024;
+
+/** Writes data to fd in the task (at offset with pwrite64 when given), through the scratch area. */
+export function writeAll(remote: RemoteSyscall, fd: number, data: Buffer, what: string, offset?: bigint): void {
+  for (let done = 0; done < data.length;) {
+    remote.resetData();
+    const part = data.subarray(done, done + CHUNK);
+    const addr = remote.stage(part);
+    const n = offset === undefined
+      ? remote.call('write', SYS.write, [fd, addr, part.length], what)
+      : remote.call('pwrite64', SYS.pwrite64, [fd, addr, part.length, offset + BigInt(done)], what);
+    done += n;
+  }
+  remote.resetData();
+}
+
+export function openInTask(remote: RemoteSyscall, path: string, flags: number, mode = 0): number {
+  remote.resetData();
+  const fd = remote.call('open', SYS.open, [remote.stageString(path), flags, mode], path);
+  remote.resetData();
+  return fd;
+}
+
+/** Sets the status flags (O_NONBLOCK, O_APPEND...) a description had. */
+export function setStatusFlags(remote: RemoteSyscall, fd: number, flags: number): void {
+  const settable = flags & (O.NONBLOCK | O.APPEND);
+  if (settable) remote.call('fcntl(F_SETFL)', SYS.fcntl, [fd, F.SETFL, settable], `fd ${fd}`);
+}
+
+interface Parked {
+  byKey: Map<string, number>;
+  floor: number;
+}
+
+/**
+ * fds a kind keeps in the task between descriptions (the other end of a pipe, a FIFO's keeper, a
+ * memfd to reopen), above every fd number of the dumped table so no dup3 into place hits them.
+ * The plugin closes the leftovers once the fd table is done.
+ */
+function parkedOf(ctx: RestoreContext, task: RestoreTask): Parked {
+  return stateOf(ctx, `parked:${task.pid}`, () => {
+    const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
+    return { byKey: new Map<string, number>(), floor: Math.max(2, ...entries.map((e) => e.fd)) + 1 };
+  });
+}
+
+export function park(ctx: RestoreContext, task: RestoreTask, key: string, fd: number): number {
+  const parked = parkedOf(ctx, task);
+  const high = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, parked.floor], key);
+  task.remote.call('close', SYS.close, [fd]);
+  parked.byKey.set(key, high);
+  return high;
+}
+
+export function parked(ctx: RestoreContext, task: RestoreTask, key: string): number | undefined {
+  return parkedOf(ctx, task).byKey.get(key);
+}
+
+/** Hands a parked fd over to the caller, who will dup it into place and close it. */
+export function unpark(ctx: RestoreContext, task: RestoreTask, key: string): number | undefined {
+  const p = parkedOf(ctx, task);
+  const fd = p.byKey.get(key);
+  p.byKey.delete(key);
+  return fd;
+}
+
+export function closeParked(ctx: RestoreContext, task: RestoreTask): void {
+  const p = parkedOf(ctx, task);
+  for (const fd of p.byKey.values()) task.remote.call('close', SYS.close, [fd]);
+  p.byKey.clear();
+}

@@ -1,0 +1,67 @@
+import {
+  FdType, NO_FOWN, O, SYS,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RestoreContext,
+  type RestoreTask, type TimerfdEntry,
+} from '@amber/core';
+
+/** _IOW('T', 0, u64): sets the expiry count; needs CONFIG_CHECKPOINT_RESTORE. */
+const TFD_IOC_SET_TICKS = 0x40085400;
+
+function timespecOf(text: string | undefined): [bigint, bigint] {
+  const m = /\(\s*(\d+),\s*(\d+)\s*\)/.exec(text ?? '');
+  return m ? [BigInt(m[1]), BigInt(m[2])] : [0n, 0n];
+}
+
+export class TimerfdKind implements FileKind {
+  readonly fdType = FdType.TIMERFD;
+  readonly name = 'timerfd';
+
+  claims(fd: FdResource): boolean {
+    return fd.link === 'anon_inode:[timerfd]';
+  }
+
+  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const x = fd.info.extra;
+    const [vsec, vnsec] = timespecOf(x.get('it_value'));
+    const [isec, insec] = timespecOf(x.get('it_interval'));
+    const tfd: TimerfdEntry = {
+      id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, clockid: Number(x.get('clockid') ?? 0),
+      ticks: BigInt(x.get('ticks') ?? '0'), settimeFlags: parseInt(x.get('settime flags') ?? '0', 8), vsec, vnsec, isec, insec,
+    };
+    return { id, type: FdType.TIMERFD, tfd };
+  }
+
+  /**
+   * it_value in fdinfo is the time left, so the timer is re-armed relative to now; time spent
+   * checkpointed does not count. Expirations not yet read come back through TFD_IOC_SET_TICKS.
+   */
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+    const t = entry.tfd as TimerfdEntry;
+    const remote = task.remote;
+    const fd = remote.call('timerfd_create', SYS.timerfd_create, [t.clockid, t.flags & O.NONBLOCK]);
+    remote.resetData();
+    // A periodic timer that expired and was not read shows no time left: it is due now.
+    const due = !t.vsec && !t.vnsec && (t.isec || t.insec) ? 1n : t.vnsec;
+    const spec = Buffer.alloc(32);
+    [t.isec, t.insec, t.vsec, due].forEach((v, i) => spec.writeBigUInt64LE(v, i * 8));
+    if (t.vsec || due) remote.call('timerfd_settime', SYS.timerfd_settime, [fd, 0, remote.stage(spec), 0]);
+    if (t.ticks > 0n) {
+      const ticks = Buffer.alloc(8);
+      ticks.writeBigUInt64LE(t.ticks);
+      const r = remote.callRaw(SYS.ioctl, [fd, TFD_IOC_SET_TICKS, remote.stage(ticks)]);
+      if (r < 0) ctx.log.warn(`pid ${task.pid}: timerfd lost ${t.ticks} unread expirations (TFD_IOC_SET_TICKS: errno ${-r})`);
+    }
+    remote.resetData();
+    return fd;
+  }
+
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+    const t = entry.tfd as TimerfdEntry;
+    const out: FieldDifference[] = [];
+    const clock = Number(live.info.extra.get('clockid') ?? -1);
+    if (clock !== t.clockid) out.push({ what: 'timerfd clock', expected: `${t.clockid}`, actual: `${clock}` });
+    const [isec, insec] = timespecOf(live.info.extra.get('it_interval'));
+    if (isec !== t.isec || insec !== t.insec) out.push({ what: 'timerfd interval', expected: `${t.isec}.${t.insec}`, actual: `${isec}.${insec}` });
+    return out;
+  }
+}
