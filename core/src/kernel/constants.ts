@@ -12,7 +12,8 @@ export const SYS = {
   set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, vmsplice: 278, dup3: 292,
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
-  pidfd_getfd: 438,
+  pidfd_getfd: 438, unlink: 87, mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285,
+  memfd_create: 319, mlock2: 325, copy_file_range: 326,
 } as const;
 
 export const PTRACE = {
@@ -71,6 +72,25 @@ export const CLONE = {
 
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SEEK_SET = 0;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+
+export const MADV = {
+  RANDOM: 1, SEQUENTIAL: 2, DONTFORK: 10, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
+  WIPEONFORK: 18, POPULATE_WRITE: 23,
+} as const;
+export const MCL = { CURRENT: 1, FUTURE: 2, ONFAULT: 4 } as const;
+export const MLOCK_ONFAULT = 1;
+export const F_SEALS = { ADD: 1033, GET: 1034 } as const;
+export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2 } as const;
+
+/** ioctl on /proc/PID/pagemap (Linux 6.7): _IOWR('f', 16, struct pm_scan_arg), and its categories. */
+export const PAGEMAP_SCAN = 0xc0606610;
+export const PM_SCAN_ARG_SIZE = 96;
+export const PAGE_IS = {
+  WPALLOWED: 1 << 0, WRITTEN: 1 << 1, FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4, PFNZERO: 1 << 5,
+  HUGE: 1 << 6, SOFT_DIRTY: 1 << 7,
+} as const;
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;
 
