@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { PAGE_SIZE, processVmRead, readMaps, FileRegistry, type CompareContext, type Difference, type FileDescription } from '@amber/core';
+import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
 import { protOf, type MmEntry } from './vmas';
 
@@ -13,8 +14,14 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
   const describe = (start: bigint, end: bigint, prot: number, path: string) => `${hex(start)}-${hex(end)} prot ${prot} ${path}`.trim();
   const live = readMaps(pid).map((m) => ({ key: describe(m.start, m.end, protOf(m.perms), m.inode ? m.path : ''), start: m.start }));
+  const objects = readObjects(ctx.store);
+  const nameOf = (v: (typeof mm.vmas)[number]) => {
+    const o = v.amberObject ? objects.get(v.amberObject) : undefined;
+    if (o) return mapsName(o);
+    return v.shmid ? files.regular(Number(v.shmid)).name : '';
+  };
   const dumped = mm.vmas.map((v) => ({
-    key: describe(v.start, v.end, v.prot, v.shmid ? files.regular(Number(v.shmid)).name : ''),
+    key: describe(v.start, v.end, v.prot, nameOf(v)),
     start: v.start,
   }));
   const liveKeys = new Set(live.map((l) => l.key));
