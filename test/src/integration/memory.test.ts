@@ -66,3 +66,20 @@ test('shared anonymous memory, memfd, MAP_SHARED file and deleted files come bac
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
+
+test('guards, growsdown, mprotect splits, mremap, mlock, madvise state and a sparse 64 GiB area come back', async () => {
+  const t = await startTarget('mem_flags');
+  const t0 = performance.now();
+  const dir = await roundTrip(t, 'mem-flags');
+  const seconds = (performance.now() - t0) / 1000;
+  // 5 touched pages of the 64 GiB area, the other areas' ~60 pages, libc: far below 64 GiB
+  const pages = statSync(join(dir, 'pages-1.img')).size;
+  assert.ok(pages < 8 << 20, `pages image is ${pages} bytes`);
+  assert.ok(seconds < 20, `dump + restore of a 64 GiB sparse area took ${seconds.toFixed(1)} s`);
+  const pagemap = crit(join(dir, `pagemap-${t.pid}.img`)).entries;
+  assert.equal(pagemap[0].pages_id, 1);
+  const mm = crit(join(dir, `mm-${t.pid}.img`)).entries[0] as { vmas: { madv?: string }[] };
+  assert.ok(mm.vmas.some((v) => v.madv !== undefined && BigInt(v.madv) !== 0n), 'madvise state in mm.img');
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
