@@ -83,3 +83,22 @@ test('guards, growsdown, mprotect splits, mremap, mlock, madvise state and a spa
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
+
+test('a restore refuses an executable that changed since the dump, naming it, and leaves nothing behind', async () => {
+  const work = makeTmpDir('changed-exe');
+  const copy = join(work, 'mem_copy');
+  copyFileSync(targetPath('mem_flags'), copy);
+  const t = await startTarget('mem_flags', [], { binary: copy });
+  const dir = makeTmpDir('changed-exe-images');
+  run(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  appendFileSync(copy, 'changed');
+  const args = ['restore', '-D', dir, '-d'];
+  const r = amber(args);
+  assert.notEqual(r.status, 0, describeAmber(args, r));
+  assert.match(r.stderr + r.stdout, new RegExp(`${copy.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} changed size`), describeAmber(args, r));
+  assert.equal(isAlive(t.pid), false, 'no half-restored process is left');
+  const helpers = spawnSync('pgrep', ['-f', copy], { encoding: 'utf8' });
+  assert.equal(helpers.stdout.trim(), '', 'nothing runs the copied binary');
+  assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp-')).length, 0);
+});
