@@ -149,7 +149,7 @@ export interface MmEntry {
   thpDisabled?: boolean;
   /** amber: mlockall() flags (MCL_FUTURE | MCL_ONFAULT) */
   amberMlockall?: number;
-  amberFileStamps?: FileStamp[];
+  amberFileStamps: FileStamp[];
 }
 
 export interface PagemapHead {
