@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   buildTargetsSync();
   const rows: string[][] = [];
   for (const mb of SIZES_MB) {
-    const bytes = mb << 20;
+    const bytes = mb * 2 ** 20;
     const dir = mkdtempSync(join(SHM, 'amber-bench-'));
     try {
       // Two rounds, the second reported: the first one pays for the guest's first touch of
