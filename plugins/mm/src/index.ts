@@ -34,7 +34,7 @@ export class MemoryPlugin implements ResourcePlugin {
 
   async restore(ctx: RestoreContext): Promise<void> {
     const mms = ctx.tasks.map((task) => ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0]);
-    ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps ?? [], ctx.files));
+    ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
     const objects = readObjects(ctx.store);
     for (const [i, task] of ctx.tasks.entries()) {
       const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
