@@ -52,6 +52,7 @@ export const VmaStatus = {
   AREA_SOCKET: 1 << 11,
   AREA_VVAR: 1 << 12,
   AREA_AIORING: 1 << 13,
+  AREA_MEMFD: 1 << 14,
   // bit 31 (1 << 31 would be negative in JS)
   UNSUPP: 0x80000000,
 } as const;
@@ -115,8 +116,17 @@ export interface VmaEntry {
   status: number;
   /** id of the backing file in files.img, or -1n */
   fd: bigint;
+  /** MADV_* bits (1 << MADV_x) to apply again */
   madv?: bigint;
   fdflags?: number;
+  /** amber: id in shmem.img of the memory object behind this mapping */
+  amberObject?: number;
+}
+
+export interface FileStamp {
+  fileId: number;
+  size: bigint;
+  mtimeNs: bigint;
 }
 
 export interface MmEntry {
@@ -137,6 +147,9 @@ export interface MmEntry {
   dumpable?: number;
   aios: AioRingEntry[];
   thpDisabled?: boolean;
+  /** amber: mlockall() flags (MCL_FUTURE | MCL_ONFAULT) */
+  amberMlockall?: number;
+  amberFileStamps: FileStamp[];
 }
 
 export interface PagemapHead {

@@ -17,6 +17,7 @@ export const SYS = {
   flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
   signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
   inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
+  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
 } as const;
 
 /** fcntl(2) commands. */
@@ -82,6 +83,25 @@ export const CLONE = {
 
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SEEK_SET = 0;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+
+export const MADV = {
+  RANDOM: 1, SEQUENTIAL: 2, DONTFORK: 10, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16,
+  WIPEONFORK: 18, POPULATE_WRITE: 23,
+} as const;
+export const MCL = { CURRENT: 1, FUTURE: 2, ONFAULT: 4 } as const;
+export const MLOCK_ONFAULT = 1;
+export const F_SEALS = { ADD: 1033, GET: 1034 } as const;
+export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2 } as const;
+
+/** ioctl on /proc/PID/pagemap (Linux 6.7): _IOWR('f', 16, struct pm_scan_arg), and its categories. */
+export const PAGEMAP_SCAN = 0xc0606610;
+export const PM_SCAN_ARG_SIZE = 96;
+export const PAGE_IS = {
+  WPALLOWED: 1 << 0, WRITTEN: 1 << 1, FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4, PFNZERO: 1 << 5,
+  HUGE: 1 << 6, SOFT_DIRTY: 1 << 7,
+} as const;
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;
 

@@ -3,6 +3,9 @@ import {
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
+import { applyAdvice, applyLock } from './madvise';
+import type { ShmemObject } from './objects';
+import { ObjectRestorer } from './objects-restore';
 import type { PagemapEntry } from './pagemap';
 import { transfer } from './transfer';
 
@@ -13,7 +16,9 @@ const PRCTL_MM_MAP_SIZE = 104;
  * mm image: away with the helper's mappings, the vDSO moved to where it was, every VMA mapped at
  * its address, the pages read in by the task itself, then the mm fields set in one PR_SET_MM_MAP.
  */
-export function rebuildAddressSpace(ctx: RestoreContext, task: RestoreTask, mm: MmEntry, pagemap: PagemapEntry[], pagesPath: string): number {
+export function rebuildAddressSpace(
+  ctx: RestoreContext, task: RestoreTask, mm: MmEntry, pagemap: PagemapEntry[], pagesPath: string, objects: Map<number, ShmemObject>,
+): number {
   const remote = task.remote;
   const keep = ctx.reserved(task);
   unmapHelper(remote, keep);
@@ -36,13 +41,19 @@ export function rebuildAddressSpace(ctx: RestoreContext, task: RestoreTask, mm: 
   const withPages = mm.vmas.filter(hasPrivatePages);
   for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
 
+  const restorer = new ObjectRestorer(ctx, remote, objects, mm.vmas);
   for (const v of mm.vmas) {
     if (isSpecial(v)) continue;
     const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
+    if (v.amberObject) {
+      restorer.map(v, prot);
+      continue;
+    }
     const fd = isFileBacked(v) ? openFile(v) : -1;
     remote.resetData();
     remote.call('mmap', SYS.mmap, [v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff], `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`);
   }
+  restorer.finish();
 
   let bytes = 0;
   if (pagemap.length) {
@@ -59,8 +70,14 @@ export function rebuildAddressSpace(ctx: RestoreContext, task: RestoreTask, mm: 
     remote.call('mprotect', SYS.mprotect, [v.start, v.end - v.start, v.prot], `VMA 0x${v.start.toString(16)}`);
   }
 
+  for (const v of mm.vmas) {
+    if (isSpecial(v)) continue;
+    applyAdvice(remote, v);
+    applyLock(remote, v);
+  }
   setMmFields(ctx, remote, mm);
   for (const fd of fileFds.values()) remote.call('close', SYS.close, [fd]);
+  if (mm.amberMlockall) remote.call('mlockall', SYS.mlockall, [mm.amberMlockall]);
   return bytes;
 }
 

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { PAGE_SIZE, processVmRead, readMaps, FileRegistry, type CompareContext, type Difference, type FileDescription } from '@amber/core';
+import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
 import { protOf, type MmEntry } from './vmas';
 
@@ -13,10 +14,14 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
   const describe = (r: Area) => `${hex(r.start)}-${hex(r.end)} prot ${r.prot} ${r.path}`.trim();
   const keyed = (areas: Area[]) => coalesce(areas).map((a) => ({ key: describe(a), start: a.start }));
+  const objects = readObjects(ctx.store);
+  const nameOf = (v: (typeof mm.vmas)[number]) => {
+    const o = v.amberObject ? objects.get(v.amberObject) : undefined;
+    if (o) return mapsName(o);
+    return v.shmid ? files.regular(Number(v.shmid)).name : '';
+  };
   const live = keyed(readMaps(pid).map((m) => ({ start: m.start, end: m.end, prot: protOf(m.perms), path: m.inode ? m.path : '', offset: m.offset })));
-  const dumped = keyed(mm.vmas.map((v) => ({
-    start: v.start, end: v.end, prot: v.prot, path: v.shmid ? files.regular(Number(v.shmid)).name : '', offset: v.pgoff,
-  })));
+  const dumped = keyed(mm.vmas.map((v) => ({ start: v.start, end: v.end, prot: v.prot, path: nameOf(v), offset: v.pgoff })));
   const liveKeys = new Set(live.map((l) => l.key));
   const dumpedKeys = new Set(dumped.map((d) => d.key));
   for (const d of dumped) if (!liveKeys.has(d.key)) add(`VMA at ${hex(d.start)}`, d.key, live.find((l) => l.start === d.start)?.key ?? 'absent');

@@ -3,13 +3,16 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { injectable } from 'tsyringe';
 import {
   AmberError, ImageStore, O, PAGE_SIZE, parseSmapsVmFlags, PR, procRead, readAuxv, readLink, SYS,
-  type CompareContext, type DumpContext, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
+  type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
-import { dumpableRuns, type PagemapEntry } from './pagemap';
+import { mlockallOf } from './madvise';
+import { ObjectDumper, objectKind, readObjects } from './objects';
+import { dumpableRuns, scannedRuns, type PagemapEntry } from './pagemap';
+import { checkStamps, stampOf } from './stamps';
 import { copyThroughAmber, transfer } from './transfer';
-import { classify, hasPrivatePages, type MmEntry, type VmaEntry } from './vmas';
+import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
@@ -24,15 +27,19 @@ export class MemoryPlugin implements ResourcePlugin {
   readonly phase = 'memory' as const;
 
   async dump(ctx: DumpContext): Promise<void> {
-    for (const [i, task] of ctx.tasks.entries()) this.dumpTask(ctx, task, i + 1);
+    const objects = new ObjectDumper(ctx);
+    for (const [i, task] of ctx.tasks.entries()) this.dumpTask(ctx, task, i + 1, objects);
+    objects.finish();
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    for (const task of ctx.tasks) {
-      const mm = ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0];
+    const mms = ctx.tasks.map((task) => ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0]);
+    ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
+    const objects = readObjects(ctx.store);
+    for (const [i, task] of ctx.tasks.entries()) {
       const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
       const pagesId = (pm.head as { pagesId: number }).pagesId;
-      rebuildAddressSpace(ctx, task, mm, pm.entries, ctx.store.pagesPath(pagesId));
+      rebuildAddressSpace(ctx, task, mms[i], pm.entries, ctx.store.pagesPath(pagesId), objects);
     }
   }
 
@@ -44,20 +51,27 @@ export class MemoryPlugin implements ResourcePlugin {
     return store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
-  private dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number): void {
+  private dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): void {
     const { pid, remote } = task;
     const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
+    const stamps = new Map<number, FileStamp>();
     const vmas: VmaEntry[] = task.maps.map((m) => {
       let fileId = 0;
-      if (m.inode !== 0 && m.path.startsWith('/')) {
-        if (m.path.endsWith(' (deleted)')) throw new UnsupportedMappingError(pid, m.start, m.end, `a mapping of the deleted file ${m.path}`);
+      let object: MemoryObjectRef | undefined;
+      const kind = objectKind(m);
+      if (kind === 'sysv') throw new UnsupportedMappingError(pid, m.start, m.end, `SysV shared memory (${m.path})`);
+      if (kind) object = objects.ref(pid, m, kind);
+      else if (m.inode !== 0 && m.path.startsWith('/')) {
         const writableShared = m.perms[3] === 's' && m.perms[1] === 'w';
         fileId = ctx.files.addRegular(m.path, writableShared ? O.RDWR : O.RDONLY);
+        if (!stamps.has(fileId)) stamps.set(fileId, stampOf(fileId, `/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`));
       } else if (m.perms[3] === 's') {
         throw new UnsupportedMappingError(pid, m.start, m.end, `shared memory (${m.path || 'anonymous'})`);
       }
-      return classify(m, vmFlags.get(m.start) ?? [], fileId);
+      return classify(m, vmFlags.get(m.start) ?? [], fileId, object);
     });
+    const exeFileId = ctx.files.addRegular(readLink(pid, 'exe'), O.RDONLY);
+    if (!stamps.has(exeFileId)) stamps.set(exeFileId, stampOf(exeFileId, `/proc/${pid}/exe`));
 
     remote.resetData();
     const brk = BigInt(remote.call('brk', SYS.brk, [0]));
@@ -67,8 +81,10 @@ export class MemoryPlugin implements ResourcePlugin {
       mmStartCode: st.startCode, mmEndCode: st.endCode, mmStartData: st.startData, mmEndData: st.endData,
       mmStartStack: st.startStack, mmStartBrk: st.startBrk, mmBrk: brk, mmArgStart: st.argStart, mmArgEnd: st.argEnd,
       mmEnvStart: st.envStart, mmEnvEnd: st.envEnd,
-      exeFileId: ctx.files.addRegular(readLink(pid, 'exe'), O.RDONLY),
+      exeFileId,
       mmSavedAuxv: readAuxv(pid), vmas, dumpable, aios: [],
+      amberMlockall: mlockallOf(vmFlags.get(remote.scratch.base)),
+      amberFileStamps: [...stamps.values()],
     };
 
     const t0 = performance.now();
@@ -76,7 +92,7 @@ export class MemoryPlugin implements ResourcePlugin {
     const pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     let pages = 0;
     try {
-      for (const v of vmas) if (hasPrivatePages(v)) pages += dumpableRuns(pagemapFd, v, runs);
+      for (const v of vmas) if (hasPrivatePages(v)) pages += scannedRuns(pagemapFd, v, runs) ?? dumpableRuns(pagemapFd, v, runs);
     } finally {
       closeSync(pagemapFd);
     }

@@ -1,5 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { PAGE_SIZE, PagemapFlag, processVmRead, syscall, SYS, PROT, MAP, type PagemapEntry } from '@amber/core';
+import {
+  addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_SCAN, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
+  SYS, PROT, MAP, type PagemapEntry,
+} from '@amber/core';
 import type { VmaEntry } from './vmas';
 
 export type { PagemapEntry };
@@ -59,5 +62,55 @@ export function dumpableRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry
     done += n;
   }
   close(first + count);
+  return pages;
+}
+
+const REGIONS_PER_SCAN = 4096;
+const scanArg = Buffer.alloc(PM_SCAN_ARG_SIZE);
+const scanVec = Buffer.alloc(REGIONS_PER_SCAN * 24);
+let scanWorks: boolean | undefined;
+
+/**
+ * Same as dumpableRuns, but the kernel walks the page tables and hands back ranges (PAGEMAP_SCAN,
+ * Linux 6.7): a 64 GiB sparse mapping costs one ioctl instead of 128 MiB of pagemap entries.
+ * Returns undefined when the kernel lacks the ioctl.
+ */
+export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[]): number | undefined {
+  if (scanWorks === false) return undefined;
+  const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
+  let pages = 0;
+  let last: PagemapEntry | undefined;
+  for (let start = vma.start; start < vma.end; ) {
+    scanArg.fill(0);
+    scanArg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
+    scanArg.writeBigUInt64LE(start, 16);
+    scanArg.writeBigUInt64LE(vma.end, 24);
+    scanArg.writeBigUInt64LE(addressOf(scanVec), 40);
+    scanArg.writeBigUInt64LE(BigInt(REGIONS_PER_SCAN), 48);
+    scanArg.writeBigUInt64LE(BigInt(skip), 64); // inverted: "not file, not the zero page"
+    scanArg.writeBigUInt64LE(BigInt(skip), 72);
+    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 80);
+    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 88);
+    const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
+    if (n < 0) {
+      if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
+        scanWorks = false;
+        return undefined;
+      }
+      throw new KernelError('ioctl(PAGEMAP_SCAN)', -n, undefined, `0x${start.toString(16)}`);
+    }
+    scanWorks = true;
+    for (let i = 0; i < n; i++) {
+      const s = scanVec.readBigUInt64LE(i * 24);
+      const e = scanVec.readBigUInt64LE(i * 24 + 8);
+      const nr = Number((e - s) / PAGE);
+      pages += nr;
+      if (last && last.vaddr + BigInt(last.nrPages) * PAGE === s) last.nrPages += nr;
+      else out.push((last = { vaddr: s, nrPages: nr, flags: PagemapFlag.PRESENT }));
+    }
+    const walkEnd = scanArg.readBigUInt64LE(32);
+    if (walkEnd <= start) throw new Error(`PAGEMAP_SCAN made no progress at 0x${start.toString(16)}`);
+    start = walkEnd;
+  }
   return pages;
 }

@@ -1,3 +1,4 @@
+import { madvOf, lockOf } from './madvise';
 import { MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
 
 export type { MmEntry, VmaEntry };
@@ -7,7 +8,7 @@ export const VMA = {
   REGULAR: VmaStatus.AREA_REGULAR, STACK: VmaStatus.AREA_STACK, VSYSCALL: VmaStatus.AREA_VSYSCALL,
   VDSO: VmaStatus.AREA_VDSO, HEAP: VmaStatus.AREA_HEAP, FILE_PRIVATE: VmaStatus.FILE_PRIVATE,
   FILE_SHARED: VmaStatus.FILE_SHARED, ANON_SHARED: VmaStatus.ANON_SHARED, ANON_PRIVATE: VmaStatus.ANON_PRIVATE,
-  VVAR: VmaStatus.AREA_VVAR,
+  VVAR: VmaStatus.AREA_VVAR, MEMFD: VmaStatus.AREA_MEMFD,
 } as const;
 
 export const SPECIAL_NAMES = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -17,7 +18,13 @@ export function isSpecial(v: VmaEntry): boolean {
 }
 
 export function isFileBacked(v: VmaEntry): boolean {
-  return (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) !== 0;
+  return (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) !== 0 && !v.amberObject;
+}
+
+/** A memory object (shmem.img) a mapping belongs to. */
+export interface MemoryObjectRef {
+  id: number;
+  kind: 'anon' | 'memfd' | 'deleted';
 }
 
 /** Private memory whose pages live in the image (as opposed to in a file or a shared object). */
@@ -33,14 +40,18 @@ export function protOf(perms: string): number {
  * What a line of /proc/PID/maps is, in CRIU's terms. `fileId` names the mapped file in files.img
  * (0 for anonymous memory); `vmFlags` are the VmFlags of smaps.
  */
-export function classify(m: MapsEntry, vmFlags: string[], fileId: number): VmaEntry {
+export function classify(m: MapsEntry, vmFlags: string[], fileId: number, object?: MemoryObjectRef): VmaEntry {
   const shared = m.perms[3] === 's';
   let status = VMA.REGULAR;
   let flags = shared ? MAP.SHARED : MAP.PRIVATE;
   if (m.path === '[vdso]') status |= VMA.VDSO;
   else if (m.path === '[vvar]' || m.path === '[vvar_vclock]') status |= VMA.VVAR;
   else if (m.path === '[vsyscall]') status = VMA.VSYSCALL;
-  else if (fileId) status |= shared ? VMA.FILE_SHARED : VMA.FILE_PRIVATE;
+  else if (object?.kind === 'anon') {
+    status |= VMA.ANON_SHARED;
+    flags |= MAP.ANONYMOUS;
+  }
+  else if (fileId || object) status |= (shared ? VMA.FILE_SHARED : VMA.FILE_PRIVATE) | (object?.kind === 'memfd' ? VMA.MEMFD : 0);
   else {
     status |= shared ? VMA.ANON_SHARED : VMA.ANON_PRIVATE;
     flags |= MAP.ANONYMOUS;
@@ -49,8 +60,10 @@ export function classify(m: MapsEntry, vmFlags: string[], fileId: number): VmaEn
   if (m.path === '[stack]') status |= VMA.STACK;
   if (vmFlags.includes('gd')) flags |= MAP.GROWSDOWN;
   if (vmFlags.includes('nr')) flags |= MAP.NORESERVE;
-  return {
-    start: m.start, end: m.end, pgoff: fileId ? m.offset : 0n, shmid: BigInt(fileId), prot: protOf(m.perms),
-    flags, status, fd: -1n,
+  const v: VmaEntry = {
+    start: m.start, end: m.end, pgoff: fileId || object ? m.offset : 0n, shmid: BigInt(object?.id ?? fileId), prot: protOf(m.perms),
+    flags, status, fd: -1n, madv: madvOf(vmFlags) | lockOf(vmFlags),
   };
+  if (object) v.amberObject = object.id;
+  return v;
 }

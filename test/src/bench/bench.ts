@@ -5,7 +5,9 @@ import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeS
 import { join } from 'node:path';
 import { buildTargetsSync, cleanup, reap, startTarget, verdict } from '../harness';
 
-const SIZES_MB = (process.env.AMBER_BENCH_SIZES ?? '256,1024').split(',').map(Number);
+const SIZES_MB = (process.env.AMBER_BENCH_SIZES ?? '256,1024,4096').split(',').map(Number);
+/** CRIU 4.2 on this machine, images on tmpfs (amber issue 4): MiB -> [dump s, restore s]. */
+const CRIU: Record<number, [number, number]> = { 1024: [1.0, 0.75], 4096: [8.5, 3.5] };
 const SHM = '/dev/shm';
 
 interface Run {
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
   buildTargetsSync();
   const rows: string[][] = [];
   for (const mb of SIZES_MB) {
-    const bytes = mb << 20;
+    const bytes = mb * 2 ** 20;
     const dir = mkdtempSync(join(SHM, 'amber-bench-'));
     try {
       // Two rounds, the second reported: the first one pays for the guest's first touch of
@@ -75,13 +77,14 @@ async function main(): Promise<void> {
         `${mb} MiB`, d.seconds.toFixed(3), r.seconds.toFixed(3), mbps(bytes / d.seconds), mbps(bytes / r.seconds),
         `${(Math.max(d.maxRssKb, r.maxRssKb) / 1024).toFixed(0)} MB`, `${(image / 2 ** 20).toFixed(0)} MiB`,
         mbps(memcpy), mbps(tmpfs), (bytes / d.seconds / tmpfs).toFixed(2), (bytes / r.seconds / memcpy).toFixed(2),
+        CRIU[mb] ? (d.seconds / CRIU[mb][0]).toFixed(2) : '-', CRIU[mb] ? (r.seconds / CRIU[mb][1]).toFixed(2) : '-',
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await cleanup();
     }
   }
-  const head = ['size', 'dump s', 'restore s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy'];
+  const head = ['size', 'dump s', 'restore s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy', 'dump/CRIU', 'restore/CRIU'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(head));

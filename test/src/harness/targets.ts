@@ -27,6 +27,8 @@ export interface StartOptions {
   workdir?: string;
   /** How long to wait for READY (default 15 s). */
   timeoutMs?: number;
+  /** Run this executable (e.g. a copy of a target) instead of test/targets/bin/NAME. */
+  binary?: string;
 }
 
 export interface Verdict {
@@ -69,7 +71,7 @@ export async function startTarget(name: string, args: string[] = [], opts: Start
   const argv = args.map((a) => (a === WORKDIR ? workdir : a));
   const logFd = fs.openSync(logPath, 'a');
   try {
-    const r = spawnSync('setsid', ['-f', 'sh', '-c', 'echo $$ >"$1"; shift; exec "$@"', 'sh', pidFile, targetPath(name), ...argv], {
+    const r = spawnSync('setsid', ['-f', 'sh', '-c', 'echo $$ >"$1"; shift; exec "$@"', 'sh', pidFile, opts.binary ?? targetPath(name), ...argv], {
       stdio: ['ignore', logFd, logFd],
       env: { ...process.env, ...opts.env },
     });

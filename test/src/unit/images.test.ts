@@ -143,6 +143,7 @@ function fixtures() {
     ],
     dumpable: 1,
     aios: [],
+    amberFileStamps: [],
   };
   const pagemapHead = { pagesId: 1 };
   const pagemap: PagemapEntry[] = [

@@ -1,0 +1,45 @@
+import { MADV, MCL, MLOCK_ONFAULT, SYS, type RemoteSyscall } from '@amber/core';
+import type { VmaEntry } from './vmas';
+
+/** smaps VmFlags that madvise() sets, and the advice that sets each. */
+const ADVICE_OF_FLAG: ReadonlyArray<[string, number]> = [
+  ['dc', MADV.DONTFORK], ['wf', MADV.WIPEONFORK], ['dd', MADV.DONTDUMP], ['hg', MADV.HUGEPAGE],
+  ['nh', MADV.NOHUGEPAGE], ['mg', MADV.MERGEABLE], ['sr', MADV.SEQUENTIAL], ['rr', MADV.RANDOM],
+];
+
+/** VmaEntry.madv: bit (1 << MADV_x) for each advice in effect, as CRIU keeps it. */
+export function madvOf(vmFlags: string[]): bigint {
+  let madv = 0n;
+  for (const [flag, advice] of ADVICE_OF_FLAG) if (vmFlags.includes(flag)) madv |= 1n << BigInt(advice);
+  return madv;
+}
+
+/** mlock state of a mapping: 'lo' locked, 'lf' locked on fault. Kept in madv above bit 32. */
+export const LOCKED_BIT = 1n << 40n;
+export const LOCKED_ONFAULT_BIT = 1n << 41n;
+
+export function lockOf(vmFlags: string[]): bigint {
+  return (vmFlags.includes('lo') ? LOCKED_BIT : 0n) | (vmFlags.includes('lf') ? LOCKED_ONFAULT_BIT : 0n);
+}
+
+/** The task's mlockall(MCL_FUTURE...) shows on any mapping created since: amber's own scratch area. */
+export function mlockallOf(scratchVmFlags: string[] | undefined): number {
+  if (!scratchVmFlags?.includes('lo')) return 0;
+  return MCL.FUTURE | (scratchVmFlags.includes('lf') ? MCL.ONFAULT : 0);
+}
+
+export function applyAdvice(remote: RemoteSyscall, v: VmaEntry): void {
+  const madv = v.madv ?? 0n;
+  const len = v.end - v.start;
+  const where = `0x${v.start.toString(16)}`;
+  for (const [flag, advice] of ADVICE_OF_FLAG) {
+    if (madv & (1n << BigInt(advice))) remote.call(`madvise(${flag})`, SYS.madvise, [v.start, len, advice], where);
+  }
+}
+
+export function applyLock(remote: RemoteSyscall, v: VmaEntry): void {
+  const madv = v.madv ?? 0n;
+  if (!(madv & LOCKED_BIT)) return;
+  const flags = madv & LOCKED_ONFAULT_BIT ? MLOCK_ONFAULT : 0;
+  remote.call('mlock2', SYS.mlock2, [v.start, v.end - v.start, flags], `0x${v.start.toString(16)}`);
+}

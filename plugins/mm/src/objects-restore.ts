@@ -1,0 +1,173 @@
+import {
+  AmberError, F_SEALS, MAP, MFD, O, PAGE_SIZE, PROT, SEEK_SET, SYS,
+  type PagemapEntry, type RemoteSyscall, type RestoreContext,
+} from '@amber/core';
+import { OBJECT_KIND, objectPagemapName, type ShmemObject } from './objects';
+import { transfer } from './transfer';
+import type { VmaEntry } from './vmas';
+
+const hex = (v: bigint) => v.toString(16);
+
+interface Created {
+  /** fd in the task (memfd, deleted file), or -1 */
+  fd: number;
+  /** a mapping of the whole object that later mappings open through /proc/PID/map_files */
+  owner?: { start: bigint; end: bigint; temporary: boolean };
+  /** path to unlink once everything is mapped (deleted file) */
+  unlinkPath?: string;
+  sealsPending: boolean;
+}
+
+/**
+ * Recreates the memory objects of shmem.img inside a task and maps them. Shared anonymous memory
+ * is created by an anonymous MAP_SHARED mmap (so it is the same kind of object as before, shown
+ * as /dev/zero) and filled by the task's own preadv; any further mapping of it, in this task or
+ * (later) another one, opens the first through /proc/PID/map_files. memfds and deleted files
+ * are recreated as files and filled by sendfile in the task.
+ */
+export class ObjectRestorer {
+  private readonly created = new Map<number, Created>();
+
+  constructor(
+    private readonly ctx: RestoreContext,
+    private readonly remote: RemoteSyscall,
+    private readonly objects: Map<number, ShmemObject>,
+    private readonly vmas: VmaEntry[],
+  ) {}
+
+  map(v: VmaEntry, prot: number): void {
+    const o = this.objects.get(v.amberObject ?? 0);
+    if (!o) throw new AmberError(`mapping 0x${hex(v.start)} refers to memory object ${v.amberObject}, which shmem.img lacks`);
+    const r = this.remote;
+    const flags = (v.flags & ~(MAP.ANONYMOUS | MAP.GROWSDOWN)) | MAP.FIXED;
+    const what = `VMA 0x${hex(v.start)}-0x${hex(v.end)}`;
+    const len = v.end - v.start;
+    let c = this.created.get(o.id);
+    if (o.kind === OBJECT_KIND.anon) {
+      if (!c && v.pgoff === 0n && len === o.size) {
+        r.resetData();
+        r.call('mmap (shared anonymous)', SYS.mmap, [v.start, len, prot | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | (v.flags & MAP.NORESERVE), -1, 0], what);
+        this.created.set(o.id, { fd: -1, owner: { start: v.start, end: v.end, temporary: false }, sealsPending: false });
+        this.fillMapping(o, v.start);
+        if (!(prot & PROT.WRITE)) r.call('mprotect', SYS.mprotect, [v.start, len, prot], what);
+        return;
+      }
+      c ??= this.createAnon(o);
+      r.resetData();
+      const path = `/proc/${r.pid}/map_files/${hex(c.owner!.start)}-${hex(c.owner!.end)}`;
+      const fd = r.call('open (map_files)', SYS.open, [r.stageString(path), (v.prot & PROT.WRITE ? O.RDWR : O.RDONLY) | O.CLOEXEC, 0], path);
+      r.call('mmap', SYS.mmap, [v.start, len, prot, flags, fd, v.pgoff], what);
+      r.call('close', SYS.close, [fd]);
+      return;
+    }
+    c ??= this.createFile(o);
+    r.resetData();
+    r.call('mmap', SYS.mmap, [v.start, len, prot, flags, c.fd, v.pgoff], what);
+  }
+
+  /** Seals left for after the writable mappings, temporary owners unmapped, fds closed, ghosts unlinked. */
+  finish(): void {
+    const r = this.remote;
+    for (const [id, c] of this.created) {
+      const o = this.objects.get(id)!;
+      if (c.sealsPending) r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [c.fd, F_SEALS.ADD, o.seals ?? 0]);
+      if (c.owner?.temporary) r.call('munmap', SYS.munmap, [c.owner.start, c.owner.end - c.owner.start]);
+      if (c.unlinkPath) {
+        r.resetData();
+        r.call('unlink', SYS.unlink, [r.stageString(c.unlinkPath)], c.unlinkPath);
+      }
+      if (c.fd >= 0) r.call('close', SYS.close, [c.fd]);
+    }
+  }
+
+  private createAnon(o: ShmemObject): Created {
+    const r = this.remote;
+    r.resetData();
+    const start = BigInt(r.call('mmap (shared anonymous)', SYS.mmap, [0, o.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS, -1, 0]));
+    const c: Created = { fd: -1, owner: { start, end: start + o.size, temporary: true }, sealsPending: false };
+    this.created.set(o.id, c);
+    this.fillMapping(o, start);
+    return c;
+  }
+
+  private createFile(o: ShmemObject): Created {
+    const r = this.remote;
+    r.resetData();
+    let fd: number;
+    let unlinkPath: string | undefined;
+    if (o.kind === OBJECT_KIND.memfd) {
+      fd = r.call('memfd_create', SYS.memfd_create, [r.stageString(o.name ?? ''), MFD.CLOEXEC | MFD.ALLOW_SEALING], o.name);
+    } else {
+      // Back at its old path if that is free, so the mapping reads "<path> (deleted)" as before.
+      const name = o.name ?? '';
+      const flags = O.RDWR | O.CREAT | O.EXCL | O.CLOEXEC;
+      fd = r.callRaw(SYS.open, [r.stageString(name), flags, o.mode ?? 0o600]);
+      unlinkPath = name;
+      if (fd === -17 /* EEXIST */) {
+        unlinkPath = `${name}.amber-${r.pid}-${o.id}`;
+        r.resetData();
+        fd = r.call('open (deleted file)', SYS.open, [r.stageString(unlinkPath), flags, o.mode ?? 0o600], unlinkPath);
+      } else if (fd < 0) {
+        r.call('open (deleted file)', SYS.open, [r.stageString(name), flags, o.mode ?? 0o600], name);
+      }
+    }
+    r.call('ftruncate', SYS.ftruncate, [fd, o.size]);
+    this.fillFile(o, fd);
+    const writableShared = this.vmas.some((v) => v.amberObject === o.id && v.flags & MAP.SHARED && v.prot & PROT.WRITE);
+    const c: Created = { fd, unlinkPath, sealsPending: false };
+    if (o.seals) {
+      if (writableShared) c.sealsPending = true;
+      else r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F_SEALS.ADD, o.seals]);
+    }
+    this.created.set(o.id, c);
+    return c;
+  }
+
+  private runs(o: ShmemObject): PagemapEntry[] {
+    return this.ctx.store.read<PagemapEntry>('pagemap', objectPagemapName(o.id)).entries;
+  }
+
+  private openPages(o: ShmemObject): number {
+    const r = this.remote;
+    r.resetData();
+    const p = this.ctx.store.pagesPath(o.pagesId);
+    return r.call('open (pages)', SYS.open, [r.stageString(p), O.RDONLY | O.CLOEXEC, 0], p);
+  }
+
+  private fillMapping(o: ShmemObject, base: bigint): void {
+    const runs = this.runs(o);
+    if (!runs.length) return;
+    const fd = this.openPages(o);
+    transfer(this.remote, 'preadv', fd, runs.map((p) => ({ addr: base + p.vaddr, len: p.nrPages * PAGE_SIZE })));
+    this.remote.call('close', SYS.close, [fd]);
+  }
+
+  private fillFile(o: ShmemObject, fd: number): void {
+    const runs = this.runs(o);
+    if (!runs.length) return;
+    const r = this.remote;
+    const pages = this.openPages(o);
+    let pagesOff = 0n;
+    for (const run of runs) {
+      let len = BigInt(run.nrPages * PAGE_SIZE);
+      if (run.vaddr + len > o.size) len = o.size - run.vaddr; // the last page of a file is partial
+      r.call('lseek', SYS.lseek, [fd, run.vaddr, SEEK_SET]);
+      r.resetData();
+      const off = r.stage(Buffer.alloc(8));
+      r.memory.write(off, bigintLE(pagesOff));
+      for (let left = len; left > 0n; ) {
+        const n = r.call('sendfile', SYS.sendfile, [fd, pages, off, left > 1n << 30n ? 1n << 30n : left]);
+        if (n === 0) throw new AmberError(`pages file of memory object ${o.id} is short`);
+        left -= BigInt(n);
+      }
+      pagesOff += BigInt(run.nrPages * PAGE_SIZE);
+    }
+    r.call('close', SYS.close, [pages]);
+  }
+}
+
+function bigintLE(v: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+}

@@ -1,0 +1,143 @@
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import {
+  addressOf, F_SEALS, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
+  type DumpContext, type ImageStore, type MapsEntry, type PagemapEntry,
+} from '@amber/core';
+import type { MemoryObjectRef } from './vmas';
+
+/**
+ * Memory that mappings share with other mappings or processes: shared anonymous memory, memfds
+ * and files deleted while mapped. Each is dumped once, under an id (shmem.img + its own
+ * pagemap-shmem-<id>.img and pages file); VMAs refer to it by VmaEntry.amber_object.
+ */
+export interface ShmemObject {
+  id: number;
+  /** 1 shared anonymous, 2 memfd, 3 deleted file */
+  kind: number;
+  size: bigint;
+  name?: string;
+  seals?: number;
+  mode?: number;
+  pagesId: number;
+}
+
+export const OBJECT_KIND = { anon: 1, memfd: 2, deleted: 3 } as const;
+export const kindName = (k: number): MemoryObjectRef['kind'] => (k === 1 ? 'anon' : k === 2 ? 'memfd' : 'deleted');
+
+registerImageType({
+  type: 'mm-shmem', magic: 0x4d454d31, protoFile: path.resolve(__dirname, '..', 'proto', 'shmem.proto'),
+  message: 'amber.mm.ShmemObject',
+});
+
+const SHMEM_IMAGE = 'shmem';
+/** Pages files of objects are numbered from here on; tasks' own start at 1. */
+const OBJECT_PAGES_BASE = 1 << 20;
+
+export const objectPagemapName = (id: number) => `pagemap-shmem-${id}`;
+
+export function readObjects(store: ImageStore): Map<number, ShmemObject> {
+  const out = new Map<number, ShmemObject>();
+  if (!store.has(SHMEM_IMAGE)) return out;
+  for (const o of store.read<ShmemObject>('mm-shmem', SHMEM_IMAGE).entries) out.set(o.id, o);
+  return out;
+}
+
+/** The name /proc/PID/maps shows for a mapping of the object. */
+export function mapsName(o: ShmemObject): string {
+  if (o.kind === OBJECT_KIND.anon) return '/dev/zero (deleted)';
+  if (o.kind === OBJECT_KIND.memfd) return `/memfd:${o.name} (deleted)`;
+  return `${o.name} (deleted)`;
+}
+
+/** What kind of object a line of /proc/PID/maps maps, if any. */
+export function objectKind(m: MapsEntry): MemoryObjectRef['kind'] | 'sysv' | undefined {
+  if (!m.inode || !m.path.endsWith(' (deleted)')) return undefined;
+  if (m.path === '/dev/zero (deleted)' && m.perms[3] === 's') return 'anon';
+  if (m.path.startsWith('/memfd:')) return 'memfd';
+  if (m.path.startsWith('/SYSV')) return 'sysv';
+  return 'deleted';
+}
+
+const hexRange = (m: MapsEntry) => `${m.start.toString(16)}-${m.end.toString(16)}`;
+
+/** Collects the objects of one dump, keyed by the identity of the file /proc/PID/map_files opens. */
+export class ObjectDumper {
+  private readonly byInode = new Map<string, ShmemObject>();
+  private readonly offBuf = Buffer.alloc(8);
+
+  constructor(private readonly ctx: DumpContext) {}
+
+  get count(): number {
+    return this.byInode.size;
+  }
+
+  /** The object a mapping belongs to, dumping it the first time it is seen. */
+  ref(pid: number, m: MapsEntry, kind: MemoryObjectRef['kind']): MemoryObjectRef {
+    const link = `/proc/${pid}/map_files/${hexRange(m)}`;
+    const st = statSync(link, { bigint: true });
+    const key = `${st.dev}:${st.ino}`;
+    let o = this.byInode.get(key);
+    if (!o) {
+      const id = this.byInode.size + 1;
+      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id };
+      const name = m.path.slice(0, -' (deleted)'.length);
+      if (kind === 'memfd') o.name = name.slice('/memfd:'.length);
+      if (kind === 'deleted') {
+        o.name = name;
+        o.mode = Number(st.mode) & 0o7777;
+      }
+      this.dumpContents(link, o);
+      this.byInode.set(key, o);
+    }
+    return { id: o.id, kind };
+  }
+
+  finish(): void {
+    if (this.byInode.size) this.ctx.store.write('mm-shmem', SHMEM_IMAGE, [...this.byInode.values()]);
+  }
+
+  /** Copies the object's data ranges (SEEK_DATA/SEEK_HOLE skips holes) into its pages file, in the kernel. */
+  private dumpContents(link: string, o: ShmemObject): void {
+    const src = openSync(link, 'r');
+    const pagesPath = this.ctx.store.pagesPath(o.pagesId);
+    const dst = openSync(pagesPath, 'w', 0o600);
+    const runs: PagemapEntry[] = [];
+    let written = 0;
+    try {
+      if (o.kind === OBJECT_KIND.memfd) o.seals = syscall('fcntl(F_GET_SEALS)', SYS.fcntl, [src, F_SEALS.GET], { detail: link });
+      const size = BigInt(fstatSync(src, { bigint: true }).size);
+      const page = BigInt(PAGE_SIZE);
+      for (let pos = 0n; pos < size; ) {
+        const data = syscallRaw(SYS.lseek, [src, pos, SEEK_DATA]);
+        if (data === -6 /* ENXIO: no data after pos */) break;
+        if (data < 0) throw new KernelError('lseek(SEEK_DATA)', -data, undefined, link);
+        const hole = BigInt(syscall('lseek(SEEK_HOLE)', SYS.lseek, [src, data, SEEK_HOLE], { detail: link }));
+        const start = BigInt(data);
+        const nrPages = Number((hole - start + page - 1n) / page);
+        this.copy(src, dst, start, hole - start, link);
+        const padded = written + nrPages * PAGE_SIZE;
+        syscall('ftruncate', SYS.ftruncate, [dst, padded]);
+        syscall('lseek', SYS.lseek, [dst, padded, 0]);
+        written = padded;
+        runs.push({ vaddr: start, nrPages, flags: PagemapFlag.PRESENT });
+        pos = start + BigInt(nrPages) * page;
+      }
+    } finally {
+      closeSync(src);
+      closeSync(dst);
+    }
+    this.ctx.store.write('pagemap', objectPagemapName(o.id), runs, { head: { pagesId: o.pagesId } });
+    this.ctx.count('shmem pages', written / PAGE_SIZE);
+  }
+
+  private copy(src: number, dst: number, from: bigint, len: bigint, link: string): void {
+    this.offBuf.writeBigInt64LE(from);
+    for (let left = len; left > 0n; ) {
+      const chunk = left > 1n << 30n ? 1n << 30n : left;
+      const n = syscall('sendfile', SYS.sendfile, [dst, src, addressOf(this.offBuf), chunk], { detail: link });
+      if (n === 0) break; // end of file inside the last page
+      left -= BigInt(n);
+    }
+  }
+}
