@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { O, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
+import { fetchFd } from '../task/fd-transfer';
 import type { FdinfoEntry } from '../images';
 import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
@@ -64,6 +65,14 @@ export class FdTable {
     }
   }
 
+  /** Where each description restored so far lives: a task and its fd number there. */
+  private readonly placed = new Map<number, { pid: number; fd: number }>();
+
+  /**
+   * Fills a task's fd table. A description already restored in another task (fds inherited
+   * across fork, the two ends of a pipe between parent and child) is fetched from there, so it
+   * stays one description.
+   */
   restore(ctx: RestoreContext, task: RestoreTask): void {
     const { entries: dumped } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
     const order = (e: FdinfoEntry) => this.kinds.find((k) => k.fdType === ctx.files.get(e.id).type)?.restoreOrder ?? 0;
@@ -81,14 +90,17 @@ export class FdTable {
         remote.call('dup3', SYS.dup3, [existing, e.fd, cloexec], `fd ${e.fd}`);
         continue;
       }
-      const got = kind.openDescription(ctx, task, desc);
+      const elsewhere = this.placed.get(e.id);
+      const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, desc);
       if (got !== e.fd) {
         remote.call('dup3', SYS.dup3, [got, e.fd, cloexec], `fd ${e.fd}`);
         remote.call('close', SYS.close, [got]);
-      } else if (cloexec) {
-        remote.call('fcntl(F_SETFD)', SYS.fcntl, [e.fd, 2 /* F_SETFD */, FD_CLOEXEC], `fd ${e.fd}`);
+      } else if (cloexec || elsewhere) {
+        // a fetched fd always arrives close-on-exec
+        remote.call('fcntl(F_SETFD)', SYS.fcntl, [e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0], `fd ${e.fd}`);
       }
       opened.set(e.id, e.fd);
+      if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });
     }
   }
 }

@@ -2,3 +2,4 @@ export * from './proc';
 export * from './tree';
 export * from './creator';
 export * from './task-state';
+export * from './fd-transfer';

@@ -79,7 +79,7 @@ export class FifoKind implements FileKind {
     const fifo = entry.fifo as FifoEntry;
     const reg = ctx.files.regular(fifo.regfId ?? -1);
     const remote = task.remote;
-    const filled = stateOf(ctx, `fifo-filled:${task.pid}`, () => new Set<number>());
+    const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
       const keeper = openInTask(remote, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');

@@ -1,4 +1,4 @@
-import { F, O, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
+import { F, fetchFd, O, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
 import { stateOf } from './images';
 
 // Helpers for building descriptions inside a task being restored.
@@ -49,28 +49,55 @@ function parkedOf(ctx: RestoreContext, task: RestoreTask): Parked {
   });
 }
 
+/** Which task holds each parked fd: another task may ask for it (the far end of a pipe). */
+function ownersOf(ctx: RestoreContext): Map<string, RestoreTask> {
+  return stateOf(ctx, 'parked-owners', () => new Map<string, RestoreTask>());
+}
+
 export function park(ctx: RestoreContext, task: RestoreTask, key: string, fd: number): number {
   const parked = parkedOf(ctx, task);
   const high = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, parked.floor], key);
   task.remote.call('close', SYS.close, [fd]);
   parked.byKey.set(key, high);
+  ownersOf(ctx).set(key, task);
   return high;
 }
 
+/** A parked fd for this task to use in place; one parked by another task is fetched and parked here too. */
 export function parked(ctx: RestoreContext, task: RestoreTask, key: string): number | undefined {
-  return parkedOf(ctx, task).byKey.get(key);
+  const owner = ownersOf(ctx).get(key);
+  if (!owner) return undefined;
+  const fd = parkedOf(ctx, owner).byKey.get(key);
+  if (fd === undefined || owner === task) return fd;
+  const fetched = fetchFd(task.remote, owner.pid, fd);
+  const mine = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fetched, F.DUPFD_CLOEXEC, parkedOf(ctx, task).floor], key);
+  task.remote.call('close', SYS.close, [fetched]);
+  parkedOf(ctx, task).byKey.set(`${key}@${task.pid}`, mine);
+  return mine;
 }
 
-/** Hands a parked fd over to the caller, who will dup it into place and close it. */
+/**
+ * Hands a parked fd over to the caller, who will dup it into place and close it. When another
+ * task parked it, the task gets its own fd for the same description and the owner lets go.
+ */
 export function unpark(ctx: RestoreContext, task: RestoreTask, key: string): number | undefined {
-  const p = parkedOf(ctx, task);
+  const owner = ownersOf(ctx).get(key);
+  if (!owner) return undefined;
+  const p = parkedOf(ctx, owner);
   const fd = p.byKey.get(key);
   p.byKey.delete(key);
-  return fd;
+  ownersOf(ctx).delete(key);
+  if (fd === undefined || owner === task) return fd;
+  const mine = fetchFd(task.remote, owner.pid, fd);
+  owner.remote.call('close', SYS.close, [fd]);
+  return mine;
 }
 
 export function closeParked(ctx: RestoreContext, task: RestoreTask): void {
   const p = parkedOf(ctx, task);
-  for (const fd of p.byKey.values()) task.remote.call('close', SYS.close, [fd]);
+  for (const [key, fd] of p.byKey) {
+    task.remote.call('close', SYS.close, [fd]);
+    ownersOf(ctx).delete(key);
+  }
   p.byKey.clear();
 }

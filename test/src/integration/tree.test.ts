@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict } from '../harness';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -101,4 +101,19 @@ test('two processes sharing an fd table and cwd (CLONE_FILES | CLONE_FS) still s
   run(['restore', '-D', dir, '-d']);
   const v = await verdict(t);
   assert.ok(v.passed, `shared_files' own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a file, a pipe with data and their offsets stay shared between a parent and its child', async () => {
+  const t = await startTarget('fork_fds', [WORKDIR]);
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 2);
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`fork-fds-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    for (const pid of pids) await reap(pid);
+    run(['restore', '-D', dir, '-d']);
+    run(['compare', '-t', String(t.pid), '-D', dir]);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `fork_fds' own checks: ${v.lines.join(' | ')}`);
 });

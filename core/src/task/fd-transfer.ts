@@ -1,0 +1,16 @@
+import { SYS } from '../kernel/constants';
+import type { RemoteSyscall } from '../ptrace/remote-syscall';
+
+/**
+ * Gives `into` its own fd for the open file description that task `fromPid` holds at `fd`: the
+ * same description, so offset, flags and pipe ends stay shared between the two tasks. Both calls
+ * run inside `into` (pidfd_open + pidfd_getfd); the result is close-on-exec.
+ */
+export function fetchFd(into: RemoteSyscall, fromPid: number, fd: number): number {
+  const pidfd = into.call('pidfd_open', SYS.pidfd_open, [fromPid, 0], `pid ${fromPid}`);
+  try {
+    return into.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, fd, 0], `fd ${fd} of pid ${fromPid}`);
+  } finally {
+    into.callRaw(SYS.close, [pidfd]);
+  }
+}
