@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SIG } from '../kernel/constants';
+import { PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
@@ -8,6 +8,7 @@ import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
+import { SeccompTable } from '../task/seccomp';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
@@ -43,7 +44,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   const store = ImageStore.forDump(options.imagesDir);
   const counters: Record<string, number> = {};
 
-  const frozen = freezeTree(options.pid);
+  const frozen = freezeTree(options.pid, PTRACE_O.SUSPEND_SECCOMP);
   log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
   const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];
@@ -77,6 +78,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
     };
     const cores = new Map<number, CoreEntry>();
+    const seccomp = new SeccompTable();
     for (const f of frozen) {
       if (f.zombie) {
         cores.set(f.pid, zombieCore(stats.get(f.pid)!, f.zombie.waitStatus));
@@ -84,7 +86,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       }
       for (const tracee of f.tracees.values()) {
         const h = holds.get(tracee.tid)!;
-        cores.set(tracee.tid, buildCoreEntry(h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
+        cores.set(tracee.tid, buildCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
       }
     }
 
@@ -99,6 +101,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     store.write('files', 'files', ctx.files.entries());
 
     writeTaskImages(ctx, frozen, stats, cores);
+    if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
   } finally {

@@ -3,7 +3,7 @@ import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type Restore
 import { CLONE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl, WaitStatus } from '../kernel/syscalls';
-import { ImageStore, TaskState, type CoreEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
@@ -78,7 +78,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
       if (phase === 'task-state') {
-        for (const plan of live) for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, (m) => log.warn(m));
+        const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
+        for (const plan of live) {
+          for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m));
+        }
       }
       faultPoint(`restore:${phase}`);
       if (phase === 'resume') resumeAll(plans);

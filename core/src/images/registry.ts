@@ -34,7 +34,8 @@ export type BuiltinImageType =
   | 'fs'
   | 'fdinfo'
   | 'files'
-  | 'stats';
+  | 'stats'
+  | 'seccomp';
 
 /** A built-in image type, or one a plugin registered. */
 export type ImageType = BuiltinImageType | (string & {});
@@ -129,6 +130,7 @@ builtin('fs', 0x51403912, 'fs.proto', 'FsEntry');
 builtin('fdinfo', 0x56213732, 'files.proto', 'FdinfoEntry');
 builtin('files', 0x56303138, 'files.proto', 'FileEntry');
 builtin('stats', 0x57093306, 'stats.proto', 'StatsEntry', { prefix: 'service' });
+builtin('seccomp', 0x64413049, 'seccomp.proto', 'SeccompEntry');
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 

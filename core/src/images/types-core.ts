@@ -237,6 +237,18 @@ export interface ThreadCoreEntry {
   comm?: string;
   blkSigsetExtended?: bigint;
   rseqEntry?: RseqEntry;
+  /** amber extension (field 1000) */
+  amberNoNewPrivs?: boolean;
+}
+
+export interface SeccompFilter {
+  filter: Buffer;
+  prev?: number;
+  flags?: number;
+}
+
+export interface SeccompEntry {
+  seccompFilters: SeccompFilter[];
 }
 
 export interface CoreEntry {

@@ -17,7 +17,7 @@ export const SYS = {
   flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
   signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
   inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
-  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
+  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326, seccomp: 317,
 } as const;
 
 /** fcntl(2) commands. */
@@ -31,12 +31,13 @@ export const PTRACE = {
   PEEKDATA: 2, POKEDATA: 5, CONT: 7, KILL: 8, DETACH: 17, SYSCALL: 24,
   GETREGS: 12, SETREGS: 13, SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201, GETSIGINFO: 0x4202,
   GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207, LISTEN: 0x4208,
-  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, GET_RSEQ_CONFIGURATION: 0x420f,
+  PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b, SECCOMP_GET_FILTER: 0x420c,
+  SECCOMP_GET_METADATA: 0x420d, GET_RSEQ_CONFIGURATION: 0x420f,
 } as const;
 
 export const PTRACE_O = {
   TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10,
-  EXITKILL: 0x100000,
+  EXITKILL: 0x100000, SUSPEND_SECCOMP: 0x200000,
 } as const;
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, EXIT: 6, STOP: 128 } as const;
@@ -68,7 +69,8 @@ export const O = {
 
 export const PR = {
   SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
-  SET_MM: 35, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, GET_TID_ADDRESS: 40,
+  SET_MM: 35, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39,
+  GET_TID_ADDRESS: 40, SET_SECCOMP: 22,
 } as const;
 export const PR_SET_MM_MAP = 14;
 export const PR_SET_MM_MAP_SIZE = 15;

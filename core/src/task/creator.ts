@@ -110,7 +110,7 @@ export class TaskCreator {
       if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
       execFileSync('sleep', ['0.01']);
     }
-    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL);
+    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
     tracee.setSigmask(ALL_SIGNALS);
     let remote: RemoteSyscall | undefined;
     for (const hint of scratchCandidates(this.avoid)) {

@@ -3,3 +3,4 @@ export * from './tree';
 export * from './creator';
 export * from './task-state';
 export * from './fd-transfer';
+export * from './seccomp';

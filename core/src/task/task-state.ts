@@ -3,12 +3,13 @@ import { NSIG, PR, SIG, SYS } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
-import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type UserX86RegsEntry } from '../images';
+import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type SeccompEntry, type UserX86RegsEntry } from '../images';
 import {
   dumpAltStack, dumpCreds, dumpItimers, dumpNice, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
   restoreItimers, restoreNice, restorePendingSignals, restoreRlimits,
 } from './process-state';
 import { parseStatus, procRead } from './proc';
+import { restoreSeccomp, type SeccompTable } from './seccomp';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
@@ -58,6 +59,7 @@ export function snapshotThread(tracee: Tracee): ThreadSnapshot {
 }
 
 export function buildCoreEntry(
+  seccomp: SeccompTable,
   snap: ThreadSnapshot,
   tracee: Tracee,
   remote: RemoteSyscall,
@@ -88,6 +90,7 @@ export function buildCoreEntry(
       signalsP: { signals: tracee.peekSiginfo(false).map((siginfo) => ({ siginfo })) },
       pdeathSig: dumpPdeathsig(remote),
       creds: dumpCreds(pid, snap.tid),
+      ...seccomp.dumpThread(pid, snap.tid),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
     },
   };
@@ -118,7 +121,7 @@ export function registersOf(core: CoreEntry): Registers {
  * Puts back the process-wide (leader only) and per-thread state that is set by syscalls in the
  * task. Credentials go last: after them the task may no longer be allowed the rest.
  */
-export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, warn: (m: string) => void): void {
+export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: SeccompEntry | undefined, warn: (m: string) => void): void {
   remote.resetData();
   if (core.tc) {
     const act = Buffer.alloc(SIGACTION_SIZE);
@@ -152,6 +155,7 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, warn: (
   if (tc.schedNice !== undefined) restoreNice(remote, tc.schedNice);
   if (core.tc) restorePendingSignals(remote, remote.pid, core.tc.signalsS, true);
   restorePendingSignals(remote, tgidOf(remote.pid), tc.signalsP, false);
+  restoreSeccomp(remote, tc, seccomp);
   if (tc.creds) restoreCreds(remote, tc.creds);
   // after the credentials: changing them clears the parent-death signal
   if (tc.pdeathSig) remote.call('prctl(PR_SET_PDEATHSIG)', SYS.prctl, [PR.SET_PDEATHSIG, tc.pdeathSig]);

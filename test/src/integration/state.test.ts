@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict } from '../harness';
 
@@ -34,4 +36,19 @@ test('a user restoring through sudo cannot bring back a process of root', async 
   assert.equal(r.status, 1, describeAmber(args, r));
   assert.match(r.stderr, new RegExp(`^amber: pid ${t.pid} would run as uid 0.*you \\(uid 1000\\) may only restore processes of your own`));
   assert.equal(isAlive(t.pid), false, 'nothing was created');
+});
+
+test('stacked seccomp filters and no_new_privs come back, twice', async () => {
+  const t = await startTarget('seccomp');
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`seccomp-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    const crit = spawnSync('crit', ['decode', '-i', join(dir, 'seccomp.img')], { encoding: 'utf8' });
+    assert.equal(crit.status, 0, crit.stderr);
+    assert.equal((JSON.parse(crit.stdout) as { entries: { seccomp_filters: unknown[] }[] }).entries[0].seccomp_filters.length, 2);
+    await reap(t.pid);
+    run(['restore', '-D', dir, '-d']);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `seccomp's own checks: ${v.lines.join(' | ')}`);
 });
