@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PERSONA (PER_LINUX | UNAME26)
@@ -74,6 +76,28 @@ int main(int argc, char **argv)
 	errno = 0;
 	setpriority(PRIO_PROCESS, 0, 7);
 
+	/* two POSIX timers: a periodic one signalling a blocked SIGRTMIN+5 with a value, on the
+	 * monotonic clock, and one that notifies nobody, on the real-time clock; a third is created
+	 * and deleted first, so the ids have a hole */
+	timer_t gone, periodic, silent;
+	struct sigevent ev = { 0 };
+	ev.sigev_notify = SIGEV_NONE;
+	timer_create(CLOCK_REALTIME, &ev, &gone);
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = SIGRTMIN + 5;
+	ev.sigev_value.sival_int = 77;
+	sigaddset(&block, SIGRTMIN + 5);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	if (timer_create(CLOCK_MONOTONIC, &ev, &periodic))
+		return 2;
+	ev.sigev_notify = SIGEV_NONE;
+	if (timer_create(CLOCK_REALTIME, &ev, &silent))
+		return 2;
+	timer_delete(gone);
+	struct itimerspec pts = { { 300, 0 }, { 600, 0 } }, sts = { { 0, 0 }, { 700, 0 } };
+	timer_settime(periodic, 0, &pts, NULL);
+	timer_settime(silent, 0, &sts, NULL);
+
 	printf("READY %d\n", getpid());
 	sigset_t wait_mask;
 	sigprocmask(SIG_SETMASK, NULL, &wait_mask);
@@ -104,6 +128,18 @@ int main(int argc, char **argv)
 	getresuid(&r, &e, &s);
 	uid_t want = nobody ? 65534 : 0;
 	CHECK(r == want && e == want && s == want, "uids are %d/%d/%d, expected %d", r, e, s, want);
+	struct itimerspec got;
+	if (timer_gettime(periodic, &got))
+		printf("FAIL: timer %ld is gone: %s\n", (long)(intptr_t)periodic, strerror(errno)), failures++;
+	else {
+		CHECK(got.it_interval.tv_sec == 300, "periodic timer interval %ld s, expected 300", (long)got.it_interval.tv_sec);
+		CHECK(got.it_value.tv_sec > 500 && got.it_value.tv_sec <= 600, "periodic timer has %ld s left", (long)got.it_value.tv_sec);
+	}
+	if (timer_gettime(silent, &got))
+		printf("FAIL: timer %ld is gone: %s\n", (long)(intptr_t)silent, strerror(errno)), failures++;
+	else
+		CHECK(got.it_value.tv_sec > 600 && got.it_value.tv_sec <= 700, "silent timer has %ld s left", (long)got.it_value.tv_sec);
+	CHECK(timer_gettime(gone, &got) != 0, "the deleted timer %ld exists again", (long)(intptr_t)gone);
 	sigset_t pending;
 	sigpending(&pending);
 	CHECK(sigismember(&pending, SIGUSR2), "SIGUSR2 is no longer pending");

@@ -4,3 +4,4 @@ export * from './creator';
 export * from './task-state';
 export * from './fd-transfer';
 export * from './seccomp';
+export * from './posix-timers';

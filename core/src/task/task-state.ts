@@ -10,6 +10,7 @@ import {
 } from './process-state';
 import { parseStatus, procRead } from './proc';
 import { restoreSeccomp, type SeccompTable } from './seccomp';
+import { dumpPosixTimers, restorePosixTimers } from './posix-timers';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
@@ -105,7 +106,7 @@ export function buildCoreEntry(
       sigactions: dumpSigactions(remote),
       rlimits: dumpRlimits(remote),
       signalsS: { signals: tracee.peekSiginfo(true).map((siginfo) => ({ siginfo })) },
-      timers: dumpItimers(remote),
+      timers: { ...dumpItimers(remote), posix: dumpPosixTimers(remote, readFileSync(`/proc/${pid}/timers`, 'utf8')) },
     };
   }
   return entry;
@@ -137,7 +138,10 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
       remote.call('rt_sigaction', SYS.rt_sigaction, [sig, slot, 0, 8], `signal ${sig}`);
     });
     if (core.tc.rlimits) restoreRlimits(remote, core.tc.rlimits, warn);
-    if (core.tc.timers) restoreItimers(remote, core.tc.timers);
+    if (core.tc.timers) {
+      restoreItimers(remote, core.tc.timers);
+      restorePosixTimers(remote, core.tc.timers.posix);
+    }
     remote.resetData();
     remote.call('personality', SYS.personality, [core.tc.personality]);
   }
