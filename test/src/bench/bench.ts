@@ -102,6 +102,32 @@ async function main(): Promise<void> {
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  await benchTree();
+}
+
+/** A tree of 50 processes with 4 threads each: what freezing, creating and rebuilding many tasks costs. */
+async function benchTree(procs = 50, threads = 4): Promise<void> {
+  const dir = mkdtempSync(join(SHM, 'amber-bench-tree-'));
+  try {
+    const times: [number, number][] = [];
+    for (let round = 0; round < 3; round++) {
+      rmSync(dir, { recursive: true, force: true });
+      const target = await startTarget('forest', [String(procs), String(threads)], { timeoutMs: 60_000 });
+      const d = engine(['dump', String(target.pid), dir]);
+      const pids = (d as Run & { report: { pids: number[] } }).report.pids;
+      for (const pid of pids) await reap(pid);
+      const r = engine(['restore', dir]);
+      const v = await verdict(target, 60_000);
+      if (!v.passed) throw new Error(`forest did not verify after restore: ${v.lines.join(' | ')}`);
+      times.push([d.seconds, r.seconds]);
+    }
+    times.sort((a, b) => a[0] + a[1] - (b[0] + b[1]));
+    const [dump, restore] = times[1];
+    console.log(`\ntree of ${procs} processes x ${threads} threads (median of 3): dump ${dump.toFixed(3)} s, restore ${restore.toFixed(3)} s`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
+  }
 }
 
 main().catch((e: Error) => {
