@@ -28,7 +28,7 @@ export function checkFeatures(): Feature[] {
     { name: 'CAP_SYS_RESOURCE', present: hasCap(CAP.SYS_RESOURCE), required: false, why: 'not needed: amber uses PR_SET_MM_MAP and reads /proc/PID/limits instead' },
     { name: 'kcmp', present: probe(SYS.kcmp, [process.pid, process.pid, KCMP.VM, 0, 0]) === 0, required: true, why: 'telling shared kernel objects apart (CONFIG_KCMP)' },
     { name: 'pidfd_open / pidfd_getfd', present: pidfdWorks(), required: false, why: 'copying a task\'s fds into amber (sockets, pipes)' },
-    { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: true, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
+    { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: false, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
     { name: 'PR_GET_TID_ADDRESS', present: existsSync('/proc/self/map_files'), required: true, why: 'CONFIG_CHECKPOINT_RESTORE: tid address, map_files, set_tid' },
     { name: '/proc/PID/pagemap with PFNs', present: pagemapHasPfn(), required: false, why: 'skipping zero pages in dumps' },
     { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },

@@ -113,9 +113,15 @@ export class Tracee {
     ptrace(PTRACE.SETSIGMASK, this.tid, 8, buf, 'PTRACE_SETSIGMASK');
   }
 
+  /** The thread's rseq registration; none on kernels before 5.13, which cannot report it (EIO). */
   getRseqConfig(): RseqConfig {
     const buf = Buffer.alloc(24);
-    ptrace(PTRACE.GET_RSEQ_CONFIGURATION, this.tid, 24, buf, 'PTRACE_GET_RSEQ_CONFIGURATION');
+    try {
+      ptrace(PTRACE.GET_RSEQ_CONFIGURATION, this.tid, 24, buf, 'PTRACE_GET_RSEQ_CONFIGURATION');
+    } catch (e) {
+      if (e instanceof KernelError && e.errnoName === 'EIO') return { pointer: 0n, size: 0, flags: 0, signature: 0 };
+      throw e;
+    }
     return {
       pointer: buf.readBigUInt64LE(0),
       size: buf.readUInt32LE(8),
