@@ -84,14 +84,7 @@ export class RemoteSyscall {
 
   /** Runs one syscall and returns the raw rax: -errno on failure. */
   callRaw(nr: number, args: (number | bigint)[]): number {
-    const regs = this.template.clone();
-    regs.set('ip', this.scratch.base);
-    regs.set('ax', nr);
-    // Without orig_rax = -1 the kernel's syscall-restart logic would rewrite rax and rip when the
-    // task was stopped inside an interrupted syscall.
-    regs.set('origAx', -1n);
-    args.forEach((a, i) => regs.set(ARG_REGS[i], a));
-    this.tracee.setRegs(regs);
+    this.tracee.setRegs(this.syscallRegs(nr, args));
     this.tracee.cont(0);
     for (;;) {
       const status = this.tracee.wait(`injected syscall ${nr}`);
@@ -156,13 +149,20 @@ export class RemoteSyscall {
     this.memory.close();
   }
 
-  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string): bigint {
+  /** Registers that make the task run syscall nr with args at the scratch area's `syscall`. */
+  private syscallRegs(nr: number, args: (number | bigint)[]): Registers {
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base);
     regs.set('ax', nr);
+    // Without orig_rax = -1 the kernel's syscall-restart logic would rewrite rax and rip when the
+    // task was stopped inside an interrupted syscall.
     regs.set('origAx', -1n);
     args.forEach((a, i) => regs.set(ARG_REGS[i], a));
-    this.tracee.setRegs(regs);
+    return regs;
+  }
+
+  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string): bigint {
+    this.tracee.setRegs(this.syscallRegs(nr, args));
     for (const phase of ['entry', 'exit']) {
       this.tracee.syscallStep();
       for (;;) {

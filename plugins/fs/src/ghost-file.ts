@@ -1,11 +1,10 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import {
   AmberError, O, SYS,
   type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import type { GhostFileEntry } from './images';
-import { openInTask, writeAll } from './task-fds';
+import { openInTask, readWholeFd, writeAll } from './task-fds';
 
 export const DEFAULT_GHOST_LIMIT = 1 << 20;
 const DELETED = ' (deleted)';
@@ -24,13 +23,7 @@ export function dumpGhost(ctx: DumpContext, fd: FdResource, id: number): void {
         `limit of ${limit} bytes; nothing was changed (raise it with --ghost-limit)`,
     );
   }
-  const src = openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY);
-  let data: Buffer;
-  try {
-    data = readFileSync(src);
-  } finally {
-    closeSync(src);
-  }
+  const data = readWholeFd(fd.pid, fd.fd);
   const entry: GhostFileEntry = { uid: 0, gid: 0, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: BigInt(data.length) };
   ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [data] });
   ctx.count('ghost bytes', data.length);

@@ -1,11 +1,11 @@
-import { openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import {
   F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, pidfdGetfd, pidfdOpen,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type MemfdInodeEntry } from './images';
-import { openInTask, park, parked, writeAll } from './task-fds';
+import { openInTask, park, parked, readWholeFd, writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
@@ -54,13 +54,7 @@ export class MemfdKind implements FileKind {
   }
 
   private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
-    const src = openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY);
-    let data: Buffer;
-    try {
-      data = readFileSync(src);
-    } finally {
-      closeSync(src);
-    }
+    const data = readWholeFd(fd.pid, fd.fd);
     const pages = Math.ceil(data.length / PAGE_SIZE);
     const pagesId = PAGES_ID_BASE + shmid;
     writeFileSync(ctx.store.pagesPath(pagesId), Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]), { mode: 0o600 });
