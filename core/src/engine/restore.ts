@@ -146,12 +146,22 @@ function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[
  */
 function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[], store: ImageStore): void {
   const byPid = new Map(plans.map((p) => [p.entry.pid, p]));
+  const stand = new StandIns(creator);
   for (const plan of plans) {
     const { entry } = plan;
-    const parent = byPid.get(entry.ppid)?.task;
+    const parentPlan = byPid.get(entry.ppid);
+    const parent = parentPlan?.task;
     const ids = plan.zombie ? undefined : store.read<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`).entries[0];
-    const flags = parent && ids ? sharingFlags(ids, parent.ids) : 0;
-    const created = creator.createTask(entry.pid, parent?.remote, flags);
+    let flags = parent && ids ? sharingFlags(ids, parent.ids) : 0;
+    let maker = parent?.remote;
+    if (parent && parentPlan) {
+      const via = stand.makerFor(entry, parentPlan.entry, parent, byPid);
+      if (via) {
+        maker = via;
+        flags |= CLONE.PARENT;
+      }
+    }
+    const created = creator.createTask(entry.pid, maker, flags);
     const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 } };
     plan.task = task;
     plan.threads.push({ tid: entry.pid, tracee: created.tracee, remote: created.remote });
@@ -169,6 +179,55 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     if (entry.pgid !== entry.pid && byPid.has(entry.pgid)) {
       plan.task!.remote.call('setpgid', SYS.setpgid, [0, entry.pgid], `joining process group ${entry.pgid}`);
     }
+  }
+  stand.dismiss();
+}
+
+/**
+ * Stand-ins for session and group leaders that had exited before the dump. A task can only be in
+ * a session it inherited, and only join a group that has a live member: so a stand-in takes the
+ * dead leader's pid, becomes leader (setsid / setpgid), and creates the task with CLONE_PARENT,
+ * which makes it the child of the right parent while inheriting the stand-in's session and
+ * group. Then the stand-ins exit; their parent ignores SIGCHLD for that moment, so no zombie is
+ * left behind (its own handlers are put back later, with the rest of the task state).
+ */
+class StandIns {
+  private readonly byPid = new Map<number, { remote: RemoteSyscall; parent: RestoreTask }>();
+
+  constructor(private readonly creator: TaskCreator) {}
+
+  makerFor(entry: PstreeEntry, parentEntry: PstreeEntry, parent: RestoreTask, plans: Map<number, TaskPlan>): RemoteSyscall | undefined {
+    let maker: RemoteSyscall | undefined;
+    let groupDone = false;
+    if (entry.sid !== entry.pid && entry.sid !== parentEntry.sid && !plans.has(entry.sid)) {
+      maker = this.standIn(entry.sid, parent, undefined, SYS.setsid, []);
+      groupDone = entry.pgid === entry.sid;
+    }
+    const inheritedGroup = maker ? entry.sid : parentEntry.pgid;
+    if (!groupDone && entry.pgid !== entry.pid && entry.pgid !== inheritedGroup && !plans.has(entry.pgid)) {
+      maker = this.standIn(entry.pgid, parent, maker, SYS.setpgid, [0, 0]);
+    }
+    return maker;
+  }
+
+  private standIn(pid: number, parent: RestoreTask, via: RemoteSyscall | undefined, nr: number, args: number[]): RemoteSyscall {
+    const known = this.byPid.get(pid);
+    if (known) return known.remote;
+    const made = this.creator.createTask(pid, via ?? parent.remote, via ? CLONE.PARENT : 0);
+    made.remote.call(nr === SYS.setsid ? 'setsid (stand-in leader)' : 'setpgid (stand-in leader)', nr, args);
+    this.byPid.set(pid, { remote: made.remote, parent });
+    return made.remote;
+  }
+
+  dismiss(): void {
+    for (const { remote, parent } of this.byPid.values()) {
+      const ignore = Buffer.alloc(32);
+      ignore.writeBigUInt64LE(1n, 0); // SIG_IGN
+      parent.remote.resetData();
+      parent.remote.call('rt_sigaction(SIGCHLD, SIG_IGN)', SYS.rt_sigaction, [SIG.CHLD, parent.remote.stage(ignore), 0, 8]);
+      exitTask(remote, 0);
+    }
+    this.byPid.clear();
   }
 }
 
@@ -224,20 +283,25 @@ function becomeZombie(plan: TaskPlan): void {
     remote.call('rt_sigaction', SYS.rt_sigaction, [sig, remote.stage(Buffer.alloc(32)), 0, 8], `signal ${sig} to default`);
     remote.tracee.setSigmask(0n);
   }
+  exitTask(remote, (status >> 8) & 0xff, sig);
+}
+
+/** Makes a task we hold exit with code (or kill itself with sig) and collects its end as its tracer. */
+function exitTask(remote: RemoteSyscall, code: number, sig = 0): void {
   const regs = remote.tracee.getRegs();
   regs.set('ip', remote.scratch.base);
   regs.set('origAx', -1n);
   regs.set('ax', sig ? SYS.kill : SYS.exit_group);
-  regs.set('di', sig ? plan.entry.pid : (status >> 8) & 0xff);
+  regs.set('di', sig ? remote.pid : code);
   regs.set('si', sig);
   remote.tracee.setRegs(regs);
   remote.tracee.cont(0);
   for (;;) {
     let st: number;
     try {
-      st = remote.tracee.wait('becoming a zombie');
+      st = remote.tracee.wait('exiting');
     } catch {
-      return; // exited: the zombie now waits for its parent
+      return; // gone: a zombie for its parent, or reaped already
     }
     const stopSig = WaitStatus.stopSig(st);
     remote.tracee.cont(stopSig === SIG.TRAP ? 0 : stopSig);

@@ -69,7 +69,8 @@ export class TaskCreator {
       setTid.writeInt32LE(pid, 0);
       const setTidAddr = maker.stage(setTid);
       args.writeBigUInt64LE(BigInt(flags), 0);
-      args.writeBigUInt64LE(BigInt(flags & CLONE.THREAD ? 0 : SIG.CHLD), 32); // exit_signal
+      // with CLONE_THREAD or CLONE_PARENT the kernel wants 0 here: the exit signal is the caller's
+      args.writeBigUInt64LE(BigInt(flags & (CLONE.THREAD | CLONE.PARENT) ? 0 : SIG.CHLD), 32); // exit_signal
       args.writeBigUInt64LE(setTidAddr, 64); // set_tid
       args.writeBigUInt64LE(1n, 72); // set_tid_size
       const r = maker.callRaw(SYS.clone3, [maker.stage(args), CLONE_ARGS_SIZE]);

@@ -117,3 +117,19 @@ test('a file, a pipe with data and their offsets stay shared between a parent an
   const v = await verdict(t);
   assert.ok(v.passed, `fork_fds' own checks: ${v.lines.join(' | ')}`);
 });
+
+test('members of a group and of a session whose leaders exited keep them, through stand-in leaders', async () => {
+  const t = await startTarget('orphans');
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 3, `the subreaper and its two adopted members: ${pids.join(' ')}`);
+  const before = pids.map(identity).sort();
+  const dir = makeTmpDir('orphans');
+  run(['dump', '-t', String(t.pid), '-D', dir]);
+  for (const pid of pids) await reap(pid);
+  run(['restore', '-D', dir, '-d']);
+  assert.deepEqual(pids.map(identity).sort(), before, 'pids, parents, groups and sessions');
+  assert.equal(descendants(t.pid).length, 3, 'no stand-in is left behind');
+  run(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `orphans' own checks: ${v.lines.join(' | ')}`);
+});
