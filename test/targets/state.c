@@ -4,6 +4,7 @@
  * --as-nobody it first drops to uid/gid 65534. Prints READY <pid>; on SIGUSR1 checks all of it
  * and prints PASS or FAIL: lines. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -46,6 +48,21 @@ int main(int argc, char **argv)
 		perror("drop to nobody");
 		return 2;
 	}
+	/* as root: give up CAP_NET_RAW everywhere (bounding set too) and CAP_SYS_NICE from the
+	 * effective set only, and keep SECBIT_NO_SETUID_FIXUP */
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct caps[2];
+	if (!nobody) {
+		prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0);
+		syscall(SYS_capget, &hdr, caps);
+		caps[0].effective &= ~((1u << CAP_NET_RAW) | (1u << CAP_SYS_NICE));
+		caps[0].permitted &= ~(1u << CAP_NET_RAW);
+		caps[0].inheritable = 1u << CAP_CHOWN;
+		prctl(PR_SET_SECUREBITS, 1 << 2 /* SECURE_NO_SETUID_FIXUP */, 0, 0, 0);
+		if (syscall(SYS_capset, &hdr, caps))
+			return 2;
+		syscall(SYS_capget, &hdr, caps);
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_usr1;
@@ -75,6 +92,8 @@ int main(int argc, char **argv)
 	prctl(PR_SET_PDEATHSIG, SIGWINCH);
 	errno = 0;
 	setpriority(PRIO_PROCESS, 0, 7);
+	struct sched_param sp = { 0 };
+	sched_setscheduler(0, SCHED_BATCH, &sp);
 
 	/* two POSIX timers: a periodic one signalling a blocked SIGRTMIN+5 with a value, on the
 	 * monotonic clock, and one that notifies nobody, on the real-time clock; a third is created
@@ -124,6 +143,7 @@ int main(int argc, char **argv)
 	errno = 0;
 	int nice = getpriority(PRIO_PROCESS, 0);
 	CHECK(nice == 7, "nice is %d, expected 7", nice);
+	CHECK(sched_getscheduler(0) == SCHED_BATCH, "scheduling policy is %d, expected SCHED_BATCH", sched_getscheduler(0));
 	uid_t r, e, s;
 	getresuid(&r, &e, &s);
 	uid_t want = nobody ? 65534 : 0;
@@ -140,6 +160,16 @@ int main(int argc, char **argv)
 	else
 		CHECK(got.it_value.tv_sec > 600 && got.it_value.tv_sec <= 700, "silent timer has %ld s left", (long)got.it_value.tv_sec);
 	CHECK(timer_gettime(gone, &got) != 0, "the deleted timer %ld exists again", (long)(intptr_t)gone);
+	if (!nobody) {
+		struct __user_cap_data_struct now[2];
+		syscall(SYS_capget, &hdr, now);
+		CHECK(memcmp(now, caps, sizeof now) == 0, "capabilities are eff %x prm %x inh %x, expected %x %x %x", now[0].effective,
+		      now[0].permitted, now[0].inheritable, caps[0].effective, caps[0].permitted, caps[0].inheritable);
+		CHECK(prctl(PR_CAPBSET_READ, CAP_NET_RAW, 0, 0, 0) == 0, "CAP_NET_RAW is back in the bounding set");
+		CHECK(prctl(PR_CAPBSET_READ, CAP_SYS_NICE, 0, 0, 0) == 1, "CAP_SYS_NICE left the bounding set");
+		int sb = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+		CHECK(sb == 1 << 2, "securebits are 0x%x, expected 0x4", sb);
+	}
 	sigset_t pending;
 	sigpending(&pending);
 	CHECK(sigismember(&pending, SIGUSR2), "SIGUSR2 is no longer pending");

@@ -182,6 +182,8 @@ export interface CredsEntry {
   lsmProfile?: string;
   lsmSockcreate?: string;
   apparmorData?: Buffer;
+  /** amber extension (field 1000) */
+  amberCapAmb?: number[];
 }
 
 export interface RseqEntry {

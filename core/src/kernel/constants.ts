@@ -17,7 +17,8 @@ export const SYS = {
   flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
   signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
   inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
-  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326, seccomp: 317,
+  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326, seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
+  sched_getscheduler: 145,
 } as const;
 
 /** fcntl(2) commands. */
@@ -70,7 +71,8 @@ export const O = {
 export const PR = {
   SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
   SET_MM: 35, SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39,
-  GET_TID_ADDRESS: 40, SET_SECCOMP: 22,
+  GET_TID_ADDRESS: 40, SET_SECCOMP: 22, SET_KEEPCAPS: 8, CAPBSET_DROP: 24, GET_SECUREBITS: 27,
+  SET_SECUREBITS: 28, CAP_AMBIENT: 47,
 } as const;
 export const PR_SET_MM_MAP = 14;
 export const PR_SET_MM_MAP_SIZE = 15;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { PR, SYS } from '../kernel/constants';
 import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
@@ -100,8 +101,8 @@ export function dumpPdeathsig(remote: RemoteSyscall): number {
   return remote.memory.read(slot, 4).readInt32LE(0);
 }
 
-/** Credentials from /proc/PID/task/TID/status. */
-export function dumpCreds(pid: number, tid: number): CredsEntry {
+/** Credentials from /proc/PID/task/TID/status, and the securebits the thread itself reports. */
+export function dumpCreds(remote: RemoteSyscall, pid: number, tid: number): CredsEntry {
   const st = parseStatus(procRead(pid, `task/${tid}/status`));
   const ids = (k: string) => (st.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number);
   const caps = (k: string) => {
@@ -113,7 +114,8 @@ export function dumpCreds(pid: number, tid: number): CredsEntry {
   return {
     uid, euid, suid, fsuid, gid, egid, sgid, fsgid,
     capInh: caps('CapInh'), capPrm: caps('CapPrm'), capEff: caps('CapEff'), capBnd: caps('CapBnd'),
-    secbits: 0, groups: ids('Groups'),
+    amberCapAmb: caps('CapAmb'),
+    secbits: remote.call('prctl(PR_GET_SECUREBITS)', SYS.prctl, [PR.GET_SECUREBITS]), groups: ids('Groups'),
   };
 }
 
@@ -155,10 +157,59 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
     remote.call('setresgid', SYS.setresgid, [creds.gid, creds.egid, creds.sgid]);
     remote.callRaw(SYS.setfsgid, [creds.fsgid]);
   }
-  if (!same([creds.uid, creds.euid, creds.suid, creds.fsuid], uidsNow)) {
-    remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
-    remote.callRaw(SYS.setfsuid, [creds.fsuid]);
+  const capsWanted = capsOf(creds);
+  const capsNow = capsOf(capsFromStatus(now));
+  const capsSame = capsWanted.every((v, i) => v === capsNow[i]);
+  if (capsSame && same([creds.uid, creds.euid, creds.suid, creds.fsuid], uidsNow)) return;
+  // Bounding set first, while we may; keep the permitted set across the uid change; then settle
+  // the securebits with every capability still at hand, and lower the sets to what was dumped.
+  const lastCap = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
+  for (let cap = 0; cap <= lastCap; cap++) {
+    if (!bit(capsWanted[3], cap) && bit(capsNow[3], cap)) remote.call('prctl(PR_CAPBSET_DROP)', SYS.prctl, [PR.CAPBSET_DROP, cap]);
   }
+  remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, 1]);
+  remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
+  remote.callRaw(SYS.setfsuid, [creds.fsuid]);
+  capset(remote, capsNow[1], capsNow[1], words(creds.capInh));
+  remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+  capset(remote, words(creds.capEff), words(creds.capPrm), words(creds.capInh));
+  const amb = words(creds.amberCapAmb ?? []);
+  remote.call('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', SYS.prctl, [PR.CAP_AMBIENT, 4, 0, 0, 0]);
+  for (let cap = 0; cap <= lastCap; cap++) if (bit(amb, cap)) remote.call('prctl(PR_CAP_AMBIENT_RAISE)', SYS.prctl, [PR.CAP_AMBIENT, 2, cap, 0, 0]);
+}
+
+const words = (w: number[]) => BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
+const bit = (set: bigint, cap: number) => ((set >> BigInt(cap)) & 1n) === 1n;
+
+/** inh, prm, eff, bnd, amb as 64-bit sets. */
+function capsOf(c: CredsEntry): bigint[] {
+  return [words(c.capInh), words(c.capPrm), words(c.capEff), words(c.capBnd), words(c.amberCapAmb ?? [])];
+}
+
+function capsFromStatus(st: Map<string, string>): CredsEntry {
+  const caps = (k: string) => {
+    const v = BigInt('0x' + (st.get(k) ?? '0'));
+    return [Number(v & 0xffffffffn), Number(v >> 32n)];
+  };
+  return {
+    uid: 0, euid: 0, suid: 0, fsuid: 0, gid: 0, egid: 0, sgid: 0, fsgid: 0, secbits: 0, groups: [],
+    capInh: caps('CapInh'), capPrm: caps('CapPrm'), capEff: caps('CapEff'), capBnd: caps('CapBnd'), amberCapAmb: caps('CapAmb'),
+  };
+}
+
+/** capset(2), version 3: two words each of effective, permitted, inheritable. */
+function capset(remote: RemoteSyscall, e: bigint, p: bigint, i: bigint): void {
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32LE(0x20080522, 0);
+  const data = Buffer.alloc(24);
+  for (let w = 0; w < 2; w++) {
+    const shift = BigInt(32 * w);
+    data.writeUInt32LE(Number((e >> shift) & 0xffffffffn), w * 12);
+    data.writeUInt32LE(Number((p >> shift) & 0xffffffffn), w * 12 + 4);
+    data.writeUInt32LE(Number((i >> shift) & 0xffffffffn), w * 12 + 8);
+  }
+  remote.resetData();
+  remote.call('capset', SYS.capset, [remote.stage(hdr), remote.stage(data)]);
 }
 
 /** Pending signals, each a raw siginfo: re-queued by the task to itself, so any si_code is allowed. */
@@ -179,4 +230,21 @@ export function dumpNice(remote: RemoteSyscall): number {
 
 export function restoreNice(remote: RemoteSyscall, nice: number): void {
   remote.call('setpriority', SYS.setpriority, [0, 0, nice], `nice ${nice}`);
+}
+
+/** Scheduling policy (with SCHED_RESET_ON_FORK) and static priority of the calling thread. */
+export function dumpScheduler(remote: RemoteSyscall): { schedPolicy: number; schedPrio: number } {
+  remote.resetData();
+  const param = remote.reserve(4);
+  const schedPolicy = remote.call('sched_getscheduler', SYS.sched_getscheduler, [0]);
+  remote.call('sched_getparam', SYS.sched_getparam, [0, param]);
+  return { schedPolicy, schedPrio: remote.memory.read(param, 4).readInt32LE(0) };
+}
+
+export function restoreScheduler(remote: RemoteSyscall, policy: number, prio: number): void {
+  if (policy === 0 && prio === 0) return;
+  const param = Buffer.alloc(4);
+  param.writeInt32LE(prio, 0);
+  remote.resetData();
+  remote.call('sched_setscheduler', SYS.sched_setscheduler, [0, policy, remote.stage(param)], `policy ${policy}, priority ${prio}`);
 }

@@ -5,7 +5,7 @@ import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
 import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type SeccompEntry, type UserX86RegsEntry } from '../images';
 import {
-  dumpAltStack, dumpCreds, dumpItimers, dumpNice, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
+  dumpAltStack, dumpCreds, dumpItimers, dumpNice, dumpScheduler, restoreScheduler, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
   restoreItimers, restoreNice, restorePendingSignals, restoreRlimits,
 } from './process-state';
 import { parseStatus, procRead } from './proc';
@@ -88,9 +88,10 @@ export function buildCoreEntry(
       comm: readFileSync(`/proc/${pid}/task/${snap.tid}/comm`, 'utf8').trim(),
       sas: dumpAltStack(remote),
       schedNice: dumpNice(remote),
+      ...dumpScheduler(remote),
       signalsP: { signals: tracee.peekSiginfo(false).map((siginfo) => ({ siginfo })) },
       pdeathSig: dumpPdeathsig(remote),
-      creds: dumpCreds(pid, snap.tid),
+      creds: dumpCreds(remote, pid, snap.tid),
       ...seccomp.dumpThread(pid, snap.tid),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
     },
@@ -157,6 +158,7 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
   if (comm) remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(comm.slice(0, 15))]);
   if (tc.sas) restoreAltStack(remote, tc.sas);
   if (tc.schedNice !== undefined) restoreNice(remote, tc.schedNice);
+  restoreScheduler(remote, tc.schedPolicy ?? 0, tc.schedPrio ?? 0);
   if (core.tc) restorePendingSignals(remote, remote.pid, core.tc.signalsS, true);
   restorePendingSignals(remote, tgidOf(remote.pid), tc.signalsP, false);
   restoreSeccomp(remote, tc, seccomp);

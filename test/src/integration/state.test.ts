@@ -13,7 +13,7 @@ function run(args: string[], env?: NodeJS.ProcessEnv) {
 
 for (const asNobody of [false, true]) {
   const who = asNobody ? 'uid 65534' : 'root';
-  test(`interval and POSIX timers, limits, umask, personality, nice and pending signals come back (${who})`, async () => {
+  test(`timers, limits, umask, personality, scheduling, capabilities and pending signals come back (${who})`, async () => {
     const t = await startTarget('state', asNobody ? ['--as-nobody'] : []);
     const dir = makeTmpDir('state');
     run(['dump', '-t', String(t.pid), '-D', dir]);
