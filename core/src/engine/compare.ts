@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type FileEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
-import { listThreads, readStat } from '../task/proc';
+import { listThreads, parseStatus, procRead, readStat } from '../task/proc';
+import { SharedObjects } from '../objects/shared-objects';
+import { kcmpIdsOf } from './ids';
 import { NoSuchProcessError } from '../task/tree';
 import { collectFds } from './fd-table';
 import { FileRegistry } from './files';
@@ -21,7 +23,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
   const cores = new Map<number, CoreEntry>();
   for (const e of pstree) for (const tid of e.threads) cores.set(tid, store.read<CoreEntry>('core', `core-${tid}`).entries[0]);
   const zombie = (pid: number) => cores.get(pid)?.tc?.taskState === TaskState.DEAD;
-  const diffs = compareTree(pstree, cores);
+  const diffs = [...compareTree(pstree, cores), ...compareSharing(store, pstree, cores), ...compareSignals(pstree, cores)];
   const pids = pstree.map((e) => e.pid).filter((pid) => !zombie(pid) && existsSync(`/proc/${pid}`));
   const kernelOwned = (pid: number): AddressRange[] =>
     (pstree.find((e) => e.pid === pid)?.threads ?? []).flatMap((tid) => {
@@ -58,6 +60,70 @@ function compareTree(pstree: PstreeEntry[], cores: Map<number, CoreEntry>): Diff
     }
   }
   return out;
+}
+
+const SHARED_KINDS = [['vmId', 'VM', 'address space'], ['filesId', 'FILES', 'fd table'], ['fsId', 'FS', 'cwd and root'], ['sighandId', 'SIGHAND', 'signal handlers']] as const;
+
+/** Which tasks share an mm, fd table, fs or signal handlers: the same pairs as at dump time. */
+function compareSharing(store: ImageStore, pstree: PstreeEntry[], cores: Map<number, CoreEntry>): Difference[] {
+  const live = pstree.filter((e) => cores.get(e.pid)?.tc?.taskState !== TaskState.DEAD && existsSync(`/proc/${e.pid}`));
+  const objects = new SharedObjects();
+  const now = new Map(live.map((e) => [e.pid, kcmpIdsOf(objects, e.pid)]));
+  const then = new Map(live.map((e) => [e.pid, store.read<TaskKobjIdsEntry>('ids', `ids-${e.pid}`).entries[0]]));
+  const out: Difference[] = [];
+  for (let i = 0; i < live.length; i++) {
+    for (let j = i + 1; j < live.length; j++) {
+      const [a, b] = [live[i].pid, live[j].pid];
+      for (const [field, , what] of SHARED_KINDS) {
+        const was = then.get(a)![field] === then.get(b)![field];
+        const is = now.get(a)![field] === now.get(b)![field];
+        if (was !== is) out.push({ plugin: 'core', pid: a, what: `${what} shared with pid ${b}`, expected: String(was), actual: String(is) });
+      }
+    }
+  }
+  return out;
+}
+
+/** Every thread's blocked signals, and which signals the process ignores or catches. */
+function compareSignals(pstree: PstreeEntry[], cores: Map<number, CoreEntry>): Difference[] {
+  const out: Difference[] = [];
+  const hex = (v: bigint) => `0x${v.toString(16).padStart(16, '0')}`;
+  for (const e of pstree) {
+    const leader = cores.get(e.pid);
+    if (leader?.tc?.taskState === TaskState.DEAD || !existsSync(`/proc/${e.pid}`)) continue;
+    for (const tid of e.threads) {
+      if (inMaskSwappingSyscall(e.pid, tid)) continue;
+      const st = parseStatus(procRead(e.pid, `task/${tid}/status`));
+      const want = cores.get(tid)?.threadCore?.blkSigset ?? 0n;
+      const blocked = BigInt('0x' + (st.get('SigBlk') ?? '0'));
+      if (blocked !== want) out.push({ plugin: 'core', pid: e.pid, what: `thread ${tid} blocked signals`, expected: hex(want), actual: hex(blocked) });
+    }
+    const st = parseStatus(procRead(e.pid, 'status'));
+    let ignored = 0n;
+    let caught = 0n;
+    (leader?.tc?.sigactions ?? []).forEach((sa, i) => {
+      if (sa.sigaction === 1n) ignored |= 1n << BigInt(i);
+      else if (sa.sigaction > 1n) caught |= 1n << BigInt(i);
+    });
+    const liveIgnored = BigInt('0x' + (st.get('SigIgn') ?? '0'));
+    const liveCaught = BigInt('0x' + (st.get('SigCgt') ?? '0'));
+    if (liveIgnored !== ignored) out.push({ plugin: 'core', pid: e.pid, what: 'ignored signals', expected: hex(ignored), actual: hex(liveIgnored) });
+    if (liveCaught !== caught) out.push({ plugin: 'core', pid: e.pid, what: 'caught signals', expected: hex(caught), actual: hex(liveCaught) });
+  }
+  return out;
+}
+
+/**
+ * sigsuspend, ppoll, pselect6 and epoll_pwait(2) run with a temporary signal mask, which is what
+ * /proc shows meanwhile; the real one (what amber dumps) comes back when they return.
+ */
+function inMaskSwappingSyscall(pid: number, tid: number): boolean {
+  try {
+    const nr = Number(procRead(pid, `task/${tid}/syscall`).split(' ')[0]);
+    return [130, 270, 271, 281, 441].includes(nr);
+  } catch {
+    return false;
+  }
 }
 
 function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {

@@ -88,9 +88,13 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
   } catch (e) {
+    // Nothing half-restored may stay: kill every task made so far and wait, as its tracer, until
+    // it is really gone.
     for (const plan of plans) {
+      if (!plan.task) continue;
       try {
-        if (plan.task) kill(plan.task.pid, SIG.KILL);
+        kill(plan.task.pid, SIG.KILL);
+        for (const th of plan.threads) waitGone(th.tracee);
       } catch {
         // already gone
       }
@@ -305,6 +309,17 @@ function exitTask(remote: RemoteSyscall, code: number, sig = 0): void {
     }
     const stopSig = WaitStatus.stopSig(st);
     remote.tracee.cont(stopSig === SIG.TRAP ? 0 : stopSig);
+  }
+}
+
+function waitGone(tracee: Tracee): void {
+  for (;;) {
+    try {
+      tracee.wait('being killed');
+    } catch {
+      return;
+    }
+    tracee.cont(0);
   }
 }
 

@@ -109,3 +109,20 @@ test('restore without -d waits for the process and passes on its exit status', a
     assert.equal(await exited, want, `amber restore exits with the root's status (${want})`);
   }
 });
+
+test('compare reports a task that was stopped after the dump', async () => {
+  const t = await startTarget('skeleton', [WORKDIR]);
+  const dir = makeTmpDir('compare-state');
+  run(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+  run(['compare', '-t', String(t.pid), '-D', dir]);
+  process.kill(t.pid, 'SIGSTOP');
+  const args = ['compare', '-t', String(t.pid), '-D', dir, '--json'];
+  const stopped = amber(args);
+  assert.equal(stopped.status, 1, describeAmber(args, stopped));
+  const diffs = JSON.parse(stopped.stdout) as { plugin: string; what: string; expected: string; actual: string }[];
+  assert.ok(diffs.some((d) => d.plugin === 'core' && d.what === 'state' && d.expected === 'running' && d.actual === 'stopped'), stopped.stdout);
+  process.kill(t.pid, 'SIGCONT');
+  run(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
