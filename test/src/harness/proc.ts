@@ -18,8 +18,9 @@ export interface ProcSnapshot {
   fds: FdEntry[];
 }
 
+// SigQ is left out: it counts the signals queued for the whole uid, other processes' too.
 export const STATUS_FIELDS = [
-  'Name', 'Umask', 'Tgid', 'Pid', 'PPid', 'Uid', 'Gid', 'Groups', 'Threads', 'SigQ', 'SigPnd', 'ShdPnd',
+  'Name', 'Umask', 'Tgid', 'Pid', 'PPid', 'Uid', 'Gid', 'Groups', 'Threads', 'SigPnd', 'ShdPnd',
   'SigBlk', 'SigIgn', 'SigCgt', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp',
   'VmSize', 'VmExe', 'VmLib', 'VmStk', 'VmData',
 ] as const;

@@ -123,7 +123,7 @@ function fixtures() {
       sas: { ssSp: 0n, ssSize: 0n, ssFlags: 2 },
       creds: {
         uid: 1000, gid: 1000, euid: 1000, egid: 1000, suid: 1000, sgid: 1000, fsuid: 1000, fsgid: 1000,
-        capInh: [0, 0], capPrm: [0, 0], capEff: [0, 0], capBnd: [0xffffffff, 0x1ff], secbits: 0, groups: [1000, 27],
+        capInh: [0, 0], capPrm: [0, 0], capEff: [0, 0], capBnd: [0xffffffff, 0x1ff], amberCapAmb: [0, 0], secbits: 0, groups: [1000, 27],
       },
       rseqEntry: { rseqAbiPointer: 0x7ffff7d8b0e0n, rseqAbiSize: 32, signature: 0x53053053 },
     },
