@@ -3,6 +3,7 @@
  * data from before the dump, and a FIFO. Prints READY <pid>; on SIGUSR1 the child reads through
  * the shared fd (moving the parent's offset), then writes to the pipe; the parent checks its
  * offset moved, reads the old data and the child's message: PASS or FAIL: lines. */
+#include "target.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,22 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-static int failures;
-
-static void wait_usr1(void)
-{
-	sigset_t none;
-	sigemptyset(&none);
-	while (!got_usr1)
-		sigsuspend(&none);
-}
 
 int main(int argc, char **argv)
 {
-	syscall(SYS_close_range, 3, ~0U, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	start(1);
 	if (argc != 2)
 		return 2;
 	char path[4096];
@@ -37,14 +26,6 @@ int main(int argc, char **argv)
 	FILE *f = fopen(path, "w");
 	fputs("0123456789abcdefghij", f);
 	fclose(f);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &usr1, NULL);
 
 	int file = open(path, O_RDONLY);
 	char buf[64];
@@ -65,17 +46,14 @@ int main(int argc, char **argv)
 	kill(child, SIGUSR1);
 	int st;
 	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
-		printf("FAIL: the child could not read the shared file or write the pipe (0x%x)\n", st), failures++;
+		fail("the child could not read the shared file or write the pipe (0x%x)", st);
 	off_t pos = lseek(file, 0, SEEK_CUR);
 	if (pos != 10)
-		printf("FAIL: the shared offset is %ld, expected 10 after the child's read\n", (long)pos), failures++;
+		fail("the shared offset is %ld, expected 10 after the child's read", (long)pos);
 	close(p[1]);
 	ssize_t n = read(p[0], buf, sizeof buf - 1);
 	buf[n > 0 ? n : 0] = 0;
 	if (strcmp(buf, "before-dump|from-child") != 0)
-		printf("FAIL: the pipe holds \"%s\", expected \"before-dump|from-child\"\n", buf), failures++;
-	if (failures)
-		return 1;
-	printf("PASS\n");
-	return 0;
+		fail("the pipe holds \"%s\", expected \"before-dump|from-child\"", buf);
+	return finish();
 }

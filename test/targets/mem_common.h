@@ -1,5 +1,5 @@
-/* Shared helpers of the mem_* targets: READY / SIGUSR1 / PASS-FAIL protocol and smaps lookups. */
-#define _GNU_SOURCE
+/* Shared helpers of the mem_* targets: the target protocol and smaps lookups. */
+#include "target.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,55 +10,6 @@
 #include <unistd.h>
 
 #define PAGE 4096UL
-
-static volatile sig_atomic_t got_usr1;
-static int failures;
-
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	va_end(ap);
-	failures++;
-}
-
-static void die(const char *what)
-{
-	printf("SETUP ERROR: %s: %s\n", what, strerror(errno));
-	fflush(stdout);
-	exit(2);
-}
-
-static void start(void)
-{
-	syscall(SYS_close_range, 3, ~0U, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
-}
-
-static void ready_and_wait(void)
-{
-	printf("READY %d\n", getpid());
-	while (!got_usr1)
-		pause();
-}
-
-static int finish(void)
-{
-	if (failures)
-		return 1;
-	printf("PASS\n");
-	return 0;
-}
 
 /* The VmFlags line (or, with field "path", the maps line) of the mapping holding addr. */
 static int vma_line(const void *addr, const char *field, char *out, size_t outlen)

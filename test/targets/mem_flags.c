@@ -37,7 +37,7 @@ static void check(const unsigned char *p, size_t n, int seed, const char *what)
 
 int main(void)
 {
-	start();
+	start(0);
 	/* one PROT_NONE reservation: whatever is not re-mapped inside stays a guard */
 	arena = mmap(NULL, 4096 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (arena == MAP_FAILED)

@@ -58,7 +58,7 @@ static void check_maps_name(const void *addr, const char *suffix)
 
 int main(int argc, char **argv)
 {
-	start();
+	start(0);
 	if (argc != 2)
 		return 2;
 	const char *dir = argv[1];

@@ -3,6 +3,7 @@
  * forks D into it and exits. B and D are reparented to this process. Prints READY <pid>; on
  * SIGUSR1 tells B and D to check that their group and session are still A's and C's old pids
  * and that this process is their parent: PASS or FAIL: lines. */
+#include "target.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static void member(pid_t want_pgid, pid_t want_sid, pid_t want_ppid)
 {
@@ -32,12 +31,7 @@ static void member(pid_t want_pgid, pid_t want_sid, pid_t want_ppid)
 
 int main(void)
 {
-	syscall(SYS_close_range, 3, ~0U, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
+	start(0);
 	sigset_t usr1, none;
 	sigemptyset(&usr1);
 	sigemptyset(&none);

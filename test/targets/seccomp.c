@@ -2,6 +2,7 @@
  * getppid() fail with errno 42, the second makes getpgid() fail with errno 43. Prints READY
  * <pid>; on SIGUSR1 checks that both still hold, that everything else still works, and what
  * /proc says (Seccomp: 2, two filters, NoNewPrivs: 1): PASS or FAIL: lines. */
+#include "target.h"
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -13,8 +14,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static int deny(int nr, int err)
 {
@@ -49,20 +48,12 @@ static char *status_line(const char *key, char *out, size_t len)
 
 int main(void)
 {
-	syscall(SYS_close_range, 3, ~0U, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
+	start(0);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || deny(SYS_getppid, 42) || deny(SYS_getpgid, 43)) {
 		perror("seccomp");
 		return 2;
 	}
-	printf("READY %d\n", getpid());
-	while (!got_usr1)
-		pause();
-	int failures = 0;
+	ready_and_wait();
 	errno = 0;
 	if (syscall(SYS_getppid) != -1 || errno != 42)
 		printf("FAIL: getppid is not denied with errno 42 (errno %d)\n", errno), failures++;

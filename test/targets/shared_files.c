@@ -3,6 +3,7 @@
  * to /tmp, then signals the child, which must see fd 77 and the new cwd: its exit status says;
  * the parent prints PASS or FAIL: lines. */
 #define _GNU_SOURCE
+#include "target.h"
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,29 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_usr1;
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static void wait_usr1(void)
-{
-	sigset_t none;
-	sigemptyset(&none);
-	while (!got_usr1)
-		sigsuspend(&none);
-}
 
 int main(void)
 {
-	syscall(SYS_close_range, 3, ~0U, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	start(1);
 	if (chdir("/"))
 		return 2;
 	/* a raw clone without CLONE_VM behaves like fork, with the fd table and fs shared */
@@ -52,20 +34,14 @@ int main(void)
 	}
 	printf("READY %d\n", getpid());
 	wait_usr1();
-	int failures = 0;
 	int fd = open("/dev/null", O_RDONLY);
 	if (fd < 0 || dup2(fd, 77) != 77 || chdir("/tmp")) {
-		printf("FAIL: setting up fd 77 and cwd\n");
-		failures++;
+		fail("setting up fd 77 and cwd");
 	}
 	kill(child, SIGUSR1);
 	int st;
 	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		printf("FAIL: the child does not share the fd table and cwd any more (status 0x%x)\n", st);
-		failures++;
+		fail("the child does not share the fd table and cwd any more (status 0x%x)", st);
 	}
-	if (failures)
-		return 1;
-	printf("PASS\n");
-	return 0;
+	return finish();
 }
