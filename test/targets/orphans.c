@@ -63,7 +63,10 @@ int main(void)
 	printf("READY %d\n", getpid());
 	while (!got_usr1)
 		sigsuspend(&none);
-	int failures = 0;
+	int failures = 0, subreaper = 0;
+	prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
+	if (!subreaper)
+		printf("FAIL: no longer a child subreaper\n"), failures++;
 	pid_t kids[2];
 	int n = 0;
 	char path[64];

@@ -94,6 +94,13 @@ export function restoreAltStack(remote: RemoteSyscall, sas: ThreadSasEntry): voi
   remote.call('sigaltstack', SYS.sigaltstack, [remote.stage(raw), 0]);
 }
 
+export function dumpChildSubreaper(remote: RemoteSyscall): boolean {
+  remote.resetData();
+  const slot = remote.reserve(4);
+  remote.call('prctl(PR_GET_CHILD_SUBREAPER)', SYS.prctl, [PR.GET_CHILD_SUBREAPER, slot]);
+  return remote.memory.read(slot, 4).readInt32LE(0) !== 0;
+}
+
 export function dumpPdeathsig(remote: RemoteSyscall): number {
   remote.resetData();
   const slot = remote.reserve(4);

@@ -5,7 +5,7 @@ import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
 import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type SeccompEntry, type UserX86RegsEntry } from '../images';
 import {
-  dumpAltStack, dumpCreds, dumpItimers, dumpNice, dumpScheduler, restoreScheduler, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
+  dumpAltStack, dumpChildSubreaper, dumpCreds, dumpItimers, dumpNice, dumpScheduler, restoreScheduler, dumpPdeathsig, dumpRlimits, restoreAltStack, restoreCreds,
   restoreItimers, restoreNice, restorePendingSignals, restoreRlimits,
 } from './process-state';
 import { parseStatus, procRead } from './proc';
@@ -106,6 +106,7 @@ export function buildCoreEntry(
       comm: stat.comm,
       sigactions: dumpSigactions(remote),
       rlimits: dumpRlimits(remote),
+      childSubreaper: dumpChildSubreaper(remote),
       signalsS: { signals: tracee.peekSiginfo(true).map((siginfo) => ({ siginfo })) },
       timers: { ...dumpItimers(remote), posix: dumpPosixTimers(remote, readFileSync(`/proc/${pid}/timers`, 'utf8')) },
     };
@@ -145,6 +146,7 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
     }
     remote.resetData();
     remote.call('personality', SYS.personality, [core.tc.personality]);
+    if (core.tc.childSubreaper) remote.call('prctl(PR_SET_CHILD_SUBREAPER)', SYS.prctl, [PR.SET_CHILD_SUBREAPER, 1]);
   }
   const tc = core.threadCore;
   if (!tc) throw new ImageError(`core image of pid ${remote.pid} has no thread_core`);

@@ -30,7 +30,9 @@ test('a dumped process is gone, comes back with its pid and its state, twice in 
     assert.equal(exit.signal, 9, `round ${round}: amber kills the tree after a dump (${exit.text})`);
     assert.equal(isAlive(t.pid), false);
 
-    run(['restore', '-D', dir, '-d']);
+    const pidfile = join(dir, 'restored.pid');
+    run(['restore', '-D', dir, '-d', '--pidfile', pidfile]);
+    assert.equal(readFileSync(pidfile, 'utf8').trim(), String(t.pid), '--pidfile names the root');
     assert.ok(isAlive(t.pid), `round ${round}: pid ${t.pid} is back`);
     assert.match(procState(t.pid) ?? '', /^[RS]$/, 'restored task runs (not stopped, not traced)');
     assert.deepEqual(diffSnapshots(before, snapshotProc(t.pid)), [], `round ${round}: /proc maps, status and fds as before`);
