@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, WORKDIR } from '../harness';
+
+after(cleanup);
+
+function run(args: string[]) {
+  const r = amber(args);
+  assert.equal(r.status, 0, describeAmber(args, r));
+  return r;
+}
+
+function crit(file: string): { entries: Record<string, unknown>[] } {
+  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { entries: Record<string, unknown>[] };
+}
+
+function children(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+test('pidfds, fanotify marks, an OFD lock, fd owners, a closed epoll target and an unlinked file opened twice come back, twice in a row', async () => {
+  const t = await startTarget('files_more', [WORKDIR]);
+  const pids = [t.pid, ...children(t.pid)];
+  assert.equal(pids.length, 2);
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`files-more-${round}`);
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    for (const pid of pids) await reap(pid);
+    run(['restore', '-D', dir, '-d']);
+    for (const pid of pids) assert.ok(isAlive(pid), `round ${round}: pid ${pid} is back`);
+    run(['compare', '-t', String(t.pid), '-D', dir]);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `files_more's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('crit decodes the fanotify, pidfd, OFD lock, owner, remap and ghost images', async () => {
+  const t = await startTarget('files_more', [WORKDIR]);
+  const dir = makeTmpDir('files-more-crit');
+  run(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) crit(join(dir, f));
+  const files = crit(join(dir, 'files.img')).entries as Record<string, any>[];
+  const fan = files.find((f) => f.type === 'FANOTIFY');
+  assert.ok(fan, 'a FANOTIFY entry');
+  assert.deepEqual(fan.ffy.mark.map((m: { type: string }) => m.type).sort(), ['INODE', 'MOUNT']);
+  // crit 3.17 predates pidfds: it decodes those entries without their type and body
+  assert.equal(files.filter((f) => f.type === undefined).length, 3, 'three pidfd entries');
+  const owned = files.filter((f) => f.pipe?.fown?.signum || f.reg?.fown?.signum);
+  assert.equal(owned.length, 2, `two owned descriptions: ${JSON.stringify(owned)}`);
+  const locks = crit(join(dir, 'file-locks.img')).entries as { flag: number }[];
+  assert.deepEqual(locks.map((l) => l.flag), [1024]);
+  const remaps = crit(join(dir, 'remap-fpath.img')).entries as { remap_id: number; remap_type: string }[];
+  assert.equal(remaps.length, 2);
+  assert.equal(remaps[0].remap_id, remaps[1].remap_id, 'both opens map to one ghost');
+  assert.equal(readdirSync(dir).filter((n) => n.startsWith('ghost-file-')).length, 1, 'one ghost file');
+  for (const pid of [t.pid, ...children(t.pid)]) assert.ok(isAlive(pid));
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
