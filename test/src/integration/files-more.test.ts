@@ -62,3 +62,29 @@ test('crit decodes the fanotify, pidfd, OFD lock, owner, remap and ghost images'
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
+
+test('compare names each fd and field that changed in a live process since the dump', async () => {
+  const t = await startTarget('fd_changes', [WORKDIR]);
+  const fds = Object.fromEntries([...(/^FDS (.*)$/m.exec(t.readyLines.join('\n'))?.[1] ?? '').matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], m[2]]));
+  const dir = makeTmpDir('fd-changes');
+  run(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+  run(['compare', '-t', String(t.pid), '-D', dir]);
+  process.kill(t.pid, 'SIGHUP');
+  for (let i = 0; i < 500 && !readFileSync(t.logPath, 'utf8').includes('CHANGED'); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.match(readFileSync(t.logPath, 'utf8'), /^CHANGED$/m);
+  const args = ['compare', '-t', String(t.pid), '-D', dir];
+  const r = amber(args);
+  assert.equal(r.status, 1, describeAmber(args, r));
+  const expected = [
+    new RegExp(`fd ${fds.efd} eventfd count: expected 1, found 4`),
+    new RegExp(`fd ${fds.tfd_periodic} timerfd interval: expected 1\\.0, found 0\\.0`),
+    new RegExp(`fd ${fds.tfd_idle} timerfd: expected disarmed, found armed`),
+    new RegExp(`fd ${fds.ifd} inotify watches: expected \\[1:\\d+:0x100\\], found \\[1:\\d+:0x100 2:\\d+:0x200\\]`),
+    new RegExp(`fd ${fds.pipe_r} flags: expected 00?, found 04000`),
+    new RegExp(`fd ${fds.sfd} signalfd mask: expected 0x8000000, found 0x8000800`),
+    new RegExp(`fd ${fds.fan} fanotify marks: expected \\[\\], found \\[inode:\\d+:0x2/0x0\\]`),
+  ];
+  for (const re of expected) assert.match(r.stdout, re, describeAmber(args, r));
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
