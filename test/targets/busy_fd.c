@@ -1,6 +1,6 @@
 /*
- * busy_fd [userfaultfd|io_uring|perf_event]: holds one fd of a kind amber has no plugin for
- * (userfaultfd by default) at fd 100, so a dump must fail with a clear error and leave this
+ * busy_fd [userfaultfd|io_uring|perf_event|dead_pidfd]: holds one fd of a kind amber has no
+ * plugin for (userfaultfd by default), or a pidfd of a child that has exited and been reaped, at fd 100, so a dump must fail with a clear error and leave this
  * process running. Protocol as
  * skeleton: "READY <pid>", then on SIGUSR1 check the counter and the fd, print
  * PASS or FAIL: <what>, exit 0 or 1.
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,14 @@ static int open_kind(const char *kind)
 		attr.exclude_kernel = 1;
 		attr.exclude_hv = 1;
 		return (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
+	}
+	if (!strcmp(kind, "dead_pidfd")) {
+		pid_t child = fork();
+		if (child == 0)
+			_exit(0);
+		int fd = (int)syscall(SYS_pidfd_open, child, 0);
+		waitpid(child, NULL, 0);
+		return fd;
 	}
 	return (int)syscall(SYS_userfaultfd, O_CLOEXEC);
 }

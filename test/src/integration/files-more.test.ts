@@ -88,3 +88,16 @@ test('compare names each fd and field that changed in a live process since the d
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
+
+test('a pidfd of a process that has exited is refused with one line, and the target keeps running', async () => {
+  const t = await startTarget('busy_fd', ['dead_pidfd']);
+  const dir = makeTmpDir('files-dead-pidfd');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args);
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, describeAmber(args, r));
+  assert.match(r.stderr, new RegExp(`^amber: fd 100 of pid ${t.pid} is a pidfd of a process that has exited.*--only.*--skip`), describeAmber(args, r));
+  assert.ok(!readdirSync(dir).includes('inventory.img'));
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
