@@ -1,6 +1,7 @@
 /*
- * busy_fd: holds a userfaultfd (a kind of fd amber has no plugin for), so a dump
- * must fail with a clear error and leave this process running. Protocol as
+ * busy_fd [userfaultfd|io_uring|perf_event|dead_pidfd]: holds one fd of a kind amber has no
+ * plugin for (userfaultfd by default), or a pidfd of a child that has exited and been reaped, at fd 100, so a dump must fail with a clear error and leave this
+ * process running. Protocol as
  * skeleton: "READY <pid>", then on SIGUSR1 check the counter and the fd, print
  * PASS or FAIL: <what>, exit 0 or 1.
  */
@@ -10,7 +11,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/perf_event.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +40,36 @@ static void tick(void)
 	}
 }
 
-int main(void)
+/* An fd of the named kind; io_uring and perf_event are made without mapping their rings. */
+static int open_kind(const char *kind)
+{
+	if (!strcmp(kind, "io_uring")) {
+		unsigned char params[120]; /* struct io_uring_params, zeroed: the kernel fills it */
+		memset(params, 0, sizeof params);
+		return (int)syscall(SYS_io_uring_setup, 4, params);
+	}
+	if (!strcmp(kind, "perf_event")) {
+		struct perf_event_attr attr;
+		memset(&attr, 0, sizeof attr);
+		attr.size = sizeof attr;
+		attr.type = PERF_TYPE_SOFTWARE;
+		attr.config = PERF_COUNT_SW_TASK_CLOCK;
+		attr.exclude_kernel = 1;
+		attr.exclude_hv = 1;
+		return (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
+	}
+	if (!strcmp(kind, "dead_pidfd")) {
+		pid_t child = fork();
+		if (child == 0)
+			_exit(0);
+		int fd = (int)syscall(SYS_pidfd_open, child, 0);
+		waitpid(child, NULL, 0);
+		return fd;
+	}
+	return (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+}
+
+int main(int argc, char **argv)
 {
 	/* Start like a daemon: drop fds leaked by whatever launched us, so the fd
 	 * table holds exactly what this program sets up. */
@@ -48,9 +80,10 @@ int main(void)
 	sigaction(SIGUSR1, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	const char *kind = argc > 1 ? argv[1] : "userfaultfd";
+	int fd = open_kind(kind);
 	if (fd < 0 || dup3(fd, UFFD_FD, O_CLOEXEC) != UFFD_FD) {
-		printf("SETUP ERROR: userfaultfd: %s\n", strerror(errno));
+		printf("SETUP ERROR: %s: %s\n", kind, strerror(errno));
 		return 2;
 	}
 	close(fd);
@@ -79,7 +112,7 @@ int main(void)
 		failed = 1;
 	}
 	if (fcntl(UFFD_FD, F_GETFD) < 0) {
-		printf("FAIL: fd %d (userfaultfd) is gone\n", UFFD_FD);
+		printf("FAIL: fd %d (%s) is gone\n", UFFD_FD, kind);
 		failed = 1;
 	}
 	if (getpid() != pid) {

@@ -29,6 +29,7 @@ export const FdType = {
   TIMERFD: 17,
   MEMFD: 18,
   BPFMAP: 19,
+  PIDFD: 20,
   CTL_TTY: 65534,
   AUTOFS_PIPE: 65535,
 } as const;
@@ -232,6 +233,8 @@ export interface EventpollTfdEntry {
   dev?: number;
   inode?: bigint;
   pos?: bigint;
+  /** amber: an open fd of the task for the target file when `tfd` itself was closed or reused */
+  srcFd?: number;
 }
 
 export interface EventpollFileEntry {
@@ -294,6 +297,48 @@ export interface MemfdFileEntry {
   inodeId: number;
 }
 
+export interface FanotifyInodeMarkEntry {
+  iIno: bigint;
+  fHandle: FhEntry;
+}
+
+export interface FanotifyMountMarkEntry {
+  mntId: number;
+  /** amber: the mount point, as the dumping task saw it */
+  path?: string;
+}
+
+/** MarkType: INODE 1, MOUNT 2 */
+export interface FanotifyMarkEntry {
+  id: number;
+  type: number;
+  mflags: number;
+  mask: number;
+  ignoredMask: number;
+  sDev: number;
+  ie?: FanotifyInodeMarkEntry;
+  me?: FanotifyMountMarkEntry;
+}
+
+export interface FanotifyFileEntry {
+  id: number;
+  flags: number;
+  fown: FownEntry;
+  faflags: number;
+  evflags: number;
+  mark: FanotifyMarkEntry[];
+}
+
+export interface PidfdEntry {
+  id: number;
+  /** inode of the pidfd (pidfs) */
+  ino: bigint;
+  flags: number;
+  /** the pid it refers to, in the dumping task's pid namespace; -1 once that process is gone */
+  nspid: number;
+  fown: FownEntry;
+}
+
 export interface FileEntry {
   /** FdType */
   type: number;
@@ -307,6 +352,8 @@ export interface FileEntry {
   fifo?: FifoEntry;
   pipe?: PipeEntry;
   memfd?: MemfdFileEntry;
+  ffy?: FanotifyFileEntry;
+  pidfd?: PidfdEntry;
 }
 
 export interface DumpStatsEntry {

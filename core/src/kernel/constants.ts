@@ -17,14 +17,16 @@ export const SYS = {
   flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
   signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
   inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
-  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326, seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
-  sched_getscheduler: 145,
+  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
+  seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
+  sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
 } as const;
 
 /** fcntl(2) commands. */
 export const F = {
   DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, SETLK: 6, DUPFD_CLOEXEC: 1030,
   SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034,
+  SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16, OFD_GETLK: 36, OFD_SETLK: 37,
 } as const;
 export const SPLICE_F_NONBLOCK = 2;
 

@@ -1,6 +1,8 @@
 import { injectable } from 'tsyringe';
 import { KCMP } from '../kernel/constants';
 import { kcmp } from '../kernel/syscalls';
+import { addressOf, syscallRaw } from '../kernel/libc';
+import { SYS } from '../kernel/constants';
 
 export type SharedKind = keyof typeof KCMP;
 
@@ -40,5 +42,20 @@ export class SharedObjects {
     const id = this.nextId++;
     group.push({ id, pid, idx });
     return { id, isNew: true };
+  }
+
+  /**
+   * Which of `candidates` (fds of `pid`) is the file that epoll fd `epfd` of `pid` watches under
+   * target number `tfd` (KCMP_EPOLL_TFD): the number in the epoll's fdinfo may since have been
+   * closed, or reused for another file, while a dup of the target stays open.
+   */
+  epollTarget(pid: number, epfd: number, tfd: number, candidates: number[]): number | undefined {
+    const slot = Buffer.alloc(12); // struct kcmp_epoll_slot { u32 efd, tfd, toff }
+    slot.writeUInt32LE(epfd, 0);
+    slot.writeUInt32LE(tfd, 4);
+    for (const fd of candidates) {
+      if (syscallRaw(SYS.kcmp, [pid, pid, KCMP.EPOLL_TFD, fd, addressOf(slot)]) === 0) return fd;
+    }
+    return undefined;
   }
 }

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, SYS, procRead,
+  AmberError, F, FdType, NO_FOWN, O, SYS, procRead,
   type DumpContext, type DumpTask, type EventpollFileEntry, type EventpollTfdEntry, type FdResource, type FieldDifference, type FileDescription,
   type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -29,8 +29,25 @@ export class EpollKind implements FileKind {
     return fd.link === 'anon_inode:[eventpoll]';
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  /**
+   * A target is recorded under the number it was added with (fdinfo's tfd), but that fd may have
+   * been closed, or reused for another file, while a dup keeps the target open: the core
+   * (KCMP_EPOLL_TFD) finds which open fd of the task is the target, kept as src_fd.
+   */
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
     const tfd = parseEpollTargets(procRead(fd.pid, `fdinfo/${fd.fd}`), id);
+    for (const t of tfd) {
+      const sameInode = task.fds.filter((f) => f.ino === t.inode).map((f) => f.fd);
+      const candidates = [...sameInode.filter((n) => n === t.tfd), ...sameInode.filter((n) => n !== t.tfd)];
+      const found = ctx.objects.epollTarget(task.pid, fd.fd, t.tfd, candidates);
+      if (found === undefined) {
+        throw new AmberError(
+          `fd ${fd.fd} of pid ${task.pid} is an epoll watching fd ${t.tfd} (inode ${t.inode}), which no open fd of pid ${task.pid} ` +
+            `holds any more; amber cannot restore that target; nothing was changed`,
+        );
+      }
+      if (found !== t.tfd) t.srcFd = found;
+    }
     const epfd: EventpollFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, tfd };
     return { id, type: FdType.EVENTPOLL, epfd };
   }
@@ -38,16 +55,45 @@ export class EpollKind implements FileKind {
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const epfd = entry.epfd as EventpollFileEntry;
     const remote = task.remote;
-    const fd = remote.call('epoll_create1', SYS.epoll_create1, [0]);
+    let fd = remote.call('epoll_create1', SYS.epoll_create1, [0]);
+    const borrowed = epfd.tfd.filter((t) => t.srcFd !== undefined);
+    if (borrowed.length) {
+      // the target numbers are used for a moment below: keep the epoll itself above them
+      const above = Math.max(...borrowed.map((t) => t.tfd)) + 1;
+      const high = remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, above]);
+      remote.call('close', SYS.close, [fd]);
+      fd = high;
+    }
     for (const t of epfd.tfd) {
       remote.resetData();
       const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64
       ev.writeUInt32LE(t.events >>> 0, 0);
       ev.writeBigUInt64LE(t.data, 4);
-      remote.call('epoll_ctl(ADD)', SYS.epoll_ctl, [fd, EPOLL_CTL_ADD, t.tfd, remote.stage(ev)], `target fd ${t.tfd}`);
+      const add = () => remote.call('epoll_ctl(ADD)', SYS.epoll_ctl, [fd, EPOLL_CTL_ADD, t.tfd, remote.stage(ev)], `target fd ${t.tfd}`);
+      if (t.srcFd === undefined) add();
+      else this.addUnder(task, fd, t, add);
     }
     remote.resetData();
     return fd;
+  }
+
+  /**
+   * Registers a target under its old number when that number is now closed or another file:
+   * the target (src_fd) is dup'ed there for the epoll_ctl, then whatever held the number is put
+   * back. The watch survives: epoll drops it only when the target file itself is released.
+   */
+  private addUnder(task: RestoreTask, epfd: number, t: EventpollTfdEntry, add: () => void): void {
+    const remote = task.remote;
+    const fdFlags = remote.callRaw(SYS.fcntl, [t.tfd, F.GETFD, 0]);
+    const occupant = fdFlags >= 0 ? remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [t.tfd, F.DUPFD_CLOEXEC, epfd + 1]) : -1;
+    remote.call('dup3', SYS.dup3, [t.srcFd!, t.tfd, O.CLOEXEC], `target fd ${t.tfd} from fd ${t.srcFd}`);
+    add();
+    if (occupant >= 0) {
+      remote.call('dup3', SYS.dup3, [occupant, t.tfd, fdFlags & 1 ? O.CLOEXEC : 0], `fd ${t.tfd}`);
+      remote.call('close', SYS.close, [occupant]);
+    } else {
+      remote.call('close', SYS.close, [t.tfd]);
+    }
   }
 
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {

@@ -28,6 +28,13 @@ export interface MemfdInodeEntry {
   inodeId: bigint;
 }
 
+/** remap-fpath.img: description orig_id opens remap_id (REMAP_GHOST 1: a ghost file). */
+export interface RemapFilePathEntry {
+  origId: number;
+  remapId: number;
+  remapType: number;
+}
+
 export interface FileLockEntry {
   flag: number;
   type: number;
@@ -47,6 +54,7 @@ export function registerFsImages(): void {
     blobLength: (e) => Number((e as GhostFileEntry).size ?? 0n),
   });
   registerImageType({ type: 'memfd-inode', magic: 0x48453499, protoFile: PROTO, message: 'amberfs.MemfdInodeEntry' });
+  registerImageType({ type: 'remap-fpath', magic: 0x59133954, protoFile: PROTO, message: 'amberfs.RemapFilePathEntry' });
   registerImageType({ type: 'file-locks', magic: 0x54323616, protoFile: PROTO, message: 'amberfs.FileLockEntry' });
 }
 

@@ -13,6 +13,9 @@ import { InotifyKind } from './inotify';
 import { MemfdKind } from './memfd';
 import { dumpLocks, restoreLocks } from './locks';
 import { closeParked } from './task-fds';
+import { PidfdKind } from './pidfd';
+import { FanotifyKind } from './fanotify';
+import { OwnedKind } from './fown';
 
 registerFsImages();
 
@@ -26,8 +29,8 @@ export class FilesPlugin implements ResourcePlugin {
   readonly phase = 'resources' as const;
   readonly fileKinds = [
     new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    new EpollKind(), new InotifyKind(), new MemfdKind(),
-  ];
+    new EpollKind(), new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
+  ].map((k) => new OwnedKind(k));
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);

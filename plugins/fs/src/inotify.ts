@@ -27,11 +27,11 @@ export function parseInotifyWatches(fdinfo: string): WatchLine[] {
  * The watched inode's path, from its file handle: open_by_handle_at on the mount of its
  * superblock (fdinfo's sdev is the kernel's dev_t: major << 20 | minor).
  */
-function pathOfHandle(pid: number, w: WatchLine): string {
+export function pathOfHandle(pid: number, w: Pick<WatchLine, 'sdev' | 'handle' | 'handleType' | 'ino'>, what: string): string {
   const devText = `${w.sdev >>> 20}:${w.sdev & 0xfffff}`;
   const mount = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' '))
     .find((f) => f[2] === devText && f[3] === '/');
-  if (!mount) throw new AmberError(`pid ${pid}: inotify watch ${w.wd} is on device ${devText}, which has no mount of its root`);
+  if (!mount) throw new AmberError(`pid ${pid}: ${what} is on device ${devText}, which has no mount of its root`);
   const mountFd = openSync(`/proc/${pid}/root${mount[4]}`, O.RDONLY | O.DIRECTORY);
   try {
     const fh = Buffer.alloc(8 + w.handle.length);
@@ -39,7 +39,7 @@ function pathOfHandle(pid: number, w: WatchLine): string {
     fh.writeInt32LE(w.handleType, 4);
     w.handle.copy(fh, 8);
     const fd = syscallRaw(SYS.open_by_handle_at, [mountFd, addressOf(fh), O.PATH]);
-    if (fd < 0) throw new AmberError(`pid ${pid}: cannot find the path of inotify watch ${w.wd} (inode ${w.ino}): errno ${-fd}`);
+    if (fd < 0) throw new AmberError(`pid ${pid}: cannot find the path of ${what} (inode ${w.ino}): errno ${-fd}`);
     try {
       return readlinkSync(`/proc/self/fd/${fd}`);
     } finally {
@@ -48,6 +48,13 @@ function pathOfHandle(pid: number, w: WatchLine): string {
   } finally {
     closeSync(mountFd);
   }
+}
+
+/** A file handle as fh_entry stores it: 64-bit words. */
+export function handleWords(handle: Buffer): bigint[] {
+  const words: bigint[] = [];
+  for (let i = 0; i < handle.length; i += 8) words.push(Buffer.concat([handle, Buffer.alloc(8)]).readBigUInt64LE(i));
+  return words;
 }
 
 export class InotifyKind implements FileKind {
@@ -60,11 +67,10 @@ export class InotifyKind implements FileKind {
 
   dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
     const wd: InotifyWdEntry[] = parseInotifyWatches(procRead(fd.pid, `fdinfo/${fd.fd}`)).map((w) => {
-      const words: bigint[] = [];
-      for (let i = 0; i < w.handle.length; i += 8) words.push(Buffer.concat([w.handle, Buffer.alloc(8)]).readBigUInt64LE(i));
+      const words = handleWords(w.handle);
       return {
         id, iIno: w.ino, mask: w.mask, ignoredMask: w.ignoredMask, sDev: w.sdev, wd: w.wd,
-        fHandle: { bytes: w.handle.length, type: w.handleType, handle: words, path: pathOfHandle(fd.pid, w) },
+        fHandle: { bytes: w.handle.length, type: w.handleType, handle: words, path: pathOfHandle(fd.pid, w, `inotify watch ${w.wd}`) },
       };
     });
     const ify: InotifyFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, wd };

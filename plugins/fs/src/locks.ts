@@ -1,23 +1,26 @@
-import { AmberError, F, SYS, procRead, type DumpContext, type RestoreContext } from '@amber/core';
+import { F, SYS, procRead, type DumpContext, type RestoreContext } from '@amber/core';
 import type { FileLockEntry } from './images';
 
 const FL_POSIX = 1;
 const FL_FLOCK = 2;
+const FL_OFDLCK = 1024;
 const F_RDLCK = 0;
 const F_WRLCK = 1;
 const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 
-/** fdinfo's "lock:" lines: the locks taken through this fd (flock) or by its owner through it (POSIX). */
+/**
+ * fdinfo's "lock:" lines: the locks taken through this fd's description (flock, OFD) or by its
+ * owner through it (POSIX).
+ */
 export function parseFdLocks(fdinfo: string, pid: number, fd: number): FileLockEntry[] {
   const re = /^lock:\s*\d+:\s*(FLOCK|POSIX|OFDLCK)\s+\S+\s+(READ|WRITE)\s+(-?\d+)\s+\S+\s+(\d+)\s+(\d+|EOF)/gm;
   const out: FileLockEntry[] = [];
   for (const m of fdinfo.matchAll(re)) {
-    if (m[1] === 'OFDLCK') throw new AmberError(`fd ${fd} of pid ${pid} holds an open-file-description lock (F_OFD_SETLK), which amber cannot restore yet`);
     const start = BigInt(m[4]);
     const len = m[5] === 'EOF' ? 0n : BigInt(m[5]) - start + 1n;
-    out.push({ flag: m[1] === 'FLOCK' ? FL_FLOCK : FL_POSIX, type: m[2] === 'WRITE' ? F_WRLCK : F_RDLCK, pid, fd, start, len });
+    out.push({ flag: m[1] === 'FLOCK' ? FL_FLOCK : m[1] === 'OFDLCK' ? FL_OFDLCK : FL_POSIX, type: m[2] === 'WRITE' ? F_WRLCK : F_RDLCK, pid, fd, start, len });
   }
   return out;
 }
@@ -25,14 +28,15 @@ export function parseFdLocks(fdinfo: string, pid: number, fd: number): FileLockE
 /** Every flock and POSIX lock the tasks hold, by the fd they hold it through (file-locks.img). */
 export function dumpLocks(ctx: DumpContext): void {
   const all: FileLockEntry[] = [];
+  const perDescription = new Set<string>();
   for (const task of ctx.tasks) {
-    const flocked = new Set<string>();
     for (const fd of task.fds) {
       for (const lock of parseFdLocks(procRead(task.pid, `fdinfo/${fd.fd}`), task.pid, fd.fd)) {
-        // A flock belongs to the description: dup'ed fds all show it, it is taken once.
-        const key = `${fd.dev}:${fd.ino}:${fd.info.pos}`;
-        if (lock.flag === FL_FLOCK && flocked.has(key)) continue;
-        if (lock.flag === FL_FLOCK) flocked.add(key);
+        // flock and OFD locks belong to the description: every fd of it, in every task, shows
+        // them; each is taken once, through the first fd found.
+        const key = `${lock.flag}:${fd.dev}:${fd.ino}:${fd.info.pos}:${lock.type}:${lock.start}:${lock.len}`;
+        if (lock.flag !== FL_POSIX && perDescription.has(key)) continue;
+        if (lock.flag !== FL_POSIX) perDescription.add(key);
         all.push(lock);
       }
     }
@@ -48,7 +52,7 @@ export function restoreLocks(ctx: RestoreContext): void {
   for (const task of ctx.tasks) {
     const remote = task.remote;
     for (const l of locks.filter((x) => x.pid === task.pid)) {
-      const what = `${l.flag === FL_FLOCK ? 'flock' : 'POSIX lock'} on fd ${l.fd}`;
+      const what = `${l.flag === FL_FLOCK ? 'flock' : l.flag === FL_OFDLCK ? 'OFD lock' : 'POSIX lock'} on fd ${l.fd}`;
       if (l.flag === FL_FLOCK) {
         remote.call('flock', SYS.flock, [l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB], what);
         continue;
@@ -59,7 +63,9 @@ export function restoreLocks(ctx: RestoreContext): void {
       fl.writeInt16LE(0 /* SEEK_SET */, 2);
       fl.writeBigInt64LE(l.start, 8);
       fl.writeBigInt64LE(l.len, 16);
-      remote.call('fcntl(F_SETLK)', SYS.fcntl, [l.fd, F.SETLK, remote.stage(fl)], what);
+      // an OFD lock is held by the description whatever fd sets it; l_pid must be 0
+      const cmd = l.flag === FL_OFDLCK ? F.OFD_SETLK : F.SETLK;
+      remote.call(l.flag === FL_OFDLCK ? 'fcntl(F_OFD_SETLK)' : 'fcntl(F_SETLK)', SYS.fcntl, [l.fd, cmd, remote.stage(fl)], what);
       remote.resetData();
     }
   }

@@ -62,6 +62,14 @@ export class TimerfdKind implements FileKind {
     if (clock !== t.clockid) out.push({ what: 'timerfd clock', expected: `${t.clockid}`, actual: `${clock}` });
     const [isec, insec] = timespecOf(live.info.extra.get('it_interval'));
     if (isec !== t.isec || insec !== t.insec) out.push({ what: 'timerfd interval', expected: `${t.isec}.${t.insec}`, actual: `${isec}.${insec}` });
+    // a one-shot timer that ran out since the dump is disarmed by the kernel: only compare
+    // periodic timers and ones the dump saw disarmed
+    const [vsec, vnsec] = timespecOf(live.info.extra.get('it_value'));
+    const armedNow = vsec !== 0n || vnsec !== 0n || isec !== 0n || insec !== 0n;
+    const armedThen = t.vsec !== 0n || t.vnsec !== 0n || t.isec !== 0n || t.insec !== 0n;
+    if (armedNow !== armedThen && (t.isec || t.insec || !armedThen)) {
+      out.push({ what: 'timerfd', expected: armedThen ? 'armed' : 'disarmed', actual: armedNow ? 'armed' : 'disarmed' });
+    }
     return out;
   }
 }

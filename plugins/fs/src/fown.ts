@@ -1,0 +1,93 @@
+import {
+  F, O, SYS, procRead,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type FownEntry,
+  type RestoreContext, type RestoreTask,
+} from '@amber/core';
+
+const O_ASYNC = 0o20000;
+
+/** The sub-message of a files.img entry that carries `fown` (reg, pipe, efd...), if any. */
+function ownedPart(desc: FileDescription): { fown: FownEntry; flags?: number } | undefined {
+  for (const v of Object.values(desc)) {
+    if (v && typeof v === 'object' && 'fown' in v) return v as { fown: FownEntry; flags?: number };
+  }
+  return undefined;
+}
+
+/**
+ * F_SETOWN / F_SETSIG state of a description. fdinfo does not show it, so the task itself is
+ * asked (injected fcntl F_GETOWN_EX and F_GETSIG). pid_type is the f_owner_ex type
+ * (F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2); uid and euid are the dumping task's.
+ */
+export function dumpFown(task: DumpTask, fd: number): FownEntry | undefined {
+  const remote = task.remote;
+  remote.resetData();
+  const owner = remote.reserve(8);
+  remote.call('fcntl(F_GETOWN_EX)', SYS.fcntl, [fd, F.GETOWN_EX, owner], `fd ${fd}`);
+  const ex = remote.memory.read(owner, 8);
+  remote.resetData();
+  const signum = remote.call('fcntl(F_GETSIG)', SYS.fcntl, [fd, F.GETSIG, 0], `fd ${fd}`);
+  const pid = ex.readInt32LE(4);
+  if (pid === 0 && signum === 0) return undefined;
+  const uids = (/^Uid:\s+(\d+)\s+(\d+)/m.exec(procRead(task.pid, 'status')) ?? ['', '0', '0']).map(Number);
+  return { uid: uids[1], euid: uids[2], signum, pidType: ex.readInt32LE(0), pid };
+}
+
+function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: { fown: FownEntry; flags?: number }): void {
+  const { fown } = part;
+  const remote = task.remote;
+  if (fown.pid) {
+    remote.resetData();
+    const ex = Buffer.alloc(8);
+    ex.writeInt32LE(fown.pidType, 0);
+    ex.writeInt32LE(fown.pid, 4);
+    const r = remote.callRaw(SYS.fcntl, [fd, F.SETOWN_EX, remote.stage(ex)]);
+    remote.resetData();
+    if (r < 0) ctx.log.warn(`pid ${task.pid}: fd owner ${fown.pid} (type ${fown.pidType}) not set again: errno ${-r}`);
+  }
+  if (fown.signum) remote.call('fcntl(F_SETSIG)', SYS.fcntl, [fd, F.SETSIG, fown.signum], `fd ${fd}`);
+  // O_ASYNC is ignored by open(2) and the create calls: only F_SETFL turns it on.
+  if ((part.flags ?? 0) & O_ASYNC) {
+    const now = remote.call('fcntl(F_GETFL)', SYS.fcntl, [fd, F.GETFL, 0], `fd ${fd}`);
+    remote.call('fcntl(F_SETFL)', SYS.fcntl, [fd, F.SETFL, now | O_ASYNC], `fd ${fd}`);
+  }
+}
+
+/** A file kind whose descriptions also keep their owner and signal (F_SETOWN_EX / F_SETSIG) and O_ASYNC. */
+export class OwnedKind implements FileKind {
+  readonly fdType: number;
+  readonly name: string;
+  readonly restoreOrder?: number;
+
+  constructor(private readonly kind: FileKind) {
+    this.fdType = kind.fdType;
+    this.name = kind.name;
+    this.restoreOrder = kind.restoreOrder;
+  }
+
+  claims(fd: FdResource): boolean {
+    return this.kind.claims(fd);
+  }
+
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
+    const desc = this.kind.dumpDescription(ctx, task, fd, id);
+    const part = ownedPart(desc);
+    // O_PATH fds have no owner (fcntl F_GETOWN_EX fails on them with EBADF)
+    if (part && !(fd.info.flags & O.PATH)) {
+      const fown = dumpFown(task, fd.fd);
+      if (fown) part.fown = fown;
+    }
+    return desc;
+  }
+
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+    const fd = this.kind.openDescription(ctx, task, entry);
+    const part = ownedPart(entry);
+    if (part && (part.fown.pid || part.fown.signum || (part.flags ?? 0) & O_ASYNC)) restoreFown(ctx, task, fd, part);
+    return fd;
+  }
+
+  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+    return this.kind.compareDescription?.(live, entry) ?? [];
+  }
+}
