@@ -15,8 +15,8 @@ interface Run {
   maxRssKb: number;
 }
 
-function engine(args: string[]): Run {
-  const r = spawnSync(process.execPath, [join(__dirname, 'engine-runner.js'), ...args], { encoding: 'utf8' });
+function engine(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const r = spawnSync(process.execPath, [join(__dirname, 'engine-runner.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`amber ${args[0]} failed: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as Run;
 }
@@ -102,7 +102,33 @@ async function main(): Promise<void> {
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  await benchDataPaths();
   await benchTree();
+}
+
+/** The two ways pages leave a task: writev injected into it, or process_vm_readv + write by amber. */
+async function benchDataPaths(mb = 1024): Promise<void> {
+  const dir = mkdtempSync(join(SHM, 'amber-bench-paths-'));
+  try {
+    const times: Record<string, number[]> = { task: [], amber: [] };
+    for (let round = 0; round < 4; round++) {
+      for (const via of ['task', 'amber']) {
+        rmSync(dir, { recursive: true, force: true });
+        const target = await startTarget('memhog', [String(mb)], { timeoutMs: 120_000 });
+        const d = engine(['dump', String(target.pid), dir], via === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : {});
+        await reap(target.pid);
+        if (round > 0) times[via].push(d.seconds);
+      }
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(
+      `\ndump of ${mb} MiB, median of 3: writev injected into the task ${med(times.task).toFixed(3)} s, ` +
+        `process_vm_readv + write by amber ${med(times.amber).toFixed(3)} s`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
+  }
 }
 
 /** A tree of 50 processes with 4 threads each: what freezing, creating and rebuilding many tasks costs. */
