@@ -76,7 +76,7 @@ export class TaskCreator {
       const r = maker.callRaw(SYS.clone3, [maker.stage(args), CLONE_ARGS_SIZE]);
       if (r === -errnoNumber('EEXIST')) {
         if (pidHolder(pid)?.state === 'Z' && Date.now() < deadline) {
-          execFileSync('sleep', ['0.05']);
+          sleepSync(50);
           continue;
         }
         throw new BusyPidError(pid, describeHolder(pid));
@@ -109,7 +109,7 @@ export class TaskCreator {
     const until = Date.now() + 5000;
     while (!safeReadlink(`/proc/${pid}/exe`).endsWith('/sleep')) {
       if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
-      execFileSync('sleep', ['0.01']);
+      sleepSync(2);
     }
     const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
     tracee.setSigmask(ALL_SIGNALS);
@@ -126,6 +126,12 @@ export class TaskCreator {
     this.helper = { pid, tracee, remote };
     return this.helper;
   }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks amber's (only) thread for ms: every ptrace call must come from this thread anyway. */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 function safeReadlink(p: string): string {
