@@ -43,7 +43,7 @@ export default class Dump extends EngineCommand {
     this.progressLine.clear();
     const what = report.pids.length === 1 ? `pid ${report.pids[0]}` : `${plural(report.pids.length, 'process', 'processes')} (${report.pids.join(', ')})`;
     const fate = flags['leave-running'] ? 'left running' : 'killed';
-    this.log(`Dumped ${what} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (${fate})`);
+    this.log(`Dumped ${what} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (${fate}); amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
     const counters = counterLine(report.counters);
     if (counters) this.log(`  ${counters}`);
   }

@@ -30,7 +30,7 @@ export default class Restore extends EngineCommand {
     this.progressLine.clear();
     const what = report.pids.length === 1 ? `pid ${report.rootPid}` : `${plural(report.pids.length, 'process', 'processes')} (root pid ${report.rootPid})`;
     if (detached) {
-      this.log(`Restored ${what} from ${flags['images-dir']} in ${report.seconds.toFixed(2)} s`);
+      this.log(`Restored ${what} from ${flags['images-dir']} in ${report.seconds.toFixed(2)} s; amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
       return;
     }
     // Like CRIU, pass the restored root's exit status on to whoever started us.

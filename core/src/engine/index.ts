@@ -8,3 +8,4 @@ export * from './dump';
 export * from './restore';
 export * from './compare';
 export * from './check';
+export * from './peak-rss';
