@@ -3,9 +3,12 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTargetsSync, cleanup, reap, startTarget, verdict } from '../harness';
+import { kill, SIG } from '@amber/core';
+import { buildTargetsSync, cleanup, readLog, reap, sleep, startTarget, verdict } from '../harness';
 
 const SIZES_MB = (process.env.AMBER_BENCH_SIZES ?? '256,1024,4096').split(',').map(Number);
+/** Sizes of the incremental run: pre-dump, 1% of the pages rewritten, dump against the pre-dump. */
+const INCR_SIZES_MB = (process.env.AMBER_BENCH_INCR_SIZES ?? '1024').split(',').filter(Boolean).map(Number);
 /** CRIU 4.2 on this machine, images on tmpfs (amber issue 4): MiB -> [dump s, restore s]. */
 const CRIU: Record<number, [number, number]> = { 1024: [1.0, 0.75], 4096: [8.5, 3.5] };
 const SHM = '/dev/shm';
@@ -13,6 +16,7 @@ const SHM = '/dev/shm';
 interface Run {
   seconds: number;
   maxRssKb: number;
+  report?: { counters?: Record<string, number> };
 }
 
 function engine(args: string[]): Run {
@@ -97,7 +101,40 @@ async function main(): Promise<void> {
       await cleanup();
     }
   }
-  const head = ['size', 'dump s', 'restore s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy', 'dump/CRIU', 'restore/CRIU'];
+  printTable(['size', 'dump s', 'restore s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy', 'dump/CRIU', 'restore/CRIU'], rows);
+  if (INCR_SIZES_MB.length) {
+    console.log('');
+    printTable(['size', 'pre-dump s', '1% dirtied, dump s', 'pages written', 'of pages', 'restore s (chain)'], await incremental());
+  }
+}
+
+/** pre-dump, SIGUSR2 (memhog rewrites 1% of its pages), dump --prev-images-dir, restore, verify. */
+async function incremental(): Promise<string[][]> {
+  const rows: string[][] = [];
+  for (const mb of INCR_SIZES_MB) {
+    const base = mkdtempSync(join(SHM, 'amber-bench-incr-'));
+    try {
+      const target = await startTarget('memhog', [String(mb)], { timeoutMs: 120_000 });
+      const pre = engine(['pre-dump', String(target.pid), join(base, '1')]);
+      kill(target.pid, SIG.USR2);
+      while (!/^DIRTIED 1 /m.test(readLog(target))) await sleep(5);
+      const fin = engine(['dump', String(target.pid), join(base, '2'), '../1']);
+      await reap(target.pid);
+      const rr = engine(['restore', join(base, '2')]);
+      const v = await verdict(target, 120_000);
+      if (!v.passed) throw new Error(`memhog ${mb} MiB did not verify after an incremental restore: ${v.lines.join(' | ')}`);
+      const written = statSync(join(base, '2', 'pages-1.img')).size / 4096;
+      const all = (mb << 20) / 4096;
+      rows.push([`${mb} MiB`, pre.seconds.toFixed(3), fin.seconds.toFixed(3), String(written), `${((written / all) * 100).toFixed(2)}%`, rr.seconds.toFixed(3)]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+      await cleanup();
+    }
+  }
+  return rows;
+}
+
+function printTable(head: string[], rows: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(head));
