@@ -16,8 +16,11 @@ import type { PluginRegistry } from './registry';
  * write-protect *async* mode (UFFD_FEATURE_WP_ASYNC, Linux 6.7). What the kernel does:
  *   - UFFDIO_REGISTER(MODE_WP) marks each VMA VM_UFFD_WP (smaps VmFlags "uw") and ties it to the
  *     uffd's context; UFFDIO_WRITEPROTECT sets the uffd-wp bit in every pte of the range (and in
- *     swap ptes). Pages never faulted in get no bit (we do not ask for WP_UNPOPULATED: it would
- *     allocate page tables over sparse areas), so a first write there maps a fresh page without it.
+ *     swap ptes) and, in empty ptes, installs uffd-wp *markers* (measured on 6.18 with WP_ASYNC,
+ *     anonymous memory included): those allocate page tables and read as swapped pages. So amber
+ *     protects only the pages it has just dumped, never whole VMAs; a page populated later has no
+ *     bit and reads as WRITTEN. A protected page the task zaps (MADV_DONTNEED) leaves a marker:
+ *     a page that is not present is therefore never taken as unchanged.
  *   - In async mode a write to a protected pte does not queue a fault message: the fault handler
  *     just clears the bit and lets the write go on. Nobody has to read the uffd.
  *   - PAGEMAP_SCAN reports PAGE_IS_WRITTEN for every pte whose uffd-wp bit is clear: written

@@ -174,7 +174,7 @@ export class MemoryPlugin implements ResourcePlugin {
         removeTracking(task.remote, ctx.log);
         continue;
       }
-      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, ctx.log) };
+      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, ctx.log) };
       ctx.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
     }
   }

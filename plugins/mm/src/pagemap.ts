@@ -201,7 +201,9 @@ function scanDirty(pagemapFd: number, vma: VmaEntry, dirtyCategory: number, add:
       if (e <= s) continue;
       seen = e;
       const cat = Number(scanVec.readBigUInt64LE(i * 24 + 16));
-      add(s, Number((e - s) / PAGE), (cat & dirtyCategory) !== 0);
+      // Not present (swapped, or a uffd-wp marker left where a protected page was zapped, e.g.
+      // by MADV_DONTNEED): never trusted as unchanged; reading it gives its true contents.
+      add(s, Number((e - s) / PAGE), (cat & dirtyCategory) !== 0 || (cat & PAGE_IS.PRESENT) === 0);
     }
     start = nextScanStart(start, vma.end, n);
   }

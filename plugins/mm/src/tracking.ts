@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import {
-  F, findAmberTracker, O, PAGE_IS, softDirtyWorks, SYS, trackerSlot, UFFD,
+  F, findAmberTracker, O, PAGE_IS, PAGE_SIZE, softDirtyWorks, SYS, trackerSlot, UFFD,
   type Logger, type PagemapHead, type RemoteSyscall, type TrackerFd, type TrackingMode,
 } from '@amber/core';
+import type { PagemapEntry } from './pagemap';
 import { hasPrivatePages, VMA, type VmaEntry } from './vmas';
 
 /*
@@ -56,7 +57,9 @@ function trackable(vmas: VmaEntry[]): VmaEntry[] {
  * generation: an older image set no longer matches the task (trackingIntact).
  * Returns what the pagemap head records.
  */
-export function armTracking(remote: RemoteSyscall, vmas: VmaEntry[], log: Logger): Pick<PagemapHead, 'amberTracking' | 'amberTrackerFd' | 'amberTrackerIno'> {
+export function armTracking(
+  remote: RemoteSyscall, vmas: VmaEntry[], dumped: PagemapEntry[], log: Logger,
+): Pick<PagemapHead, 'amberTracking' | 'amberTrackerFd' | 'amberTrackerIno'> {
   const pid = remote.pid;
   if (trackingMode() === 'soft-dirty') {
     writeFileSync(`/proc/${pid}/clear_refs`, '4');
@@ -65,33 +68,50 @@ export function armTracking(remote: RemoteSyscall, vmas: VmaEntry[], log: Logger
   removeTracking(remote, log);
   const tracker = createTracker(remote);
   const fd = tracker.fd;
-  let armed = 0;
+  const tracked: VmaEntry[] = [];
   for (const v of trackable(vmas)) {
-    const len = v.end - v.start;
+    const reg = Buffer.alloc(32);
+    reg.writeBigUInt64LE(v.start, 0);
+    reg.writeBigUInt64LE(v.end - v.start, 8);
+    reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_WP), 16);
     remote.resetData();
-    {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(len, 8);
-      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_WP), 16);
-      const r = remote.callRaw(SYS.ioctl, [fd, UFFD.IOC_REGISTER, remote.stage(reg)]);
-      if (r < 0) {
-        // another userfaultfd owns it (EBUSY), or a kind uffd refuses: dumped in full next time
-        log.debug(`pid ${pid}: VMA 0x${v.start.toString(16)} not tracked (UFFDIO_REGISTER errno ${-r})`);
-        continue;
-      }
-    }
+    const r = remote.callRaw(SYS.ioctl, [fd, UFFD.IOC_REGISTER, remote.stage(reg)]);
+    // another userfaultfd owns it (EBUSY), or a kind uffd refuses: dumped in full next time
+    if (r < 0) log.debug(`pid ${pid}: VMA 0x${v.start.toString(16)} not tracked (UFFDIO_REGISTER errno ${-r})`);
+    else tracked.push(v);
+  }
+  // Only the pages just dumped are write-protected, not whole VMAs: UFFDIO_WRITEPROTECT puts
+  // uffd-wp *markers* into the empty ptes of a range (measured on 6.18, anonymous memory too),
+  // which allocates page tables over sparse areas (128 MiB for a 64 GiB one) and makes every hole
+  // read as a swapped page. A page the task populates later has no bit, so it reads as WRITTEN.
+  let armed = 0;
+  for (const range of mergedRanges(dumped)) {
+    if (!tracked.some((v) => range.start >= v.start && range.end <= v.end)) continue;
     const wp = Buffer.alloc(24);
-    wp.writeBigUInt64LE(v.start, 0);
-    wp.writeBigUInt64LE(len, 8);
+    wp.writeBigUInt64LE(range.start, 0);
+    wp.writeBigUInt64LE(range.end - range.start, 8);
     wp.writeBigUInt64LE(BigInt(UFFD.WRITEPROTECT_MODE_WP), 16);
+    remote.resetData();
     const r = remote.callRaw(SYS.ioctl, [fd, UFFD.IOC_WRITEPROTECT, remote.stage(wp)]);
-    // A VMA left unprotected only reads as all written: safe.
-    if (r < 0) log.debug(`pid ${pid}: VMA 0x${v.start.toString(16)} not write-protected (errno ${-r})`);
+    // A range left unprotected only reads as all written: safe.
+    if (r < 0) log.debug(`pid ${pid}: 0x${range.start.toString(16)} not write-protected (errno ${-r})`);
     else armed++;
   }
-  log.debug(`pid ${pid}: dirty tracking armed on ${armed} VMA(s), userfaultfd at fd ${fd}`);
+  log.debug(`pid ${pid}: dirty tracking armed: ${tracked.length} VMA(s), ${armed} range(s) write-protected, userfaultfd at fd ${fd}`);
   return { amberTracking: 'uffd-wp', amberTrackerFd: fd, amberTrackerIno: tracker.ino };
+}
+
+/** Dumped runs (whatever their flags) joined where they touch; runs never span two VMAs' gaps. */
+function mergedRanges(runs: PagemapEntry[]): { start: bigint; end: bigint }[] {
+  const out: { start: bigint; end: bigint }[] = [];
+  for (const r of runs) {
+    const start = r.vaddr;
+    const end = r.vaddr + BigInt(r.nrPages * PAGE_SIZE);
+    const last = out[out.length - 1];
+    if (last && last.end === start) last.end = end;
+    else out.push({ start, end });
+  }
+  return out;
 }
 
 /** userfaultfd(WP_ASYNC) created by the task itself, moved to amber's high fd slot. */

@@ -142,3 +142,15 @@ test('a dump against a parent older than the last pre-dump is not trusted: all p
   assert.ok(pagesWritten(join(base, '3')) >= (64 << 20) / 4096, 'full dump');
   await restoreAndVerify(t, join(base, '3'));
 });
+
+test('tracking a sparse 64 GiB area costs no page tables, and the incremental dump stays small', async () => {
+  const t = await startTarget('mem_flags');
+  const base = makeTmpDir('predump-sparse');
+  const pte = () => Number(/^VmPTE:\s+(\d+)/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))![1]);
+  const before = pte();
+  run(['pre-dump', '-t', String(t.pid), '-D', join(base, '1')]);
+  assert.ok(pte() < before + 1024, `page tables grew from ${before} to ${pte()} kB`);
+  run(['dump', '-t', String(t.pid), '-D', join(base, '2'), '--prev-images-dir', '../1', '--track-mem']);
+  assert.ok(statSync(join(base, '2', 'pages-1.img')).size < 8 << 20, 'holes are not dumped');
+  await restoreAndVerify(t, join(base, '2'));
+});
