@@ -63,7 +63,7 @@ function pagemapHasPfn(): boolean {
 }
 
 /** clear_refs accepts "4" even without CONFIG_MEM_SOFT_DIRTY; only a dirtied page tells. */
-function softDirtyWorks(): boolean {
+export function softDirtyWorks(): boolean {
   try {
     const probe = Buffer.alloc(4096 * 2);
     const page = (addressOf(probe) / 4096n + 1n) * 4096n;

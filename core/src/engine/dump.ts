@@ -13,6 +13,7 @@ import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
+import { linkParent } from './predump';
 import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
@@ -50,6 +51,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   const tasks: DumpTask[] = [];
   const stats = new Map<number, ProcStat>();
   let succeeded = false;
+  let ctx: DumpContext | undefined;
   try {
     const objects = new SharedObjects();
     for (const f of frozen) {
@@ -73,7 +75,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     fdTable.check(tasks);
     faultPoint('dump:after-seize');
 
-    const ctx: DumpContext = {
+    ctx = {
       options, store, objects, tasks, log, files: new FileRegistry(),
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
     };
@@ -102,8 +104,14 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
 
     writeTaskImages(ctx, frozen, stats, cores);
     if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
+    if (options.prevImagesDir) linkParent(options.imagesDir, options.prevImagesDir);
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
+    // The images are complete whatever happens now: a plugin that cannot finish says so.
+    for (const p of plugins) await p.afterDump?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
+  } catch (e) {
+    if (ctx) for (const p of plugins) await p.afterDump?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
+    throw e;
   } finally {
     finishDump(frozen, holds, succeeded && !options.leaveRunning, log);
   }

@@ -3,6 +3,7 @@ import { O, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
+import { isAmberTracker } from './predump';
 import type { FdinfoEntry } from '../images';
 import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
@@ -19,13 +20,16 @@ const FD_CLOEXEC = 1;
 
 /** Every open fd of a frozen task, with what fstat and fdinfo say about it. */
 export function collectFds(pid: number): FdResource[] {
-  return listFds(pid).map(({ fd, link }) => {
+  const fds = listFds(pid).map(({ fd, link }) => {
     const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     return {
       pid, fd, link, mode: Number(st.mode), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
       info: readFdinfo(pid, fd),
     };
   });
+  // AMBER'S OWN FD: the dirty-tracking userfaultfd a pre-dump parks in the task (engine/predump.ts).
+  // It is not the task's state: never dumped, restored or compared; a final dump closes it.
+  return fds.filter((f) => !isAmberTracker(f));
 }
 
 /**

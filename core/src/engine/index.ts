@@ -5,6 +5,7 @@ export * from './fd-table';
 export * from './fault';
 export * from './registry';
 export * from './dump';
+export * from './predump';
 export * from './restore';
 export * from './compare';
 export * from './check';

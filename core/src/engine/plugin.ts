@@ -72,6 +72,15 @@ export interface DumpOptions {
   plugins?: string[];
   log?: Logger;
   progress?: (done: number, total: number, what: string) => void;
+  /**
+   * Incremental dumps (see engine/predump.ts). `preDump`: memory only, the tree keeps running and
+   * dirty-page tracking is armed in it. `prevImagesDir`: the previous (pre-)dump (relative to
+   * imagesDir unless absolute); pages unchanged since it are referenced, not written.
+   * `trackMem`: leave the tracking armed after a successful dump (with leaveRunning).
+   */
+  preDump?: boolean;
+  prevImagesDir?: string;
+  trackMem?: boolean;
 }
 
 export interface DumpContext {
@@ -152,6 +161,12 @@ export interface ResourcePlugin {
   readonly phase: RestorePhase;
   readonly fileKinds?: readonly FileKind[];
   dump?(ctx: DumpContext): Promise<void>;
+  /**
+   * Runs once the dump has succeeded (the inventory is written) or failed, while the tree is still
+   * frozen: state a plugin leaves in the tasks (dirty tracking) is armed or dropped here, never
+   * before the images are complete.
+   */
+  afterDump?(ctx: DumpContext, succeeded: boolean): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
   compare?(ctx: CompareContext): Promise<Difference[]>;
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */

@@ -155,6 +155,10 @@ export interface MmEntry {
 
 export interface PagemapHead {
   pagesId: number;
+  /** amber: dirty tracking armed in the task when this (pre-)dump ended */
+  amberTracking?: string;
+  amberTrackerFd?: number;
+  amberTrackerIno?: bigint;
 }
 
 export interface PagemapEntry {

@@ -20,6 +20,7 @@ export const SYS = {
   mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
   seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
+  userfaultfd: 323,
 } as const;
 
 /** fcntl(2) commands. */
@@ -107,6 +108,27 @@ export const PM_SCAN_ARG_SIZE = 96;
 export const PAGE_IS = {
   WPALLOWED: 1 << 0, WRITTEN: 1 << 1, FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4, PFNZERO: 1 << 5,
   HUGE: 1 << 6, SOFT_DIRTY: 1 << 7,
+} as const;
+/** pm_scan_arg.flags: write-protect what matched (needs uffd-wp async), fail on VMAs without it. */
+export const PM_SCAN = { WP_MATCHING: 1 << 0, CHECK_WPASYNC: 1 << 1 } as const;
+
+/**
+ * userfaultfd(2) and its ioctls (linux/userfaultfd.h; the numbers of Linux >= 6.7, whose
+ * installed header may be older than the kernel). Sizes: uffdio_api 24, uffdio_register 32,
+ * uffdio_range 16, uffdio_writeprotect 24 bytes.
+ */
+export const UFFD = {
+  API: 0xaa,
+  /** userfaultfd() flag: only user-mode faults; allowed without CAP_SYS_PTRACE. */
+  USER_MODE_ONLY: 1,
+  FEATURE_WP_UNPOPULATED: 1 << 13,
+  FEATURE_WP_ASYNC: 1 << 15,
+  REGISTER_MODE_WP: 2,
+  WRITEPROTECT_MODE_WP: 1,
+  IOC_API: 0xc018aa3f,
+  IOC_REGISTER: 0xc020aa00,
+  IOC_UNREGISTER: 0x8010aa01,
+  IOC_WRITEPROTECT: 0xc018aa06,
 } as const;
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;

@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { PAGE_SIZE, processVmRead, readMaps, FileRegistry, type CompareContext, type Difference, type FileDescription } from '@amber/core';
+import { PAGE_SIZE, processVmRead, readMaps, FileRegistry, type PagemapHead, type CompareContext, type Difference, type FileDescription } from '@amber/core';
 import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
+import { locatePages, PagemapLevel } from './parent';
 import { protOf, type MmEntry } from './vmas';
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -57,20 +58,23 @@ function coalesce(areas: Area[]): Area[] {
 
 function comparePages(ctx: CompareContext, pid: number): Difference[] {
   const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${pid}`);
-  const fd = openSync(ctx.store.pagesPath((pm.head as { pagesId: number }).pagesId), 'r');
+  // pages of an incremental dump may live in its parent image sets
+  const pieces = locatePages(PagemapLevel.of(ctx.store, pid, pm.entries, pm.head as PagemapHead));
+  const fds = new Map<string, number>();
   const diffs: Difference[] = [];
   const chunk = 8 << 20;
   const a = Buffer.alloc(chunk);
   const b = Buffer.alloc(chunk);
-  let fileOff = 0;
   const owned = ctx.kernelOwned(pid);
   try {
-    for (const run of pm.entries) {
-      const len = run.nrPages * PAGE_SIZE;
+    for (const piece of pieces) {
+      let fd = fds.get(piece.path);
+      if (fd === undefined) fds.set(piece.path, (fd = openSync(piece.path, 'r')));
+      const len = piece.len;
       for (let off = 0; off < len && diffs.length < 20; off += chunk) {
         const n = Math.min(chunk, len - off);
-        readSync(fd, a, 0, n, fileOff + off);
-        const at = run.vaddr + BigInt(off);
+        readSync(fd, a, 0, n, piece.offset + off);
+        const at = piece.addr + BigInt(off);
         processVmRead(pid, at, b, n);
         for (const k of owned) {
           const from = k.start > at ? k.start : at;
@@ -80,14 +84,13 @@ function comparePages(ctx: CompareContext, pid: number): Difference[] {
         if (a.compare(b, 0, n, 0, n) !== 0) {
           let i = 0;
           while (a[i] === b[i]) i++;
-          const page = run.vaddr + BigInt(off + i - (i % PAGE_SIZE));
-          diffs.push({ plugin: 'mm', pid, what: `page at ${hex(page)}`, expected: 'dumped contents', actual: `differs from byte ${hex(run.vaddr + BigInt(off + i))}` });
+          const page = piece.addr + BigInt(off + i - (i % PAGE_SIZE));
+          diffs.push({ plugin: 'mm', pid, what: `page at ${hex(page)}`, expected: 'dumped contents', actual: `differs from byte ${hex(piece.addr + BigInt(off + i))}` });
         }
       }
-      fileOff += len;
     }
   } finally {
-    closeSync(fd);
+    for (const fd of fds.values()) closeSync(fd);
   }
   return diffs;
 }

@@ -2,14 +2,16 @@ import 'reflect-metadata';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { injectable } from 'tsyringe';
 import {
-  AmberError, ImageStore, O, PAGE_SIZE, parseSmapsVmFlags, PR, procRead, readAuxv, readLink, SYS,
-  type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
+  AmberError, faultPoint, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  resolvePrevDir, SYS, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
 import { mlockallOf } from './madvise';
 import { ObjectDumper, objectKind, readObjects } from './objects';
-import { dumpableRuns, scannedRuns, type PagemapEntry } from './pagemap';
+import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagemap';
+import { locatePages, PagemapLevel } from './parent';
+import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
 import { copyThroughAmber, transfer } from './transfer';
 import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
@@ -18,6 +20,13 @@ export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
     super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which amber cannot dump yet`);
   }
+}
+
+/** Appends a run of pages, merged with the previous one when they touch and agree. */
+function addRun(runs: PagemapEntry[], vaddr: bigint, nrPages: number, flags: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last.flags === flags && last.vaddr + BigInt(last.nrPages * PAGE_SIZE) === vaddr) last.nrPages += nrPages;
+  else runs.push({ vaddr, nrPages, flags });
 }
 
 /** Memory: VMAs, pages, the vDSO, brk and the other mm fields. */
@@ -38,8 +47,9 @@ export class MemoryPlugin implements ResourcePlugin {
     const objects = readObjects(ctx.store);
     for (const [i, task] of ctx.tasks.entries()) {
       const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
-      const pagesId = (pm.head as { pagesId: number }).pagesId;
-      rebuildAddressSpace(ctx, task, mms[i], pm.entries, ctx.store.pagesPath(pagesId), objects);
+      // an incremental dump's unchanged pages are found down its parent chain
+      const pieces = locatePages(PagemapLevel.of(ctx.store, task.pid, pm.entries, pm.head as PagemapHead));
+      rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
     }
   }
 
@@ -88,11 +98,30 @@ export class MemoryPlugin implements ResourcePlugin {
     };
 
     const t0 = performance.now();
+    const parent = this.parentOf(ctx, pid);
     const runs: PagemapEntry[] = [];
     const pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     let pages = 0;
+    let inParent = 0;
     try {
-      for (const v of vmas) if (hasPrivatePages(v)) pages += scannedRuns(pagemapFd, v, runs) ?? dumpableRuns(pagemapFd, v, runs);
+      for (const v of vmas) {
+        if (!hasPrivatePages(v)) continue;
+        // Only a VMA still registered since the parent was dumped ("uw") can say what did not change.
+        if (parent && (parent.mode === 'soft-dirty' || vmFlags.get(v.start)?.includes('uw'))) {
+          // runs never span two VMAs: restore makes each VMA it fills writable for the time
+          const own: PagemapEntry[] = [];
+          for (const r of dirtyRuns(pagemapFd, v, dirtyCategory(parent.mode))) {
+            const end = r.vaddr + BigInt(r.nrPages) * BigInt(PAGE_SIZE);
+            const fromParent = !r.dirty && parent.level.covers(r.vaddr, end);
+            addRun(own, r.vaddr, r.nrPages, fromParent ? PagemapFlag.PARENT : PagemapFlag.PRESENT);
+            if (fromParent) inParent += r.nrPages;
+            else pages += r.nrPages;
+          }
+          runs.push(...own);
+        } else {
+          pages += scannedRuns(pagemapFd, v, runs) ?? dumpableRuns(pagemapFd, v, runs);
+        }
+      }
     } finally {
       closeSync(pagemapFd);
     }
@@ -100,8 +129,8 @@ export class MemoryPlugin implements ResourcePlugin {
     const t1 = performance.now();
     const pagesPath = ctx.store.pagesPath(pagesId);
     writeFileSync(pagesPath, '', { mode: 0o600 });
-    if (runs.length) {
-      const segments = runs.map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE }));
+    if (pages) {
+      const segments = runs.filter((r) => r.flags === PagemapFlag.PRESENT).map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE }));
       const total = pages * PAGE_SIZE;
       let done = 0;
       const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
@@ -123,9 +152,58 @@ export class MemoryPlugin implements ResourcePlugin {
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
     ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
+    this.dumped(ctx).set(pid, { vmas, runs, pagesId });
     ctx.count('vmas', vmas.length);
     ctx.count('pages', pages);
     ctx.count('bytes', pages * PAGE_SIZE);
+    if (parent) ctx.count('pages in parent', inParent);
+  }
+
+  /**
+   * After the images are complete: a pre-dump (or dump --track-mem --leave-running) arms the dirty
+   * tracking and records it in the pagemap head; any other successful dump removes it. A failed
+   * dump changes nothing, so the task keeps whatever tracking it had.
+   */
+  async afterDump(ctx: DumpContext, succeeded: boolean): Promise<void> {
+    if (!succeeded) return;
+    const keep = ctx.options.preDump || (ctx.options.trackMem && ctx.options.leaveRunning);
+    for (const task of ctx.tasks) {
+      const d = this.dumped(ctx).get(task.pid);
+      if (!d) continue;
+      faultPoint('dump:mm-tracking');
+      if (!keep) {
+        removeTracking(task.remote, ctx.log);
+        continue;
+      }
+      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, ctx.log) };
+      ctx.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
+    }
+  }
+
+  private readonly perDump = new WeakMap<DumpContext, Map<number, { vmas: VmaEntry[]; runs: PagemapEntry[]; pagesId: number }>>();
+
+  private dumped(ctx: DumpContext) {
+    let m = this.perDump.get(ctx);
+    if (!m) this.perDump.set(ctx, (m = new Map()));
+    return m;
+  }
+
+  /** The previous image set of an incremental dump, if its tracking can still be trusted. */
+  private parentOf(ctx: DumpContext, pid: number): { level: PagemapLevel; mode: TrackingMode } | undefined {
+    const prev = ctx.options.prevImagesDir;
+    if (!prev) return undefined;
+    const dir = resolvePrevDir(ctx.options.imagesDir, prev);
+    const level = PagemapLevel.open(dir, pid);
+    if (!level) {
+      ctx.log.warn(`pid ${pid}: ${dir} holds no memory of it; dumping all its pages`);
+      return undefined;
+    }
+    const intact = trackingIntact(pid, level.head);
+    if (typeof intact === 'string') {
+      ctx.log.warn(`pid ${pid}: ${intact}; dumping all its pages`);
+      return undefined;
+    }
+    return { level, mode: intact.mode };
   }
 }
 

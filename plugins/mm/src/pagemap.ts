@@ -80,6 +80,7 @@ export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[
   const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
   let pages = 0;
   let last: PagemapEntry | undefined;
+  let seen = vma.start;
   for (let start = vma.start; start < vma.end; ) {
     scanArg.fill(0);
     scanArg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
@@ -101,16 +102,110 @@ export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[
     }
     scanWorks = true;
     for (let i = 0; i < n; i++) {
-      const s = scanVec.readBigUInt64LE(i * 24);
+      let s = scanVec.readBigUInt64LE(i * 24);
       const e = scanVec.readBigUInt64LE(i * 24 + 8);
+      if (s < seen) s = seen;
+      if (e <= s) continue;
+      seen = e;
       const nr = Number((e - s) / PAGE);
       pages += nr;
       if (last && last.vaddr + BigInt(last.nrPages) * PAGE === s) last.nrPages += nr;
       else out.push((last = { vaddr: s, nrPages: nr, flags: PagemapFlag.PRESENT }));
     }
-    const walkEnd = scanArg.readBigUInt64LE(32);
-    if (walkEnd <= start) throw new Error(`PAGEMAP_SCAN made no progress at 0x${start.toString(16)}`);
-    start = walkEnd;
+    start = nextScanStart(start, vma.end, n);
   }
   return pages;
+}
+
+/**
+ * Where the next PAGEMAP_SCAN call starts. A call that returned fewer regions than the vector
+ * holds walked the whole range. Only a full vector means it stopped early, at walk_end. (Measured
+ * on 6.18: once a call has produced more than the kernel's internal 512-region buffer, walk_end
+ * keeps the address of that internal flush, not the range's end, so trusting it re-walks a tail
+ * whose regions were already returned; callers also drop regions before what they have seen.)
+ */
+function nextScanStart(start: bigint, end: bigint, n: number): bigint {
+  if (n < REGIONS_PER_SCAN) return end;
+  const walkEnd = scanArg.readBigUInt64LE(32);
+  if (walkEnd <= start) throw new Error(`PAGEMAP_SCAN made no progress at 0x${start.toString(16)}`);
+  return walkEnd;
+}
+
+/** A run of dumpable pages and whether the dirty tracking says they changed since it was armed. */
+export interface DirtyRun {
+  vaddr: bigint;
+  nrPages: number;
+  dirty: boolean;
+}
+
+/**
+ * The dumpable pages of `vma` (as dumpableRuns) split by a dirty category: PAGE_IS_WRITTEN
+ * (uffd-wp async tracking) or PAGE_IS_SOFT_DIRTY. Without PAGEMAP_SCAN, soft-dirty is read from
+ * pagemap bit 55 and WRITTEN cannot be read, so every page counts as dirty.
+ */
+export function dirtyRuns(pagemapFd: number, vma: VmaEntry, dirtyCategory: number): DirtyRun[] {
+  const out: DirtyRun[] = [];
+  const add = (vaddr: bigint, nr: number, dirty: boolean) => {
+    const last = out[out.length - 1];
+    if (last && last.dirty === dirty && last.vaddr + BigInt(last.nrPages) * PAGE === vaddr) last.nrPages += nr;
+    else out.push({ vaddr, nrPages: nr, dirty });
+  };
+  if (scanWorks !== false && scanDirty(pagemapFd, vma, dirtyCategory, add)) return out;
+  const plain: PagemapEntry[] = [];
+  dumpableRuns(pagemapFd, vma, plain);
+  if (dirtyCategory !== PAGE_IS.SOFT_DIRTY) {
+    for (const r of plain) add(r.vaddr, r.nrPages, true);
+    return out;
+  }
+  const buf = Buffer.alloc(ENTRIES_PER_READ * 8);
+  for (const r of plain) {
+    const first = Number(r.vaddr / PAGE);
+    for (let done = 0; done < r.nrPages; ) {
+      const n = Math.min(r.nrPages - done, ENTRIES_PER_READ);
+      readSync(pagemapFd, buf, 0, n * 8, (first + done) * 8);
+      for (let i = 0; i < n; i++) add(BigInt(first + done + i) * PAGE, 1, (buf.readUInt32LE(i * 8 + 4) & 0x00800000) !== 0);
+      done += n;
+    }
+  }
+  return out;
+}
+
+function scanDirty(pagemapFd: number, vma: VmaEntry, dirtyCategory: number, add: (vaddr: bigint, nr: number, dirty: boolean) => void): boolean {
+  const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
+  let seen = vma.start;
+  for (let start = vma.start; start < vma.end; ) {
+    scanArg.fill(0);
+    scanArg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
+    scanArg.writeBigUInt64LE(start, 16);
+    scanArg.writeBigUInt64LE(vma.end, 24);
+    scanArg.writeBigUInt64LE(addressOf(scanVec), 40);
+    scanArg.writeBigUInt64LE(BigInt(REGIONS_PER_SCAN), 48);
+    scanArg.writeBigUInt64LE(BigInt(skip), 64);
+    scanArg.writeBigUInt64LE(BigInt(skip), 72);
+    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 80);
+    // regions come back split wherever a category of the return mask changes
+    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | dirtyCategory), 88);
+    const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
+    if (n < 0) {
+      if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
+        scanWorks = false;
+        return false;
+      }
+      throw new KernelError('ioctl(PAGEMAP_SCAN)', -n, undefined, `0x${start.toString(16)}`);
+    }
+    scanWorks = true;
+    for (let i = 0; i < n; i++) {
+      let s = scanVec.readBigUInt64LE(i * 24);
+      const e = scanVec.readBigUInt64LE(i * 24 + 8);
+      if (s < seen) s = seen;
+      if (e <= s) continue;
+      seen = e;
+      const cat = Number(scanVec.readBigUInt64LE(i * 24 + 16));
+      // Not present (swapped, or a uffd-wp marker left where a protected page was zapped, e.g.
+      // by MADV_DONTNEED): never trusted as unchanged; reading it gives its true contents.
+      add(s, Number((e - s) / PAGE), (cat & dirtyCategory) !== 0 || (cat & PAGE_IS.PRESENT) === 0);
+    }
+    start = nextScanStart(start, vma.end, n);
+  }
+  return true;
 }

@@ -2,9 +2,12 @@
 // print, in the same run, what this machine's memcpy and tmpfs writes do with the same size.
 import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { amber, buildTargetsSync, cleanup, reap, startTarget, verdict } from '../harness';
+import { kill, SIG } from '@amber/core';
+import { amber, buildTargetsSync, cleanup, readLog, reap, sleep, startTarget, verdict } from '../harness';
 
 const SIZES_MB = (process.env.AMBER_BENCH_SIZES ?? '256,1024,4096').split(',').map(Number);
+/** Sizes of the incremental run: pre-dump, 1% of the pages rewritten, dump against the pre-dump. */
+const INCR_SIZES_MB = (process.env.AMBER_BENCH_INCR_SIZES ?? '1024').split(',').filter(Boolean).map(Number);
 /** CRIU 4.2 on this machine, images on tmpfs (amber issue 4): MiB -> [dump s, restore s]. */
 const CRIU: Record<number, [number, number]> = { 1024: [1.0, 0.75], 4096: [8.5, 3.5] };
 const SHM = '/dev/shm';
@@ -22,7 +25,10 @@ interface Run {
  * CRIU's figures include its own), with amber's peak RSS from its summary line.
  */
 function engine(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const argv = args[0] === 'dump' ? ['dump', '-t', args[1], '-D', args[2]] : ['restore', '-D', args[1], '-d'];
+  const argv =
+    args[0] === 'restore'
+      ? ['restore', '-D', args[1], '-d']
+      : [args[0], '-t', args[1], '-D', args[2], ...(args[3] ? ['--prev-images-dir', args[3], '--track-mem'] : [])];
   const t0 = performance.now();
   const r = amber(argv, { env, timeoutMs: 300_000 });
   const seconds = (performance.now() - t0) / 1000;
@@ -115,13 +121,46 @@ async function main(): Promise<void> {
       await cleanup();
     }
   }
-  const head = ['size', 'dump s', 'restore s', 'dump engine s', 'restore engine s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy', 'dump/CRIU', 'restore/CRIU'];
+  printTable(['size', 'dump s', 'restore s', 'dump engine s', 'restore engine s', 'dump MB/s', 'restore MB/s', 'peak RSS', 'image', 'memcpy MB/s', 'tmpfs write MB/s', 'dump/tmpfs', 'restore/memcpy', 'dump/CRIU', 'restore/CRIU'], rows);
+  if (INCR_SIZES_MB.length) {
+    console.log('');
+    printTable(['size', 'pre-dump s', '1% dirtied, dump s', 'pages written', 'of pages', 'restore s (chain)'], await incremental());
+  }
+  await benchDataPaths();
+  await benchTree();
+}
+
+/** pre-dump, SIGUSR2 (memhog rewrites 1% of its pages), dump --prev-images-dir, restore, verify. */
+async function incremental(): Promise<string[][]> {
+  const rows: string[][] = [];
+  for (const mb of INCR_SIZES_MB) {
+    const base = mkdtempSync(join(SHM, 'amber-bench-incr-'));
+    try {
+      const target = await startTarget('memhog', [String(mb)], { timeoutMs: 120_000 });
+      const pre = engine(['pre-dump', String(target.pid), join(base, '1')]);
+      kill(target.pid, SIG.USR2);
+      while (!/^DIRTIED 1 /m.test(readLog(target))) await sleep(5);
+      const fin = engine(['dump', String(target.pid), join(base, '2'), '../1']);
+      await reap(target.pid);
+      const rr = engine(['restore', join(base, '2')]);
+      const v = await verdict(target, 120_000);
+      if (!v.passed) throw new Error(`memhog ${mb} MiB did not verify after an incremental restore: ${v.lines.join(' | ')}`);
+      const written = statSync(join(base, '2', 'pages-1.img')).size / 4096;
+      const all = (mb << 20) / 4096;
+      rows.push([`${mb} MiB`, pre.seconds.toFixed(3), fin.seconds.toFixed(3), String(written), `${((written / all) * 100).toFixed(2)}%`, rr.seconds.toFixed(3)]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+      await cleanup();
+    }
+  }
+  return rows;
+}
+
+function printTable(head: string[], rows: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
-  await benchDataPaths();
-  await benchTree();
 }
 
 /** The two ways pages leave a task: writev injected into it, or process_vm_readv + write by amber. */
