@@ -163,24 +163,34 @@ function printTable(head: string[], rows: string[][]): void {
   for (const r of rows) console.log(line(r));
 }
 
-/** The two ways pages leave a task: writev injected into it, or process_vm_readv + write by amber. */
+/**
+ * The ways pages can move. Dump: writev injected into the task, or process_vm_readv + write by
+ * amber. Restore: UFFDIO_COPY from the mapped image, or madvise(POPULATE_WRITE) + preadv.
+ */
 async function benchDataPaths(mb = 1024): Promise<void> {
   const dir = mkdtempSync(join(SHM, 'amber-bench-paths-'));
   try {
-    const times: Record<string, number[]> = { task: [], amber: [] };
+    const times: Record<string, number[]> = { task: [], amber: [], uffd: [], preadv: [] };
     for (let round = 0; round < 4; round++) {
-      for (const via of ['task', 'amber']) {
+      for (const [dumpVia, fill] of [['task', 'uffd'], ['amber', 'preadv']]) {
         rmSync(dir, { recursive: true, force: true });
         const target = await startTarget('memhog', [String(mb)], { timeoutMs: 120_000 });
-        const d = engine(['dump', String(target.pid), dir], via === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : {});
+        const d = engine(['dump', String(target.pid), dir], dumpVia === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : {});
         await reap(target.pid);
-        if (round > 0) times[via].push(d.seconds);
+        const r = engine(['restore', dir], fill === 'preadv' ? { AMBER_FILL: 'preadv' } : {});
+        const v = await verdict(target, 120_000);
+        if (!v.passed) throw new Error(`memhog did not verify after a ${fill} restore: ${v.lines.join(' | ')}`);
+        if (round > 0) {
+          times[dumpVia].push(d.engineSeconds);
+          times[fill].push(r.engineSeconds);
+        }
       }
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(3);
     console.log(
-      `\ndump of ${mb} MiB, median of 3 whole commands: writev injected into the task ${med(times.task).toFixed(3)} s, ` +
-        `process_vm_readv + write by amber ${med(times.amber).toFixed(3)} s`,
+      `\n${mb} MiB, engine time, median of 3: dump by writev injected into the task ${med(times.task)} s, ` +
+        `by process_vm_readv + write in amber ${med(times.amber)} s; restore by UFFDIO_COPY ${med(times.uffd)} s, ` +
+        `by populate + preadv ${med(times.preadv)} s`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
