@@ -25,15 +25,16 @@ export function checkFeatures(): Feature[] {
     { name: 'Linux >= 5.10 on x86-64', present: process.arch === 'x64' && (major > 5 || (major === 5 && minor >= 10)), required: true, why: 'clone3 set_tid, pidfd_getfd, close_range, PTRACE_GET_RSEQ_CONFIGURATION', detail: `${release()} ${process.arch}` },
     { name: 'CAP_SYS_PTRACE', present: hasCap(CAP.SYS_PTRACE), required: true, why: 'seizing and injecting syscalls into tasks of other users' },
     { name: 'CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)', present: hasCap(CAP.CHECKPOINT_RESTORE) || hasCap(CAP.SYS_ADMIN), required: true, why: 'clone3 with set_tid (same pids), PR_SET_MM_MAP, reading PFNs in pagemap' },
-    { name: 'CAP_SYS_RESOURCE', present: hasCap(CAP.SYS_RESOURCE), required: false, why: 'not needed: amber uses PR_SET_MM_MAP and reads /proc/PID/limits instead' },
+    { name: 'CAP_SYS_RESOURCE', present: hasCap(CAP.SYS_RESOURCE), required: false, why: 'raising a restored hard resource limit above amber\'s own (else it is lowered to it, with a warning); mm fields go through PR_SET_MM_MAP, which does not need it' },
     { name: 'kcmp', present: probe(SYS.kcmp, [process.pid, process.pid, KCMP.VM, 0, 0]) === 0, required: true, why: 'telling shared kernel objects apart (CONFIG_KCMP)' },
-    { name: 'pidfd_open / pidfd_getfd', present: pidfdWorks(), required: false, why: 'copying a task\'s fds into amber (sockets, pipes)' },
+    { name: 'pidfd_open / pidfd_getfd', present: pidfdWorks(), required: true, why: 'one open file shared by several restored processes; reading pipe contents without consuming them' },
     { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: false, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
     { name: 'PR_GET_TID_ADDRESS', present: existsSync('/proc/self/map_files'), required: true, why: 'CONFIG_CHECKPOINT_RESTORE: tid address, map_files, set_tid' },
     { name: '/proc/PID/pagemap with PFNs', present: pagemapHasPfn(), required: false, why: 'skipping zero pages in dumps' },
     { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
     { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
-    { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'lazy restore and write-protect dirty tracking' },
+    { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
+    { name: 'PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15)', present: major > 6 || (major === 6 && minor >= 15), required: false, why: 'POSIX timers keep their ids when the dumped ids have holes' },
   ];
   return out;
 }
