@@ -76,10 +76,25 @@ let scanWorks: boolean | undefined;
  * Returns undefined when the kernel lacks the ioctl.
  */
 export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[]): number | undefined {
-  if (scanWorks === false) return undefined;
-  const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
   let pages = 0;
   let last: PagemapEntry | undefined;
+  const ok = pagemapScan(pagemapFd, vma, PAGE_IS.PRESENT | PAGE_IS.SWAPPED, (s, e) => {
+    const nr = Number((e - s) / PAGE);
+    pages += nr;
+    if (last && last.vaddr + BigInt(last.nrPages) * PAGE === s) last.nrPages += nr;
+    else out.push((last = { vaddr: s, nrPages: nr, flags: PagemapFlag.PRESENT }));
+  });
+  return ok ? pages : undefined;
+}
+
+/**
+ * Walks vma with PAGEMAP_SCAN for present or swapped pages that are neither file pages nor the
+ * zero page, calling onRegion(start, end, categories) for each region (split wherever a category
+ * of returnMask changes). False when the kernel lacks the ioctl.
+ */
+function pagemapScan(pagemapFd: number, vma: VmaEntry, returnMask: number, onRegion: (s: bigint, e: bigint, cat: number) => void): boolean {
+  if (scanWorks === false) return false;
+  const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
   let seen = vma.start;
   for (let start = vma.start; start < vma.end; ) {
     scanArg.fill(0);
@@ -91,12 +106,12 @@ export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[
     scanArg.writeBigUInt64LE(BigInt(skip), 64); // inverted: "not file, not the zero page"
     scanArg.writeBigUInt64LE(BigInt(skip), 72);
     scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 80);
-    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 88);
+    scanArg.writeBigUInt64LE(BigInt(returnMask), 88);
     const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
     if (n < 0) {
       if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
         scanWorks = false;
-        return undefined;
+        return false;
       }
       throw new KernelError('ioctl(PAGEMAP_SCAN)', -n, undefined, `0x${start.toString(16)}`);
     }
@@ -107,14 +122,11 @@ export function scannedRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry[
       if (s < seen) s = seen;
       if (e <= s) continue;
       seen = e;
-      const nr = Number((e - s) / PAGE);
-      pages += nr;
-      if (last && last.vaddr + BigInt(last.nrPages) * PAGE === s) last.nrPages += nr;
-      else out.push((last = { vaddr: s, nrPages: nr, flags: PagemapFlag.PRESENT }));
+      onRegion(s, e, Number(scanVec.readBigUInt64LE(i * 24 + 16)));
     }
     start = nextScanStart(start, vma.end, n);
   }
-  return pages;
+  return true;
 }
 
 /**
@@ -171,41 +183,9 @@ export function dirtyRuns(pagemapFd: number, vma: VmaEntry, dirtyCategory: numbe
 }
 
 function scanDirty(pagemapFd: number, vma: VmaEntry, dirtyCategory: number, add: (vaddr: bigint, nr: number, dirty: boolean) => void): boolean {
-  const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
-  let seen = vma.start;
-  for (let start = vma.start; start < vma.end; ) {
-    scanArg.fill(0);
-    scanArg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
-    scanArg.writeBigUInt64LE(start, 16);
-    scanArg.writeBigUInt64LE(vma.end, 24);
-    scanArg.writeBigUInt64LE(addressOf(scanVec), 40);
-    scanArg.writeBigUInt64LE(BigInt(REGIONS_PER_SCAN), 48);
-    scanArg.writeBigUInt64LE(BigInt(skip), 64);
-    scanArg.writeBigUInt64LE(BigInt(skip), 72);
-    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 80);
-    // regions come back split wherever a category of the return mask changes
-    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | dirtyCategory), 88);
-    const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
-    if (n < 0) {
-      if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
-        scanWorks = false;
-        return false;
-      }
-      throw new KernelError('ioctl(PAGEMAP_SCAN)', -n, undefined, `0x${start.toString(16)}`);
-    }
-    scanWorks = true;
-    for (let i = 0; i < n; i++) {
-      let s = scanVec.readBigUInt64LE(i * 24);
-      const e = scanVec.readBigUInt64LE(i * 24 + 8);
-      if (s < seen) s = seen;
-      if (e <= s) continue;
-      seen = e;
-      const cat = Number(scanVec.readBigUInt64LE(i * 24 + 16));
-      // Not present (swapped, or a uffd-wp marker left where a protected page was zapped, e.g.
-      // by MADV_DONTNEED): never trusted as unchanged; reading it gives its true contents.
-      add(s, Number((e - s) / PAGE), (cat & dirtyCategory) !== 0 || (cat & PAGE_IS.PRESENT) === 0);
-    }
-    start = nextScanStart(start, vma.end, n);
-  }
-  return true;
+  return pagemapScan(pagemapFd, vma, PAGE_IS.PRESENT | PAGE_IS.SWAPPED | dirtyCategory, (s, e, cat) => {
+    // Not present (swapped, or a uffd-wp marker left where a protected page was zapped, e.g.
+    // by MADV_DONTNEED): never trusted as unchanged; reading it gives its true contents.
+    add(s, Number((e - s) / PAGE), (cat & dirtyCategory) !== 0 || (cat & PAGE_IS.PRESENT) === 0);
+  });
 }
