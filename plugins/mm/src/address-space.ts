@@ -10,6 +10,7 @@ import type { PagemapEntry } from './pagemap';
 import type { PagePiece } from './parent';
 import { transfer } from './transfer';
 import { fillByUffdCopy } from './uffd-fill';
+import { bridgePieces } from './bridge';
 
 const PRCTL_MM_MAP_SIZE = 104;
 
@@ -57,7 +58,7 @@ export function rebuildAddressSpace(
   }
   restorer.finish();
 
-  const bytes = fillPages(ctx, remote, pagemap, pieces, mm.vmas);
+  const bytes = fillPages(ctx, remote, pieces, mm.vmas);
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
     remote.call('mprotect', SYS.mprotect, [v.start, v.end - v.start, v.prot], `VMA 0x${v.start.toString(16)}`);
@@ -139,30 +140,37 @@ function setMmFields(ctx: RestoreContext, remote: RemoteSyscall, mm: MmEntry): v
  * Reads every page in, by the task itself: one preadv per stretch of a pages file that is read
  * in order (one stretch for a plain dump; an incremental one also reads its parents' files).
  */
-function fillPages(ctx: RestoreContext, remote: RemoteSyscall, pagemap: PagemapEntry[], allPieces: PagePiece[], vmas: VmaEntry[]): number {
+function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: PagePiece[], vmas: VmaEntry[]): number {
   if (!allPieces.length) return 0;
-  const total = allPieces.reduce((n, p) => n + p.len, 0);
+  // A chain's pieces are widened and put oldest first (later ones overwrite); UFFDIO_COPY cannot
+  // overwrite, so it only takes the oldest set's pieces, written first.
+  const ordered = new Set(allPieces.map((p) => p.depth)).size > 1 ? bridgePieces(allPieces) : allPieces;
+  const oldest = ordered.reduce((m, p) => Math.max(m, p.depth), 0);
+  const total = ordered.reduce((n, p) => n + p.len, 0);
   let done = 0;
   const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
-  let pieces = allPieces;
+  let pieces = ordered;
   // UFFDIO_COPY by default (measured: 1 GiB in ~0.41 s against ~0.47 s for populate + preadv);
   // AMBER_FILL=preadv forces the other path, so `npm run bench` can compare the two.
-  if (process.env.AMBER_FILL !== 'preadv') pieces = fillByUffdCopy(remote, vmas, allPieces, progress);
+  if (process.env.AMBER_FILL !== 'preadv') {
+    const first = fillByUffdCopy(remote, vmas, ordered.filter((p) => p.depth === oldest), progress);
+    pieces = [...first, ...ordered.filter((p) => p.depth !== oldest)];
+  }
   if (!pieces.length) return total;
   // What is left goes through preadv. Faulting the pages in one madvise per run beats taking a
   // fault per page inside preadv (measured: 1 GiB in ~0.46 s instead of ~0.52 s). Best effort:
   // kernels < 5.14 lack it.
+  // Only the first writer of a page populates it: newer pieces of a chain land on present pages.
   const ranges: { addr: bigint; len: number }[] = [];
-  const starts = new Set(pieces.map((q) => q.addr));
-  for (const p of pagemap) {
-    if (!starts.has(p.vaddr)) continue;
+  for (const p of [...pieces].filter((q) => q.depth === oldest).sort((a, b) => (a.addr < b.addr ? -1 : 1))) {
     const last = ranges[ranges.length - 1];
-    if (last && last.addr + BigInt(last.len) === p.vaddr) last.len += p.nrPages * PAGE_SIZE;
-    else ranges.push({ addr: p.vaddr, len: p.nrPages * PAGE_SIZE });
+    if (last && last.addr + BigInt(last.len) === p.addr) last.len += p.len;
+    else ranges.push({ addr: p.addr, len: p.len });
   }
   for (const r of ranges) remote.callRaw(SYS.madvise, [r.addr, r.len, MADV.POPULATE_WRITE]);
 
   let bytes = total - pieces.reduce((n, p) => n + p.len, 0);
+  // files in the order of their first piece: oldest set first
   const byFile = new Map<string, PagePiece[]>();
   for (const p of pieces) {
     const list = byFile.get(p.path);

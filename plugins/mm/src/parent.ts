@@ -11,6 +11,8 @@ export interface PagePiece {
   len: number;
   path: string;
   offset: number;
+  /** 0 for the image set being restored, 1 for its parent, ... */
+  depth: number;
 }
 
 interface LocatedEntry {
@@ -90,7 +92,7 @@ export class PagemapLevel {
       if (e.start > cursor) break;
       const to = e.end < end ? e.end : end;
       if (e.flags & PagemapFlag.PRESENT) {
-        out.push({ addr: cursor, len: Number(to - cursor), path: this.pagesPath, offset: e.offset + Number(cursor - e.start) });
+        out.push({ addr: cursor, len: Number(to - cursor), path: this.pagesPath, offset: e.offset + Number(cursor - e.start), depth: this.depth });
       } else if (e.flags & PagemapFlag.PARENT) {
         const parent = this.parent();
         if (!parent) throw this.missing(cursor, 'has no parent image set (DIR/parent)');
