@@ -6,6 +6,7 @@
  * Usage: files WORKDIR
  */
 #define _GNU_SOURCE
+#include "target.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -40,31 +41,10 @@
 #define LOCK_START 10
 #define LOCK_LEN 20
 
-static volatile sig_atomic_t got_usr1;
 static char workdir[3800];
-static int failures;
 static int pipe_r, pipe_w, fifo_r, fifo_w, ghost, shared1, shared2, cloexec_fd, efd, tfd_slow, tfd_fast, sfd, epfd,
 	ifd, mfd, flock_fd, posix_fd, null_fd, dir_fd, opath_fd, renamed_fd;
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	va_end(ap);
-	failures++;
-}
-
-static void die(const char *what)
-{
-	printf("SETUP ERROR: %s: %s\n", what, strerror(errno));
-	exit(2);
-}
-
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static const char *in_workdir(const char *name)
 {
@@ -365,17 +345,12 @@ static void check_locks(void)
 
 int main(int argc, char **argv)
 {
-	syscall(SYS_close_range, 3, ~0U, 0);
+	start(0);
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
 		return 2;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(workdir, sizeof workdir, "%s", argv[1]);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
 	setup();
 	pid_t pid = getpid();
 	printf("READY %d\n", pid);
@@ -388,8 +363,5 @@ int main(int argc, char **argv)
 	check_files();
 	check_anon();
 	check_locks();
-	if (failures)
-		return 1;
-	printf("PASS\n");
-	return 0;
+	return finish();
 }

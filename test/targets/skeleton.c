@@ -1,3 +1,4 @@
+#include "target.h"
 #include <sys/syscall.h>
 /*
  * skeleton: sets up a broad sample of process state, prints "READY <pid>", waits
@@ -40,7 +41,6 @@
 #define MXCSR_DAZ 0x0040u
 #define MXCSR_CONTROL 0xFFC0u /* the low six bits are sticky exception flags */
 
-static volatile sig_atomic_t got_usr1;
 static volatile sig_atomic_t usr2_runs;
 static __thread uint64_t tls_value;
 
@@ -55,28 +55,7 @@ static long double div_upward_x87;
 static unsigned mxcsr_before;
 static volatile uint64_t counter, shadow;
 static int loop_error;
-static int failures;
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	va_end(ap);
-	failures++;
-}
-
-static void die(const char *what)
-{
-	printf("SETUP ERROR: %s: %s\n", what, strerror(errno));
-	fflush(stdout);
-	exit(2);
-}
-
-static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 static void on_usr2(int sig) { (void)sig; usr2_runs++; }
 
 static void path_in_workdir(char *out, size_t len, const char *name)
@@ -389,14 +368,11 @@ static void check_task(void)
 
 int main(int argc, char **argv)
 {
-	/* Start like a daemon: drop fds leaked by whatever launched us, so the fd
-	 * table holds exactly what this program sets up. */
-	syscall(SYS_close_range, 3, ~0U, 0);
+	start(0);
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
 		return 2;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(workdir, sizeof workdir, "%s", argv[1]);
 	tls_value = TLS_MAGIC;
 	setup_heap();
@@ -422,8 +398,5 @@ int main(int argc, char **argv)
 	check_fpu();
 	check_layout();
 	check_task();
-	if (failures)
-		return 1;
-	printf("PASS\n");
-	return 0;
+	return finish();
 }
