@@ -8,3 +8,4 @@ export {
   type StartOptions, type Target, type Verdict,
 } from './targets';
 export { makeTmpDir, removeTmpDirs } from './tmp';
+export { amberOk, critDecode, descendants, type CritImage } from './checks';

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, makeTmpDir, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, cleanup, describeAmber, makeTmpDir, startTarget, verdict, WORKDIR , critDecode } from '../harness';
 
 after(cleanup);
 
 type Json = Record<string, unknown>;
 
-function crit(file: string): { magic: string; entries: Json[] } {
-  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { magic: string; entries: Json[] };
-}
+const crit = critDecode;
 
 test("Debian's crit decodes every image of a real dump, with the values amber shows", async () => {
   const t = await startTarget('skeleton', [WORKDIR]);

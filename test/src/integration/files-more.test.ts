@@ -1,31 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, WORKDIR, amberOk, critDecode, descendants } from '../harness';
 
 after(cleanup);
 
-function run(args: string[]) {
-  const r = amber(args);
-  assert.equal(r.status, 0, describeAmber(args, r));
-  return r;
-}
+const run = amberOk;
 
-function crit(file: string): { entries: Record<string, unknown>[] } {
-  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { entries: Record<string, unknown>[] };
-}
+const crit = critDecode;
 
-function children(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-}
 
 test('pidfds, fanotify marks, an OFD lock, fd owners, a closed epoll target and an unlinked file opened twice come back, twice in a row', async () => {
   const t = await startTarget('files_more', [WORKDIR]);
-  const pids = [t.pid, ...children(t.pid)];
+  const pids = descendants(t.pid);
   assert.equal(pids.length, 2);
   for (let round = 1; round <= 2; round++) {
     const dir = makeTmpDir(`files-more-${round}`);
@@ -58,7 +46,7 @@ test('crit decodes the fanotify, pidfd, OFD lock, owner, remap and ghost images'
   assert.equal(remaps.length, 2);
   assert.equal(remaps[0].remap_id, remaps[1].remap_id, 'both opens map to one ghost');
   assert.equal(readdirSync(dir).filter((n) => n.startsWith('ghost-file-')).length, 1, 'one ghost file');
-  for (const pid of [t.pid, ...children(t.pid)]) assert.ok(isAlive(pid));
+  for (const pid of descendants(t.pid)) assert.ok(isAlive(pid));
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });

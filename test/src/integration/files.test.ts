@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, reap, snapshotProc, startTarget, verdict, WORKDIR,
+  amberOk, critDecode,
 } from '../harness';
 
 after(cleanup);
 
-function run(args: string[]) {
-  const r = amber(args);
-  assert.equal(r.status, 0, describeAmber(args, r));
-  return r;
-}
+const run = amberOk;
 
-function crit(file: string): { entries: Record<string, unknown>[] } {
-  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { entries: Record<string, unknown>[] };
-}
+const crit = critDecode;
 
 test('pipes, FIFOs, unlinked files, eventfd, timerfd, signalfd, epoll, inotify, memfd and locks come back, twice in a row', async () => {
   const t = await startTarget('files', [WORKDIR]);

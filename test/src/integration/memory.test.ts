@@ -6,21 +6,14 @@ import { after, test } from 'node:test';
 import {
   amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, reap, snapshotProc, startTarget, targetPath,
   verdict, WORKDIR, type Target,
+  amberOk, critDecode,
 } from '../harness';
 
 after(cleanup);
 
-function run(args: string[], env?: NodeJS.ProcessEnv) {
-  const r = amber(args, { env });
-  assert.equal(r.status, 0, describeAmber(args, r));
-  return r;
-}
+const run = amberOk;
 
-function crit(file: string): { magic: string; entries: Record<string, unknown>[] } {
-  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { magic: string; entries: Record<string, unknown>[] };
-}
+const crit = critDecode;
 
 /**
  * Objects that exist only in memory (shared anonymous memory, memfds, deleted files) are created

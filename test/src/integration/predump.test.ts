@@ -1,27 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { kill, SIG } from '@amber/core';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, type Target } from '../harness';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, type Target, amberOk, critDecode } from '../harness';
 
 after(cleanup);
 
 const MB = 256;
 const PAGES = (MB << 20) / 4096;
 
-function run(args: string[], env?: NodeJS.ProcessEnv) {
-  const r = amber(args, { env });
-  assert.equal(r.status, 0, describeAmber(args, r));
-  return r;
-}
+const run = amberOk;
 
-function crit(file: string): { entries: Record<string, unknown>[] } {
-  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { entries: Record<string, unknown>[] };
-}
+const crit = critDecode;
 
 /** SIGUSR2: memhog rewrites 1% of its pages; waits for its "DIRTIED <round>". */
 async function dirty(t: Target, round: number): Promise<void> {

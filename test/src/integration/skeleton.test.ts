@@ -6,16 +6,13 @@ import { after, test } from 'node:test';
 import {
   amber, cleanup, cliEntry, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget,
   verdict, WORKDIR,
+  amberOk,
 } from '../harness';
 import { parseMaps, processVmRead, processVmWrite } from '@amber/core';
 
 after(cleanup);
 
-function run(args: string[]) {
-  const r = amber(args);
-  assert.equal(r.status, 0, describeAmber(args, r));
-  return r;
-}
+const run = amberOk;
 
 test('a dumped process is gone, comes back with its pid and its state, twice in a row', async () => {
   const t = await startTarget('skeleton', [WORKDIR]);

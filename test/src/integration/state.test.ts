@@ -2,14 +2,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict } from '../harness';
+import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, amberOk } from '../harness';
 
 after(cleanup);
 
-function run(args: string[], env?: NodeJS.ProcessEnv) {
-  const r = amber(args, { env });
-  assert.equal(r.status, 0, describeAmber(args, r));
-}
+const run = amberOk;
 
 for (const asNobody of [false, true]) {
   const who = asNobody ? 'uid 65534' : 'root';

@@ -2,19 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, cleanup, isAlive, makeTmpDir, procState, reap, startTarget, verdict, WORKDIR, amberOk, descendants } from '../harness';
 
 after(cleanup);
-
-/** pid and every descendant, from /proc/PID/task/TID/children. */
-function descendants(pid: number): number[] {
-  const out = [pid];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-    if (kids) for (const k of kids.split(/\s+/).map(Number)) out.push(...descendants(k));
-  }
-  return out;
-}
 
 function identity(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -22,10 +12,7 @@ function identity(pid: number): string {
   return `pid ${pid} state ${f[0]} ppid ${f[1]} pgid ${f[2]} sid ${f[3]}`;
 }
 
-function run(args: string[]) {
-  const r = amber(args);
-  assert.equal(r.status, 0, describeAmber(args, r));
-}
+const run = amberOk;
 
 test('a tree with groups, a session, a grandchild, a zombie and a stopped child comes back as it was, twice', async () => {
   const t = await startTarget('tree');

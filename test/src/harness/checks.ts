@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { amber, describeAmber, type AmberResult } from './cli';
+
+/** Runs amber and asserts it succeeded; the failure message carries its whole output. */
+export function amberOk(args: string[], env?: NodeJS.ProcessEnv): AmberResult {
+  const r = amber(args, { env });
+  assert.equal(r.status, 0, describeAmber(args, r));
+  return r;
+}
+
+export interface CritImage {
+  magic: string;
+  // crit's JSON: whatever fields the image has
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  entries: Record<string, any>[];
+}
+
+/** Debian's `crit decode -i FILE` as JSON; asserts crit could decode it. */
+export function critDecode(file: string): CritImage {
+  const r = spawnSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `crit decode -i ${file}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as CritImage;
+}
+
+/** pid and every descendant, from /proc/PID/task/TID/children. */
+export function descendants(pid: number): number[] {
+  const out = [pid];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (kids) for (const k of kids.split(/\s+/).map(Number)) out.push(...descendants(k));
+  }
+  return out;
+}
