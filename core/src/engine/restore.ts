@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
 import { CLONE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
-import { kill, prctl, WaitStatus } from '../kernel/syscalls';
+import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
@@ -94,7 +94,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (!plan.task) continue;
       try {
         kill(plan.task.pid, SIG.KILL);
-        for (const th of plan.threads) waitGone(th.tracee);
+        for (const th of plan.threads) th.tracee.runToExit('being killed');
       } catch {
         // already gone
       }
@@ -300,27 +300,7 @@ function exitTask(remote: RemoteSyscall, code: number, sig = 0): void {
   regs.set('si', sig);
   remote.tracee.setRegs(regs);
   remote.tracee.cont(0);
-  for (;;) {
-    let st: number;
-    try {
-      st = remote.tracee.wait('exiting');
-    } catch {
-      return; // gone: a zombie for its parent, or reaped already
-    }
-    const stopSig = WaitStatus.stopSig(st);
-    remote.tracee.cont(stopSig === SIG.TRAP ? 0 : stopSig);
-  }
-}
-
-function waitGone(tracee: Tracee): void {
-  for (;;) {
-    try {
-      tracee.wait('being killed');
-    } catch {
-      return;
-    }
-    tracee.cont(0);
-  }
+  remote.tracee.runToExit('exiting');
 }
 
 function rangeOf(s: { base: bigint; size: number }) {

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { WNOHANG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { waitpid, WaitStatus } from '../kernel/syscalls';
+import { pidHolder } from '../task/creator';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,17 +20,9 @@ export async function waitForExit(pid: number, pollMs = 50): Promise<number | un
       }
     } catch (e) {
       if (!(e instanceof KernelError && e.errnoName === 'ECHILD')) throw e;
-      if (!existsSync(`/proc/${pid}`) || isZombie(pid)) return undefined;
+      const holder = pidHolder(pid);
+      if (!holder || holder.state === 'Z') return undefined;
     }
     await sleep(pollMs);
-  }
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] === 'Z';
-  } catch {
-    return true;
   }
 }

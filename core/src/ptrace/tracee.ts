@@ -3,7 +3,7 @@ import { KernelError } from '../kernel/errors';
 import { addressOf } from '../kernel/libc';
 import { Registers, USER_REGS_SIZE } from '../kernel/regs';
 import { ptrace, ptraceBuf, waitpid, WaitStatus } from '../kernel/syscalls';
-import { TaskGoneError, UnexpectedStopError } from './errors';
+import { TaskGoneError } from './errors';
 
 export interface RseqConfig {
   pointer: bigint;
@@ -67,11 +67,22 @@ export class Tracee {
     return status;
   }
 
-  /** Waits for a stop and checks it is a plain SIGTRAP (our int3). */
-  waitTrap(during: string): number {
-    const status = this.wait(during);
-    if (WaitStatus.stopSig(status) !== SIG.TRAP) throw new UnexpectedStopError(this.tid, status, `SIGTRAP after ${during}`);
-    return status;
+  /**
+   * Lets a thread that is on its way out (killed, or made to exit) run until it is gone, passing
+   * on any signal it stops for; its end is collected by us, its tracer.
+   */
+  runToExit(during: string): void {
+    for (;;) {
+      let status: number;
+      try {
+        status = this.wait(during);
+      } catch (e) {
+        if (e instanceof TaskGoneError || e instanceof KernelError) return;
+        throw e;
+      }
+      const sig = WaitStatus.stopSig(status);
+      this.cont(sig === SIG.TRAP || WaitStatus.event(status) ? 0 : sig);
+    }
   }
 
   getRegs(): Registers {

@@ -1,5 +1,5 @@
 import {
-  MADV, AmberError, MAP, MREMAP, O, PAGE_SIZE, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
+  MADV, AmberError, MAP, MREMAP, O, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
