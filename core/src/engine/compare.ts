@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
-import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type FileEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { listThreads, parseStatus, procRead, readStat } from '../task/proc';
 import { SharedObjects } from '../objects/shared-objects';
 import { kcmpIdsOf } from './ids';
@@ -30,7 +30,8 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       const rseq = cores.get(tid)?.threadCore?.rseqEntry;
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
-  const ctx: CompareContext = { options, store, pids, liveFds: collectFds, kernelOwned };
+  const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
+  const ctx: CompareContext = { options, store, pids, files, liveFds: collectFds, kernelOwned };
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));
@@ -127,7 +128,7 @@ function inMaskSwappingSyscall(pid: number, tid: number): boolean {
 }
 
 function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
-  const files = new FileRegistry(ctx.store.read<FileEntry>('files', 'files').entries as FileDescription[]);
+  const files = ctx.files;
   const out: Difference[] = [];
   const tablesSeen = new Set<number>();
   for (const pid of ctx.pids) {

@@ -134,6 +134,8 @@ export interface CompareContext {
   readonly options: CompareOptions;
   readonly store: ImageStore;
   readonly pids: number[];
+  /** The dump's open file descriptions (files.img). */
+  readonly files: FileRegistry;
   /** Live fds of a task, as the dump would have seen them. */
   liveFds(pid: number): FdResource[];
   /** Memory the kernel itself writes while the task runs (rseq areas): not a difference. */

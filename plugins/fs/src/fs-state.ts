@@ -1,4 +1,4 @@
-import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, FileRegistry, type FileDescription, type FsEntry } from '@amber/core';
+import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
 
 export function dumpFsState(ctx: DumpContext): void {
   for (const task of ctx.tasks) {
@@ -26,7 +26,7 @@ export function restoreFsState(ctx: RestoreContext): void {
 }
 
 export function compareFsState(ctx: CompareContext): Difference[] {
-  const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
+  const files = ctx.files;
   const out: Difference[] = [];
   for (const pid of ctx.pids) {
     const fs = ctx.store.read<FsEntry>('fs', `fs-${pid}`).entries[0];

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { PAGE_SIZE, processVmRead, readMaps, FileRegistry, type PagemapHead, type CompareContext, type Difference, type FileDescription } from '@amber/core';
+import { PAGE_SIZE, processVmRead, readMaps, type PagemapHead, type CompareContext, type Difference } from '@amber/core';
 import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
 import { locatePages, PagemapLevel } from './parent';
@@ -12,7 +12,7 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const diffs: Difference[] = [];
   const add = (what: string, expected: string, actual: string) => diffs.push({ plugin: 'mm', pid, what, expected, actual });
   const mm = ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0];
-  const files = new FileRegistry(ctx.store.read<FileDescription>('files', 'files').entries);
+  const files = ctx.files;
   const describe = (r: Area) => `${hex(r.start)}-${hex(r.end)} prot ${r.prot} ${r.path}`.trim();
   const keyed = (areas: Area[]) => coalesce(areas).map((a) => ({ key: describe(a), start: a.start }));
   const objects = readObjects(ctx.store);
