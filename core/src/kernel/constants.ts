@@ -60,7 +60,7 @@ export const NSIG = 64;
 
 export const PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4 } as const;
 export const MAP = {
-  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x100, NORESERVE: 0x4000,
+  SHARED: 0x01, PRIVATE: 0x02, FIXED: 0x10, ANONYMOUS: 0x20, GROWSDOWN: 0x100, NORESERVE: 0x4000, POPULATE: 0x8000,
   FIXED_NOREPLACE: 0x100000,
 } as const;
 export const MREMAP = { MAYMOVE: 1, FIXED: 2, DONTUNMAP: 4 } as const;
@@ -128,6 +128,8 @@ export const UFFD = {
   IOC_API: 0xc018aa3f,
   IOC_REGISTER: 0xc020aa00,
   IOC_UNREGISTER: 0x8010aa01,
+  IOC_COPY: 0xc028aa03,
+  REGISTER_MODE_MISSING: 1,
   IOC_WRITEPROTECT: 0xc018aa06,
 } as const;
 export const PAGE_SIZE = 4096;

@@ -9,7 +9,9 @@ import { KernelError } from './errors';
 const libc = koffi.load('libc.so.6');
 const rawSyscall = libc.func('syscall', 'long', [
   'long', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t',
-]) as (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
+]) as ((nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint) & {
+  async(nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg, done: (err: unknown, r: number | bigint) => void): void;
+};
 
 export type Arg = number | bigint;
 
@@ -38,4 +40,17 @@ export function syscallRaw(nr: number, args: Arg[]): number {
   const r = rawSyscall(nr, args[0] ?? 0, args[1] ?? 0, args[2] ?? 0, args[3] ?? 0, args[4] ?? 0, args[5] ?? 0);
   const n = Number(r);
   return n === -1 ? -(koffi.errno() as number) : n;
+}
+
+/**
+ * Like syscallRaw(), on a thread of libuv's pool: for long copies that may run side by side. The
+ * Buffers the arguments point into must stay referenced until the promise settles.
+ */
+export function syscallAsync(nr: number, args: Arg[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    rawSyscall.async(nr, args[0] ?? 0, args[1] ?? 0, args[2] ?? 0, args[3] ?? 0, args[4] ?? 0, args[5] ?? 0, (err, r) => {
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(Number(r) === -1 ? -(koffi.errno() as number) : Number(r));
+    });
+  });
 }

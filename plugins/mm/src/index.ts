@@ -49,7 +49,7 @@ export class MemoryPlugin implements ResourcePlugin {
       const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
       // an incremental dump's unchanged pages are found down its parent chain
       const pieces = locatePages(PagemapLevel.of(ctx.store, task.pid, pm.entries, pm.head as PagemapHead));
-      rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
+      await rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
     }
   }
 

@@ -1,77 +1,130 @@
-import { O, PROT, MAP, SYS, UFFD, type RemoteSyscall, type VmaEntry } from '@amber/core';
+import { closeSync, openSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import {
+  addressOf, close, KernelError, MAP, O, pidfdGetfd, pidfdOpen, PROT, SYS, syscall, syscallAsync, syscallRaw, UFFD,
+  type RemoteSyscall, type VmaEntry,
+} from '@amber/core';
 import type { PagePiece } from './parent';
 import { VMA } from './vmas';
 
-const MODE_MISSING = 1;
-const IOC_COPY = 0xc028aa03;
+/** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
+const CHUNK = 8 << 20;
+const EAGAIN = 11;
 
 /**
  * Fills anonymous memory with UFFDIO_COPY instead of preadv: the kernel allocates each page and
  * copies the image's page-cache page into it, where a fault plus preadv first zeroes the fresh
- * page and then copies over it. Runs inside the task: a userfaultfd registered (MISSING) on the
- * private anonymous VMAs, the pages file mapped read-only as the source. Returns the pieces it
- * could not take (file-backed VMAs, which userfaultfd cannot register), for preadv.
+ * page and then copies over it. The task registers a userfaultfd (MISSING) on its private
+ * anonymous VMAs; amber takes a copy of that fd and issues the copies itself, from the pages file
+ * mapped a chunk at a time into its own memory, on several of libuv's threads at once: the copy
+ * runs on every core, and amber's resident size grows by at most a chunk per thread.
+ * Returns the pieces it could not take (file-backed VMAs, which userfaultfd cannot register).
  */
-export function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pieces: PagePiece[], progress: (n: number) => void): PagePiece[] {
+export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pieces: PagePiece[], progress: (n: number) => void): Promise<PagePiece[]> {
   const anon = vmas.filter((v) => v.status & VMA.ANON_PRIVATE && !v.amberObject);
   const inAnon = (p: PagePiece) => anon.some((v) => p.addr >= v.start && p.addr + BigInt(p.len) <= v.end);
   const mine = pieces.filter(inAnon);
   if (!mine.length) return pieces;
-  remote.resetData();
-  const uffd = remote.callRaw(SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK]);
-  if (uffd < 0) return pieces;
   const targets = anon.filter((v) => mine.some((p) => p.addr >= v.start && p.addr < v.end));
-  const maps: { base: bigint; len: number }[] = [];
+  const uffd = registerInTask(remote, targets);
+  if (uffd === undefined) return pieces;
   try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    remote.call('ioctl(UFFDIO_API)', SYS.ioctl, [uffd, UFFD.IOC_API, remote.stage(api)]);
-    for (const v of targets) {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(v.end - v.start, 8);
-      reg.writeBigUInt64LE(BigInt(MODE_MISSING), 16);
-      remote.resetData();
-      remote.call('ioctl(UFFDIO_REGISTER)', SYS.ioctl, [uffd, UFFD.IOC_REGISTER, remote.stage(reg)], `0x${v.start.toString(16)}`);
-    }
-    const sources = new Map<string, bigint>();
-    for (const p of mine) {
-      let src = sources.get(p.path);
-      if (src === undefined) {
-        remote.resetData();
-        const fd = remote.call('open (pages)', SYS.open, [remote.stageString(p.path), O.RDONLY | O.CLOEXEC, 0], p.path);
-        const size = Math.max(...mine.filter((q) => q.path === p.path).map((q) => q.offset + q.len));
-        src = BigInt(remote.call('mmap (pages)', SYS.mmap, [0, size, PROT.READ, MAP.PRIVATE, fd, 0], p.path));
-        remote.callRaw(SYS.close, [fd]);
-        maps.push({ base: src, len: size });
-        sources.set(p.path, src);
-      }
-      const copy = Buffer.alloc(40);
-      for (let done = 0; done < p.len; ) {
-        copy.writeBigUInt64LE(p.addr + BigInt(done), 0);
-        copy.writeBigUInt64LE(src + BigInt(p.offset + done), 8);
-        copy.writeBigUInt64LE(BigInt(p.len - done), 16);
-        copy.writeBigUInt64LE(0n, 24);
-        copy.writeBigInt64LE(0n, 32);
-        remote.resetData();
-        const at = remote.stage(copy);
-        const r = remote.callRaw(SYS.ioctl, [uffd, IOC_COPY, at]);
-        const copied = Number(remote.memory.read(at + 32n, 8).readBigInt64LE(0));
-        if (r < 0 && copied <= 0) throw new Error(`UFFDIO_COPY at 0x${p.addr.toString(16)} in pid ${remote.pid} failed (${r})`);
-        done += copied;
-        progress(copied);
-      }
-    }
+    await copyChunks(remote.pid, uffd, mine, progress);
     for (const v of targets) {
       const range = Buffer.alloc(16);
       range.writeBigUInt64LE(v.start, 0);
       range.writeBigUInt64LE(v.end - v.start, 8);
-      remote.resetData();
-      remote.call('ioctl(UFFDIO_UNREGISTER)', SYS.ioctl, [uffd, UFFD.IOC_UNREGISTER, remote.stage(range)]);
+      syscall('ioctl(UFFDIO_UNREGISTER)', SYS.ioctl, [uffd, UFFD.IOC_UNREGISTER, addressOf(range)], { pid: remote.pid, detail: `0x${v.start.toString(16)}` });
     }
   } finally {
-    for (const m of maps) remote.callRaw(SYS.munmap, [m.base, m.len]);
-    remote.callRaw(SYS.close, [uffd]);
+    close(uffd);
   }
   return pieces.filter((p) => !inAnon(p));
+}
+
+/** A userfaultfd of the task's, registered on `targets`, as an fd of amber's; undefined if the kernel refuses one. */
+function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | undefined {
+  remote.resetData();
+  const fd = remote.callRaw(SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK]);
+  if (fd < 0) return undefined;
+  try {
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+    remote.call('ioctl(UFFDIO_API)', SYS.ioctl, [fd, UFFD.IOC_API, remote.stage(api)]);
+    for (const v of targets) {
+      const reg = Buffer.alloc(32);
+      reg.writeBigUInt64LE(v.start, 0);
+      reg.writeBigUInt64LE(v.end - v.start, 8);
+      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
+      remote.resetData();
+      remote.call('ioctl(UFFDIO_REGISTER)', SYS.ioctl, [fd, UFFD.IOC_REGISTER, remote.stage(reg)], `0x${v.start.toString(16)}`);
+    }
+    // The registration lives as long as the userfaultfd does, so amber's copy alone keeps it.
+    const pidfd = pidfdOpen(remote.pid);
+    try {
+      return pidfdGetfd(pidfd, fd, remote.pid);
+    } finally {
+      close(pidfd);
+    }
+  } finally {
+    remote.callRaw(SYS.close, [fd]);
+  }
+}
+
+interface Chunk {
+  addr: bigint;
+  len: number;
+  fd: number;
+  offset: number;
+}
+
+async function copyChunks(pid: number, uffd: number, pieces: PagePiece[], progress: (n: number) => void): Promise<void> {
+  const files = new Map<string, number>();
+  try {
+    const chunks: Chunk[] = [];
+    for (const p of pieces) {
+      let fd = files.get(p.path);
+      if (fd === undefined) files.set(p.path, (fd = openSync(p.path, 'r')));
+      for (let at = 0; at < p.len; at += CHUNK) chunks.push({ addr: p.addr + BigInt(at), len: Math.min(CHUNK, p.len - at), fd, offset: p.offset + at });
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      const arg = Buffer.alloc(40);
+      for (let c = chunks[next++]; c; c = chunks[next++]) {
+        // a failure stops the other threads at their next chunk
+        // populating the source mapping is a good share of the work: off the main thread too
+        const mapped = await syscallAsync(SYS.mmap, [0, c.len, PROT.READ, MAP.SHARED | MAP.POPULATE, c.fd, c.offset]);
+        if (mapped < 0 && mapped > -4096) {
+          next = chunks.length;
+          throw new KernelError('mmap (pages)', -mapped, undefined, `offset ${c.offset}`);
+        }
+        const src = BigInt(mapped);
+        try {
+          for (let done = 0; done < c.len; ) {
+            arg.writeBigUInt64LE(c.addr + BigInt(done), 0);
+            arg.writeBigUInt64LE(src + BigInt(done), 8);
+            arg.writeBigUInt64LE(BigInt(c.len - done), 16);
+            arg.writeBigUInt64LE(0n, 24);
+            arg.writeBigInt64LE(0n, 32);
+            await syscallAsync(SYS.ioctl, [uffd, UFFD.IOC_COPY, addressOf(arg)]);
+            // the result is in the argument: bytes copied, or -errno (partial copies ask to go on)
+            const copied = Number(arg.readBigInt64LE(32));
+            if (copied === -EAGAIN) continue;
+            if (copied <= 0) next = chunks.length;
+            if (copied <= 0) throw new KernelError('UFFDIO_COPY', -copied || EAGAIN, pid, `0x${(c.addr + BigInt(done)).toString(16)}`);
+            done += copied;
+            progress(copied);
+          }
+        } finally {
+          syscallRaw(SYS.munmap, [src, c.len]);
+        }
+      }
+    };
+    const threads = Math.max(1, Math.min(4, availableParallelism(), chunks.length));
+    const settled = await Promise.allSettled(Array.from({ length: threads }, worker));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+  } finally {
+    for (const fd of files.values()) closeSync(fd);
+  }
 }
