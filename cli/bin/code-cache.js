@@ -1,0 +1,128 @@
+'use strict';
+/**
+ * Keeps V8's compiled code for the CommonJS modules amber loads, between runs. amber is a short
+ * command whose start-up is mostly compiling ~330 modules (oclif, protobufjs, tsyringe, amber's
+ * own), and node 20 has no module.enableCompileCache (22 has).
+ *
+ * One file per user, ~/.cache/amber/code-<node version>-<arch>.bin: an index (JSON) of
+ * filename -> [offset, length, mtime, size] and the cached data after it. An entry whose file
+ * changed is ignored; V8 itself rejects data made by another V8 or from other flags. The cache is
+ * read only from a directory owned by this user and closed to others, since code from it runs.
+ * Written once at exit, only when some module was compiled without it. AMBER_CODE_CACHE=0 turns
+ * it off.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+
+function cacheDir() {
+  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'amber');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.statSync(dir);
+  const uid = process.getuid ? process.getuid() : st.uid;
+  if (st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;
+  return dir;
+}
+
+function readCache(file) {
+  const entries = new Map();
+  let blob;
+  try {
+    blob = fs.readFileSync(file);
+  } catch {
+    return entries;
+  }
+  if (blob.length < 4) return entries;
+  const indexLength = blob.readUInt32LE(0);
+  const index = JSON.parse(blob.subarray(4, 4 + indexLength).toString('utf8'));
+  const base = 4 + indexLength;
+  for (const [filename, [offset, length, mtime, size]] of Object.entries(index)) {
+    entries.set(filename, { data: blob.subarray(base + offset, base + offset + length), mtime, size });
+  }
+  return entries;
+}
+
+function writeCache(file, entries) {
+  const index = {};
+  const parts = [];
+  let offset = 0;
+  for (const [filename, e] of entries) {
+    index[filename] = [offset, e.data.length, e.mtime, e.size];
+    parts.push(e.data);
+    offset += e.data.length;
+  }
+  const head = Buffer.from(JSON.stringify(index), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(head.length, 0);
+  const tmp = `${file}.${process.pid}`;
+  fs.writeFileSync(tmp, Buffer.concat([len, head, ...parts]), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** The `require` a module sees, as node builds it. */
+function requireFor(mod) {
+  const req = (id) => mod.require(id);
+  req.resolve = (request, options) => Module._resolveFilename(request, mod, false, options);
+  req.resolve.paths = (request) => Module._resolveLookupPaths(request, mod);
+  req.main = process.mainModule;
+  req.extensions = Module._extensions;
+  req.cache = Module._cache;
+  return req;
+}
+
+function install() {
+  if (process.env.AMBER_CODE_CACHE === '0') return;
+  let dir;
+  try {
+    dir = cacheDir();
+  } catch {
+    return;
+  }
+  if (!dir) return;
+  const file = path.join(dir, `code-${process.version}-${process.arch}.bin`);
+  let entries;
+  try {
+    entries = readCache(file);
+  } catch {
+    entries = new Map();
+  }
+  /** Scripts compiled without usable data this run: their data is made at exit. */
+  const fresh = new Map();
+
+  const compile = Module.prototype._compile;
+  Module.prototype._compile = function compileWithCache(content, filename) {
+    // A vm.Script has no loader for import() without an experimental flag: node compiles those.
+    if (content.includes('import(')) return compile.call(this, content, filename);
+    let stat;
+    try {
+      stat = fs.statSync(filename);
+    } catch {
+      stat = undefined;
+    }
+    const known = stat && entries.get(filename);
+    const usable = known && known.mtime === stat.mtimeMs && known.size === stat.size;
+    // a #! line is only valid at the very start of a script, and the wrapper comes first
+    const source = content.startsWith('#!') ? `//${content.slice(2)}` : content;
+    const script = new vm.Script(Module.wrap(source), {
+      filename,
+      cachedData: usable ? known.data : undefined,
+    });
+    if (stat && (!usable || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
+    const wrapper = script.runInThisContext({ displayErrors: true });
+    return wrapper.call(this.exports, this.exports, requireFor(this), this, filename, path.dirname(filename));
+  };
+
+  process.once('exit', () => {
+    if (!fresh.size) return;
+    try {
+      for (const [filename, f] of fresh) entries.set(filename, { data: f.script.createCachedData(), mtime: f.mtime, size: f.size });
+      writeCache(file, entries);
+    } catch {
+      // a cache that cannot be written costs the next run its speed, nothing else
+    }
+  });
+}
+
+install();

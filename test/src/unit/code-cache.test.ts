@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { makeTmpDir, removeTmpDirs, repoRoot } from '../harness';
+
+after(removeTmpDirs);
+
+const CODE_CACHE = path.join(repoRoot, 'cli', 'bin', 'code-cache.js');
+
+/** Runs node with amber's code cache preloaded and prints what `mod` exports. */
+function load(cacheHome: string, mod: string): string {
+  const r = spawnSync(process.execPath, ['--require', CODE_CACHE, '-e', `console.log(require(${JSON.stringify(mod)}))`], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CACHE_HOME: cacheHome, AMBER_CODE_CACHE: '1' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+const cacheFiles = (home: string): string[] => (fs.existsSync(path.join(home, 'amber')) ? fs.readdirSync(path.join(home, 'amber')) : []);
+
+describe('code cache (cli/bin/code-cache.js)', () => {
+  test('is written once, private to the user, and a module changed since runs its new code', () => {
+    const dir = makeTmpDir('code-cache');
+    const home = path.join(dir, 'cache');
+    const mod = path.join(dir, 'answer.js');
+    fs.writeFileSync(mod, 'module.exports = "first " + (() => 41 + 1)();\n');
+    assert.equal(load(home, mod), 'first 42');
+    const [file] = cacheFiles(home);
+    assert.ok(file, 'a cache file was written');
+    const cached = path.join(home, 'amber', file);
+    assert.equal(fs.statSync(cached).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.join(home, 'amber')).mode & 0o777, 0o700);
+    const index = JSON.parse(fs.readFileSync(cached).subarray(4, 4 + fs.readFileSync(cached).readUInt32LE(0)).toString('utf8')) as Record<string, unknown>;
+    assert.ok(index[mod], 'the module is in the cache');
+
+    // run from the cache: the file is not rewritten
+    const before = fs.statSync(cached).mtimeMs;
+    assert.equal(load(home, mod), 'first 42');
+    assert.equal(fs.statSync(cached).mtimeMs, before);
+
+    // same length, other code, later mtime: the cached code must not run
+    fs.writeFileSync(mod, 'module.exports = "other " + (() => 40 + 3)();\n');
+    fs.utimesSync(mod, new Date(), new Date(Date.now() + 5000));
+    assert.equal(load(home, mod), 'other 43');
+  });
+
+  test('a cache directory others can write to is not used', () => {
+    const dir = makeTmpDir('code-cache-open');
+    const home = path.join(dir, 'cache');
+    fs.mkdirSync(path.join(home, 'amber'), { recursive: true });
+    fs.chmodSync(path.join(home, 'amber'), 0o777);
+    const mod = path.join(dir, 'm.js');
+    fs.writeFileSync(mod, 'module.exports = 7;\n');
+    assert.equal(load(home, mod), '7');
+    assert.deepEqual(cacheFiles(home), []);
+  });
+});
