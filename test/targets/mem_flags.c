@@ -1,5 +1,5 @@
 /*
- * mem_flags: PROT_NONE guards, a MAP_GROWSDOWN area, an mprotect-split range, an mremap'ed
+ * mem_flags: PROT_NONE guards, data hidden behind PROT_NONE, a MAP_GROWSDOWN area, an mprotect-split range, an mremap'ed
  * region, an mlock'ed range with mlockall(MCL_FUTURE), madvise state (dc wf dd hg nh), and a
  * sparse 64 GiB MAP_NORESERVE area with a few pages touched. Each area sits between guards so
  * nothing merges. READY, SIGUSR1, then checks: PASS / FAIL.
@@ -52,6 +52,12 @@ int main(void)
 	if (mprotect(split + 3 * PAGE, 2 * PAGE, PROT_READ))
 		die("mprotect");
 
+	/* pages with data that the task itself can no longer read */
+	unsigned char *hidden = area(4, PROT_READ | PROT_WRITE, 0);
+	fill(hidden, 4 * PAGE, 5);
+	if (mprotect(hidden, 4 * PAGE, PROT_NONE))
+		die("mprotect hidden");
+
 	unsigned char *src = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	fill(src, 4 * PAGE, 3);
 	cursor += PAGE;
@@ -93,6 +99,11 @@ int main(void)
 	check(split, 8 * PAGE, 2, "mprotect-split range");
 	if (has_vmflag(split + 3 * PAGE, "wr") || !has_vmflag(split, "wr"))
 		fail("mprotect split lost");
+	if (has_vmflag(hidden, "rd"))
+		fail("PROT_NONE range with data became readable");
+	if (mprotect(hidden, 4 * PAGE, PROT_READ))
+		die("mprotect hidden back");
+	check(hidden, 4 * PAGE, 5, "PROT_NONE range with data");
 	check(moved, 4 * PAGE, 3, "mremap'ed region");
 	for (size_t i = 4 * PAGE; i < 6 * PAGE; i++)
 		if (moved[i]) {

@@ -9,3 +9,8 @@ export class InjectedFaultError extends AmberError {}
 export function faultPoint(point: string): void {
   if (process.env.AMBER_FAULT === point) throw new InjectedFaultError(`injected fault at ${point} (AMBER_FAULT)`);
 }
+
+/** Test hook: AMBER_FAULT=<point> also names a safety check a test wants skipped, to reach what it guards. */
+export function skippedForTest(point: string): boolean {
+  return process.env.AMBER_FAULT === point;
+}

@@ -13,6 +13,28 @@ const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
 export const SCRATCH_SIZE = 256 * 1024;
 const DATA_OFFSET = 4096;
 
+/**
+ * A copy loop, run by the task itself over a list of {dst, src, len} triples (rbx: the list,
+ * r12: how many), then int3. Where memory is the thing to move, one `rep movsb` per run beats a
+ * syscall: no file write path, and the pages are mapped where they go.
+ *   top: test r12,r12; jz done; mov rdi,[rbx]; mov rsi,[rbx+8]; mov rcx,[rbx+16]; rep movsb
+ *        add rbx,24; dec r12; jmp top
+ *   done: int3
+ */
+const COPY_LOOP = Buffer.from([
+  0x4d, 0x85, 0xe4, 0x74, 0x16, 0x48, 0x8b, 0x3b, 0x48, 0x8b, 0x73, 0x08, 0x48, 0x8b, 0x4b, 0x10,
+  0xf3, 0xa4, 0x48, 0x83, 0xc3, 0x18, 0x49, 0xff, 0xcc, 0xeb, 0xe5, 0xcc,
+]);
+const COPY_LOOP_OFFSET = 64;
+const EFLAGS_DF = 1n << 10n;
+
+/** A copy that stopped on a fault: which signal, at which address, after how many triples. */
+export interface CopyFault {
+  signal: number;
+  address: bigint;
+  done: number;
+}
+
 export interface Scratch {
   base: bigint;
   size: number;
@@ -108,6 +130,44 @@ export class RemoteSyscall {
     const ax = this.tracee.getRegs().getSigned('ax');
     return Number(ax);
   }
+
+  /**
+   * Runs the copy loop over `count` triples staged at `list`. Returns undefined when all were
+   * copied, or the fault that stopped it (SIGSEGV, SIGBUS): the signal is never delivered, the
+   * next call the task makes discards it.
+   */
+  copyInTask(list: bigint, count: number): CopyFault | undefined {
+    if (!this.copyLoopReady) {
+      this.memory.write(this.scratch.base + BigInt(COPY_LOOP_OFFSET), COPY_LOOP);
+      this.copyLoopReady = true;
+    }
+    const regs = this.template.clone();
+    regs.set('ip', this.scratch.base + BigInt(COPY_LOOP_OFFSET));
+    regs.set('origAx', -1n);
+    regs.set('bx', list);
+    regs.set('r12', count);
+    regs.set('flags', regs.get('flags') & ~EFLAGS_DF);
+    this.tracee.setRegs(regs);
+    this.tracee.cont(0);
+    for (;;) {
+      const status = this.tracee.wait('injected copy');
+      const event = WaitStatus.event(status);
+      if (event === PTRACE_EVENT.STOP) {
+        this.tracee.cont(0);
+        continue;
+      }
+      const sig = WaitStatus.stopSig(status);
+      if (sig === SIG.TRAP && event === 0) return undefined;
+      if (event === 0 && (sig === SIG.SEGV || sig === SIG.BUS)) {
+        const after = this.tracee.getRegs();
+        const done = count - Number(after.get('r12'));
+        return { signal: sig, address: this.tracee.getSiginfo().readBigUInt64LE(16), done };
+      }
+      throw new UnexpectedStopError(this.pid, status, 'SIGTRAP after an injected copy');
+    }
+  }
+
+  private copyLoopReady = false;
 
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {

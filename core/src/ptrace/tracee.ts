@@ -157,6 +157,13 @@ export class Tracee {
     }
   }
 
+  /** The siginfo of the signal this thread is stopped for (si_addr at byte 16 for faults). */
+  getSiginfo(): Buffer {
+    const buf = Buffer.alloc(SIGINFO_SIZE);
+    ptrace(PTRACE.GETSIGINFO, this.tid, 0, buf, 'PTRACE_GETSIGINFO');
+    return buf;
+  }
+
   getEventMsg(): number {
     const buf = Buffer.alloc(8);
     ptrace(PTRACE.GETEVENTMSG, this.tid, 0, buf, 'PTRACE_GETEVENTMSG');

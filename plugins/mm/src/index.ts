@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, statfsSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  resolvePrevDir, SYS, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
+  AmberError, faultPoint, skippedForTest, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -13,7 +14,7 @@ import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagem
 import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
-import { copyThroughAmber, transfer } from './transfer';
+import { appendUnreadable, copyIntoImage, copyThroughAmber, transfer, type DumpSegment } from './transfer';
 import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
@@ -29,6 +30,24 @@ function addRun(runs: PagemapEntry[], vaddr: bigint, nrPages: number, flags: num
   else runs.push({ vaddr, nrPages, flags });
 }
 
+const TMPFS_MAGIC = 0x01021994;
+
+function onTmpfs(path: string): boolean {
+  return statfsSync(dirname(path)).type === TMPFS_MAGIC;
+}
+
+/** Runs as segments, each saying whether the task may read it itself (runs never span two VMAs). */
+function dumpSegments(vmas: VmaEntry[], present: PagemapEntry[]): DumpSegment[] {
+  const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : 1));
+  let v = 0;
+  return present.map((r) => {
+    while (v < sorted.length && sorted[v].end <= r.vaddr) v++;
+    const vma = sorted[v];
+    const readable = vma !== undefined && r.vaddr >= vma.start && (vma.prot & PROT.READ) !== 0;
+    return { addr: r.vaddr, len: r.nrPages * PAGE_SIZE, readable };
+  });
+}
+
 /** Memory: VMAs, pages, the vDSO, brk and the other mm fields. */
 @injectable()
 export class MemoryPlugin implements ResourcePlugin {
@@ -37,7 +56,7 @@ export class MemoryPlugin implements ResourcePlugin {
 
   async dump(ctx: DumpContext): Promise<void> {
     const objects = new ObjectDumper(ctx);
-    for (const [i, task] of ctx.tasks.entries()) this.dumpTask(ctx, task, i + 1, objects);
+    for (const [i, task] of ctx.tasks.entries()) await this.dumpTask(ctx, task, i + 1, objects);
     objects.finish();
   }
 
@@ -61,7 +80,7 @@ export class MemoryPlugin implements ResourcePlugin {
     return store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
-  private dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): void {
+  private async dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): Promise<void> {
     const { pid, remote } = task;
     const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
     const stamps = new Map<number, FileStamp>();
@@ -129,26 +148,7 @@ export class MemoryPlugin implements ResourcePlugin {
     const t1 = performance.now();
     const pagesPath = ctx.store.pagesPath(pagesId);
     writeFileSync(pagesPath, '', { mode: 0o600 });
-    if (pages) {
-      const segments = runs.filter((r) => r.flags === PagemapFlag.PRESENT).map((r) => ({ addr: r.vaddr, len: r.nrPages * PAGE_SIZE }));
-      const total = pages * PAGE_SIZE;
-      let done = 0;
-      const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
-      remote.resetData();
-      // AMBER_DUMP_VIA=amber forces the slower path, so `npm run bench` can compare the two.
-      const fd = process.env.AMBER_DUMP_VIA === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), O.WRONLY | O.APPEND | O.CLOEXEC, 0]);
-      if (fd >= 0) {
-        try {
-          transfer(remote, 'writev', fd, segments, 0, progress);
-        } finally {
-          remote.callRaw(SYS.close, [fd]);
-        }
-      } else {
-        // The task may not reach the image (another user, another mount namespace): copy through amber.
-        ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
-        copyThroughAmber(pid, segments, pagesPath, progress);
-      }
-    }
+    if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
     ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
@@ -157,6 +157,49 @@ export class MemoryPlugin implements ResourcePlugin {
     ctx.count('pages', pages);
     ctx.count('bytes', pages * PAGE_SIZE);
     if (parent) ctx.count('pages in parent', inParent);
+  }
+
+  /**
+   * Moves the present pages into the pages file. On tmpfs the task copies them itself into a
+   * shared mapping of the file (the steadiest and fastest path measured here); elsewhere it
+   * writev()s them; a task that cannot open the file has amber copy through process_vm_readv.
+   * AMBER_DUMP_VIA=writev|amber forces a path, so `npm run bench` can compare them.
+   */
+  private async writePages(ctx: DumpContext, remote: RemoteSyscall, vmas: VmaEntry[], runs: PagemapEntry[], pagesPath: string, total: number): Promise<void> {
+    const pid = remote.pid;
+    const segments = dumpSegments(vmas, runs.filter((r) => r.flags === PagemapFlag.PRESENT));
+    let done = 0;
+    const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
+    const via = process.env.AMBER_DUMP_VIA ?? (onTmpfs(pagesPath) ? 'copy' : 'writev');
+    if (via === 'copy' && !skippedForTest('dump:room-check')) {
+      const room = statfsSync(dirname(pagesPath));
+      if (room.bavail * room.bsize < total) throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
+    }
+    remote.resetData();
+    const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
+    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC, 0]);
+    ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
+    if (fd < 0) {
+      // The task may not reach the image (another user, another mount namespace): copy through amber.
+      ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
+      copyThroughAmber(pid, segments, pagesPath, progress);
+      return;
+    }
+    try {
+      if (via === 'copy') await copyIntoImage(remote, fd, pagesPath, segments, progress);
+      else {
+        // in file order: what the task may read by its writev, the rest through /proc/PID/mem
+        for (let i = 0; i < segments.length; ) {
+          let j = i + 1;
+          while (j < segments.length && segments[j].readable === segments[i].readable) j++;
+          if (segments[i].readable) transfer(remote, 'writev', fd, segments.slice(i, j), 0, progress);
+          else appendUnreadable(remote, pagesPath, segments.slice(i, j), progress);
+          i = j;
+        }
+      }
+    } finally {
+      remote.callRaw(SYS.close, [fd]);
+    }
   }
 
   /**

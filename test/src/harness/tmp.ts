@@ -4,9 +4,12 @@ import * as path from 'node:path';
 
 const created = new Set<string>();
 
-/** A fresh directory under os.tmpdir() named amber-test-<label>-XXXXXX; removed by removeTmpDirs(). */
-export function makeTmpDir(label = ''): string {
-  const prefix = path.join(os.tmpdir(), `amber-test-${label ? `${label}-` : ''}`);
+/**
+ * A fresh directory named amber-test-<label>-XXXXXX under os.tmpdir(), or under `parent` (such as
+ * /dev/shm, for images on tmpfs); removed by removeTmpDirs().
+ */
+export function makeTmpDir(label = '', parent = os.tmpdir()): string {
+  const prefix = path.join(parent, `amber-test-${label ? `${label}-` : ''}`);
   const dir = fs.mkdtempSync(prefix);
   created.add(dir);
   return dir;

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, procState, reap, startTarget, verdict, WORKDIR } from '../harness';
+import { spawnSync } from 'node:child_process';
+import {
+  amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget, verdict, WORKDIR,
+} from '../harness';
 
 after(cleanup);
 
@@ -97,3 +100,35 @@ test('corrupt images give one line naming the file', async () => {
     assertOneLineError(args, amber(args), pattern);
   }
 });
+
+/** A 2 MiB tmpfs of the test's own, mounted for `body` and unmounted after. */
+async function withTinyTmpfs(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = makeTmpDir('tiny-tmpfs');
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'amber-test', dir], { encoding: 'utf8' });
+  assert.equal(m.status, 0, `mount tmpfs: ${m.stderr}`);
+  try {
+    await body(dir);
+  } finally {
+    spawnSync('umount', [dir]);
+  }
+}
+
+for (const [label, env, pattern] of [
+  ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/],
+  ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/],
+] as const) {
+  test(`a dump onto a full tmpfs ${label}: one line, and the target runs on unharmed`, async () => {
+    await withTinyTmpfs(async (dir) => {
+      const t = await startTarget('memhog', ['16']);
+      const before = snapshotProc(t.pid);
+      const args = ['dump', '-t', String(t.pid), '-D', dir];
+      const r = amber(args, { env });
+      assertOneLineError(args, r, pattern);
+      assert.ok(isAlive(t.pid));
+      assert.match(procState(t.pid) ?? '', /^[RS]$/);
+      assert.deepEqual(diffSnapshots(before, snapshotProc(t.pid)), [], 'maps, status (signal masks and handlers too) and fds as before');
+      const v = await verdict(t);
+      assert.ok(v.passed, v.lines.join(' | '));
+    });
+  });
+}
