@@ -186,7 +186,7 @@ export class MemoryPlugin implements ResourcePlugin {
       return;
     }
     try {
-      if (via === 'copy') await copyIntoImage(remote, fd, pagesPath, segments, progress);
+      if (via === 'copy') await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => ctx.log.debug(line));
       else {
         // in file order: what the task may read by its writev, the rest through /proc/PID/mem
         for (let i = 0; i < segments.length; ) {

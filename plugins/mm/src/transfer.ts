@@ -1,5 +1,9 @@
 import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { AmberError, IOV_MAX, KernelError, MAP, processVmRead, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
+
+import type { PopulateJob } from './populate-worker';
 
 const EOPNOTSUPP = 95;
 
@@ -105,13 +109,16 @@ const TRIPLES_PER_RUN = 4096;
  * `taskFd` is the pages file opened O_RDWR in the task, `path` the same file for amber.
  */
 export async function copyIntoImage(
-  remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], progress?: (bytes: number) => void,
+  remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], progress?: (bytes: number) => void, log?: (line: string) => void,
 ): Promise<number> {
   const total = segments.reduce((n, s) => n + s.len, 0);
   truncateSync(path, total);
   const fd = openSync(path, 'r+');
   // Allocating the file's pages is a good share of the work and needs no data: another core does it.
   const allocation = syscallAsync(SYS.fallocate, [fd, 0, 0, total]);
+  const front = new BigInt64Array(new SharedArrayBuffer(8));
+  const helper = total >= HELPER_MIN ? startPopulating(path, total, front) : undefined;
+  if (helper) log?.(`pid ${remote.pid}: a worker thread writes the pages file from the back`);
   let allocated = 0;
   try {
     const triples = Buffer.alloc(TRIPLES_PER_RUN * 24);
@@ -124,7 +131,7 @@ export async function copyIntoImage(
       try {
         for (let at = 0; at < winLen; ) {
           let n = 0;
-          const stretch: { fileOff: number; src: bigint; len: number }[] = [];
+          const hidden: { fileOff: number; src: bigint; len: number }[] = [];
           while (at < winLen && n < TRIPLES_PER_RUN) {
             const s = segments[seg];
             const len = Math.min(s.len - segOff, winLen - at);
@@ -135,7 +142,7 @@ export async function copyIntoImage(
               triples.writeBigUInt64LE(BigInt(len), n * 24 + 16);
               n++;
             } else {
-              stretch.push({ fileOff: winOff + at, src, len });
+              hidden.push({ fileOff: winOff + at, src, len });
             }
             at += len;
             segOff += len;
@@ -147,19 +154,35 @@ export async function copyIntoImage(
           remote.resetData();
           const fault = n ? remote.copyInTask(remote.stage(triples.subarray(0, n * 24)), n) : undefined;
           if (fault) throw new CopyFaultError(remote.pid, fault.signal, fault.address, path);
-          for (const u of stretch) copyUnreadable(remote, fd, u.src, u.len, u.fileOff);
+          for (const u of hidden) copyUnreadable(remote, fd, u.src, u.len, u.fileOff);
         }
       } finally {
         remote.callRaw(SYS.munmap, [win, winLen]);
       }
+      Atomics.store(front, 0, BigInt(winOff + winLen));
       progress?.(winLen);
     }
   } finally {
+    Atomics.store(front, 0, BigInt(total));
     allocated = await allocation;
+    await helper;
     closeSync(fd);
   }
   if (allocated < 0 && allocated !== -EOPNOTSUPP) throw new KernelError('fallocate (pages)', -allocated, remote.pid, path);
   return total;
+}
+
+/** Below this, starting a worker thread costs more than it saves. */
+const HELPER_MIN = 256 << 20;
+
+/** populate-worker.ts on another thread; resolves when it is done (a failure there only costs speed). */
+function startPopulating(path: string, total: number, front: BigInt64Array): Promise<void> {
+  const job: PopulateJob = { path, total, front: front.buffer as SharedArrayBuffer };
+  const worker = new Worker(join(__dirname, 'populate-worker.js'), { workerData: job });
+  return new Promise((resolve) => {
+    worker.once('error', () => resolve());
+    worker.once('exit', () => resolve());
+  });
 }
 
 /** Appends memory the task may not read itself to the pages file, read through /proc/PID/mem. */

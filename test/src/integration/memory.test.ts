@@ -84,6 +84,19 @@ test(`guards, data behind PROT_NONE, growsdown, mprotect splits, mremap, mlock, 
 });
 }
 
+test('300 MiB dumped onto tmpfs, copied by the task from the front and written by a worker from the back, verifies after restore', async () => {
+  const t = await startTarget('memhog', ['300']);
+  const dir = makeTmpDir('memhog-shm', '/dev/shm');
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via copy`));
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: a worker thread writes the pages file from the back`));
+  assert.equal(statSync(join(dir, 'pages-1.img')).size >= 300 << 20, true);
+  await reap(t.pid);
+  run(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
+});
+
 test('a restore refuses an executable that changed since the dump, naming it, and leaves nothing behind', async () => {
   const work = makeTmpDir('changed-exe');
   const copy = join(work, 'mem_copy');
