@@ -74,23 +74,20 @@ function freshMemoryRate(bytes: number): number {
 /**
  * write(2) of `bytes` into a new tmpfs file, 8 MiB at a time, while as much anonymous memory is
  * held elsewhere, as a dump's target holds its own: the file needs pages nobody used lately, as
- * a dump's image does. The median of three.
+ * a dump's image does. One first write (a second one would reuse the pages the first freed).
  */
 function tmpfsWriteRate(bytes: number): number {
   const held = Buffer.alloc(bytes, 1);
   const chunk = Buffer.alloc(8 << 20, 7);
-  const rates: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const file = join(SHM, `amber-bench-ceiling-${process.pid}`);
-    const fd = openSync(file, 'w');
-    const t0 = performance.now();
-    for (let done = 0; done < bytes; done += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
-    rates.push(bytes / ((performance.now() - t0) / 1000));
-    closeSync(fd);
-    rmSync(file);
-  }
+  const file = join(SHM, `amber-bench-ceiling-${process.pid}`);
+  const fd = openSync(file, 'w');
+  const t0 = performance.now();
+  for (let done = 0; done < bytes; done += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+  const rate = bytes / ((performance.now() - t0) / 1000);
+  closeSync(fd);
+  rmSync(file);
   held.fill(2);
-  return rates.sort((a, b) => a - b)[1];
+  return rate;
 }
 
 /** The run with the median time; its peak RSS is the largest of all rounds. */
