@@ -49,6 +49,8 @@ function writeCache(file, entries) {
   const parts = [];
   let offset = 0;
   for (const [filename, e] of entries) {
+    // files gone since (another checkout, an old build) leave the cache when it is next written
+    if (!fs.existsSync(filename)) continue;
     index[filename] = [offset, e.data.length, e.mtime, e.size];
     parts.push(e.data);
     offset += e.data.length;
