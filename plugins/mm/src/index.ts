@@ -186,8 +186,9 @@ export class MemoryPlugin implements ResourcePlugin {
       return;
     }
     try {
-      if (via === 'copy') await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => ctx.log.debug(line));
-      else {
+      const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => ctx.log.debug(line))) !== undefined;
+      if (via === 'copy' && !copied) ctx.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
+      if (!copied) {
         // in file order: what the task may read by its writev, the rest through /proc/PID/mem
         for (let i = 0; i < segments.length; ) {
           let j = i + 1;

@@ -1,4 +1,4 @@
-import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AmberError, IOV_MAX, KernelError, MAP, processVmRead, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
@@ -107,10 +107,11 @@ const TRIPLES_PER_RUN = 4096;
  * tmpfs: writev from the task takes 0.36–2.8 s from run to run, this path ~0.4–0.5 s. Runs in
  * memory the task cannot read (PROT_NONE, write-only) are copied through /proc/PID/mem by amber.
  * `taskFd` is the pages file opened O_RDWR in the task, `path` the same file for amber.
+ * Undefined when the task has no room to map a window: nothing was copied, the file is empty.
  */
 export async function copyIntoImage(
   remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], progress?: (bytes: number) => void, log?: (line: string) => void,
-): Promise<number> {
+): Promise<number | undefined> {
   const total = segments.reduce((n, s) => n + s.len, 0);
   truncateSync(path, total);
   const fd = openSync(path, 'r+');
@@ -120,6 +121,7 @@ export async function copyIntoImage(
   const helper = total >= HELPER_MIN ? startPopulating(path, total, front) : undefined;
   if (helper) log?.(`pid ${remote.pid}: a worker thread writes the pages file from the back`);
   let allocated = 0;
+  let copied = false;
   try {
     const triples = Buffer.alloc(TRIPLES_PER_RUN * 24);
     let seg = 0;
@@ -127,7 +129,14 @@ export async function copyIntoImage(
     for (let winOff = 0; winOff < total; winOff += WINDOW) {
       const winLen = Math.min(WINDOW, total - winOff);
       remote.resetData();
-      const win = BigInt(remote.call('mmap (pages window)', SYS.mmap, [0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff], path));
+      const mapped = remote.callRaw(SYS.mmap, [0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff]);
+      if (mapped < 0 && mapped > -4096) {
+        // No room in the task's address space (RLIMIT_AS, say): before any copy, let writev do it.
+        if (winOff === 0) return undefined;
+        throw new KernelError('mmap (pages window, in the task)', -mapped, remote.pid, path);
+      }
+      const win = BigInt(mapped);
+      copied = true;
       try {
         for (let at = 0; at < winLen; ) {
           let n = 0;
@@ -166,6 +175,7 @@ export async function copyIntoImage(
     Atomics.store(front, 0, BigInt(total));
     allocated = await allocation;
     await helper;
+    if (!copied) ftruncateSync(fd, 0);
     closeSync(fd);
   }
   if (allocated < 0 && allocated !== -EOPNOTSUPP) throw new KernelError('fallocate (pages)', -allocated, remote.pid, path);

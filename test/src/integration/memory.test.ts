@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, statSync, appendFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, statSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
@@ -93,6 +93,23 @@ test('300 MiB dumped onto tmpfs, copied by the task from the front and written b
   assert.equal(statSync(join(dir, 'pages-1.img')).size >= 300 << 20, true);
   await reap(t.pid);
   run(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
+});
+
+test('a task with no address space to spare for a window of the pages file is dumped by writev instead', async () => {
+  const t = await startTarget('memhog', ['64']);
+  const vmKb = Number(/^VmSize:\s+(\d+) kB/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))![1]);
+  const limit = (vmKb + 4096) * 1024; // room for amber's scratch page, not for a 64 MiB window
+  const p = spawnSync('prlimit', ['--pid', String(t.pid), `--as=${limit}:${limit}`], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const dir = makeTmpDir('tight-as', '/dev/shm');
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: no room in its address space for a window of the pages file; writev instead`));
+  assert.equal(statSync(join(dir, 'pages-1.img')).size >= 64 << 20, true);
+  await reap(t.pid);
+  run(['restore', '-D', dir, '-d']);
+  assert.match(readFileSync(`/proc/${t.pid}/limits`, 'utf8'), new RegExp(`Max address space\\s+${limit}\\s+${limit}`));
   const v = await verdict(t);
   assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
 });
