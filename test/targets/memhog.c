@@ -1,7 +1,9 @@
-/* memhog SIZE_MB: touches SIZE_MB of anonymous memory with a pattern, reports READY, and on
- * SIGUSR1 verifies every word and prints PASS or FAIL. Used by the benchmark and the incremental
- * dump tests: each SIGUSR2 rewrites 1% of the pages (one page in every 100, at an offset that
- * changes per round) with the round's own pattern and prints "DIRTIED <round> <pages>". */
+/* memhog SIZE_MB [fault-handlers]: touches SIZE_MB of anonymous memory with a pattern, reports
+ * READY, and on SIGUSR1 verifies every word and prints PASS or FAIL. Used by the benchmark and
+ * the incremental dump tests: each SIGUSR2 rewrites 1% of the pages (one page in every 100, at
+ * an offset that changes per round) with the round's own pattern and prints
+ * "DIRTIED <round> <pages>". fault-handlers: also a SIGBUS handler and SIGSEGV ignored, which a
+ * dump must leave as they are. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,8 +38,8 @@ int main(int argc, char **argv)
 {
 	/* Start like a daemon: drop fds leaked by whatever launched us. */
 	syscall(SYS_close_range, 3, ~0U, 0);
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s SIZE_MB\n", argv[0]);
+	if (argc != 2 && !(argc == 3 && !strcmp(argv[2], "fault-handlers"))) {
+		fprintf(stderr, "usage: %s SIZE_MB [fault-handlers]\n", argv[0]);
 		return 2;
 	}
 	size_t size = (size_t)atol(argv[1]) << 20;
@@ -59,10 +61,18 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = on_usr2;
 	sigaction(SIGUSR2, &sa, NULL);
+	if (argc == 3) {
+		/* as runtimes do: a SIGBUS handler, kept blocked for now, and SIGSEGV ignored */
+		sa.sa_handler = on_usr2;
+		sigaction(SIGBUS, &sa, NULL);
+		signal(SIGSEGV, SIG_IGN);
+	}
 	sigset_t block, old;
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	sigaddset(&block, SIGUSR2);
+	if (argc == 3)
+		sigaddset(&block, SIGBUS);
 	sigprocmask(SIG_BLOCK, &block, &old);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("READY %d\n", getpid());

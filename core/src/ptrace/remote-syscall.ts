@@ -27,6 +27,11 @@ const COPY_LOOP = Buffer.from([
 ]);
 const COPY_LOOP_OFFSET = 64;
 const EFLAGS_DF = 1n << 10n;
+const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
+const SIG_DFL = 0n;
+const SIG_IGN = 1n;
+/** struct kernel_sigaction on x86-64: handler, flags, restorer, mask. */
+const KSIGACTION_SIZE = 32;
 
 /** A copy that stopped on a fault: which signal, at which address, after how many triples. */
 export interface CopyFault {
@@ -141,6 +146,36 @@ export class RemoteSyscall {
       this.memory.write(this.scratch.base + BigInt(COPY_LOOP_OFFSET), COPY_LOOP);
       this.copyLoopReady = true;
     }
+    // A fault signal that is blocked or ignored is forced: the kernel would unblock it and reset
+    // the task's handler to SIG_DFL for good. Unblocked and not ignored, it only stops the task
+    // for us, its handler untouched. So for the copy: unblock them, and un-ignore them.
+    const mask = this.tracee.getSigmask();
+    const ignored = FAULT_SIGNALS.filter((sig) => this.sigaction(sig).readBigUInt64LE(0) === SIG_IGN);
+    try {
+      this.tracee.setSigmask(mask & ~FAULT_SIGNALS.reduce((m, sig) => m | (1n << BigInt(sig - 1)), 0n));
+      for (const sig of ignored) this.sigaction(sig, SIG_DFL);
+      return this.runCopyLoop(list, count);
+    } finally {
+      for (const sig of ignored) this.sigaction(sig, SIG_IGN);
+      this.tracee.setSigmask(mask);
+    }
+  }
+
+  /**
+   * The task's sigaction for sig (struct kernel_sigaction); with `handler`, sets that handler,
+   * keeping flags and mask. Stages after what is staged already (the copy's triples).
+   */
+  private sigaction(sig: number, handler?: bigint): Buffer {
+    const old = this.reserve(KSIGACTION_SIZE);
+    this.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, old, 8], `signal ${sig}`);
+    const act = this.memory.read(old, KSIGACTION_SIZE);
+    if (handler === undefined) return act;
+    act.writeBigUInt64LE(handler, 0);
+    this.call('rt_sigaction', SYS.rt_sigaction, [sig, this.stage(act), 0, 8], `signal ${sig}`);
+    return act;
+  }
+
+  private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base + BigInt(COPY_LOOP_OFFSET));
     regs.set('origAx', -1n);
@@ -158,7 +193,7 @@ export class RemoteSyscall {
       }
       const sig = WaitStatus.stopSig(status);
       if (sig === SIG.TRAP && event === 0) return undefined;
-      if (event === 0 && (sig === SIG.SEGV || sig === SIG.BUS)) {
+      if (event === 0 && FAULT_SIGNALS.includes(sig)) {
         const after = this.tracee.getRegs();
         const done = count - Number(after.get('r12'));
         return { signal: sig, address: this.tracee.getSiginfo().readBigUInt64LE(16), done };

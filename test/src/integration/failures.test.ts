@@ -119,7 +119,8 @@ for (const [label, env, pattern] of [
 ] as const) {
   test(`a dump onto a full tmpfs ${label}: one line, and the target runs on unharmed`, async () => {
     await withTinyTmpfs(async (dir) => {
-      const t = await startTarget('memhog', ['16']);
+      // a SIGBUS handler and SIGSEGV ignored: a fault forced on the task would reset both
+      const t = await startTarget('memhog', ['16', 'fault-handlers']);
       const before = snapshotProc(t.pid);
       const args = ['dump', '-t', String(t.pid), '-D', dir];
       const r = amber(args, { env });
