@@ -66,6 +66,16 @@ export function pidfdGetfd(pidfd: number, targetFd: number, pid: number): number
   return syscall('pidfd_getfd', SYS.pidfd_getfd, [pidfd, targetFd, 0], { pid, detail: `fd ${targetFd}` });
 }
 
+/** amber's own copy of task pid's fd: the same open file description (pidfd_open + pidfd_getfd). */
+export function takeFd(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  try {
+    return pidfdGetfd(pidfd, fd, pid);
+  } finally {
+    close(pidfd);
+  }
+}
+
 export function close(fd: number): void {
   syscallRaw(SYS.close, [fd]);
 }

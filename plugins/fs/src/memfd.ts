@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, pidfdGetfd, pidfdOpen,
+  F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -16,16 +16,11 @@ const PAGES_ID_BASE = 0x40000000;
 const nameOf = (link: string) => link.replace(/^\/memfd:/, '').replace(/ \(deleted\)$/, '');
 
 function sealsOf(fd: FdResource): number {
-  const pidfd = pidfdOpen(fd.pid);
+  const copy = takeFd(fd.pid, fd.fd);
   try {
-    const copy = pidfdGetfd(pidfd, fd.fd, fd.pid);
-    try {
-      return fcntl(copy, F.GET_SEALS, 0, 'fcntl(F_GET_SEALS)');
-    } finally {
-      close(copy);
-    }
+    return fcntl(copy, F.GET_SEALS, 0, 'fcntl(F_GET_SEALS)');
   } finally {
-    close(pidfd);
+    close(copy);
   }
 }
 

@@ -1,6 +1,6 @@
 import { openSync, closeSync } from 'node:fs';
 import {
-  F, KernelError, O, SPLICE_F_NONBLOCK, SYS, close, fcntl, pidfdGetfd, pidfdOpen, pipe2, readFd, tee,
+  F, KernelError, O, SPLICE_F_NONBLOCK, SYS, close, fcntl, pipe2, takeFd, readFd, tee,
   type DumpContext, type FdResource, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type PipeDataEntry } from './images';
@@ -8,14 +8,7 @@ import { writeAll } from './task-fds';
 
 /** A readable fd of the task's pipe in amber: the task's own description if it reads, else a new one. */
 function readableCopy(fd: FdResource): number {
-  if ((fd.info.flags & O.ACCMODE) !== O.WRONLY) {
-    const pidfd = pidfdOpen(fd.pid);
-    try {
-      return pidfdGetfd(pidfd, fd.fd, fd.pid);
-    } finally {
-      close(pidfd);
-    }
-  }
+  if ((fd.info.flags & O.ACCMODE) !== O.WRONLY) return takeFd(fd.pid, fd.fd);
   return openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY | O.NONBLOCK);
 }
 
