@@ -150,7 +150,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   let done = 0;
   const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
   let pieces = ordered;
-  // UFFDIO_COPY by default, on every core (measured: 1 GiB in ~0.2 s on 2 cores, against ~0.45 s
+  // UFFDIO_COPY by default, on every core (measured: 1 GiB in ~0.28 s on 2 cores, against ~0.45 s
   // for populate + preadv);
   // AMBER_FILL=preadv forces the other path, so `npm run bench` can compare the two.
   if (process.env.AMBER_FILL !== 'preadv') {

@@ -4,6 +4,7 @@ import {
   type Logger, type PagemapHead, type RemoteSyscall, type TrackerFd, type TrackingMode,
 } from '@amber/core';
 import type { PagemapEntry } from './pagemap';
+import { uffdApi, uffdRegister } from './uffd';
 import { hasPrivatePages, VMA, type VmaEntry } from './vmas';
 
 /*
@@ -70,12 +71,7 @@ export function armTracking(
   const fd = tracker.fd;
   const tracked: VmaEntry[] = [];
   for (const v of trackable(vmas)) {
-    const reg = Buffer.alloc(32);
-    reg.writeBigUInt64LE(v.start, 0);
-    reg.writeBigUInt64LE(v.end - v.start, 8);
-    reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_WP), 16);
-    remote.resetData();
-    const r = remote.callRaw(SYS.ioctl, [fd, UFFD.IOC_REGISTER, remote.stage(reg)]);
+    const r = uffdRegister(remote, fd, v.start, v.end, UFFD.REGISTER_MODE_WP);
     // another userfaultfd owns it (EBUSY), or a kind uffd refuses: dumped in full next time
     if (r < 0) log.debug(`pid ${pid}: VMA 0x${v.start.toString(16)} not tracked (UFFDIO_REGISTER errno ${-r})`);
     else tracked.push(v);
@@ -119,11 +115,7 @@ function createTracker(remote: RemoteSyscall): TrackerFd {
   const u = remote.call('userfaultfd', SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]);
   let fd = -1;
   try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    api.writeBigUInt64LE(BigInt(UFFD.FEATURE_WP_ASYNC), 8);
-    remote.resetData();
-    remote.call('ioctl(UFFDIO_API, WP_ASYNC)', SYS.ioctl, [u, UFFD.IOC_API, remote.stage(api)], 'needs Linux 6.7');
+    uffdApi(remote, u, UFFD.FEATURE_WP_ASYNC, 'ioctl(UFFDIO_API, WP_ASYNC)', 'needs Linux 6.7');
     for (let slot = trackerSlot(remote.pid); fd < 0 && slot >= 256; slot--) {
       const r = remote.callRaw(SYS.fcntl, [u, F.DUPFD_CLOEXEC, slot]);
       if (r === slot) fd = r;

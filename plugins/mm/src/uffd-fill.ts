@@ -1,10 +1,11 @@
 import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import {
-  addressOf, close, KernelError, MAP, O, pidfdGetfd, pidfdOpen, PROT, SYS, syscall, syscallAsync, syscallRaw, UFFD,
+  addressOf, close, KernelError, MAP, O, PROT, SYS, syscall, syscallAsync, syscallRaw, takeFd, UFFD,
   type RemoteSyscall, type VmaEntry,
 } from '@amber/core';
 import type { PagePiece } from './parent';
+import { uffdApi, uffdRegister } from './uffd';
 import { VMA } from './vmas';
 
 /** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
@@ -48,24 +49,13 @@ function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | un
   const fd = remote.callRaw(SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK]);
   if (fd < 0) return undefined;
   try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    remote.call('ioctl(UFFDIO_API)', SYS.ioctl, [fd, UFFD.IOC_API, remote.stage(api)]);
+    uffdApi(remote, fd, 0, 'ioctl(UFFDIO_API)');
     for (const v of targets) {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(v.end - v.start, 8);
-      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
-      remote.resetData();
-      remote.call('ioctl(UFFDIO_REGISTER)', SYS.ioctl, [fd, UFFD.IOC_REGISTER, remote.stage(reg)], `0x${v.start.toString(16)}`);
+      const r = uffdRegister(remote, fd, v.start, v.end, UFFD.REGISTER_MODE_MISSING);
+      if (r < 0) throw new KernelError('ioctl(UFFDIO_REGISTER) (in the task)', -r, remote.pid, `0x${v.start.toString(16)}`);
     }
     // The registration lives as long as the userfaultfd does, so amber's copy alone keeps it.
-    const pidfd = pidfdOpen(remote.pid);
-    try {
-      return pidfdGetfd(pidfd, fd, remote.pid);
-    } finally {
-      close(pidfd);
-    }
+    return takeFd(remote.pid, fd);
   } finally {
     remote.callRaw(SYS.close, [fd]);
   }
