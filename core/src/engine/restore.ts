@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
-import { CLONE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
+import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
@@ -225,10 +225,10 @@ class StandIns {
 
   dismiss(): void {
     for (const { remote, parent } of this.byPid.values()) {
-      const ignore = Buffer.alloc(32);
+      const ignore = Buffer.alloc(KSIGACTION_SIZE);
       ignore.writeBigUInt64LE(1n, 0); // SIG_IGN
       parent.remote.resetData();
-      parent.remote.call('rt_sigaction(SIGCHLD, SIG_IGN)', SYS.rt_sigaction, [SIG.CHLD, parent.remote.stage(ignore), 0, 8]);
+      parent.remote.setSigaction(SIG.CHLD, ignore, 'rt_sigaction(SIGCHLD, SIG_IGN)');
       exitTask(remote, 0);
     }
     this.byPid.clear();
@@ -284,7 +284,7 @@ function becomeZombie(plan: TaskPlan): void {
   const sig = status & 0x7f;
   if (sig) {
     remote.resetData();
-    remote.call('rt_sigaction', SYS.rt_sigaction, [sig, remote.stage(Buffer.alloc(32)), 0, 8], `signal ${sig} to default`);
+    remote.setSigaction(sig, Buffer.alloc(KSIGACTION_SIZE), `signal ${sig} to default`);
     remote.tracee.setSigmask(0n);
   }
   exitTask(remote, (status >> 8) & 0xff, sig);

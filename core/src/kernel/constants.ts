@@ -132,6 +132,8 @@ export const UFFD = {
   REGISTER_MODE_MISSING: 1,
   IOC_WRITEPROTECT: 0xc018aa06,
 } as const;
+/** struct kernel_sigaction on x86-64: handler, flags, restorer, mask. */
+export const KSIGACTION_SIZE = 32;
 export const PAGE_SIZE = 4096;
 export const IOV_MAX = 1024;
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ERESTART, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
+import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { Registers } from '../kernel/regs';
 import { WaitStatus } from '../kernel/syscalls';
@@ -30,8 +30,6 @@ const EFLAGS_DF = 1n << 10n;
 const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
 const SIG_DFL = 0n;
 const SIG_IGN = 1n;
-/** struct kernel_sigaction on x86-64: handler, flags, restorer, mask. */
-const KSIGACTION_SIZE = 32;
 
 /** A copy that stopped on a fault: which signal, at which address, after how many triples. */
 export interface CopyFault {
@@ -137,42 +135,60 @@ export class RemoteSyscall {
   }
 
   /**
-   * Runs the copy loop over `count` triples staged at `list`. Returns undefined when all were
-   * copied, or the fault that stopped it (SIGSEGV, SIGBUS): the signal is never delivered, the
-   * next call the task makes discards it.
+   * Runs `body`, in which copyInTask may be called, with the fault signals set so that a fault in
+   * the copy only stops the task for amber. A fault signal that is blocked or ignored is forced:
+   * the kernel would unblock it and reset the task's handler to SIG_DFL for good. Unblocked and
+   * not ignored, it stops the task with its handler untouched. So, for the while: unblocked, and
+   * un-ignored; then as they were.
    */
-  copyInTask(list: bigint, count: number): CopyFault | undefined {
+  async withCopyFaultsStopping<T>(body: () => Promise<T>): Promise<T> {
     if (!this.copyLoopReady) {
       this.memory.write(this.scratch.base + BigInt(COPY_LOOP_OFFSET), COPY_LOOP);
       this.copyLoopReady = true;
     }
-    // A fault signal that is blocked or ignored is forced: the kernel would unblock it and reset
-    // the task's handler to SIG_DFL for good. Unblocked and not ignored, it only stops the task
-    // for us, its handler untouched. So for the copy: unblock them, and un-ignore them.
     const mask = this.tracee.getSigmask();
-    const ignored = FAULT_SIGNALS.filter((sig) => this.sigaction(sig).readBigUInt64LE(0) === SIG_IGN);
+    this.resetData();
+    const ignored = FAULT_SIGNALS.filter((sig) => this.getSigaction(sig).readBigUInt64LE(0) === SIG_IGN);
+    this.copying = true;
     try {
       this.tracee.setSigmask(mask & ~FAULT_SIGNALS.reduce((m, sig) => m | (1n << BigInt(sig - 1)), 0n));
-      for (const sig of ignored) this.sigaction(sig, SIG_DFL);
-      return this.runCopyLoop(list, count);
+      for (const sig of ignored) this.setHandler(sig, SIG_DFL);
+      return await body();
     } finally {
-      for (const sig of ignored) this.sigaction(sig, SIG_IGN);
+      this.copying = false;
+      this.resetData();
+      for (const sig of ignored) this.setHandler(sig, SIG_IGN);
       this.tracee.setSigmask(mask);
     }
   }
 
   /**
-   * The task's sigaction for sig (struct kernel_sigaction); with `handler`, sets that handler,
-   * keeping flags and mask. Stages after what is staged already (the copy's triples).
+   * Runs the copy loop over `count` triples staged at `list`, inside withCopyFaultsStopping().
+   * Returns undefined when all were copied, or the fault that stopped it (SIGSEGV, SIGBUS): the
+   * signal is never delivered, the next call the task makes discards it.
    */
-  private sigaction(sig: number, handler?: bigint): Buffer {
-    const old = this.reserve(KSIGACTION_SIZE);
-    this.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, old, 8], `signal ${sig}`);
-    const act = this.memory.read(old, KSIGACTION_SIZE);
-    if (handler === undefined) return act;
+  copyInTask(list: bigint, count: number): CopyFault | undefined {
+    if (!this.copying) throw new Error(`pid ${this.pid}: copyInTask outside withCopyFaultsStopping`);
+    return this.runCopyLoop(list, count);
+  }
+
+  /** The task's struct kernel_sigaction for sig (handler, flags, restorer, mask); staged after what is staged. */
+  getSigaction(sig: number): Buffer {
+    const at = this.reserve(KSIGACTION_SIZE);
+    this.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, at, 8], `signal ${sig}`);
+    return this.memory.read(at, KSIGACTION_SIZE);
+  }
+
+  /** Sets the task's struct kernel_sigaction for sig; staged after what is staged. */
+  setSigaction(sig: number, act: Buffer, what = `signal ${sig}`): void {
+    this.call('rt_sigaction', SYS.rt_sigaction, [sig, this.stage(act), 0, 8], what);
+  }
+
+  /** Sets just the handler of sig, keeping its flags, restorer and mask. */
+  private setHandler(sig: number, handler: bigint): void {
+    const act = this.getSigaction(sig);
     act.writeBigUInt64LE(handler, 0);
-    this.call('rt_sigaction', SYS.rt_sigaction, [sig, this.stage(act), 0, 8], `signal ${sig}`);
-    return act;
+    this.setSigaction(sig, act);
   }
 
   private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
@@ -203,6 +219,7 @@ export class RemoteSyscall {
   }
 
   private copyLoopReady = false;
+  private copying = false;
 
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {

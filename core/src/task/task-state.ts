@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { NSIG, PR, SIG, SYS } from '../kernel/constants';
+import { KSIGACTION_SIZE, NSIG, PR, SIG, SYS } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
@@ -15,21 +15,18 @@ import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
 
-const SIGACTION_SIZE = 32;
 const X86_MODE_NATIVE = 1;
 
 /** What only the task itself can tell, read by injected syscalls in its main thread. */
 export function dumpSigactions(remote: RemoteSyscall): SaEntry[] {
-  remote.resetData();
-  const buf = remote.reserve(SIGACTION_SIZE);
   const out: SaEntry[] = [];
   for (let sig = 1; sig <= NSIG; sig++) {
     if (sig === SIG.KILL || sig === SIG.STOP) {
       out.push({ sigaction: 0n, flags: 0n, restorer: 0n, mask: 0n });
       continue;
     }
-    remote.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, buf, 8], `signal ${sig}`);
-    const raw = remote.memory.read(buf, SIGACTION_SIZE);
+    remote.resetData();
+    const raw = remote.getSigaction(sig);
     out.push({
       sigaction: raw.readBigUInt64LE(0),
       flags: raw.readBigUInt64LE(8),
@@ -127,8 +124,7 @@ export function registersOf(core: CoreEntry): Registers {
 export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: SeccompEntry | undefined, warn: (m: string) => void): void {
   remote.resetData();
   if (core.tc) {
-    const act = Buffer.alloc(SIGACTION_SIZE);
-    const slot = remote.reserve(SIGACTION_SIZE);
+    const act = Buffer.alloc(KSIGACTION_SIZE);
     core.tc.sigactions.forEach((sa, i) => {
       const sig = i + 1;
       if (sig === SIG.KILL || sig === SIG.STOP) return;
@@ -136,8 +132,8 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
       act.writeBigUInt64LE(sa.flags, 8);
       act.writeBigUInt64LE(sa.restorer, 16);
       act.writeBigUInt64LE(sa.mask, 24);
-      remote.memory.write(slot, act);
-      remote.call('rt_sigaction', SYS.rt_sigaction, [sig, slot, 0, 8], `signal ${sig}`);
+      remote.resetData();
+      remote.setSigaction(sig, act);
     });
     if (core.tc.rlimits) restoreRlimits(remote, core.tc.rlimits, warn);
     if (core.tc.timers) {

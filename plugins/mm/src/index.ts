@@ -14,7 +14,7 @@ import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagem
 import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
-import { appendUnreadable, copyIntoImage, copyThroughAmber, transfer, type DumpSegment } from './transfer';
+import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
 import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
@@ -32,17 +32,25 @@ function addRun(runs: PagemapEntry[], vaddr: bigint, nrPages: number, flags: num
 
 const TMPFS_MAGIC = 0x01021994;
 
-function onTmpfs(path: string): boolean {
-  return statfsSync(dirname(path)).type === TMPFS_MAGIC;
+/** Appends task memory to the pages file, copied by amber through /proc/PID/mem. */
+function appendThroughAmber(remote: RemoteSyscall, path: string, segments: Segment[], progress: (n: number) => void): void {
+  const fd = openSync(path, 'a');
+  try {
+    copyThroughAmber(remote, fd, segments, null, progress);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Runs as segments, each saying whether the task may read it itself (runs never span two VMAs). */
+/**
+ * Runs as segments, each saying whether the task may read it itself. Both lists are in address
+ * order (the VMAs as /proc/PID/maps lists them), and runs never span two VMAs.
+ */
 function dumpSegments(vmas: VmaEntry[], present: PagemapEntry[]): DumpSegment[] {
-  const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : 1));
   let v = 0;
   return present.map((r) => {
-    while (v < sorted.length && sorted[v].end <= r.vaddr) v++;
-    const vma = sorted[v];
+    while (v < vmas.length && vmas[v].end <= r.vaddr) v++;
+    const vma = vmas[v];
     const readable = vma !== undefined && r.vaddr >= vma.start && (vma.prot & PROT.READ) !== 0;
     return { addr: r.vaddr, len: r.nrPages * PAGE_SIZE, readable };
   });
@@ -162,7 +170,7 @@ export class MemoryPlugin implements ResourcePlugin {
   /**
    * Moves the present pages into the pages file. On tmpfs the task copies them itself into a
    * shared mapping of the file (the steadiest and fastest path measured here); elsewhere it
-   * writev()s them; a task that cannot open the file has amber copy through process_vm_readv.
+   * writev()s them; a task that cannot open the file has amber copy through /proc/PID/mem.
    * AMBER_DUMP_VIA=writev|amber forces a path, so `npm run bench` can compare them.
    */
   private async writePages(ctx: DumpContext, remote: RemoteSyscall, vmas: VmaEntry[], runs: PagemapEntry[], pagesPath: string, total: number): Promise<void> {
@@ -170,10 +178,10 @@ export class MemoryPlugin implements ResourcePlugin {
     const segments = dumpSegments(vmas, runs.filter((r) => r.flags === PagemapFlag.PRESENT));
     let done = 0;
     const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
-    const via = process.env.AMBER_DUMP_VIA ?? (onTmpfs(pagesPath) ? 'copy' : 'writev');
-    if (via === 'copy' && !skippedForTest('dump:room-check')) {
-      const room = statfsSync(dirname(pagesPath));
-      if (room.bavail * room.bsize < total) throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
+    const room = statfsSync(dirname(pagesPath));
+    const via = process.env.AMBER_DUMP_VIA ?? (room.type === TMPFS_MAGIC ? 'copy' : 'writev');
+    if (via === 'copy' && !skippedForTest('dump:room-check') && room.bavail * room.bsize < total) {
+      throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
     }
     remote.resetData();
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
@@ -182,7 +190,7 @@ export class MemoryPlugin implements ResourcePlugin {
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
       ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
-      copyThroughAmber(pid, segments, pagesPath, progress);
+      appendThroughAmber(remote, pagesPath, segments, progress);
       return;
     }
     try {
@@ -194,7 +202,7 @@ export class MemoryPlugin implements ResourcePlugin {
           let j = i + 1;
           while (j < segments.length && segments[j].readable === segments[i].readable) j++;
           if (segments[i].readable) transfer(remote, 'writev', fd, segments.slice(i, j), 0, progress);
-          else appendUnreadable(remote, pagesPath, segments.slice(i, j), progress);
+          else appendThroughAmber(remote, pagesPath, segments.slice(i, j), progress);
           i = j;
         }
       }

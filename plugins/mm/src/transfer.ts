@@ -1,7 +1,7 @@
 import { closeSync, ftruncateSync, openSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AmberError, IOV_MAX, KernelError, MAP, processVmRead, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
+import { AmberError, IOV_MAX, KernelError, MAP, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
 
 import type { PopulateJob } from './populate-worker';
 
@@ -69,23 +69,26 @@ export function transfer(
 
 const COPY_CHUNK = 8 << 20;
 
-/** The slower path: process_vm_readv into one reused buffer, then write(2) to the image. */
-export function copyThroughAmber(pid: number, segments: Segment[], path: string, progress?: (bytes: number) => void): number {
-  const buf = Buffer.allocUnsafe(COPY_CHUNK);
-  const fd = openSync(path, 'a');
+/**
+ * amber copies task memory into the pages file itself, through /proc/PID/mem and one reused
+ * buffer: at `fileOff`, or appended (null). The path for a task that cannot open the image
+ * (another user, another mount namespace) and for memory the task may not read itself
+ * (PROT_NONE): /proc/PID/mem reads that too.
+ */
+export function copyThroughAmber(
+  remote: RemoteSyscall, fd: number, segments: Segment[], fileOff: number | null, progress?: (bytes: number) => void,
+): number {
+  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, segments.reduce((m, s) => Math.max(m, s.len), 0)));
   let total = 0;
-  try {
-    for (const seg of segments) {
-      for (let off = 0; off < seg.len; ) {
-        const n = processVmRead(pid, seg.addr + BigInt(off), buf, Math.min(COPY_CHUNK, seg.len - off));
-        writeSync(fd, buf, 0, n);
-        off += n;
-        total += n;
-        progress?.(n);
-      }
+  for (const seg of segments) {
+    for (let off = 0; off < seg.len; ) {
+      const n = Math.min(buf.length, seg.len - off);
+      remote.memory.readInto(seg.addr + BigInt(off), buf, n);
+      writeSync(fd, buf, 0, n, fileOff === null ? null : fileOff + total);
+      off += n;
+      total += n;
+      progress?.(n);
     }
-  } finally {
-    closeSync(fd);
   }
   return total;
 }
@@ -123,54 +126,7 @@ export async function copyIntoImage(
   let allocated = 0;
   let copied = false;
   try {
-    const triples = Buffer.alloc(TRIPLES_PER_RUN * 24);
-    let seg = 0;
-    let segOff = 0;
-    for (let winOff = 0; winOff < total; winOff += WINDOW) {
-      const winLen = Math.min(WINDOW, total - winOff);
-      remote.resetData();
-      const mapped = remote.callRaw(SYS.mmap, [0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff]);
-      if (mapped < 0 && mapped > -4096) {
-        // No room in the task's address space (RLIMIT_AS, say): before any copy, let writev do it.
-        if (winOff === 0) return undefined;
-        throw new KernelError('mmap (pages window, in the task)', -mapped, remote.pid, path);
-      }
-      const win = BigInt(mapped);
-      copied = true;
-      try {
-        for (let at = 0; at < winLen; ) {
-          let n = 0;
-          const hidden: { fileOff: number; src: bigint; len: number }[] = [];
-          while (at < winLen && n < TRIPLES_PER_RUN) {
-            const s = segments[seg];
-            const len = Math.min(s.len - segOff, winLen - at);
-            const src = s.addr + BigInt(segOff);
-            if (s.readable) {
-              triples.writeBigUInt64LE(win + BigInt(at), n * 24);
-              triples.writeBigUInt64LE(src, n * 24 + 8);
-              triples.writeBigUInt64LE(BigInt(len), n * 24 + 16);
-              n++;
-            } else {
-              hidden.push({ fileOff: winOff + at, src, len });
-            }
-            at += len;
-            segOff += len;
-            if (segOff === s.len) {
-              seg++;
-              segOff = 0;
-            }
-          }
-          remote.resetData();
-          const fault = n ? remote.copyInTask(remote.stage(triples.subarray(0, n * 24)), n) : undefined;
-          if (fault) throw new CopyFaultError(remote.pid, fault.signal, fault.address, path);
-          for (const u of hidden) copyUnreadable(remote, fd, u.src, u.len, u.fileOff);
-        }
-      } finally {
-        remote.callRaw(SYS.munmap, [win, winLen]);
-      }
-      Atomics.store(front, 0, BigInt(winOff + winLen));
-      progress?.(winLen);
-    }
+    copied = await remote.withCopyFaultsStopping(async () => copyWindows(remote, taskFd, fd, path, segments, front, progress));
   } finally {
     Atomics.store(front, 0, BigInt(total));
     allocated = await allocation;
@@ -179,7 +135,66 @@ export async function copyIntoImage(
     closeSync(fd);
   }
   if (allocated < 0 && allocated !== -EOPNOTSUPP) throw new KernelError('fallocate (pages)', -allocated, remote.pid, path);
-  return total;
+  return copied ? total : undefined;
+}
+
+/**
+ * The task copies `segments`, in order, into its windows of the pages file; amber copies what it
+ * may not read. False when the task has no room for the first window (nothing copied).
+ */
+function copyWindows(
+  remote: RemoteSyscall, taskFd: number, fd: number, path: string, segments: DumpSegment[], front: BigInt64Array,
+  progress?: (bytes: number) => void,
+): boolean {
+  const total = segments.reduce((n, s) => n + s.len, 0);
+  const triples = Buffer.alloc(TRIPLES_PER_RUN * 24);
+  let seg = 0;
+  let segOff = 0;
+  for (let winOff = 0; winOff < total; winOff += WINDOW) {
+    const winLen = Math.min(WINDOW, total - winOff);
+    remote.resetData();
+    const mapped = remote.callRaw(SYS.mmap, [0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff]);
+    if (mapped < 0 && mapped > -4096) {
+      // No room in the task's address space (RLIMIT_AS, say): before any copy, let writev do it.
+      if (winOff === 0) return false;
+      throw new KernelError('mmap (pages window, in the task)', -mapped, remote.pid, path);
+    }
+    const win = BigInt(mapped);
+    try {
+      for (let at = 0; at < winLen; ) {
+        let n = 0;
+        const hidden: (Segment & { fileOff: number })[] = [];
+        while (at < winLen && n < TRIPLES_PER_RUN) {
+          const s = segments[seg];
+          const len = Math.min(s.len - segOff, winLen - at);
+          const src = s.addr + BigInt(segOff);
+          if (s.readable) {
+            triples.writeBigUInt64LE(win + BigInt(at), n * 24);
+            triples.writeBigUInt64LE(src, n * 24 + 8);
+            triples.writeBigUInt64LE(BigInt(len), n * 24 + 16);
+            n++;
+          } else {
+            hidden.push({ addr: src, len, fileOff: winOff + at });
+          }
+          at += len;
+          segOff += len;
+          if (segOff === s.len) {
+            seg++;
+            segOff = 0;
+          }
+        }
+        remote.resetData();
+        const fault = n ? remote.copyInTask(remote.stage(triples.subarray(0, n * 24)), n) : undefined;
+        if (fault) throw new CopyFaultError(remote.pid, fault.signal, fault.address, path);
+        for (const h of hidden) copyThroughAmber(remote, fd, [h], h.fileOff);
+      }
+    } finally {
+      remote.callRaw(SYS.munmap, [win, winLen]);
+    }
+    Atomics.store(front, 0, BigInt(winOff + winLen));
+    progress?.(winLen);
+  }
+  return true;
 }
 
 /** Below this, starting a worker thread costs more than it saves. */
@@ -193,30 +208,6 @@ function startPopulating(path: string, total: number, front: BigInt64Array): Pro
     worker.once('error', () => resolve());
     worker.once('exit', () => resolve());
   });
-}
-
-/** Appends memory the task may not read itself to the pages file, read through /proc/PID/mem. */
-export function appendUnreadable(remote: RemoteSyscall, path: string, segments: Segment[], progress?: (bytes: number) => void): void {
-  const fd = openSync(path, 'a');
-  try {
-    for (const s of segments) {
-      copyUnreadable(remote, fd, s.addr, s.len, null);
-      progress?.(s.len);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Memory the task may not read itself: amber reads it through /proc/PID/mem (which may). */
-function copyUnreadable(remote: RemoteSyscall, fd: number, src: bigint, len: number, fileOff: number | null): void {
-  const buf = Buffer.allocUnsafe(Math.min(len, COPY_CHUNK));
-  for (let done = 0; done < len; ) {
-    const n = Math.min(buf.length, len - done);
-    remote.memory.readInto(src + BigInt(done), buf, n);
-    writeSync(fd, buf, 0, n, fileOff === null ? null : fileOff + done);
-    done += n;
-  }
 }
 
 /** The task's copy into the pages file faulted: the file's filesystem is full, or memory went away. */

@@ -193,7 +193,7 @@ function printTable(head: string[], rows: string[][]): void {
 
 /**
  * The ways pages can move. Dump: the task copying into a mapping of the pages file (the default
- * on tmpfs), writev injected into the task, or process_vm_readv + write by amber. Restore:
+ * on tmpfs), writev injected into the task, or /proc/PID/mem + write by amber. Restore:
  * UFFDIO_COPY by amber on every core (default), or madvise(POPULATE_WRITE) + preadv in the task.
  */
 async function benchDataPaths(mb = 1024): Promise<void> {
@@ -219,7 +219,7 @@ async function benchDataPaths(mb = 1024): Promise<void> {
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(3);
     console.log(
       `\n${mb} MiB, engine time, median of 3 (restore by UFFDIO_COPY: of 6): dump by the task's copy into a mapping of the ` +
-        `pages file ${med(times.copy)} s, by writev injected into the task ${med(times.writev)} s, by process_vm_readv + ` +
+        `pages file ${med(times.copy)} s, by writev injected into the task ${med(times.writev)} s, by /proc/PID/mem + ` +
         `write in amber ${med(times.amber)} s; restore by UFFDIO_COPY ${med(times.uffd)} s, by populate + preadv ${med(times.preadv)} s`,
     );
   } finally {

@@ -37,11 +37,12 @@ function withoutNewInodes(diffs: string[]): string[] {
  * dump -> target gone -> restore -> same maps/status/fds -> amber compare clean (contents: the
  * target checks them). Images on /dev/shm take the path where the task copies its pages into a
  * mapping of the pages file; elsewhere the task writev()s them: `via` says which to expect.
+ * 'amber' forces the path of a task that cannot open the image: amber copies through /proc/PID/mem.
  */
-async function roundTrip(t: Target, label: string, via: 'copy' | 'writev' = 'writev'): Promise<string> {
+async function roundTrip(t: Target, label: string, via: 'copy' | 'writev' | 'amber' = 'writev'): Promise<string> {
   const before = snapshotProc(t.pid);
   const dir = via === 'copy' ? makeTmpDir(label, '/dev/shm') : makeTmpDir(label);
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v'], via === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : undefined);
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${via}`));
   const exit = await reap(t.pid);
   assert.equal(exit.signal, 9, exit.text);
@@ -65,7 +66,7 @@ test('shared anonymous memory, memfd, MAP_SHARED file and deleted files come bac
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
-for (const via of ['writev', 'copy'] as const) {
+for (const via of ['writev', 'copy', 'amber'] as const) {
 test(`guards, data behind PROT_NONE, growsdown, mprotect splits, mremap, mlock, madvise state and a sparse 64 GiB area come back (pages via ${via})`, async () => {
   const t = await startTarget('mem_flags');
   const t0 = performance.now();
