@@ -8,6 +8,7 @@ import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
+import { checkLeadersInside } from '../task/leaders';
 import { SeccompTable } from '../task/seccomp';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
@@ -54,8 +55,9 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   let ctx: DumpContext | undefined;
   try {
     const objects = new SharedObjects();
+    for (const f of frozen) stats.set(f.pid, readStat(f.pid));
+    if (!options.preDump) checkLeadersInside(stats.values());
     for (const f of frozen) {
-      stats.set(f.pid, readStat(f.pid));
       if (f.zombie) continue;
       const leader = f.tracees.get(f.pid)!;
       const maps = readMaps(f.pid);
