@@ -1,5 +1,7 @@
+import { fstatSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
+import { CliError } from '../errors';
 import { plural } from '../format';
 
 export default class Restore extends EngineCommand {
@@ -14,6 +16,11 @@ export default class Restore extends EngineCommand {
     'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
     pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
     skip: listFlag('do not restore these resource plugins (allows restoring a partial image)'),
+    'inherit-fd': Flags.string({
+      description: "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree (repeatable)",
+      multiple: true,
+      helpValue: 'fd[N]:KEY',
+    }),
     plugin: pluginFlag,
   };
 
@@ -24,7 +31,7 @@ export default class Restore extends EngineCommand {
     const registry = this.discoverPlugins(core, flags.plugin);
     const detached = flags['restore-detached'];
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress },
       registry,
     );
     this.progressLine.clear();
@@ -37,4 +44,17 @@ export default class Restore extends EngineCommand {
     log.info(`restored root ${report.rootPid} exited${report.exitCode !== undefined ? ` with status ${report.exitCode}` : ''}`);
     if (report.exitCode !== undefined) process.exitCode = report.exitCode;
   }
+}
+
+/** CRIU's --inherit-fd syntax: fd[N]:KEY, N an fd amber was started with. */
+function parseInheritFd(arg: string): { fd: number; key: string } {
+  const m = /^fd\[(\d+)\]:(.+)$/.exec(arg);
+  if (!m) throw new CliError(`--inherit-fd ${arg}: expected fd[N]:KEY, e.g. fd[3]:pipe:[12345]`);
+  const fd = Number(m[1]);
+  try {
+    fstatSync(fd);
+  } catch {
+    throw new CliError(`--inherit-fd ${arg}: amber has no open fd ${fd}`);
+  }
+  return { fd, key: m[2] };
 }

@@ -103,8 +103,15 @@ export interface RestoreTask {
   ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
 }
 
+/** --inherit-fd fd[N]:KEY: amber's own fd N stands in for the dumped file KEY (`pipe:[INODE]`). */
+export interface InheritedFd {
+  fd: number;
+  key: string;
+}
+
 export interface RestoreOptions {
   imagesDir: string;
+  inheritFds?: InheritedFd[];
   detached?: boolean;
   pidfile?: string;
   skip?: string[];

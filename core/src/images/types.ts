@@ -213,6 +213,8 @@ export interface PipeEntry {
   pipeId: number;
   flags: number;
   fown: FownEntry;
+  /** The tree holds only this end; a process outside it held the other one at dump time. */
+  otherEndOutside?: boolean;
 }
 
 export interface FifoEntry {

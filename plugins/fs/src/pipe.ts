@@ -1,12 +1,13 @@
 import { constants } from 'node:fs';
 import {
-  FdType, NO_FOWN, O, SYS,
+  FdType, NO_FOWN, O, SYS, fetchFd,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { dumpPipeData, restorePipeData } from './pipe-data';
 import { openInTask, park, setStatusFlags, unpark } from './task-fds';
 import { stateOf } from './images';
+import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
 const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
 const isReadEnd = (flags: number) => (flags & O.ACCMODE) === O.RDONLY;
@@ -22,14 +23,22 @@ export class PipeKind implements FileKind {
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
     const pipe: PipeEntry = { id, pipeId: pipeIdOf(fd), flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN };
+    if (otherEndOutside(ctx, fd)) pipe.otherEndOutside = true;
     dumpPipeData(ctx, fd, pipe.pipeId, 'pipes-data');
     return { id, type: FdType.PIPE, pipe };
   }
 
-  /** The first end restored creates the pipe and fills it; the other end waits, parked, for its turn. */
+  /**
+   * The first end restored creates the pipe and fills it; the other end waits, parked, for its turn.
+   * A pipe handed in with --inherit-fd is the caller's, as it is: not refilled, flags untouched
+   * (the contents at dump time stay in the old pipe, for whoever holds it).
+   */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const pipe = entry.pipe as PipeEntry;
     const remote = task.remote;
+    const inherited = ctx.options.inheritFds?.find((i) => i.key === `pipe:[${pipe.pipeId}]`);
+    if (inherited) return fetchFd(remote, process.pid, inherited.fd);
+    if (pipe.otherEndOutside) throw new OutsidePipeError(task.pid, pipe.pipeId);
     const mine = `pipe:${pipe.pipeId}:${isReadEnd(pipe.flags) ? 'r' : 'w'}`;
     let fd = unpark(ctx, task, mine);
     if (fd === undefined) {
