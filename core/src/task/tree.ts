@@ -4,11 +4,18 @@ import { AmberError, KernelError } from '../kernel/errors';
 import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
 import { Tracee } from '../ptrace/tracee';
-import { listChildren, listThreads, ProcError, readStat } from './proc';
+import { listChildren, listThreads, parseStatus, procRead, ProcError, readStat } from './proc';
 
 export class NoSuchProcessError extends AmberError {
   constructor(readonly pid: number) {
     super(`pid ${pid}: no such process`);
+  }
+}
+
+/** PTRACE_SEIZE refused because another tracer (a debugger) holds the task. */
+export class AlreadyTracedError extends AmberError {
+  constructor(readonly pid: number, readonly tracer: number, readonly tracerComm: string) {
+    super(`pid ${pid} is already traced by pid ${tracer} (${tracerComm}): a task has one tracer; detach it first`);
   }
 }
 
@@ -82,7 +89,10 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
   }));
 }
 
-/** PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. */
+/**
+ * PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. On one
+ * that another process traces it fails the same way: that one is named.
+ */
 function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
   try {
     return Tracee.seize(tid, options);
@@ -90,9 +100,16 @@ function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
     if (e instanceof KernelError && e.errnoName === 'EPERM') {
       const st = gone(false, () => readStat(tid));
       if (!st || st.state === 'Z' || st.state === 'X') return undefined;
+      const tracer = tracerOf(tid);
+      if (tracer) throw new AlreadyTracedError(tid, tracer, gone(false, () => readStat(tracer).comm) ?? '?');
     }
     throw e;
   }
+}
+
+function tracerOf(tid: number): number {
+  const status = gone(false, () => parseStatus(procRead(tid, 'status')));
+  return Number(status?.get('TracerPid') ?? 0);
 }
 
 /**

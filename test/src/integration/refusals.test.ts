@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { kill, SIG } from '@amber/core';
-import { amber, becomeSubreaper, cleanup, describeAmber, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
+import { amber, becomeSubreaper, cleanup, describeAmber, isAlive, makeTmpDir, parentOf, procState, reap, sleep, startTarget, targetPath, verdict } from '../harness';
 
 after(cleanup);
 
@@ -109,4 +109,23 @@ test("a child in the test harness's own session and group is refused, naming the
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
+});
+
+test('a task another process traces is refused, naming the tracer, and keeps running', async () => {
+  const t = await startTarget('counter');
+  const tracer = await startTarget('tracer', [String(t.pid)]);
+  assert.equal(tracerOf(t.pid), tracer.pid);
+  const dir = makeTmpDir('traced');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args);
+  assert.notEqual(r.status, 0, describeAmber(args, r));
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, describeAmber(args, r));
+  assert.equal(lines[0], `amber: pid ${t.pid} is already traced by pid ${tracer.pid} (tracer): a task has one tracer; detach it first`);
+  assert.ok(isAlive(t.pid));
+  assert.match(procState(t.pid) ?? '', /^[RS]$/);
+  assert.equal(tracerOf(t.pid), tracer.pid, 'still traced by its own tracer only');
+  assert.ok((await verdict(tracer)).passed);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
 });
