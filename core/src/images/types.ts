@@ -286,6 +286,8 @@ export interface InotifyWdEntry {
   sDev: number;
   wd: number;
   fHandle: FhEntry;
+  /** The watched file had no name any more at dump; this fd of the task holds it. */
+  openFd?: number;
 }
 
 export interface InotifyFileEntry {

@@ -4,7 +4,8 @@ import {
   type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
-import { openInTask, park, parked, readWholeFd, writeAll } from './task-fds';
+import { openInTask, park, parked } from './task-fds';
+import { decodeChunks, encodeChunks, fillGhost, readGhostData } from './ghost-extents';
 
 const REMAP_GHOST = 1;
 
@@ -35,20 +36,20 @@ export function dumpGhost(ctx: DumpContext, fd: FdResource, id: number): void {
 
 function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
   const limit = ctx.options.ghostLimit ?? DEFAULT_GHOST_LIMIT;
-  if (fd.size > BigInt(limit)) {
-    throw new GhostTooBigError(
-      `fd ${fd.fd} of pid ${fd.pid} is the unlinked file ${originalPath(fd.link)} of ${fd.size} bytes, more than the ghost ` +
-        `limit of ${limit} bytes; nothing was changed (raise it with --ghost-limit)`,
-    );
-  }
-  const data = readWholeFd(fd.pid, fd.fd);
-  const entry: GhostFileEntry = { uid: 0, gid: 0, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: BigInt(data.length) };
-  ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [data] });
-  ctx.count('ghost bytes', data.length);
+  // A sparse file is saved by its data extents: the limit counts data, not apparent size.
+  const ghost = readGhostData(fd.pid, fd.fd, limit, (bytes, size) => new GhostTooBigError(
+    `fd ${fd.fd} of pid ${fd.pid} is the unlinked file ${originalPath(fd.link)} of ${bytes} bytes of data (${size} apparent), ` +
+      `more than the ghost limit of ${limit} bytes; nothing was changed (raise it with --ghost-limit)`,
+  ));
+  const blob = ghost.sparse ? encodeChunks(ghost.extents) : Buffer.concat(ghost.extents.map((e) => e.data));
+  const entry: GhostFileEntry = { uid: 0, gid: 0, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: ghost.size };
+  if (ghost.sparse) Object.assign(entry, { chunks: true, chunksBytes: BigInt(blob.length) });
+  ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [blob] });
+  ctx.count('ghost bytes', ghost.dataBytes);
 }
 
 /** The ghost a description opens (its remap-fpath entry; images without one name it by the description's id). */
-function ghostIdOf(ctx: RestoreContext, id: number): number | undefined {
+export function ghostIdOf(ctx: RestoreContext, id: number): number | undefined {
   const remaps = stateOf(ctx, 'remaps', () => {
     const m = new Map<number, number>();
     if (ctx.store.has('remap-fpath')) {
@@ -76,7 +77,8 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const made = parked(ctx, task, key);
   if (made !== undefined) return openInTask(task.remote, `/proc/self/fd/${made}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
-  const data = img.blobs[0] ?? Buffer.alloc(0);
+  const blob = img.blobs[0] ?? Buffer.alloc(0);
+  const extents = img.entries[0].chunks ? decodeChunks(blob, `ghost-file-${ghostId}.img`) : [{ off: 0n, data: blob }];
   const remote = task.remote;
   const mode = img.entries[0].mode & 0o7777;
   let path = reg.name;
@@ -89,7 +91,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
     throw new AmberError(`pid ${task.pid}: cannot re-create unlinked file ${reg.name}: errno ${-writer}`);
   }
   try {
-    writeAll(remote, writer, data, reg.name, 0n);
+    fillGhost(remote, writer, extents, img.entries[0].size ?? BigInt(blob.length), reg.name);
     const fd = openInTask(remote, path, flags);
     remote.resetData();
     remote.call('unlink', SYS.unlink, [remote.stageString(path)], path);

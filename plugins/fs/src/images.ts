@@ -15,7 +15,11 @@ export interface GhostFileEntry {
   mode: number;
   dev?: number;
   ino?: bigint;
+  rdev?: number;
+  /** The data follows as CRIU's chunks (extents of a sparse file), chunksBytes long in all. */
+  chunks?: boolean;
   size?: bigint;
+  chunksBytes?: bigint;
 }
 
 export interface MemfdInodeEntry {
@@ -51,7 +55,7 @@ export function registerFsImages(): void {
   registerImageType({ type: 'fifo-data', magic: 0x59333054, protoFile: PROTO, message: 'amberfs.PipeDataEntry', blobLength: blobOfPipe });
   registerImageType({
     type: 'ghost-file', magic: 0x52583605, protoFile: PROTO, message: 'amberfs.GhostFileEntry',
-    blobLength: (e) => Number((e as GhostFileEntry).size ?? 0n),
+    blobLength: (e) => Number(((e as GhostFileEntry).chunks ? (e as GhostFileEntry).chunksBytes : (e as GhostFileEntry).size) ?? 0n),
   });
   registerImageType({ type: 'memfd-inode', magic: 0x48453499, protoFile: PROTO, message: 'amberfs.MemfdInodeEntry' });
   registerImageType({ type: 'remap-fpath', magic: 0x59133954, protoFile: PROTO, message: 'amberfs.RemapFilePathEntry' });

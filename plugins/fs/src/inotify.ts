@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
   AmberError, FdType, NO_FOWN, O, SYS, procRead, syscallRaw, addressOf,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type InotifyFileEntry,
@@ -57,21 +57,55 @@ export function handleWords(handle: Buffer): bigint[] {
   return words;
 }
 
+/** st_dev as glibc encodes it, as the kernel's internal dev_t (fdinfo's sdev): major << 20 | minor. */
+export function kernelDev(dev: bigint): number {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return Number((major << 20n) | minor);
+}
+
+const DELETED = ' (deleted)';
+// lookup-only flags: the watch is re-added through /proc/self/fd/N, a link to follow
+const IN_LOOKUP_FLAGS = 0x01000000 /* ONLYDIR */ | 0x02000000 /* DONT_FOLLOW */ | 0x10000000 /* MASK_CREATE */ | 0x20000000 /* MASK_ADD */;
+
+export class InotifyWatchOfRemovedFileError extends AmberError {}
+
 export class InotifyKind implements FileKind {
   readonly fdType = FdType.INOTIFY;
   readonly name = 'inotify';
+  /** After the files a watch may need (a removed file is watched through the task's fd of it). */
+  readonly restoreOrder = 5;
 
   claims(fd: FdResource): boolean {
     return fd.link === 'anon_inode:inotify';
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  /**
+   * A watch lives as long as its inode, so a watched file removed since is still open somewhere
+   * (the kernel drops the watch when the inode goes). When the task holds it, the watch is re-added
+   * through that fd on restore, after the file (a ghost) is re-created.
+   */
+  dumpDescription(_ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
     const wd: InotifyWdEntry[] = parseInotifyWatches(procRead(fd.pid, `fdinfo/${fd.fd}`)).map((w) => {
       const words = handleWords(w.handle);
-      return {
+      let path = pathOfHandle(fd.pid, w, `inotify watch ${w.wd}`);
+      let openFd: number | undefined;
+      if (path.endsWith(DELETED)) {
+        path = path.slice(0, -DELETED.length);
+        openFd = task.fds.find((f) => f.ino === w.ino && kernelDev(f.dev) === w.sdev && !f.link.startsWith('anon_inode:'))?.fd;
+        if (openFd === undefined) {
+          throw new InotifyWatchOfRemovedFileError(
+            `fd ${fd.fd} of pid ${fd.pid} is an inotify watching ${path} (inode ${w.ino}), removed since and not open in pid ` +
+              `${fd.pid}; amber cannot restore that watch; nothing was changed`,
+          );
+        }
+      }
+      const entry: InotifyWdEntry = {
         id, iIno: w.ino, mask: w.mask, ignoredMask: w.ignoredMask, sDev: w.sdev, wd: w.wd,
-        fHandle: { bytes: w.handle.length, type: w.handleType, handle: words, path: pathOfHandle(fd.pid, w, `inotify watch ${w.wd}`) },
+        fHandle: { bytes: w.handle.length, type: w.handleType, handle: words, path },
       };
+      if (openFd !== undefined) entry.openFd = openFd;
+      return entry;
     });
     const ify: InotifyFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, wd };
     return { id, type: FdType.INOTIFY, ify };
@@ -87,10 +121,11 @@ export class InotifyKind implements FileKind {
     const remote = task.remote;
     const fd = remote.call('inotify_init1', SYS.inotify_init1, [ify.flags & O.NONBLOCK]);
     for (const w of [...ify.wd].sort((a, b) => a.wd - b.wd)) {
-      const path = w.fHandle.path ?? '';
+      const path = w.openFd !== undefined ? `/proc/self/fd/${w.openFd}` : w.fHandle.path ?? '';
+      const mask = w.openFd !== undefined ? w.mask & ~IN_LOOKUP_FLAGS : w.mask;
       for (let tries = 0; ; tries++) {
         remote.resetData();
-        const got = remote.call('inotify_add_watch', SYS.inotify_add_watch, [fd, remote.stageString(path), w.mask], path);
+        const got = remote.call('inotify_add_watch', SYS.inotify_add_watch, [fd, remote.stageString(path), mask], path);
         if (got === w.wd) break;
         if (got > w.wd || tries > 4096) throw new AmberError(`pid ${task.pid}: inotify watch on ${path} got number ${got}, not ${w.wd}`);
         remote.call('inotify_rm_watch', SYS.inotify_rm_watch, [fd, got]);
@@ -103,7 +138,9 @@ export class InotifyKind implements FileKind {
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
     const ify = entry.ify as InotifyFileEntry;
     const show = (ws: { wd: number; ino: bigint; mask: number }[]) => ws.map((w) => `${w.wd}:${w.ino}:0x${w.mask.toString(16)}`).sort().join(' ');
-    const dumped = show(ify.wd.map((w) => ({ wd: w.wd, ino: w.iIno, mask: w.mask })));
+    // a removed file comes back as a new inode: the watch must be on the one the task's fd holds
+    const inoNow = (w: InotifyWdEntry) => (w.openFd !== undefined ? statSync(`/proc/${live.pid}/fd/${w.openFd}`, { bigint: true }).ino : w.iIno);
+    const dumped = show(ify.wd.map((w) => ({ wd: w.wd, ino: inoNow(w), mask: w.mask })));
     const now = show(parseInotifyWatches(procRead(live.pid, `fdinfo/${live.fd}`)));
     return dumped === now ? [] : [{ what: 'inotify watches', expected: `[${dumped}]`, actual: `[${now}]` }];
   }

@@ -5,6 +5,7 @@ import {
 } from '@amber/core';
 import { constants } from 'node:fs';
 import { dumpGhost, hasGhost, isUnlinked, openGhost, originalPath } from './ghost-file';
+import { dumpGhostDevice, isDevice, openGhostDevice } from './ghost-device';
 
 /** Character devices that are the same everywhere and carry no state of their own. */
 const PLAIN_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
@@ -12,7 +13,8 @@ const FLAGS_NOT_REPLAYED = O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC;
 
 /**
  * Regular files, directories, O_PATH fds and the memory-like character devices, by path; an
- * unlinked regular file is saved whole (a ghost file) and re-created on restore.
+ * unlinked regular file is saved whole (a ghost file) and re-created on restore, as is the node of
+ * a removed device.
  */
 export class RegularFileKind implements FileKind {
   readonly fdType = FdType.REG;
@@ -21,7 +23,7 @@ export class RegularFileKind implements FileKind {
   claims(fd: FdResource): boolean {
     if (!fd.link.startsWith('/') || fd.link.startsWith('/memfd:')) return false;
     const type = fd.mode & constants.S_IFMT;
-    if (isUnlinked(fd.link)) return type === constants.S_IFREG && !(fd.info.flags & O.PATH);
+    if (isUnlinked(fd.link)) return (type === constants.S_IFREG || isDevice(fd.mode)) && !(fd.info.flags & O.PATH);
     if (type === constants.S_IFREG || type === constants.S_IFDIR) return true;
     if (fd.info.flags & O.PATH) return true;
     return type === constants.S_IFCHR && PLAIN_DEVICES.has(fd.link);
@@ -29,7 +31,7 @@ export class RegularFileKind implements FileKind {
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
     const unlinked = isUnlinked(fd.link);
-    if (unlinked) dumpGhost(ctx, fd, id);
+    if (unlinked) (isDevice(fd.mode) ? dumpGhostDevice : dumpGhost)(ctx, fd, id);
     const reg: RegFileEntry = {
       id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, name: unlinked ? originalPath(fd.link) : fd.link,
       mntId: fd.info.mntId, size: fd.size, mode: fd.mode,
@@ -41,7 +43,8 @@ export class RegularFileKind implements FileKind {
     const reg = entry.reg as RegFileEntry;
     const remote = task.remote;
     remote.resetData();
-    const fd = hasGhost(ctx, reg.id) ? openGhost(ctx, task, reg) : remote.call('open', SYS.open, [remote.stageString(reg.name), reg.flags & ~FLAGS_NOT_REPLAYED, 0], reg.name);
+    const ghost = hasGhost(ctx, reg.id) ? (isDevice(reg.mode ?? 0) ? openGhostDevice : openGhost) : undefined;
+    const fd = ghost ? ghost(ctx, task, reg) : remote.call('open', SYS.open, [remote.stageString(reg.name), reg.flags & ~FLAGS_NOT_REPLAYED, 0], reg.name);
     if (reg.pos !== 0n && !(reg.flags & O.PATH)) remote.call('lseek', SYS.lseek, [fd, reg.pos, SEEK_SET], reg.name);
     return fd;
   }

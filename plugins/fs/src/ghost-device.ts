@@ -1,0 +1,71 @@
+import { constants, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { AmberError, O, SYS, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
+import { ghostIdOf } from './ghost-file';
+import { growingImage, stateOf, type GhostFileEntry, type RemapFilePathEntry } from './images';
+import { openInTask, park, parked } from './task-fds';
+
+const REMAP_GHOST = 1;
+const EEXIST = 17;
+
+export const isDevice = (mode: number) => [constants.S_IFCHR, constants.S_IFBLK].includes(mode & constants.S_IFMT);
+
+/**
+ * An open device node whose name was removed: a ghost with no data, only what the node was
+ * (type, device number, owner, permissions), once per inode as for unlinked files.
+ */
+export function dumpGhostDevice(ctx: DumpContext, fd: FdResource, id: number): void {
+  const nodes = stateOf(ctx, 'ghost-devices', () => new Map<string, number>());
+  const inode = `${fd.dev}:${fd.ino}`;
+  let ghostId = nodes.get(inode);
+  if (ghostId === undefined) {
+    ghostId = id;
+    const st = statSync(`/proc/${fd.pid}/fd/${fd.fd}`);
+    const entry: GhostFileEntry = {
+      uid: st.uid, gid: st.gid, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, rdev: Number(fd.rdev & 0xffffffffn), size: 0n,
+    };
+    ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [Buffer.alloc(0)] });
+    nodes.set(inode, id);
+  }
+  growingImage<RemapFilePathEntry>(ctx, 'remap-fpath', 'remap-fpath').add({ origId: id, remapId: ghostId, remapType: REMAP_GHOST });
+}
+
+/**
+ * Makes the node again (at its old path when free, else beside it) readable by root only, opens
+ * it as dumped and removes the name at once; only then, on the nameless inode, the dumped owner
+ * and permissions (never set-id bits) are put back. An O_PATH fd stays parked so that other
+ * descriptions of the inode reopen the same node.
+ */
+export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: RegFileEntry): number {
+  const ghostId = ghostIdOf(ctx, reg.id)!;
+  const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.CLOEXEC);
+  const key = `ghost:${ghostId}`;
+  const remote = task.remote;
+  const made = parked(ctx, task, key);
+  if (made !== undefined) return openInTask(remote, `/proc/self/fd/${made}`, flags);
+  const node = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`).entries[0];
+  const type = node.mode & constants.S_IFMT;
+  const mknod = (path: string) => {
+    remote.resetData();
+    return remote.callRaw(SYS.mknod, [remote.stageString(path), type | 0o600, node.rdev ?? 0]);
+  };
+  let path = reg.name;
+  let r = mknod(path);
+  if (r === -EEXIST) r = mknod((path = join(dirname(reg.name), `.${basename(reg.name)}.amber-ghost-${ghostId}-${task.pid}`)));
+  if (r < 0) throw new AmberError(`pid ${task.pid}: cannot re-create the removed device node ${reg.name}: errno ${-r}`);
+  let fd = -1;
+  let keeper = -1;
+  try {
+    fd = openInTask(remote, path, flags);
+    keeper = openInTask(remote, path, O.PATH | O.CLOEXEC);
+  } finally {
+    remote.resetData();
+    remote.callRaw(SYS.unlink, [remote.stageString(path)]);
+    remote.resetData();
+    if (keeper < 0 && fd >= 0) remote.callRaw(SYS.close, [fd]);
+  }
+  remote.call('fchown', SYS.fchown, [fd, node.uid, node.gid], reg.name);
+  remote.call('fchmod', SYS.fchmod, [fd, node.mode & 0o777], reg.name);
+  park(ctx, task, key, keeper);
+  return fd;
+}

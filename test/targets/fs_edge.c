@@ -1,0 +1,171 @@
+#include "target.h"
+/*
+ * fs_edge: files whose names are gone while the process still holds them. One case per run:
+ *   inotify WORKDIR  an inotify watch on a file removed since (the fd stays open), next to a
+ *                    watch on the directory; after restore both still report events.
+ *   device WORKDIR   a character device node (1:7, /dev/full's) made with mknod, owned by
+ *                    65534:65534 mode 0640, opened and unlinked; after restore the fd is that
+ *                    device with that owner and mode, and nothing is left in WORKDIR.
+ *   sparse WORKDIR   an unlinked 2 GiB file with 8 KiB of data at 1 GiB and at its end; after
+ *                    restore the same size, data and holes (few blocks allocated).
+ * Prints READY, waits for SIGUSR1, checks, prints PASS or FAIL: lines.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#define SPARSE_SIZE (2LL << 30)
+#define MIDDLE (1LL << 30)
+#define CHUNK 4096
+
+static char workdir[3800];
+
+static void path_of(char *out, const char *name) { snprintf(out, 4000, "%s/%s", workdir, name); }
+
+/* Waits up to 2 s for an event of wd with mask bits on ify; name, if given, must match. */
+static int wait_event(int ify, int wd, uint32_t mask, const char *name)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (int round = 0; round < 20; round++) {
+		struct pollfd p = { .fd = ify, .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t n = read(ify, buf, sizeof buf);
+		for (char *at = buf; n > 0 && at < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)at;
+			if (ev->wd == wd && (ev->mask & mask) && (!name || (ev->len && strcmp(ev->name, name) == 0)))
+				return 1;
+			at += sizeof *ev + ev->len;
+		}
+	}
+	return 0;
+}
+
+static int inotify_case(void)
+{
+	char path[4000];
+	path_of(path, "watched");
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || write(fd, "hello", 5) != 5)
+		die("watched file");
+	int ify = inotify_init1(IN_NONBLOCK);
+	int wd_file = inotify_add_watch(ify, path, IN_MODIFY);
+	int wd_dir = inotify_add_watch(ify, workdir, IN_CREATE);
+	if (ify < 0 || wd_file < 0 || wd_dir < 0)
+		die("inotify");
+	if (unlink(path))
+		die("unlink");
+	ready_and_wait();
+
+	struct stat st;
+	if (fstat(fd, &st) || st.st_nlink != 0)
+		fail("the watched file has %lu links, not 0", (unsigned long)st.st_nlink);
+	char got[6] = { 0 };
+	if (pread(fd, got, 5, 0) != 5 || strcmp(got, "hello"))
+		fail("the watched file reads '%s'", got);
+	if (pwrite(fd, "j", 1, 0) != 1)
+		fail("write to the watched file: %s", strerror(errno));
+	if (!wait_event(ify, wd_file, IN_MODIFY, NULL))
+		fail("no IN_MODIFY on watch %d of the removed file", wd_file);
+	char created[4000];
+	path_of(created, "created");
+	int c = open(created, O_CREAT | O_WRONLY, 0600);
+	if (c < 0)
+		fail("create: %s", strerror(errno));
+	close(c);
+	unlink(created);
+	if (!wait_event(ify, wd_dir, IN_CREATE, "created"))
+		fail("no IN_CREATE on watch %d of the directory", wd_dir);
+	return finish();
+}
+
+static int device_case(void)
+{
+	char path[4000];
+	path_of(path, "full-node");
+	if (mknod(path, S_IFCHR | 0640, makedev(1, 7)) || chown(path, 65534, 65534) || chmod(path, 0640))
+		die("mknod");
+	int fd = open(path, O_RDWR);
+	if (fd < 0)
+		die("open node");
+	if (unlink(path))
+		die("unlink");
+	ready_and_wait();
+
+	struct stat st;
+	if (fstat(fd, &st))
+		fail("fstat: %s", strerror(errno));
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 7))
+		fail("fd is mode 0%o rdev %u:%u, not the char device 1:7", st.st_mode, major(st.st_rdev), minor(st.st_rdev));
+	if ((st.st_mode & 07777) != 0640 || st.st_uid != 65534 || st.st_gid != 65534)
+		fail("node is %u:%u mode 0%o, not 65534:65534 0640", st.st_uid, st.st_gid, st.st_mode & 07777);
+	if (st.st_nlink != 0)
+		fail("node has %lu links", (unsigned long)st.st_nlink);
+	errno = 0;
+	if (write(fd, "x", 1) != -1 || errno != ENOSPC)
+		fail("write to /dev/full's twin did not fail with ENOSPC (%s)", strerror(errno));
+	char buf[4] = { 1, 1, 1, 1 };
+	if (read(fd, buf, 4) != 4 || buf[0] || buf[3])
+		fail("read from /dev/full's twin gave no zeros");
+	DIR *d = opendir(workdir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (strstr(e->d_name, "full-node"))
+			fail("left behind in the directory: %s", e->d_name);
+	if (d)
+		closedir(d);
+	return finish();
+}
+
+static int sparse_case(void)
+{
+	char path[4000], data[CHUNK];
+	path_of(path, "sparse");
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || ftruncate(fd, SPARSE_SIZE))
+		die("sparse file");
+	for (int i = 0; i < CHUNK; i++)
+		data[i] = (char)(i * 7 + 1);
+	if (pwrite(fd, data, CHUNK, MIDDLE) != CHUNK || pwrite(fd, data, CHUNK, SPARSE_SIZE - CHUNK) != CHUNK)
+		die("pwrite");
+	if (unlink(path))
+		die("unlink");
+	ready_and_wait();
+
+	struct stat st;
+	if (fstat(fd, &st))
+		fail("fstat: %s", strerror(errno));
+	if (st.st_size != SPARSE_SIZE)
+		fail("size %lld, not %lld", (long long)st.st_size, SPARSE_SIZE);
+	if (st.st_blocks * 512 > (1 << 20))
+		fail("%lld bytes allocated: the holes were filled", (long long)st.st_blocks * 512);
+	char got[CHUNK];
+	if (pread(fd, got, CHUNK, MIDDLE) != CHUNK || memcmp(got, data, CHUNK))
+		fail("data at 1 GiB differs");
+	if (pread(fd, got, CHUNK, SPARSE_SIZE - CHUNK) != CHUNK || memcmp(got, data, CHUNK))
+		fail("data at the end differs");
+	memset(got, 1, CHUNK);
+	if (pread(fd, got, CHUNK, 4096) != CHUNK || got[0] || got[CHUNK - 1])
+		fail("the hole at 4 KiB is not zeros");
+	off_t next = lseek(fd, 0, SEEK_DATA);
+	if (next != MIDDLE)
+		fail("first data at %lld, not at 1 GiB", (long long)next);
+	return finish();
+}
+
+int main(int argc, char **argv)
+{
+	start(0);
+	if (argc != 3)
+		die("usage: fs_edge inotify|device|sparse WORKDIR");
+	snprintf(workdir, sizeof workdir, "%s", argv[2]);
+	if (!strcmp(argv[1], "inotify"))
+		return inotify_case();
+	if (!strcmp(argv[1], "device"))
+		return device_case();
+	if (!strcmp(argv[1], "sparse"))
+		return sparse_case();
+	die("unknown case");
+}
