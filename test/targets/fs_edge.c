@@ -8,12 +8,18 @@
  *                    device with that owner and mode, and nothing is left in WORKDIR.
  *   sparse WORKDIR   an unlinked 2 GiB file with 8 KiB of data at 1 GiB and at its end; after
  *                    restore the same size, data and holes (few blocks allocated).
+ *   epoll WORKDIR    an epoll watching an eventfd whose only fd left is in a child (the parent
+ *                    closed its own after the fork); after restore the parent's epoll still
+ *                    reports it, and once the child drains the eventfd, no longer does.
  * Prints READY, waits for SIGUSR1, checks, prints PASS or FAIL: lines.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -155,11 +161,56 @@ static int sparse_case(void)
 	return finish();
 }
 
+#define EPOLL_DATA 0x5eed5eedULL
+
+static volatile sig_atomic_t got_usr2;
+static void on_usr2(int sig) { (void)sig; got_usr2 = 1; }
+
+static int epoll_case(void)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EPOLL_DATA };
+	if (efd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev))
+		die("epoll");
+	uint64_t one = 1;
+	if (write(efd, &one, 8) != 8)
+		die("eventfd write");
+	signal(SIGUSR2, on_usr2);
+	sigset_t usr2, old;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, &old);
+	pid_t child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		while (!got_usr2)
+			sigsuspend(&old);
+		uint64_t v = 0;
+		_exit(read(efd, &v, 8) == 8 && v == 1 ? 0 : 3);
+	}
+	close(efd);
+	ready_and_wait();
+
+	struct epoll_event got;
+	int n = epoll_wait(ep, &got, 1, 1000);
+	if (n != 1 || got.data.u64 != EPOLL_DATA || !(got.events & EPOLLIN))
+		fail("epoll_wait gave %d events (data %llx), not the eventfd's", n, n > 0 ? (unsigned long long)got.data.u64 : 0ULL);
+	kill(child, SIGUSR2);
+	int status = 0;
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("the child could not drain the eventfd (status %x)", status);
+	if ((n = epoll_wait(ep, &got, 1, 0)) != 0)
+		fail("epoll still reports %d events once the child drained the eventfd: not the child's eventfd", n);
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	start(0);
 	if (argc != 3)
-		die("usage: fs_edge inotify|device|sparse WORKDIR");
+		die("usage: fs_edge inotify|device|sparse|epoll WORKDIR");
 	snprintf(workdir, sizeof workdir, "%s", argv[2]);
 	if (!strcmp(argv[1], "inotify"))
 		return inotify_case();
@@ -167,5 +218,7 @@ int main(int argc, char **argv)
 		return device_case();
 	if (!strcmp(argv[1], "sparse"))
 		return sparse_case();
+	if (!strcmp(argv[1], "epoll"))
+		return epoll_case();
 	die("unknown case");
 }

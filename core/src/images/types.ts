@@ -241,6 +241,8 @@ export interface EventpollTfdEntry {
   pos?: bigint;
   /** amber: an open fd of the task for the target file when `tfd` itself was closed or reused */
   srcFd?: number;
+  /** amber: srcFd is an fd of this other task of the tree (the owner closed all of its own) */
+  srcPid?: number;
 }
 
 export interface EventpollFileEntry {

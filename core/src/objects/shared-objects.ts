@@ -45,16 +45,17 @@ export class SharedObjects {
   }
 
   /**
-   * Which of `candidates` (fds of `pid`) is the file that epoll fd `epfd` of `pid` watches under
-   * target number `tfd` (KCMP_EPOLL_TFD): the number in the epoll's fdinfo may since have been
-   * closed, or reused for another file, while a dup of the target stays open.
+   * Which of `candidates` (fds of `holder`, by default `pid` itself) is the file that epoll fd
+   * `epfd` of `pid` watches under target number `tfd` (KCMP_EPOLL_TFD): the number in the epoll's
+   * fdinfo may since have been closed, or reused for another file, while a dup of the target
+   * stays open, here or in another task.
    */
-  epollTarget(pid: number, epfd: number, tfd: number, candidates: number[]): number | undefined {
+  epollTarget(pid: number, epfd: number, tfd: number, candidates: number[], holder = pid): number | undefined {
     const slot = Buffer.alloc(12); // struct kcmp_epoll_slot { u32 efd, tfd, toff }
     slot.writeUInt32LE(epfd, 0);
     slot.writeUInt32LE(tfd, 4);
     for (const fd of candidates) {
-      if (syscallRaw(SYS.kcmp, [pid, pid, KCMP.EPOLL_TFD, fd, addressOf(slot)]) === 0) return fd;
+      if (syscallRaw(SYS.kcmp, [holder, pid, KCMP.EPOLL_TFD, fd, addressOf(slot)]) === 0) return fd;
     }
     return undefined;
   }

@@ -1,10 +1,20 @@
 import {
-  AmberError, F, FdType, NO_FOWN, O, SYS, procRead,
+  AmberError, F, FdType, NO_FOWN, O, SYS, fetchFd, procRead,
+  type FdinfoEntry,
   type DumpContext, type DumpTask, type EventpollFileEntry, type EventpollTfdEntry, type FdResource, type FieldDifference, type FileDescription,
   type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
+import { stateOf } from './images';
 
 const EPOLL_CTL_ADD = 1;
+
+/** Targets held only by another task of the tree: registered once every fd table is filled. */
+interface LateTarget {
+  task: RestoreTask;
+  epollId: number;
+  target: EventpollTfdEntry;
+}
+const lateTargets = (ctx: RestoreContext) => stateOf(ctx, 'epoll-late-targets', () => [] as LateTarget[]);
 
 /** The "tfd: N events: X data: Y pos:P ino:I sdev:D" lines of an epoll fd's fdinfo. */
 export function parseEpollTargets(fdinfo: string, id: number): EventpollTfdEntry[] {
@@ -32,7 +42,10 @@ export class EpollKind implements FileKind {
   /**
    * A target is recorded under the number it was added with (fdinfo's tfd), but that fd may have
    * been closed, or reused for another file, while a dup keeps the target open: the core
-   * (KCMP_EPOLL_TFD) finds which open fd of the task is the target, kept as src_fd.
+   * (KCMP_EPOLL_TFD) finds which open fd of the task is the target, kept as src_fd. An epoll does
+   * not keep its targets open (closing the last fd of a file drops it from every epoll), so a
+   * target that no fd of the task holds is held by another task (a child that inherited it):
+   * src_pid names that one.
    */
   dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
     const tfd = parseEpollTargets(procRead(fd.pid, `fdinfo/${fd.fd}`), id);
@@ -40,23 +53,34 @@ export class EpollKind implements FileKind {
       const sameInode = task.fds.filter((f) => f.ino === t.inode).map((f) => f.fd);
       const candidates = [...sameInode.filter((n) => n === t.tfd), ...sameInode.filter((n) => n !== t.tfd)];
       const found = ctx.objects.epollTarget(task.pid, fd.fd, t.tfd, candidates);
-      if (found === undefined) {
+      if (found !== undefined) {
+        if (found !== t.tfd) t.srcFd = found;
+        continue;
+      }
+      for (const other of ctx.tasks) {
+        if (other.pid === task.pid) continue;
+        const theirs = other.fds.filter((f) => f.ino === t.inode).map((f) => f.fd);
+        const held = ctx.objects.epollTarget(task.pid, fd.fd, t.tfd, theirs, other.pid);
+        if (held === undefined) continue;
+        Object.assign(t, { srcFd: held, srcPid: other.pid });
+        break;
+      }
+      if (t.srcPid === undefined) {
         throw new AmberError(
-          `fd ${fd.fd} of pid ${task.pid} is an epoll watching fd ${t.tfd} (inode ${t.inode}), which no open fd of pid ${task.pid} ` +
-            `holds any more; amber cannot restore that target; nothing was changed`,
+          `fd ${fd.fd} of pid ${task.pid} is an epoll watching fd ${t.tfd} (inode ${t.inode}), which no open fd of the dumped ` +
+            `tree holds any more (a process outside it does); amber cannot restore that target; nothing was changed`,
         );
       }
-      if (found !== t.tfd) t.srcFd = found;
     }
     const epfd: EventpollFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, tfd };
     return { id, type: FdType.EVENTPOLL, epfd };
   }
 
-  openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const epfd = entry.epfd as EventpollFileEntry;
     const remote = task.remote;
     let fd = remote.call('epoll_create1', SYS.epoll_create1, [0]);
-    const borrowed = epfd.tfd.filter((t) => t.srcFd !== undefined);
+    const borrowed = epfd.tfd.filter((t) => t.srcFd !== undefined && t.srcPid === undefined);
     if (borrowed.length) {
       // the target numbers are used for a moment below: keep the epoll itself above them
       const above = Math.max(...borrowed.map((t) => t.tfd)) + 1;
@@ -65,16 +89,43 @@ export class EpollKind implements FileKind {
       fd = high;
     }
     for (const t of epfd.tfd) {
-      remote.resetData();
-      const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64
-      ev.writeUInt32LE(t.events >>> 0, 0);
-      ev.writeBigUInt64LE(t.data, 4);
-      const add = () => remote.call('epoll_ctl(ADD)', SYS.epoll_ctl, [fd, EPOLL_CTL_ADD, t.tfd, remote.stage(ev)], `target fd ${t.tfd}`);
-      if (t.srcFd === undefined) add();
-      else this.addUnder(task, fd, t, add);
+      if (t.srcPid !== undefined && t.srcPid !== task.pid) lateTargets(ctx).push({ task, epollId: epfd.id, target: t });
+      else this.addTarget(task, fd, t, t.srcFd);
     }
     remote.resetData();
     return fd;
+  }
+
+  private addTarget(task: RestoreTask, epfd: number, t: EventpollTfdEntry, srcFd: number | undefined): void {
+    const remote = task.remote;
+    remote.resetData();
+    const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64
+    ev.writeUInt32LE(t.events >>> 0, 0);
+    ev.writeBigUInt64LE(t.data, 4);
+    const add = () => remote.call('epoll_ctl(ADD)', SYS.epoll_ctl, [epfd, EPOLL_CTL_ADD, t.tfd, remote.stage(ev)], `target fd ${t.tfd}`);
+    if (srcFd === undefined) add();
+    else this.addUnder(task, epfd, { ...t, srcFd }, add);
+  }
+
+  /**
+   * Targets that only another task holds: once every fd table is filled, the epoll's task fetches
+   * the target from that task and registers it under its number, as for a dup of its own.
+   */
+  addLateTargets(ctx: RestoreContext): void {
+    for (const { task, epollId, target } of lateTargets(ctx).splice(0)) {
+      const table = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`).entries;
+      const placed = table.find((e) => e.id === epollId)!.fd;
+      const remote = task.remote;
+      // a copy of the epoll above the target's number, which may be the epoll's own by now
+      const epfd = remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [placed, F.DUPFD_CLOEXEC, Math.max(placed, target.tfd) + 1]);
+      const fetched = fetchFd(remote, target.srcPid!, target.srcFd!);
+      try {
+        this.addTarget(task, epfd, target, fetched);
+      } finally {
+        remote.call('close', SYS.close, [fetched]);
+        remote.call('close', SYS.close, [epfd]);
+      }
+    }
   }
 
   /**

@@ -27,9 +27,10 @@ registerFsImages();
 export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
+  private readonly epoll = new EpollKind();
   readonly fileKinds = [
     new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    new EpollKind(), new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
+    this.epoll, new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
   ].map((k) => new OwnedKind(k));
 
   async dump(ctx: DumpContext): Promise<void> {
@@ -38,6 +39,7 @@ export class FilesPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
+    this.epoll.addLateTargets(ctx);
     for (const task of ctx.tasks) closeParked(ctx, task);
     restoreLocks(ctx);
     restoreFsState(ctx);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, amberOk, cleanup, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, amberOk, cleanup, critDecode, describeAmber, descendants, isAlive, makeTmpDir, reap, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -48,4 +48,18 @@ test('a 2 GiB sparse unlinked file with 8 KiB of data is saved by its extents, w
   assert.equal(Number(img.entries[0].size), 2 ** 31);
   assert.equal(img.entries.length, 3, `the ghost entry and two chunks: ${JSON.stringify(img.entries.map((e) => ({ ...e, extra: undefined })))}`);
   await restoreAndCheck(t, dir);
+});
+
+test("an epoll watching an eventfd that only a child still holds comes back watching the child's eventfd", async () => {
+  const t = await startTarget('fs_edge', ['epoll', WORKDIR]);
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 2, 'the target and its child');
+  const dir = makeTmpDir('fs-edge-epoll');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  for (const pid of pids) await reap(pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  for (const pid of pids) assert.ok(isAlive(pid), `pid ${pid} is back`);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `fs_edge's own checks: ${v.lines.join(' | ')}`);
 });
