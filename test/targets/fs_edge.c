@@ -8,6 +8,8 @@
  *                    device with that owner and mode, and nothing is left in WORKDIR.
  *   sparse WORKDIR   an unlinked 2 GiB file with 8 KiB of data at 1 GiB and at its end; after
  *                    restore the same size, data and holes (few blocks allocated).
+ *   inotify-mapped WORKDIR  the same, but only a mapping holds the removed file: amber refuses
+ *                    it at dump; the check after SIGUSR1 proves the watch and mapping unharmed.
  *   epoll WORKDIR    an epoll watching an eventfd whose only fd left is in a child (the parent
  *                    closed its own after the fork); after restore the parent's epoll still
  *                    reports it, and once the child drains the eventfd, no longer does.
@@ -19,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -85,6 +88,35 @@ static int inotify_case(void)
 	unlink(created);
 	if (!wait_event(ify, wd_dir, IN_CREATE, "created"))
 		fail("no IN_CREATE on watch %d of the directory", wd_dir);
+	return finish();
+}
+
+static int inotify_mapped_case(void)
+{
+	char path[4000];
+	path_of(path, "mapped");
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || write(fd, "hello", 5) != 5)
+		die("mapped file");
+	char *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int ify = inotify_init1(IN_NONBLOCK);
+	int wd = inotify_add_watch(ify, path, IN_MODIFY);
+	if (map == MAP_FAILED || ify < 0 || wd < 0)
+		die("inotify on a mapping");
+	close(fd);
+	if (unlink(path))
+		die("unlink");
+	ready_and_wait();
+
+	if (memcmp(map, "hello", 5))
+		fail("the mapping reads '%.5s'", map);
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/map_files/%lx-%lx", (unsigned long)map, (unsigned long)map + 4096);
+	int again = open(proc, O_RDWR);
+	if (again < 0 || pwrite(again, "j", 1, 0) != 1)
+		fail("write through the mapped file: %s", strerror(errno));
+	if (!wait_event(ify, wd, IN_MODIFY, NULL))
+		fail("no IN_MODIFY on watch %d of the removed, mapped file", wd);
 	return finish();
 }
 
@@ -210,10 +242,12 @@ int main(int argc, char **argv)
 {
 	start(0);
 	if (argc != 3)
-		die("usage: fs_edge inotify|device|sparse|epoll WORKDIR");
+		die("usage: fs_edge inotify|inotify-mapped|device|sparse|epoll WORKDIR");
 	snprintf(workdir, sizeof workdir, "%s", argv[2]);
 	if (!strcmp(argv[1], "inotify"))
 		return inotify_case();
+	if (!strcmp(argv[1], "inotify-mapped"))
+		return inotify_mapped_case();
 	if (!strcmp(argv[1], "device"))
 		return device_case();
 	if (!strcmp(argv[1], "sparse"))

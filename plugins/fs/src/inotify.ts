@@ -139,7 +139,10 @@ export class InotifyKind implements FileKind {
     const ify = entry.ify as InotifyFileEntry;
     const show = (ws: { wd: number; ino: bigint; mask: number }[]) => ws.map((w) => `${w.wd}:${w.ino}:0x${w.mask.toString(16)}`).sort().join(' ');
     // a removed file comes back as a new inode: the watch must be on the one the task's fd holds
-    const inoNow = (w: InotifyWdEntry) => (w.openFd !== undefined ? statSync(`/proc/${live.pid}/fd/${w.openFd}`, { bigint: true }).ino : w.iIno);
+    const inoNow = (w: InotifyWdEntry) => {
+      if (w.openFd === undefined) return w.iIno;
+      return statSync(`/proc/${live.pid}/fd/${w.openFd}`, { bigint: true, throwIfNoEntry: false })?.ino ?? w.iIno;
+    };
     const dumped = show(ify.wd.map((w) => ({ wd: w.wd, ino: inoNow(w), mask: w.mask })));
     const now = show(parseInotifyWatches(procRead(live.pid, `fdinfo/${live.fd}`)));
     return dumped === now ? [] : [{ what: 'inotify watches', expected: `[${dumped}]`, actual: `[${now}]` }];

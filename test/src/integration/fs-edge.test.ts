@@ -27,6 +27,20 @@ test('an inotify watch on a file removed since (still open) comes back on the re
   await restoreAndCheck(t, dir);
 });
 
+test('an inotify watch on a removed file that only a mapping holds is refused at dump with one line; the target is unharmed', async () => {
+  const t = await startTarget('fs_edge', ['inotify-mapped', WORKDIR]);
+  const dir = makeTmpDir('fs-edge-inotify-mapped');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args);
+  assert.notEqual(r.status, 0, describeAmber(args, r));
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, describeAmber(args, r));
+  assert.match(lines[0], new RegExp(`^amber: fd \\d+ of pid ${t.pid} is an inotify watching ${t.workdir}/mapped \\(inode \\d+\\), removed since and not open in pid ${t.pid}; amber cannot restore that watch; nothing was changed$`));
+  assert.ok(isAlive(t.pid));
+  const v = await verdict(t);
+  assert.ok(v.passed, `fs_edge's own checks: ${v.lines.join(' | ')}`);
+});
+
 test('an open device node that was removed comes back with its device, owner and mode; a failed restore leaves no node', async () => {
   const { t, dir } = await roundTrip('device');
   const args = ['restore', '-D', dir, '-d'];
