@@ -5,3 +5,4 @@ export * from './task-state';
 export * from './fd-transfer';
 export * from './seccomp';
 export * from './posix-timers';
+export * from './io-uring';
