@@ -38,7 +38,7 @@ function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
   if (fd.size > BigInt(limit)) {
     throw new GhostTooBigError(
       `fd ${fd.fd} of pid ${fd.pid} is the unlinked file ${originalPath(fd.link)} of ${fd.size} bytes, more than the ghost ` +
-        `limit of ${limit} bytes; nothing was changed (raise it with --ghost-limit)`,
+        `limit of ${limit} bytes; nothing was changed and the process keeps running (--ghost-limit ${fd.size} or more lets the dump copy the whole file into the images)`,
     );
   }
   const data = readWholeFd(fd.pid, fd.fd);
