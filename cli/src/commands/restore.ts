@@ -23,16 +23,20 @@ export default class Restore extends EngineCommand {
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
     const detached = flags['restore-detached'];
+    // Said as soon as the tree runs: without -d, amber then waits (maybe for days) for it to exit.
+    const onRunning = (running: { rootPid: number; pids: number[]; seconds: number }) => {
+      this.progressLine.clear();
+      const what = running.pids.length === 1 ? `pid ${running.rootPid}` : `${plural(running.pids.length, 'process', 'processes')} (root pid ${running.rootPid})`;
+      this.log(
+        `Restored ${what} from ${flags['images-dir']} in ${running.seconds.toFixed(2)} s; amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB` +
+          (detached ? '' : '; waiting for it to exit'),
+      );
+    };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress },
+      { imagesDir: flags['images-dir'], detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress, onRunning },
       registry,
     );
-    this.progressLine.clear();
-    const what = report.pids.length === 1 ? `pid ${report.rootPid}` : `${plural(report.pids.length, 'process', 'processes')} (root pid ${report.rootPid})`;
-    if (detached) {
-      this.log(`Restored ${what} from ${flags['images-dir']} in ${report.seconds.toFixed(2)} s; amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
-      return;
-    }
+    if (detached) return;
     // Like CRIU, pass the restored root's exit status on to whoever started us.
     log.info(`restored root ${report.rootPid} exited${report.exitCode !== undefined ? ` with status ${report.exitCode}` : ''}`);
     if (report.exitCode !== undefined) process.exitCode = report.exitCode;

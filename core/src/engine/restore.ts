@@ -106,6 +106,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const rootPid = plans[0].entry.pid;
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
+  options.onRunning?.(report);
   if (!options.detached) report.exitCode = await waitForExit(rootPid);
   return report;
 }
