@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { AmberError } from '../kernel/errors';
+import { closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { SYS } from '../kernel/constants';
+import { AmberError, errnoName } from '../kernel/errors';
+import { addressOf, syscallRaw } from '../kernel/libc';
 import { listChildren, listFds, listThreads, readMaps, readStat } from './proc';
 
 // io_uring's kernel workers (iou-sqp-<pid> polls a SQPOLL ring, iou-wrk-<pid> runs async work)
@@ -112,5 +114,30 @@ function stillThere(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+const IORING_SETUP_SQPOLL = 1 << 1;
+/** sizeof(struct io_uring_params); flags at 8, sq_thread_idle (ms) at 16. */
+const IO_URING_PARAMS_SIZE = 120;
+
+/**
+ * For `amber check`: tries on amber itself what the refusal relies on, with a SQPOLL ring of its
+ * own: its fd reads as anon_inode:[io_uring] and its poller thread carries PF_IO_WORKER.
+ */
+export function probeIoUringDetection(): { present: boolean; detail: string } {
+  const params = Buffer.alloc(IO_URING_PARAMS_SIZE);
+  params.writeUInt32LE(IORING_SETUP_SQPOLL, 8);
+  params.writeUInt32LE(10, 16);
+  const fd = syscallRaw(SYS.io_uring_setup, [1, addressOf(params)]);
+  if (fd < 0) return { present: true, detail: `io_uring_setup with SQPOLL: ${errnoName(-fd)}; ring fds are still recognised by their link` };
+  try {
+    const link = readlinkSync(`/proc/self/fd/${fd}`);
+    if (link !== RING_LINK) return { present: false, detail: `a ring fd reads as ${link}` };
+    const workers = ioUringWorkers(process.pid);
+    if (!workers.length) return { present: false, detail: 'the poller thread of a SQPOLL ring does not show PF_IO_WORKER' };
+    return { present: true, detail: `a ring fd and its poller, thread ${workers[0].tid} with PF_IO_WORKER, seen in /proc` };
+  } finally {
+    closeSync(fd);
   }
 }
