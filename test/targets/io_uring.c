@@ -166,19 +166,31 @@ int main(int argc, char **argv)
 		errno = EINVAL;
 		die(mode);
 	}
-	/* the kernel starts its workers asynchronously: READY only once they show */
+	/* the kernel starts its workers asynchronously, and a worker names itself iou-* once it
+	 * runs: READY only once one shows under that name */
 	char task_dir[64];
 	snprintf(task_dir, sizeof task_dir, "/proc/%d/task", child ? child : getpid());
 	for (int tries = 0;; tries++) {
-		int threads = 0;
+		int workers = 0;
 		DIR *d = opendir(task_dir);
 		if (!d)
 			die("opendir task");
 		struct dirent *e;
-		while ((e = readdir(d)))
-			threads += e->d_name[0] != '.';
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			char file[400], comm[32] = "";
+			snprintf(file, sizeof file, "%s/%s/comm", task_dir, e->d_name);
+			FILE *f = fopen(file, "r");
+			if (f) {
+				if (!fgets(comm, sizeof comm, f))
+					comm[0] = 0;
+				fclose(f);
+			}
+			workers += !strncmp(comm, "iou-", 4);
+		}
 		closedir(d);
-		if (threads > 1)
+		if (workers > 0)
 			break;
 		if (tries > 1000) {
 			errno = ETIMEDOUT;
