@@ -13,7 +13,7 @@ export default class Restore extends EngineCommand {
     'images-dir': Flags.string({ char: 'D', description: 'directory holding the images', required: true, helpValue: 'DIR' }),
     'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
     pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
-    skip: listFlag('do not restore these resource plugins (allows restoring a partial image)'),
+    skip: listFlag('do not restore these resource plugins (allows restoring a partial image; the process comes back without what they hold)'),
     plugin: pluginFlag,
   };
 

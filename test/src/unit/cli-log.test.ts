@@ -45,3 +45,12 @@ test('-v without -o still puts the stack on stderr; an error logged to the file 
   markLogged(err);
   assert.deepEqual(reportError(err, true).lines, ['amber: boom (internal error; its stack is in the log file)']);
 });
+
+test("dump --help says what its examples and --only/--skip do, restore --help what --skip does", () => {
+  const dump = amber(['dump', '--help']).stdout.replace(/\s+/g, ' ');
+  assert.match(dump, /Checkpoint 4242 and its children; they are killed once the images are complete \$ amber dump -t 4242 -D \/tmp\/ckpt /);
+  assert.match(dump, /A memory-only snapshot for inspection \(show, compare\); 4242 keeps running\. It cannot be restored to a working process \$ amber dump -t 4242 -D \/tmp\/snap --leave-running --only mm/);
+  assert.match(dump, /--only=NAME\[,NAME\.\.\.\]\.\.\. dump only these resource plugins \(e\.g\. mm,fs\): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources/);
+  const restore = amber(['restore', '--help']).stdout.replace(/\s+/g, ' ');
+  assert.match(restore, /--skip=NAME\[,NAME\.\.\.\]\.\.\. do not restore these resource plugins \(allows restoring a partial image; the process comes back without what they hold\)/);
+});
