@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import type { Logger, PluginRegistry } from '@amber/core';
+import { markLogged } from './errors';
 import { ProgressLine } from './progress';
 
 type Core = typeof import('@amber/core');
@@ -20,7 +21,7 @@ export const listFlag = (description: string): Interfaces.OptionFlag<string[] | 
 /** What every command shares: -v, lazy access to core and the plugins. */
 export abstract class AmberCommand extends Command {
   static override baseFlags = {
-    verbose: Flags.boolean({ char: 'v', description: 'print debug log lines (to stderr, or to --log-file), and stacks on errors' }),
+    verbose: Flags.boolean({ char: 'v', description: 'print the stack of an error too (on stderr)' }),
   };
 
   /** @amber/core, loaded only once a command really runs, so that --help stays fast. */
@@ -42,6 +43,7 @@ export abstract class AmberCommand extends Command {
 export abstract class EngineCommand extends AmberCommand {
   static override baseFlags = {
     ...AmberCommand.baseFlags,
+    verbose: Flags.boolean({ char: 'v', description: 'print debug log lines and the stack of an error (on stderr, or into --log-file)' }),
     'log-file': Flags.string({ char: 'o', description: 'write the log to this file instead of stderr', helpValue: 'FILE' }),
   };
 
@@ -75,7 +77,10 @@ export abstract class EngineCommand extends AmberCommand {
     this.progressLine.clear();
     if (this.logFd !== undefined) {
       // The error itself lands in the log too, so the file tells the whole story.
-      if (err) fs.writeSync(this.logFd, `error: ${err.stack ?? err.message}\n`);
+      if (err) {
+        fs.writeSync(this.logFd, `error: ${err.stack ?? err.message}\n`);
+        markLogged(err);
+      }
       fs.closeSync(this.logFd);
       this.logFd = undefined;
     }

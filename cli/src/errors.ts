@@ -66,7 +66,14 @@ export function oclifMessage(message: string, command?: string): string {
   return command && /missing required|^--|nonexistent flag|unexpected argument/i.test(text) ? `${text} (see amber ${command} --help)` : text;
 }
 
-/** How a failed run is reported: one `amber: ...` line, and the stack only when verbose. */
+const loggedErrors = new WeakSet<object>();
+
+/** The error, with its stack, went into the -o log file: stderr then gets its one line only. */
+export function markLogged(err: object): void {
+  loggedErrors.add(err);
+}
+
+/** How a failed run is reported: one `amber: ...` line, and the stack only when verbose (and not logged to a file). */
 export function reportError(err: unknown, verbose: boolean, command?: string): Report {
   if (err instanceof QuietExit) return { lines: [], exitCode: err.code };
   if (typeof err === 'object' && err !== null && isOclifExit(err)) return { lines: [], exitCode: err.oclif.exit };
@@ -74,7 +81,9 @@ export function reportError(err: unknown, verbose: boolean, command?: string): R
   const oclif = isOclifError(e);
   const text = oclif ? oclifMessage(e.message, command) : stripAnsi(e.message).split('\n').find((l) => l.trim() !== '')?.trim() ?? e.name;
   const expected = oclif || e instanceof CliError || inheritsFrom(e, 'AmberError');
-  const lines = [`amber: ${text}${expected ? '' : ' (internal error; rerun with -v for details)'}`];
-  if (verbose && e.stack) lines.push(e.stack);
+  const logged = loggedErrors.has(e);
+  const internal = logged ? ' (internal error; its stack is in the log file)' : ' (internal error; rerun with -v for details)';
+  const lines = [`amber: ${text}${expected ? '' : internal}`];
+  if (verbose && e.stack && !logged) lines.push(e.stack);
   return { lines, exitCode: 1 };
 }

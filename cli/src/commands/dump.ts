@@ -8,8 +8,11 @@ export default class Dump extends EngineCommand {
     'Freezes the tree rooted at PID, writes its state into DIR and kills it (unless --leave-running). ' +
     'A dump that fails leaves the tree running as it was.';
   static override examples = [
-    '<%= config.bin %> dump -t 4242 -D /tmp/ckpt',
-    '<%= config.bin %> dump -t 4242 -D /tmp/snap --leave-running --only mm',
+    { description: 'Checkpoint 4242 and its children; they are killed once the images are complete', command: '<%= config.bin %> dump -t 4242 -D /tmp/ckpt' },
+    {
+      description: 'A memory-only snapshot for inspection (show, compare); 4242 keeps running. It cannot be restored to a working process',
+      command: '<%= config.bin %> dump -t 4242 -D /tmp/snap --leave-running --only mm',
+    },
   ];
 
   static override flags = {
@@ -22,8 +25,8 @@ export default class Dump extends EngineCommand {
       helpValue: 'DIR',
     }),
     'track-mem': Flags.boolean({ description: 'use the kernel\'s dirty-page tracking; with --leave-running, keep it armed for a further incremental dump' }),
-    only: listFlag('dump only these resource plugins (e.g. mm,fs)'),
-    skip: listFlag('do not dump these resource plugins'),
+    only: listFlag('dump only these resource plugins (e.g. mm,fs): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources'),
+    skip: listFlag('do not dump these resource plugins (a partial snapshot, as with --only)'),
     plugin: pluginFlag,
   };
 

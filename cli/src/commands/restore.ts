@@ -15,7 +15,7 @@ export default class Restore extends EngineCommand {
     'images-dir': Flags.string({ char: 'D', description: 'directory holding the images', required: true, helpValue: 'DIR' }),
     'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
     pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
-    skip: listFlag('do not restore these resource plugins (allows restoring a partial image)'),
+    skip: listFlag('do not restore these resource plugins (allows restoring a partial image; the process comes back without what they hold)'),
     'inherit-fd': Flags.string({
       description: "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree (repeatable)",
       multiple: true,
@@ -30,16 +30,20 @@ export default class Restore extends EngineCommand {
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
     const detached = flags['restore-detached'];
+    // Said as soon as the tree runs: without -d, amber then waits (maybe for days) for it to exit.
+    const onRunning = (running: { rootPid: number; pids: number[]; seconds: number }) => {
+      this.progressLine.clear();
+      const what = running.pids.length === 1 ? `pid ${running.rootPid}` : `${plural(running.pids.length, 'process', 'processes')} (root pid ${running.rootPid})`;
+      this.log(
+        `Restored ${what} from ${flags['images-dir']} in ${running.seconds.toFixed(2)} s; amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB` +
+          (detached ? '' : '; waiting for it to exit'),
+      );
+    };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress, onRunning },
       registry,
     );
-    this.progressLine.clear();
-    const what = report.pids.length === 1 ? `pid ${report.rootPid}` : `${plural(report.pids.length, 'process', 'processes')} (root pid ${report.rootPid})`;
-    if (detached) {
-      this.log(`Restored ${what} from ${flags['images-dir']} in ${report.seconds.toFixed(2)} s; amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
-      return;
-    }
+    if (detached) return;
     // Like CRIU, pass the restored root's exit status on to whoever started us.
     log.info(`restored root ${report.rootPid} exited${report.exitCode !== undefined ? ` with status ${report.exitCode}` : ''}`);
     if (report.exitCode !== undefined) process.exitCode = report.exitCode;

@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readSync, writeFileSync } from 'node:f
 import { release } from 'node:os';
 import { KCMP, SYS } from '../kernel/constants';
 import { addressOf, syscallRaw } from '../kernel/libc';
+import { probeIoUringDetection } from '../task/io-uring';
 import { procRead, parseStatus } from '../task/proc';
 
 export interface Feature {
@@ -35,6 +36,7 @@ export function checkFeatures(): Feature[] {
     { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
     { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
     { name: 'PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15)', present: major > 6 || (major === 6 && minor >= 15), required: false, why: 'POSIX timers keep their ids when the dumped ids have holes' },
+    { name: 'io_uring detection', required: false, why: 'refusing a process that uses io_uring before anything is seized (its kernel workers never stop for ptrace)', ...probeIoUringDetection() },
   ];
   return out;
 }

@@ -7,12 +7,18 @@ import { isAmberTracker } from './predump';
 import type { FdinfoEntry } from '../images';
 import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
+/**
+ * What a user can do about an fd that no plugin can dump, saying what it does: a dump without the
+ * fd table cannot bring the process back working, and any dump without --leave-running kills it.
+ */
+export const FDLESS_DUMP_HINT =
+  '--only mm --leave-running makes a memory-only snapshot for inspection (amber show, amber compare) and the process ' +
+  'keeps running; it cannot be restored to a working process (it would have no open files), and a dump without ' +
+  '--leave-running kills the process';
+
 export class UnclaimedFdError extends AmberError {
   constructor(readonly pid: number, readonly fd: number, readonly link: string) {
-    super(
-      `fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running ` +
-        `(a dump without the fd table still works: --only mm, or --skip fs)`,
-    );
+    super(`fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running (${FDLESS_DUMP_HINT})`);
   }
 }
 

@@ -118,6 +118,8 @@ export interface RestoreOptions {
   plugins?: string[];
   log?: Logger;
   progress?: (done: number, total: number, what: string) => void;
+  /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
+  onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
 }
 
 export interface RestoreContext {

@@ -106,6 +106,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const rootPid = plans[0].entry.pid;
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
+  options.onRunning?.(report);
   if (!options.detached) report.exitCode = await waitForExit(rootPid);
   return report;
 }
@@ -130,14 +131,18 @@ function readPlans(store: ImageStore): TaskPlan[] {
 function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[]): ResourcePlugin[] {
   const missing = dumped.filter((n) => !registry.get(n) && !skip.includes(n));
   if (missing.length) {
-    throw new IncompleteImageError(`the images need plugin(s) ${missing.join(', ')}, which are not installed (or --skip them)`);
+    throw new IncompleteImageError(
+      `the images need plugin(s) ${missing.join(', ')}, which are not installed ` +
+        `(--skip ${missing.join(',')} restores without them: the process comes back lacking what they hold)`,
+    );
   }
   const all = registry.select(undefined, skip.filter((n) => registry.get(n)));
   const absent = all.filter((p) => dumped.length && !dumped.includes(p.name) && p.restore);
   if (absent.length) {
     throw new IncompleteImageError(
       `this is a partial dump without ${absent.map((p) => p.name).join(', ')}; restoring it would lose those resources ` +
-        `(pass --skip ${absent.map((p) => p.name).join(',')} to restore anyway)`,
+        `(--skip ${absent.map((p) => p.name).join(',')} restores it anyway: the process comes back without what they hold` +
+        `${absent.some((p) => p.name === 'fs') ? ', with no open files' : ''})`,
     );
   }
   return all.filter((p) => dumped.length === 0 || dumped.includes(p.name));

@@ -12,7 +12,7 @@ export const SYS = {
   set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, vmsplice: 278, dup3: 292,
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
-  pidfd_getfd: 438, getitimer: 36, setitimer: 38, setgroups: 116, setresuid: 117, setresgid: 119,
+  pidfd_getfd: 438, io_uring_setup: 425, getitimer: 36, setitimer: 38, setgroups: 116, setresuid: 117, setresgid: 119,
   setfsuid: 122, setfsgid: 123, chroot: 161, rt_sigqueueinfo: 129, getpriority: 140, setpriority: 141,
   flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
   signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,

@@ -6,3 +6,4 @@ export * from './fd-transfer';
 export * from './seccomp';
 export * from './posix-timers';
 export * from './leaders';
+export * from './io-uring';

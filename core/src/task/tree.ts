@@ -4,6 +4,7 @@ import { AmberError, KernelError } from '../kernel/errors';
 import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
 import { Tracee } from '../ptrace/tracee';
+import { IoUringError, isIoUringWorker, refuseIoUring, refuseIoUringInTree } from './io-uring';
 import { listChildren, listThreads, parseStatus, procRead, ProcError, readStat } from './proc';
 
 export class NoSuchProcessError extends AmberError {
@@ -35,9 +36,13 @@ const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
  * Freezes a process tree with PTRACE_SEIZE + PTRACE_INTERRUPT on every thread, parents before
  * children. Threads and children created while we walk are caught by walking again until a pass
  * finds nothing new; a frozen task cannot fork, so the walk ends.
+ *
+ * io_uring is refused before anything is seized (its workers never stop, see io-uring.ts): the
+ * whole tree is looked at first, and each task and thread again as the walk comes to it.
  */
 export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
   if (!existsSync(`/proc/${rootPid}`)) throw new NoSuchProcessError(rootPid);
+  refuseIoUringInTree(rootPid);
   const tasks = new Map<number, FrozenTask>();
   try {
     for (let pass = 0; ; pass++) {
@@ -55,10 +60,15 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
             found = true;
             continue;
           }
+          gone(pid === rootPid, () => refuseIoUring(pid));
         }
         if (task.zombie) continue;
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
+          if (isIoUringWorker(pid, tid)) {
+            refuseIoUring(pid);
+            throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });
+          }
           const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options));
           if (!tracee) {
             // exited under our hands: a process that became a zombie is dumped as one

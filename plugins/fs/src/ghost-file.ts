@@ -39,7 +39,8 @@ function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
   // A sparse file is saved by its data extents: the limit counts data, not apparent size.
   const ghost = readGhostData(fd.pid, fd.fd, limit, (bytes, size) => new GhostTooBigError(
     `fd ${fd.fd} of pid ${fd.pid} is the unlinked file ${originalPath(fd.link)} of ${bytes} bytes of data (${size} apparent), ` +
-      `more than the ghost limit of ${limit} bytes; nothing was changed (raise it with --ghost-limit)`,
+      `more than the ghost limit of ${limit} bytes; nothing was changed and the process keeps running ` +
+      `(--ghost-limit ${bytes} or more lets the dump copy the file's data into the images)`,
   ));
   const blob = ghost.sparse ? encodeChunks(ghost.extents) : Buffer.concat(ghost.extents.map((e) => e.data));
   const entry: GhostFileEntry = { uid: 0, gid: 0, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: ghost.size };

@@ -1,5 +1,5 @@
 import {
-  AmberError, FdType, NO_FOWN, O, SYS,
+  AmberError, FDLESS_DUMP_HINT, FdType, NO_FOWN, O, SYS,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type PidfdEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -30,7 +30,7 @@ export class PidfdKind implements FileKind {
     if (nspid <= 0) {
       throw new PidfdOfDeadProcessError(
         `fd ${fd.fd} of pid ${fd.pid} is a pidfd of a process that has exited, which amber cannot restore; nothing was changed ` +
-          `and the process keeps running (a dump without the fd table still works: --only mm, or --skip fs)`,
+          `and the process keeps running (${FDLESS_DUMP_HINT})`,
       );
     }
     if (!ctx.tasks.some((t) => t.pid === nspid || t.threads.includes(nspid))) {
