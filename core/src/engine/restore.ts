@@ -166,7 +166,7 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
       }
     }
     const created = creator.createTask(entry.pid, maker, flags);
-    const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 } };
+    const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 }, creds: plan.cores.get(entry.pid)?.threadCore?.creds };
     plan.task = task;
     plan.threads.push({ tid: entry.pid, tracee: created.tracee, remote: created.remote });
     const remote = created.remote;

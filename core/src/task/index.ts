@@ -5,3 +5,5 @@ export * from './task-state';
 export * from './fd-transfer';
 export * from './seccomp';
 export * from './posix-timers';
+export * from './task-files';
+export * from './unlinked-file';

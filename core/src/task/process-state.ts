@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { PR, SYS } from '../kernel/constants';
@@ -148,6 +149,22 @@ export function checkCredsAllowed(pid: number, creds: CredsEntry): void {
         `you (uid ${who.uid}) may only restore processes of your own, without capabilities`,
     );
   }
+  if (!creds.groups.length) return;
+  const mine = new Set(groupsOfUser(who.uid, who.gid));
+  const foreign = creds.groups.filter((g) => !mine.has(g));
+  if (foreign.length) {
+    throw new PrivilegeError(
+      `pid ${pid} would be in supplementary group${foreign.length > 1 ? 's' : ''} ${foreign.join(', ')}, ` +
+        `which you (uid ${who.uid}) are not in; you may only restore processes with groups of your own`,
+    );
+  }
+}
+
+/** The supplementary groups of a user, as the system's user database says (id -G). */
+export function groupsOfUser(uid: number, gid: number): number[] {
+  const r = spawnSync('id', ['-G', '--', String(uid)], { encoding: 'utf8' });
+  const listed = r.status === 0 ? r.stdout.trim().split(/\s+/).filter((g) => /^\d+$/.test(g)).map(Number) : [];
+  return [...new Set([gid, ...listed])];
 }
 
 /** Drops the task to its dumped user and groups (last: afterwards it may not be able to do the rest). */

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, SEEK_SET, SYS,
+  FdType, NO_FOWN, O, openAsTask, SEEK_SET, SYS,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -40,8 +40,7 @@ export class RegularFileKind implements FileKind {
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const reg = entry.reg as RegFileEntry;
     const remote = task.remote;
-    remote.resetData();
-    const fd = hasGhost(ctx, reg.id) ? openGhost(ctx, task, reg) : remote.call('open', SYS.open, [remote.stageString(reg.name), reg.flags & ~FLAGS_NOT_REPLAYED, 0], reg.name);
+    const fd = hasGhost(ctx, reg.id) ? openGhost(ctx, task, reg) : openAsTask(task, reg.name, reg.flags & ~FLAGS_NOT_REPLAYED);
     if (reg.pos !== 0n && !(reg.flags & O.PATH)) remote.call('lseek', SYS.lseek, [fd, reg.pos, SEEK_SET], reg.name);
     return fd;
   }
