@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ImageStore, type CoreEntry } from '@amber/core';
@@ -163,4 +163,27 @@ test('supplementary groups in an image are checked against the user restoring th
   assertOneLineError(args, amber(args, { env: SUDO_NOBODY }), new RegExp(`pid ${t.pid} would be in supplementary group 0, which you \\(uid 65534\\) are not in`));
   assert.equal(isAlive(t.pid), false, 'nothing was created');
   assert.deepEqual(leftovers(t), [], 'no file is left');
+});
+
+test('a package with an "amber" key under the current directory is never loaded', async () => {
+  const project = makeTmpDir('grant-planted');
+  const marker = join(project, 'planted-ran');
+  const pkg = join(project, 'node_modules', 'amber-plugin-planted');
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'amber-plugin-planted', main: 'index.js', amber: { plugin: 'index.js' } }));
+  writeFileSync(join(pkg, 'index.js'), `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\nclass P { constructor() { this.name = 'planted'; this.phase = 'task-state'; } }\nmodule.exports = { default: P };\n`);
+  // the current directory, and one below it (discovery used to walk up to /)
+  const below = join(project, 'src');
+  mkdirSync(below);
+  const t = await startTarget('counter');
+  const dir = makeTmpDir('grant-planted-img');
+  for (const cwd of [project, below]) {
+    for (const args of [['dump', '-t', String(t.pid), '-D', dir, '--leave-running'], ['compare', '-t', String(t.pid), '-D', dir], ['restore', '-D', dir, '-d', '--no-such-flag'], ['check']]) {
+      const r = amber(args, { cwd });
+      if (args[0] === 'dump' || args[0] === 'check') assert.equal(r.status, 0, describeAmber(args, r));
+      assert.equal(existsSync(marker), false, `amber ${args.join(' ')} from ${cwd} ran the planted package`);
+    }
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
 });
