@@ -7,6 +7,7 @@ import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEn
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
+import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
 import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
@@ -122,6 +123,7 @@ function readPlans(store: ImageStore): TaskPlan[] {
       if (holder && holder.state !== 'Z') throw new BusyPidError(tid, describeHolder(tid));
       const creds = cores.get(tid)?.threadCore?.creds;
       if (creds) checkCredsAllowed(entry.pid, creds);
+      checkSeccompSuspendable(tid, cores.get(tid)?.threadCore?.seccompMode ?? 0, suspendSeccompOption(), 'restore');
     }
     return { entry, cores, zombie, stopped: tc?.taskState === TaskState.STOPPED, threads: [] };
   });

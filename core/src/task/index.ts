@@ -7,3 +7,4 @@ export * from './seccomp';
 export * from './posix-timers';
 export * from './task-files';
 export * from './unlinked-file';
+export * from './capabilities';

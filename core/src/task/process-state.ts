@@ -12,6 +12,7 @@ const RLIM_NLIMITS = 16;
 const ITIMERS = ['real', 'virt', 'prof'] as const;
 const SS_ONSTACK = 1;
 const SS_DISABLE = 2;
+const SECBIT_KEEP_CAPS = 1 << 4;
 
 export class PrivilegeError extends AmberError {}
 
@@ -191,11 +192,18 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
   for (let cap = 0; cap <= lastCap; cap++) {
     if (!bit(capsWanted[3], cap) && bit(capsNow[3], cap)) remote.call('prctl(PR_CAPBSET_DROP)', SYS.prctl, [PR.CAPBSET_DROP, cap]);
   }
+  const secbitsNow = remote.call('prctl(PR_GET_SECUREBITS)', SYS.prctl, [PR.GET_SECUREBITS]);
   remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, 1]);
   remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
   remote.callRaw(SYS.setfsuid, [creds.fsuid]);
   capset(remote, capsNow[1], capsNow[1], words(creds.capInh));
-  remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+  // PR_SET_SECUREBITS needs CAP_SETPCAP, which an amber run with just CAP_CHECKPOINT_RESTORE and
+  // CAP_SYS_PTRACE lacks: when only the keep-caps bit (set just above) differs, clear it alone.
+  if ((secbitsNow & ~SECBIT_KEEP_CAPS) === (creds.secbits & ~SECBIT_KEEP_CAPS)) {
+    remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, creds.secbits & SECBIT_KEEP_CAPS ? 1 : 0]);
+  } else {
+    remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+  }
   capset(remote, words(creds.capEff), words(creds.capPrm), words(creds.capInh));
   const amb = words(creds.amberCapAmb ?? []);
   remote.call('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', SYS.prctl, [PR.CAP_AMBIENT, 4, 0, 0, 0]);

@@ -4,7 +4,8 @@ import { AmberError, KernelError } from '../kernel/errors';
 import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
 import { Tracee } from '../ptrace/tracee';
-import { listChildren, listThreads, ProcError, readStat } from './proc';
+import { listChildren, listThreads, parseStatus, ProcError, procRead, readStat } from './proc';
+import { checkSeccompSuspendable } from './capabilities';
 
 export class NoSuchProcessError extends AmberError {
   constructor(readonly pid: number) {
@@ -84,6 +85,8 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
 
 /** PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. */
 function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
+  const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
+  if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
   try {
     return Tracee.seize(tid, options);
   } catch (e) {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ImageStore, type CoreEntry } from '@amber/core';
 import { registerFsImages, type GhostFileEntry } from '@amber/plugin-fs/dist/images';
 import {
-  amber, amberOk, cleanup, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
+  amber, amberOk, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
 } from '../harness';
 
 // A restore grants nothing the caller does not hold: files come back with their owners and as
@@ -184,6 +185,60 @@ test('a package with an "amber" key under the current directory is never loaded'
       assert.equal(existsSync(marker), false, `amber ${args.join(' ')} from ${cwd} ran the planted package`);
     }
   }
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('oclif user plugins named in $HOME are not loaded', async () => {
+  const home = makeTmpDir('grant-home');
+  const data = join(home, '.local', 'share', '@amber', 'cli');
+  const marker = join(home, 'hook-ran');
+  mkdirSync(join(data, 'node_modules', 'planted'), { recursive: true });
+  writeFileSync(join(data, 'package.json'), JSON.stringify({ private: true, oclif: { schema: 1, plugins: [{ name: 'planted', type: 'user' }] }, dependencies: { planted: '1.0.0' } }));
+  writeFileSync(join(data, 'node_modules', 'planted', 'package.json'), JSON.stringify({ name: 'planted', version: '1.0.0', main: 'index.js', oclif: { hooks: { init: './hook.js' } } }));
+  writeFileSync(join(data, 'node_modules', 'planted', 'index.js'), '');
+  writeFileSync(join(data, 'node_modules', 'planted', 'hook.js'), `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\nmodule.exports = async function () {};\n`);
+  const r = amber(['check'], { env: { HOME: home } });
+  assert.equal(r.status, 0, describeAmber(['check'], r));
+  assert.equal(existsSync(marker), false, 'the init hook of a user plugin in $HOME ran');
+});
+
+/** amber run as uid/gid 65534 with only CAP_CHECKPOINT_RESTORE and CAP_SYS_PTRACE (HOME stays root's). */
+function amberWithTwoCaps(args: string[]): ReturnType<typeof amber> {
+  const caps = '+checkpoint_restore,+sys_ptrace';
+  const r = spawnSync('setpriv', [...AS_NOBODY, `--inh-caps=${caps}`, `--ambient-caps=${caps}`, process.execPath, cliEntry, ...args], {
+    encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+test('a user with only CAP_CHECKPOINT_RESTORE and CAP_SYS_PTRACE dumps and restores their own process (with an unlinked setuid file)', async () => {
+  const t = await startAsNobody('ghost');
+  const dir = join(t.workdir, 'images');
+  for (let round = 1; round <= 2; round++) {
+    const dump = ['dump', '-t', String(t.pid), '-D', dir];
+    const d = amberWithTwoCaps(dump);
+    assert.equal(d.status, 0, describeAmber(dump, d));
+    assert.equal(d.stderr, '', `no warnings: ${describeAmber(dump, d)}`);
+    await reap(t.pid);
+    const restore = ['restore', '-D', dir, '-d'];
+    const r = amberWithTwoCaps(restore);
+    assert.equal(r.status, 0, describeAmber(restore, r));
+    assert.equal(r.stderr, '', `no warnings: ${describeAmber(restore, r)}`);
+    const held = ghostFd(t.pid, 'setid-ghost');
+    assert.deepEqual([held.uid, held.gid, held.mode], [NOBODY, NOBODY, 0o4755], `round ${round}: the fd's file is nobody's own`);
+    assert.deepEqual(leftovers(t), ['images'], `round ${round}: no name of the re-created file is left`);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('without CAP_SYS_ADMIN a process under seccomp is refused with one line, before anything changes', async () => {
+  const workdir = makeTmpDir('grant-seccomp');
+  const t = await startTarget('seccomp', [...AS_NOBODY, targetPath('seccomp')], { binary: '/usr/bin/setpriv', workdir, owner: NOBODY });
+  const args = ['dump', '-t', String(t.pid), '-D', join(workdir, 'images')];
+  assertOneLineError(args, amberWithTwoCaps(args), new RegExp(`pid ${t.pid} runs under seccomp \\(mode 2\\): to dump it amber needs CAP_SYS_ADMIN`));
+  assert.ok(isAlive(t.pid));
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
