@@ -1,7 +1,7 @@
 /* grant MODE ARG: what a restored unprivileged process holds, for tests that a restore grants
  * nothing. Meant to run as uid/gid 65534 (started through setpriv).
- *   ghost WORKDIR  opens WORKDIR/setid-ghost (its own, mode 04755, holding "ghost data"), unlinks
- *                  it, and after restore checks the fd's file: owner, mode, contents, link.
+ *   ghost DIR      opens DIR/setid-ghost (its own, mode 04755, holding "ghost data"), unlinks it,
+ *                  and after restore checks the fd's file: owner as before, mode, contents, link.
  *   hold FILE      opens FILE read-only and keeps it (a test edits the image to name another one).
  *   drop FILE      started as root: opens FILE, drops to uid/gid 65534 itself, and keeps it.
  * Prints READY <pid>, waits for SIGUSR1, checks, prints PASS or FAIL: lines. */
@@ -24,13 +24,15 @@ static int ghost(const char *workdir)
 		die("fill setid-ghost");
 	if (unlink(path))
 		die("unlink setid-ghost");
+	struct stat st, was;
+	if (fstat(fd, &was))
+		die("fstat");
 	ready_and_wait();
 
-	struct stat st;
 	if (fstat(fd, &st))
 		die("fstat");
-	if (st.st_uid != 65534 || st.st_gid != 65534)
-		fail("unlinked file owned by %u:%u, not 65534:65534", st.st_uid, st.st_gid);
+	if (st.st_uid != was.st_uid || st.st_gid != was.st_gid)
+		fail("unlinked file owned by %u:%u, not %u:%u", st.st_uid, st.st_gid, was.st_uid, was.st_gid);
 	if ((st.st_mode & 07777) != 04755)
 		fail("unlinked file mode 0%o, not 04755", st.st_mode & 07777);
 	if (st.st_nlink != 0)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ImageStore, type CoreEntry } from '@amber/core';
@@ -70,6 +70,24 @@ test('an unlinked setuid file of a nobody process is dumped with its owner and c
     assert.deepEqual([held.uid, held.gid, held.mode], [NOBODY, NOBODY, 0o4755], `${round}: the fd's file is nobody's own, as dumped`);
     assert.deepEqual(leftovers(t), [], `${round}: no name of the re-created file is left`);
   }
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('an unlinked file that a set-gid directory gave a group its owner is not in comes back through sudo', async () => {
+  const workdir = makeTmpDir('grant');
+  const shared = join(workdir, 'shared');
+  mkdirSync(shared);
+  chownSync(shared, 0, 1); // group daemon, which nobody is not in
+  chmodSync(shared, 0o2777);
+  const t = await startTarget('grant', [...AS_NOBODY, targetPath('grant'), 'ghost', shared], { binary: '/usr/bin/setpriv', workdir, owner: NOBODY });
+  const dir = makeTmpDir('grant-setgid');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d'], SUDO_NOBODY);
+  const held = ghostFd(t.pid, 'setid-ghost');
+  assert.deepEqual([held.uid, held.gid], [NOBODY, 1], 'owner and the directory\'s group, as dumped');
+  assert.deepEqual(readdirSync(shared), [], 'no name of the re-created file is left');
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
