@@ -1,10 +1,28 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import type { Logger, PluginRegistry } from '@amber/core';
 import { markLogged } from './errors';
 import { ProgressLine } from './progress';
 
 type Core = typeof import('@amber/core');
+
+/** amber's own package (where its package.json is), wherever it was installed. */
+const CLI_PACKAGE_DIR = path.resolve(__dirname, '..');
+
+/**
+ * node_modules directories amber itself was installed into: the one its dependencies come from
+ * and, when amber is an installed package, the one holding it (an install prefix, where
+ * `npm i -g` puts a plugin beside it). Never anything found from the current directory.
+ */
+function amberInstallDirs(): string[] {
+  const upToNodeModules = (p: string) => {
+    const i = p.lastIndexOf(`${path.sep}node_modules${path.sep}`);
+    return i < 0 ? undefined : p.slice(0, i + `${path.sep}node_modules`.length);
+  };
+  const dirs = [upToNodeModules(require.resolve('@oclif/core/package.json')), upToNodeModules(fs.realpathSync(CLI_PACKAGE_DIR) + path.sep)];
+  return [...new Set(dirs.filter((d): d is string => d !== undefined))];
+}
 
 /** The plugins every run knows without being told. */
 const BUILTIN_PLUGINS = ['@amber/plugin-mm', '@amber/plugin-fs'];
@@ -32,8 +50,9 @@ export abstract class AmberCommand extends Command {
   protected discoverPlugins(core: Core, paths: string[] | undefined): PluginRegistry {
     return core.PluginRegistry.discover({
       builtins: BUILTIN_PLUGINS,
+      installDirs: amberInstallDirs(),
+      configFiles: [path.join(CLI_PACKAGE_DIR, 'plugins.json')],
       paths: paths ?? [],
-      searchFrom: [process.cwd()],
       requireFn: require,
     });
   }

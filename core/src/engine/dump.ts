@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { PTRACE_O, SIG } from '../kernel/constants';
+import { SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
@@ -9,6 +9,7 @@ import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { checkLeadersInside } from '../task/leaders';
+import { suspendSeccompOption } from '../task/capabilities';
 import { SeccompTable } from '../task/seccomp';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
@@ -46,7 +47,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   const store = ImageStore.forDump(options.imagesDir);
   const counters: Record<string, number> = {};
 
-  const frozen = freezeTree(options.pid, PTRACE_O.SUSPEND_SECCOMP);
+  const frozen = freezeTree(options.pid, suspendSeccompOption());
   log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
   const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];

@@ -29,7 +29,7 @@ export function collectFds(pid: number): FdResource[] {
   const fds = listFds(pid).map(({ fd, link }) => {
     const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     return {
-      pid, fd, link, mode: Number(st.mode), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
+      pid, fd, link, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
       info: readFdinfo(pid, fd),
     };
   });

@@ -1,7 +1,7 @@
 import type { FdInfo, FdLink, MapsEntry, ProcStat } from '../task/proc';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
-import type { ImageStore } from '../images';
+import type { CredsEntry, ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
@@ -15,6 +15,9 @@ export interface FdResource extends FdLink {
   pid: number;
   /** st_mode of the open file (S_IFREG, S_IFCHR, ...), from fstat through /proc/PID/fd/N. */
   mode: number;
+  /** Owner of the open file. */
+  uid: number;
+  gid: number;
   dev: bigint;
   ino: bigint;
   rdev: bigint;
@@ -101,6 +104,8 @@ export interface RestoreTask {
   tracee: Tracee;
   remote: RemoteSyscall;
   ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+  /** Its dumped credentials: files it gets are opened with them (core's asTask / openAsTask). */
+  creds?: CredsEntry;
 }
 
 /** --inherit-fd fd[N]:KEY: amber's own fd N stands in for the dumped file KEY (`pipe:[INODE]`). */

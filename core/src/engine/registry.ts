@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { AmberError } from '../kernel/errors';
@@ -15,8 +15,14 @@ export interface DiscoveryOptions {
   builtins?: string[];
   /** Extra plugin modules by path (`--plugin PATH`). */
   paths?: string[];
-  /** Directories whose node_modules are scanned for packages with an `"amber": {"plugin": ...}` field. */
-  searchFrom?: string[];
+  /**
+   * node_modules directories of amber's own installation: each package directly in them whose
+   * package.json has an `"amber": {"plugin": ...}` field is loaded. Never a directory found from
+   * the current one: amber runs as root, and code there is not trusted.
+   */
+  installDirs?: string[];
+  /** Files listing plugins, one JSON array of paths (relative to the file) or package names. */
+  configFiles?: string[];
   /** require() to load modules with, so specifiers resolve from the caller's package. */
   requireFn?: NodeJS.Require;
 }
@@ -55,7 +61,8 @@ export class PluginRegistry {
       }
     };
     for (const b of opts.builtins ?? []) load(b, 'built-in');
-    for (const dir of opts.searchFrom ?? []) for (const entry of findPluginPackages(dir)) load(entry, 'installed package');
+    for (const dir of opts.installDirs ?? []) for (const entry of pluginPackagesIn(dir)) load(entry, `installed in ${dir}`);
+    for (const file of opts.configFiles ?? []) for (const entry of configuredPlugins(file)) load(entry, `listed in ${file}`);
     for (const p of opts.paths ?? []) load(resolve(p), '--plugin');
     return new PluginRegistry(container);
   }
@@ -85,23 +92,44 @@ function pluginsOf(mod: Record<string, unknown>, specifier: string): PluginClass
   return out;
 }
 
-/** Entry files of installed packages that declare themselves amber plugins. */
-export function findPluginPackages(startDir: string): string[] {
+/**
+ * Entry files of the packages in one node_modules directory that declare themselves amber
+ * plugins.
+ */
+export function pluginPackagesIn(nodeModules: string): string[] {
+  if (!existsSync(nodeModules)) return [];
+  assertNotWritableByOthers(nodeModules);
   const out: string[] = [];
-  for (let dir = resolve(startDir); ; dir = dirname(dir)) {
-    const nm = join(dir, 'node_modules');
-    if (existsSync(nm)) {
-      for (const name of readdirSync(nm)) {
-        const pkgDirs = name.startsWith('@') ? readdirSync(join(nm, name)).map((n) => join(nm, name, n)) : [join(nm, name)];
-        for (const pkgDir of pkgDirs) {
-          const entry = pluginEntry(pkgDir);
-          if (entry) out.push(entry);
-        }
-      }
+  for (const name of readdirSync(nodeModules)) {
+    const pkgDirs = name.startsWith('@') ? readdirSync(join(nodeModules, name)).map((n) => join(nodeModules, name, n)) : [join(nodeModules, name)];
+    for (const pkgDir of pkgDirs) {
+      const entry = pluginEntry(pkgDir);
+      if (entry) out.push(entry);
     }
-    if (dirname(dir) === dir) break;
   }
   return out;
+}
+
+/** The plugins a configuration file lists: a JSON array of paths (relative to it) or package names. */
+export function configuredPlugins(file: string): string[] {
+  if (!existsSync(file)) return [];
+  assertNotWritableByOthers(file);
+  let list: unknown;
+  try {
+    list = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new PluginError(`${file}: not a JSON list of plugins (${(e as Error).message})`);
+  }
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new PluginError(`${file}: not a JSON list of plugin paths or package names`);
+  return list.map((x) => (x.startsWith('.') || x.startsWith('/') ? resolve(dirname(file), x) : x));
+}
+
+/** Whoever may change the place may change what runs as root: group- or world-writable is refused. */
+function assertNotWritableByOthers(path: string): void {
+  const st = statSync(path);
+  if ((st.mode & 0o022) !== 0) {
+    throw new PluginError(`${path}: plugins are not loaded from a place others may change (mode 0${(st.mode & 0o777).toString(8)})`);
+  }
 }
 
 function pluginEntry(pkgDir: string): string | undefined {

@@ -7,6 +7,7 @@ import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEn
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
+import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
 import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
@@ -123,6 +124,7 @@ function readPlans(store: ImageStore): TaskPlan[] {
       if (holder && holder.state !== 'Z') throw new BusyPidError(tid, describeHolder(tid));
       const creds = cores.get(tid)?.threadCore?.creds;
       if (creds) checkCredsAllowed(entry.pid, creds);
+      checkSeccompSuspendable(tid, cores.get(tid)?.threadCore?.seccompMode ?? 0, suspendSeccompOption(), 'restore');
     }
     return { entry, cores, zombie, stopped: tc?.taskState === TaskState.STOPPED, threads: [] };
   });
@@ -171,7 +173,7 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
       }
     }
     const created = creator.createTask(entry.pid, maker, flags);
-    const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 } };
+    const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 }, creds: plan.cores.get(entry.pid)?.threadCore?.creds };
     plan.task = task;
     plan.threads.push({ tid: entry.pid, tracee: created.tracee, remote: created.remote });
     const remote = created.remote;

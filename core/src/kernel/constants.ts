@@ -20,8 +20,7 @@ export const SYS = {
   mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
   seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
-  userfaultfd: 323,
-  mknod: 133, fchmod: 91, fchown: 93,
+  userfaultfd: 323, mknod: 133, fchmod: 91, fchown: 93, getgroups: 115, unlinkat: 263, linkat: 265,
 } as const;
 
 /** fcntl(2) commands. */
@@ -70,6 +69,8 @@ export const O = {
   RDONLY: 0, WRONLY: 1, RDWR: 2, ACCMODE: 3, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400,
   TRUNC: 0o1000, APPEND: 0o2000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000,
   CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
+  /** O_TMPFILE includes O_DIRECTORY: an unnamed file in the directory opened. */
+  TMPFILE: 0o20200000,
 } as const;
 
 export const PR = {
@@ -140,3 +141,6 @@ export const IOV_MAX = 1024;
 
 /** Kernel-internal return values that mean "this syscall was interrupted; restart it". */
 export const ERESTART = { SYS: 512, NOINTR: 513, NOHAND: 514, RESTARTBLOCK: 516 } as const;
+
+/** *at(2) directory fd and flags. */
+export const AT = { FDCWD: -100, SYMLINK_FOLLOW: 0x400, EMPTY_PATH: 0x1000 } as const;

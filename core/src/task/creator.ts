@@ -7,6 +7,7 @@ import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
 import { procRead, parseStat } from './proc';
+import { suspendSeccompOption } from './capabilities';
 
 export class BusyPidError extends AmberError {
   constructor(readonly pid: number, holder: string) {
@@ -111,7 +112,7 @@ export class TaskCreator {
       if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
       sleepSync(2);
     }
-    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
+    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | suspendSeccompOption());
     tracee.setSigmask(ALL_SIGNALS);
     let remote: RemoteSyscall | undefined;
     for (const hint of scratchCandidates(this.avoid)) {

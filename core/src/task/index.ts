@@ -7,3 +7,6 @@ export * from './seccomp';
 export * from './posix-timers';
 export * from './leaders';
 export * from './io-uring';
+export * from './task-files';
+export * from './unlinked-file';
+export * from './capabilities';

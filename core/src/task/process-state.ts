@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { PR, SYS } from '../kernel/constants';
@@ -11,6 +12,7 @@ const RLIM_NLIMITS = 16;
 const ITIMERS = ['real', 'virt', 'prof'] as const;
 const SS_ONSTACK = 1;
 const SS_DISABLE = 2;
+const SECBIT_KEEP_CAPS = 1 << 4;
 
 export class PrivilegeError extends AmberError {}
 
@@ -148,6 +150,22 @@ export function checkCredsAllowed(pid: number, creds: CredsEntry): void {
         `you (uid ${who.uid}) may only restore processes of your own, without capabilities`,
     );
   }
+  if (!creds.groups.length) return;
+  const mine = new Set(groupsOfUser(who.uid, who.gid));
+  const foreign = creds.groups.filter((g) => !mine.has(g));
+  if (foreign.length) {
+    throw new PrivilegeError(
+      `pid ${pid} would be in supplementary group${foreign.length > 1 ? 's' : ''} ${foreign.join(', ')}, ` +
+        `which you (uid ${who.uid}) are not in; you may only restore processes with groups of your own`,
+    );
+  }
+}
+
+/** The supplementary groups of a user, as the system's user database says (id -G). */
+export function groupsOfUser(uid: number, gid: number): number[] {
+  const r = spawnSync('id', ['-G', '--', String(uid)], { encoding: 'utf8' });
+  const listed = r.status === 0 ? r.stdout.trim().split(/\s+/).filter((g) => /^\d+$/.test(g)).map(Number) : [];
+  return [...new Set([gid, ...listed])];
 }
 
 /** Drops the task to its dumped user and groups (last: afterwards it may not be able to do the rest). */
@@ -174,11 +192,18 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
   for (let cap = 0; cap <= lastCap; cap++) {
     if (!bit(capsWanted[3], cap) && bit(capsNow[3], cap)) remote.call('prctl(PR_CAPBSET_DROP)', SYS.prctl, [PR.CAPBSET_DROP, cap]);
   }
+  const secbitsNow = remote.call('prctl(PR_GET_SECUREBITS)', SYS.prctl, [PR.GET_SECUREBITS]);
   remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, 1]);
   remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
   remote.callRaw(SYS.setfsuid, [creds.fsuid]);
   capset(remote, capsNow[1], capsNow[1], words(creds.capInh));
-  remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+  // PR_SET_SECUREBITS needs CAP_SETPCAP, which an amber run with just CAP_CHECKPOINT_RESTORE and
+  // CAP_SYS_PTRACE lacks: when only the keep-caps bit (set just above) differs, clear it alone.
+  if ((secbitsNow & ~SECBIT_KEEP_CAPS) === (creds.secbits & ~SECBIT_KEEP_CAPS)) {
+    remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, creds.secbits & SECBIT_KEEP_CAPS ? 1 : 0]);
+  } else {
+    remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+  }
   capset(remote, words(creds.capEff), words(creds.capPrm), words(creds.capInh));
   const amb = words(creds.amberCapAmb ?? []);
   remote.call('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', SYS.prctl, [PR.CAP_AMBIENT, 4, 0, 0, 0]);

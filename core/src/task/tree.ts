@@ -6,6 +6,7 @@ import { WaitStatus } from '../kernel/syscalls';
 import { Tracee } from '../ptrace/tracee';
 import { IoUringError, isIoUringWorker, refuseIoUring, refuseIoUringInTree } from './io-uring';
 import { listChildren, listThreads, parseStatus, procRead, ProcError, readStat } from './proc';
+import { checkSeccompSuspendable } from './capabilities';
 
 export class NoSuchProcessError extends AmberError {
   constructor(readonly pid: number) {
@@ -104,6 +105,8 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
  * that another process traces it fails the same way: that one is named.
  */
 function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
+  const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
+  if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
   try {
     return Tracee.seize(tid, options);
   } catch (e) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  asTaskOrCaller,
   AmberError, FdType, NO_FOWN, O, SYS, procRead,
   type DumpContext, type DumpTask, type FanotifyFileEntry, type FanotifyMarkEntry, type FdResource, type FieldDifference,
   type FileDescription, type FileKind, type RestoreContext, type RestoreTask,
@@ -96,7 +97,7 @@ export class FanotifyKind implements FileKind {
       const where = m.type === MARK_MOUNT ? FAN_MARK_MOUNT : 0;
       const add = (flags: number, mask: number) => {
         remote.resetData();
-        remote.call('fanotify_mark', SYS.fanotify_mark, [fd, FAN_MARK_ADD | where | flags, mask, AT_FDCWD, remote.stageString(path)], path);
+        asTaskOrCaller(task, `mark ${path}`, () => remote.call('fanotify_mark', SYS.fanotify_mark, [fd, FAN_MARK_ADD | where | flags, mask, AT_FDCWD, remote.stageString(path)], path));
       };
       // mflags are FAN_MARK_* flags: IGNORED_SURV_MODIFY (0x40) only goes with the ignored mask
       if (m.mask) add(m.mflags & ~(FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_IGNORE), m.mask);

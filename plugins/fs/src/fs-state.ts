@@ -1,4 +1,4 @@
-import { O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
+import { asTaskOrCaller, O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
 
 export function dumpFsState(ctx: DumpContext): void {
   for (const task of ctx.tasks) {
@@ -18,9 +18,11 @@ export function restoreFsState(ctx: RestoreContext): void {
     const remote = task.remote;
     remote.resetData();
     const root = ctx.files.regular(fs.rootId).name;
-    if (root !== '/') remote.call('chroot', 161, [remote.stageString(root)], root);
     const cwd = ctx.files.regular(fs.cwdId).name;
-    remote.call('chdir', SYS.chdir, [remote.stageString(cwd)], cwd);
+    // the task enters its root and cwd as itself: search permission is checked for it
+    if (root !== '/') asTaskOrCaller(task, `chroot to ${root}`, () => remote.call('chroot', SYS.chroot, [remote.stageString(root)], root));
+    remote.resetData();
+    asTaskOrCaller(task, `enter its working directory ${cwd}`, () => remote.call('chdir', SYS.chdir, [remote.stageString(cwd)], cwd));
     if (fs.umask !== undefined) remote.call('umask', SYS.umask, [fs.umask]);
   }
 }

@@ -1,6 +1,6 @@
 import { constants, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { AmberError, O, SYS, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
+import { AmberError, callerIsPrivileged, O, SYS, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
 import { ghostIdOf } from './ghost-file';
 import { growingImage, stateOf, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { openInTask, park, parked } from './task-fds';
@@ -42,8 +42,13 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   const key = `ghost:${ghostId}`;
   const remote = task.remote;
   const made = parked(ctx, task, key);
-  if (made !== undefined) return openInTask(remote, `/proc/self/fd/${made}`, flags);
+  if (made !== undefined) return openInTask(task, `/proc/self/fd/${made}`, flags);
   const node = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`).entries[0];
+  // A device number from an image reaches any device: only root itself may make such a node, never
+  // amber acting for a sudo user (an edited image could name a disk).
+  if (!callerIsPrivileged()) {
+    throw new AmberError(`pid ${task.pid}: the removed device node ${reg.name} can only be re-created by root itself, not through sudo`);
+  }
   const type = node.mode & constants.S_IFMT;
   const mknod = (path: string) => {
     remote.resetData();
@@ -56,8 +61,8 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   let fd = -1;
   let keeper = -1;
   try {
-    fd = openInTask(remote, path, flags);
-    keeper = openInTask(remote, path, O.PATH | O.CLOEXEC);
+    fd = openInTask(task, path, flags);
+    keeper = openInTask(task, path, O.PATH | O.CLOEXEC);
   } finally {
     remote.resetData();
     remote.callRaw(SYS.unlink, [remote.stageString(path)]);

@@ -1,7 +1,6 @@
-import { dirname, basename, join } from 'node:path';
 import {
-  AmberError, O, SYS,
-  type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask,
+  AmberError, O, SYS, recreateUnlinkedFile,
+  type DumpContext, type FdResource, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { openInTask, park, parked } from './task-fds';
@@ -43,7 +42,7 @@ function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
       `(--ghost-limit ${bytes} or more lets the dump copy the file's data into the images)`,
   ));
   const blob = ghost.sparse ? encodeChunks(ghost.extents) : Buffer.concat(ghost.extents.map((e) => e.data));
-  const entry: GhostFileEntry = { uid: 0, gid: 0, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: ghost.size };
+  const entry: GhostFileEntry = { uid: fd.uid, gid: fd.gid, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, size: ghost.size };
   if (ghost.sparse) Object.assign(entry, { chunks: true, chunksBytes: BigInt(blob.length) });
   ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [blob] });
   ctx.count('ghost bytes', ghost.dataBytes);
@@ -67,40 +66,48 @@ export function hasGhost(ctx: RestoreContext, id: number): boolean {
 }
 
 /**
- * Re-creates the unlinked file: at its old path when that is free (so the fd's link reads as
- * before), else beside it; fills it, opens it as dumped, and unlinks it again. The writer fd stays
- * parked until the fd table is done, so other descriptions of the same inode reopen it.
+ * Re-creates the unlinked file for the task, with its owner and as the task (core's
+ * recreateUnlinkedFile): named at its old path when that is free (so the fd's link reads as
+ * before), else beside it, only while the fd is opened. A second, read-write fd opened by that
+ * name stays parked until the fd table is done, so other descriptions of the same inode reopen it.
  */
 export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEntry): number {
   const ghostId = ghostIdOf(ctx, reg.id)!;
   const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC);
   const key = `ghost:${ghostId}`;
-  const made = parked(ctx, task, key);
-  if (made !== undefined) return openInTask(task.remote, `/proc/self/fd/${made}`, flags);
+  const reopen = parked(ctx, task, key);
+  if (reopen !== undefined) return openInTask(task, `/proc/self/fd/${reopen}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
   const blob = img.blobs[0] ?? Buffer.alloc(0);
   const extents = img.entries[0].chunks ? decodeChunks(blob, `ghost-file-${ghostId}.img`) : [{ off: 0n, data: blob }];
+  const size = img.entries[0].size ?? BigInt(blob.length);
+  const { uid, gid, mode } = img.entries[0];
   const remote = task.remote;
-  const mode = img.entries[0].mode & 0o7777;
-  let path = reg.name;
+  const made = recreateUnlinkedFile(
+    task, { path: reg.name, uid, gid, mode, tag: String(ghostId) },
+    (writer) => fillGhost(remote, writer, extents, size, reg.name),
+    // a second fd, read-write, for later descriptions to reopen: one with the file's name (the
+    // writer, made unnamed, would give them "#<inode>" links)
+    (path) => {
+      const fd = openByName(remote, path, flags);
+      try {
+        return [fd, openByName(remote, path, O.RDWR | O.CLOEXEC)];
+      } catch (err) {
+        remote.callRaw(SYS.close, [fd]);
+        throw err;
+      }
+    },
+  );
+  if (made.mode !== (mode & 0o7777)) {
+    ctx.log.warn(`pid ${task.pid}: the unlinked file ${reg.name} comes back without its set-id bits (mode 0${made.mode.toString(8)}, was 0${(mode & 0o7777).toString(8)}): only its owner or root may set them`);
+  }
+  remote.call('close', SYS.close, [made.writer]);
+  const [fd, reopener] = made.opened;
+  park(ctx, task, key, reopener);
+  return fd;
+}
+
+function openByName(remote: RemoteSyscall, path: string, flags: number): number {
   remote.resetData();
-  let writer = remote.callRaw(SYS.open, [remote.stageString(path), O.RDWR | O.CREAT | O.EXCL | O.CLOEXEC, mode]);
-  if (writer === -17 /* EEXIST */) {
-    path = join(dirname(reg.name), `.${basename(reg.name)}.amber-ghost-${ghostId}-${task.pid}`);
-    writer = openInTask(remote, path, O.RDWR | O.CREAT | O.EXCL | O.CLOEXEC, mode);
-  } else if (writer < 0) {
-    throw new AmberError(`pid ${task.pid}: cannot re-create unlinked file ${reg.name}: errno ${-writer}`);
-  }
-  try {
-    fillGhost(remote, writer, extents, img.entries[0].size ?? BigInt(blob.length), reg.name);
-    const fd = openInTask(remote, path, flags);
-    remote.resetData();
-    remote.call('unlink', SYS.unlink, [remote.stageString(path)], path);
-    remote.resetData();
-    park(ctx, task, key, writer);
-    return fd;
-  } catch (err) {
-    remote.callRaw(SYS.close, [writer]);
-    throw err;
-  }
+  return remote.call('open', SYS.open, [remote.stageString(path), flags, 0], path);
 }

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
+  asTaskOrCaller,
   AmberError, FdType, NO_FOWN, O, SYS, procRead, syscallRaw, addressOf,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type InotifyFileEntry,
   type InotifyWdEntry, type RestoreContext, type RestoreTask,
@@ -125,7 +126,7 @@ export class InotifyKind implements FileKind {
       const mask = w.openFd !== undefined ? w.mask & ~IN_LOOKUP_FLAGS : w.mask;
       for (let tries = 0; ; tries++) {
         remote.resetData();
-        const got = remote.call('inotify_add_watch', SYS.inotify_add_watch, [fd, remote.stageString(path), mask], path);
+        const got = asTaskOrCaller(task, `watch ${path}`, () => remote.call('inotify_add_watch', SYS.inotify_add_watch, [fd, remote.stageString(path), mask], path));
         if (got === w.wd) break;
         if (got > w.wd || tries > 4096) throw new AmberError(`pid ${task.pid}: inotify watch on ${path} got number ${got}, not ${w.wd}`);
         remote.call('inotify_rm_watch', SYS.inotify_rm_watch, [fd, got]);

@@ -65,7 +65,7 @@ export class MemfdKind implements FileKind {
     const memfd = entry.memfd as MemfdFileEntry;
     const key = `memfd:${memfd.inodeId}`;
     const inode = parked(ctx, task, key) ?? park(ctx, task, key, this.createInode(ctx, task, memfd.inodeId));
-    const fd = openInTask(task.remote, `/proc/self/fd/${inode}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    const fd = openInTask(task, `/proc/self/fd/${inode}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
     if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
     return fd;
   }

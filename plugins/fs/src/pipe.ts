@@ -90,12 +90,12 @@ export class FifoKind implements FileKind {
     const remote = task.remote;
     const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
-      const keeper = openInTask(remote, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      const keeper = openInTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
       park(ctx, task, `fifo:${fifo.pipeId}:keeper`, keeper);
       filled.add(fifo.pipeId);
     }
-    return openInTask(remote, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+    return openInTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {

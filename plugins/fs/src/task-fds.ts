@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { F, fetchFd, O, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
+import { F, fetchFd, O, openAsTask, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
 import { stateOf } from './images';
 
 // Helpers for building descriptions inside a task being restored.
@@ -20,11 +20,9 @@ export function writeAll(remote: RemoteSyscall, fd: number, data: Buffer, what: 
   remote.resetData();
 }
 
-export function openInTask(remote: RemoteSyscall, path: string, flags: number, mode = 0): number {
-  remote.resetData();
-  const fd = remote.call('open', SYS.open, [remote.stageString(path), flags, mode], path);
-  remote.resetData();
-  return fd;
+/** Opens path in the task with the task's own credentials (core's openAsTask). */
+export function openInTask(task: RestoreTask, path: string, flags: number, mode = 0): number {
+  return openAsTask(task, path, flags, mode);
 }
 
 /** Sets the status flags (O_NONBLOCK, O_APPEND...) a description had. */

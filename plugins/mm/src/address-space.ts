@@ -1,5 +1,5 @@
 import {
-  MADV, AmberError, MAP, MREMAP, O, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
+  MADV, AmberError, MAP, MREMAP, O, openAsTask, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
@@ -34,7 +34,7 @@ export async function rebuildAddressSpace(
     if (fd === undefined) {
       const reg = ctx.files.regular(id);
       const writable = (v.status & VMA.FILE_SHARED) !== 0 && (v.prot & PROT.WRITE) !== 0;
-      fd = openInTask(remote, reg, writable ? O.RDWR : O.RDONLY);
+      fd = openAsTask(task, reg.name, (writable ? O.RDWR : O.RDONLY) | O.CLOEXEC);
       fileFds.set(id, fd);
     }
     return fd;
@@ -44,7 +44,7 @@ export async function rebuildAddressSpace(
   const withPages = mm.vmas.filter(hasPrivatePages);
   for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
 
-  const restorer = new ObjectRestorer(ctx, remote, objects, mm.vmas);
+  const restorer = new ObjectRestorer(ctx, task, objects, mm.vmas);
   for (const v of mm.vmas) {
     if (isSpecial(v)) continue;
     const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
@@ -69,15 +69,10 @@ export async function rebuildAddressSpace(
     applyAdvice(remote, v);
     applyLock(remote, v);
   }
-  setMmFields(ctx, remote, mm);
+  setMmFields(ctx, task, mm);
   for (const fd of fileFds.values()) remote.call('close', SYS.close, [fd]);
   if (mm.amberMlockall) remote.call('mlockall', SYS.mlockall, [mm.amberMlockall]);
   return bytes;
-}
-
-function openInTask(remote: RemoteSyscall, reg: RegFileEntry, flags: number): number {
-  remote.resetData();
-  return remote.call('open', SYS.open, [remote.stageString(reg.name), flags | O.CLOEXEC, 0], reg.name);
 }
 
 function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
@@ -119,10 +114,11 @@ function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRa
   move(temp, lo(want));
 }
 
-function setMmFields(ctx: RestoreContext, remote: RemoteSyscall, mm: MmEntry): void {
+function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry): void {
+  const remote = task.remote;
   const exe = ctx.files.regular(mm.exeFileId);
   remote.resetData();
-  const exeFd = openInTask(remote, exe, O.RDONLY);
+  const exeFd = openAsTask(task, exe.name, O.RDONLY | O.CLOEXEC);
   const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
   mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
   const auxvAddr = remote.stage(auxv);

@@ -1,6 +1,6 @@
 import {
-  AmberError, F_SEALS, MAP, MFD, O, PAGE_SIZE, PROT, SEEK_SET, SYS,
-  type PagemapEntry, type RemoteSyscall, type RestoreContext,
+  AmberError, F_SEALS, MAP, MFD, O, PAGE_SIZE, PROT, recreateUnlinkedFile, SEEK_SET, SYS,
+  type PagemapEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { OBJECT_KIND, objectPagemapName, type ShmemObject } from './objects';
 import { transfer } from './transfer';
@@ -13,8 +13,6 @@ interface Created {
   fd: number;
   /** a mapping of the whole object that later mappings open through /proc/PID/map_files */
   owner?: { start: bigint; end: bigint; temporary: boolean };
-  /** path to unlink once everything is mapped (deleted file) */
-  unlinkPath?: string;
   sealsPending: boolean;
 }
 
@@ -30,10 +28,14 @@ export class ObjectRestorer {
 
   constructor(
     private readonly ctx: RestoreContext,
-    private readonly remote: RemoteSyscall,
+    private readonly task: RestoreTask,
     private readonly objects: Map<number, ShmemObject>,
     private readonly vmas: VmaEntry[],
   ) {}
+
+  private get remote(): RemoteSyscall {
+    return this.task.remote;
+  }
 
   map(v: VmaEntry, prot: number): void {
     const o = this.objects.get(v.amberObject ?? 0);
@@ -65,17 +67,13 @@ export class ObjectRestorer {
     r.call('mmap', SYS.mmap, [v.start, len, prot, flags, c.fd, v.pgoff], what);
   }
 
-  /** Seals left for after the writable mappings, temporary owners unmapped, fds closed, ghosts unlinked. */
+  /** Seals left for after the writable mappings, temporary owners unmapped, fds closed,  */
   finish(): void {
     const r = this.remote;
     for (const [id, c] of this.created) {
       const o = this.objects.get(id)!;
       if (c.sealsPending) r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [c.fd, F_SEALS.ADD, o.seals ?? 0]);
       if (c.owner?.temporary) r.call('munmap', SYS.munmap, [c.owner.start, c.owner.end - c.owner.start]);
-      if (c.unlinkPath) {
-        r.resetData();
-        r.call('unlink', SYS.unlink, [r.stageString(c.unlinkPath)], c.unlinkPath);
-      }
       if (c.fd >= 0) r.call('close', SYS.close, [c.fd]);
     }
   }
@@ -94,27 +92,30 @@ export class ObjectRestorer {
     const r = this.remote;
     r.resetData();
     let fd: number;
-    let unlinkPath: string | undefined;
     if (o.kind === OBJECT_KIND.memfd) {
       fd = r.call('memfd_create', SYS.memfd_create, [r.stageString(o.name ?? ''), MFD.CLOEXEC | MFD.ALLOW_SEALING], o.name);
+      r.call('ftruncate', SYS.ftruncate, [fd, o.size]);
+      this.fillFile(o, fd);
     } else {
-      // Back at its old path if that is free, so the mapping reads "<path> (deleted)" as before.
+      // Made as the task, with its owner, out of reach until filled (core's recreateUnlinkedFile);
+      // mapped through an fd opened by its old name, so the mappings read "<path> (deleted)".
       const name = o.name ?? '';
-      const flags = O.RDWR | O.CREAT | O.EXCL | O.CLOEXEC;
-      fd = r.callRaw(SYS.open, [r.stageString(name), flags, o.mode ?? 0o600]);
-      unlinkPath = name;
-      if (fd === -17 /* EEXIST */) {
-        unlinkPath = `${name}.amber-${r.pid}-${o.id}`;
-        r.resetData();
-        fd = r.call('open (deleted file)', SYS.open, [r.stageString(unlinkPath), flags, o.mode ?? 0o600], unlinkPath);
-      } else if (fd < 0) {
-        r.call('open (deleted file)', SYS.open, [r.stageString(name), flags, o.mode ?? 0o600], name);
-      }
+      // amber's pages file is opened first, with amber's credentials: the task may not read images
+      const pages = this.runs(o).length ? this.openPages(o) : -1;
+      const made = recreateUnlinkedFile(
+        this.task, { path: name, uid: o.uid ?? this.task.creds?.fsuid ?? 0, gid: o.gid ?? this.task.creds?.fsgid ?? 0, mode: o.mode ?? 0o600, tag: `mm${o.id}` },
+        (writer) => {
+          r.call('ftruncate', SYS.ftruncate, [writer, o.size]);
+          this.fillFile(o, writer, pages);
+        },
+        (path) => r.call('open (deleted file)', SYS.open, [r.stageString(path), O.RDWR | O.CLOEXEC, 0], path),
+      );
+      if (pages >= 0) r.call('close', SYS.close, [pages]);
+      r.call('close', SYS.close, [made.writer]);
+      fd = made.opened;
     }
-    r.call('ftruncate', SYS.ftruncate, [fd, o.size]);
-    this.fillFile(o, fd);
     const writableShared = this.vmas.some((v) => v.amberObject === o.id && v.flags & MAP.SHARED && v.prot & PROT.WRITE);
-    const c: Created = { fd, unlinkPath, sealsPending: false };
+    const c: Created = { fd, sealsPending: false };
     if (o.seals) {
       if (writableShared) c.sealsPending = true;
       else r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F_SEALS.ADD, o.seals]);
@@ -142,11 +143,12 @@ export class ObjectRestorer {
     this.remote.call('close', SYS.close, [fd]);
   }
 
-  private fillFile(o: ShmemObject, fd: number): void {
+  /** Fills fd from the object's pages (pages: an fd of its pages file in the task, or -1 to open and close one here). */
+  private fillFile(o: ShmemObject, fd: number, pagesFd = -1): void {
     const runs = this.runs(o);
     if (!runs.length) return;
     const r = this.remote;
-    const pages = this.openPages(o);
+    const pages = pagesFd >= 0 ? pagesFd : this.openPages(o);
     let pagesOff = 0n;
     for (const run of runs) {
       let len = BigInt(run.nrPages * PAGE_SIZE);
@@ -162,7 +164,7 @@ export class ObjectRestorer {
       }
       pagesOff += BigInt(run.nrPages * PAGE_SIZE);
     }
-    r.call('close', SYS.close, [pages]);
+    if (pagesFd < 0) r.call('close', SYS.close, [pages]);
   }
 }
 

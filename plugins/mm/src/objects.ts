@@ -19,6 +19,8 @@ export interface ShmemObject {
   name?: string;
   seals?: number;
   mode?: number;
+  uid?: number;
+  gid?: number;
   pagesId: number;
 }
 
@@ -86,6 +88,8 @@ export class ObjectDumper {
       if (kind === 'deleted') {
         o.name = name;
         o.mode = Number(st.mode) & 0o7777;
+        o.uid = Number(st.uid);
+        o.gid = Number(st.gid);
       }
       this.dumpContents(link, o);
       this.byInode.set(key, o);

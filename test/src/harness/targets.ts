@@ -29,6 +29,11 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Run this executable (e.g. a copy of a target) instead of test/targets/bin/NAME. */
   binary?: string;
+  /**
+   * The uid (and gid) the target runs as, or drops to: its scratch directory and log are given to
+   * it, as they would be its own (a restore opens the log again with the target's credentials).
+   */
+  owner?: number;
 }
 
 export interface Verdict {
@@ -70,6 +75,10 @@ export async function startTarget(name: string, args: string[] = [], opts: Start
   const pidFile = path.join(workdir, `${name}.pid`);
   const argv = args.map((a) => (a === WORKDIR ? workdir : a));
   const logFd = fs.openSync(logPath, 'a');
+  if (opts.owner !== undefined) {
+    fs.chownSync(workdir, opts.owner, opts.owner);
+    fs.fchownSync(logFd, opts.owner, opts.owner);
+  }
   try {
     const r = spawnSync('setsid', ['-f', 'sh', '-c', 'echo $$ >"$1"; shift; exec "$@"', 'sh', pidFile, opts.binary ?? targetPath(name), ...argv], {
       stdio: ['ignore', logFd, logFd],

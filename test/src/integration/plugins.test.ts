@@ -1,21 +1,28 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, repoRoot, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
-/** A directory whose node_modules holds the example plugin package, as `npm i` would leave it. */
-function projectWithExamplePlugin(): string {
-  const dir = makeTmpDir('plugin-project');
-  mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(join(repoRoot, 'test', 'fixtures', 'amber-plugin-example'), join(dir, 'node_modules', 'amber-plugin-example'));
-  return dir;
+/**
+ * The example plugin listed in amber's own configuration (plugins.json in the CLI package's
+ * directory) for the length of body: the explicit way to install a plugin from elsewhere.
+ */
+async function withExamplePluginConfigured(body: () => Promise<void>): Promise<void> {
+  const config = join(repoRoot, 'cli', 'plugins.json');
+  assert.ok(!existsSync(config), `${config} exists already; this test would overwrite it`);
+  writeFileSync(config, JSON.stringify([join(repoRoot, 'test', 'fixtures', 'amber-plugin-example')]), { mode: 0o644 });
+  try {
+    await body();
+  } finally {
+    rmSync(config, { force: true });
+  }
 }
 
-test('a plugin in a separate package is discovered, runs in its phase, and reads back its own image', async () => {
-  const cwd = projectWithExamplePlugin();
+test('a plugin in a separate package, listed in amber\'s plugins.json, runs in its phase and reads back its own image', async () => {
+  const cwd = makeTmpDir('plugin-cwd');
   const log = join(cwd, 'example.log');
   const env = { AMBER_EXAMPLE_LOG: log };
   const t = await startTarget('skeleton', [WORKDIR]);
@@ -24,15 +31,17 @@ test('a plugin in a separate package is discovered, runs in its phase, and reads
     const r = amber(args, { cwd, env });
     assert.equal(r.status, 0, describeAmber(args, r));
   };
-  run(['dump', '-t', String(t.pid), '-D', dir]);
-  assert.ok(readdirSync(dir).includes(`example-${t.pid}.img`), 'the plugin wrote its image');
-  await reap(t.pid);
-  run(['restore', '-D', dir, '-d']);
-  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), [
-    `dump ${t.pid}`,
-    `restore task-state ${t.pid} skeleton written by the example plugin`,
-  ]);
-  run(['compare', '-t', String(t.pid), '-D', dir]);
+  await withExamplePluginConfigured(async () => {
+    run(['dump', '-t', String(t.pid), '-D', dir]);
+    assert.ok(readdirSync(dir).includes(`example-${t.pid}.img`), 'the plugin wrote its image');
+    await reap(t.pid);
+    run(['restore', '-D', dir, '-d']);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), [
+      `dump ${t.pid}`,
+      `restore task-state ${t.pid} skeleton written by the example plugin`,
+    ]);
+    run(['compare', '-t', String(t.pid), '-D', dir]);
+  });
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });

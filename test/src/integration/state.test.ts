@@ -11,7 +11,7 @@ const run = amberOk;
 for (const asNobody of [false, true]) {
   const who = asNobody ? 'uid 65534' : 'root';
   test(`timers, limits, umask, personality, scheduling, capabilities and pending signals come back (${who})`, async () => {
-    const t = await startTarget('state', asNobody ? ['--as-nobody'] : []);
+    const t = await startTarget('state', asNobody ? ['--as-nobody'] : [], asNobody ? { owner: 65534 } : {});
     const dir = makeTmpDir('state');
     run(['dump', '-t', String(t.pid), '-D', dir]);
     await reap(t.pid);
