@@ -20,7 +20,7 @@ export const SYS = {
   mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
   seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
-  userfaultfd: 323,
+  userfaultfd: 323, poll: 7, nanosleep: 35, clock_nanosleep: 230,
 } as const;
 
 /** fcntl(2) commands. */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amberOk, cleanup, isAlive, makeTmpDir, reap, sleep, startTarget, WORKDIR } from '../harness';
+import { amberOk, cleanup, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -51,4 +51,55 @@ test('sleep 300 is restored with its pid and /proc/PID/exe', async () => {
   assert.ok(isAlive(t.pid), 'sleep is back with its pid');
   assert.equal(readlinkSync(`/proc/${t.pid}/exe`), exe);
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+});
+
+test('threads in nanosleep, clock_nanosleep, poll and futex with timeouts resume their waits', async () => {
+  const t = await startTarget('sleepers', ['2']);
+  await sleep(300);
+  for (let round = 1; round <= 1; round++) {
+    const dir = makeTmpDir(`sleepers-${round}`);
+    amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+    await reap(t.pid);
+    amberOk(['restore', '-D', dir, '-d']);
+    await sleep(200);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `sleepers' own checks: ${v.lines.join(' | ')}`);
+});
+
+test('tail -f goes on following its file after restore', async () => {
+  const t = await startTarget('tail-f', ['-c', 'echo READY $$; touch "$1/followed"; exec tail -f "$1/followed"', 'sh', WORKDIR], { binary: '/bin/sh' });
+  const followed = join(t.workdir, 'followed');
+  assert.ok(await eventually(() => readlinkSync(`/proc/${t.pid}/exe`).endsWith('/tail'), 5000), 'sh has exec\'d tail');
+  await sleep(200);
+  appendFileSync(followed, 'before the dump\n');
+  assert.ok(await eventually(() => readLog(t).includes('before the dump'), 5000), 'tail echoes a line before the dump');
+  const dir = makeTmpDir('tail-f-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  await sleep(200);
+  appendFileSync(followed, 'after the restore\n');
+  assert.ok(await eventually(() => readLog(t).includes('after the restore'), 5000), `tail echoes a line appended after restore; log: ${readLog(t)}`);
+  assert.ok(isAlive(t.pid), 'tail is still running');
+  assert.doesNotMatch(readLog(t), /Interrupted system call/);
+});
+
+test('sleep 2 restored mid-sleep exits 0 when its time is up', async () => {
+  const t = await startTarget('sleep-2', ['-c', 'echo READY $$; exec sleep 2'], { binary: '/bin/sh' });
+  const started = Date.now();
+  assert.ok(await eventually(() => readlinkSync(`/proc/${t.pid}/exe`).endsWith('/sleep'), 5000), 'sh has exec\'d sleep');
+  await sleep(500);
+  const dir = makeTmpDir('sleep-2-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  const slept = (Date.now() - started) / 1000;
+  await reap(t.pid);
+  await sleep(1000);
+  amberOk(['restore', '-D', dir, '-d']);
+  const restored = Date.now();
+  const exit = await reap(t.pid, 10_000);
+  const after = (Date.now() - restored) / 1000;
+  assert.equal(exit.code, 0, `sleep exits 0 (${exit.text})`);
+  // what was left of its 2 s when it was dumped, give or take the dump's own time
+  assert.ok(after > 2 - slept - 0.5 && after < 2 - slept + 0.7, `slept ${after.toFixed(2)} s after restore, ${slept.toFixed(2)} s before the dump`);
 });
