@@ -157,6 +157,16 @@ export interface Difference {
   actual: string;
 }
 
+/**
+ * A part of a plugin's restore that must wait for a later phase than its own: POSIX locks are
+ * dropped by the close of *any* fd of the file in the process, and the memory phase opens and
+ * closes the files it maps, so locks are taken after it.
+ */
+export interface LaterRestoreStep {
+  readonly phase: RestorePhase;
+  restore(ctx: RestoreContext): Promise<void> | void;
+}
+
 /** A resource plugin. Built-in and third-party plugins implement the same interface. */
 export interface ResourcePlugin {
   readonly name: string;
@@ -170,6 +180,8 @@ export interface ResourcePlugin {
    */
   afterDump?(ctx: DumpContext, succeeded: boolean): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
+  /** Steps run in later phases, after every plugin's restore() of that phase. */
+  readonly laterSteps?: readonly LaterRestoreStep[];
   compare?(ctx: CompareContext): Promise<Difference[]>;
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];

@@ -77,6 +77,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       }
       if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
+      for (const p of plugins) for (const step of p.laterSteps ?? []) if (step.phase === phase) await step.restore(ctx);
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
         for (const plan of live) {

@@ -11,7 +11,7 @@ import { TimerfdKind } from './timerfd';
 import { EpollKind } from './epoll';
 import { InotifyKind } from './inotify';
 import { MemfdKind } from './memfd';
-import { dumpLocks, restoreLocks } from './locks';
+import { compareLocks, dumpLocks, restoreLocks } from './locks';
 import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
 import { FanotifyKind } from './fanotify';
@@ -39,12 +39,14 @@ export class FilesPlugin implements ResourcePlugin {
 
   async restore(ctx: RestoreContext): Promise<void> {
     for (const task of ctx.tasks) closeParked(ctx, task);
-    restoreLocks(ctx);
     restoreFsState(ctx);
   }
 
+  // after the memory phase, which opens and closes in the task the files it maps
+  readonly laterSteps = [{ phase: 'task-state' as const, restore: restoreLocks }];
+
   async compare(ctx: CompareContext): Promise<Difference[]> {
-    return compareFsState(ctx);
+    return [...compareFsState(ctx), ...compareLocks(ctx)];
   }
 }
 

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, constants, existsSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amberOk, cleanup, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, WORKDIR } from '../harness';
+import { kill, SIG } from '@amber/core';
+import { amber, amberOk, cleanup, describeAmber, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -20,6 +22,15 @@ async function eventually(cond: () => boolean, ms: number): Promise<boolean> {
 function dumpedPids(dir: string): number[] {
   const shown = amberOk(['show', join(dir, 'pstree.img'), '--json']);
   return (JSON.parse(shown.stdout) as { entries: { pid: number }[] }).entries.map((e) => e.pid);
+}
+
+/** The POSIX locks a process holds, as /proc/locks says (type, inode, range), sorted. */
+function posixLocks(pid: number): string[] {
+  return readFileSync('/proc/locks', 'utf8').split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1] === 'POSIX' && f[4] === String(pid))
+    .map((f) => `${f[3]} ${f[5]} ${f[6]}-${f[7]}`)
+    .sort();
 }
 
 function lines(file: string): string[] {
@@ -102,4 +113,54 @@ test('sleep 2 restored mid-sleep exits 0 when its time is up', async () => {
   assert.equal(exit.code, 0, `sleep exits 0 (${exit.text})`);
   // what was left of its 2 s when it was dumped, give or take the dump's own time
   assert.ok(after > 2 - slept - 0.5 && after < 2 - slept + 0.7, `slept ${after.toFixed(2)} s after restore, ${slept.toFixed(2)} s before the dump`);
+});
+
+test('sqlite3 holding a WAL database keeps its locks across restore: another connection inserts, it goes on', async () => {
+  const work = makeTmpDir('sqlite-wal');
+  const db = join(work, 'wal.db');
+  const fifo = join(work, 'commands');
+  execFileSync('mkfifo', [fifo]);
+  // the test holds the FIFO's write end (O_RDWR never blocks), so sqlite3 never sees EOF
+  const commands = openSync(fifo, constants.O_RDWR);
+  try {
+    const say = (sql: string) => writeSync(commands, `${sql}\n`);
+    const t = await startTarget('sqlite3', ['-c', 'echo READY $$; exec sqlite3 -batch "$1" <"$2"', 'sh', db, fifo], { binary: '/bin/sh', workdir: work });
+    say("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1); SELECT 'count', count(*) FROM t;");
+    assert.ok(await eventually(() => readLog(t).includes('count|1'), 5000), `sqlite3 answers before the dump: ${readLog(t)}`);
+    const locksBefore = posixLocks(t.pid);
+    assert.ok(locksBefore.length > 0, 'sqlite3 holds POSIX locks (the -shm DMS lock)');
+    const dir = makeTmpDir('sqlite-wal-img');
+    amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+    await reap(t.pid);
+    amberOk(['restore', '-D', dir, '-d']);
+    assert.deepEqual(posixLocks(t.pid), locksBefore, 'the same POSIX locks after restore');
+    amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+    execFileSync('sqlite3', [db, 'INSERT INTO t VALUES (2);']);
+    say("INSERT INTO t VALUES (3); SELECT 'count', count(*) FROM t;");
+    assert.ok(await eventually(() => readLog(t).includes('count|3'), 5000), `the restored sqlite3 sees the other insert and adds its own: ${readLog(t)}`);
+    assert.ok(isAlive(t.pid), 'the restored sqlite3 is alive');
+    assert.equal(execFileSync('sqlite3', [db, 'SELECT count(*) FROM t;'], { encoding: 'utf8' }).trim(), '3');
+  } finally {
+    closeSync(commands);
+  }
+});
+
+test('a POSIX lock on a mapped file is still held after restore, and compare notices when it is gone', async () => {
+  const t = await startTarget('locked_map', [WORKDIR]);
+  const dir = makeTmpDir('locked-map-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `locked_map's own checks: ${v.lines.join(' | ')}`);
+
+  const u = await startTarget('locked_map', [WORKDIR]);
+  const dir2 = makeTmpDir('locked-map-img2');
+  amberOk(['dump', '-t', String(u.pid), '-D', dir2, '--leave-running']);
+  kill(u.pid, SIG.USR2);
+  assert.ok(await eventually(() => posixLocks(u.pid).length === 0, 5000), 'the target dropped its lock');
+  const r = amber(['compare', '-t', String(u.pid), '-D', dir2]);
+  assert.notEqual(r.status, 0, describeAmber(['compare'], r));
+  assert.match(r.stdout + r.stderr, /lock/i, 'compare names the lock');
 });
