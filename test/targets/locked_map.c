@@ -1,6 +1,6 @@
 /* locked_map WORKDIR: holds a POSIX write lock on bytes 0-99 of a file it also has mapped
- * (MAP_SHARED) and open. Prints READY <pid>. SIGUSR2 drops the lock (so a test can see compare
- * notice). On SIGUSR1 a child asks F_GETLK about bytes 0-99 and must be told the parent holds a
+ * (MAP_SHARED) and open. Prints READY <pid>. SIGUSR2 drops the lock and marks the fd close-on-exec
+ * (so a test can see compare notice both). On SIGUSR1 a child asks F_GETLK about bytes 0-99 and must be told the parent holds a
  * write lock there; the mapping must still be the file's. PASS or FAIL: lines. */
 #include "target.h"
 #include <fcntl.h>
@@ -40,6 +40,7 @@ int main(int argc, char **argv)
 		sigsuspend(&none);
 		if (drop) {
 			lock(fd, F_UNLCK);
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
 			drop = 0;
 		}
 	}
