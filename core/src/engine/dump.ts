@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
-import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
+import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { SeccompTable } from '../task/seccomp';
+import { zombieCore } from '../task/zombie';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
@@ -83,7 +84,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     const seccomp = new SeccompTable();
     for (const f of frozen) {
       if (f.zombie) {
-        cores.set(f.pid, zombieCore(stats.get(f.pid)!, f.zombie.waitStatus));
+        cores.set(f.pid, zombieCore(f.pid, stats.get(f.pid)!, f.zombie.waitStatus));
         continue;
       }
       for (const tracee of f.tracees.values()) {
@@ -118,16 +119,6 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
-}
-
-function zombieCore(stat: ProcStat, waitStatus: number): CoreEntry {
-  return {
-    mtype: 1,
-    tc: {
-      taskState: TaskState.DEAD, exitCode: waitStatus, personality: 0, flags: stat.flags, blkSigset: 0n,
-      comm: stat.comm, sigactions: [],
-    },
-  };
 }
 
 function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<number, ProcStat>, cores: Map<number, CoreEntry>): void {

@@ -8,6 +8,7 @@ import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
+import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
@@ -280,15 +281,11 @@ function resumeAll(plans: TaskPlan[]): void {
 
 /** Ends a task the way the dumped zombie ended: exit(code), or killed by its signal. */
 function becomeZombie(plan: TaskPlan): void {
-  const status = plan.cores.get(plan.entry.pid)!.tc!.exitCode;
+  const tc = plan.cores.get(plan.entry.pid)!.tc!;
+  const status = tc.exitCode;
   const remote = plan.task!.remote;
-  const sig = status & 0x7f;
-  if (sig) {
-    remote.resetData();
-    remote.setSigaction(sig, Buffer.alloc(KSIGACTION_SIZE), `signal ${sig} to default`);
-    remote.tracee.setSigmask(0n);
-  }
-  exitTask(remote, (status >> 8) & 0xff, sig);
+  prepareZombie(remote, tc);
+  exitTask(remote, (status >> 8) & 0xff, status & 0x7f);
 }
 
 /** Makes a task we hold exit with code (or kill itself with sig) and collects its end as its tracer. */

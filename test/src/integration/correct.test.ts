@@ -165,3 +165,25 @@ test('a POSIX lock on a mapped file is still held after restore, and compare not
   assert.match(r.stdout, /fd 3 lock: expected write POSIX lock on bytes 0-99, found none/, 'compare names the lock');
   assert.match(r.stdout, /fd 3 close-on-exec/, 'compare names the close-on-exec flag');
 });
+
+/** What /proc shows of a zombie: name, state and signal masks. */
+function zombieStatus(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return ['Name', 'State', 'SigBlk', 'SigIgn', 'SigCgt'].map((f) => new RegExp(`^${f}:\\s*(.*)$`, 'm').exec(status)?.[0]).join(' | ');
+}
+
+test('zombies (one killed by SIGKILL) come back with their name, masks and exit status', async () => {
+  const t = await startTarget('zombies');
+  const kids = readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  assert.equal(kids.length, 2);
+  assert.ok(await eventually(() => kids.every((k) => readFileSync(`/proc/${k}/stat`, 'utf8').includes(') Z ')), 5000), 'both children are zombies');
+  const before = kids.map(zombieStatus);
+  const dir = makeTmpDir('zombies-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  for (const pid of [t.pid, ...kids]) await reap(pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  assert.deepEqual(kids.map(zombieStatus), before, 'the zombies as they were');
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `zombies' own checks: ${v.lines.join(' | ')}`);
+});
