@@ -5,6 +5,7 @@ import type { ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
+import type { IdentityHolder, SharedInodes } from './inodes';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -119,6 +120,8 @@ export interface RestoreContext {
   readonly tasks: RestoreTask[];
   readonly log: Logger;
   readonly files: FileRegistry;
+  /** Objects several holders share (memfds, shared memory): created once, fetched by the rest. */
+  readonly inodes: SharedInodes;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
 }
@@ -183,6 +186,8 @@ export interface ResourcePlugin {
   /** Steps run in later phases, after every plugin's restore() of that phase. */
   readonly laterSteps?: readonly LaterRestoreStep[];
   compare?(ctx: CompareContext): Promise<Difference[]>;
+  /** Who holds the shared objects this plugin knows (fds, mappings): the core checks identity across plugins. */
+  identities?(ctx: CompareContext): IdentityHolder[];
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];
 }

@@ -12,6 +12,7 @@ import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
+import { SharedInodes } from './inodes';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { waitForExit } from './wait-exit';
@@ -62,7 +63,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options, store, tasks, log, files, reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options, store, tasks, log, files, inodes: new SharedInodes(), reserved: () => [rangeOf(creator.scratch)] };
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -79,6 +80,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
       for (const p of plugins) for (const step of p.laterSteps ?? []) if (step.phase === phase) await step.restore(ctx);
+      if (phase === 'memory') ctx.inodes.release();
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
         for (const plan of live) {

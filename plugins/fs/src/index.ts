@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
-import type { CompareContext, Difference, DumpContext, ResourcePlugin, RestoreContext } from '@amber/core';
+import type { CompareContext, Difference, DumpContext, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
 import { registerFsImages } from './images';
@@ -10,7 +10,7 @@ import { SignalfdKind } from './signalfd';
 import { TimerfdKind } from './timerfd';
 import { EpollKind } from './epoll';
 import { InotifyKind } from './inotify';
-import { MemfdKind } from './memfd';
+import { memfdHolders, MemfdKind } from './memfd';
 import { compareLocks, dumpLocks, restoreLocks } from './locks';
 import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
@@ -47,6 +47,10 @@ export class FilesPlugin implements ResourcePlugin {
 
   async compare(ctx: CompareContext): Promise<Difference[]> {
     return [...compareFsState(ctx), ...compareLocks(ctx)];
+  }
+
+  identities(ctx: CompareContext): IdentityHolder[] {
+    return memfdHolders(ctx);
   }
 }
 

@@ -44,7 +44,7 @@ export async function rebuildAddressSpace(
   const withPages = mm.vmas.filter(hasPrivatePages);
   for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
 
-  const restorer = new ObjectRestorer(ctx, remote, objects, mm.vmas);
+  const restorer = new ObjectRestorer(ctx, task, objects, mm.vmas);
   for (const v of mm.vmas) {
     if (isSpecial(v)) continue;
     const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;

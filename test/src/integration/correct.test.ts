@@ -4,7 +4,7 @@ import { appendFileSync, closeSync, constants, existsSync, openSync, readFileSyn
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { kill, SIG } from '@amber/core';
-import { amber, amberOk, cleanup, describeAmber, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, amberOk, cleanup, descendants, describeAmber, isAlive, makeTmpDir, readLog, reap, sleep, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -186,4 +186,32 @@ test('zombies (one killed by SIGKILL) come back with their name, masks and exit 
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
   const v = await verdict(t);
   assert.ok(v.passed, `zombies' own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a memfd held as fd and mapping, and shared memory mapped before two forks, stay one object each', async () => {
+  const t = await startTarget('shared_identity');
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 3);
+  const dir = makeTmpDir('identity-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  for (const pid of pids) await reap(pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `shared_identity's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('compare reports shared memory that is a copy in one holder, even with equal contents', async () => {
+  const t = await startTarget('shared_identity');
+  const [, childA] = descendants(t.pid);
+  const dir = makeTmpDir('identity-broken-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  kill(childA, SIG.USR2);
+  await sleep(300);
+  for (const extra of [[], ['--pages']]) {
+    const r = amber(['compare', '-t', String(t.pid), '-D', dir, ...extra]);
+    assert.notEqual(r.status, 0, describeAmber(['compare', ...extra], r));
+    assert.match(r.stdout, new RegExp(`pid ${childA}[\\s\\S]*identity of shmem:`), `compare ${extra.join(' ')} names the broken identity`);
+  }
 });
