@@ -12,6 +12,12 @@ import type { Difference, RestoreTask } from './plugin';
 export class SharedInodes {
   private readonly held = new Map<string, { task: RestoreTask; fd: number }>();
 
+  /**
+   * @param floorOf the lowest fd number the registry may keep in a task: above every fd of its
+   * table, which is being filled meanwhile (a dup3 onto a kept fd would close it).
+   */
+  constructor(private readonly floorOf: (task: RestoreTask) => number) {}
+
   /** A new fd in `task` (close-on-exec; the caller closes it) for the object, if it exists yet. */
   fetch(key: string, task: RestoreTask): number | undefined {
     const h = this.held.get(key);
@@ -23,7 +29,7 @@ export class SharedInodes {
   /** Hands over an fd of a newly created object (the registry keeps a duplicate). */
   hold(key: string, task: RestoreTask, fd: number): void {
     if (this.held.has(key)) return;
-    const dup = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, 0], key);
+    const dup = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, this.floorOf(task)], key);
     this.held.set(key, { task, fd: dup });
   }
 

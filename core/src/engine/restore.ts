@@ -3,7 +3,7 @@ import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type Restore
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
-import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
@@ -63,7 +63,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options, store, tasks, log, files, inodes: new SharedInodes(), reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -301,6 +301,13 @@ function exitTask(remote: RemoteSyscall, code: number, sig = 0): void {
   remote.tracee.setRegs(regs);
   remote.tracee.cont(0);
   remote.tracee.runToExit('exiting');
+}
+
+/** Above every fd number of the task's dumped fd table. */
+function fdFloor(store: ImageStore, task: RestoreTask): number {
+  const name = `fdinfo-${task.ids.filesId}`;
+  const fds = store.has(name) ? store.read<FdinfoEntry>('fdinfo', name).entries.map((e) => e.fd) : [];
+  return Math.max(2, ...fds) + 1;
 }
 
 function rangeOf(s: { base: bigint; size: number }) {
