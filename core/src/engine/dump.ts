@@ -5,6 +5,7 @@ import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { identifyRestart } from '../ptrace/restart-block';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
@@ -66,7 +67,9 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       for (const tracee of f.tracees.values()) tracee.setSigmask(ALL_SIGNALS);
       const remote = RemoteSyscall.bootstrap(leader);
       for (const tracee of f.tracees.values()) {
-        holds.get(tracee.tid)!.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
+        const h = holds.get(tracee.tid)!;
+        h.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
+        h.snap.regs = identifyRestart(h.remote, h.snap.regs);
       }
       tasks.push({
         pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,

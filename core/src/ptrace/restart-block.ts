@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ERESTART, PTRACE_EVENT, SIG, SYS, WNOHANG } from '../kernel/constants';
 import type { Registers } from '../kernel/regs';
 import { waitpid, WaitStatus } from '../kernel/syscalls';
@@ -5,8 +6,14 @@ import { UnexpectedStopError } from './errors';
 import type { RemoteSyscall, RestartMode } from './remote-syscall';
 
 const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
-/** How long the re-issued syscall may run before it is interrupted (it blocks, as it did). */
+/** How long a re-issued syscall runs at least before it is interrupted, and at most unseen blocked. */
 const SETTLE_MS = 5;
+const BLOCK_WAIT_MS = 1000;
+
+/** The syscalls that return -ERESTART_RESTARTBLOCK (x86-64). */
+const RESTARTABLE = new Set<number>([SYS.poll, SYS.nanosleep, SYS.clock_nanosleep, SYS.futex]);
+
+const isRestartBlock = (regs: Registers) => Number(regs.getSigned('ax')) === -ERESTART.RESTARTBLOCK;
 
 /**
  * A thread dumped inside poll, nanosleep, clock_nanosleep or futex with a timeout stopped with
@@ -25,11 +32,52 @@ const SETTLE_MS = 5;
  */
 export function rebuildRestartBlock(remote: RemoteSyscall, final: Registers): { regs: Registers; mode: RestartMode } {
   const nr = Number(final.getSigned('origAx'));
-  if (Number(final.getSigned('ax')) !== -ERESTART.RESTARTBLOCK || !RESTARTABLE.has(nr)) return { regs: final, mode: 'new-task' };
+  if (!isRestartBlock(final) || !RESTARTABLE.has(nr)) return { regs: final, mode: 'new-task' };
   const args = ARG_REGS.map((r) => final.get(r));
   if (nr === SYS.nanosleep && args[1]) args[0] = args[1];
   if (nr === SYS.clock_nanosleep && args[3]) args[2] = args[3];
-  const regs = final.clone();
+  const ax = reissue(remote, final, nr, args);
+  const out = final.clone();
+  out.set('ax', ax);
+  // -516 again: the block is in this task now. Anything else (a result, -EINTR,
+  // -ERESTARTNOHAND) is handled as if the dump had seen it.
+  return { regs: out, mode: Number(ax) === -ERESTART.RESTARTBLOCK ? 'same-task' : 'new-task' };
+}
+
+/**
+ * A thread dumped while already inside restart_syscall (it was stopped or traced once during
+ * its sleep, or dumped before with --leave-running) shows orig_rax = restart_syscall: the
+ * original syscall is known only to the kernel's restart block, and a new task needs it. So the
+ * dump runs restart_syscall in the thread once more, reads which restart function it is blocked
+ * in from /proc/TID/stack, and interrupts it again (the block stays as it was: its timeouts are
+ * absolute). The registers come back with orig_rax = the original syscall (its arguments are
+ * still in their registers), or with its result if it completed meanwhile.
+ */
+export function identifyRestart(remote: RemoteSyscall, regs: Registers): Registers {
+  if (!isRestartBlock(regs) || Number(regs.getSigned('origAx')) !== SYS.restart_syscall) return regs;
+  let stack = '';
+  const ax = reissue(remote, regs, SYS.restart_syscall, ARG_REGS.map((r) => regs.get(r)), () => {
+    stack = readFileSync(`/proc/${remote.tracee.tid}/task/${remote.tracee.tid}/stack`, 'utf8');
+  });
+  const out = regs.clone();
+  out.set('ax', ax);
+  if (Number(ax) !== -ERESTART.RESTARTBLOCK) return out;
+  // hrtimer_nanosleep_restart tail-calls into the sleep, so a nanosleep leaves no frame of its own
+  const nr = /\bdo_restart_poll\b/.test(stack) ? SYS.poll
+    : /\bfutex_wait_restart\b/.test(stack) ? SYS.futex
+    : regs.get('di') < 4096n ? SYS.clock_nanosleep // clock_nanosleep(clockid, ...), nanosleep(req, rem)
+    : SYS.nanosleep;
+  out.set('origAx', nr);
+  return out;
+}
+
+/**
+ * Runs syscall nr in the thread from the scratch page and, unless it returns first, interrupts it
+ * once it is blocked in it (after `whileBlocked`). Returns rax: the result, or the -ERESTART*
+ * value the interrupt left.
+ */
+function reissue(remote: RemoteSyscall, template: Registers, nr: number, args: bigint[], whileBlocked?: () => void): bigint {
+  const regs = template.clone();
   regs.set('ip', remote.scratch.base);
   regs.set('origAx', -1n);
   regs.set('ax', nr);
@@ -37,12 +85,14 @@ export function rebuildRestartBlock(remote: RemoteSyscall, final: Registers): { 
   const tracee = remote.tracee;
   tracee.setRegs(regs);
   tracee.cont(0);
-  let deadline = Date.now() + SETTLE_MS;
+  let started = Date.now();
   let interrupted = false;
   for (;;) {
     const { pid, status } = waitpid(tracee.tid, interrupted ? 0 : WNOHANG);
     if (pid === 0) {
-      if (Date.now() >= deadline) {
+      const waited = Date.now() - started;
+      if (waited >= SETTLE_MS && (blockedIn(tracee.tid, nr) || waited >= BLOCK_WAIT_MS)) {
+        whileBlocked?.();
         tracee.interrupt();
         interrupted = true;
       }
@@ -55,30 +105,27 @@ export function rebuildRestartBlock(remote: RemoteSyscall, final: Registers): { 
       continue;
     }
     const now = tracee.getRegs();
-    const ax = now.getSigned('ax');
     if (event === PTRACE_EVENT.STOP && now.get('ip') === remote.scratch.base) {
       // interrupted before it got to the syscall: let it make it
       tracee.setRegs(regs);
       tracee.cont(0);
       interrupted = false;
-      deadline = Date.now() + SETTLE_MS;
+      started = Date.now();
       continue;
     }
-    if (event === PTRACE_EVENT.STOP) {
-      const out = final.clone();
-      out.set('ax', ax);
-      // -516 again: the block is in this task now. Anything else (-EINTR, -ERESTARTNOHAND)
-      // is handled as if the dump had seen it.
-      return { regs: out, mode: Number(ax) === -ERESTART.RESTARTBLOCK ? 'same-task' : 'new-task' };
-    }
+    if (event === PTRACE_EVENT.STOP) return now.getSigned('ax');
     if (event !== 0 || WaitStatus.stopSig(status) !== SIG.TRAP) throw new UnexpectedStopError(tracee.tid, status, `SIGTRAP after re-issued syscall ${nr}`);
     // Completed before the interrupt: a PTRACE_EVENT_STOP may still come, and the next
     // injected call passes over it.
-    const out = final.clone();
-    out.set('ax', ax);
-    return { regs: out, mode: 'new-task' };
+    return now.getSigned('ax');
   }
 }
 
-/** The syscalls that return -ERESTART_RESTARTBLOCK (x86-64). */
-const RESTARTABLE = new Set<number>([SYS.poll, SYS.nanosleep, SYS.clock_nanosleep, SYS.futex]);
+/** Whether the thread sits in syscall nr (/proc/TID/syscall names it while blocked, says "running" otherwise). */
+function blockedIn(tid: number, nr: number): boolean {
+  try {
+    return readFileSync(`/proc/${tid}/task/${tid}/syscall`, 'utf8').startsWith(`${nr} `);
+  } catch {
+    return false;
+  }
+}

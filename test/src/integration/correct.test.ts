@@ -64,10 +64,10 @@ test('sleep 300 is restored with its pid and /proc/PID/exe', async () => {
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
 });
 
-test('threads in nanosleep, clock_nanosleep, poll and futex with timeouts resume their waits', async () => {
-  const t = await startTarget('sleepers', ['2']);
+test('threads in nanosleep, clock_nanosleep, poll and futex with timeouts resume their waits, twice', async () => {
+  const t = await startTarget('sleepers', ['3']);
   await sleep(300);
-  for (let round = 1; round <= 1; round++) {
+  for (let round = 1; round <= 2; round++) {
     const dir = makeTmpDir(`sleepers-${round}`);
     amberOk(['dump', '-t', String(t.pid), '-D', dir]);
     await reap(t.pid);
