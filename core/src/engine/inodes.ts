@@ -3,6 +3,17 @@ import { fetchFd } from '../task/fd-transfer';
 import type { Difference, RestoreTask } from './plugin';
 
 /**
+ * Registry keys: what the dump saw of an inode, the same whichever plugin found it. memfds and
+ * shared anonymous memory live on the kernel's one internal shmem mount, so st_ino names them;
+ * a deleted file needs its st_dev too (the low 32 bits, as ghost-file.img keeps it).
+ */
+export const InodeKey = {
+  memfd: (ino: bigint | number) => `memfd:${ino}`,
+  sharedAnon: (ino: bigint | number) => `shmem:${ino}`,
+  deletedFile: (dev: bigint | number, ino: bigint | number) => `deleted:${BigInt(dev) & 0xffffffffn}:${ino}`,
+} as const;
+
+/**
  * The restore's one registry of inodes that several holders share: a memfd held as an fd and
  * mapped, shared anonymous memory mapped before a fork, in one task or many. Keyed by what the
  * dump saw (e.g. `memfd:<st_ino>`), whichever plugin found it; the first holder to need an

@@ -1,7 +1,7 @@
 import { dirname, basename, join } from 'node:path';
 import {
-  AmberError, O, SYS,
-  type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask,
+  AmberError, InodeKey, O, SYS,
+  type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { openInTask, park, parked, readWholeFd, writeAll } from './task-fds';
@@ -94,10 +94,35 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
     remote.resetData();
     remote.call('unlink', SYS.unlink, [remote.stageString(path)], path);
     remote.resetData();
+    const dumped = img.entries[0];
+    // the same inode for a mapping of it (the mm plugin), or another task
+    if (dumped.dev !== undefined && dumped.ino !== undefined) ctx.inodes.hold(InodeKey.deletedFile(dumped.dev, dumped.ino), task, writer);
     park(ctx, task, key, writer);
     return fd;
   } catch (err) {
     remote.callRaw(SYS.close, [writer]);
     throw err;
   }
+}
+
+/** Every live fd that was a deleted file at dump time, with the inode it holds now (for compare). */
+export function ghostHolders(ctx: CompareContext): IdentityHolder[] {
+  const remaps = new Map<number, number>();
+  if (ctx.store.has('remap-fpath')) {
+    for (const r of ctx.store.read<RemapFilePathEntry>('remap-fpath', 'remap-fpath').entries) if (r.remapType === REMAP_GHOST) remaps.set(r.origId, r.remapId);
+  }
+  const out: IdentityHolder[] = [];
+  for (const pid of ctx.pids) {
+    const ids = ctx.store.read<TaskKobjIdsEntry>('ids', `ids-${pid}`).entries[0];
+    const live = new Map(ctx.liveFds(pid).map((f) => [f.fd, f]));
+    for (const e of ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries) {
+      const name = `ghost-file-${remaps.get(e.id) ?? e.id}`;
+      const l = live.get(e.fd);
+      if (!l || !ctx.store.has(name)) continue;
+      const g = ctx.store.read<GhostFileEntry>('ghost-file', name).entries[0];
+      if (g.dev === undefined || g.ino === undefined) continue;
+      out.push({ pid, where: `fd ${e.fd}`, key: InodeKey.deletedFile(g.dev, g.ino), inode: `${l.dev}:${l.ino}` });
+    }
+  }
+  return out;
 }

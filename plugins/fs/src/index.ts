@@ -11,6 +11,7 @@ import { TimerfdKind } from './timerfd';
 import { EpollKind } from './epoll';
 import { InotifyKind } from './inotify';
 import { memfdHolders, MemfdKind } from './memfd';
+import { ghostHolders } from './ghost-file';
 import { compareLocks, dumpLocks, restoreLocks } from './locks';
 import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
@@ -50,7 +51,7 @@ export class FilesPlugin implements ResourcePlugin {
   }
 
   identities(ctx: CompareContext): IdentityHolder[] {
-    return memfdHolders(ctx);
+    return [...memfdHolders(ctx), ...ghostHolders(ctx)];
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
+  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -12,9 +12,6 @@ const MFD_ALLOW_SEALING = 2;
 const F_SEAL_SEAL = 1;
 /** pages-<id>.img of memfd contents, apart from the memory plugin's ids. */
 const PAGES_ID_BASE = 0x40000000;
-
-/** The registry key of a memfd inode: its st_ino at dump time (memfds share one internal mount). */
-export const memfdKey = (ino: bigint | number) => `memfd:${ino}`;
 
 const nameOf = (link: string) => link.replace(/^\/memfd:/, '').replace(/ \(deleted\)$/, '');
 
@@ -74,7 +71,7 @@ export class MemfdKind implements FileKind {
     const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
     if (!inode) throw new Error(`memfd.img has no memfd ${memfd.inodeId}`);
-    const key = memfdKey(inode.inodeId);
+    const key = InodeKey.memfd(inode.inodeId);
     let held = ctx.inodes.fetch(key, task);
     if (held === undefined) {
       held = this.createInode(ctx, task, inode);
@@ -120,7 +117,7 @@ export function memfdHolders(ctx: CompareContext): IdentityHolder[] {
       const inode = memfd && inodes.find((i) => i.shmid === memfd.inodeId);
       const l = live.get(e.fd);
       if (!inode || !l) continue;
-      out.push({ pid, where: `fd ${e.fd}`, key: memfdKey(inode.inodeId), inode: `${l.dev}:${l.ino}` });
+      out.push({ pid, where: `fd ${e.fd}`, key: InodeKey.memfd(inode.inodeId), inode: `${l.dev}:${l.ino}` });
     }
   }
   return out;

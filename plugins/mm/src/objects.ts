@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
-  addressOf, F_SEALS, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
+  addressOf, F_SEALS, InodeKey, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
   type DumpContext, type IdentityHolder, type ImageStore, type MapsEntry, type PagemapEntry,
 } from '@amber/core';
 import type { MemoryObjectRef } from './vmas';
@@ -21,6 +21,7 @@ export interface ShmemObject {
   mode?: number;
   pagesId: number;
   ino?: bigint;
+  dev?: bigint;
 }
 
 export const OBJECT_KIND = { anon: 1, memfd: 2, deleted: 3 } as const;
@@ -46,14 +47,13 @@ export function readObjects(store: ImageStore): Map<number, ShmemObject> {
 
 /**
  * The object's key in the restore's registry of shared inodes (and for compare's identity
- * check): a memfd's is the one the fs plugin uses for its fds. Deleted files are not shared
- * through it yet (the fs plugin's ghost files are another inode).
+ * check): the same key the fs plugin gives a memfd or deleted file it holds as an fd.
  */
 export function objectKey(o: ShmemObject): string {
   if (o.ino === undefined) return `mm-object:${o.id}`;
-  if (o.kind === OBJECT_KIND.memfd) return `memfd:${o.ino}`;
-  if (o.kind === OBJECT_KIND.anon) return `shmem:${o.ino}`;
-  return `mm-deleted:${o.ino}`;
+  if (o.kind === OBJECT_KIND.memfd) return InodeKey.memfd(o.ino);
+  if (o.kind === OBJECT_KIND.anon) return InodeKey.sharedAnon(o.ino);
+  return o.dev === undefined ? `mm-object:${o.id}` : InodeKey.deletedFile(o.dev, o.ino);
 }
 
 /** The name /proc/PID/maps shows for a mapping of the object. */
@@ -93,7 +93,7 @@ export class ObjectDumper {
     let o = this.byInode.get(key);
     if (!o) {
       const id = this.byInode.size + 1;
-      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id, ino: st.ino };
+      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id, ino: st.ino, dev: st.dev };
       const name = m.path.slice(0, -' (deleted)'.length);
       if (kind === 'memfd') o.name = name.slice('/memfd:'.length);
       if (kind === 'deleted') {

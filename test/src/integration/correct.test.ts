@@ -188,8 +188,8 @@ test('zombies (one killed by SIGKILL) come back with their name, masks and exit 
   assert.ok(v.passed, `zombies' own checks: ${v.lines.join(' | ')}`);
 });
 
-test('a memfd held as fd and mapping, and shared memory mapped before two forks, stay one object each', async () => {
-  const t = await startTarget('shared_identity');
+test('a memfd and a deleted file held as fd and mapping, and shared memory mapped before two forks, stay one object each', async () => {
+  const t = await startTarget('shared_identity', [WORKDIR]);
   const pids = descendants(t.pid);
   assert.equal(pids.length, 3);
   const dir = makeTmpDir('identity-img');
@@ -202,7 +202,7 @@ test('a memfd held as fd and mapping, and shared memory mapped before two forks,
 });
 
 test('compare reports shared memory that is a copy in one holder, even with equal contents', async () => {
-  const t = await startTarget('shared_identity');
+  const t = await startTarget('shared_identity', [WORKDIR]);
   const [, childA] = descendants(t.pid);
   const dir = makeTmpDir('identity-broken-img');
   amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
