@@ -55,13 +55,17 @@ export function rebuildRestartBlock(remote: RemoteSyscall, final: Registers): { 
  */
 export function identifyRestart(remote: RemoteSyscall, regs: Registers): Registers {
   if (!isRestartBlock(regs) || Number(regs.getSigned('origAx')) !== SYS.restart_syscall) return regs;
-  let stack = '';
+  let stack: string | undefined;
   const ax = reissue(remote, regs, SYS.restart_syscall, ARG_REGS.map((r) => regs.get(r)), () => {
-    stack = readFileSync(`/proc/${remote.tracee.tid}/task/${remote.tracee.tid}/stack`, 'utf8');
+    try {
+      stack = readFileSync(`/proc/${remote.tracee.tid}/task/${remote.tracee.tid}/stack`, 'utf8');
+    } catch {
+      // /proc/TID/stack needs CAP_SYS_ADMIN: unknown, and a restore returns EINTR as before
+    }
   });
   const out = regs.clone();
   out.set('ax', ax);
-  if (Number(ax) !== -ERESTART.RESTARTBLOCK) return out;
+  if (Number(ax) !== -ERESTART.RESTARTBLOCK || stack === undefined) return out;
   // hrtimer_nanosleep_restart tail-calls into the sleep, so a nanosleep leaves no frame of its own
   const nr = /\bdo_restart_poll\b/.test(stack) ? SYS.poll
     : /\bfutex_wait_restart\b/.test(stack) ? SYS.futex
