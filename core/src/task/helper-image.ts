@@ -1,5 +1,6 @@
-import { writeSync } from 'node:fs';
-import { memfdCreate } from '../kernel/syscalls';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { F_SEALS, MFD } from '../kernel/constants';
+import { fcntl, memfdCreate } from '../kernel/syscalls';
 
 /**
  * The restore helper's program, built in memory: a static position-independent ELF whose only
@@ -51,10 +52,23 @@ export function helperElf(): Buffer {
   return elf;
 }
 
-/** A memfd (in amber) holding the helper's program. */
+const F_SEAL_SEAL = 1;
+const F_SEAL_SHRINK = 2;
+const F_SEAL_GROW = 4;
+const F_SEAL_WRITE = 8;
+
+/**
+ * A read-only fd (in amber) of a sealed memfd holding the helper's program. Read-only because
+ * kernels before 6.11 refuse (ETXTBSY) to exec a file someone holds open for writing.
+ */
 export function helperMemfd(): number {
-  const fd = memfdCreate(HELPER_NAME, 0);
-  const elf = helperElf();
-  writeSync(fd, elf, 0, elf.length, 0);
-  return fd;
+  const rw = memfdCreate(HELPER_NAME, MFD.ALLOW_SEALING);
+  try {
+    const elf = helperElf();
+    writeSync(rw, elf, 0, elf.length, 0);
+    fcntl(rw, F_SEALS.ADD, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE, 'fcntl(F_ADD_SEALS)');
+    return openSync(`/proc/self/fd/${rw}`, 'r');
+  } finally {
+    closeSync(rw);
+  }
 }
