@@ -118,7 +118,7 @@ export class TaskCreator {
     }
     const until = Date.now() + 5000;
     while (!safeReadlink(`/proc/${pid}/exe`).startsWith(`/memfd:${HELPER_NAME}`)) {
-      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
+      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start (it runs from a memfd: is vm.memfd_noexec 2?)`);
       sleepSync(2);
     }
     const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);

@@ -1,5 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { F_SEALS, MFD } from '../kernel/constants';
+import { KernelError } from '../kernel/errors';
 import { fcntl, memfdCreate } from '../kernel/syscalls';
 
 /**
@@ -52,6 +53,20 @@ export function helperElf(): Buffer {
   return elf;
 }
 
+/**
+ * With vm.memfd_noexec = 1 (Linux >= 6.3) a memfd made without MFD_EXEC cannot be exec'd;
+ * kernels before 6.3 do not know the flag (EINVAL).
+ */
+function executableMemfd(): number {
+  try {
+    return memfdCreate(HELPER_NAME, MFD.ALLOW_SEALING | MFD_EXEC);
+  } catch (e) {
+    if (!(e instanceof KernelError && e.errnoName === 'EINVAL')) throw e;
+    return memfdCreate(HELPER_NAME, MFD.ALLOW_SEALING);
+  }
+}
+
+const MFD_EXEC = 0x10;
 const F_SEAL_SEAL = 1;
 const F_SEAL_SHRINK = 2;
 const F_SEAL_GROW = 4;
@@ -62,7 +77,7 @@ const F_SEAL_WRITE = 8;
  * kernels before 6.11 refuse (ETXTBSY) to exec a file someone holds open for writing.
  */
 export function helperMemfd(): number {
-  const rw = memfdCreate(HELPER_NAME, MFD.ALLOW_SEALING);
+  const rw = executableMemfd();
   try {
     const elf = helperElf();
     writeSync(rw, elf, 0, elf.length, 0);
