@@ -69,7 +69,9 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       for (const tracee of f.tracees.values()) {
         const h = holds.get(tracee.tid)!;
         h.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
-        h.snap.regs = identifyRestart(h.remote, h.snap.regs);
+        const restart = identifyRestart(h.remote, h.snap.regs);
+        h.snap.regs = restart.regs;
+        if (restart.unknown) log.warn(`pid ${f.pid} thread ${tracee.tid} is in restart_syscall, whose syscall amber cannot read here (/proc/TID/stack): after a restore the call returns EINTR`);
       }
       tasks.push({
         pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,

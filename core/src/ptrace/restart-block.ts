@@ -51,28 +51,31 @@ export function rebuildRestartBlock(remote: RemoteSyscall, final: Registers): { 
  * dump runs restart_syscall in the thread once more, reads which restart function it is blocked
  * in from /proc/TID/stack, and interrupts it again (the block stays as it was: its timeouts are
  * absolute). The registers come back with orig_rax = the original syscall (its arguments are
- * still in their registers), or with its result if it completed meanwhile.
+ * still in their registers), or with its result if it completed meanwhile. `unknown` says the
+ * restart function could not be read (/proc/TID/stack needs CAP_SYS_ADMIN): a restore then
+ * ends the call with EINTR.
  */
-export function identifyRestart(remote: RemoteSyscall, regs: Registers): Registers {
-  if (!isRestartBlock(regs) || Number(regs.getSigned('origAx')) !== SYS.restart_syscall) return regs;
+export function identifyRestart(remote: RemoteSyscall, regs: Registers): { regs: Registers; unknown: boolean } {
+  if (!isRestartBlock(regs) || Number(regs.getSigned('origAx')) !== SYS.restart_syscall) return { regs, unknown: false };
   let stack: string | undefined;
   const ax = reissue(remote, regs, SYS.restart_syscall, ARG_REGS.map((r) => regs.get(r)), () => {
     try {
       stack = readFileSync(`/proc/${remote.tracee.tid}/task/${remote.tracee.tid}/stack`, 'utf8');
     } catch {
-      // /proc/TID/stack needs CAP_SYS_ADMIN: unknown, and a restore returns EINTR as before
+      // unreadable: reported as unknown
     }
   });
   const out = regs.clone();
   out.set('ax', ax);
-  if (Number(ax) !== -ERESTART.RESTARTBLOCK || stack === undefined) return out;
+  if (Number(ax) !== -ERESTART.RESTARTBLOCK) return { regs: out, unknown: false };
+  if (stack === undefined) return { regs: out, unknown: true };
   // hrtimer_nanosleep_restart tail-calls into the sleep, so a nanosleep leaves no frame of its own
   const nr = /\bdo_restart_poll\b/.test(stack) ? SYS.poll
     : /\bfutex_wait_restart\b/.test(stack) ? SYS.futex
     : regs.get('di') < 4096n ? SYS.clock_nanosleep // clock_nanosleep(clockid, ...), nanosleep(req, rem)
     : SYS.nanosleep;
   out.set('origAx', nr);
-  return out;
+  return { regs: out, unknown: false };
 }
 
 /**
