@@ -69,13 +69,22 @@ export function identifyRestart(remote: RemoteSyscall, regs: Registers): { regs:
   out.set('ax', ax);
   if (Number(ax) !== -ERESTART.RESTARTBLOCK) return { regs: out, unknown: false };
   if (stack === undefined) return { regs: out, unknown: true };
-  // hrtimer_nanosleep_restart tail-calls into the sleep, so a nanosleep leaves no frame of its own
-  const nr = /\bdo_restart_poll\b/.test(stack) ? SYS.poll
-    : /\bfutex_wait_restart\b/.test(stack) ? SYS.futex
-    : regs.get('di') < 4096n ? SYS.clock_nanosleep // clock_nanosleep(clockid, ...), nanosleep(req, rem)
-    : SYS.nanosleep;
+  const nr = restartedSyscall(stack, regs);
+  if (nr === undefined) return { regs: out, unknown: true };
   out.set('origAx', nr);
   return { regs: out, unknown: false };
+}
+
+/** Which syscall a restart function seen in /proc/TID/stack restarts; undefined if none known. */
+function restartedSyscall(stack: string, regs: Registers): number | undefined {
+  const frames = [...stack.matchAll(/\] ([A-Za-z0-9_.]+)\+/g)].map((m) => m[1]);
+  if (frames.some((f) => /^(do_restart_poll|do_sys_poll|poll_schedule_timeout)/.test(f))) return SYS.poll;
+  if (frames.some((f) => /^(futex_wait_restart|futex_wait|futex_do_wait|futex_wait_queue)/.test(f))) return SYS.futex;
+  // hrtimer_nanosleep_restart may tail-call into the sleep (no frame of its own on 6.18)
+  const own = frames.filter((f) => !/^(do_syscall_64|entry_SYSCALL_64)/.test(f));
+  if (own.length && !own.some((f) => /nanosleep|nsleep/.test(f))) return undefined;
+  // clock_nanosleep(clockid, flags, req, rem) or nanosleep(req, rem): a clock id is small
+  return regs.get('di') < 4096n ? SYS.clock_nanosleep : SYS.nanosleep;
 }
 
 /**
