@@ -7,6 +7,7 @@ import { kcmpIdsOf } from './ids';
 import { NoSuchProcessError } from '../task/tree';
 import { collectFds } from './fd-table';
 import { FileRegistry } from './files';
+import { compareIdentities } from './inodes';
 import type { AddressRange, CompareContext, CompareOptions, Difference, FileDescription, FileKind } from './plugin';
 import type { PluginRegistry } from './registry';
 
@@ -35,6 +36,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));
+  diffs.push(...compareIdentities(plugins.flatMap((p) => p.identities?.(ctx) ?? [])));
   return diffs;
 }
 

@@ -2,15 +2,17 @@ import { readFileSync } from 'node:fs';
 import { SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
-import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
+import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { identifyRestart } from '../ptrace/restart-block';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { checkLeadersInside } from '../task/leaders';
 import { suspendSeccompOption } from '../task/capabilities';
 import { SeccompTable } from '../task/seccomp';
+import { zombieCore } from '../task/zombie';
 import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
@@ -68,7 +70,11 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       for (const tracee of f.tracees.values()) tracee.setSigmask(ALL_SIGNALS);
       const remote = RemoteSyscall.bootstrap(leader);
       for (const tracee of f.tracees.values()) {
-        holds.get(tracee.tid)!.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
+        const h = holds.get(tracee.tid)!;
+        h.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
+        const restart = identifyRestart(h.remote, h.snap.regs);
+        h.snap.regs = restart.regs;
+        if (restart.unknown) log.warn(`pid ${f.pid} thread ${tracee.tid} is in restart_syscall, whose syscall amber cannot read here (/proc/TID/stack): after a restore the call returns EINTR`);
       }
       tasks.push({
         pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
@@ -86,7 +92,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     const seccomp = new SeccompTable();
     for (const f of frozen) {
       if (f.zombie) {
-        cores.set(f.pid, zombieCore(stats.get(f.pid)!, f.zombie.waitStatus));
+        cores.set(f.pid, zombieCore(f.pid, stats.get(f.pid)!, f.zombie.waitStatus));
         continue;
       }
       for (const tracee of f.tracees.values()) {
@@ -121,16 +127,6 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
-}
-
-function zombieCore(stat: ProcStat, waitStatus: number): CoreEntry {
-  return {
-    mtype: 1,
-    tc: {
-      taskState: TaskState.DEAD, exitCode: waitStatus, personality: 0, flags: stat.flags, blkSigset: 0n,
-      comm: stat.comm, sigactions: [],
-    },
-  };
 }
 
 function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<number, ProcStat>, cores: Map<number, CoreEntry>): void {

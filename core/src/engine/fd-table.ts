@@ -105,8 +105,8 @@ export class FdTable {
       if (got !== e.fd) {
         remote.call('dup3', SYS.dup3, [got, e.fd, cloexec], `fd ${e.fd}`);
         remote.call('close', SYS.close, [got]);
-      } else if (cloexec || elsewhere) {
-        // a fetched fd always arrives close-on-exec
+      } else {
+        // a fetched fd always arrives close-on-exec, and a kind may hand over one it fetched
         remote.call('fcntl(F_SETFD)', SYS.fcntl, [e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0], `fd ${e.fd}`);
       }
       opened.set(e.id, e.fd);

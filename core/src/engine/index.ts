@@ -1,6 +1,7 @@
 export * from './plugin';
 export * from './logger';
 export * from './files';
+export * from './inodes';
 export * from './fd-table';
 export * from './fault';
 export * from './registry';

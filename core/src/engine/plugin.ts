@@ -5,6 +5,7 @@ import type { CredsEntry, ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
+import type { IdentityHolder, SharedInodes } from './inodes';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -133,6 +134,8 @@ export interface RestoreContext {
   readonly tasks: RestoreTask[];
   readonly log: Logger;
   readonly files: FileRegistry;
+  /** Objects several holders share (memfds, shared memory): created once, fetched by the rest. */
+  readonly inodes: SharedInodes;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
 }
@@ -171,6 +174,16 @@ export interface Difference {
   actual: string;
 }
 
+/**
+ * A part of a plugin's restore that must wait for a later phase than its own: POSIX locks are
+ * dropped by the close of *any* fd of the file in the process, and the memory phase opens and
+ * closes the files it maps, so locks are taken after it.
+ */
+export interface LaterRestoreStep {
+  readonly phase: RestorePhase;
+  restore(ctx: RestoreContext): Promise<void> | void;
+}
+
 /** A resource plugin. Built-in and third-party plugins implement the same interface. */
 export interface ResourcePlugin {
   readonly name: string;
@@ -184,7 +197,11 @@ export interface ResourcePlugin {
    */
   afterDump?(ctx: DumpContext, succeeded: boolean): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
+  /** Steps run in later phases, after every plugin's restore() of that phase. */
+  readonly laterSteps?: readonly LaterRestoreStep[];
   compare?(ctx: CompareContext): Promise<Difference[]>;
+  /** Who holds the shared objects this plugin knows (fds, mappings): the core checks identity across plugins. */
+  identities?(ctx: CompareContext): IdentityHolder[];
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];
 }

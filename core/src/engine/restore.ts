@@ -3,15 +3,17 @@ import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type Restore
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
-import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
+import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
+import { SharedInodes } from './inodes';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { waitForExit } from './wait-exit';
@@ -62,7 +64,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options, store, tasks, log, files, reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -78,6 +80,8 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       }
       if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
+      for (const p of plugins) for (const step of p.laterSteps ?? []) if (step.phase === phase) await step.restore(ctx);
+      if (phase === 'memory') ctx.inodes.release();
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
         for (const plan of live) {
@@ -286,15 +290,11 @@ function resumeAll(plans: TaskPlan[]): void {
 
 /** Ends a task the way the dumped zombie ended: exit(code), or killed by its signal. */
 function becomeZombie(plan: TaskPlan): void {
-  const status = plan.cores.get(plan.entry.pid)!.tc!.exitCode;
+  const tc = plan.cores.get(plan.entry.pid)!.tc!;
+  const status = tc.exitCode;
   const remote = plan.task!.remote;
-  const sig = status & 0x7f;
-  if (sig) {
-    remote.resetData();
-    remote.setSigaction(sig, Buffer.alloc(KSIGACTION_SIZE), `signal ${sig} to default`);
-    remote.tracee.setSigmask(0n);
-  }
-  exitTask(remote, (status >> 8) & 0xff, sig);
+  prepareZombie(remote, tc);
+  exitTask(remote, (status >> 8) & 0xff, status & 0x7f);
 }
 
 /** Makes a task we hold exit with code (or kill itself with sig) and collects its end as its tracer. */
@@ -308,6 +308,13 @@ function exitTask(remote: RemoteSyscall, code: number, sig = 0): void {
   remote.tracee.setRegs(regs);
   remote.tracee.cont(0);
   remote.tracee.runToExit('exiting');
+}
+
+/** Above every fd number of the task's dumped fd table. */
+function fdFloor(store: ImageStore, task: RestoreTask): number {
+  const name = `fdinfo-${task.ids.filesId}`;
+  const fds = store.has(name) ? store.read<FdinfoEntry>('fdinfo', name).entries.map((e) => e.fd) : [];
+  return Math.max(2, ...fds) + 1;
 }
 
 function rangeOf(s: { base: bigint; size: number }) {

@@ -21,6 +21,7 @@ export const SYS = {
   seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
   userfaultfd: 323, mknod: 133, fchmod: 91, fchown: 93, getgroups: 115, unlinkat: 263, linkat: 265,
+  poll: 7, nanosleep: 35, clock_nanosleep: 230,
 } as const;
 
 /** fcntl(2) commands. */

@@ -135,3 +135,9 @@ export function tee(fdIn: number, fdOut: number, len: number, flags = 0): number
 export function readFd(fd: number, buf: Buffer, offset = 0, len = buf.length - offset): number {
   return syscall('read', SYS.read, [fd, addressOf(buf) + BigInt(offset), len], { detail: `fd ${fd}` });
 }
+
+/** memfd_create(2) in amber itself; flags are MFD_*. */
+export function memfdCreate(name: string, flags: number): number {
+  const n = Buffer.from(name + '\0');
+  return syscall('memfd_create', SYS.memfd_create, [addressOf(n), flags], { detail: name });
+}

@@ -6,6 +6,7 @@ import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
+import { rebuildRestartBlock } from './restart-block';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -256,6 +257,7 @@ export class RemoteSyscall {
    * registers, without unmapping anything (its leader's finish() does that, last).
    */
   finishThread(final: Registers, mode: RestartMode): void {
+    ({ regs: final, mode } = mode === 'new-task' ? rebuildRestartBlock(this, final) : { regs: final, mode });
     this.stopAtSyscallExit(SYS.getpid, [], 'parking a thread');
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
@@ -296,6 +298,7 @@ export class RemoteSyscall {
    * PTRACE_SYSCALL instead.
    */
   finish(final: Registers, mode: RestartMode): void {
+    ({ regs: final, mode } = mode === 'new-task' ? rebuildRestartBlock(this, final) : { regs: final, mode });
     const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area');
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));

@@ -178,6 +178,11 @@ export class Tracee {
     ptrace(PTRACE.CONT, this.tid, 0, sig, 'PTRACE_CONT');
   }
 
+  /** PTRACE_INTERRUPT: a running (or blocked) thread stops with PTRACE_EVENT_STOP. */
+  interrupt(): void {
+    ptrace(PTRACE.INTERRUPT, this.tid, 0, 0, 'PTRACE_INTERRUPT');
+  }
+
   /** Resumes until the next syscall entry or exit stop. */
   syscallStep(sig = 0): void {
     ptrace(PTRACE.SYSCALL, this.tid, 0, sig, 'PTRACE_SYSCALL');

@@ -1,13 +1,14 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
-import { kill, waitpid, WaitStatus } from '../kernel/syscalls';
+import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
 import { procRead, parseStat } from './proc';
 import { suspendSeccompOption } from './capabilities';
+import { HELPER_NAME, helperMemfd } from './helper-image';
 
 export class BusyPidError extends AmberError {
   constructor(readonly pid: number, holder: string) {
@@ -105,11 +106,20 @@ export class TaskCreator {
 
   private ensureHelper(): CreatedTask {
     if (this.helper) return this.helper;
-    const out = execFileSync('/bin/sh', ['-c', 'setsid sleep 2147483647 </dev/null >/dev/null 2>&1 & echo $!']);
-    const pid = Number(out.toString().trim());
+    // The helper runs a program that exists only in a memfd (helper-image.ts), handed to the
+    // shell as fd 3: setsid execs it through /proc/self/fd/3; its exe is the memfd.
+    const memfd = helperMemfd();
+    let pid: number;
+    try {
+      const out = spawnSync('/bin/sh', ['-c', 'setsid /proc/self/fd/3 </dev/null >/dev/null 2>&1 & echo $!'], { stdio: ['ignore', 'pipe', 'ignore', memfd] });
+      pid = Number(out.stdout?.toString().trim());
+      if (out.status !== 0 || !pid) throw new AmberError(`restore helper did not start (${out.error?.message ?? `sh exit ${out.status}`})`);
+    } finally {
+      close(memfd);
+    }
     const until = Date.now() + 5000;
-    while (!safeReadlink(`/proc/${pid}/exe`).endsWith('/sleep')) {
-      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start`);
+    while (!safeReadlink(`/proc/${pid}/exe`).startsWith(`/memfd:${HELPER_NAME}`)) {
+      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start (it runs from a memfd: is vm.memfd_noexec 2?)`);
       sleepSync(2);
     }
     const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | suspendSeccompOption());

@@ -1,6 +1,6 @@
 import {
-  AmberError, O, SYS, recreateUnlinkedFile,
-  type DumpContext, type FdResource, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
+  AmberError, InodeKey, O, SYS, recreateUnlinkedFile,
+  type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { openInTask, park, parked } from './task-fds';
@@ -103,6 +103,9 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   }
   remote.call('close', SYS.close, [made.writer]);
   const [fd, reopener] = made.opened;
+  const dumped = img.entries[0];
+  // the same inode for a mapping of it (the mm plugin), or another task
+  if (dumped.dev !== undefined && dumped.ino !== undefined) ctx.inodes.hold(InodeKey.deletedFile(dumped.dev, dumped.ino), task, reopener);
   park(ctx, task, key, reopener);
   return fd;
 }
@@ -110,4 +113,26 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
 function openByName(remote: RemoteSyscall, path: string, flags: number): number {
   remote.resetData();
   return remote.call('open', SYS.open, [remote.stageString(path), flags, 0], path);
+}
+
+/** Every live fd that was a deleted file at dump time, with the inode it holds now (for compare). */
+export function ghostHolders(ctx: CompareContext): IdentityHolder[] {
+  const remaps = new Map<number, number>();
+  if (ctx.store.has('remap-fpath')) {
+    for (const r of ctx.store.read<RemapFilePathEntry>('remap-fpath', 'remap-fpath').entries) if (r.remapType === REMAP_GHOST) remaps.set(r.origId, r.remapId);
+  }
+  const out: IdentityHolder[] = [];
+  for (const pid of ctx.pids) {
+    const ids = ctx.store.read<TaskKobjIdsEntry>('ids', `ids-${pid}`).entries[0];
+    const live = new Map(ctx.liveFds(pid).map((f) => [f.fd, f]));
+    for (const e of ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries) {
+      const name = `ghost-file-${remaps.get(e.id) ?? e.id}`;
+      const l = live.get(e.fd);
+      if (!l || !ctx.store.has(name)) continue;
+      const g = ctx.store.read<GhostFileEntry>('ghost-file', name).entries[0];
+      if (g.dev === undefined || g.ino === undefined) continue;
+      out.push({ pid, where: `fd ${e.fd}`, key: InodeKey.deletedFile(g.dev, g.ino), inode: `${l.dev}:${l.ino}` });
+    }
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
-import type { CompareContext, Difference, DumpContext, ResourcePlugin, RestoreContext } from '@amber/core';
+import type { CompareContext, Difference, DumpContext, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
 import { registerFsImages } from './images';
@@ -10,8 +10,9 @@ import { SignalfdKind } from './signalfd';
 import { TimerfdKind } from './timerfd';
 import { EpollKind } from './epoll';
 import { InotifyKind } from './inotify';
-import { MemfdKind } from './memfd';
-import { dumpLocks, restoreLocks } from './locks';
+import { memfdHolders, MemfdKind } from './memfd';
+import { ghostHolders } from './ghost-file';
+import { compareLocks, dumpLocks, restoreLocks } from './locks';
 import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
 import { FanotifyKind } from './fanotify';
@@ -41,12 +42,18 @@ export class FilesPlugin implements ResourcePlugin {
   async restore(ctx: RestoreContext): Promise<void> {
     this.epoll.addLateTargets(ctx);
     for (const task of ctx.tasks) closeParked(ctx, task);
-    restoreLocks(ctx);
     restoreFsState(ctx);
   }
 
+  // after the memory phase, which opens and closes in the task the files it maps
+  readonly laterSteps = [{ phase: 'task-state' as const, restore: restoreLocks }];
+
   async compare(ctx: CompareContext): Promise<Difference[]> {
-    return compareFsState(ctx);
+    return [...compareFsState(ctx), ...compareLocks(ctx)];
+  }
+
+  identities(ctx: CompareContext): IdentityHolder[] {
+    return [...memfdHolders(ctx), ...ghostHolders(ctx)];
   }
 }
 

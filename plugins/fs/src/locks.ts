@@ -1,4 +1,4 @@
-import { F, SYS, procRead, type DumpContext, type RestoreContext } from '@amber/core';
+import { F, SYS, procRead, type CompareContext, type Difference, type DumpContext, type RestoreContext } from '@amber/core';
 import type { FileLockEntry } from './images';
 
 const FL_POSIX = 1;
@@ -69,4 +69,35 @@ export function restoreLocks(ctx: RestoreContext): void {
       remote.resetData();
     }
   }
+}
+
+const LOCK_KIND: Record<number, string> = { [FL_POSIX]: 'POSIX lock', [FL_FLOCK]: 'flock', [FL_OFDLCK]: 'OFD lock' };
+
+function describeLock(l: FileLockEntry): string {
+  return `${l.type === F_WRLCK ? 'write' : 'read'} ${LOCK_KIND[l.flag] ?? `lock (flag ${l.flag})`} on bytes ${l.start}-${l.len ? `${l.start + l.len - 1n}` : 'EOF'}`;
+}
+
+/** Every dumped lock must be held again, through the same fd. */
+export function compareLocks(ctx: CompareContext): Difference[] {
+  if (!ctx.store.has('file-locks')) return [];
+  const out: Difference[] = [];
+  const live = new Map<string, string[]>();
+  for (const l of ctx.store.read<FileLockEntry>('file-locks', 'file-locks').entries) {
+    if (!ctx.pids.includes(l.pid)) continue;
+    const key = `${l.pid}:${l.fd}`;
+    if (!live.has(key)) {
+      let held: FileLockEntry[] = [];
+      try {
+        held = parseFdLocks(procRead(l.pid, `fdinfo/${l.fd}`), l.pid, l.fd);
+      } catch {
+        // no such fd: every lock through it is missing
+      }
+      live.set(key, held.map(describeLock));
+    }
+    const want = describeLock(l);
+    if (!live.get(key)!.includes(want)) {
+      out.push({ plugin: 'fs', pid: l.pid, what: `fd ${l.fd} lock`, expected: want, actual: live.get(key)!.join(', ') || 'none' });
+    }
+  }
+  return out;
 }

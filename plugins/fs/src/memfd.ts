@@ -1,11 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
+  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
+  type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type MemfdInodeEntry } from './images';
-import { openInTask, park, parked, readWholeFd, writeAll } from './task-fds';
+import { openInTask, readWholeFd, writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
@@ -61,19 +61,30 @@ export class MemfdKind implements FileKind {
     ctx.count('memfd bytes', data.length);
   }
 
+  /**
+   * Each description opens the inode again (its own offset and flags); the inode itself is made
+   * once and shared through the core's registry, so a mapping of the memfd (the mm plugin) or
+   * another task gets the same one.
+   */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const memfd = entry.memfd as MemfdFileEntry;
-    const key = `memfd:${memfd.inodeId}`;
-    const inode = parked(ctx, task, key) ?? park(ctx, task, key, this.createInode(ctx, task, memfd.inodeId));
-    const fd = openInTask(task, `/proc/self/fd/${inode}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
+    const inode = inodes.find((i) => i.shmid === memfd.inodeId);
+    if (!inode) throw new Error(`memfd.img has no memfd ${memfd.inodeId}`);
+    const key = InodeKey.memfd(inode.inodeId);
+    let held = ctx.inodes.fetch(key, task);
+    if (held === undefined) {
+      held = this.createInode(ctx, task, inode);
+      ctx.inodes.hold(key, task, held);
+    }
+    const fd = openInTask(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    task.remote.call('close', SYS.close, [held]);
     if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
     return fd;
   }
 
-  private createInode(ctx: RestoreContext, task: RestoreTask, shmid: number): number {
-    const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
-    const inode = inodes.find((i) => i.shmid === shmid);
-    if (!inode) throw new Error(`memfd.img has no memfd ${shmid}`);
+  private createInode(ctx: RestoreContext, task: RestoreTask, inode: MemfdInodeEntry): number {
+    const shmid = inode.shmid;
     const remote = task.remote;
     remote.resetData();
     // A memfd made without MFD_ALLOW_SEALING starts (and stays) sealed with F_SEAL_SEAL alone.
@@ -91,4 +102,23 @@ export class MemfdKind implements FileKind {
     const memfd = entry.memfd as MemfdFileEntry;
     return live.info.pos === memfd.pos ? [] : [{ what: 'offset', expected: `${memfd.pos}`, actual: `${live.info.pos}` }];
   }
+}
+
+/** Every live fd that was a memfd at dump time, with the inode it holds now (for compare). */
+export function memfdHolders(ctx: CompareContext): IdentityHolder[] {
+  if (!ctx.store.has('memfd')) return [];
+  const inodes = ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries;
+  const out: IdentityHolder[] = [];
+  for (const pid of ctx.pids) {
+    const ids = ctx.store.read<TaskKobjIdsEntry>('ids', `ids-${pid}`).entries[0];
+    const live = new Map(ctx.liveFds(pid).map((f) => [f.fd, f]));
+    for (const e of ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries) {
+      const memfd = ctx.files.get(e.id).memfd as MemfdFileEntry | undefined;
+      const inode = memfd && inodes.find((i) => i.shmid === memfd.inodeId);
+      const l = live.get(e.fd);
+      if (!inode || !l) continue;
+      out.push({ pid, where: `fd ${e.fd}`, key: InodeKey.memfd(inode.inodeId), inode: `${l.dev}:${l.ino}` });
+    }
+  }
+  return out;
 }

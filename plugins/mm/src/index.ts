@@ -4,12 +4,12 @@ import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
   AmberError, faultPoint, skippedForTest, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type ResourcePlugin, type RestoreContext,
+  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
 import { mlockallOf } from './madvise';
-import { ObjectDumper, objectKind, readObjects } from './objects';
+import { ObjectDumper, objectHolders, objectKind, readObjects } from './objects';
 import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagemap';
 import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
@@ -82,6 +82,11 @@ export class MemoryPlugin implements ResourcePlugin {
 
   async compare(ctx: CompareContext): Promise<Difference[]> {
     return ctx.pids.flatMap((pid) => compareMemory(ctx, pid));
+  }
+
+  identities(ctx: CompareContext): IdentityHolder[] {
+    const objects = readObjects(ctx.store);
+    return ctx.pids.flatMap((pid) => objectHolders(pid, ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
   }
 
   addressRanges(store: ImageStore, pid: number) {

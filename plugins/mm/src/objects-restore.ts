@@ -2,7 +2,7 @@ import {
   AmberError, F_SEALS, MAP, MFD, O, PAGE_SIZE, PROT, recreateUnlinkedFile, SEEK_SET, SYS,
   type PagemapEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { OBJECT_KIND, objectPagemapName, type ShmemObject } from './objects';
+import { OBJECT_KIND, objectKey, objectPagemapName, type ShmemObject } from './objects';
 import { transfer } from './transfer';
 import type { VmaEntry } from './vmas';
 
@@ -19,22 +19,41 @@ interface Created {
 /**
  * Recreates the memory objects of shmem.img inside a task and maps them. Shared anonymous memory
  * is created by an anonymous MAP_SHARED mmap (so it is the same kind of object as before, shown
- * as /dev/zero) and filled by the task's own preadv; any further mapping of it, in this task or
- * (later) another one, opens the first through /proc/PID/map_files. memfds and deleted files
- * are recreated as files and filled by sendfile in the task.
+ * as /dev/zero) and filled by the task's own preadv; an fd of it, opened through
+ * /proc/self/map_files, serves every further mapping. memfds and deleted files are recreated as
+ * files and filled by sendfile in the task. Each object is made once per restore: the core's
+ * registry of shared inodes hands it to every other task that maps it, and a memfd the fs
+ * plugin already made for an fd is the one mapped.
  */
 export class ObjectRestorer {
   private readonly created = new Map<number, Created>();
+  private readonly remote: RemoteSyscall;
 
   constructor(
     private readonly ctx: RestoreContext,
     private readonly task: RestoreTask,
     private readonly objects: Map<number, ShmemObject>,
     private readonly vmas: VmaEntry[],
-  ) {}
+  ) {
+    this.remote = task.remote;
+  }
 
-  private get remote(): RemoteSyscall {
-    return this.task.remote;
+  /** The object as another holder already made it (an fd of it here), if one did. */
+  private fetched(o: ShmemObject): Created | undefined {
+    const fd = this.ctx.inodes.fetch(objectKey(o), this.task);
+    if (fd === undefined) return undefined;
+    const c: Created = { fd, sealsPending: false };
+    this.created.set(o.id, c);
+    return c;
+  }
+
+  /** An fd of the shared anonymous memory just mapped here, for later mappings and other tasks. */
+  private holdAnon(o: ShmemObject, c: Created): void {
+    const r = this.remote;
+    r.resetData();
+    const path = `/proc/self/map_files/${hex(c.owner!.start)}-${hex(c.owner!.end)}`;
+    c.fd = r.call('open (map_files)', SYS.open, [r.stageString(path), O.RDWR | O.CLOEXEC, 0], path);
+    this.ctx.inodes.hold(objectKey(o), this.task, c.fd);
   }
 
   map(v: VmaEntry, prot: number): void {
@@ -44,22 +63,21 @@ export class ObjectRestorer {
     const flags = (v.flags & ~(MAP.ANONYMOUS | MAP.GROWSDOWN)) | MAP.FIXED;
     const what = `VMA 0x${hex(v.start)}-0x${hex(v.end)}`;
     const len = v.end - v.start;
-    let c = this.created.get(o.id);
+    let c = this.created.get(o.id) ?? this.fetched(o);
     if (o.kind === OBJECT_KIND.anon) {
       if (!c && v.pgoff === 0n && len === o.size) {
         r.resetData();
         r.call('mmap (shared anonymous)', SYS.mmap, [v.start, len, prot | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | (v.flags & MAP.NORESERVE), -1, 0], what);
-        this.created.set(o.id, { fd: -1, owner: { start: v.start, end: v.end, temporary: false }, sealsPending: false });
+        c = { fd: -1, owner: { start: v.start, end: v.end, temporary: false }, sealsPending: false };
+        this.created.set(o.id, c);
         this.fillMapping(o, v.start);
+        this.holdAnon(o, c);
         if (!(prot & PROT.WRITE)) r.call('mprotect', SYS.mprotect, [v.start, len, prot], what);
         return;
       }
       c ??= this.createAnon(o);
       r.resetData();
-      const path = `/proc/${r.pid}/map_files/${hex(c.owner!.start)}-${hex(c.owner!.end)}`;
-      const fd = r.call('open (map_files)', SYS.open, [r.stageString(path), (v.prot & PROT.WRITE ? O.RDWR : O.RDONLY) | O.CLOEXEC, 0], path);
-      r.call('mmap', SYS.mmap, [v.start, len, prot, flags, fd, v.pgoff], what);
-      r.call('close', SYS.close, [fd]);
+      r.call('mmap', SYS.mmap, [v.start, len, prot, flags, c.fd, v.pgoff], what);
       return;
     }
     c ??= this.createFile(o);
@@ -85,6 +103,7 @@ export class ObjectRestorer {
     const c: Created = { fd: -1, owner: { start, end: start + o.size, temporary: true }, sealsPending: false };
     this.created.set(o.id, c);
     this.fillMapping(o, start);
+    this.holdAnon(o, c);
     return c;
   }
 
@@ -121,6 +140,7 @@ export class ObjectRestorer {
       else r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F_SEALS.ADD, o.seals]);
     }
     this.created.set(o.id, c);
+    this.ctx.inodes.hold(objectKey(o), this.task, fd);
     return c;
   }
 

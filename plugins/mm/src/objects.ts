@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
-  addressOf, F_SEALS, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
-  type DumpContext, type ImageStore, type MapsEntry, type PagemapEntry,
+  addressOf, F_SEALS, InodeKey, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
+  type DumpContext, type IdentityHolder, type ImageStore, type MapsEntry, type PagemapEntry,
 } from '@amber/core';
 import type { MemoryObjectRef } from './vmas';
 
@@ -22,6 +22,8 @@ export interface ShmemObject {
   uid?: number;
   gid?: number;
   pagesId: number;
+  ino?: bigint;
+  dev?: bigint;
 }
 
 export const OBJECT_KIND = { anon: 1, memfd: 2, deleted: 3 } as const;
@@ -43,6 +45,17 @@ export function readObjects(store: ImageStore): Map<number, ShmemObject> {
   if (!store.has(SHMEM_IMAGE)) return out;
   for (const o of store.read<ShmemObject>('mm-shmem', SHMEM_IMAGE).entries) out.set(o.id, o);
   return out;
+}
+
+/**
+ * The object's key in the restore's registry of shared inodes (and for compare's identity
+ * check): the same key the fs plugin gives a memfd or deleted file it holds as an fd.
+ */
+export function objectKey(o: ShmemObject): string {
+  if (o.ino === undefined) return `mm-object:${o.id}`;
+  if (o.kind === OBJECT_KIND.memfd) return InodeKey.memfd(o.ino);
+  if (o.kind === OBJECT_KIND.anon) return InodeKey.sharedAnon(o.ino);
+  return o.dev === undefined ? `mm-object:${o.id}` : InodeKey.deletedFile(o.dev, o.ino);
 }
 
 /** The name /proc/PID/maps shows for a mapping of the object. */
@@ -82,7 +95,7 @@ export class ObjectDumper {
     let o = this.byInode.get(key);
     if (!o) {
       const id = this.byInode.size + 1;
-      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id };
+      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id, ino: st.ino, dev: st.dev };
       const name = m.path.slice(0, -' (deleted)'.length);
       if (kind === 'memfd') o.name = name.slice('/memfd:'.length);
       if (kind === 'deleted') {
@@ -144,4 +157,23 @@ export class ObjectDumper {
       left -= BigInt(n);
     }
   }
+}
+
+/** Every live mapping of a dumped object in the task, with the inode it maps now (for compare). */
+export function objectHolders(pid: number, vmas: { start: bigint; end: bigint; amberObject?: number }[], objects: Map<number, ShmemObject>): IdentityHolder[] {
+  const out: IdentityHolder[] = [];
+  for (const v of vmas) {
+    const o = objects.get(v.amberObject ?? 0);
+    if (!o) continue;
+    let inode = 'not mapped';
+    try {
+      const st = statSync(`/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`, { bigint: true });
+      inode = `${st.dev}:${st.ino}`;
+    } catch {
+      // the mapping is gone or moved: the maps comparison says so
+      continue;
+    }
+    out.push({ pid, where: `mapping 0x${v.start.toString(16)}`, key: objectKey(o), inode });
+  }
+  return out;
 }

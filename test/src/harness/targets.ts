@@ -80,7 +80,11 @@ export async function startTarget(name: string, args: string[] = [], opts: Start
     fs.fchownSync(logFd, opts.owner, opts.owner);
   }
   try {
-    const r = spawnSync('setsid', ['-f', 'sh', '-c', 'echo $$ >"$1"; shift; exec "$@"', 'sh', pidFile, opts.binary ?? targetPath(name), ...argv], {
+    // Only stdin/out/err go to the target: an fd the test runner inherited from whoever started it
+    // (a pipe of the caller's shell, say) would be a pipe to a process outside the dumped tree.
+    // (bash, not dash: dash's redirections take one-digit fds only)
+    const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done;';
+    const r = spawnSync('setsid', ['-f', 'bash', '-c', `${closeInherited} echo $$ >"$1"; shift; exec "$@"`, 'bash', pidFile, opts.binary ?? targetPath(name), ...argv], {
       stdio: ['ignore', logFd, logFd],
       env: { ...process.env, ...opts.env },
     });
