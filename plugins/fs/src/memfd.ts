@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import {
   F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
@@ -52,7 +52,7 @@ export class MemfdKind implements FileKind {
     const data = readWholeFd(fd.pid, fd.fd);
     const pages = Math.ceil(data.length / PAGE_SIZE);
     const pagesId = PAGES_ID_BASE + shmid;
-    writeFileSync(ctx.store.pagesPath(pagesId), Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]), { mode: 0o600 });
+    ctx.store.createPages(pagesId, Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
     const runs: PagemapEntry[] = pages ? [{ vaddr: 0n, nrPages: pages, flags: PagemapFlag.PRESENT }] : [];
     ctx.store.write('pagemap', `pagemap-shmem-${shmid}`, runs, { head: { pagesId } satisfies PagemapHead });
     growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { closeSync, openSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
@@ -34,7 +34,7 @@ const TMPFS_MAGIC = 0x01021994;
 
 /** Appends task memory to the pages file, copied by amber through /proc/PID/mem. */
 function appendThroughAmber(remote: RemoteSyscall, path: string, segments: Segment[], progress: (n: number) => void): void {
-  const fd = openSync(path, 'a');
+  const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
   try {
     copyThroughAmber(remote, fd, segments, null, progress);
   } finally {
@@ -154,8 +154,7 @@ export class MemoryPlugin implements ResourcePlugin {
     }
 
     const t1 = performance.now();
-    const pagesPath = ctx.store.pagesPath(pagesId);
-    writeFileSync(pagesPath, '', { mode: 0o600 });
+    const pagesPath = ctx.store.createPages(pagesId);
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
@@ -185,7 +184,7 @@ export class MemoryPlugin implements ResourcePlugin {
     }
     remote.resetData();
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
-    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC, 0]);
+    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0]);
     ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
