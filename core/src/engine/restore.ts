@@ -3,7 +3,7 @@ import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type Restore
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
-import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, readPstree, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
@@ -78,7 +78,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'task-state') createThreads(creator, live);
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
       if (phase === 'task-state') {
-        const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
+        const seccomp = store.has('seccomp') ? store.readOne<SeccompEntry>('seccomp', 'seccomp') : undefined;
         for (const plan of live) {
           for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m));
         }
@@ -111,10 +111,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
 }
 
 function readPlans(store: ImageStore): TaskPlan[] {
-  const pstree = store.read<PstreeEntry>('pstree', 'pstree').entries;
+  const pstree = readPstree(store);
   return pstree.map((entry) => {
     const cores = new Map<number, CoreEntry>();
-    for (const tid of entry.threads) cores.set(tid, store.read<CoreEntry>('core', `core-${tid}`).entries[0]);
+    for (const tid of entry.threads) cores.set(tid, store.readOne<CoreEntry>('core', `core-${tid}`));
     const tc = cores.get(entry.pid)?.tc;
     const zombie = tc?.taskState === TaskState.DEAD;
     for (const tid of entry.threads) {
@@ -155,7 +155,7 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     const { entry } = plan;
     const parentPlan = byPid.get(entry.ppid);
     const parent = parentPlan?.task;
-    const ids = plan.zombie ? undefined : store.read<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`).entries[0];
+    const ids = plan.zombie ? undefined : store.readOne<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`);
     let flags = parent && ids ? sharingFlags(ids, parent.ids) : 0;
     let maker = parent?.remote;
     if (parent && parentPlan) {

@@ -1,5 +1,6 @@
 import { dirname, basename, join } from 'node:path';
 import {
+  ImageError,
   AmberError, O, SYS,
   type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -76,6 +77,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const made = parked(ctx, task, key);
   if (made !== undefined) return openInTask(task.remote, `/proc/self/fd/${made}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
+  if (img.entries.length !== 1) throw new ImageError(`ghost-file-${ghostId}.img: holds ${img.entries.length} entries, expected 1`);
   const data = img.blobs[0] ?? Buffer.alloc(0);
   const remote = task.remote;
   const mode = img.entries[0].mode & 0o7777;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  ImageError,
   F, FdType, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
@@ -73,7 +74,7 @@ export class MemfdKind implements FileKind {
   private createInode(ctx: RestoreContext, task: RestoreTask, shmid: number): number {
     const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === shmid);
-    if (!inode) throw new Error(`memfd.img has no memfd ${shmid}`);
+    if (!inode) throw new ImageError(`memfd.img: has no memfd ${shmid} (files.img refers to it)`);
     const remote = task.remote;
     remote.resetData();
     // A memfd made without MFD_ALLOW_SEALING starts (and stays) sealed with F_SEAL_SEAL alone.

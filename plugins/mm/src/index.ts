@@ -69,7 +69,7 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    const mms = ctx.tasks.map((task) => ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0]);
+    const mms = ctx.tasks.map((task) => ctx.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
     const objects = readObjects(ctx.store);
     for (const [i, task] of ctx.tasks.entries()) {
@@ -85,7 +85,7 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   addressRanges(store: ImageStore, pid: number) {
-    return store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas.map((v) => ({ start: v.start, end: v.end }));
+    return store.readOne<MmEntry>('mm', `mm-${pid}`).vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
   private async dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): Promise<void> {
