@@ -61,7 +61,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options, store, tasks, log, files, reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, reserved: () => [rangeOf(creator.scratch)] };
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();

@@ -21,7 +21,7 @@ async function main(): Promise<number> {
       count, seed,
       onResult: (r) => {
         done++;
-        if (BAD_OUTCOMES.includes(r.outcome) || done % 50 === 0) process.stdout.write(`  #${r.mutant.index} ${r.mutant.label}: ${r.outcome} ${r.detail}\n`);
+        if (r.outcome !== 'refused' || done % 50 === 0) process.stdout.write(`  #${r.mutant.index} ${r.mutant.label}: ${r.outcome} ${r.detail}\n`);
       },
     });
     process.stdout.write(`${describeReport(report).join('\n')}\n`);
