@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
@@ -194,10 +194,15 @@ test('a lock left by a killed amber is stale and does not block a dump', async (
   const t = await startTarget('skeleton', [WORKDIR]);
   mkdirSync('/run/amber', { recursive: true, mode: 0o700 });
   // a holder that is gone (no such pid can exist)
-  writeFileSync(`/run/amber/dump-${t.pid}.lock`, '4194303 12345\n', { mode: 0o600 });
-  const dir = makeTmpDir('stale-lock');
-  const r = amber(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
-  assert.equal(r.status, 0, r.stderr);
-  assert.ok(!existsSync(`/run/amber/dump-${t.pid}.lock`));
+  const lock = `/run/amber/dump-${t.pid}.lock`;
+  writeFileSync(lock, '4194303 12345\n', { mode: 0o600 });
+  try {
+    const dir = makeTmpDir('stale-lock');
+    const r = amber(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!existsSync(lock));
+  } finally {
+    rmSync(lock, { force: true });
+  }
   await assertUnharmed(t);
 });
