@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { AmberCommand } from '../base';
+import { AmberCommand, pluginFlag } from '../base';
 import { CliError } from '../errors';
 import { plural } from '../format';
 import { renderImage, toJson, type DecodedImage } from '../render';
@@ -31,6 +31,7 @@ export default class Show extends AmberCommand {
 
   static override flags = {
     json: Flags.boolean({ description: 'print JSON (64-bit numbers as strings, blobs as base64)' }),
+    plugin: pluginFlag,
   };
 
   async run(): Promise<void> {
@@ -38,6 +39,8 @@ export default class Show extends AmberCommand {
     const stat = fs.statSync(args.path, { throwIfNoEntry: false });
     if (!stat) throw new CliError(`${args.path} does not exist`);
     const core = await this.loadCore();
+    // The plugins register the image types they write (pipes-data, file-locks, shmem ...).
+    this.discoverPlugins(core, flags.plugin);
     const decode = (file: string): DecodedImage => core.decodeImageFile(file);
 
     if (!stat.isDirectory()) {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
-import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, readPstree, TaskState, type CoreEntry, type FdinfoEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { listThreads, parseStatus, procRead, readStat } from '../task/proc';
 import { SharedObjects } from '../objects/shared-objects';
 import { kcmpIdsOf } from './ids';
@@ -17,12 +17,12 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
   const plugins = registry.all().filter((p) => !inventory.amberPlugins?.length || inventory.amberPlugins.includes(p.name));
-  const pstree = store.read<PstreeEntry>('pstree', 'pstree').entries;
+  const pstree = readPstree(store);
   if (pstree[0].pid !== options.pid) {
     throw new AmberError(`pid ${options.pid} is not what ${options.imagesDir} holds (its root is pid ${pstree[0].pid})`);
   }
   const cores = new Map<number, CoreEntry>();
-  for (const e of pstree) for (const tid of e.threads) cores.set(tid, store.read<CoreEntry>('core', `core-${tid}`).entries[0]);
+  for (const e of pstree) for (const tid of e.threads) cores.set(tid, store.readOne<CoreEntry>('core', `core-${tid}`));
   const zombie = (pid: number) => cores.get(pid)?.tc?.taskState === TaskState.DEAD;
   const diffs = [...compareTree(pstree, cores), ...compareSharing(store, pstree, cores), ...compareSignals(pstree, cores)];
   const pids = pstree.map((e) => e.pid).filter((pid) => !zombie(pid) && existsSync(`/proc/${pid}`));
@@ -32,7 +32,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: CompareContext = { options, store, pids, files, liveFds: collectFds, kernelOwned };
+  const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: collectFds, kernelOwned };
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));
@@ -72,7 +72,7 @@ function compareSharing(store: ImageStore, pstree: PstreeEntry[], cores: Map<num
   const live = pstree.filter((e) => cores.get(e.pid)?.tc?.taskState !== TaskState.DEAD && existsSync(`/proc/${e.pid}`));
   const objects = new SharedObjects();
   const now = new Map(live.map((e) => [e.pid, kcmpIdsOf(objects, e.pid)]));
-  const then = new Map(live.map((e) => [e.pid, store.read<TaskKobjIdsEntry>('ids', `ids-${e.pid}`).entries[0]]));
+  const then = new Map(live.map((e) => [e.pid, store.readOne<TaskKobjIdsEntry>('ids', `ids-${e.pid}`)]));
   const out: Difference[] = [];
   for (let i = 0; i < live.length; i++) {
     for (let j = i + 1; j < live.length; j++) {
@@ -134,7 +134,7 @@ function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
   const out: Difference[] = [];
   const tablesSeen = new Set<number>();
   for (const pid of ctx.pids) {
-    const ids = ctx.store.read<TaskKobjIdsEntry>('ids', `ids-${pid}`).entries[0];
+    const ids = ctx.store.readOne<TaskKobjIdsEntry>('ids', `ids-${pid}`);
     if (tablesSeen.has(ids.filesId)) continue;
     tablesSeen.add(ids.filesId);
     const dumped = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries;

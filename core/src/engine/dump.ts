@@ -18,6 +18,7 @@ import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
 import { linkParent } from './predump';
+import { lockPid } from './pid-lock';
 import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
@@ -41,12 +42,27 @@ interface ThreadHold {
 
 /** Checkpoints a process tree into an image directory. */
 export async function dump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
+  const plugins = registry.select(options.only, options.skip);
+  const lock = lockPid(options.pid);
+  try {
+    const store = ImageStore.forDump(options.imagesDir);
+    try {
+      return await dumpInto(store, { ...options, imagesDir: store.dir }, plugins);
+    } catch (e) {
+      // Whatever failed (or interrupted) the dump: what it wrote goes, what was there stays.
+      for (const problem of store.discard()) (options.log ?? silentLogger).warn(`could not remove ${problem}`);
+      throw e;
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+async function dumpInto(store: ImageStore, options: DumpOptions, plugins: ResourcePlugin[]): Promise<DumpReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
-  const plugins = registry.select(options.only, options.skip);
   const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
   const withFds = plugins.some((p) => p.fileKinds?.length);
-  const store = ImageStore.forDump(options.imagesDir);
   const counters: Record<string, number> = {};
 
   const frozen = freezeTree(options.pid, suspendSeccompOption());
@@ -113,7 +129,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
 
     writeTaskImages(ctx, frozen, stats, cores);
     if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
-    if (options.prevImagesDir) linkParent(options.imagesDir, options.prevImagesDir);
+    if (options.prevImagesDir) linkParent(store, options.prevImagesDir);
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
     // The images are complete whatever happens now: a plugin that cannot finish says so.

@@ -1,4 +1,5 @@
-import { existsSync, lstatSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { ImageStore } from '../images';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UFFD } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
@@ -96,14 +97,12 @@ export function resolvePrevDir(imagesDir: string, prev: string): string {
 }
 
 /** Links DIR/parent to the previous image set, as CRIU does; restore follows it. */
-export function linkParent(imagesDir: string, prev: string): void {
-  const target = resolvePrevDir(imagesDir, prev);
+export function linkParent(store: ImageStore, prev: string): void {
+  const target = resolvePrevDir(store.dir, prev);
   if (!existsSync(join(target, 'inventory.img'))) {
     throw new PreDumpError(`--prev-images-dir ${prev}: ${target} is not a complete image set (no inventory.img)`);
   }
-  const link = join(imagesDir, 'parent');
-  if (lstatSync(link, { throwIfNoEntry: false })) rmSync(link, { force: true });
-  symlinkSync(prev, link);
+  store.linkParent(prev);
 }
 
 /** The parent image set of DIR (its `parent` link), if any. */

@@ -3,7 +3,7 @@ import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type Restore
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
-import { ImageStore, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, readPstree, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
@@ -64,7 +64,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -83,7 +83,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       for (const p of plugins) for (const step of p.laterSteps ?? []) if (step.phase === phase) await step.restore(ctx);
       if (phase === 'memory') ctx.inodes.release();
       if (phase === 'task-state') {
-        const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
+        const seccomp = store.has('seccomp') ? store.readOne<SeccompEntry>('seccomp', 'seccomp') : undefined;
         for (const plan of live) {
           for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m));
         }
@@ -117,10 +117,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
 }
 
 function readPlans(store: ImageStore): TaskPlan[] {
-  const pstree = store.read<PstreeEntry>('pstree', 'pstree').entries;
+  const pstree = readPstree(store);
   return pstree.map((entry) => {
     const cores = new Map<number, CoreEntry>();
-    for (const tid of entry.threads) cores.set(tid, store.read<CoreEntry>('core', `core-${tid}`).entries[0]);
+    for (const tid of entry.threads) cores.set(tid, store.readOne<CoreEntry>('core', `core-${tid}`));
     const tc = cores.get(entry.pid)?.tc;
     const zombie = tc?.taskState === TaskState.DEAD;
     for (const tid of entry.threads) {
@@ -166,7 +166,7 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     const { entry } = plan;
     const parentPlan = byPid.get(entry.ppid);
     const parent = parentPlan?.task;
-    const ids = plan.zombie ? undefined : store.read<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`).entries[0];
+    const ids = plan.zombie ? undefined : store.readOne<TaskKobjIdsEntry>('ids', `ids-${entry.pid}`);
     let flags = parent && ids ? sharingFlags(ids, parent.ids) : 0;
     let maker = parent?.remote;
     if (parent && parentPlan) {

@@ -1,4 +1,5 @@
 export { ImageError } from './errors';
+export { readPstree } from './set-checks';
 export { ImageStore, type ImageContents, type ImageWriteOptions } from './store';
 export {
   IMG_COMMON_MAGIC,

@@ -1,16 +1,41 @@
 /**
  * A directory of image files. A dump writes every image, then the inventory
  * last: a set without inventory.img is incomplete and is refused for reading.
+ *
+ * The inventory lists every image of the set with its size and checksum, and
+ * a reader checks them all before trusting any: a set with an image missing,
+ * cut short, swapped or altered is refused up front, naming the image.
+ *
+ * A dump writes only into a directory that it created or that is the
+ * caller's own and writable by no one else, and only into files it creates
+ * itself (O_EXCL|O_NOFOLLOW): a link planted in the directory is never
+ * written through. If the dump fails, discard() removes exactly what it made.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageError } from './errors';
 import { buildImage, parseImage } from './framing';
+import { checkPagemaps } from './set-checks';
 import { type ImageType, resolveImageType } from './registry';
-import { IMG_VERSION_V1_1, type InventoryEntry } from './types';
+import { IMG_VERSION_V1_1, type AmberImageDigest, type InventoryEntry } from './types';
 
 const INVENTORY = 'inventory.img';
+const PARENT_LINK = 'parent';
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const PAGES_RE = /^pages-\d+\.img$/;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+
+/*
+ * Pages files are written by the task itself (a copy into a shared mapping of the file, or its
+ * own writev), so their bytes never pass through amber: a full hash would read GBs back, doubling
+ * the dump's I/O. Their size is exact (the pagemap, itself hashed, says how many pages each holds)
+ * and a hash of a few evenly spaced pages tells a swapped or overwritten pages file; a flipped
+ * byte inside page data is not caught (nor is it by CRIU).
+ */
+const PAGE = 4096;
+const PAGE_SAMPLES = 16;
 
 export interface ImageWriteOptions {
   /** the head message, for types that have one (pagemap) */
@@ -31,33 +56,147 @@ function errText(e: unknown): string {
   return err.code ?? err.message;
 }
 
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** The checksum of one image file, as the inventory records it. */
+function digestOf(dir: string, name: string): AmberImageDigest {
+  const file = path.join(dir, name);
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new ImageError(`${name}: not a regular file in ${dir}`);
+    const hash = createHash('sha256');
+    const sampled = PAGES_RE.test(name);
+    if (sampled) {
+      const pages = Math.floor(st.size / PAGE);
+      const buf = Buffer.alloc(PAGE);
+      const picks = new Set<number>();
+      for (let i = 0; i < Math.min(PAGE_SAMPLES, pages); i++) picks.add(Math.floor((i * (pages - 1)) / Math.max(1, PAGE_SAMPLES - 1)));
+      for (const p of [...picks].sort((a, b) => a - b)) hash.update(buf.subarray(0, fs.readSync(fd, buf, 0, PAGE, p * PAGE)));
+    } else {
+      hash.update(fs.readFileSync(fd));
+    }
+    return { name, size: BigInt(st.size), sha256: hash.digest(), ...(sampled ? { sampled: true } : {}) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The caller's own directory, writable by no one else: a dump may write there. */
+function checkDirForDump(dir: string): void {
+  const st = fs.statSync(dir);
+  if (!st.isDirectory()) throw new ImageError(`${dir}: not a directory`);
+  const uid = process.geteuid?.() ?? 0;
+  if (st.uid !== uid) throw new ImageError(`${dir}: owned by uid ${st.uid}, not by the caller (uid ${uid}): choose a directory of your own`);
+  if (st.mode & 0o022) {
+    throw new ImageError(`${dir}: writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)}): others could plant links there; choose a directory only you can write`);
+  }
+}
+
+/** Refuses a directory holding images already: a new dump never mixes with an old one. */
+function checkNoImages(dir: string): void {
+  const names = fs.readdirSync(dir);
+  const images = names.filter((n) => n.endsWith('.img')).sort();
+  const hasParent = names.includes(PARENT_LINK);
+  if (!images.length && !hasParent) return;
+  const what = images.includes(INVENTORY) ? 'a dump' : 'images of an unfinished dump';
+  const shown = images.includes(INVENTORY) ? INVENTORY : images[0] ?? PARENT_LINK;
+  const count = images.length ? plural(images.length - (images.includes(INVENTORY) ? 1 : 0), 'image') : 'a parent link';
+  throw new ImageError(`${dir} already holds ${what} (${shown}, ${count}): choose an empty directory`);
+}
+
 export class ImageStore {
+  /** file names this store created (for a dump) */
+  private readonly created = new Set<string>();
+  /** the topmost directory this store created, if it made any */
+  private createdDir?: string;
+  /** set once the inventory is written (dump) or read and checked (read) */
+  private inventory?: InventoryEntry;
+  /** the images the inventory lists, by file name (read) */
+  private listed?: Map<string, AmberImageDigest>;
+
   private constructor(readonly dir: string) {}
 
-  /** Open DIR for a new dump: created (0700) if missing; a stale inventory is removed first. */
+  /**
+   * Open DIR for a new dump. A missing DIR is created (0700); an existing one must be the
+   * caller's, writable by no one else, and hold no images.
+   */
   static forDump(dir: string): ImageStore {
+    const abs = path.resolve(dir);
+    let made: string | undefined;
     try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fs.rmSync(path.join(dir, INVENTORY), { force: true });
+      if (!fs.lstatSync(abs, { throwIfNoEntry: false })) made = fs.mkdirSync(abs, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new ImageError(`${dir}: cannot prepare the image directory (${errText(e)})`);
+      throw new ImageError(`${abs}: cannot create the image directory (${errText(e)})`);
     }
-    return new ImageStore(dir);
+    let real: string;
+    try {
+      real = fs.realpathSync(abs);
+      checkDirForDump(real);
+      checkNoImages(real);
+    } catch (e) {
+      if (made) fs.rmSync(made, { recursive: true, force: true });
+      if (e instanceof ImageError) throw e;
+      throw new ImageError(`${abs}: cannot prepare the image directory (${errText(e)})`);
+    }
+    const store = new ImageStore(real);
+    store.createdDir = made && fs.realpathSync(made);
+    return store;
   }
 
-  /** Open a complete image set. */
+  /** Open a complete image set: every image the inventory lists is there, whole and unchanged. */
   static forRead(dir: string): ImageStore {
+    const abs = path.resolve(dir);
     let st: fs.Stats;
     try {
-      st = fs.statSync(dir);
+      st = fs.statSync(abs);
     } catch (e) {
-      throw new ImageError(`${dir}: cannot open the image directory (${errText(e)})`);
+      throw new ImageError(`${abs}: cannot open the image directory (${errText(e)})`);
     }
-    if (!st.isDirectory()) throw new ImageError(`${dir}: not a directory`);
-    if (!fs.existsSync(path.join(dir, INVENTORY))) {
-      throw new ImageError(`${dir}: not a complete image set (no ${INVENTORY})`);
+    if (!st.isDirectory()) throw new ImageError(`${abs}: not a directory`);
+    if (!fs.existsSync(path.join(abs, INVENTORY))) {
+      throw new ImageError(`${abs}: not a complete image set (no ${INVENTORY})`);
     }
-    return new ImageStore(dir);
+    const store = new ImageStore(abs);
+    store.checkWhole();
+    checkPagemaps(store, store.listed ? [...store.listed.keys()] : store.list());
+    return store;
+  }
+
+  /** Checks what the inventory lists against the files; a set from elsewhere (no list) is taken as it is. */
+  private checkWhole(): void {
+    const inv = this.readInventoryFile();
+    if (!inv.amberImages) {
+      if (inv.amberPlugins) throw new ImageError(`${INVENTORY}: lists no images (amber_images): not a whole image set`);
+      this.inventory = inv;
+      return;
+    }
+    const listed = new Map<string, AmberImageDigest>();
+    for (const [i, d] of inv.amberImages.entries()) {
+      if (!NAME_RE.test(d.name) || !d.name.endsWith('.img') || d.name === INVENTORY) {
+        throw new ImageError(`${INVENTORY}: amber_images[${i}]: "${d.name}" is not an image name`);
+      }
+      if (d.sha256.length !== 32) throw new ImageError(`${INVENTORY}: amber_images[${i}] (${d.name}): sha256 is ${d.sha256.length} bytes, not 32`);
+      listed.set(d.name, d);
+    }
+    for (const d of listed.values()) {
+      const st = fs.lstatSync(path.join(this.dir, d.name), { throwIfNoEntry: false });
+      if (!st) throw new ImageError(`${d.name}: missing from ${this.dir} (${INVENTORY} lists it)`);
+      if (!st.isFile()) throw new ImageError(`${d.name}: not a regular file in ${this.dir}`);
+      if (BigInt(st.size) !== d.size) throw new ImageError(`${d.name}: ${st.size} bytes, but ${INVENTORY} says ${d.size}: cut short or replaced`);
+      let now: AmberImageDigest;
+      try {
+        now = digestOf(this.dir, d.name);
+      } catch (e) {
+        if (e instanceof ImageError) throw e;
+        throw new ImageError(`${d.name}: cannot read in ${this.dir} (${errText(e)})`);
+      }
+      if (!now.sha256.equals(d.sha256)) throw new ImageError(`${d.name}: contents do not match the checksum in ${INVENTORY}: altered or swapped`);
+    }
+    this.listed = listed;
+    this.inventory = inv;
   }
 
   private fileOf(name: string): string {
@@ -65,23 +204,48 @@ export class ImageStore {
     return `${name}.img`;
   }
 
+  /** A reader only trusts images the inventory lists. */
+  private checkListed(file: string): void {
+    if (!this.listed || this.listed.has(file)) return;
+    if (!fs.existsSync(path.join(this.dir, file))) throw new ImageError(`${file}: missing from ${this.dir} (the image set needs it)`);
+    throw new ImageError(`${file}: not part of the image set in ${this.dir} (${INVENTORY} does not list it)`);
+  }
+
+  /** Creates DIR/FILE new, never through a link or over an existing file, holding DATA. */
+  private createNew(file: string, data: Buffer): void {
+    const fd = fs.openSync(path.join(this.dir, file), CREATE_NEW, 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   /** Write NAME.img (mode 0600) atomically: a crash leaves the old file or none. */
   write<T extends object>(type: ImageType, name: string, entries: T[], opts: ImageWriteOptions = {}): void {
     const file = this.fileOf(name);
     const data = buildImage(resolveImageType(type), file, entries, opts.head, opts.blobs);
     const target = path.join(this.dir, file);
-    const tmp = `${target}.tmp-${process.pid}`;
+    const tmp = `.${file}.tmp-${process.pid}`;
     try {
-      fs.writeFileSync(tmp, data, { mode: 0o600 });
-      fs.renameSync(tmp, target);
+      if (!this.created.has(file) && fs.lstatSync(target, { throwIfNoEntry: false })) {
+        throw new ImageError(`${file}: appeared in ${this.dir} during the dump (amber did not write it): refusing to replace it`);
+      }
+      this.createNew(tmp, data);
+      fs.renameSync(path.join(this.dir, tmp), target);
+      this.created.add(file);
     } catch (e) {
-      fs.rmSync(tmp, { force: true });
+      fs.rmSync(path.join(this.dir, tmp), { force: true });
+      if (e instanceof ImageError) throw e;
       throw new ImageError(`${file}: cannot write in ${this.dir} (${errText(e)})`);
     }
+    // An image rewritten after the inventory (the pagemap of a pre-dump) must not break the set.
+    if (this.inventory && this.created.has(INVENTORY) && file !== INVENTORY) this.writeInventory(this.inventory);
   }
 
   read<T extends object>(type: ImageType, name: string): ImageContents<T> {
     const file = this.fileOf(name);
+    this.checkListed(file);
     const r = resolveImageType(type);
     let buf: Buffer;
     try {
@@ -93,22 +257,111 @@ export class ImageStore {
     return { head: parsed.head, entries: parsed.entries as T[], blobs: parsed.blobs };
   }
 
+  /** NAME.img of a type that holds exactly one entry (mm, ids, core, fs ...). */
+  readOne<T extends object>(type: ImageType, name: string): T {
+    const { entries } = this.read<T>(type, name);
+    if (entries.length !== 1) throw new ImageError(`${name}.img: holds ${entries.length} entries, expected 1`);
+    return entries[0];
+  }
+
   has(name: string): boolean {
-    return fs.existsSync(path.join(this.dir, this.fileOf(name)));
+    const file = this.fileOf(name);
+    if (this.listed) return this.listed.has(file);
+    return fs.existsSync(path.join(this.dir, file));
   }
 
   /** DIR/pages-<id>.img: raw page data, no header. */
   pagesPath(id: number): string {
     if (!Number.isInteger(id) || id < 0) throw new ImageError(`${this.dir}: bad pages id ${id}`);
-    return path.join(this.dir, `pages-${id}.img`);
+    const file = `pages-${id}.img`;
+    this.checkListed(file);
+    return path.join(this.dir, file);
+  }
+
+  /**
+   * Creates DIR/pages-<id>.img, new and empty (or holding DATA), and returns its path. Whoever
+   * opens it later (amber, or the task) adds O_NOFOLLOW.
+   */
+  createPages(id: number, data: Buffer = Buffer.alloc(0)): string {
+    const p = this.pagesPath(id);
+    const file = path.basename(p);
+    try {
+      this.createNew(file, data);
+    } catch (e) {
+      throw new ImageError(`${file}: cannot create in ${this.dir} (${errText(e)})`);
+    }
+    this.created.add(file);
+    return p;
+  }
+
+  /** DIR/parent -> TARGET (the previous image set of an incremental dump, as CRIU links it). */
+  linkParent(target: string): void {
+    try {
+      fs.symlinkSync(target, path.join(this.dir, PARENT_LINK));
+    } catch (e) {
+      throw new ImageError(`${PARENT_LINK}: cannot link in ${this.dir} (${errText(e)})`);
+    }
+    this.created.add(PARENT_LINK);
   }
 
   /** Mark the set complete; call after every other image is written. */
   writeInventory(entry: InventoryEntry): void {
-    this.write('inventory', 'inventory', [entry]);
+    const images = [...this.created].filter((f) => f !== INVENTORY && f !== PARENT_LINK).sort();
+    const sealed: InventoryEntry = { ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
+    this.inventory = sealed;
+    this.write('inventory', 'inventory', [sealed]);
   }
 
-  readInventory(): InventoryEntry {
+  /** True once the inventory is written: the set is complete and must be kept. */
+  get complete(): boolean {
+    return this.created.has(INVENTORY);
+  }
+
+  /**
+   * After a failed dump: removes every file this store created, and the directory if it made
+   * it (and nothing else is in it). Never touches anything that was there before. A complete
+   * set (the inventory written) is kept.
+   */
+  discard(): string[] {
+    if (this.complete) return [];
+    const problems: string[] = [];
+    for (const f of this.created) {
+      try {
+        fs.rmSync(path.join(this.dir, f), { force: true });
+      } catch (e) {
+        problems.push(`${f}: ${errText(e)}`);
+      }
+    }
+    this.created.clear();
+    if (this.createdDir) {
+      for (let d = this.dir; d.startsWith(this.createdDir); d = path.dirname(d)) {
+        try {
+          fs.rmdirSync(d);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`${d}: ${errText(e)}`);
+          break;
+        }
+        if (d === this.createdDir) break;
+      }
+    }
+    return problems;
+  }
+
+  /**
+   * Rewrites the image list of DIR's inventory from the files as they are now, dropping those
+   * that are gone: for deliberate edits of an image set (image surgery, as `crit encode` allows,
+   * and tests that must reach the checks behind the checksums).
+   */
+  static reseal(dir: string): void {
+    const store = new ImageStore(path.resolve(dir));
+    const inv = store.readInventoryFile();
+    const images = (inv.amberImages ?? []).map((d) => d.name).filter((f) => fs.existsSync(path.join(store.dir, f)));
+    const entry: InventoryEntry = { ...inv, amberImages: images.map((f) => digestOf(store.dir, f)) };
+    store.created.add(INVENTORY);
+    store.write('inventory', 'inventory', [entry]);
+  }
+
+  private readInventoryFile(): InventoryEntry {
     const { entries } = this.read<InventoryEntry>('inventory', 'inventory');
     if (entries.length !== 1) throw new ImageError(`${INVENTORY}: holds ${entries.length} entries, expected 1`);
     const version = entries[0].imgVersion;
@@ -116,6 +369,10 @@ export class ImageStore {
       throw new ImageError(`${INVENTORY}: image version ${version} is not supported (expected ${IMG_VERSION_V1_1})`);
     }
     return entries[0];
+  }
+
+  readInventory(): InventoryEntry {
+    return this.inventory ?? this.readInventoryFile();
   }
 
   /** Names of the image files present (*.img), sorted. */

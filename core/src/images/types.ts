@@ -90,6 +90,17 @@ export interface InventoryEntry {
   networkLockMethod?: number;
   /** amber extension (field 1000): plugins whose resources the dump holds */
   amberPlugins?: string[];
+  /** amber extension (field 1001): every image of the set, with its size and checksum */
+  amberImages?: AmberImageDigest[];
+}
+
+export interface AmberImageDigest {
+  /** file name in the image directory, e.g. core-4242.img */
+  name: string;
+  size: bigint;
+  sha256: Buffer;
+  /** a pages file: the hash covers sampled pages only */
+  sampled?: boolean;
 }
 
 export interface PstreeEntry {

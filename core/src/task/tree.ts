@@ -17,7 +17,7 @@ export class NoSuchProcessError extends AmberError {
 /** PTRACE_SEIZE refused because another tracer (a debugger) holds the task. */
 export class AlreadyTracedError extends AmberError {
   constructor(readonly pid: number, readonly tracer: number, readonly tracerComm: string) {
-    super(`pid ${pid} is already traced by pid ${tracer} (${tracerComm}): a task has one tracer; detach it first`);
+    super(`pid ${pid} is already traced by pid ${tracer} (${tracerComm}): a task has one tracer (a debugger, or a checkpoint in progress): detach it or wait until it is done`);
   }
 }
 

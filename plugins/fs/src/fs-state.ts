@@ -14,7 +14,7 @@ export function dumpFsState(ctx: DumpContext): void {
 
 export function restoreFsState(ctx: RestoreContext): void {
   for (const task of ctx.tasks) {
-    const fs = ctx.store.read<FsEntry>('fs', `fs-${task.pid}`).entries[0];
+    const fs = ctx.store.readOne<FsEntry>('fs', `fs-${task.pid}`);
     const remote = task.remote;
     remote.resetData();
     const root = ctx.files.regular(fs.rootId).name;
@@ -31,7 +31,7 @@ export function compareFsState(ctx: CompareContext): Difference[] {
   const files = ctx.files;
   const out: Difference[] = [];
   for (const pid of ctx.pids) {
-    const fs = ctx.store.read<FsEntry>('fs', `fs-${pid}`).entries[0];
+    const fs = ctx.store.readOne<FsEntry>('fs', `fs-${pid}`);
     const cwd = readLink(pid, 'cwd');
     const dumped = files.regular(fs.cwdId).name;
     if (cwd !== dumped) out.push({ plugin: 'fs', pid, what: 'cwd', expected: dumped, actual: cwd });

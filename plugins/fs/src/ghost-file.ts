@@ -1,5 +1,5 @@
 import {
-  AmberError, InodeKey, O, SYS, recreateUnlinkedFile,
+  AmberError, ImageError, InodeKey, O, SYS, recreateUnlinkedFile,
   type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
@@ -78,6 +78,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const reopen = parked(ctx, task, key);
   if (reopen !== undefined) return openInTask(task, `/proc/self/fd/${reopen}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
+  if (img.entries.length !== 1) throw new ImageError(`ghost-file-${ghostId}.img: holds ${img.entries.length} entries, expected 1`);
   const blob = img.blobs[0] ?? Buffer.alloc(0);
   const extents = img.entries[0].chunks ? decodeChunks(blob, `ghost-file-${ghostId}.img`) : [{ off: 0n, data: blob }];
   const size = img.entries[0].size ?? BigInt(blob.length);

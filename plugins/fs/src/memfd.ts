@@ -1,5 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import {
+  ImageError,
   F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
@@ -52,7 +53,7 @@ export class MemfdKind implements FileKind {
     const data = readWholeFd(fd.pid, fd.fd);
     const pages = Math.ceil(data.length / PAGE_SIZE);
     const pagesId = PAGES_ID_BASE + shmid;
-    writeFileSync(ctx.store.pagesPath(pagesId), Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]), { mode: 0o600 });
+    ctx.store.createPages(pagesId, Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
     const runs: PagemapEntry[] = pages ? [{ vaddr: 0n, nrPages: pages, flags: PagemapFlag.PRESENT }] : [];
     ctx.store.write('pagemap', `pagemap-shmem-${shmid}`, runs, { head: { pagesId } satisfies PagemapHead });
     growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
@@ -70,7 +71,7 @@ export class MemfdKind implements FileKind {
     const memfd = entry.memfd as MemfdFileEntry;
     const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
-    if (!inode) throw new Error(`memfd.img has no memfd ${memfd.inodeId}`);
+    if (!inode) throw new ImageError(`memfd.img: has no memfd ${memfd.inodeId} (files.img refers to it)`);
     const key = InodeKey.memfd(inode.inodeId);
     let held = ctx.inodes.fetch(key, task);
     if (held === undefined) {

@@ -11,7 +11,7 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const diffs: Difference[] = [];
   const add = (what: string, expected: string, actual: string) => diffs.push({ plugin: 'mm', pid, what, expected, actual });
-  const mm = ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0];
+  const mm = ctx.store.readOne<MmEntry>('mm', `mm-${pid}`);
   const files = ctx.files;
   const describe = (r: Area) => `${hex(r.start)}-${hex(r.end)} prot ${r.prot} ${r.path}`.trim();
   const keyed = (areas: Area[]) => coalesce(areas).map((a) => ({ key: describe(a), start: a.start }));

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { closeSync, openSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
@@ -34,7 +34,7 @@ const TMPFS_MAGIC = 0x01021994;
 
 /** Appends task memory to the pages file, copied by amber through /proc/PID/mem. */
 function appendThroughAmber(remote: RemoteSyscall, path: string, segments: Segment[], progress: (n: number) => void): void {
-  const fd = openSync(path, 'a');
+  const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
   try {
     copyThroughAmber(remote, fd, segments, null, progress);
   } finally {
@@ -69,7 +69,7 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    const mms = ctx.tasks.map((task) => ctx.store.read<MmEntry>('mm', `mm-${task.pid}`).entries[0]);
+    const mms = ctx.tasks.map((task) => ctx.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
     const objects = readObjects(ctx.store);
     for (const [i, task] of ctx.tasks.entries()) {
@@ -90,7 +90,7 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   addressRanges(store: ImageStore, pid: number) {
-    return store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas.map((v) => ({ start: v.start, end: v.end }));
+    return store.readOne<MmEntry>('mm', `mm-${pid}`).vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
   private async dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): Promise<void> {
@@ -159,8 +159,7 @@ export class MemoryPlugin implements ResourcePlugin {
     }
 
     const t1 = performance.now();
-    const pagesPath = ctx.store.pagesPath(pagesId);
-    writeFileSync(pagesPath, '', { mode: 0o600 });
+    const pagesPath = ctx.store.createPages(pagesId);
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
@@ -190,7 +189,7 @@ export class MemoryPlugin implements ResourcePlugin {
     }
     remote.resetData();
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
-    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC, 0]);
+    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0]);
     ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   addressOf, F_SEALS, InodeKey, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
@@ -117,8 +117,8 @@ export class ObjectDumper {
   /** Copies the object's data ranges (SEEK_DATA/SEEK_HOLE skips holes) into its pages file, in the kernel. */
   private dumpContents(link: string, o: ShmemObject): void {
     const src = openSync(link, 'r');
-    const pagesPath = this.ctx.store.pagesPath(o.pagesId);
-    const dst = openSync(pagesPath, 'w', 0o600);
+    const pagesPath = this.ctx.store.createPages(o.pagesId);
+    const dst = openSync(pagesPath, constants.O_WRONLY | constants.O_NOFOLLOW);
     const runs: PagemapEntry[] = [];
     let written = 0;
     try {

@@ -6,7 +6,7 @@
  * a C model of it). Every page ends up written by whoever gets there first, so the two need no
  * lock, only the task's progress to know where to stop. Failing here costs speed, nothing else.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { MADV, MAP, PROT, SYS, syscallRaw } from '@amber/core/dist/kernel';
 
@@ -24,7 +24,7 @@ const LEAD = 64 << 20;
 
 function populateFromTheBack(job: PopulateJob): void {
   const front = new BigInt64Array(job.front);
-  const fd = openSync(job.path, 'r+');
+  const fd = openSync(job.path, constants.O_RDWR | constants.O_NOFOLLOW);
   try {
     for (let end = job.total; end > 0; ) {
       const start = Math.max(0, end - WINDOW);

@@ -1,4 +1,4 @@
-import { closeSync, ftruncateSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AmberError, IOV_MAX, KernelError, MAP, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
@@ -116,8 +116,8 @@ export async function copyIntoImage(
   remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], progress?: (bytes: number) => void, log?: (line: string) => void,
 ): Promise<number | undefined> {
   const total = segments.reduce((n, s) => n + s.len, 0);
-  truncateSync(path, total);
-  const fd = openSync(path, 'r+');
+  const fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+  ftruncateSync(fd, total);
   // Allocating the file's pages is a good share of the work and needs no data: another core does it.
   const allocation = syscallAsync(SYS.fallocate, [fd, 0, 0, total]);
   const front = new BigInt64Array(new SharedArrayBuffer(8));

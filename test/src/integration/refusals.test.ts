@@ -121,7 +121,7 @@ test('a task another process traces is refused, naming the tracer, and keeps run
   assert.notEqual(r.status, 0, describeAmber(args, r));
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, describeAmber(args, r));
-  assert.equal(lines[0], `amber: pid ${t.pid} is already traced by pid ${tracer.pid} (tracer): a task has one tracer; detach it first`);
+  assert.equal(lines[0], `amber: pid ${t.pid} is already traced by pid ${tracer.pid} (tracer): a task has one tracer (a debugger, or a checkpoint in progress): detach it or wait until it is done`);
   assert.ok(isAlive(t.pid));
   assert.match(procState(t.pid) ?? '', /^[RS]$/);
   assert.equal(tracerOf(t.pid), tracer.pid, 'still traced by its own tracer only');

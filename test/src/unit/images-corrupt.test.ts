@@ -137,11 +137,13 @@ test('every truncation and many byte flips give a parse or an ImageError, never 
   }
 });
 
-test('an image set without inventory.img is refused; a new dump removes a stale one', () => {
+test('an image set without inventory.img is refused; a new dump never mixes with an old one', () => {
   const { dir } = setup();
   assert.equal(ImageStore.forRead(dir).readInventory().imgVersion, 2);
-  ImageStore.forDump(dir);
-  assert.equal(fs.existsSync(path.join(dir, 'pstree.img')), true);
+  throwsImageError(() => ImageStore.forDump(dir), /already holds a dump \(inventory\.img, 2 images\): choose an empty directory$/);
+  assert.equal(fs.existsSync(path.join(dir, 'inventory.img')), true);
+  fs.rmSync(path.join(dir, 'inventory.img'));
+  throwsImageError(() => ImageStore.forDump(dir), /already holds images of an unfinished dump \(core-4242\.img, 2 images\)/);
   throwsImageError(() => ImageStore.forRead(dir), new RegExp(`^${dir}: not a complete image set \\(no inventory\\.img\\)$`));
   throwsImageError(() => ImageStore.forRead(path.join(dir, 'nope')), /cannot open the image directory \(ENOENT\)/);
   const s = ImageStore.forDump(path.join(dir, 'a', 'b'));
@@ -150,4 +152,20 @@ test('an image set without inventory.img is refused; a new dump removes a stale 
   throwsImageError(() => s.write('nosuchtype', 'x', []), /unknown image type "nosuchtype"/);
   s.writeInventory({ imgVersion: 1 });
   throwsImageError(() => ImageStore.forRead(s.dir).readInventory(), /^inventory\.img: image version 1 is not supported \(expected 2\)$/);
+});
+
+test('a link planted in the image directory during a dump is never written through', () => {
+  const dir = tmpDir();
+  const victim = path.join(tmpDir(), 'victim');
+  fs.writeFileSync(victim, 'precious\n');
+  const s = ImageStore.forDump(dir);
+  fs.symlinkSync(victim, path.join(dir, 'pages-1.img'));
+  fs.linkSync(victim, path.join(dir, 'core-1.img'));
+  throwsImageError(() => s.createPages(1, Buffer.alloc(4096, 1)), /^pages-1\.img: cannot create in .* \(EEXIST\)$/);
+  throwsImageError(() => s.write('pstree', 'core-1', []), /^core-1\.img: appeared in .* during the dump \(amber did not write it\)/);
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
+  // a failed dump removes only its own files: the planted ones are not its to remove
+  s.write('pstree', 'pstree', []);
+  s.discard();
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['core-1.img', 'pages-1.img']);
 });

@@ -186,7 +186,7 @@ function writeSet(dir: string, fx: Fx): ImageStore {
   store.write('fdinfo', 'fdinfo-2', fx.fdinfo);
   store.write('files', 'files', fx.files);
   store.write('stats', 'stats-dump', [fx.stats]);
-  fs.writeFileSync(store.pagesPath(1), Buffer.alloc(35 * 4096, 0xab), { mode: 0o600 });
+  store.createPages(1, Buffer.alloc(35 * 4096, 0xab));
   store.writeInventory(fx.inventory);
   return store;
 }
@@ -196,7 +196,11 @@ test('every image type round-trips exactly', () => {
   const dir = tmpDir();
   writeSet(dir, fx);
   const s = ImageStore.forRead(dir);
-  assert.deepEqual(s.readInventory(), fx.inventory);
+  const { amberImages, ...inventory } = s.readInventory();
+  assert.deepEqual(inventory, fx.inventory);
+  // every image but the inventory, with its size; pages files hashed by samples
+  assert.deepEqual(amberImages?.map((d) => [d.name, Number(d.size), d.sampled === true, d.sha256.length]), s.list().filter((f) => f !== 'inventory.img')
+    .map((f) => [f, fs.statSync(path.join(dir, f)).size, f.startsWith('pages-'), 32]));
   assert.deepEqual(s.read('pstree', 'pstree').entries, fx.pstree);
   const core = s.read<CoreEntry>('core', `core-${PID}`);
   assert.deepEqual(core.entries, [fx.core]);

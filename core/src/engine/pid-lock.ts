@@ -1,0 +1,113 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmberError } from '../kernel/errors';
+import { parseStatus } from '../task/proc';
+import { AlreadyTracedError } from '../task/tree';
+
+/** The pid is being checkpointed already (by another amber, or traced by someone else). */
+export class PidBusyError extends AmberError {}
+
+export interface PidLock {
+  release(): void;
+}
+
+/** Where per-pid locks live: root's /run/amber, else the user's runtime dir; none otherwise. */
+function lockDir(): string | undefined {
+  if ((process.geteuid?.() ?? 0) === 0) return '/run/amber';
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime ? path.join(runtime, 'amber') : undefined;
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks): tells a live holder from a reused pid. */
+function startTime(pid: number): string | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** A tracer other than us already holds PID: ptrace would refuse it anyway, say who. */
+function checkNotTraced(pid: number): void {
+  let status: Map<string, string>;
+  try {
+    status = parseStatus(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return; // gone: the freeze says so
+  }
+  const tracer = Number(status.get('TracerPid') ?? 0);
+  if (tracer && tracer !== process.pid) {
+    throw new AlreadyTracedError(pid, tracer, commOf(tracer));
+  }
+}
+
+/**
+ * Takes the per-pid dump lock: two dumps of one pid at once would fight over its registers and
+ * scratch page. The lock file holds the holder's pid and start time, so a lock left by an amber
+ * that was killed is recognised as stale and taken over.
+ */
+export function lockPid(pid: number): PidLock {
+  const dir = lockDir();
+  const none: PidLock = { release() {} };
+  if (!dir) {
+    checkNotTraced(pid);
+    return none;
+  }
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    checkNotTraced(pid);
+    return none;
+  }
+  const file = path.join(dir, `dump-${pid}.lock`);
+  const mine = `${process.pid} ${startTime(process.pid) ?? ''}\n`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      fs.writeSync(fd, mine);
+      fs.closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        checkNotTraced(pid);
+        return none;
+      }
+    }
+    let holder: string[] = [];
+    try {
+      holder = fs.readFileSync(file, 'utf8').trim().split(' ');
+    } catch {
+      // removed meanwhile: try again
+    }
+    const holderPid = Number(holder[0]);
+    if (holderPid > 0 && holder[1] && startTime(holderPid) === holder[1]) {
+      throw new PidBusyError(`pid ${pid} is being checkpointed by amber pid ${holderPid} (${commOf(holderPid)}): wait for that dump to finish`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its holder is gone
+    if (attempt === 1) throw new PidBusyError(`pid ${pid}: cannot take the dump lock ${file}`);
+  }
+  try {
+    checkNotTraced(pid);
+  } catch (e) {
+    fs.rmSync(file, { force: true });
+    throw e;
+  }
+  return {
+    release() {
+      try {
+        if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
+      } catch {
+        // already gone
+      }
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ImageError, ImageStore, PagemapFlag, readPstree, type PagemapEntry } from '@amber/core';
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'amber-images-whole-'));
+}
+
+const PAGE = 4096;
+
+/** A set with one pagemap (RUNS) and a pages file of PAGES pages; a pstree of TREE. */
+function set(runs: PagemapEntry[], pages: number, tree = [{ pid: 10, ppid: 1, pgid: 10, sid: 10, threads: [10] }]): string {
+  const dir = tmpDir();
+  const s = ImageStore.forDump(dir);
+  s.write('pstree', 'pstree', tree);
+  s.write('pagemap', 'pagemap-10', runs, { head: { pagesId: 1 } });
+  s.createPages(1, Buffer.alloc(pages * PAGE, 7));
+  s.writeInventory({ imgVersion: 2 });
+  return dir;
+}
+
+function refused(dir: string, re: RegExp): void {
+  assert.throws(() => ImageStore.forRead(dir), (e: unknown) => e instanceof ImageError && re.test(e.message));
+}
+
+const P = PagemapFlag.PRESENT;
+
+test('a pagemap agrees with its pages file, or the set is refused naming both', () => {
+  assert.ok(ImageStore.forRead(set([{ vaddr: 0x1000n, nrPages: 2, flags: P }, { vaddr: 0x5000n, nrPages: 1, flags: PagemapFlag.PARENT }], 2)));
+  refused(set([{ vaddr: 0x1000n, nrPages: 3, flags: P }], 2), /^pages-1\.img: 8192 bytes, but pagemap-10\.img has 3 pages \(12288 bytes\) in it/);
+  refused(set([{ vaddr: 0x1001n, nrPages: 1, flags: P }], 1), /^pagemap-10\.img: entry 0: vaddr 0x1001 is not page-aligned$/);
+  refused(set([{ vaddr: 0x1000n, nrPages: 0, flags: P }], 0), /^pagemap-10\.img: entry 0: nr_pages 0 is not a positive count$/);
+  refused(set([{ vaddr: 0x3000n, nrPages: 1, flags: P }, { vaddr: 0x2000n, nrPages: 2, flags: P }], 3), /^pagemap-10\.img: entry 1: vaddr 0x2000 overlaps/);
+});
+
+test('pstree names a root, each pid and thread once, each task among its own threads', () => {
+  const t = (pid: number, threads: number[]) => ({ pid, ppid: 1, pgid: pid, sid: pid, threads });
+  const read = (dir: string) => readPstree(ImageStore.forRead(dir));
+  assert.throws(() => read(set([], 0, [])), /^ImageError: pstree\.img: holds no process \(no root\)$/);
+  assert.throws(() => read(set([], 0, [t(10, [11])])), /entry 0 \(pid 10\): its threads do not include the pid itself/);
+  assert.throws(() => read(set([], 0, [t(10, [10]), t(12, [12, 10])])), /entry 1 \(pid 12\): thread id 10 appears twice/);
+  assert.equal(read(set([], 0, [t(10, [10, 11]), t(12, [12])])).length, 2);
+});
+
+test('an image the inventory does not list is not read; one it lists but is gone is named as missing', () => {
+  const dir = set([], 0);
+  fs.writeFileSync(path.join(dir, 'core-10.img'), fs.readFileSync(path.join(dir, 'pstree.img')));
+  const s = ImageStore.forRead(dir);
+  assert.throws(() => s.read('pstree', 'core-10'), /^ImageError: core-10\.img: not part of the image set in .* \(inventory\.img does not list it\)$/);
+  assert.equal(s.has('core-10'), false);
+  assert.throws(() => s.read('core', 'core-11'), /core-11\.img: missing from /);
+  fs.rmSync(path.join(dir, 'pstree.img'));
+  refused(dir, /^pstree\.img: missing from .* \(inventory\.img lists it\)$/);
+});
