@@ -10,6 +10,16 @@ export function amberOk(args: string[], env?: NodeJS.ProcessEnv): AmberResult {
   return r;
 }
 
+/** One line on stderr, starting "amber:", and a non-zero exit (exactly `status` when given). */
+export function assertOneLineError(args: string[], r: AmberResult, pattern: RegExp, status?: number): void {
+  if (status === undefined) assert.notEqual(r.status, 0, describeAmber(args, r));
+  else assert.equal(r.status, status, describeAmber(args, r));
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr: ${describeAmber(args, r)}`);
+  assert.match(lines[0], /^amber: /, describeAmber(args, r));
+  assert.match(lines[0], pattern, describeAmber(args, r));
+}
+
 export interface CritImage {
   magic: string;
   // crit's JSON: whatever fields the image has

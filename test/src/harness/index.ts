@@ -8,4 +8,4 @@ export {
   type StartOptions, type Target, type Verdict,
 } from './targets';
 export { makeTmpDir, removeTmpDirs } from './tmp';
-export { amberOk, critDecode, descendants, type CritImage } from './checks';
+export { amberOk, assertOneLineError, critDecode, descendants, type CritImage } from './checks';

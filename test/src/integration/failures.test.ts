@@ -4,19 +4,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import {
-  amber, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget, verdict, WORKDIR,
+  amber, assertOneLineError, cleanup, describeAmber, diffSnapshots, isAlive, makeTmpDir, procState, reap, snapshotProc, startTarget, verdict, WORKDIR,
 } from '../harness';
 
 after(cleanup);
-
-/** One line on stderr, starting "amber:", and a non-zero exit. */
-function assertOneLineError(args: string[], r: ReturnType<typeof amber>, pattern: RegExp): void {
-  assert.notEqual(r.status, 0, describeAmber(args, r));
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr: ${describeAmber(args, r)}`);
-  assert.match(lines[0], /^amber: /);
-  assert.match(lines[0], pattern, describeAmber(args, r));
-}
 
 async function dumpedSkeleton(label: string) {
   const t = await startTarget('skeleton', [WORKDIR]);

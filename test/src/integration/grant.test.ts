@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import { ImageStore, type CoreEntry } from '@amber/core';
 import { registerFsImages, type GhostFileEntry } from '@amber/plugin-fs/dist/images';
 import {
-  amber, amberOk, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
+  amber, assertOneLineError, amberOk, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
 } from '../harness';
 
 // A restore grants nothing the caller does not hold: files come back with their owners and as
@@ -23,15 +23,6 @@ const SUDO_NOBODY = { SUDO_UID: String(NOBODY), SUDO_GID: String(NOBODY) };
 async function startAsNobody(mode: string, arg?: string): Promise<Target> {
   const workdir = makeTmpDir('grant');
   return startTarget('grant', [...AS_NOBODY, targetPath('grant'), mode, arg ?? workdir], { binary: '/usr/bin/setpriv', workdir, owner: NOBODY });
-}
-
-/** One line on stderr, starting "amber:", and a non-zero exit. */
-function assertOneLineError(args: string[], r: ReturnType<typeof amber>, pattern: RegExp): void {
-  assert.notEqual(r.status, 0, describeAmber(args, r));
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr: ${describeAmber(args, r)}`);
-  assert.match(lines[0], /^amber: /);
-  assert.match(lines[0], pattern, describeAmber(args, r));
 }
 
 /** The fd of pid whose link ends in `name (deleted)`, stat'ed through /proc. */

@@ -4,19 +4,10 @@ import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rea
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  amber, cleanup, cliEntry, describeAmber, isAlive, makeTmpDir, procState, reap, sleep, startTarget, verdict, WORKDIR, type AmberResult, type Target,
+  amber, assertOneLineError, cleanup, cliEntry, describeAmber, isAlive, makeTmpDir, procState, reap, sleep, startTarget, verdict, WORKDIR, type AmberResult, type Target,
 } from '../harness';
 
 after(cleanup);
-
-/** One line on stderr, starting "amber:", and a non-zero exit. */
-function assertOneLineError(args: string[], r: AmberResult, pattern: RegExp): void {
-  assert.notEqual(r.status, 0, describeAmber(args, r));
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr: ${describeAmber(args, r)}`);
-  assert.match(lines[0], /^amber: /);
-  assert.match(lines[0], pattern, describeAmber(args, r));
-}
 
 async function assertUnharmed(t: Target): Promise<void> {
   assert.ok(isAlive(t.pid), `pid ${t.pid} is alive`);

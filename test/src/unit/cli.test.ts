@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { oclifMessage, renderValue, reportError, toJson } from '@amber/cli';
-import { amber, describeAmber, makeTmpDir, removeTmpDirs, repoRoot, type AmberResult } from '../harness';
+import { amber, assertOneLineError, describeAmber, makeTmpDir, removeTmpDirs, repoRoot, type AmberResult } from '../harness';
 
 after(removeTmpDirs);
 
@@ -25,14 +25,6 @@ function loadedModules(args: string[]): { r: AmberResult; amberModules: string[]
   const all = JSON.parse(fs.readFileSync(out, 'utf8')) as string[];
   const engine = [path.join(repoRoot, 'core') + path.sep, path.join(repoRoot, 'plugins') + path.sep];
   return { r, amberModules: all.filter((f) => engine.some((prefix) => f.startsWith(prefix))) };
-}
-
-function assertOneLineError(args: string[], r: AmberResult, pattern: RegExp): void {
-  assert.equal(r.status, 1, describeAmber(args, r));
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `exactly one line on stderr: ${describeAmber(args, r)}`);
-  assert.match(lines[0], /^amber: /, describeAmber(args, r));
-  assert.match(lines[0], pattern, describeAmber(args, r));
 }
 
 describe('amber CLI', () => {
@@ -59,14 +51,14 @@ describe('amber CLI', () => {
   test('dump without -t: one line naming the missing flag, exit 1', () => {
     const args = ['dump', '-D', makeTmpDir('cli-no-tree')];
     const r = amber(args);
-    assertOneLineError(args, r, /missing required flag --tree/);
+    assertOneLineError(args, r, /missing required flag --tree/, 1);
     assert.equal(r.stdout, '');
   });
 
   test('an unknown command or flag is one line too', () => {
-    assertOneLineError(['frobnicate'], amber(['frobnicate']), /command frobnicate not found/);
+    assertOneLineError(['frobnicate'], amber(['frobnicate']), /command frobnicate not found/, 1);
     const args = ['check', '--bogus'];
-    assertOneLineError(args, amber(args), /--bogus/);
+    assertOneLineError(args, amber(args), /--bogus/, 1);
   });
 
   test('show on a file that is not an image: one amber: line, exit 1, no stack', () => {
@@ -74,13 +66,13 @@ describe('amber CLI', () => {
     fs.writeFileSync(file, 'these are not the images you are looking for\n');
     const args = ['show', file];
     const r = amber(args);
-    assertOneLineError(args, r, /notes\.img/);
+    assertOneLineError(args, r, /notes\.img/, 1);
     assert.doesNotMatch(r.stderr, /internal error/, 'a bad image is the user\'s problem, reported as such');
   });
 
   test('show on a path that does not exist', () => {
     const args = ['show', '/nonexistent/amber-images'];
-    assertOneLineError(args, amber(args), /\/nonexistent\/amber-images does not exist/);
+    assertOneLineError(args, amber(args), /\/nonexistent\/amber-images does not exist/, 1);
   });
 });
 
