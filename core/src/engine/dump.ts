@@ -4,6 +4,7 @@ import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
+import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
@@ -35,8 +36,21 @@ interface ThreadHold {
   remote?: RemoteSyscall;
 }
 
-/** Checkpoints a process tree into an image directory. */
+/**
+ * Checkpoints a process tree into an image directory. SIGINT, SIGTERM, SIGHUP and SIGQUIT to
+ * amber meanwhile end it as a failure does: the tree is put back as it was.
+ */
 export async function dump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
+  return InterruptGuard.around(async (guard) => {
+    try {
+      return await dumpTree(options, registry, guard);
+    } catch (e) {
+      throw e instanceof InterruptedError ? e.withOutcome(`pid ${options.pid} left running as it was`) : e;
+    }
+  });
+}
+
+async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: InterruptGuard): Promise<DumpReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
   const plugins = registry.select(options.only, options.skip);
@@ -98,6 +112,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       await p.dump(ctx);
       log.debug(`plugin ${p.name}: dumped in ${(performance.now() - t0).toFixed(1)} ms`);
       faultPoint(`dump:after-${p.name}`);
+      checkpoint();
     }
     if (withFds) fdTable.dump(ctx);
     store.write('files', 'files', ctx.files.entries());
@@ -105,6 +120,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     writeTaskImages(ctx, frozen, stats, cores);
     if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
     if (options.prevImagesDir) linkParent(options.imagesDir, options.prevImagesDir);
+    checkpoint();
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
     // The images are complete whatever happens now: a plugin that cannot finish says so.
@@ -113,6 +129,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
     if (ctx) for (const p of plugins) await p.afterDump?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
     throw e;
   } finally {
+    guard.hold();
     finishDump(frozen, holds, succeeded && !options.leaveRunning, log);
   }
   counters.tasks = frozen.length;

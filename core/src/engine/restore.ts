@@ -4,6 +4,7 @@ import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../k
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
@@ -62,6 +63,8 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
   const ctx: RestoreContext = { options, store, tasks, log, files, reserved: () => [rangeOf(creator.scratch)] };
+  // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
+  const guard = InterruptGuard.arm();
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -84,10 +87,12 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
         }
       }
       faultPoint(`restore:${phase}`);
+      checkpoint();
       if (phase === 'resume') resumeAll(plans);
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
   } catch (e) {
+    guard.hold();
     // Nothing half-restored may stay: kill every task made so far and wait, as its tracer, until
     // it is really gone.
     for (const plan of plans) {
@@ -100,7 +105,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       }
     }
     creator.dispose();
-    throw e;
+    throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
+  } finally {
+    guard.disarm();
   }
   creator.dispose();
   const rootPid = plans[0].entry.pid;

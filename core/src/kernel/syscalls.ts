@@ -1,5 +1,5 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
-import { SYS, WALL } from './constants';
+import { MAP, SYS, WALL } from './constants';
 import { KernelError } from './errors';
 
 // Typed wrappers for the calls amber makes from its own process.
@@ -134,4 +134,34 @@ export function tee(fdIn: number, fdOut: number, len: number, flags = 0): number
 /** read(2) into buf at offset; returns bytes read. */
 export function readFd(fd: number, buf: Buffer, offset = 0, len = buf.length - offset): number {
   return syscall('read', SYS.read, [fd, addressOf(buf) + BigInt(offset), len], { detail: `fd ${fd}` });
+}
+
+/**
+ * wait4 that hands an EINTR back instead of retrying (undefined): a caller that may be
+ * interrupted decides what an interruption means.
+ */
+export function waitpidOrInterrupted(pid: number, flags = 0): WaitResult | undefined {
+  const r = syscallRaw(SYS.wait4, [pid, addressOf(statusBuf), flags | WALL, 0]);
+  if (r === -4 /* EINTR */) return undefined;
+  if (r < 0) throw new KernelError('waitpid', -r, pid);
+  return { pid: r, status: statusBuf.readInt32LE(0) };
+}
+
+/** rt_sigaction(2) for amber itself, with struct kernel_sigaction buffers (KSIGACTION_SIZE). */
+export function rtSigaction(sig: number, act: Buffer | null, old: Buffer | null): void {
+  syscall('rt_sigaction', SYS.rt_sigaction, [sig, act ? addressOf(act) : 0, old ? addressOf(old) : 0, 8], { detail: `signal ${sig}` });
+}
+
+/** An anonymous private mapping in amber itself. */
+export function mmapAnonymous(len: number, prot: number): bigint {
+  // user addresses (< 2^47) are exact as a double
+  return BigInt(syscall('mmap', SYS.mmap, [0, len, prot, MAP.PRIVATE | MAP.ANONYMOUS, -1n & 0xffffffffffffffffn, 0]));
+}
+
+export function mprotect(addr: bigint, len: number, prot: number): void {
+  syscall('mprotect', SYS.mprotect, [addr, len, prot], { detail: `0x${addr.toString(16)}` });
+}
+
+export function munmap(addr: bigint, len: number): void {
+  syscall('munmap', SYS.munmap, [addr, len], { detail: `0x${addr.toString(16)}` });
 }

@@ -6,6 +6,7 @@ import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
+import { checkpoint, deferInterrupts } from './interrupt';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -29,6 +30,7 @@ const COPY_LOOP_OFFSET = 64;
 const EFLAGS_DF = 1n << 10n;
 const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
 const SIG_DFL = 0n;
+const RELEASING_CALLS = new Set<number>([SYS.close, SYS.munmap]);
 const SIG_IGN = 1n;
 
 /** A copy that stopped on a fault: which signal, at which address, after how many triples. */
@@ -109,6 +111,9 @@ export class RemoteSyscall {
 
   /** Runs one syscall and returns the raw rax: -errno on failure. */
   callRaw(nr: number, args: (number | bigint)[]): number {
+    // A call that releases what an earlier one gave the task (the close in a finally) is never
+    // where an interruption stops: the task must not keep it.
+    if (!RELEASING_CALLS.has(nr)) checkpoint();
     this.tracee.setRegs(this.syscallRegs(nr, args));
     this.tracee.cont(0);
     for (;;) {
@@ -157,7 +162,9 @@ export class RemoteSyscall {
     } finally {
       this.copying = false;
       this.resetData();
-      for (const sig of ignored) this.setHandler(sig, SIG_IGN);
+      deferInterrupts(() => {
+        for (const sig of ignored) this.setHandler(sig, SIG_IGN);
+      });
       this.tracee.setSigmask(mask);
     }
   }
@@ -192,6 +199,7 @@ export class RemoteSyscall {
   }
 
   private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
+    checkpoint();
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base + BigInt(COPY_LOOP_OFFSET));
     regs.set('origAx', -1n);

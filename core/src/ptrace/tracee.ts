@@ -2,7 +2,7 @@ import { NT_X86_XSTATE, PTRACE, PTRACE_EVENT, SIG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { addressOf } from '../kernel/libc';
 import { Registers, USER_REGS_SIZE } from '../kernel/regs';
-import { ptrace, ptraceBuf, waitpid, WaitStatus } from '../kernel/syscalls';
+import { ptrace, ptraceBuf, waitpidOrInterrupted, WaitStatus } from '../kernel/syscalls';
 import { TaskGoneError } from './errors';
 
 export interface RseqConfig {
@@ -61,10 +61,17 @@ export class Tracee {
     }
   }
 
+  /**
+   * Waits for the thread's next stop. A signal that interrupts amber (InterruptGuard) makes the
+   * wait4 return early; the wait goes on, and the interruption is thrown at the next call's start.
+   */
   wait(during: string): number {
-    const { status } = waitpid(this.tid);
-    if (!WaitStatus.stopped(status)) throw new TaskGoneError(this.tid, status, during);
-    return status;
+    for (;;) {
+      const r = waitpidOrInterrupted(this.tid);
+      if (r === undefined) continue;
+      if (!WaitStatus.stopped(r.status)) throw new TaskGoneError(this.tid, r.status, during);
+      return r.status;
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import { SIG } from '../kernel/constants';
 import { AmberError, KernelError } from '../kernel/errors';
 import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
+import { checkpoint } from '../ptrace/interrupt';
 import { Tracee } from '../ptrace/tracee';
 import { listChildren, listThreads, ProcError, readStat } from './proc';
 
@@ -52,6 +53,7 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
         if (task.zombie) continue;
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
+          checkpoint();
           const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options));
           if (!tracee) {
             // exited under our hands: a process that became a zombie is dumped as one

@@ -9,3 +9,4 @@ export {
 } from './targets';
 export { makeTmpDir, removeTmpDirs } from './tmp';
 export { amberOk, critDecode, descendants, type CritImage } from './checks';
+export { mapsOf, spawnAmber, tracerOf, until, type RunningAmber } from './async-cli';
