@@ -6,6 +6,7 @@ import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type Inventory
 import { SharedObjects } from '../objects/shared-objects';
 import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { threadHasExited } from '../ptrace/wait';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
@@ -105,6 +106,7 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
         cores.set(tracee.tid, buildCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
       }
     }
+    faultPoint('dump:after-cores');
 
     for (const p of plugins) {
       if (!p.dump) continue;
@@ -121,6 +123,7 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
     if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
     if (options.prevImagesDir) linkParent(options.imagesDir, options.prevImagesDir);
     checkpoint();
+    faultPoint('dump:before-inventory');
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
     // The images are complete whatever happens now: a plugin that cannot finish says so.
@@ -194,6 +197,7 @@ function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTr
         else tracee.setRegs(h.snap.regs);
         tracee.setSigmask(h.snap.sigmask);
       } catch (e) {
+        if (threadHasExited(tracee.tid)) continue; // nothing to put back in a thread that is gone
         log.warn(`pid ${f.pid} thread ${tracee.tid}: could not undo amber's changes cleanly: ${(e as Error).message}`);
         try {
           tracee.setRegs(h.snap.regs);

@@ -6,6 +6,7 @@ import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { collectExits } from '../ptrace/wait';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
@@ -78,7 +79,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
           fdTable.restore(ctx, t);
         }
       }
-      if (phase === 'task-state') createThreads(creator, live);
+      if (phase === 'task-state') {
+        createThreads(creator, live);
+        faultPoint('restore:after-threads');
+      }
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.read<SeccompEntry>('seccomp', 'seccomp').entries[0] : undefined;
@@ -99,11 +103,12 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (!plan.task) continue;
       try {
         kill(plan.task.pid, SIG.KILL);
-        for (const th of plan.threads) th.tracee.runToExit('being killed');
       } catch {
         // already gone
       }
     }
+    const left = collectExits(plans.flatMap((p) => p.threads.map((th) => th.tracee)));
+    if (left.length) log.warn(`restore undo: task(s) ${left.join(', ')} did not end within 10 s of SIGKILL`);
     creator.dispose();
     throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
   } finally {
@@ -277,6 +282,7 @@ function resumeAll(plans: TaskPlan[]): void {
       const xsave = threadInfoOf(core).xsaveRaw;
       if (xsave) th.tracee.setXstate(xsave);
       th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
+      faultPoint('restore:resume-thread');
     }
   }
   // A stopped task gets its SIGSTOP while still held, so it stops before running anything.

@@ -20,7 +20,7 @@ export const SYS = {
   mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
   seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
-  userfaultfd: 323,
+  userfaultfd: 323, timer_create: 222, timer_settime: 223, timer_delete: 226,
 } as const;
 
 /** fcntl(2) commands. */
@@ -142,3 +142,5 @@ export const ERESTART = { SYS: 512, NOINTR: 513, NOHAND: 514, RESTARTBLOCK: 516 
 
 /** struct kernel_sigaction sa_flags bits. */
 export const SA = { SIGINFO: 4, ONSTACK: 0x08000000, RESTART: 0x10000000, NODEFER: 0x40000000, RESTORER: 0x04000000 } as const;
+
+export const CLOCK_MONOTONIC = 1;

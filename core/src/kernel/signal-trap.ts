@@ -63,6 +63,27 @@ function sigaction(handler: bigint, restorer: bigint): Buffer {
   return act; // mask: nothing extra blocked
 }
 
+let page: bigint | undefined;
+
+/** The handler page, made once per process; the wake signal's no-op handler is installed with it, for good. */
+function handlerPage(): bigint {
+  if (page !== undefined) return page;
+  const at = mmapAnonymous(2 * CODE_PAGE, PROT.READ | PROT.WRITE);
+  new Uint8Array(koffi.view(at, CODE_PAGE) as ArrayBuffer).set(handlerCode(at, at + BigInt(CODE_PAGE), process.pid));
+  mprotect(at, CODE_PAGE, PROT.READ | PROT.EXEC);
+  rtSigaction(WAKE_SIGNAL, sigaction(at + BigInt(WAKE_HANDLER), at + BigInt(RESTORER)), null);
+  page = at;
+  return at;
+}
+
+/**
+ * Makes sure WAKE_SIGNAL, sent to amber's main thread, only ends a blocking syscall there with
+ * EINTR (its default action would kill amber).
+ */
+export function ensureWakeHandler(): void {
+  handlerPage();
+}
+
 /**
  * amber's own handler for some signals, for as long as it is installed; the dispositions that
  * were there before are put back by uninstall().
@@ -71,21 +92,20 @@ export class SignalTrap {
   private readonly counters: Int32Array;
   private readonly previous = new Map<number, Buffer>();
 
-  private constructor(page: bigint, readonly signals: number[]) {
-    this.counters = new Int32Array(koffi.view(page + BigInt(CODE_PAGE), 8) as ArrayBuffer);
+  private constructor(at: bigint, readonly signals: number[]) {
+    this.counters = new Int32Array(koffi.view(at + BigInt(CODE_PAGE), 8) as ArrayBuffer);
   }
 
+  /** Installs the handler for signals; the count starts from zero. */
   static install(signals: number[]): SignalTrap {
-    const page = mmapAnonymous(2 * CODE_PAGE, PROT.READ | PROT.WRITE);
-    const bytes = new Uint8Array(koffi.view(page, CODE_PAGE) as ArrayBuffer);
-    bytes.set(handlerCode(page, page + BigInt(CODE_PAGE), process.pid));
-    mprotect(page, CODE_PAGE, PROT.READ | PROT.EXEC);
-    const trap = new SignalTrap(page, signals);
-    const restorer = page + BigInt(RESTORER);
+    const at = handlerPage();
+    const trap = new SignalTrap(at, signals);
+    Atomics.store(trap.counters, COUNT / 4, 0);
+    Atomics.store(trap.counters, LAST / 4, 0);
     try {
-      for (const sig of [WAKE_SIGNAL, ...signals]) {
+      for (const sig of signals) {
         const old = Buffer.alloc(KSIGACTION_SIZE);
-        rtSigaction(sig, sigaction(page + BigInt(sig === WAKE_SIGNAL ? WAKE_HANDLER : HANDLER), restorer), old);
+        rtSigaction(sig, sigaction(at + BigInt(HANDLER), at + BigInt(RESTORER)), old);
         trap.previous.set(sig, old);
       }
     } catch (e) {
@@ -111,7 +131,7 @@ export class SignalTrap {
    * may still be running there, and its wake may still be on the way.
    */
   uninstall(): void {
-    for (const [sig, old] of this.previous) if (sig !== WAKE_SIGNAL) rtSigaction(sig, old, null);
+    for (const [sig, old] of this.previous) rtSigaction(sig, old, null);
     this.previous.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
-import { MAP, SYS, WALL } from './constants';
+import { CLOCK_MONOTONIC, MAP, SYS, WALL } from './constants';
 import { KernelError } from './errors';
 
 // Typed wrappers for the calls amber makes from its own process.
@@ -164,4 +164,29 @@ export function mprotect(addr: bigint, len: number, prot: number): void {
 
 export function munmap(addr: bigint, len: number): void {
   syscall('munmap', SYS.munmap, [addr, len], { detail: `0x${addr.toString(16)}` });
+}
+
+const SIGEV_THREAD_ID = 4;
+
+/** A POSIX timer of amber's that sends sig to one of amber's own threads (timer_create). */
+export function timerCreateForThread(sig: number, tid: number): number {
+  const sev = Buffer.alloc(64);
+  sev.writeInt32LE(sig, 8); // sigev_signo
+  sev.writeInt32LE(SIGEV_THREAD_ID, 12); // sigev_notify
+  sev.writeInt32LE(tid, 16); // sigev_notify_thread_id
+  const id = Buffer.alloc(4);
+  syscall('timer_create', SYS.timer_create, [CLOCK_MONOTONIC, addressOf(sev), addressOf(id)]);
+  return id.readInt32LE(0);
+}
+
+const itimerspec = Buffer.alloc(32);
+/** Arms a timer to fire every periodMs (0: disarms it). */
+export function timerSetPeriodic(id: number, periodMs: number): void {
+  const sec = BigInt(Math.floor(periodMs / 1000));
+  const nsec = BigInt((periodMs % 1000) * 1_000_000);
+  for (const at of [0, 16]) {
+    itimerspec.writeBigInt64LE(sec, at);
+    itimerspec.writeBigInt64LE(nsec, at + 8);
+  }
+  syscall('timer_settime', SYS.timer_settime, [id, 0, addressOf(itimerspec), 0]);
 }

@@ -3,3 +3,4 @@ export * from './memory';
 export * from './tracee';
 export * from './remote-syscall';
 export * from './interrupt';
+export * from './wait';

@@ -2,10 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
-import { kill, waitpid, WaitStatus } from '../kernel/syscalls';
+import { kill, WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
+import { collectExits } from '../ptrace/wait';
 import { procRead, parseStat } from './proc';
 
 export class BusyPidError extends AmberError {
@@ -95,10 +96,10 @@ export class TaskCreator {
     const pid = this.helper.pid;
     try {
       kill(pid, SIG.KILL);
-      waitpid(pid);
     } catch {
       // already gone
     }
+    collectExits([this.helper.tracee]);
     this.helper = undefined;
   }
 
