@@ -5,6 +5,7 @@ import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
+import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { threadHasExited } from '../ptrace/wait';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
@@ -60,7 +61,8 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
   const store = ImageStore.forDump(options.imagesDir);
   const counters: Record<string, number> = {};
 
-  const frozen = freezeTree(options.pid, PTRACE_O.SUSPEND_SECCOMP);
+  // TRACESYSGOOD: see isSyscallStop (a parked thread must survive amber's death).
+  const frozen = freezeTree(options.pid, PTRACE_O.SUSPEND_SECCOMP | PTRACE_O.TRACESYSGOOD);
   log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
   const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];
@@ -76,12 +78,19 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
       const maps = readMaps(f.pid);
       const fds = withFds ? collectFds(f.pid) : [];
       for (const tracee of f.tracees.values()) holds.set(tracee.tid, { snap: snapshotThread(tracee) });
-      // Signals stay blocked while we inject, so no handler runs on our scratch registers.
-      for (const tracee of f.tracees.values()) tracee.setSigmask(ALL_SIGNALS);
-      const remote = RemoteSyscall.bootstrap(leader);
-      for (const tracee of f.tracees.values()) {
-        holds.get(tracee.tid)!.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
-      }
+      // Each thread is parked (ptrace/park.ts), then all its signals are blocked while we inject,
+      // so no handler runs on our registers: amber's death lets it put itself back, mask included.
+      const threads = [...f.tracees.values()];
+      const slot = frameSlotSize(Math.max(...threads.map((t) => holds.get(t.tid)!.snap.xstate.length)));
+      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap);
+      holds.get(leader.tid)!.remote = remote;
+      threads.forEach((tracee, i) => {
+        if (tracee === leader) return; // parked in slot 0 by bootstrap
+        const h = holds.get(tracee.tid)!;
+        h.remote = RemoteSyscall.inherit(tracee, remote.scratch);
+        h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
+        tracee.setSigmask(ALL_SIGNALS);
+      });
       tasks.push({
         pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
         ids: kcmpIdsOf(objects, f.pid),
