@@ -35,6 +35,7 @@ const FP_XSTATE_MAGIC1 = 0x46505853;
 const FP_XSTATE_MAGIC2 = 0x46505845;
 const SW_RESERVED = 464;
 const UC_FP_XSTATE = 1;
+const XSAVE_HEADER_END = 576;
 const UC_SIGCONTEXT_SS = 2;
 const UC_STRICT_RESTORE_SS = 4;
 const SS_INVALID_MODE = 3;
@@ -64,9 +65,9 @@ export function frameSlotSize(xstateLength: number): number {
  */
 export function parkingFrame(at: bigint, regs: Registers, xstate: Buffer, sigmask: bigint): { frame: Buffer; sp: bigint } {
   const frame = Buffer.alloc(frameSlotSize(xstate.length));
-  const sw = xstate.length >= SW_RESERVED + 16 ? xstate.readUInt32LE(SW_RESERVED) : 0;
-  const withFpu = sw === FP_XSTATE_MAGIC1;
-  frame.writeBigUInt64LE(BigInt(UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (withFpu ? UC_FP_XSTATE : 0)), UCONTEXT);
+  // the XSAVE area with its header (xstate_bv): a signal frame's full form; else the legacy 512 bytes
+  const withXstate = xstate.length >= XSAVE_HEADER_END;
+  frame.writeBigUInt64LE(BigInt(UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (withXstate ? UC_FP_XSTATE : 0)), UCONTEXT);
   frame.writeInt32LE(SS_INVALID_MODE, UCONTEXT + 24); // uc_stack.ss_flags
   SIGCONTEXT_REGS.forEach((name, i) => frame.writeBigUInt64LE(regs.get(name), MCONTEXT + i * 8));
   const selectors = MCONTEXT + SIGCONTEXT_REGS.length * 8;
@@ -74,15 +75,20 @@ export function parkingFrame(at: bigint, regs: Registers, xstate: Buffer, sigmas
   frame.writeUInt16LE(Number(regs.get('gs')), selectors + 2);
   frame.writeUInt16LE(Number(regs.get('fs')), selectors + 4);
   frame.writeUInt16LE(Number(regs.get('ss')), selectors + 6);
-  if (withFpu) {
-    // the ptrace copy carries the kernel's fx_sw_bytes; a signal frame ends with magic2 too
-    xstate.copy(frame, FPSTATE);
-    const xstateSize = xstate.readUInt32LE(SW_RESERVED + 16); // fx_sw_bytes.xstate_size
-    if (FPSTATE + xstateSize + 4 <= frame.length) frame.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE + xstateSize);
+  if (xstate.length >= 512) {
+    xstate.copy(frame, FPSTATE, 0, withXstate ? xstate.length : 512);
     frame.writeBigUInt64LE(at + BigInt(FPSTATE), SC_FPSTATE);
-  } else if (xstate.length >= 512) {
-    xstate.copy(frame, FPSTATE, 0, 512); // legacy fxsave area only
-    frame.writeBigUInt64LE(at + BigInt(FPSTATE), SC_FPSTATE);
+  }
+  if (withXstate) {
+    // ptrace leaves XCR0 in sw_reserved; a signal frame has struct _fpx_sw_bytes there, and
+    // magic2 right after the XSAVE area
+    const xcr0 = xstate.readBigUInt64LE(SW_RESERVED);
+    frame.fill(0, FPSTATE + SW_RESERVED, FPSTATE + 512);
+    frame.writeUInt32LE(FP_XSTATE_MAGIC1, FPSTATE + SW_RESERVED);
+    frame.writeUInt32LE(xstate.length + 4, FPSTATE + SW_RESERVED + 4); // extended_size
+    frame.writeBigUInt64LE(xcr0, FPSTATE + SW_RESERVED + 8); // xfeatures
+    frame.writeUInt32LE(xstate.length, FPSTATE + SW_RESERVED + 16); // xstate_size
+    frame.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE + xstate.length);
   }
   frame.writeBigUInt64LE(sigmask, SIGMASK);
   return { frame, sp: at + 8n };

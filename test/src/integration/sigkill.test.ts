@@ -12,7 +12,9 @@ function blockedMasks(pid: number): string {
   }).join(' ');
 }
 
-const TRIALS = Number(process.env.AMBER_SIGKILL_TRIALS ?? 16);
+const TRIALS = Number(process.env.AMBER_SIGKILL_TRIALS ?? 18);
+/** Target, its arguments, and how long after the freeze amber is killed at the latest (about its dump time). */
+const TARGETS: [string, string[], number][] = [['memhog', ['64'], 150], ['threads', [], 40], ['vector_regs', [], 40]];
 
 /**
  * SIGKILLs amber at a random moment after it seized the target. Returns what became of the
@@ -34,14 +36,15 @@ async function killAmberOnce(target: Target, args: string[], maxDelayMs: number)
   return { killedAmber, survived: true, how: r.signal ?? `exit ${r.status}` };
 }
 
-test('SIGKILL of amber during a dump: the target puts itself back and survives', async () => {
+test('SIGKILL of amber during a dump: the target puts itself back (registers, vector state, masks) and survives', async () => {
   let killed = 0;
   let survived = 0;
   const deaths: string[] = [];
   for (let i = 0; i < TRIALS; i++) {
-    const t = await startTarget(i % 2 ? 'threads' : 'memhog', i % 2 ? [] : ['64']);
+    const [name, targetArgs, maxDelayMs] = TARGETS[i % TARGETS.length];
+    const t = await startTarget(name, targetArgs);
     const args = ['dump', '-t', String(t.pid), '-D', `${t.workdir}/img`, '--leave-running'];
-    const r = await killAmberOnce(t, args, i % 2 ? 40 : 150);
+    const r = await killAmberOnce(t, args, maxDelayMs);
     if (!r.killedAmber) {
       if (isAlive(t.pid)) await verdict(t);
       continue;
