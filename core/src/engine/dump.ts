@@ -4,7 +4,7 @@ import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, TaskState, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
-import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
+import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { threadHasExited } from '../ptrace/wait';
@@ -46,7 +46,8 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   return InterruptGuard.around(async (guard) => {
     try {
       return await dumpTree(options, registry, guard);
-    } catch (e) {
+    } catch (err) {
+      const e = asInterruption(err, guard);
       throw e instanceof InterruptedError ? e.withOutcome(`pid ${options.pid} left running as it was`) : e;
     }
   });
@@ -201,10 +202,12 @@ function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTr
       const h = holds.get(tracee.tid);
       if (!h) continue;
       try {
-        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task');
-        else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task');
-        else tracee.setRegs(h.snap.regs);
-        tracee.setSigmask(h.snap.sigmask);
+        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task', h.snap.sigmask);
+        else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task', h.snap.sigmask);
+        else {
+          tracee.setRegs(h.snap.regs);
+          tracee.setSigmask(h.snap.sigmask);
+        }
       } catch (e) {
         if (threadHasExited(tracee.tid)) continue; // nothing to put back in a thread that is gone
         log.warn(`pid ${f.pid} thread ${tracee.tid}: could not undo amber's changes cleanly: ${(e as Error).message}`);

@@ -4,7 +4,7 @@ import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../k
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, TaskState, type CoreEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
-import { checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
+import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { collectExits } from '../ptrace/wait';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
@@ -95,8 +95,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'resume') resumeAll(plans);
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
-  } catch (e) {
+  } catch (err) {
     guard.hold();
+    const e = asInterruption(err, guard);
     // Nothing half-restored may stay: kill every task made so far and wait, as its tracer, until
     // it is really gone.
     for (const plan of plans) {

@@ -1,5 +1,5 @@
 import { SIG } from '../kernel/constants';
-import { AmberError } from '../kernel/errors';
+import { AmberError, KernelError } from '../kernel/errors';
 import { SignalTrap } from '../kernel/signal-trap';
 
 /** The signals that ask amber to stop: a user's Ctrl-C, Ctrl-\, a hang-up, a plain kill. */
@@ -111,6 +111,15 @@ export function deferInterrupts<T>(fn: () => T): T {
   } finally {
     deferred--;
   }
+}
+
+/**
+ * What an error thrown while amber was being interrupted stands for: a system call of amber's own
+ * that the wake-up cut short (EINTR) is the interruption itself.
+ */
+export function asInterruption(e: unknown, guard: InterruptGuard): unknown {
+  if (e instanceof InterruptedError || !guard.interrupted) return e;
+  return e instanceof KernelError && e.errnoName === 'EINTR' ? new InterruptedError(guard.signal) : e;
 }
 
 /** An interruption is waiting to be thrown at the next checkpoint. */

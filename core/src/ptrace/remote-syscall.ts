@@ -367,8 +367,10 @@ export class RemoteSyscall {
    * Leaves a thread that shares the scratch area with others at a syscall-exit stop with `final`
    * registers, without unmapping anything (its leader's finish() does that, last).
    */
-  finishThread(final: Registers, mode: RestartMode): void {
+  finishThread(final: Registers, mode: RestartMode, sigmask?: bigint): void {
     this.stopAtSyscallExit(SYS.getpid, [], 'parking a thread');
+    // its own mask while still parked (a sigreturn would set it too), then its own registers
+    if (sigmask !== undefined) this.tracee.setSigmask(sigmask);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
   }
@@ -396,9 +398,10 @@ export class RemoteSyscall {
     return regs;
   }
 
-  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string): bigint {
+  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string, atEntry?: () => void): bigint {
     this.tracee.setRegs(this.syscallRegs(nr, args));
     for (const phase of ['entry', 'exit']) {
+      if (phase === 'exit') atEntry?.();
       this.tracee.syscallStep();
       for (;;) {
         const status = this.tracee.wait(`${what} (${phase})`);
@@ -418,8 +421,12 @@ export class RemoteSyscall {
    * registers. The int3 after the syscall would be gone with the page, so the stop comes from
    * PTRACE_SYSCALL instead.
    */
-  finish(final: Registers, mode: RestartMode): void {
-    const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area');
+  finish(final: Registers, mode: RestartMode, sigmask?: bigint): void {
+    // With sigmask: the task's own mask is set at the munmap's entry stop. Signals it lets through
+    // are handled only after the exit stop, by then in its own registers; and it is never left
+    // with its own registers but amber's mask.
+    const setMask = sigmask === undefined ? undefined : () => this.tracee.setSigmask(sigmask);
+    const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area', setMask);
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();

@@ -4,6 +4,7 @@ import { KernelError } from '../kernel/errors';
 import { ensureWakeHandler, WAKE_SIGNAL } from '../kernel/signal-trap';
 import { timerCreateForThread, timerSetPeriodic, waitpid, waitpidOrInterrupted, type WaitResult } from '../kernel/syscalls';
 import { TaskGoneError, WaitTimeoutError } from './errors';
+import { interruptPending } from './interrupt';
 
 /*
  * Waiting for a traced thread must end whatever happens to it. wait4(tid) alone does not:
@@ -18,6 +19,9 @@ import { TaskGoneError, WaitTimeoutError } from './errors';
 const TICK_MS = 100;
 /** A thread that is alive but stops for nothing this long is given up on. */
 export const STOP_WAIT_LIMIT_MS = 5 * 60_000;
+
+/** After amber is interrupted, how much longer a thread that does not stop is waited for. */
+const INTERRUPTED_WAIT_LIMIT_MS = 10_000;
 
 let ticker: number | undefined;
 
@@ -43,7 +47,9 @@ export function threadHasExited(tid: number): boolean {
 /** Waits for the next stop (or end) of a traced thread; throws TaskGoneError once it has exited. */
 export function waitForStop(tid: number, during: string, limitMs = STOP_WAIT_LIMIT_MS): WaitResult {
   const timer = tickTimer();
-  const deadline = Date.now() + limitMs;
+  const started = Date.now();
+  const deadline = started + limitMs;
+  let interruptedAt: number | undefined;
   let r: WaitResult | undefined;
   // A first try without the timer: most stops are there within microseconds.
   r = waitpidOrInterruptedOrGone(tid, WNOHANG, during);
@@ -60,6 +66,11 @@ export function waitForStop(tid: number, during: string, limitMs = STOP_WAIT_LIM
         throw new TaskGoneError(tid, undefined, during);
       }
       if (Date.now() > deadline) throw new WaitTimeoutError(tid, during, limitMs);
+      // asked to stop: a thread that will not stop is not waited for much longer
+      if (interruptPending()) {
+        interruptedAt ??= Date.now();
+        if (Date.now() - interruptedAt > INTERRUPTED_WAIT_LIMIT_MS) throw new WaitTimeoutError(tid, during, Date.now() - started);
+      }
     }
   } finally {
     timerSetPeriodic(timer, 0);
