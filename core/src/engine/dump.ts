@@ -7,6 +7,7 @@ import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { TaskGoneError } from '../ptrace/errors';
 import { threadHasExited } from '../ptrace/wait';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
@@ -140,7 +141,7 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
     for (const p of plugins) await p.afterDump?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
   } catch (e) {
     if (ctx) for (const p of plugins) await p.afterDump?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
-    throw e;
+    throw deathInstead(e, frozen);
   } finally {
     guard.hold();
     finishDump(frozen, holds, succeeded && !options.leaveRunning, log);
@@ -148,6 +149,13 @@ async function dumpTree(options: DumpOptions, registry: PluginRegistry, guard: I
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
+}
+
+/** Another error (a /proc read, say) after a task of the tree died is that death. */
+function deathInstead(e: unknown, frozen: FrozenTask[]): unknown {
+  if (e instanceof AmberError) return e;
+  for (const f of frozen) for (const tid of f.tracees.keys()) if (threadHasExited(tid)) return new TaskGoneError(tid, undefined, 'the dump');
+  return e;
 }
 
 function zombieCore(stat: ProcStat, waitStatus: number): CoreEntry {

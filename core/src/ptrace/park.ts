@@ -1,3 +1,4 @@
+import { ERESTART } from '../kernel/constants';
 import { Registers } from '../kernel/regs';
 
 /*
@@ -20,10 +21,13 @@ import { Registers } from '../kernel/regs';
  * - uc_stack is applied with sigaltstack(); a frame with ss_flags = SS_ONSTACK|SS_DISABLE (not a
  *   valid mode) makes that call fail, which rt_sigreturn ignores: the thread keeps its own
  *   alternate stack, which amber never reads for this.
- * - it disables syscall restart (orig_ax = -1) and sets the restart block to return EINTR: a
- *   thread that was inside an interrupted syscall gets the restart the kernel would have done
- *   written into the frame (rax = orig_rax, rip back onto its syscall), and one inside a
- *   restart_syscall kind (nanosleep, poll with a timeout) sees EINTR.
+ * - it disables syscall restart (orig_ax = -1) and sets the restart block to return EINTR, so
+ *   the frame holds the outcome of a syscall the thread was stopped in (frameRegisters): one that
+ *   restarts whatever happens (-ERESTARTSYS, -ERESTARTNOINTR) is re-entered (rax = orig_rax, rip
+ *   back onto its syscall); one that returns EINTR when a handler runs (-ERESTARTNOHAND: pause,
+ *   sigsuspend, poll, select) returns EINTR, since a signal that came while the thread waited to
+ *   run the sigreturn is handled right after it, and re-entering the wait would miss it; a
+ *   restart_syscall kind (nanosleep, poll with a timeout) sees EINTR too.
  */
 
 /** Bytes of struct rt_sigframe up to its siginfo, and where the FPU state goes after it (64-aligned). */
@@ -92,4 +96,20 @@ export function parkingFrame(at: bigint, regs: Registers, xstate: Buffer, sigmas
   }
   frame.writeBigUInt64LE(sigmask, SIGMASK);
   return { frame, sp: at + 8n };
+}
+
+const EINTR = 4;
+
+/** The registers a parking frame holds for a thread found as `regs` (see above). */
+export function frameRegisters(regs: Registers): Registers {
+  const out = regs.clone();
+  if (regs.getSigned('origAx') < 0n) return out;
+  const code = -Number(regs.getSigned('ax'));
+  if (code === ERESTART.SYS || code === ERESTART.NOINTR) {
+    out.set('ax', regs.get('origAx'));
+    out.set('ip', regs.get('ip') - 2n);
+  } else if (code === ERESTART.NOHAND || code === ERESTART.RESTARTBLOCK) {
+    out.set('ax', -EINTR);
+  }
+  return out;
 }

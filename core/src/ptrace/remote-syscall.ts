@@ -7,7 +7,7 @@ import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { checkpoint, deferInterrupts } from './interrupt';
-import { PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
+import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -109,7 +109,7 @@ export class RemoteSyscall {
       mem.write(codeAddr, code);
       const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone());
       if (onStack) {
-        const { frame, sp } = parkingFrame(onStack, resumeFromSyscallExit(own!.regs, 'new-task'), own!.xstate, own!.sigmask);
+        const { frame, sp } = parkingFrame(onStack, frameRegisters(own!.regs), own!.xstate, own!.sigmask);
         mem.write(onStack, frame.subarray(0, frames!.slot));
         borrowed.template.set('sp', sp);
         borrowed.parkedAt = 0;
@@ -166,7 +166,7 @@ export class RemoteSyscall {
       throw new Error(`pid ${this.pid}: no parking frame slot ${slot} in the scratch area`);
     }
     const at = this.scratch.base + BigInt(framesAt + slot * frameSlot);
-    const { frame, sp } = parkingFrame(at, resumeFromSyscallExit(regs, 'new-task'), xstate, sigmask);
+    const { frame, sp } = parkingFrame(at, frameRegisters(regs), xstate, sigmask);
     this.memory.write(at, frame.subarray(0, Math.min(frame.length, frameSlot)));
     this.template.set('sp', sp);
     const parked = this.template.clone();
