@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { Registers } from '../kernel/regs';
@@ -8,6 +7,8 @@ import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { checkpoint, deferInterrupts } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
+import { findExecutableAddress, stackFrameRoom } from './task-places';
+import { isSyscallStop } from './wait';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -455,39 +456,4 @@ export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Regis
     }
   }
   return out;
-}
-
-/**
- * A syscall-entry or -exit stop: SIGTRAP, or SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD. A dump
- * seizes with TRACESYSGOOD: a tracer that dies while its tracee sits in a syscall stop leaves the
- * stop's code as a signal to deliver, and 0x85 is no signal, where plain SIGTRAP would kill.
- */
-export function isSyscallStop(status: number): boolean {
-  return WaitStatus.event(status) === 0 && (WaitStatus.stopSig(status) & 0x7f) === SIG.TRAP;
-}
-
-/** Where a frame of `len` bytes fits below the red zone of a stack at sp, in a writable mapping; else undefined. */
-function stackFrameRoom(pid: number, sp: bigint, len: number): bigint | undefined {
-  const at = (sp - 128n - BigInt(len)) & ~63n;
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (....)/.exec(line);
-    if (!m || m[3][1] !== 'w') continue;
-    if (BigInt('0x' + m[1]) <= at && sp <= BigInt('0x' + m[2])) return at;
-  }
-  return undefined;
-}
-
-/** An address inside an executable mapping of the task: the vDSO if it has one. */
-function findExecutableAddress(pid: number): bigint {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
-  let fallback: bigint | undefined;
-  for (const line of maps) {
-    const m = /^([0-9a-f]+)-[0-9a-f]+ (....)/.exec(line);
-    if (!m || m[2][2] !== 'x') continue;
-    const addr = BigInt('0x' + m[1]);
-    if (line.endsWith('[vdso]')) return addr;
-    fallback ??= addr;
-  }
-  if (fallback === undefined) throw new Error(`pid ${pid} has no executable mapping to inject code through`);
-  return fallback;
 }

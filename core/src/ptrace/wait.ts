@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { WNOHANG } from '../kernel/constants';
+import { SIG, WNOHANG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { ensureWakeHandler, WAKE_SIGNAL } from '../kernel/signal-trap';
-import { timerCreateForThread, timerSetPeriodic, waitpid, waitpidOrInterrupted, type WaitResult } from '../kernel/syscalls';
+import { timerCreateForThread, timerSetPeriodic, waitpid, waitpidOrInterrupted, WaitStatus, type WaitResult } from '../kernel/syscalls';
 import { TaskGoneError, WaitTimeoutError } from './errors';
 import { interruptPending } from './interrupt';
 
@@ -108,10 +108,10 @@ export function collectExits(threads: { tid: number; cont(sig: number): void }[]
           throw e;
         }
         if (r.pid === 0) return true;
-        if ((r.status & 0xff) !== 0x7f) return false; // exited or killed
-        const sig = (r.status >> 8) & 0xff;
+        if (!WaitStatus.stopped(r.status)) return false; // exited or killed
+        const sig = WaitStatus.stopSig(r.status);
         try {
-          t.cont(sig === 5 /* SIGTRAP */ || r.status >> 16 ? 0 : sig);
+          t.cont(sig === SIG.TRAP || WaitStatus.event(r.status) ? 0 : sig);
         } catch {
           // gone meanwhile: the next wait says so
         }
@@ -120,4 +120,13 @@ export function collectExits(threads: { tid: number; cont(sig: number): void }[]
     if (!left.length || Date.now() > deadline) return left.map((t) => t.tid);
     Atomics.wait(sleeper, 0, 0, 2);
   }
+}
+
+/**
+ * A syscall-entry or -exit stop: SIGTRAP, or SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD. A dump
+ * seizes with TRACESYSGOOD: a tracer that dies while its tracee sits in a syscall stop leaves the
+ * stop's code as a signal to deliver, and 0x85 is no signal, where plain SIGTRAP would kill.
+ */
+export function isSyscallStop(status: number): boolean {
+  return WaitStatus.event(status) === 0 && (WaitStatus.stopSig(status) & 0x7f) === SIG.TRAP;
 }
