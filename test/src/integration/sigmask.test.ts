@@ -22,5 +22,4 @@ test('a task waiting in sigsuspend keeps its own signal mask through dump --leav
   assert.equal(r.status, 0, describeAmber(['restore'], r));
   v = await verdict(t2);
   assert.ok(v.passed, `after restore: ${v.lines.join(' | ')}`);
-  void dir;
 });
