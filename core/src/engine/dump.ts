@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { SIG } from '../kernel/constants';
+import { PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
 import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
+import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
+import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { identifyRestart } from '../ptrace/restart-block';
+import { TaskGoneError } from '../ptrace/errors';
+import { threadExitsWithin, threadHasExited } from '../ptrace/wait';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
 import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
@@ -40,32 +44,43 @@ interface ThreadHold {
   remote?: RemoteSyscall;
 }
 
-/** Checkpoints a process tree into an image directory. */
+/**
+ * Checkpoints a process tree into an image directory. SIGINT, SIGTERM, SIGHUP and SIGQUIT to
+ * amber meanwhile end it as a failure does: the tree is put back as it was.
+ */
 export async function dump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
-  const plugins = registry.select(options.only, options.skip);
-  const lock = lockPid(options.pid);
-  try {
-    const store = ImageStore.forDump(options.imagesDir);
+  return InterruptGuard.around(async (guard) => {
     try {
-      return await dumpInto(store, { ...options, imagesDir: store.dir }, plugins);
-    } catch (e) {
-      // Whatever failed (or interrupted) the dump: what it wrote goes, what was there stays.
-      for (const problem of store.discard()) (options.log ?? silentLogger).warn(`could not remove ${problem}`);
-      throw e;
+      const plugins = registry.select(options.only, options.skip);
+      const lock = lockPid(options.pid);
+      try {
+        const store = ImageStore.forDump(options.imagesDir);
+        try {
+          return await dumpInto(store, { ...options, imagesDir: store.dir }, plugins, guard);
+        } catch (e) {
+          // Whatever failed (or interrupted) the dump: what it wrote goes, what was there stays.
+          for (const problem of store.discard()) (options.log ?? silentLogger).warn(`could not remove ${problem}`);
+          throw e;
+        }
+      } finally {
+        lock.release();
+      }
+    } catch (err) {
+      const e = asInterruption(err, guard);
+      throw e instanceof InterruptedError ? e.withOutcome(`pid ${options.pid} left running as it was`) : e;
     }
-  } finally {
-    lock.release();
-  }
+  });
 }
 
-async function dumpInto(store: ImageStore, options: DumpOptions, plugins: ResourcePlugin[]): Promise<DumpReport> {
+async function dumpInto(store: ImageStore, options: DumpOptions, plugins: ResourcePlugin[], guard: InterruptGuard): Promise<DumpReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
   const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
   const withFds = plugins.some((p) => p.fileKinds?.length);
   const counters: Record<string, number> = {};
 
-  const frozen = freezeTree(options.pid, suspendSeccompOption());
+  // TRACESYSGOOD: see isSyscallStop (a parked thread must survive amber's death).
+  const frozen = freezeTree(options.pid, suspendSeccompOption() | PTRACE_O.TRACESYSGOOD);
   log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
   const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];
@@ -82,16 +97,30 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
       const maps = readMaps(f.pid);
       const fds = withFds ? collectFds(f.pid) : [];
       for (const tracee of f.tracees.values()) holds.set(tracee.tid, { snap: snapshotThread(tracee) });
-      // Signals stay blocked while we inject, so no handler runs on our scratch registers.
-      for (const tracee of f.tracees.values()) tracee.setSigmask(ALL_SIGNALS);
-      const remote = RemoteSyscall.bootstrap(leader);
-      for (const tracee of f.tracees.values()) {
+      // Each thread is parked (ptrace/park.ts), then all its signals are blocked while we inject,
+      // so no handler runs on our registers: amber's death lets it put itself back, mask included.
+      const threads = [...f.tracees.values()];
+      const slot = frameSlotSize(Math.max(...threads.map((t) => holds.get(t.tid)!.snap.xstate.length)));
+      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap);
+      holds.get(leader.tid)!.remote = remote;
+      threads.forEach((tracee, i) => {
+        if (tracee === leader) return; // parked in slot 0 by bootstrap
         const h = holds.get(tracee.tid)!;
-        h.remote = tracee === leader ? remote : RemoteSyscall.inherit(tracee, remote.scratch);
-        const restart = identifyRestart(h.remote, h.snap.regs);
-        h.snap.regs = restart.regs;
+        h.remote = RemoteSyscall.inherit(tracee, remote.scratch);
+        h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
+        tracee.setSigmask(ALL_SIGNALS);
+      });
+      threads.forEach((tracee, i) => {
+        // A thread inside restart_syscall: its restart is found out now, and it is parked again
+        // on the registers that say which syscall to restart.
+        const h = holds.get(tracee.tid)!;
+        const restart = identifyRestart(h.remote!, h.snap.regs);
         if (restart.unknown) log.warn(`pid ${f.pid} thread ${tracee.tid} is in restart_syscall, whose syscall amber cannot read here (/proc/TID/stack): after a restore the call returns EINTR`);
-      }
+        if (restart.regs === h.snap.regs) return;
+        h.snap.regs = restart.regs;
+        h.remote!.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
+        tracee.setSigmask(ALL_SIGNALS);
+      });
       tasks.push({
         pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
         ids: kcmpIdsOf(objects, f.pid),
@@ -116,6 +145,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
         cores.set(tracee.tid, buildCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
       }
     }
+    faultPoint('dump:after-cores');
 
     for (const p of plugins) {
       if (!p.dump) continue;
@@ -123,6 +153,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
       await p.dump(ctx);
       log.debug(`plugin ${p.name}: dumped in ${(performance.now() - t0).toFixed(1)} ms`);
       faultPoint(`dump:after-${p.name}`);
+      checkpoint();
     }
     if (withFds) fdTable.dump(ctx);
     store.write('files', 'files', ctx.files.entries());
@@ -130,19 +161,30 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
     writeTaskImages(ctx, frozen, stats, cores);
     if (seccomp.filters.length) store.write('seccomp', 'seccomp', [seccomp.entry()]);
     if (options.prevImagesDir) linkParent(store, options.prevImagesDir);
+    checkpoint();
+    faultPoint('dump:before-inventory');
     store.writeInventory(inventoryOf(tasks[0], plugins));
     succeeded = true;
     // The images are complete whatever happens now: a plugin that cannot finish says so.
     for (const p of plugins) await p.afterDump?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
   } catch (e) {
     if (ctx) for (const p of plugins) await p.afterDump?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
-    throw e;
+    throw deathInstead(e, frozen);
   } finally {
+    guard.hold();
     finishDump(frozen, holds, succeeded && !options.leaveRunning, log);
   }
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
+}
+
+/** Another error (a /proc read, say) after a task of the tree died is that death. */
+function deathInstead(e: unknown, frozen: FrozenTask[]): unknown {
+  if (e instanceof InterruptedError || e instanceof TaskGoneError) return e;
+  const tids = frozen.flatMap((f) => [...f.tracees.keys()]);
+  const dead = tids.find((tid) => threadHasExited(tid)) ?? (e instanceof AmberError ? undefined : tids.find((tid) => threadExitsWithin(tid, 100)));
+  return dead === undefined ? e : new TaskGoneError(dead, undefined, 'the dump');
 }
 
 function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<number, ProcStat>, cores: Map<number, CoreEntry>): void {
@@ -187,11 +229,14 @@ function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTr
       const h = holds.get(tracee.tid);
       if (!h) continue;
       try {
-        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task');
-        else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task');
-        else tracee.setRegs(h.snap.regs);
-        tracee.setSigmask(h.snap.sigmask);
+        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task', h.snap.sigmask);
+        else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task', h.snap.sigmask);
+        else {
+          tracee.setRegs(h.snap.regs);
+          tracee.setSigmask(h.snap.sigmask);
+        }
       } catch (e) {
+        if (threadExitsWithin(tracee.tid, 200)) continue; // nothing to put back in a thread that is gone
         log.warn(`pid ${f.pid} thread ${tracee.tid}: could not undo amber's changes cleanly: ${(e as Error).message}`);
         try {
           tracee.setRegs(h.snap.regs);

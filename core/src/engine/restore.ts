@@ -4,7 +4,9 @@ import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../k
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, readPstree, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { collectExits } from '../ptrace/wait';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
@@ -65,6 +67,8 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
   const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
+  // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
+  const guard = InterruptGuard.arm();
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -78,7 +82,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
           fdTable.restore(ctx, t);
         }
       }
-      if (phase === 'task-state') createThreads(creator, live);
+      if (phase === 'task-state') {
+        createThreads(creator, live);
+        faultPoint('restore:after-threads');
+      }
       for (const p of plugins) if (p.phase === phase && p.restore) await p.restore(ctx);
       for (const p of plugins) for (const step of p.laterSteps ?? []) if (step.phase === phase) await step.restore(ctx);
       if (phase === 'memory') ctx.inodes.release();
@@ -89,23 +96,29 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
         }
       }
       faultPoint(`restore:${phase}`);
+      checkpoint();
       if (phase === 'resume') resumeAll(plans);
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
-  } catch (e) {
+  } catch (err) {
+    guard.hold();
+    const e = asInterruption(err, guard);
     // Nothing half-restored may stay: kill every task made so far and wait, as its tracer, until
     // it is really gone.
     for (const plan of plans) {
       if (!plan.task) continue;
       try {
         kill(plan.task.pid, SIG.KILL);
-        for (const th of plan.threads) th.tracee.runToExit('being killed');
       } catch {
         // already gone
       }
     }
+    const left = collectExits(plans.flatMap((p) => p.threads.map((th) => th.tracee)));
+    if (left.length) log.warn(`restore undo: task(s) ${left.join(', ')} did not end within 10 s of SIGKILL`);
     creator.dispose();
-    throw e;
+    throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
+  } finally {
+    guard.disarm();
   }
   creator.dispose();
   const rootPid = plans[0].entry.pid;
@@ -281,6 +294,7 @@ function resumeAll(plans: TaskPlan[]): void {
       const xsave = threadInfoOf(core).xsaveRaw;
       if (xsave) th.tracee.setXstate(xsave);
       th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
+      faultPoint('restore:resume-thread');
     }
   }
   // A stopped task gets its SIGSTOP while still held, so it stops before running anything.

@@ -2,7 +2,7 @@
 
 export const SYS = {
   read: 0, write: 1, open: 2, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10, munmap: 11,
-  brk: 12, rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
+  brk: 12, rt_sigaction: 13, rt_sigreturn: 15, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
   writev: 20, sched_yield: 24, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, getpid: 39,
   sendfile: 40, socket: 41, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72,
   ftruncate: 77, chdir: 80, fchdir: 81, umask: 95, ptrace: 101, getuid: 102, setpgid: 109,
@@ -22,6 +22,7 @@ export const SYS = {
   sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
   userfaultfd: 323, mknod: 133, fchmod: 91, fchown: 93, getgroups: 115, unlinkat: 263, linkat: 265,
   poll: 7, nanosleep: 35, clock_nanosleep: 230,
+  timer_create: 222, timer_settime: 223, timer_delete: 226,
 } as const;
 
 /** fcntl(2) commands. */
@@ -145,3 +146,8 @@ export const ERESTART = { SYS: 512, NOINTR: 513, NOHAND: 514, RESTARTBLOCK: 516 
 
 /** *at(2) directory fd and flags. */
 export const AT = { FDCWD: -100, SYMLINK_FOLLOW: 0x400, EMPTY_PATH: 0x1000 } as const;
+
+/** struct kernel_sigaction sa_flags bits. */
+export const SA = { SIGINFO: 4, ONSTACK: 0x08000000, RESTART: 0x10000000, NODEFER: 0x40000000, RESTORER: 0x04000000 } as const;
+
+export const CLOCK_MONOTONIC = 1;

@@ -3,3 +3,4 @@ export * from './errors';
 export * from './libc';
 export * from './syscalls';
 export * from './regs';
+export * from './signal-trap';

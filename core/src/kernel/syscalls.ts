@@ -1,5 +1,5 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
-import { SYS, WALL } from './constants';
+import { CLOCK_MONOTONIC, MAP, SYS, WALL } from './constants';
 import { KernelError } from './errors';
 
 // Typed wrappers for the calls amber makes from its own process.
@@ -140,4 +140,59 @@ export function readFd(fd: number, buf: Buffer, offset = 0, len = buf.length - o
 export function memfdCreate(name: string, flags: number): number {
   const n = Buffer.from(name + '\0');
   return syscall('memfd_create', SYS.memfd_create, [addressOf(n), flags], { detail: name });
+}
+
+/**
+ * wait4 that hands an EINTR back instead of retrying (undefined): a caller that may be
+ * interrupted decides what an interruption means.
+ */
+export function waitpidOrInterrupted(pid: number, flags = 0): WaitResult | undefined {
+  const r = syscallRaw(SYS.wait4, [pid, addressOf(statusBuf), flags | WALL, 0]);
+  if (r === -4 /* EINTR */) return undefined;
+  if (r < 0) throw new KernelError('waitpid', -r, pid);
+  return { pid: r, status: statusBuf.readInt32LE(0) };
+}
+
+/** rt_sigaction(2) for amber itself, with struct kernel_sigaction buffers (KSIGACTION_SIZE). */
+export function rtSigaction(sig: number, act: Buffer | null, old: Buffer | null): void {
+  syscall('rt_sigaction', SYS.rt_sigaction, [sig, act ? addressOf(act) : 0, old ? addressOf(old) : 0, 8], { detail: `signal ${sig}` });
+}
+
+/** An anonymous private mapping in amber itself. */
+export function mmapAnonymous(len: number, prot: number): bigint {
+  // user addresses (< 2^47) are exact as a double
+  return BigInt(syscall('mmap', SYS.mmap, [0, len, prot, MAP.PRIVATE | MAP.ANONYMOUS, -1n & 0xffffffffffffffffn, 0]));
+}
+
+export function mprotect(addr: bigint, len: number, prot: number): void {
+  syscall('mprotect', SYS.mprotect, [addr, len, prot], { detail: `0x${addr.toString(16)}` });
+}
+
+export function munmap(addr: bigint, len: number): void {
+  syscall('munmap', SYS.munmap, [addr, len], { detail: `0x${addr.toString(16)}` });
+}
+
+const SIGEV_THREAD_ID = 4;
+
+/** A POSIX timer of amber's that sends sig to one of amber's own threads (timer_create). */
+export function timerCreateForThread(sig: number, tid: number): number {
+  const sev = Buffer.alloc(64);
+  sev.writeInt32LE(sig, 8); // sigev_signo
+  sev.writeInt32LE(SIGEV_THREAD_ID, 12); // sigev_notify
+  sev.writeInt32LE(tid, 16); // sigev_notify_thread_id
+  const id = Buffer.alloc(4);
+  syscall('timer_create', SYS.timer_create, [CLOCK_MONOTONIC, addressOf(sev), addressOf(id)]);
+  return id.readInt32LE(0);
+}
+
+const itimerspec = Buffer.alloc(32);
+/** Arms a timer to fire every periodMs (0: disarms it). */
+export function timerSetPeriodic(id: number, periodMs: number): void {
+  const sec = BigInt(Math.floor(periodMs / 1000));
+  const nsec = BigInt((periodMs % 1000) * 1_000_000);
+  for (const at of [0, 16]) {
+    itimerspec.writeBigInt64LE(sec, at);
+    itimerspec.writeBigInt64LE(nsec, at + 8);
+  }
+  syscall('timer_settime', SYS.timer_settime, [id, 0, addressOf(itimerspec), 0]);
 }

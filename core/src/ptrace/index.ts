@@ -2,3 +2,5 @@ export * from './errors';
 export * from './memory';
 export * from './tracee';
 export * from './remote-syscall';
+export * from './interrupt';
+export * from './wait';

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { Registers } from '../kernel/regs';
@@ -7,6 +6,10 @@ import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { rebuildRestartBlock } from './restart-block';
+import { checkpoint, deferInterrupts } from './interrupt';
+import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
+import { findExecutableAddress, stackFrameRoom } from './task-places';
+import { isSyscallStop } from './wait';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -27,9 +30,15 @@ const COPY_LOOP = Buffer.from([
   0xf3, 0xa4, 0x48, 0x83, 0xc3, 0x18, 0x49, 0xff, 0xcc, 0xeb, 0xe5, 0xcc,
 ]);
 const COPY_LOOP_OFFSET = 64;
+/** The copy loop of a parked thread: it ends in getpid (a syscall stop for amber) and the sigreturn. */
+const PARKED_COPY_LOOP = Buffer.concat([COPY_LOOP.subarray(0, COPY_LOOP.length - 1), Buffer.from([0xb8, SYS.getpid, 0, 0, 0]), PARKED_SYSCALL]);
+const PARKED_COPY_LOOP_OFFSET = 128;
+const PARKED_SYSCALL_OFFSET = 16;
 const EFLAGS_DF = 1n << 10n;
 const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
 const SIG_DFL = 0n;
+const ALL_SIGNALS = 0xffffffffffffffffn;
+const RELEASING_CALLS = new Set<number>([SYS.close, SYS.munmap]);
 const SIG_IGN = 1n;
 
 /** A copy that stopped on a fault: which signal, at which address, after how many triples. */
@@ -39,9 +48,20 @@ export interface CopyFault {
   done: number;
 }
 
+/** A thread as amber found it: what its parking frame puts back. */
+export interface ThreadState {
+  regs: Registers;
+  xstate: Buffer;
+  sigmask: bigint;
+}
+
 export interface Scratch {
   base: bigint;
   size: number;
+  /** Where the parking frames of a dump's threads start (offset); the data area ends there. */
+  framesAt?: number;
+  /** Bytes per thread's frame. */
+  frameSlot?: number;
 }
 
 /** What happened to a task that was stopped inside a syscall, when it is resumed. */
@@ -72,28 +92,57 @@ export class RemoteSyscall {
 
   /**
    * Maps a scratch area in a task that has none: borrows an executable page of the task for one
-   * injected mmap, then puts the page's bytes back.
+   * injected mmap, then puts the page's bytes back. With `frames` (a dump), room for one parking
+   * frame per thread follows the data area, and `own` (the thread as amber found it) parks this
+   * thread in frame slot 0 at once; if its stack has room below the red zone, the mmap itself
+   * already runs parked, from a frame there (whose bytes are put back too).
    */
-  static bootstrap(tracee: Tracee, hint = 0n): RemoteSyscall {
+  static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState): RemoteSyscall {
+    const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
     const template = tracee.getRegs();
     const codeAddr = findExecutableAddress(tracee.tid);
     const mem = new TaskMemory(tracee.tid);
-    const saved = mem.read(codeAddr, SYSCALL_TRAP.length);
-    let base: bigint;
+    const onStack = own && frames ? stackFrameRoom(tracee.tid, template.get('sp'), frames.slot) : undefined;
+    const code = onStack ? PARKED_SYSCALL : SYSCALL_TRAP;
+    const savedCode = mem.read(codeAddr, code.length);
+    const savedStack = onStack ? mem.read(onStack, frames!.slot) : undefined;
+    let remote: RemoteSyscall | undefined;
     try {
-      mem.write(codeAddr, SYSCALL_TRAP);
-      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template);
+      mem.write(codeAddr, code);
+      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone());
+      if (onStack) {
+        const { frame, sp } = parkingFrame(onStack, frameRegisters(own!.regs), own!.xstate, own!.sigmask);
+        mem.write(onStack, frame.subarray(0, frames!.slot));
+        borrowed.template.set('sp', sp);
+        borrowed.parkedAt = 0;
+        const parked = borrowed.template.clone();
+        parked.set('ip', codeAddr + BigInt(SIGRETURN_AFTER_SYSCALL));
+        parked.set('origAx', -1n);
+        tracee.setRegs(parked);
+      }
+      // Signals stay blocked while amber injects, so no handler runs on its registers; a
+      // parked thread's frame has its own mask.
+      if (own) tracee.setSigmask(ALL_SIGNALS);
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
-      base = BigInt(
-        borrowed.call('mmap', SYS.mmap, [hint, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0]),
-      );
+      const base = BigInt(borrowed.call('mmap', SYS.mmap, [hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0]));
       borrowed.memory.close();
+      mem.write(base, SYSCALL_TRAP);
+      if (frames) {
+        mem.write(base + BigInt(PARKED_SYSCALL_OFFSET), PARKED_SYSCALL);
+        mem.write(base + BigInt(PARKED_COPY_LOOP_OFFSET), PARKED_COPY_LOOP);
+      }
+      const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
+      remote = new RemoteSyscall(tracee, scratch, template);
+      if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
     } finally {
-      mem.write(codeAddr, saved);
+      // its own registers (or its parking place) before the borrowed bytes go back: were amber
+      // to die now, the task would not run on from the middle of that page
+      if (!remote?.parked) tracee.setRegs(template);
+      mem.write(codeAddr, savedCode);
+      if (onStack) mem.write(onStack, savedStack!);
+      mem.close();
     }
-    mem.write(base, SYSCALL_TRAP);
-    mem.close();
-    return new RemoteSyscall(tracee, { base, size: SCRATCH_SIZE }, template);
+    return remote!;
   }
 
   /** A task that inherited its parent's scratch area (created by an injected clone). */
@@ -108,8 +157,40 @@ export class RemoteSyscall {
     return r;
   }
 
+  /**
+   * Parks this thread (see park.ts): from now on it waits between calls at a sigreturn into a
+   * frame of its own state, in frame slot `slot` of the scratch area, and injected calls are
+   * driven by syscall stops. `regs`, `xstate`, `sigmask`: the thread as amber found it.
+   */
+  park(slot: number, regs: Registers, xstate: Buffer, sigmask: bigint): void {
+    const { framesAt, frameSlot } = this.scratch;
+    if (framesAt === undefined || !frameSlot || framesAt + (slot + 1) * frameSlot > this.scratch.size) {
+      throw new Error(`pid ${this.pid}: no parking frame slot ${slot} in the scratch area`);
+    }
+    const at = this.scratch.base + BigInt(framesAt + slot * frameSlot);
+    const { frame, sp } = parkingFrame(at, frameRegisters(regs), xstate, sigmask);
+    this.memory.write(at, frame.subarray(0, Math.min(frame.length, frameSlot)));
+    this.template.set('sp', sp);
+    const parked = this.template.clone();
+    parked.set('ip', this.scratch.base + BigInt(PARKED_SYSCALL_OFFSET + SIGRETURN_AFTER_SYSCALL));
+    parked.set('origAx', -1n);
+    this.tracee.setRegs(parked);
+    this.parkedAt = PARKED_SYSCALL_OFFSET;
+  }
+
+  /** Offset in the scratch area of the `syscall` a parked thread's calls run from; undefined: not parked. */
+  private parkedAt: number | undefined;
+
+  private get parked(): boolean {
+    return this.parkedAt !== undefined;
+  }
+
   /** Runs one syscall and returns the raw rax: -errno on failure. */
   callRaw(nr: number, args: (number | bigint)[]): number {
+    // A call that releases what an earlier one gave the task (the close in a finally) is never
+    // where an interruption stops: the task must not keep it.
+    if (!RELEASING_CALLS.has(nr)) checkpoint();
+    if (this.parked) return this.callParked(nr, args);
     this.tracee.setRegs(this.syscallRegs(nr, args));
     this.tracee.cont(0);
     for (;;) {
@@ -135,6 +216,26 @@ export class RemoteSyscall {
     return Number(ax);
   }
 
+  /** callRaw for a parked thread: PTRACE_SYSCALL to the entry stop, then to the exit stop, where it stays. */
+  private callParked(nr: number, args: (number | bigint)[]): number {
+    this.tracee.setRegs(this.syscallRegs(nr, args));
+    let atEntry = false;
+    this.tracee.syscallStep(0);
+    for (;;) {
+      const status = this.tracee.wait(`injected syscall ${nr}`);
+      const event = WaitStatus.event(status);
+      if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
+        this.lastNewTask = this.tracee.getEventMsg();
+      } else if (event !== PTRACE_EVENT.STOP) {
+        if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `a syscall stop of injected syscall ${nr}`);
+        if (atEntry) break;
+        atEntry = true;
+      }
+      this.tracee.syscallStep(0);
+    }
+    return Number(this.tracee.getRegs().getSigned('ax'));
+  }
+
   /**
    * Runs `body`, in which copyInTask may be called, with the fault signals set so that a fault in
    * the copy only stops the task for amber. A fault signal that is blocked or ignored is forced:
@@ -158,7 +259,9 @@ export class RemoteSyscall {
     } finally {
       this.copying = false;
       this.resetData();
-      for (const sig of ignored) this.setHandler(sig, SIG_IGN);
+      deferInterrupts(() => {
+        for (const sig of ignored) this.setHandler(sig, SIG_IGN);
+      });
       this.tracee.setSigmask(mask);
     }
   }
@@ -193,23 +296,29 @@ export class RemoteSyscall {
   }
 
   private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
+    checkpoint();
     const regs = this.template.clone();
-    regs.set('ip', this.scratch.base + BigInt(COPY_LOOP_OFFSET));
+    regs.set('ip', this.scratch.base + BigInt(this.parked ? PARKED_COPY_LOOP_OFFSET : COPY_LOOP_OFFSET));
     regs.set('origAx', -1n);
     regs.set('bx', list);
     regs.set('r12', count);
     regs.set('flags', regs.get('flags') & ~EFLAGS_DF);
     this.tracee.setRegs(regs);
-    this.tracee.cont(0);
+    const resume = () => (this.parked ? this.tracee.syscallStep(0) : this.tracee.cont(0));
+    resume();
     for (;;) {
       const status = this.tracee.wait('injected copy');
       const event = WaitStatus.event(status);
       if (event === PTRACE_EVENT.STOP) {
-        this.tracee.cont(0);
+        resume();
         continue;
       }
       const sig = WaitStatus.stopSig(status);
-      if (sig === SIG.TRAP && event === 0) return undefined;
+      if (this.parked ? isSyscallStop(status) : sig === SIG.TRAP && event === 0) {
+        // parked: that was the getpid's entry; its exit is where the thread waits
+        if (this.parked) this.stopAtSyscallExitFromEntry('injected copy');
+        return undefined;
+      }
       if (event === 0 && FAULT_SIGNALS.includes(sig)) {
         const after = this.tracee.getRegs();
         const done = count - Number(after.get('r12'));
@@ -225,7 +334,7 @@ export class RemoteSyscall {
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {
     const aligned = (this.cursor + 15) & ~15;
-    if (aligned + data.length > this.scratch.size) {
+    if (aligned + data.length > this.dataEnd) {
       throw new Error(`scratch area of pid ${this.pid} is full (${data.length} bytes wanted)`);
     }
     const addr = this.scratch.base + BigInt(aligned);
@@ -245,7 +354,11 @@ export class RemoteSyscall {
 
   /** Bytes left in the data area. */
   get dataRoom(): number {
-    return this.scratch.size - ((this.cursor + 15) & ~15);
+    return this.dataEnd - ((this.cursor + 15) & ~15);
+  }
+
+  private get dataEnd(): number {
+    return this.scratch.framesAt ?? this.scratch.size;
   }
 
   resetData(): void {
@@ -256,17 +369,30 @@ export class RemoteSyscall {
    * Leaves a thread that shares the scratch area with others at a syscall-exit stop with `final`
    * registers, without unmapping anything (its leader's finish() does that, last).
    */
-  finishThread(final: Registers, mode: RestartMode): void {
+  finishThread(final: Registers, mode: RestartMode, sigmask?: bigint): void {
     ({ regs: final, mode } = mode === 'new-task' ? rebuildRestartBlock(this, final) : { regs: final, mode });
     this.stopAtSyscallExit(SYS.getpid, [], 'parking a thread');
+    // its own mask while still parked (a sigreturn would set it too), then its own registers
+    if (sigmask !== undefined) this.tracee.setSigmask(sigmask);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
+  }
+
+  /** From a syscall-entry stop to its exit stop. */
+  private stopAtSyscallExitFromEntry(what: string): void {
+    for (;;) {
+      this.tracee.syscallStep(0);
+      const status = this.tracee.wait(`${what} (exit)`);
+      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) continue;
+      if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall-exit stop of ${what}`);
+      return;
+    }
   }
 
   /** Registers that make the task run syscall nr with args at the scratch area's `syscall`. */
   private syscallRegs(nr: number, args: (number | bigint)[]): Registers {
     const regs = this.template.clone();
-    regs.set('ip', this.scratch.base);
+    regs.set('ip', this.scratch.base + BigInt(this.parkedAt ?? 0));
     regs.set('ax', nr);
     // Without orig_rax = -1 the kernel's syscall-restart logic would rewrite rax and rip when the
     // task was stopped inside an interrupted syscall.
@@ -275,9 +401,10 @@ export class RemoteSyscall {
     return regs;
   }
 
-  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string): bigint {
+  private stopAtSyscallExit(nr: number, args: (number | bigint)[], what: string, atEntry?: () => void): bigint {
     this.tracee.setRegs(this.syscallRegs(nr, args));
     for (const phase of ['entry', 'exit']) {
+      if (phase === 'exit') atEntry?.();
       this.tracee.syscallStep();
       for (;;) {
         const status = this.tracee.wait(`${what} (${phase})`);
@@ -285,7 +412,7 @@ export class RemoteSyscall {
           this.tracee.syscallStep();
           continue;
         }
-        if (WaitStatus.stopSig(status) !== SIG.TRAP) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
+        if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
         break;
       }
     }
@@ -297,9 +424,13 @@ export class RemoteSyscall {
    * registers. The int3 after the syscall would be gone with the page, so the stop comes from
    * PTRACE_SYSCALL instead.
    */
-  finish(final: Registers, mode: RestartMode): void {
+  finish(final: Registers, mode: RestartMode, sigmask?: bigint): void {
+    // With sigmask: the task's own mask is set at the munmap's entry stop. Signals it lets through
+    // are handled only after the exit stop, by then in its own registers; and it is never left
+    // with its own registers but amber's mask.
     ({ regs: final, mode } = mode === 'new-task' ? rebuildRestartBlock(this, final) : { regs: final, mode });
-    const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area');
+    const setMask = sigmask === undefined ? undefined : () => this.tracee.setSigmask(sigmask);
+    const result = this.stopAtSyscallExit(SYS.munmap, [this.scratch.base, this.scratch.size], 'munmap of the scratch area', setMask);
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
@@ -328,19 +459,4 @@ export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Regis
     }
   }
   return out;
-}
-
-/** An address inside an executable mapping of the task: the vDSO if it has one. */
-function findExecutableAddress(pid: number): bigint {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
-  let fallback: bigint | undefined;
-  for (const line of maps) {
-    const m = /^([0-9a-f]+)-[0-9a-f]+ (....)/.exec(line);
-    if (!m || m[2][2] !== 'x') continue;
-    const addr = BigInt('0x' + m[1]);
-    if (line.endsWith('[vdso]')) return addr;
-    fallback ??= addr;
-  }
-  if (fallback === undefined) throw new Error(`pid ${pid} has no executable mapping to inject code through`);
-  return fallback;
 }

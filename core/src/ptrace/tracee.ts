@@ -2,8 +2,9 @@ import { NT_X86_XSTATE, PTRACE, PTRACE_EVENT, SIG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { addressOf } from '../kernel/libc';
 import { Registers, USER_REGS_SIZE } from '../kernel/regs';
-import { ptrace, ptraceBuf, waitpid, WaitStatus } from '../kernel/syscalls';
+import { ptrace, ptraceBuf, WaitStatus } from '../kernel/syscalls';
 import { TaskGoneError } from './errors';
+import { waitForStop } from './wait';
 
 export interface RseqConfig {
   pointer: bigint;
@@ -61,8 +62,13 @@ export class Tracee {
     }
   }
 
+  /**
+   * Waits for the thread's next stop; TaskGoneError when it exits instead (also when its end
+   * cannot be reported yet, see waitForStop). A signal that interrupts amber (InterruptGuard)
+   * does not end the wait: it is thrown at the next injected call's start.
+   */
   wait(during: string): number {
-    const { status } = waitpid(this.tid);
+    const { status } = waitForStop(this.tid, during);
     if (!WaitStatus.stopped(status)) throw new TaskGoneError(this.tid, status, during);
     return status;
   }

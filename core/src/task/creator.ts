@@ -6,6 +6,7 @@ import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
+import { collectExits } from '../ptrace/wait';
 import { procRead, parseStat } from './proc';
 import { suspendSeccompOption } from './capabilities';
 import { HELPER_NAME, helperMemfd } from './helper-image';
@@ -97,10 +98,10 @@ export class TaskCreator {
     const pid = this.helper.pid;
     try {
       kill(pid, SIG.KILL);
-      waitpid(pid);
     } catch {
       // already gone
     }
+    collectExits([this.helper.tracee]);
     this.helper = undefined;
   }
 

@@ -3,6 +3,7 @@ import { SIG } from '../kernel/constants';
 import { AmberError, KernelError } from '../kernel/errors';
 import { TaskGoneError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
+import { checkpoint } from '../ptrace/interrupt';
 import { Tracee } from '../ptrace/tracee';
 import { IoUringError, isIoUringWorker, refuseIoUring, refuseIoUringInTree } from './io-uring';
 import { listChildren, listThreads, parseStatus, procRead, ProcError, readStat } from './proc';
@@ -66,6 +67,7 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
         if (task.zombie) continue;
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
+          checkpoint();
           if (isIoUringWorker(pid, tid)) {
             refuseIoUring(pid);
             throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });

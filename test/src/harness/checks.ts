@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { ImageStore } from '@amber/core';
 import { amber, describeAmber, type AmberResult } from './cli';
 
 /** Runs amber and asserts it succeeded; the failure message carries its whole output. */
@@ -42,4 +44,14 @@ export function descendants(pid: number): number[] {
     if (kids) for (const k of kids.split(/\s+/).map(Number)) out.push(...descendants(k));
   }
   return out;
+}
+
+/**
+ * Image surgery for a test: replaces one image of a dumped set and reseals the inventory's list,
+ * so the edit reaches the checks behind the digests.
+ */
+export function rewriteImage(store: ImageStore, type: string, name: string, entries: object[], opts?: { blobs: Buffer[] }): void {
+  unlinkSync(join(store.dir, `${name}.img`));
+  store.write(type, name, entries, opts);
+  ImageStore.reseal(store.dir);
 }

@@ -24,6 +24,8 @@ export function amber(args: string[], opts: AmberOptions = {}): AmberResult {
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,
+    // amber catches SIGTERM (and finishes its undo first): a hung one must still go
+    killSignal: 'SIGKILL',
   });
   const stderr = r.error ? `${r.stderr ?? ''}${r.error.message}\n` : r.stderr ?? '';
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr };

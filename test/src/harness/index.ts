@@ -8,4 +8,5 @@ export {
   type StartOptions, type Target, type Verdict,
 } from './targets';
 export { makeTmpDir, removeTmpDirs } from './tmp';
-export { amberOk, assertOneLineError, critDecode, descendants, type CritImage } from './checks';
+export { amberOk, assertOneLineError, critDecode, rewriteImage, descendants, type CritImage } from './checks';
+export { mapsOf, spawnAmber, tracerOf, until, type RunningAmber } from './async-cli';

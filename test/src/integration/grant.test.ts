@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import { ImageStore, type CoreEntry } from '@amber/core';
 import { registerFsImages, type GhostFileEntry } from '@amber/plugin-fs/dist/images';
 import {
-  amber, assertOneLineError, amberOk, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
+  amber, assertOneLineError, rewriteImage, amberOk, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, reap, startTarget, targetPath, verdict, type Target,
 } from '../harness';
 
 // A restore grants nothing the caller does not hold: files come back with their owners and as
@@ -38,13 +38,6 @@ function ghostFd(pid: number, name: string): { fd: number; uid: number; gid: num
 /** Names in dir other than the target's own log and pid file: what a restore may have left. */
 function leftovers(t: Target): string[] {
   return readdirSync(t.workdir).filter((f) => !/^grant\.(log|pid)$/.test(f));
-}
-
-/** Image surgery for a test: replaces one image of a dumped set and reseals its inventory. */
-function rewriteImage(store: ImageStore, type: string, name: string, entries: object[], opts?: { blobs: Buffer[] }): void {
-  unlinkSync(join(store.dir, `${name}.img`));
-  store.write(type, name, entries, opts);
-  ImageStore.reseal(store.dir);
 }
 
 function ghostImage(dir: string): { store: ImageStore; name: string; entry: GhostFileEntry; blobs: Buffer[] } {
