@@ -65,6 +65,8 @@ async function interruptOnce(target: Target, pids: number[], args: string[], sig
   assert.equal(lines.length, 1, `one line: ${how}`);
   assert.match(lines[0], new RegExp(`^amber: interrupted by ${signal}: pid ${target.pid} left running as it was$`), how);
   assert.ok(!existsSync(join(dir, 'inventory.img')), `no inventory.img after an interrupted dump: ${how}`);
+  // the directory was there before amber: it stays, empty of what the dump wrote (pages files too)
+  assert.deepEqual(readdirSync(dir), [], `nothing of the interrupted dump is left in ${dir}: ${how}`);
   return { interrupted: true, ms };
 }
 
