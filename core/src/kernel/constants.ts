@@ -93,6 +93,7 @@ export const CLONE = {
 
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
 export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 

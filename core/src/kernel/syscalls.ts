@@ -1,5 +1,5 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
-import { SYS, WALL } from './constants';
+import { MAP, PROT, SYS, WALL } from './constants';
 import { KernelError } from './errors';
 
 // Typed wrappers for the calls amber makes from its own process.
@@ -73,6 +73,30 @@ export function takeFd(pid: number, fd: number): number {
     return pidfdGetfd(pidfd, fd, pid);
   } finally {
     close(pidfd);
+  }
+}
+
+/**
+ * Reads len bytes at off of the file behind fd (which must be open for reading) through a
+ * mapping of amber's own, not read(2): a read raises FAN_ACCESS / IN_ACCESS on the file, which
+ * a task watching it would see, while page faults raise no fsnotify event. Returns -errno when
+ * the file cannot be mapped (EACCES: a write-only description; ENODEV: no mmap on this kind).
+ */
+export function readMapped(fd: number, off: bigint, buf: Buffer, what: string): number {
+  if (buf.length === 0) return 0;
+  const skew = Number(off % 4096n);
+  const len = buf.length + skew;
+  const addr = syscallRaw(SYS.mmap, [0, len, PROT.READ, MAP.SHARED, fd, off - BigInt(skew)]);
+  if (addr < 0 && addr > -4096) return addr;
+  try {
+    for (let got = 0; got < buf.length;) {
+      const n = processVmRead(process.pid, BigInt(addr + skew + got), buf, buf.length - got, got);
+      if (n === 0) throw new KernelError('process_vm_readv (own mapping)', 14, undefined, what);
+      got += n;
+    }
+    return buf.length;
+  } finally {
+    syscallRaw(SYS.munmap, [addr, len]);
   }
 }
 
