@@ -5,7 +5,8 @@
  * and a file opened and then unlinked; fanotify inode marks (open, open-exec, access, modify,
  * close, on the directory also for its children) and inotify watches (open, access, modify,
  * attrib, close) sit on each of them, on the directory and on its own executable. Events from
- * the setup are drained before READY. After SIGUSR1 it prints one "EVENTS what fanotify=0x..
+ * the setup are drained before READY. It also holds a sparse memfd (amber cannot dump a mark on
+ * one), whose holes the dump must not fill. After SIGUSR1 it prints one "EVENTS what fanotify=0x..
  * inotify=0x.." line per object that saw any, then PASS, or FAIL if anything was seen.
  *
  * Usage: dump_unseen WORKDIR
@@ -26,7 +27,7 @@ static ino_t inos[OBJECTS];
 static int wds[OBJECTS];
 static unsigned long long fan_seen[OBJECTS];
 static unsigned int ino_seen[OBJECTS];
-static int fan, ify, held_fd, ghost_fd;
+static int fan, ify, held_fd, ghost_fd, memfd;
 static char *shared_map, *private_map;
 
 static int open_file(const char *name, const char *text)
@@ -99,6 +100,9 @@ int main(int argc, char **argv)
 		die("mmap");
 	memcpy(private_map + 4096, "private copy", 13);
 	ghost_fd = open_file("ghost", "unlinked while open");
+	memfd = memfd_create("unseen", 0);
+	if (memfd < 0 || ftruncate(memfd, 3 << 20) || pwrite(memfd, "memfd data", 10, 1 << 20) != 10)
+		die("memfd");
 
 	fan = fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE);
 	ify = inotify_init1(IN_NONBLOCK);
@@ -127,5 +131,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(shared_map, "mapped shared") || strcmp(private_map + 4096, "private copy"))
 		fail("mappings changed");
+	struct stat st;
+	if (fstat(memfd, &st) || st.st_blocks > 64)
+		fail("the memfd's holes were filled: %lld blocks", (long long)st.st_blocks);
 	return finish();
 }
