@@ -9,6 +9,9 @@
  * one), whose holes the dump must not fill. After SIGUSR1 it prints one "EVENTS what fanotify=0x..
  * inotify=0x.." line per object that saw any, then PASS, or FAIL if anything was seen.
  *
+ * WORKDIR/w may be there already (a mount of the caller's, so that the watched directory is the
+ * root of its mount).
+ *
  * Usage: dump_unseen WORKDIR
  */
 #include <fcntl.h>
@@ -87,7 +90,7 @@ int main(int argc, char **argv)
 	start(1);
 	char dir[4096];
 	snprintf(dir, sizeof dir, "%s/w", argv[1]);
-	if (mkdir(dir, 0700) || chdir(dir))
+	if ((mkdir(dir, 0700) && errno != EEXIST) || chdir(dir))
 		die(dir);
 	held_fd = open_file("held", "held open");
 	int fd = open_file("shared-map", "mapped shared");
