@@ -2,7 +2,7 @@
 /*
  * dump_unseen: watches everything it holds and reports whether anyone touched it. In WORKDIR/w
  * (its cwd) it holds a file open, a file mapped shared, a file mapped private (one page written),
- * and a file opened and then unlinked; fanotify inode marks (open, open-exec, access, modify,
+ * a file opened and then unlinked, and the writing end of an empty FIFO; fanotify inode marks (open, open-exec, access, modify,
  * close, on the directory also for its children) and inotify watches (open, access, modify,
  * attrib, close) sit on each of them, on the directory and on its own executable. Events from
  * the setup are drained before READY. It also holds a sparse memfd (amber cannot dump a mark on
@@ -23,14 +23,14 @@
 #define FAN_WATCH (FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS | FAN_MODIFY | FAN_CLOSE)
 #define IN_WATCH (IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE)
 
-enum { HELD, SHARED_MAP, PRIVATE_MAP, GHOST, CWD, EXE, OBJECTS };
-static const char *names[OBJECTS] = { "held", "shared-map", "private-map", "ghost", "cwd", "exe" };
+enum { HELD, SHARED_MAP, PRIVATE_MAP, GHOST, FIFO, CWD, EXE, OBJECTS };
+static const char *names[OBJECTS] = { "held", "shared-map", "private-map", "ghost", "fifo", "cwd", "exe" };
 static dev_t devs[OBJECTS];
 static ino_t inos[OBJECTS];
 static int wds[OBJECTS];
 static unsigned long long fan_seen[OBJECTS];
 static unsigned int ino_seen[OBJECTS];
-static int fan, ify, held_fd, ghost_fd, memfd;
+static int fan, ify, held_fd, ghost_fd, memfd, fifo_r, fifo_w;
 static char *shared_map, *private_map;
 
 static int open_file(const char *name, const char *text)
@@ -103,6 +103,10 @@ int main(int argc, char **argv)
 		die("mmap");
 	memcpy(private_map + 4096, "private copy", 13);
 	ghost_fd = open_file("ghost", "unlinked while open");
+	/* only the writing end stays: amber has no description of its own to read it through */
+	if (mkfifo("fifo", 0600) || (fifo_r = open("fifo", O_RDONLY | O_NONBLOCK)) < 0 || (fifo_w = open("fifo", O_WRONLY)) < 0 ||
+	    close(fifo_r))
+		die("fifo");
 	memfd = memfd_create("unseen", 0);
 	if (memfd < 0 || ftruncate(memfd, 3 << 20) || pwrite(memfd, "memfd data", 10, 1 << 20) != 10)
 		die("memfd");
@@ -115,6 +119,7 @@ int main(int argc, char **argv)
 	watch(SHARED_MAP, "shared-map", 0);
 	watch(PRIVATE_MAP, "private-map", 0);
 	watch(GHOST, "ghost", 0);
+	watch(FIFO, "fifo", 0);
 	watch(CWD, ".", FAN_EVENT_ON_CHILD | FAN_ONDIR);
 	watch(EXE, "/proc/self/exe", 0);
 	if (unlink("ghost"))
