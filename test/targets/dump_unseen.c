@@ -2,9 +2,10 @@
 /*
  * dump_unseen: watches everything it holds and reports whether anyone touched it. In WORKDIR/w
  * (its cwd) it holds a file open, a file mapped shared, a file mapped private (one page written),
- * a file opened and then unlinked, and the writing end of an empty FIFO; fanotify inode marks (open, open-exec, access, modify,
- * close, on the directory also for its children) and inotify watches (open, access, modify,
- * attrib, close) sit on each of them, on the directory and on its own executable. Events from
+ * a file opened and then unlinked, one mapped shared and held open and then unlinked, and the
+ * writing end of an empty FIFO; fanotify inode marks (open, open-exec, access, modify, close, on
+ * the directory also for its children) and inotify watches (open, access, modify, attrib, close)
+ * sit on each of them, on the directory and on its own executable. Events from
  * the setup are drained before READY. It also holds a sparse memfd (amber cannot dump a mark on
  * one), whose holes the dump must not fill. After SIGUSR1 it prints one "EVENTS what fanotify=0x..
  * inotify=0x.." line per object that saw any, then PASS, or FAIL if anything was seen.
@@ -23,15 +24,16 @@
 #define FAN_WATCH (FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS | FAN_MODIFY | FAN_CLOSE)
 #define IN_WATCH (IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE)
 
-enum { HELD, SHARED_MAP, PRIVATE_MAP, GHOST, FIFO, CWD, EXE, OBJECTS };
-static const char *names[OBJECTS] = { "held", "shared-map", "private-map", "ghost", "fifo", "cwd", "exe" };
+enum { HELD, SHARED_MAP, PRIVATE_MAP, GHOST, GHOST_MAP, FIFO, CWD, EXE, OBJECTS };
+static const char *names[OBJECTS] = { "held", "shared-map", "private-map", "ghost", "ghost-map", "fifo", "cwd", "exe" };
 static dev_t devs[OBJECTS];
 static ino_t inos[OBJECTS];
 static int wds[OBJECTS];
 static unsigned long long fan_seen[OBJECTS];
 static unsigned int ino_seen[OBJECTS];
 static int fan, ify, held_fd, ghost_fd, memfd, fifo_r, fifo_w;
-static char *shared_map, *private_map;
+static char *shared_map, *private_map, *ghost_map;
+static int ghost_map_fd;
 
 static int open_file(const char *name, const char *text)
 {
@@ -103,6 +105,10 @@ int main(int argc, char **argv)
 		die("mmap");
 	memcpy(private_map + 4096, "private copy", 13);
 	ghost_fd = open_file("ghost", "unlinked while open");
+	ghost_map_fd = open_file("ghost-map", "unlinked while mapped shared");
+	ghost_map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, ghost_map_fd, 0);
+	if (ghost_map == MAP_FAILED)
+		die("mmap ghost-map");
 	/* only the writing end stays: amber has no description of its own to read it through */
 	if (mkfifo("fifo", 0600) || (fifo_r = open("fifo", O_RDONLY | O_NONBLOCK)) < 0 || (fifo_w = open("fifo", O_WRONLY)) < 0 ||
 	    close(fifo_r))
@@ -119,10 +125,11 @@ int main(int argc, char **argv)
 	watch(SHARED_MAP, "shared-map", 0);
 	watch(PRIVATE_MAP, "private-map", 0);
 	watch(GHOST, "ghost", 0);
+	watch(GHOST_MAP, "ghost-map", 0);
 	watch(FIFO, "fifo", 0);
 	watch(CWD, ".", FAN_EVENT_ON_CHILD | FAN_ONDIR);
 	watch(EXE, "/proc/self/exe", 0);
-	if (unlink("ghost"))
+	if (unlink("ghost") || unlink("ghost-map"))
 		die("unlink ghost");
 	read_events();
 	memset(fan_seen, 0, sizeof fan_seen);
@@ -137,7 +144,7 @@ int main(int argc, char **argv)
 			fail("%s was touched while watched", names[i]);
 		}
 	}
-	if (strcmp(shared_map, "mapped shared") || strcmp(private_map + 4096, "private copy"))
+	if (strcmp(ghost_map, "unlinked while mapped shared") || strcmp(shared_map, "mapped shared") || strcmp(private_map + 4096, "private copy"))
 		fail("mappings changed");
 	struct stat st;
 	if (fstat(memfd, &st) || st.st_blocks > 64)

@@ -100,6 +100,30 @@ export function readMapped(fd: number, off: bigint, buf: Buffer, what: string): 
   }
 }
 
+/**
+ * Writes len bytes at off of the file behind src into dst (at dst's position), from a mapping of
+ * amber's own, so that src sees no FAN_ACCESS / IN_ACCESS (sendfile and read raise them).
+ */
+export function copyMapped(src: number, off: bigint, len: bigint, dst: number, what: string): void {
+  const skew = off % 4096n;
+  const chunkMax = 1n << 30n;
+  for (let done = 0n; done < len;) {
+    const chunk = len - done > chunkMax ? chunkMax : len - done;
+    const mapLen = chunk + skew;
+    const addr = BigInt(syscall('mmap', SYS.mmap, [0, mapLen, PROT.READ, MAP.SHARED, src, off + done - skew], { detail: what }));
+    try {
+      for (let put = 0n; put < chunk;) {
+        const n = syscall('write', SYS.write, [dst, addr + skew + put, chunk - put], { detail: what });
+        if (n === 0) throw new KernelError('write', 28, undefined, what);
+        put += BigInt(n);
+      }
+    } finally {
+      syscallRaw(SYS.munmap, [addr, mapLen]);
+    }
+    done += chunk;
+  }
+}
+
 export function close(fd: number): void {
   syscallRaw(SYS.close, [fd]);
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { amberOk, cleanup, isAlive, makeTmpDir, startTarget, verdict } from '../harness';
@@ -9,8 +9,14 @@ after(cleanup);
 
 async function dumpLeavingRunning(workdir: string): Promise<void> {
   const t = await startTarget('dump_unseen', [workdir], { workdir });
-  amberOk(['dump', '-t', String(t.pid), '-D', makeTmpDir('dump-unseen-img'), '--leave-running']);
+  const dir = makeTmpDir('dump-unseen-img');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
   assert.ok(isAlive(t.pid));
+  // what was read through mappings of the task's own descriptions did reach the images
+  const images = readdirSync(dir).map((n) => readFileSync(join(dir, n)));
+  for (const text of ['unlinked while open', 'unlinked while mapped shared', 'memfd data']) {
+    assert.ok(images.some((b) => b.includes(text)), `"${text}" is in an image`);
+  }
   const v = await verdict(t);
   assert.ok(v.passed, `dump_unseen's own checks: ${v.lines.join(' | ')}`);
 }
