@@ -93,7 +93,10 @@ export const CLONE = {
 } as const;
 
 export const RSEQ_FLAG_UNREGISTER = 1;
+/** ioctl: bytes queued in a pipe (any end of it). */
+export const FIONREAD = 0x541b;
 export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
 export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 

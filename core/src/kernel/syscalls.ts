@@ -1,5 +1,5 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
-import { CLOCK_MONOTONIC, MAP, SYS, WALL } from './constants';
+import { CLOCK_MONOTONIC, MAP, PROT, SYS, WALL } from './constants';
 import { KernelError } from './errors';
 
 // Typed wrappers for the calls amber makes from its own process.
@@ -73,6 +73,54 @@ export function takeFd(pid: number, fd: number): number {
     return pidfdGetfd(pidfd, fd, pid);
   } finally {
     close(pidfd);
+  }
+}
+
+/**
+ * Reads len bytes at off of the file behind fd (which must be open for reading) through a
+ * mapping of amber's own, not read(2): a read raises FAN_ACCESS / IN_ACCESS on the file, which
+ * a task watching it would see, while page faults raise no fsnotify event. Returns -errno when
+ * the file cannot be mapped (EACCES: a write-only description; ENODEV: no mmap on this kind).
+ */
+export function readMapped(fd: number, off: bigint, buf: Buffer, what: string): number {
+  if (buf.length === 0) return 0;
+  const skew = Number(off % 4096n);
+  const len = buf.length + skew;
+  const addr = syscallRaw(SYS.mmap, [0, len, PROT.READ, MAP.SHARED, fd, off - BigInt(skew)]);
+  if (addr < 0 && addr > -4096) return addr;
+  try {
+    for (let got = 0; got < buf.length;) {
+      const n = processVmRead(process.pid, BigInt(addr + skew + got), buf, buf.length - got, got);
+      if (n === 0) throw new KernelError('process_vm_readv (own mapping)', 14, undefined, what);
+      got += n;
+    }
+    return buf.length;
+  } finally {
+    syscallRaw(SYS.munmap, [addr, len]);
+  }
+}
+
+/**
+ * Writes len bytes at off of the file behind src into dst (at dst's position), from a mapping of
+ * amber's own, so that src sees no FAN_ACCESS / IN_ACCESS (sendfile and read raise them).
+ */
+export function copyMapped(src: number, off: bigint, len: bigint, dst: number, what: string): void {
+  const skew = off % 4096n;
+  const chunkMax = 1n << 30n;
+  for (let done = 0n; done < len;) {
+    const chunk = len - done > chunkMax ? chunkMax : len - done;
+    const mapLen = chunk + skew;
+    const addr = BigInt(syscall('mmap', SYS.mmap, [0, mapLen, PROT.READ, MAP.SHARED, src, off + done - skew], { detail: what }));
+    try {
+      for (let put = 0n; put < chunk;) {
+        const n = syscall('write', SYS.write, [dst, addr + skew + put, chunk - put], { detail: what });
+        if (n === 0) throw new KernelError('write', 28, undefined, what);
+        put += BigInt(n);
+      }
+    } finally {
+      syscallRaw(SYS.munmap, [addr, mapLen]);
+    }
+    done += chunk;
   }
 }
 

@@ -1,5 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { KernelError, O, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw, type RemoteSyscall } from '@amber/core';
+import {
+  close, KernelError, O, readMapped, SEEK_CUR, SEEK_DATA, SEEK_HOLE, SEEK_SET, SYS, syscall, syscallRaw, takeFd, type RemoteSyscall,
+} from '@amber/core';
 import { writeAll } from './task-fds';
 
 /** A run of data in a sparse file: everything else is a hole. */
@@ -32,19 +34,39 @@ function dataRuns(fd: number, size: bigint, what: string): { off: bigint; len: b
   return runs;
 }
 
-/** Measures the data of the file behind a task's fd; reads it only when `limit` allows. */
+/**
+ * Measures the data of the file behind a task's fd; reads it only when `limit` allows. The task
+ * must not see this (it may watch the file with fanotify or inotify): amber works on its own copy
+ * of the task's description (pidfd_getfd: no FAN_OPEN / IN_OPEN, and closing a copy of a
+ * description the task still holds raises no close event), puts the description's offset back
+ * after SEEK_DATA / SEEK_HOLE moved it, and reads through a mapping (no FAN_ACCESS / IN_ACCESS).
+ * Only a description that cannot be mapped (write-only) is read through a new open, which the
+ * task can see.
+ */
 export function readGhostData(pid: number, fd: number, limit: number, tooBig: (dataBytes: number, size: bigint) => Error): GhostData {
   const what = `fd ${fd} of pid ${pid}`;
-  const src = openSync(`/proc/${pid}/fd/${fd}`, O.RDONLY);
+  const copy = takeFd(pid, fd);
+  let reopened: number | undefined;
   try {
-    const size = fstatSync(src, { bigint: true }).size;
-    const runs = dataRuns(src, size, what);
+    const size = fstatSync(copy, { bigint: true }).size;
+    const pos = syscall('lseek(SEEK_CUR)', SYS.lseek, [copy, 0, SEEK_CUR], { pid, detail: what });
+    let runs: { off: bigint; len: bigint }[];
+    try {
+      runs = dataRuns(copy, size, what);
+    } finally {
+      syscall('lseek(SEEK_SET)', SYS.lseek, [copy, pos, SEEK_SET], { pid, detail: what });
+    }
     const dataBytes = runs.reduce((n, r) => n + Number(r.len), 0);
     if (dataBytes > limit) throw tooBig(dataBytes, size);
     const extents = runs.map(({ off, len }) => {
       const data = Buffer.alloc(Number(len));
+      if (reopened === undefined) {
+        const r = readMapped(copy, off, data, what);
+        if (r >= 0) return { off, data };
+        reopened = openSync(`/proc/${pid}/fd/${fd}`, O.RDONLY);
+      }
       for (let got = 0; got < data.length;) {
-        const n = readSync(src, data, got, data.length - got, off + BigInt(got));
+        const n = readSync(reopened, data, got, data.length - got, off + BigInt(got));
         if (n === 0) break; // truncated meanwhile: the file is frozen with its task, so not expected
         got += n;
       }
@@ -53,7 +75,8 @@ export function readGhostData(pid: number, fd: number, limit: number, tooBig: (d
     const sparse = !(extents.length === 0 ? size === 0n : extents.length === 1 && extents[0].off === 0n && BigInt(dataBytes) === size);
     return { size, extents, sparse, dataBytes };
   } finally {
-    closeSync(src);
+    if (reopened !== undefined) closeSync(reopened);
+    close(copy);
   }
 }
 

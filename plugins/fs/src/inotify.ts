@@ -1,7 +1,7 @@
-import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import {
   asTaskOrCaller,
-  AmberError, FdType, NO_FOWN, O, SYS, procRead, syscallRaw, addressOf,
+  AmberError, FdType, NO_FOWN, O, SYS, procRead, syscallRaw, addressOf, takeFd,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type InotifyFileEntry,
   type InotifyWdEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -33,7 +33,7 @@ export function pathOfHandle(pid: number, w: Pick<WatchLine, 'sdev' | 'handle' |
   const mount = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' '))
     .find((f) => f[2] === devText && f[3] === '/');
   if (!mount) throw new AmberError(`pid ${pid}: ${what} is on device ${devText}, which has no mount of its root`);
-  const mountFd = openSync(`/proc/${pid}/root${mount[4]}`, O.RDONLY | O.DIRECTORY);
+  const mountFd = mountAnchor(pid, Number(mount[0])) ?? openSync(`/proc/${pid}/root${mount[4]}`, O.RDONLY | O.DIRECTORY);
   try {
     const fh = Buffer.alloc(8 + w.handle.length);
     fh.writeUInt32LE(w.handle.length, 0);
@@ -49,6 +49,38 @@ export function pathOfHandle(pid: number, w: Pick<WatchLine, 'sdev' | 'handle' |
   } finally {
     closeSync(mountFd);
   }
+}
+
+/**
+ * An fd on mount mountId for open_by_handle_at, unseen by the task: amber's copy of one of the
+ * task's own descriptions on that mount (an O_PATH fd will not do: the call takes only real
+ * opens). Opening the mount's root instead raises FAN_OPEN / IN_OPEN and a close event there,
+ * which a task watching that directory would read; that is the fallback when it holds none.
+ */
+function mountAnchor(pid: number, mountId: number): number | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${name}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const mnt = /^mnt_id:\s+(\d+)/m.exec(info);
+    const flags = /^flags:\s+([0-7]+)/m.exec(info);
+    if (!mnt || Number(mnt[1]) !== mountId || !flags || (parseInt(flags[1], 8) & O.PATH)) continue;
+    try {
+      return takeFd(pid, Number(name));
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
 }
 
 /** A file handle as fh_entry stores it: 64-bit words. */

@@ -6,7 +6,8 @@ import {
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type MemfdInodeEntry } from './images';
-import { openInTask, readWholeFd, writeAll } from './task-fds';
+import { readGhostData } from './ghost-extents';
+import { openInTask, writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
@@ -50,7 +51,10 @@ export class MemfdKind implements FileKind {
   }
 
   private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
-    const data = readWholeFd(fd.pid, fd.fd);
+    // by its data runs, as a ghost file is read (unseen, and without faulting in its holes)
+    const ghost = readGhostData(fd.pid, fd.fd, Infinity, () => new Error('unreachable: no limit'));
+    const data = Buffer.alloc(Number(ghost.size));
+    for (const e of ghost.extents) e.data.copy(data, Number(e.off));
     const pages = Math.ceil(data.length / PAGE_SIZE);
     const pagesId = PAGES_ID_BASE + shmid;
     ctx.store.createPages(pagesId, Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));

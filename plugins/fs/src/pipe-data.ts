@@ -1,25 +1,37 @@
-import { openSync, closeSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import {
-  F, KernelError, O, SPLICE_F_NONBLOCK, SYS, close, fcntl, pipe2, takeFd, readFd, tee,
+  F, FIONREAD, KernelError, O, SPLICE_F_NONBLOCK, SYS, addressOf, close, fcntl, pipe2, syscall, takeFd, readFd, tee,
   type DumpContext, type FdResource, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type PipeDataEntry } from './images';
 import { writeAll } from './task-fds';
 
-/** A readable fd of the task's pipe in amber: the task's own description if it reads, else a new one. */
-function readableCopy(fd: FdResource): number {
-  if ((fd.info.flags & O.ACCMODE) !== O.WRONLY) return takeFd(fd.pid, fd.fd);
-  return openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY | O.NONBLOCK);
+/** Bytes queued in the pipe behind fd (FIONREAD works on either end). */
+function queuedBytes(fd: number, what: string): number {
+  const n = Buffer.alloc(4);
+  syscall('ioctl(FIONREAD)', SYS.ioctl, [fd, FIONREAD, addressOf(n)], { detail: what });
+  return n.readInt32LE(0);
 }
 
 /**
  * The unread contents of a pipe, left in place: tee(2) duplicates the pipe's buffers into a
- * pipe of amber's as large as the task's, from which amber reads.
+ * pipe of amber's as large as the task's, from which amber reads. It works on amber's copy of the
+ * task's description when that reads (no open event); a write-only one needs a new reading open
+ * of the FIFO, which fanotify / inotify report, so it is made only when data is queued. tee itself
+ * raises FAN_ACCESS / IN_ACCESS on the pipe when it copies anything: a watched FIFO with data sees
+ * the dump.
  */
 export function peekPipe(fd: FdResource): { data: Buffer; size: number } {
-  const src = readableCopy(fd);
+  const what = `fd ${fd.fd} of pid ${fd.pid}`;
+  let src = takeFd(fd.pid, fd.fd);
   try {
     const size = fcntl(src, F.GETPIPE_SZ, 0, 'fcntl(F_GETPIPE_SZ)');
+    if ((fd.info.flags & O.ACCMODE) === O.WRONLY) {
+      if (queuedBytes(src, what) === 0) return { data: Buffer.alloc(0), size };
+      close(src);
+      src = -1;
+      src = openSync(`/proc/${fd.pid}/fd/${fd.fd}`, O.RDONLY | O.NONBLOCK);
+    }
     const [r, w] = pipe2(O.NONBLOCK | O.CLOEXEC);
     try {
       fcntl(w, F.SETPIPE_SZ, size, 'fcntl(F_SETPIPE_SZ)');
@@ -37,7 +49,7 @@ export function peekPipe(fd: FdResource): { data: Buffer; size: number } {
       close(w);
     }
   } finally {
-    closeSync(src);
+    if (src >= 0) close(src);
   }
 }
 

@@ -1,4 +1,3 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { F, fetchFd, O, openAsTask, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
 import { stateOf } from './images';
 
@@ -101,12 +100,3 @@ export function closeParked(ctx: RestoreContext, task: RestoreTask): void {
   p.byKey.clear();
 }
 
-/** The whole contents of the file behind a task's fd, read by amber through /proc/PID/fd. */
-export function readWholeFd(pid: number, fd: number): Buffer {
-  const src = openSync(`/proc/${pid}/fd/${fd}`, O.RDONLY);
-  try {
-    return readFileSync(src);
-  } finally {
-    closeSync(src);
-  }
-}

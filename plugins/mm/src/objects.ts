@@ -1,7 +1,8 @@
-import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
-  addressOf, F_SEALS, InodeKey, KernelError, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_DATA, SEEK_HOLE, SYS, syscall, syscallRaw,
+  addressOf, copyMapped, F_SEALS, InodeKey, KernelError, O, PAGE_SIZE, PagemapFlag, registerImageType, SEEK_CUR, SEEK_DATA, SEEK_HOLE,
+  SEEK_SET, SYS, syscall, syscallRaw, takeFd,
   type DumpContext, type IdentityHolder, type ImageStore, type MapsEntry, type PagemapEntry,
 } from '@amber/core';
 import type { MemoryObjectRef } from './vmas';
@@ -104,7 +105,7 @@ export class ObjectDumper {
         o.uid = Number(st.uid);
         o.gid = Number(st.gid);
       }
-      this.dumpContents(link, o);
+      this.dumpContents(link, o, kind === 'deleted' ? heldDescription(pid, st.dev, st.ino) : undefined);
       this.byInode.set(key, o);
     }
     return { id: o.id, kind };
@@ -114,9 +115,16 @@ export class ObjectDumper {
     if (this.byInode.size) this.ctx.store.write('mm-shmem', SHMEM_IMAGE, [...this.byInode.values()]);
   }
 
-  /** Copies the object's data ranges (SEEK_DATA/SEEK_HOLE skips holes) into its pages file, in the kernel. */
-  private dumpContents(link: string, o: ShmemObject): void {
-    const src = openSync(link, 'r');
+  /**
+   * Copies the object's data ranges (SEEK_DATA/SEEK_HOLE skips holes) into its pages file, in the
+   * kernel. Through the task's own description (held) when there is one, and from a mapping of it,
+   * so that a task watching the file sees nothing; else through a new open of map_files, which a
+   * watcher sees (open, access, close), as there is no other way to reach a file only mapped.
+   */
+  private dumpContents(link: string, o: ShmemObject, held?: number): void {
+    const src = held ?? openSync(link, 'r');
+    // the task's own description (held) has an offset the task sees: SEEK_DATA/HOLE move it
+    const pos = held === undefined ? undefined : syscall('lseek(SEEK_CUR)', SYS.lseek, [held, 0, SEEK_CUR], { detail: link });
     const pagesPath = this.ctx.store.createPages(o.pagesId);
     const dst = openSync(pagesPath, constants.O_WRONLY | constants.O_NOFOLLOW);
     const runs: PagemapEntry[] = [];
@@ -132,7 +140,8 @@ export class ObjectDumper {
         const hole = BigInt(syscall('lseek(SEEK_HOLE)', SYS.lseek, [src, data, SEEK_HOLE], { detail: link }));
         const start = BigInt(data);
         const nrPages = Number((hole - start + page - 1n) / page);
-        this.copy(src, dst, start, hole - start, link);
+        if (held === undefined) this.copy(src, dst, start, hole - start, link);
+        else copyMapped(src, start, hole - start, dst, link);
         const padded = written + nrPages * PAGE_SIZE;
         syscall('ftruncate', SYS.ftruncate, [dst, padded]);
         syscall('lseek', SYS.lseek, [dst, padded, 0]);
@@ -141,6 +150,7 @@ export class ObjectDumper {
         pos = start + BigInt(nrPages) * page;
       }
     } finally {
+      if (pos !== undefined) syscallRaw(SYS.lseek, [src, pos, SEEK_SET]);
       closeSync(src);
       closeSync(dst);
     }
@@ -157,6 +167,36 @@ export class ObjectDumper {
       left -= BigInt(n);
     }
   }
+}
+
+/**
+ * amber's copy of a readable description the task holds on dev:ino, if any (stat through
+ * /proc/PID/fd raises no event; opening the file would).
+ */
+function heldDescription(pid: number, dev: bigint, ino: bigint): number | undefined {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  for (const fd of fds) {
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true, throwIfNoEntry: false });
+    if (!st || st.dev !== dev || st.ino !== ino) continue;
+    let flags: number;
+    try {
+      flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? '1', 8);
+    } catch {
+      continue;
+    }
+    if ((flags & O.ACCMODE) === O.WRONLY || flags & O.PATH) continue;
+    try {
+      return takeFd(pid, Number(fd));
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
 }
 
 /** Every live mapping of a dumped object in the task, with the inode it maps now (for compare). */
