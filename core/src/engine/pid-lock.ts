@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmberError } from '../kernel/errors';
-import { parseStatus } from '../task/proc';
-import { AlreadyTracedError } from '../task/tree';
+import { checkNotTraced } from '../task/tree';
 
 /** The pid is being checkpointed already (by another amber, or traced by someone else). */
 export class PidBusyError extends AmberError {}
@@ -33,20 +32,6 @@ function commOf(pid: number): string {
     return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
     return '?';
-  }
-}
-
-/** A tracer other than us already holds PID: ptrace would refuse it anyway, say who. */
-function checkNotTraced(pid: number): void {
-  let status: Map<string, string>;
-  try {
-    status = parseStatus(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return; // gone: the freeze says so
-  }
-  const tracer = Number(status.get('TracerPid') ?? 0);
-  if (tracer && tracer !== process.pid) {
-    throw new AlreadyTracedError(pid, tracer, commOf(tracer));
   }
 }
 

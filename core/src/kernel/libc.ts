@@ -15,6 +15,12 @@ const rawSyscall = libc.func('syscall', 'long', [
 
 export type Arg = number | bigint;
 
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks amber's main thread for ms: ptrace waits must come from this thread, so nothing else may run there anyway. */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
 /** Address of a Buffer's first byte, for passing structures to the kernel. */
 export function addressOf(buf: Buffer): bigint {
   return koffi.address(buf) as bigint;

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { ERESTART, PTRACE_EVENT, SIG, SYS, WNOHANG } from '../kernel/constants';
 import type { Registers } from '../kernel/regs';
+import { sleepSync } from '../kernel/libc';
 import { waitpid, WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from './errors';
 import type { RemoteSyscall, RestartMode } from './remote-syscall';
+import { waitForStop } from './wait';
 
 const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
 /** How long a re-issued syscall runs at least before it is interrupted, and at most unseen blocked. */
@@ -104,13 +106,15 @@ function reissue(remote: RemoteSyscall, template: Registers, nr: number, args: b
   let started = Date.now();
   let interrupted = false;
   for (;;) {
-    const { pid, status } = waitpid(tracee.tid, interrupted ? 0 : WNOHANG);
+    const { pid, status } = interrupted ? waitForStop(tracee.tid, `re-issuing syscall ${nr}`) : waitpid(tracee.tid, WNOHANG);
     if (pid === 0) {
       const waited = Date.now() - started;
       if (waited >= SETTLE_MS && (blockedIn(tracee.tid, nr) || waited >= BLOCK_WAIT_MS)) {
         whileBlocked?.();
         tracee.interrupt();
         interrupted = true;
+      } else {
+        sleepSync(1);
       }
       continue;
     }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { SIG, WNOHANG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { ensureWakeHandler, WAKE_SIGNAL } from '../kernel/signal-trap';
+import { sleepSync } from '../kernel/libc';
 import { timerCreateForThread, timerSetPeriodic, waitpid, waitpidOrInterrupted, WaitStatus, type WaitResult } from '../kernel/syscalls';
 import { TaskGoneError, WaitTimeoutError } from './errors';
 import { interruptPending } from './interrupt';
@@ -44,8 +45,6 @@ export function threadHasExited(tid: number): boolean {
   }
 }
 
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
 /**
  * A thread that was killed runs on (state R) for a moment before it is a zombie, and ptrace calls
  * on it fail with ESRCH meanwhile: whether it is gone, or going within ms.
@@ -55,7 +54,7 @@ export function threadExitsWithin(tid: number, ms: number): boolean {
   for (;;) {
     if (threadHasExited(tid)) return true;
     if (Date.now() >= until) return false;
-    Atomics.wait(pause, 0, 0, 5);
+    sleepSync(5);
   }
 }
 
@@ -102,8 +101,6 @@ function waitpidOrInterruptedOrGone(tid: number, flags: number, during: string):
   }
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
 /**
  * Collects the ends of traced threads that are on their way out (killed, or made to exit),
  * letting each one go on from any stop it makes, in whatever order the kernel reports them
@@ -133,7 +130,7 @@ export function collectExits(threads: { tid: number; cont(sig: number): void }[]
       }
     });
     if (!left.length || Date.now() > deadline) return left.map((t) => t.tid);
-    Atomics.wait(sleeper, 0, 0, 2);
+    sleepSync(2);
   }
 }
 

@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
-import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
+import { close, kill, WaitStatus } from '../kernel/syscalls';
+import { sleepSync } from '../kernel/libc';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
@@ -138,12 +139,6 @@ export class TaskCreator {
     this.helper = { pid, tracee, remote };
     return this.helper;
   }
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-/** Blocks amber's (only) thread for ms: every ptrace call must come from this thread anyway. */
-function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 function safeReadlink(p: string): string {

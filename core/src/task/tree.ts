@@ -122,6 +122,12 @@ function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
   }
 }
 
+/** A tracer other than amber already holds pid: ptrace would refuse it anyway, so say who. */
+export function checkNotTraced(pid: number): void {
+  const tracer = tracerOf(pid);
+  if (tracer && tracer !== process.pid) throw new AlreadyTracedError(pid, tracer, gone(false, () => readStat(tracer).comm) ?? '?');
+}
+
 function tracerOf(tid: number): number {
   const status = gone(false, () => parseStatus(procRead(tid, 'status')));
   return Number(status?.get('TracerPid') ?? 0);
