@@ -8,7 +8,7 @@ import { UnexpectedStopError } from './errors';
 import { rebuildRestartBlock } from './restart-block';
 import { checkpoint, deferInterrupts } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
-import { findExecutableAddress, stackFrameRoom } from './task-places';
+import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import { isSyscallStop } from './wait';
 
 /** `syscall; int3`, then int3 padding. */
@@ -100,9 +100,10 @@ export class RemoteSyscall {
   static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState): RemoteSyscall {
     const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
     const template = tracee.getRegs();
-    const codeAddr = findExecutableAddress(tracee.tid);
+    const maps = taskMappings(tracee.tid);
+    const codeAddr = findExecutableAddress(tracee.tid, maps);
     const mem = new TaskMemory(tracee.tid);
-    const onStack = own && frames ? stackFrameRoom(tracee.tid, template.get('sp'), frames.slot) : undefined;
+    const onStack = own && frames ? stackFrameRoom(maps, template.get('sp'), frames.slot) : undefined;
     const code = onStack ? PARKED_SYSCALL : SYSCALL_TRAP;
     const savedCode = mem.read(codeAddr, code.length);
     const savedStack = onStack ? mem.read(onStack, frames!.slot) : undefined;
