@@ -1,11 +1,10 @@
-import { constants, statSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AmberError, callerIsPrivileged, O, SYS, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
-import { ghostIdOf } from './ghost-file';
-import { growingImage, stateOf, type GhostFileEntry, type RemapFilePathEntry } from './images';
+import { dumpGhostOnce, ghostIdOf } from './ghost-file';
+import { type GhostFileEntry } from './images';
 import { openInTask, park, parked } from './task-fds';
 
-const REMAP_GHOST = 1;
 const EEXIST = 17;
 
 export const isDevice = (mode: number) => [constants.S_IFCHR, constants.S_IFBLK].includes(mode & constants.S_IFMT);
@@ -15,19 +14,12 @@ export const isDevice = (mode: number) => [constants.S_IFCHR, constants.S_IFBLK]
  * (type, device number, owner, permissions), once per inode as for unlinked files.
  */
 export function dumpGhostDevice(ctx: DumpContext, fd: FdResource, id: number): void {
-  const nodes = stateOf(ctx, 'ghost-devices', () => new Map<string, number>());
-  const inode = `${fd.dev}:${fd.ino}`;
-  let ghostId = nodes.get(inode);
-  if (ghostId === undefined) {
-    ghostId = id;
-    const st = statSync(`/proc/${fd.pid}/fd/${fd.fd}`);
+  dumpGhostOnce(ctx, fd, id, (c, f, ghostId) => {
     const entry: GhostFileEntry = {
-      uid: st.uid, gid: st.gid, mode: fd.mode, dev: Number(fd.dev & 0xffffffffn), ino: fd.ino, rdev: Number(fd.rdev & 0xffffffffn), size: 0n,
+      uid: f.uid, gid: f.gid, mode: f.mode, dev: Number(f.dev & 0xffffffffn), ino: f.ino, rdev: Number(f.rdev & 0xffffffffn), size: 0n,
     };
-    ctx.store.write('ghost-file', `ghost-file-${id}`, [entry], { blobs: [Buffer.alloc(0)] });
-    nodes.set(inode, id);
-  }
-  growingImage<RemapFilePathEntry>(ctx, 'remap-fpath', 'remap-fpath').add({ origId: id, remapId: ghostId, remapType: REMAP_GHOST });
+    c.store.write('ghost-file', `ghost-file-${ghostId}`, [entry], { blobs: [Buffer.alloc(0)] });
+  });
 }
 
 /**

@@ -22,12 +22,17 @@ export class GhostTooBigError extends AmberError {}
  * description of it to that ghost, so two opens of one unlinked inode come back as one inode.
  */
 export function dumpGhost(ctx: DumpContext, fd: FdResource, id: number): void {
+  dumpGhostOnce(ctx, fd, id, writeGhost);
+}
+
+/** Writes a ghost image the first time an inode is seen (by write), and maps description id to it. */
+export function dumpGhostOnce(ctx: DumpContext, fd: FdResource, id: number, write: (ctx: DumpContext, fd: FdResource, id: number) => void): void {
   const ghosts = stateOf(ctx, 'ghosts', () => new Map<string, number>());
   const inode = `${fd.dev}:${fd.ino}`;
   let ghostId = ghosts.get(inode);
   if (ghostId === undefined) {
     ghostId = id;
-    writeGhost(ctx, fd, id);
+    write(ctx, fd, id);
     ghosts.set(inode, id);
   }
   growingImage<RemapFilePathEntry>(ctx, 'remap-fpath', 'remap-fpath').add({ origId: id, remapId: ghostId, remapType: REMAP_GHOST });
