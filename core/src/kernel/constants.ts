@@ -1,29 +1,8 @@
 // Numbers from the x86-64 kernel ABI (asm/unistd_64.h, linux/ptrace.h, linux/elf.h, ...).
+import { SYSCALL_NUMBERS } from './syscall-table';
 
-export const SYS = {
-  read: 0, write: 1, open: 2, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10, munmap: 11,
-  brk: 12, rt_sigaction: 13, rt_sigreturn: 15, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
-  writev: 20, sched_yield: 24, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, getpid: 39,
-  sendfile: 40, socket: 41, clone: 56, fork: 57, exit: 60, wait4: 61, kill: 62, fcntl: 72,
-  ftruncate: 77, chdir: 80, fchdir: 81, umask: 95, ptrace: 101, getuid: 102, setpgid: 109,
-  getppid: 110, setsid: 112, getpgid: 121, getsid: 124, rt_sigpending: 127, sigaltstack: 131,
-  personality: 135, prctl: 157, arch_prctl: 158, gettid: 186, tkill: 200, futex: 202,
-  set_tid_address: 218, restart_syscall: 219, exit_group: 231, tgkill: 234, openat: 257,
-  set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, vmsplice: 278, dup3: 292,
-  preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
-  process_vm_writev: 311, kcmp: 312, rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436,
-  pidfd_getfd: 438, io_uring_setup: 425, getitimer: 36, setitimer: 38, setgroups: 116, setresuid: 117, setresgid: 119,
-  setfsuid: 122, setfsgid: 123, chroot: 161, rt_sigqueueinfo: 129, getpriority: 140, setpriority: 141,
-  flock: 73, unlink: 87, timerfd_create: 283, timerfd_settime: 286,
-  signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, pipe2: 293, inotify_init1: 294,
-  inotify_add_watch: 254, inotify_rm_watch: 255, open_by_handle_at: 304, memfd_create: 319,
-  mlock: 149, mlockall: 151, munlockall: 152, fallocate: 285, mlock2: 325, copy_file_range: 326,
-  seccomp: 317, capset: 126, sched_setparam: 142, sched_getparam: 143, sched_setscheduler: 144,
-  sched_getscheduler: 145, fanotify_init: 300, fanotify_mark: 301, pidfd_send_signal: 424,
-  userfaultfd: 323, mknod: 133, fchmod: 91, fchown: 93, getgroups: 115, unlinkat: 263, linkat: 265,
-  poll: 7, nanosleep: 35, clock_nanosleep: 230,
-  timer_create: 222, timer_settime: 223, timer_delete: 226,
-} as const;
+/** Syscall numbers by name, from the one table of them (syscall-table.ts). */
+export const SYS = SYSCALL_NUMBERS;
 
 /** fcntl(2) commands. */
 export const F = {

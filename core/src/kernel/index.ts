@@ -4,3 +4,4 @@ export * from './libc';
 export * from './syscalls';
 export * from './regs';
 export * from './signal-trap';
+export * from './syscall-table';

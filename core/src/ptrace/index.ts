@@ -4,3 +4,4 @@ export * from './tracee';
 export * from './remote-syscall';
 export * from './interrupt';
 export * from './wait';
+export * from './remote-calls';

@@ -1,5 +1,6 @@
 import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
+import { SYSCALLS, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
 import { Registers } from '../kernel/regs';
 import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
@@ -10,6 +11,7 @@ import { checkpoint, deferInterrupts } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import { isSyscallStop } from './wait';
+import { callName, Syscalls } from './remote-calls';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -151,7 +153,24 @@ export class RemoteSyscall {
     return new RemoteSyscall(tracee, scratch, tracee.getRegs());
   }
 
-  /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. */
+  /**
+   * The syscalls of the table (kernel/syscall-table.ts), typed, run in this task: each returns
+   * rax, or throws a KernelError naming the call, the pid and the errno name.
+   * `remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETFL, flags)` adds what a call is about to its error.
+   */
+  readonly sys: Syscalls = new Syscalls(this, false);
+  /** The same calls returning rax as it is (-errno on failure), for callers that handle the failure. */
+  readonly sysRaw: Syscalls = new Syscalls(this, true);
+
+  /** Runs the table's call `name`: a string or Buffer argument (str/in parameters) is staged first, in order. */
+  invoke(name: SyscallName, args: readonly SyscallArg[], raw: boolean, detail?: string): number {
+    const { nr, params } = SYSCALLS[name];
+    if (args.length > params.length) throw new Error(`${name} takes ${params.length} arguments, given ${args.length}`);
+    const regs = args.map((a) => (typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : a));
+    return raw ? this.callRaw(nr, regs) : this.call(callName(name, args), nr, regs, detail);
+  }
+
+  /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. Prefer `sys`. */
   call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
     const r = this.callRaw(nr, args);
     if (r < 0 && r > -4096) throw new KernelError(`${name} (in the task)`, -r, this.pid, detail);
@@ -186,7 +205,7 @@ export class RemoteSyscall {
     return this.parkedAt !== undefined;
   }
 
-  /** Runs one syscall and returns the raw rax: -errno on failure. */
+  /** Runs one syscall and returns the raw rax: -errno on failure. Prefer `sysRaw`. */
   callRaw(nr: number, args: (number | bigint)[]): number {
     // A call that releases what an earlier one gave the task (the close in a finally) is never
     // where an interruption stops: the task must not keep it.
