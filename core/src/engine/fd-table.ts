@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { O, SYS } from '../kernel/constants';
+import { O } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
@@ -97,17 +97,17 @@ export class FdTable {
       const existing = opened.get(e.id);
       const cloexec = e.flags & FD_CLOEXEC ? O.CLOEXEC : 0;
       if (existing !== undefined) {
-        remote.call('dup3', SYS.dup3, [existing, e.fd, cloexec], `fd ${e.fd}`);
+        remote.sys.with(`fd ${e.fd}`).dup3(existing, e.fd, cloexec);
         continue;
       }
       const elsewhere = this.placed.get(e.id);
       const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, desc);
       if (got !== e.fd) {
-        remote.call('dup3', SYS.dup3, [got, e.fd, cloexec], `fd ${e.fd}`);
-        remote.call('close', SYS.close, [got]);
+        remote.sys.with(`fd ${e.fd}`).dup3(got, e.fd, cloexec);
+        remote.sys.close(got);
       } else {
         // a fetched fd always arrives close-on-exec, and a kind may hand over one it fetched
-        remote.call('fcntl(F_SETFD)', SYS.fcntl, [e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0], `fd ${e.fd}`);
+        remote.sys.with(`fd ${e.fd}`).fcntl(e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0);
       }
       opened.set(e.id, e.fd);
       if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });

@@ -1,4 +1,4 @@
-import { F, SYS } from '../kernel/constants';
+import { F } from '../kernel/constants';
 import { fetchFd } from '../task/fd-transfer';
 import type { Difference, RestoreTask } from './plugin';
 
@@ -33,20 +33,20 @@ export class SharedInodes {
   fetch(key: string, task: RestoreTask): number | undefined {
     const h = this.held.get(key);
     if (!h) return undefined;
-    if (h.task === task) return task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [h.fd, F.DUPFD_CLOEXEC, 0], key);
+    if (h.task === task) return task.remote.sys.with(key).fcntl(h.fd, F.DUPFD_CLOEXEC, 0);
     return fetchFd(task.remote, h.task.pid, h.fd);
   }
 
   /** Hands over an fd of a newly created object (the registry keeps a duplicate). */
   hold(key: string, task: RestoreTask, fd: number): void {
     if (this.held.has(key)) return;
-    const dup = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, this.floorOf(task)], key);
+    const dup = task.remote.sys.with(key).fcntl(fd, F.DUPFD_CLOEXEC, this.floorOf(task));
     this.held.set(key, { task, fd: dup });
   }
 
   /** Closes the registry's fds (after the memory phase: every mapping and fd is in place). */
   release(): void {
-    for (const { task, fd } of this.held.values()) task.remote.callRaw(SYS.close, [fd]);
+    for (const { task, fd } of this.held.values()) task.remote.sysRaw.close(fd);
     this.held.clear();
   }
 }

@@ -196,16 +196,16 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     const remote = created.remote;
     // The helper's rseq area is about to be unmapped; a registered one would then fault.
     const rseq = created.tracee.getRseqConfig();
-    if (rseq.pointer) remote.call('rseq unregister', SYS.rseq, [rseq.pointer, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.signature]);
-    if (!(flags & CLONE.FILES)) remote.call('close_range', SYS.close_range, [0, 0xffffffff, 0]);
-    if (entry.sid === entry.pid) remote.call('setsid', SYS.setsid, []);
-    else if (entry.pgid === entry.pid) remote.call('setpgid', SYS.setpgid, [0, 0]);
+    if (rseq.pointer) remote.sys.with('unregister').rseq(rseq.pointer, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.signature);
+    if (!(flags & CLONE.FILES)) remote.sys.close_range(0, 0xffffffff, 0);
+    if (entry.sid === entry.pid) remote.sys.setsid();
+    else if (entry.pgid === entry.pid) remote.sys.setpgid(0, 0);
     if (!plan.zombie) tasks.push(task);
   }
   for (const plan of plans) {
     const { entry } = plan;
     if (entry.pgid !== entry.pid && byPid.has(entry.pgid)) {
-      plan.task!.remote.call('setpgid', SYS.setpgid, [0, entry.pgid], `joining process group ${entry.pgid}`);
+      plan.task!.remote.sys.with(`joining process group ${entry.pgid}`).setpgid(0, entry.pgid);
     }
   }
   stand.dismiss();
@@ -228,21 +228,22 @@ class StandIns {
     let maker: RemoteSyscall | undefined;
     let groupDone = false;
     if (entry.sid !== entry.pid && entry.sid !== parentEntry.sid && !plans.has(entry.sid)) {
-      maker = this.standIn(entry.sid, parent, undefined, SYS.setsid, []);
+      maker = this.standIn(entry.sid, parent, undefined, 'session');
       groupDone = entry.pgid === entry.sid;
     }
     const inheritedGroup = maker ? entry.sid : parentEntry.pgid;
     if (!groupDone && entry.pgid !== entry.pid && entry.pgid !== inheritedGroup && !plans.has(entry.pgid)) {
-      maker = this.standIn(entry.pgid, parent, maker, SYS.setpgid, [0, 0]);
+      maker = this.standIn(entry.pgid, parent, maker, 'group');
     }
     return maker;
   }
 
-  private standIn(pid: number, parent: RestoreTask, via: RemoteSyscall | undefined, nr: number, args: number[]): RemoteSyscall {
+  private standIn(pid: number, parent: RestoreTask, via: RemoteSyscall | undefined, leads: 'session' | 'group'): RemoteSyscall {
     const known = this.byPid.get(pid);
     if (known) return known.remote;
     const made = this.creator.createTask(pid, via ?? parent.remote, via ? CLONE.PARENT : 0);
-    made.remote.call(nr === SYS.setsid ? 'setsid (stand-in leader)' : 'setpgid (stand-in leader)', nr, args);
+    if (leads === 'session') made.remote.sys.with('stand-in leader').setsid();
+    else made.remote.sys.with('stand-in leader').setpgid(0, 0);
     this.byPid.set(pid, { remote: made.remote, parent });
     return made.remote;
   }

@@ -6,8 +6,7 @@
 //   ptr  an address in the task (bigint; 0 for NULL): memory the caller staged or reserved
 //   in   memory the kernel only reads: an address, or a Buffer that the call stages itself
 //   str  a NUL-terminated string the kernel only reads: an address, or a string the call stages
-
-export type ParamKind = 'int' | 'ptr' | 'in' | 'str';
+// A trailing `?` makes a parameter optional (prctl's unused ones): its register is left as it was.
 
 /** One row of the table. */
 export interface SyscallSpec<N extends number = number, P extends readonly string[] = readonly string[]> {
@@ -34,7 +33,7 @@ export const SYSCALLS = {
   rt_sigaction: sys(13, 'sig', 'act:in', 'oldact:ptr', 'sigsetsize'),
   rt_sigprocmask: sys(14, 'how', 'set:in', 'oldset:ptr', 'sigsetsize'),
   rt_sigreturn: sys(15),
-  ioctl: sys(16, 'fd', 'request', 'arg:ptr'),
+  ioctl: sys(16, 'fd', 'request', 'arg'),
   pread64: sys(17, 'fd', 'buf:ptr', 'count', 'offset'),
   pwrite64: sys(18, 'fd', 'buf:in', 'count', 'offset'),
   readv: sys(19, 'fd', 'iov:in', 'iovcnt'),
@@ -117,7 +116,7 @@ export const SYSCALLS = {
   mlock: sys(149, 'addr:ptr', 'length'),
   mlockall: sys(151, 'flags'),
   munlockall: sys(152),
-  prctl: sys(157, 'option', 'arg2', 'arg3', 'arg4', 'arg5'),
+  prctl: sys(157, 'option', 'arg2?', 'arg3?', 'arg4?', 'arg5?'),
   arch_prctl: sys(158, 'code', 'addr'),
   chroot: sys(161, 'path:str'),
   gettid: sys(186),
@@ -191,24 +190,24 @@ export type SyscallName = keyof typeof SYSCALLS;
 export type Address = bigint | 0;
 
 /** What an argument of a parameter so written may be. */
-export type ArgOf<P> =
+export type ArgOf<P> = P extends `${infer Q}?` ? KindArg<Q> : KindArg<P>;
+
+type KindArg<P> =
   P extends `${string}:ptr` ? Address
   : P extends `${string}:in` ? Address | Buffer
   : P extends `${string}:str` ? Address | string
   : number | bigint;
 
-type ArgsOfParams<P extends readonly string[]> = { -readonly [I in keyof P]: ArgOf<P[I]> };
+type ArgsOfParams<P extends readonly string[]> =
+  P extends readonly [infer H extends string, ...infer T extends readonly string[]]
+    ? H extends `${string}?` ? [ArgOf<H>?, ...ArgsOfParams<T>] : [ArgOf<H>, ...ArgsOfParams<T>]
+    : [];
 
 /** The argument tuple of a call. */
 export type ArgsOf<N extends SyscallName> = ArgsOfParams<(typeof SYSCALLS)[N]['params']>;
 
 /** Any argument of any call. */
 export type SyscallArg = number | bigint | Buffer | string;
-
-export function paramKind(param: string): ParamKind {
-  const kind = param.split(':')[1];
-  return kind === 'ptr' || kind === 'in' || kind === 'str' ? kind : 'int';
-}
 
 /** The syscall numbers, by name. */
 export const SYSCALL_NUMBERS = Object.fromEntries(Object.entries(SYSCALLS).map(([name, s]) => [name, s.nr])) as {

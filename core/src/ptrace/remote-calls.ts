@@ -44,6 +44,7 @@ export class Syscalls {
 const COMMANDS: { readonly [N in SyscallName]?: { at: number; names: ReadonlyMap<number, string> } } = {
   fcntl: { at: 1, names: named('F_', F) },
   prctl: { at: 0, names: named('PR_', PR) },
+  seccomp: { at: 0, names: new Map([[0, 'SECCOMP_SET_MODE_STRICT'], [1, 'SECCOMP_SET_MODE_FILTER']]) },
   epoll_ctl: { at: 1, names: new Map([[1, 'EPOLL_CTL_ADD'], [2, 'EPOLL_CTL_DEL'], [3, 'EPOLL_CTL_MOD']]) },
   ioctl: {
     at: 1,

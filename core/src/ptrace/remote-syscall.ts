@@ -127,7 +127,7 @@ export class RemoteSyscall {
       // parked thread's frame has its own mask.
       if (own) tracee.setSigmask(ALL_SIGNALS);
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
-      const base = BigInt(borrowed.call('mmap', SYS.mmap, [hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0]));
+      const base = BigInt(borrowed.sys.mmap(hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
       borrowed.memory.close();
       mem.write(base, SYSCALL_TRAP);
       if (frames) {
@@ -162,12 +162,17 @@ export class RemoteSyscall {
   /** The same calls returning rax as it is (-errno on failure), for callers that handle the failure. */
   readonly sysRaw: Syscalls = new Syscalls(this, true);
 
-  /** Runs the table's call `name`: a string or Buffer argument (str/in parameters) is staged first, in order. */
+  /**
+   * Runs the table's call `name`: a string or Buffer argument (str/in parameters) is staged first,
+   * in order. Its error names the string argument when the caller said nothing else.
+   */
   invoke(name: SyscallName, args: readonly SyscallArg[], raw: boolean, detail?: string): number {
     const { nr, params } = SYSCALLS[name];
     if (args.length > params.length) throw new Error(`${name} takes ${params.length} arguments, given ${args.length}`);
     const regs = args.map((a) => (typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : a));
-    return raw ? this.callRaw(nr, regs) : this.call(callName(name, args), nr, regs, detail);
+    // what a call is about, when not said: the path or name it was given
+    const about = detail ?? args.find((a): a is string => typeof a === 'string');
+    return raw ? this.callRaw(nr, regs) : this.call(callName(name, args), nr, regs, about);
   }
 
   /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. Prefer `sys`. */
@@ -299,13 +304,13 @@ export class RemoteSyscall {
   /** The task's struct kernel_sigaction for sig (handler, flags, restorer, mask); staged after what is staged. */
   getSigaction(sig: number): Buffer {
     const at = this.reserve(KSIGACTION_SIZE);
-    this.call('rt_sigaction', SYS.rt_sigaction, [sig, 0, at, 8], `signal ${sig}`);
+    this.sys.with(`signal ${sig}`).rt_sigaction(sig, 0, at, 8);
     return this.memory.read(at, KSIGACTION_SIZE);
   }
 
   /** Sets the task's struct kernel_sigaction for sig; staged after what is staged. */
   setSigaction(sig: number, act: Buffer, what = `signal ${sig}`): void {
-    this.call('rt_sigaction', SYS.rt_sigaction, [sig, this.stage(act), 0, 8], what);
+    this.sys.with(what).rt_sigaction(sig, act, 0, 8);
   }
 
   /** Sets just the handler of sig, keeping its flags, restorer and mask. */

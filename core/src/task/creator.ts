@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
-import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, SYS } from '../kernel/constants';
+import { CLONE, PTRACE_EVENT, PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
 import { close, kill, WaitStatus } from '../kernel/syscalls';
 import { sleepSync } from '../kernel/libc';
@@ -77,7 +77,7 @@ export class TaskCreator {
       args.writeBigUInt64LE(BigInt(flags & (CLONE.THREAD | CLONE.PARENT) ? 0 : SIG.CHLD), 32); // exit_signal
       args.writeBigUInt64LE(setTidAddr, 64); // set_tid
       args.writeBigUInt64LE(1n, 72); // set_tid_size
-      const r = maker.callRaw(SYS.clone3, [maker.stage(args), CLONE_ARGS_SIZE]);
+      const r = maker.sysRaw.clone3(args, CLONE_ARGS_SIZE);
       if (r === -errnoNumber('EEXIST')) {
         if (pidHolder(pid)?.state === 'Z' && Date.now() < deadline) {
           sleepSync(50);

@@ -1,4 +1,3 @@
-import { SYS } from '../kernel/constants';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 
 /**
@@ -7,10 +6,10 @@ import type { RemoteSyscall } from '../ptrace/remote-syscall';
  * run inside `into` (pidfd_open + pidfd_getfd); the result is close-on-exec.
  */
 export function fetchFd(into: RemoteSyscall, fromPid: number, fd: number): number {
-  const pidfd = into.call('pidfd_open', SYS.pidfd_open, [fromPid, 0], `pid ${fromPid}`);
+  const pidfd = into.sys.with(`pid ${fromPid}`).pidfd_open(fromPid, 0);
   try {
-    return into.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, fd, 0], `fd ${fd} of pid ${fromPid}`);
+    return into.sys.with(`fd ${fd} of pid ${fromPid}`).pidfd_getfd(pidfd, fd, 0);
   } finally {
-    into.callRaw(SYS.close, [pidfd]);
+    into.sysRaw.close(pidfd);
   }
 }

@@ -1,11 +1,9 @@
 import { AmberError } from '../kernel/errors';
-import { SYS } from '../kernel/constants';
 import type { PosixTimerEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 
 const SIGEV_THREAD_ID = 4;
 const PR_TIMER_CREATE_RESTORE_IDS = 77;
-const SYS_TIMER = { create: 222, settime: 223, gettime: 224, getoverrun: 225, delete: 226 } as const;
 const NOTIFY = { signal: 0, none: 1, thread: 2 } as Record<string, number>;
 
 /** The blocks of /proc/PID/timers: id, signal and value, how it notifies, and the clock. */
@@ -36,9 +34,9 @@ export function dumpPosixTimers(remote: RemoteSyscall, timersText: string): Posi
   remote.resetData();
   const its = remote.reserve(32);
   return parseTimers(timersText).map((t) => {
-    remote.call('timer_gettime', SYS_TIMER.gettime, [t.itId, its], `timer ${t.itId}`);
+    remote.sys.with(`timer ${t.itId}`).timer_gettime(t.itId, its);
     const raw = remote.memory.read(its, 32);
-    const overrun = remote.call('timer_getoverrun', SYS_TIMER.getoverrun, [t.itId], `timer ${t.itId}`);
+    const overrun = remote.sys.with(`timer ${t.itId}`).timer_getoverrun(t.itId);
     return {
       ...t, overrun,
       isec: raw.readBigInt64LE(0), insec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vnsec: raw.readBigInt64LE(24),
@@ -54,7 +52,7 @@ export function dumpPosixTimers(remote: RemoteSyscall, timersText: string): Posi
 export function restorePosixTimers(remote: RemoteSyscall, timers: PosixTimerEntry[]): void {
   if (!timers.length) return;
   remote.resetData();
-  const explicit = remote.callRaw(SYS.prctl, [PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0]) === 0;
+  const explicit = remote.sysRaw.prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) === 0;
   const sigev = remote.reserve(64);
   const slot = remote.reserve(4);
   const its = remote.reserve(32);
@@ -69,7 +67,7 @@ export function restorePosixTimers(remote: RemoteSyscall, timers: PosixTimerEntr
       const id = Buffer.alloc(4);
       id.writeInt32LE(t.itId, 0);
       remote.memory.write(slot, id);
-      remote.call('timer_create', SYS_TIMER.create, [t.clockId, sigev, slot], `timer ${t.itId}`);
+      remote.sys.with(`timer ${t.itId}`).timer_create(t.clockId, sigev, slot);
       const got = remote.memory.read(slot, 4).readInt32LE(0);
       if (got !== t.itId) {
         throw new AmberError(`pid ${remote.pid}: POSIX timer ${t.itId} came back as ${got}; this kernel cannot choose timer ids (needs Linux 6.15)`);
@@ -81,10 +79,10 @@ export function restorePosixTimers(remote: RemoteSyscall, timers: PosixTimerEntr
         v.writeBigInt64LE(t.vsec, 16);
         v.writeBigInt64LE(t.vnsec, 24);
         remote.memory.write(its, v);
-        remote.call('timer_settime', SYS_TIMER.settime, [t.itId, 0, its, 0], `timer ${t.itId}`);
+        remote.sys.with(`timer ${t.itId}`).timer_settime(t.itId, 0, its, 0);
       }
     }
   } finally {
-    if (explicit) remote.callRaw(SYS.prctl, [PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0]);
+    if (explicit) remote.sysRaw.prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
   }
 }

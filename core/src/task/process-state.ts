@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
-import { PR, SYS } from '../kernel/constants';
+import { PR } from '../kernel/constants';
 import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
@@ -21,7 +21,7 @@ export function dumpRlimits(remote: RemoteSyscall): TaskRlimitsEntry {
   const slot = remote.reserve(16);
   const rlimits = [];
   for (let r = 0; r < RLIM_NLIMITS; r++) {
-    remote.call('prlimit64', SYS.prlimit64, [0, r, 0, slot], `resource ${r}`);
+    remote.sys.with(`resource ${r}`).prlimit64(0, r, 0, slot);
     const raw = remote.memory.read(slot, 16);
     rlimits.push({ cur: raw.readBigUInt64LE(0), max: raw.readBigUInt64LE(8) });
   }
@@ -37,7 +37,7 @@ export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, 
   const slot = remote.reserve(16);
   const buf = Buffer.alloc(16);
   limits.rlimits.forEach((l, r) => {
-    remote.call('prlimit64', SYS.prlimit64, [0, r, 0, slot]);
+    remote.sys.prlimit64(0, r, 0, slot);
     const now = remote.memory.read(slot, 16).readBigUInt64LE(8);
     const max = l.max > now ? now : l.max;
     const cur = l.cur > max ? max : l.cur;
@@ -45,7 +45,7 @@ export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, 
     buf.writeBigUInt64LE(cur, 0);
     buf.writeBigUInt64LE(max, 8);
     remote.memory.write(slot, buf);
-    remote.call('prlimit64', SYS.prlimit64, [0, r, slot, 0], `resource ${r}`);
+    remote.sys.with(`resource ${r}`).prlimit64(0, r, slot, 0);
   });
 }
 
@@ -54,7 +54,7 @@ export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
   const slot = remote.reserve(32);
   const out = { posix: [] } as unknown as TaskTimersEntry;
   ITIMERS.forEach((name, which) => {
-    remote.call('getitimer', SYS.getitimer, [which, slot]);
+    remote.sys.getitimer(which, slot);
     const raw = remote.memory.read(slot, 32);
     out[name] = { isec: raw.readBigInt64LE(0), iusec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vusec: raw.readBigInt64LE(24) };
   });
@@ -73,14 +73,14 @@ export function restoreItimers(remote: RemoteSyscall, timers: TaskTimersEntry): 
     raw.writeBigInt64LE(t.vsec, 16);
     raw.writeBigInt64LE(t.vusec, 24);
     remote.memory.write(slot, raw);
-    remote.call('setitimer', SYS.setitimer, [which, slot, 0], `itimer ${name}`);
+    remote.sys.with(`itimer ${name}`).setitimer(which, slot, 0);
   });
 }
 
 export function dumpAltStack(remote: RemoteSyscall): ThreadSasEntry {
   remote.resetData();
   const slot = remote.reserve(24);
-  remote.call('sigaltstack', SYS.sigaltstack, [0, slot]);
+  remote.sys.sigaltstack(0, slot);
   const raw = remote.memory.read(slot, 24);
   return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
 }
@@ -93,20 +93,20 @@ export function restoreAltStack(remote: RemoteSyscall, sas: ThreadSasEntry): voi
   raw.writeInt32LE(sas.ssFlags & ~SS_ONSTACK, 8);
   raw.writeBigUInt64LE(sas.ssSize, 16);
   remote.resetData();
-  remote.call('sigaltstack', SYS.sigaltstack, [remote.stage(raw), 0]);
+  remote.sys.sigaltstack(raw, 0);
 }
 
 export function dumpChildSubreaper(remote: RemoteSyscall): boolean {
   remote.resetData();
   const slot = remote.reserve(4);
-  remote.call('prctl(PR_GET_CHILD_SUBREAPER)', SYS.prctl, [PR.GET_CHILD_SUBREAPER, slot]);
+  remote.sys.prctl(PR.GET_CHILD_SUBREAPER, slot);
   return remote.memory.read(slot, 4).readInt32LE(0) !== 0;
 }
 
 export function dumpPdeathsig(remote: RemoteSyscall): number {
   remote.resetData();
   const slot = remote.reserve(4);
-  remote.call('prctl(PR_GET_PDEATHSIG)', SYS.prctl, [PR.GET_PDEATHSIG, slot]);
+  remote.sys.prctl(PR.GET_PDEATHSIG, slot);
   return remote.memory.read(slot, 4).readInt32LE(0);
 }
 
@@ -124,7 +124,7 @@ export function dumpCreds(remote: RemoteSyscall, pid: number, tid: number): Cred
     uid, euid, suid, fsuid, gid, egid, sgid, fsgid,
     capInh: caps('CapInh'), capPrm: caps('CapPrm'), capEff: caps('CapEff'), capBnd: caps('CapBnd'),
     amberCapAmb: caps('CapAmb'),
-    secbits: remote.call('prctl(PR_GET_SECUREBITS)', SYS.prctl, [PR.GET_SECUREBITS]), groups: ids('Groups'),
+    secbits: remote.sys.prctl(PR.GET_SECUREBITS), groups: ids('Groups'),
   };
 }
 
@@ -178,9 +178,9 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
   if (!same([creds.gid, creds.egid, creds.sgid, creds.fsgid], gidsNow) || (now.get('Groups') ?? '') !== creds.groups.join(' ')) {
     const groups = Buffer.alloc(Math.max(4, creds.groups.length * 4));
     creds.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
-    remote.call('setgroups', SYS.setgroups, [creds.groups.length, remote.stage(groups)]);
-    remote.call('setresgid', SYS.setresgid, [creds.gid, creds.egid, creds.sgid]);
-    remote.callRaw(SYS.setfsgid, [creds.fsgid]);
+    remote.sys.setgroups(creds.groups.length, groups);
+    remote.sys.setresgid(creds.gid, creds.egid, creds.sgid);
+    remote.sysRaw.setfsgid(creds.fsgid);
   }
   const capsWanted = capsOf(creds);
   const capsNow = capsOf(capsFromStatus(now));
@@ -190,24 +190,24 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
   // the securebits with every capability still at hand, and lower the sets to what was dumped.
   const lastCap = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
   for (let cap = 0; cap <= lastCap; cap++) {
-    if (!bit(capsWanted[3], cap) && bit(capsNow[3], cap)) remote.call('prctl(PR_CAPBSET_DROP)', SYS.prctl, [PR.CAPBSET_DROP, cap]);
+    if (!bit(capsWanted[3], cap) && bit(capsNow[3], cap)) remote.sys.prctl(PR.CAPBSET_DROP, cap);
   }
-  const secbitsNow = remote.call('prctl(PR_GET_SECUREBITS)', SYS.prctl, [PR.GET_SECUREBITS]);
-  remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, 1]);
-  remote.call('setresuid', SYS.setresuid, [creds.uid, creds.euid, creds.suid]);
-  remote.callRaw(SYS.setfsuid, [creds.fsuid]);
+  const secbitsNow = remote.sys.prctl(PR.GET_SECUREBITS);
+  remote.sys.prctl(PR.SET_KEEPCAPS, 1);
+  remote.sys.setresuid(creds.uid, creds.euid, creds.suid);
+  remote.sysRaw.setfsuid(creds.fsuid);
   capset(remote, capsNow[1], capsNow[1], words(creds.capInh));
   // PR_SET_SECUREBITS needs CAP_SETPCAP, which an amber run with just CAP_CHECKPOINT_RESTORE and
   // CAP_SYS_PTRACE lacks: when only the keep-caps bit (set just above) differs, clear it alone.
   if ((secbitsNow & ~SECBIT_KEEP_CAPS) === (creds.secbits & ~SECBIT_KEEP_CAPS)) {
-    remote.call('prctl(PR_SET_KEEPCAPS)', SYS.prctl, [PR.SET_KEEPCAPS, creds.secbits & SECBIT_KEEP_CAPS ? 1 : 0]);
+    remote.sys.prctl(PR.SET_KEEPCAPS, creds.secbits & SECBIT_KEEP_CAPS ? 1 : 0);
   } else {
-    remote.call('prctl(PR_SET_SECUREBITS)', SYS.prctl, [PR.SET_SECUREBITS, creds.secbits]);
+    remote.sys.prctl(PR.SET_SECUREBITS, creds.secbits);
   }
   capset(remote, words(creds.capEff), words(creds.capPrm), words(creds.capInh));
   const amb = words(creds.amberCapAmb ?? []);
-  remote.call('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', SYS.prctl, [PR.CAP_AMBIENT, 4, 0, 0, 0]);
-  for (let cap = 0; cap <= lastCap; cap++) if (bit(amb, cap)) remote.call('prctl(PR_CAP_AMBIENT_RAISE)', SYS.prctl, [PR.CAP_AMBIENT, 2, cap, 0, 0]);
+  remote.sys.with('PR_CAP_AMBIENT_CLEAR_ALL').prctl(PR.CAP_AMBIENT, 4, 0, 0, 0);
+  for (let cap = 0; cap <= lastCap; cap++) if (bit(amb, cap)) remote.sys.with(`PR_CAP_AMBIENT_RAISE ${cap}`).prctl(PR.CAP_AMBIENT, 2, cap, 0, 0);
 }
 
 const words = (w: number[]) => BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
@@ -241,7 +241,7 @@ function capset(remote: RemoteSyscall, e: bigint, p: bigint, i: bigint): void {
     data.writeUInt32LE(Number((i >> shift) & 0xffffffffn), w * 12 + 8);
   }
   remote.resetData();
-  remote.call('capset', SYS.capset, [remote.stage(hdr), remote.stage(data)]);
+  remote.sys.capset(hdr, data);
 }
 
 /** Pending signals, each a raw siginfo: re-queued by the task to itself, so any si_code is allowed. */
@@ -250,26 +250,26 @@ export function restorePendingSignals(remote: RemoteSyscall, tgid: number, signa
     remote.resetData();
     const sig = siginfo.readInt32LE(0);
     const info = remote.stage(siginfo);
-    if (shared) remote.call('rt_sigqueueinfo', SYS.rt_sigqueueinfo, [tgid, sig, info], `signal ${sig}`);
-    else remote.call('rt_tgsigqueueinfo', SYS.rt_tgsigqueueinfo, [tgid, remote.pid, sig, info], `signal ${sig}`);
+    if (shared) remote.sys.with(`signal ${sig}`).rt_sigqueueinfo(tgid, sig, info);
+    else remote.sys.with(`signal ${sig}`).rt_tgsigqueueinfo(tgid, remote.pid, sig, info);
   }
 }
 
 export function dumpNice(remote: RemoteSyscall): number {
   // the raw syscall returns 20 - nice, so that it is never negative
-  return 20 - remote.call('getpriority', SYS.getpriority, [0 /* PRIO_PROCESS */, 0]);
+  return 20 - remote.sys.getpriority(0 /* PRIO_PROCESS */, 0);
 }
 
 export function restoreNice(remote: RemoteSyscall, nice: number): void {
-  remote.call('setpriority', SYS.setpriority, [0, 0, nice], `nice ${nice}`);
+  remote.sys.with(`nice ${nice}`).setpriority(0, 0, nice);
 }
 
 /** Scheduling policy (with SCHED_RESET_ON_FORK) and static priority of the calling thread. */
 export function dumpScheduler(remote: RemoteSyscall): { schedPolicy: number; schedPrio: number } {
   remote.resetData();
   const param = remote.reserve(4);
-  const schedPolicy = remote.call('sched_getscheduler', SYS.sched_getscheduler, [0]);
-  remote.call('sched_getparam', SYS.sched_getparam, [0, param]);
+  const schedPolicy = remote.sys.sched_getscheduler(0);
+  remote.sys.sched_getparam(0, param);
   return { schedPolicy, schedPrio: remote.memory.read(param, 4).readInt32LE(0) };
 }
 
@@ -278,5 +278,5 @@ export function restoreScheduler(remote: RemoteSyscall, policy: number, prio: nu
   const param = Buffer.alloc(4);
   param.writeInt32LE(prio, 0);
   remote.resetData();
-  remote.call('sched_setscheduler', SYS.sched_setscheduler, [0, policy, remote.stage(param)], `policy ${policy}, priority ${prio}`);
+  remote.sys.with(`policy ${policy}, priority ${prio}`).sched_setscheduler(0, policy, param);
 }

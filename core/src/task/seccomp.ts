@@ -1,4 +1,4 @@
-import { PR, PTRACE, SYS } from '../kernel/constants';
+import { PR, PTRACE } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
 import { ptrace, ptraceBuf } from '../kernel/syscalls';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images';
@@ -62,9 +62,9 @@ export class SeccompTable {
  * no_new_privs needs CAP_SYS_ADMIN). The filters only bite once amber lets the thread go.
  */
 export function restoreSeccomp(remote: RemoteSyscall, tc: ThreadCoreEntry, table: SeccompEntry | undefined): void {
-  if (tc.amberNoNewPrivs) remote.call('prctl(PR_SET_NO_NEW_PRIVS)', SYS.prctl, [PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0]);
+  if (tc.amberNoNewPrivs) remote.sys.prctl(PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (tc.seccompMode === SECCOMP_MODE_STRICT) {
-    remote.call('prctl(PR_SET_SECCOMP)', SYS.prctl, [PR.SET_SECCOMP, SECCOMP_MODE_STRICT]);
+    remote.sys.prctl(PR.SET_SECCOMP, SECCOMP_MODE_STRICT);
     return;
   }
   if (tc.seccompMode !== SECCOMP_MODE_FILTER || tc.seccompFilter === undefined || !table) return;
@@ -75,6 +75,6 @@ export function restoreSeccomp(remote: RemoteSyscall, tc: ThreadCoreEntry, table
     const prog = Buffer.alloc(16);
     prog.writeUInt16LE(f.filter.length / SOCK_FILTER_SIZE, 0);
     prog.writeBigUInt64LE(remote.stage(f.filter), 8);
-    remote.call('seccomp(SECCOMP_SET_MODE_FILTER)', SYS.seccomp, [SECCOMP_SET_MODE_FILTER, f.flags ?? 0, remote.stage(prog)]);
+    remote.sys.seccomp(SECCOMP_SET_MODE_FILTER, f.flags ?? 0, prog);
   }
 }

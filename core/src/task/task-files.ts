@@ -1,4 +1,3 @@
-import { SYS } from '../kernel/constants';
 import { AmberError, errnoNumber, KernelError } from '../kernel/errors';
 import type { CredsEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
@@ -31,6 +30,7 @@ const EACCES = errnoNumber('EACCES');
 const EPERM = errnoNumber('EPERM');
 
 const switched = new WeakSet<RemoteSyscall>();
+const deciding = new WeakSet<RemoteSyscall>();
 
 /**
  * Runs fn with the task's fsuid, fsgid and groups in force in the task (its main thread, where
@@ -38,7 +38,7 @@ const switched = new WeakSet<RemoteSyscall>();
  */
 export function asTask<T>(task: FileOpener, fn: () => T): T {
   const remote = task.remote;
-  if (!task.creds || switched.has(remote)) return fn();
+  if (!task.creds || switched.has(remote) || deciding.has(remote)) return fn();
   const want: FsIdentity = { fsuid: task.creds.fsuid, fsgid: task.creds.fsgid, groups: task.creds.groups };
   const had = identityOf(remote.pid);
   if (sameIdentity(had, want)) return fn();
@@ -59,11 +59,21 @@ export function asTask<T>(task: FileOpener, fn: () => T): T {
  * again as amber then, so it must leave nothing behind when it fails.
  */
 export function asTaskOrCaller<T>(task: FileOpener, what: string, fn: () => T): T {
+  // inside another asTaskOrCaller (an open while re-creating a file): that one decides
+  if (deciding.has(task.remote)) return fn();
+  const decided = () => {
+    deciding.add(task.remote);
+    try {
+      return fn();
+    } finally {
+      deciding.delete(task.remote);
+    }
+  };
   try {
-    return asTask(task, fn);
+    return asTask(task, decided);
   } catch (err) {
     if (!(err instanceof KernelError) || (err.errno !== EACCES && err.errno !== EPERM) || !task.creds) throw err;
-    if (callerIsPrivileged()) return fn();
+    if (callerIsPrivileged()) return decided();
     const c = task.creds;
     throw new TaskAccessError(
       `pid ${task.remote.pid} may not ${what} as its own user (uid ${c.fsuid}, gid ${c.fsgid}): ${err.errnoName}; ` +
@@ -72,14 +82,35 @@ export function asTaskOrCaller<T>(task: FileOpener, what: string, fn: () => T): 
   }
 }
 
-/** open(2) of path in the task, as the task (see asTaskOrCaller). */
-export function openAsTask(task: FileOpener, path: string, flags: number, mode = 0, what = `open ${path}`): number {
-  return asTaskOrCaller(task, what, () => {
+export interface OpenOptions {
+  /** Permission bits of a file it creates. */
+  mode?: number;
+  /**
+   * Whose identity the kernel checks the path with: the task's dumped credentials (default, see
+   * asTaskOrCaller), or the one the task runs with now — at dump its own, at restore amber's until
+   * its credentials are restored last: for amber's own files (images) and /proc/self/map_files.
+   */
+  identity?: 'task' | 'current';
+  /** Return -errno instead of throwing, for a caller that handles the failure (as the task, never retried as amber). */
+  raw?: boolean;
+  /** What the open is for, in a refusal: "pid N may not <what> as its own user". */
+  what?: string;
+}
+
+/**
+ * open(2) of path in the task: the one way amber opens a path there. Returns the fd; throws a
+ * KernelError naming the path (or, with `raw`, returns -errno).
+ */
+export function openAsTask(task: FileOpener, path: string, flags: number, options: OpenOptions = {}): number {
+  const { mode = 0, identity = 'task', raw = false, what = `open ${path}` } = options;
+  const open = () => {
     task.remote.resetData();
-    const fd = task.remote.call('open', SYS.open, [task.remote.stageString(path), flags, mode], path);
+    const fd = raw ? task.remote.sysRaw.open(path, flags, mode) : task.remote.sys.open(path, flags, mode);
     task.remote.resetData();
     return fd;
-  });
+  };
+  if (identity === 'current') return open();
+  return raw ? asTask(task, open) : asTaskOrCaller(task, what, open);
 }
 
 /** root running amber itself, not through sudo for another user. */
@@ -108,10 +139,10 @@ function setIdentity(remote: RemoteSyscall, id: FsIdentity): void {
   remote.resetData();
   const groups = Buffer.alloc(Math.max(4, id.groups.length * 4));
   id.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
-  remote.call('setgroups', SYS.setgroups, [id.groups.length, remote.stage(groups)], `groups ${id.groups.join(',') || 'none'}`);
+  remote.sys.with(`groups ${id.groups.join(',') || 'none'}`).setgroups(id.groups.length, groups);
   remote.resetData();
-  remote.callRaw(SYS.setfsgid, [id.fsgid]);
-  remote.callRaw(SYS.setfsuid, [id.fsuid]);
+  remote.sysRaw.setfsgid(id.fsgid);
+  remote.sysRaw.setfsuid(id.fsuid);
   const now = identityOf(remote.pid);
   if (now.fsuid !== id.fsuid || now.fsgid !== id.fsgid) {
     throw new AmberError(`pid ${remote.pid}: cannot take fsuid ${id.fsuid}, fsgid ${id.fsgid} to open its files (has ${now.fsuid}, ${now.fsgid})`);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { KSIGACTION_SIZE, NSIG, PR, SIG, SYS } from '../kernel/constants';
+import { KSIGACTION_SIZE, NSIG, PR, SIG } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
@@ -40,7 +40,7 @@ export function dumpSigactions(remote: RemoteSyscall): SaEntry[] {
 export function dumpTidAddress(remote: RemoteSyscall): bigint {
   remote.resetData();
   const slot = remote.reserve(8);
-  remote.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, [PR.GET_TID_ADDRESS, slot]);
+  remote.sys.prctl(PR.GET_TID_ADDRESS, slot);
   return remote.memory.read(slot, 8).readBigUInt64LE(0);
 }
 
@@ -141,19 +141,19 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
       restorePosixTimers(remote, core.tc.timers.posix);
     }
     remote.resetData();
-    remote.call('personality', SYS.personality, [core.tc.personality]);
-    if (core.tc.childSubreaper) remote.call('prctl(PR_SET_CHILD_SUBREAPER)', SYS.prctl, [PR.SET_CHILD_SUBREAPER, 1]);
+    remote.sys.personality(core.tc.personality);
+    if (core.tc.childSubreaper) remote.sys.prctl(PR.SET_CHILD_SUBREAPER, 1);
   }
   const tc = core.threadCore;
   if (!tc) throw new ImageError(`core image of pid ${remote.pid} has no thread_core`);
-  if (tc.futexRla) remote.call('set_robust_list', SYS.set_robust_list, [tc.futexRla, tc.futexRlaLen]);
-  remote.call('set_tid_address', SYS.set_tid_address, [threadInfoOf(core).clearTidAddr]);
+  if (tc.futexRla) remote.sys.set_robust_list(tc.futexRla, tc.futexRlaLen);
+  remote.sys.set_tid_address(threadInfoOf(core).clearTidAddr);
   if (tc.rseqEntry) {
     const r = tc.rseqEntry;
-    remote.call('rseq', SYS.rseq, [r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature], `area 0x${r.rseqAbiPointer.toString(16)}`);
+    remote.sys.with(`area 0x${r.rseqAbiPointer.toString(16)}`).rseq(r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature);
   }
   const comm = tc.comm ?? core.tc?.comm;
-  if (comm) remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(comm.slice(0, 15))]);
+  if (comm) remote.sys.prctl(PR.SET_NAME, remote.stageString(comm.slice(0, 15)));
   if (tc.sas) restoreAltStack(remote, tc.sas);
   if (tc.schedNice !== undefined) restoreNice(remote, tc.schedNice);
   restoreScheduler(remote, tc.schedPolicy ?? 0, tc.schedPrio ?? 0);
@@ -162,7 +162,7 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
   restoreSeccomp(remote, tc, seccomp);
   if (tc.creds) restoreCreds(remote, tc.creds);
   // after the credentials: changing them clears the parent-death signal
-  if (tc.pdeathSig) remote.call('prctl(PR_SET_PDEATHSIG)', SYS.prctl, [PR.SET_PDEATHSIG, tc.pdeathSig]);
+  if (tc.pdeathSig) remote.sys.prctl(PR.SET_PDEATHSIG, tc.pdeathSig);
 }
 
 export function threadInfoOf(core: CoreEntry): NonNullable<CoreEntry['threadInfo']> {

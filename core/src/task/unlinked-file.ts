@@ -1,8 +1,8 @@
 import { dirname, basename, join } from 'node:path';
-import { AT, O, SYS } from '../kernel/constants';
+import { AT, O } from '../kernel/constants';
 import { errnoNumber, KernelError } from '../kernel/errors';
 import { faultPoint } from '../engine/fault';
-import { asTaskOrCaller, callerIsPrivileged, type FileOpener } from './task-files';
+import { asTaskOrCaller, callerIsPrivileged, openAsTask, type FileOpener } from './task-files';
 import { restoringUser } from './process-state';
 
 /** A file that was deleted while open (or mapped), to be made again for a task. */
@@ -57,35 +57,34 @@ export function recreateUnlinkedFile<T>(
     let writer = -1;
     let linked: string | undefined;
     try {
-      remote.resetData();
-      writer = remote.callRaw(SYS.open, [remote.stageString(dirname(spec.path)), O.TMPFILE | O.RDWR | O.CLOEXEC, 0o600]);
+      writer = openAsTask(task, dirname(spec.path), O.TMPFILE | O.RDWR | O.CLOEXEC, { mode: 0o600, raw: true });
       const noTmpfile = writer === -EOPNOTSUPP || writer === -EISDIR;
       if (noTmpfile) {
         // No O_TMPFILE on this filesystem: a private (0600) file under a name of our own instead.
         linked = besideName(spec, task.remote.pid);
-        writer = remote.call('open', SYS.open, [remote.stageString(linked), O.CREAT | O.EXCL | O.RDWR | O.CLOEXEC, 0o600], linked);
+        writer = openAsTask(task, linked, O.CREAT | O.EXCL | O.RDWR | O.CLOEXEC, { mode: 0o600 });
       } else if (writer < 0) {
         throw new KernelError('open(O_TMPFILE) (in the task)', -writer, remote.pid, dirname(spec.path));
       }
       fill(writer);
-      remote.call('fchown', SYS.fchown, [writer, spec.uid, spec.gid], `${spec.path} to ${spec.uid}:${spec.gid}`);
-      remote.call('fchmod', SYS.fchmod, [writer, (mode & 0o777) | 0o600], spec.path);
+      remote.sys.with(`${spec.path} to ${spec.uid}:${spec.gid}`).fchown(writer, spec.uid, spec.gid);
+      remote.sys.with(spec.path).fchmod(writer, (mode & 0o777) | 0o600);
       if (!noTmpfile) linked = linkTmpfile(task, writer, spec);
       const opened = open(linked!);
       faultPoint('restore:ghost');
       const name = linked!;
       linked = undefined;
       remote.resetData();
-      remote.call('unlink', SYS.unlink, [remote.stageString(name)], name);
-      remote.call('fchmod', SYS.fchmod, [writer, mode], spec.path);
+      remote.sys.unlink(name);
+      remote.sys.with(spec.path).fchmod(writer, mode);
       remote.resetData();
       return { writer, opened, mode };
     } catch (err) {
       if (linked !== undefined) {
         remote.resetData();
-        remote.callRaw(SYS.unlink, [remote.stageString(linked)]);
+        remote.sysRaw.unlink(linked);
       }
-      if (writer >= 0) remote.callRaw(SYS.close, [writer]);
+      if (writer >= 0) remote.sysRaw.close(writer);
       remote.resetData();
       throw err;
     }
@@ -99,7 +98,7 @@ function linkTmpfile(task: FileOpener, fd: number, spec: UnlinkedFileSpec): stri
   // (which AT_EMPTY_PATH does).
   const link = (to: string) => {
     remote.resetData();
-    return remote.callRaw(SYS.linkat, [AT.FDCWD, remote.stageString(`/proc/self/fd/${fd}`), AT.FDCWD, remote.stageString(to), AT.SYMLINK_FOLLOW]);
+    return remote.sysRaw.linkat(AT.FDCWD, `/proc/self/fd/${fd}`, AT.FDCWD, to, AT.SYMLINK_FOLLOW);
   };
   let at = spec.path;
   let r = link(at);

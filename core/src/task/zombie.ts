@@ -1,4 +1,4 @@
-import { KSIGACTION_SIZE, NSIG, PR, SIG, SYS } from '../kernel/constants';
+import { KSIGACTION_SIZE, NSIG, PR, SIG } from '../kernel/constants';
 import { TaskState, type CoreEntry, type SaEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead, type ProcStat } from './proc';
@@ -42,7 +42,7 @@ export function zombieCore(pid: number, stat: ProcStat, waitStatus: number): Cor
 export function prepareZombie(remote: RemoteSyscall, tc: NonNullable<CoreEntry['tc']>): void {
   const killedBy = tc.exitCode & 0x7f;
   remote.resetData();
-  remote.call('prctl(PR_SET_NAME)', SYS.prctl, [PR.SET_NAME, remote.stageString(tc.comm.slice(0, 15))]);
+  remote.sys.prctl(PR.SET_NAME, remote.stageString(tc.comm.slice(0, 15)));
   const act = Buffer.alloc(KSIGACTION_SIZE);
   for (let sig = 1; sig <= NSIG; sig++) {
     if (sig === SIG.KILL || sig === SIG.STOP) continue;

@@ -21,7 +21,7 @@ export function writeAll(remote: RemoteSyscall, fd: number, data: Buffer, what: 
 
 /** Opens path in the task with the task's own credentials (core's openAsTask). */
 export function openInTask(task: RestoreTask, path: string, flags: number, mode = 0): number {
-  return openAsTask(task, path, flags, mode);
+  return openAsTask(task, path, flags, { mode });
 }
 
 /** Sets the status flags (O_NONBLOCK, O_APPEND...) a description had. */

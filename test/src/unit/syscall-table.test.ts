@@ -29,12 +29,14 @@ test('syscall table: every number is the kernel header\'s, and SYS is the table'
   }
 });
 
-test('syscall table: parameters are named once each, with a known kind, at most six', () => {
+test('syscall table: parameters are named once each, with a known kind, at most six, optional ones last', () => {
   for (const [name, spec] of Object.entries(SYSCALLS)) {
+    const firstOptional = spec.params.findIndex((p) => p.endsWith('?'));
+    if (firstOptional >= 0) assert.ok(spec.params.slice(firstOptional).every((p) => p.endsWith('?')), `${name}: a required parameter after an optional one`);
     assert.ok(spec.params.length <= 6, `${name}: ${spec.params.length} parameters`);
-    const bare = spec.params.map((p) => p.split(':')[0]);
+    const bare = spec.params.map((p) => p.replace(/\?$/, '').split(':')[0]);
     assert.equal(new Set(bare).size, bare.length, `${name}: a parameter named twice`);
-    for (const p of spec.params) assert.match(p, /^[a-zA-Z0-9]+(:(ptr|in|str))?$/, `${name}: parameter ${p}`);
+    for (const p of spec.params) assert.match(p, /^[a-zA-Z0-9]+(:(ptr|in|str))?\??$/, `${name}: parameter ${p}`);
   }
 });
 
