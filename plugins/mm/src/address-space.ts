@@ -1,5 +1,5 @@
 import {
-  MADV, AmberError, MAP, MREMAP, O, openAsTask, PR, PR_SET_MM_MAP, PROT, readMaps, SYS,
+  MADV, AmberError, MAP, MREMAP, O, openAsTask, PR, PR_SET_MM_MAP, PROT, readMaps,
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
@@ -54,14 +54,14 @@ export async function rebuildAddressSpace(
     }
     const fd = isFileBacked(v) ? openFile(v) : -1;
     remote.resetData();
-    remote.call('mmap', SYS.mmap, [v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff], `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`);
+    remote.sys.with(`VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`).mmap(v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff);
   }
   restorer.finish();
 
   const bytes = await fillPages(ctx, remote, pieces, mm.vmas);
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
-    remote.call('mprotect', SYS.mprotect, [v.start, v.end - v.start, v.prot], `VMA 0x${v.start.toString(16)}`);
+    remote.sys.with(`VMA 0x${v.start.toString(16)}`).mprotect(v.start, v.end - v.start, v.prot);
   }
 
   for (const v of mm.vmas) {
@@ -70,8 +70,8 @@ export async function rebuildAddressSpace(
     applyLock(remote, v);
   }
   setMmFields(ctx, task, mm);
-  for (const fd of fileFds.values()) remote.call('close', SYS.close, [fd]);
-  if (mm.amberMlockall) remote.call('mlockall', SYS.mlockall, [mm.amberMlockall]);
+  for (const fd of fileFds.values()) remote.sys.close(fd);
+  if (mm.amberMlockall) remote.sys.mlockall(mm.amberMlockall);
   return bytes;
 }
 
@@ -79,7 +79,7 @@ function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
   for (const m of readMaps(remote.pid)) {
     if (SPECIAL_NAMES.has(m.path)) continue;
     if (keep.some((k) => m.start < k.end && k.start < m.end)) continue;
-    remote.call('munmap', SYS.munmap, [m.start, m.end - m.start], `0x${m.start.toString(16)}`);
+    remote.sys.with(`0x${m.start.toString(16)}`).munmap(m.start, m.end - m.start);
   }
 }
 
@@ -105,7 +105,7 @@ function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRa
   const move = (from: bigint, to: bigint) => {
     current.forEach((c) => {
       const size = c.end - c.start;
-      remote.call('mremap (vdso)', SYS.mremap, [c.start - from + from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, c.start - from + to], c.path);
+      remote.sys.with(c.path).mremap(c.start - from + from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, c.start - from + to);
       c.end = c.start - from + to + size;
       c.start = c.start - from + to;
     });
@@ -127,9 +127,9 @@ function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry): void 
     mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd, auxvAddr].forEach((v, i) => map.writeBigUInt64LE(v, i * 8));
   map.writeUInt32LE(auxv.length, 96);
   map.writeUInt32LE(exeFd, 100);
-  remote.call('prctl(PR_SET_MM_MAP)', SYS.prctl, [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0]);
-  remote.call('close', SYS.close, [exeFd]);
-  if (mm.dumpable !== undefined) remote.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, [PR.SET_DUMPABLE, mm.dumpable]);
+  remote.sys.with('PR_SET_MM_MAP').prctl(PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0);
+  remote.sys.close(exeFd);
+  if (mm.dumpable !== undefined) remote.sys.prctl(PR.SET_DUMPABLE, mm.dumpable);
 }
 
 /**
@@ -166,7 +166,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     if (last && last.addr + BigInt(last.len) === p.addr) last.len += p.len;
     else ranges.push({ addr: p.addr, len: p.len });
   }
-  for (const r of ranges) remote.callRaw(SYS.madvise, [r.addr, r.len, MADV.POPULATE_WRITE]);
+  for (const r of ranges) remote.sysRaw.madvise(r.addr, r.len, MADV.POPULATE_WRITE);
 
   let bytes = total - pieces.reduce((n, p) => n + p.len, 0);
   // files in the order of their first piece: oldest set first
@@ -178,8 +178,8 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   }
   for (const [path, list] of byFile) {
     list.sort((a, b) => a.offset - b.offset);
-    remote.resetData();
-    const fd = remote.call('open (pages)', SYS.open, [remote.stageString(path), O.RDONLY | O.CLOEXEC, 0], path);
+    // amber's image: opened with amber's identity, which the task still has
+    const fd = openAsTask({ remote }, path, O.RDONLY | O.CLOEXEC, { identity: 'current' });
     try {
       for (let i = 0; i < list.length; ) {
         let j = i + 1;
@@ -189,7 +189,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
         i = j;
       }
     } finally {
-      remote.callRaw(SYS.close, [fd]);
+      remote.sysRaw.close(fd);
     }
   }
   return bytes;

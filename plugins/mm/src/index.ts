@@ -3,8 +3,8 @@ import { closeSync, constants, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, skippedForTest, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
+  AmberError, faultPoint, skippedForTest, ImageStore, O, openAsTask, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  PROT, resolvePrevDir, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -116,8 +116,8 @@ export class MemoryPlugin implements ResourcePlugin {
     if (!stamps.has(exeFileId)) stamps.set(exeFileId, stampOf(exeFileId, `/proc/${pid}/exe`));
 
     remote.resetData();
-    const brk = BigInt(remote.call('brk', SYS.brk, [0]));
-    const dumpable = remote.call('prctl(PR_GET_DUMPABLE)', SYS.prctl, [PR.GET_DUMPABLE]);
+    const brk = BigInt(remote.sys.brk(0));
+    const dumpable = remote.sys.prctl(PR.GET_DUMPABLE);
     const st = task.stat;
     const mm: MmEntry = {
       mmStartCode: st.startCode, mmEndCode: st.endCode, mmStartData: st.startData, mmEndData: st.endData,
@@ -187,9 +187,8 @@ export class MemoryPlugin implements ResourcePlugin {
     if (via === 'copy' && !skippedForTest('dump:room-check') && room.bavail * room.bsize < total) {
       throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
     }
-    remote.resetData();
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
-    const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0]);
+    const fd = via === 'amber' ? -1 : openAsTask({ remote }, pagesPath, flags | O.CLOEXEC | O.NOFOLLOW, { identity: 'current', raw: true });
     ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
@@ -211,7 +210,7 @@ export class MemoryPlugin implements ResourcePlugin {
         }
       }
     } finally {
-      remote.callRaw(SYS.close, [fd]);
+      remote.sysRaw.close(fd);
     }
   }
 

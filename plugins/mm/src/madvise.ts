@@ -1,4 +1,4 @@
-import { MADV, MCL, MLOCK_ONFAULT, SYS, type RemoteSyscall } from '@amber/core';
+import { MADV, MCL, MLOCK_ONFAULT, type RemoteSyscall } from '@amber/core';
 import type { VmaEntry } from './vmas';
 
 /** smaps VmFlags that madvise() sets, and the advice that sets each. */
@@ -33,7 +33,7 @@ export function applyAdvice(remote: RemoteSyscall, v: VmaEntry): void {
   const len = v.end - v.start;
   const where = `0x${v.start.toString(16)}`;
   for (const [flag, advice] of ADVICE_OF_FLAG) {
-    if (madv & (1n << BigInt(advice))) remote.call(`madvise(${flag})`, SYS.madvise, [v.start, len, advice], where);
+    if (madv & (1n << BigInt(advice))) remote.sys.with(`${flag} ${where}`).madvise(v.start, len, advice);
   }
 }
 
@@ -41,5 +41,5 @@ export function applyLock(remote: RemoteSyscall, v: VmaEntry): void {
   const madv = v.madv ?? 0n;
   if (!(madv & LOCKED_BIT)) return;
   const flags = madv & LOCKED_ONFAULT_BIT ? MLOCK_ONFAULT : 0;
-  remote.call('mlock2', SYS.mlock2, [v.start, v.end - v.start, flags], `0x${v.start.toString(16)}`);
+  remote.sys.with(`0x${v.start.toString(16)}`).mlock2(v.start, v.end - v.start, flags);
 }

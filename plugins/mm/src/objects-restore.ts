@@ -1,5 +1,5 @@
 import {
-  AmberError, F_SEALS, MAP, MFD, O, PAGE_SIZE, PROT, recreateUnlinkedFile, SEEK_SET, SYS,
+  AmberError, F_SEALS, MAP, MFD, O, openAsTask, PAGE_SIZE, PROT, recreateUnlinkedFile, SEEK_SET,
   type PagemapEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { OBJECT_KIND, objectKey, objectPagemapName, type ShmemObject } from './objects';
@@ -49,10 +49,8 @@ export class ObjectRestorer {
 
   /** An fd of the shared anonymous memory just mapped here, for later mappings and other tasks. */
   private holdAnon(o: ShmemObject, c: Created): void {
-    const r = this.remote;
-    r.resetData();
     const path = `/proc/self/map_files/${hex(c.owner!.start)}-${hex(c.owner!.end)}`;
-    c.fd = r.call('open (map_files)', SYS.open, [r.stageString(path), O.RDWR | O.CLOEXEC, 0], path);
+    c.fd = openAsTask(this.task, path, O.RDWR | O.CLOEXEC, { identity: 'current' });
     this.ctx.inodes.hold(objectKey(o), this.task, c.fd);
   }
 
@@ -67,22 +65,22 @@ export class ObjectRestorer {
     if (o.kind === OBJECT_KIND.anon) {
       if (!c && v.pgoff === 0n && len === o.size) {
         r.resetData();
-        r.call('mmap (shared anonymous)', SYS.mmap, [v.start, len, prot | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | (v.flags & MAP.NORESERVE), -1, 0], what);
+        r.sys.with(`${what}, shared anonymous`).mmap(v.start, len, prot | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS | MAP.FIXED | (v.flags & MAP.NORESERVE), -1, 0);
         c = { fd: -1, owner: { start: v.start, end: v.end, temporary: false }, sealsPending: false };
         this.created.set(o.id, c);
         this.fillMapping(o, v.start);
         this.holdAnon(o, c);
-        if (!(prot & PROT.WRITE)) r.call('mprotect', SYS.mprotect, [v.start, len, prot], what);
+        if (!(prot & PROT.WRITE)) r.sys.with(what).mprotect(v.start, len, prot);
         return;
       }
       c ??= this.createAnon(o);
       r.resetData();
-      r.call('mmap', SYS.mmap, [v.start, len, prot, flags, c.fd, v.pgoff], what);
+      r.sys.with(what).mmap(v.start, len, prot, flags, c.fd, v.pgoff);
       return;
     }
     c ??= this.createFile(o);
     r.resetData();
-    r.call('mmap', SYS.mmap, [v.start, len, prot, flags, c.fd, v.pgoff], what);
+    r.sys.with(what).mmap(v.start, len, prot, flags, c.fd, v.pgoff);
   }
 
   /** Seals left for after the writable mappings, temporary owners unmapped, fds closed,  */
@@ -90,16 +88,16 @@ export class ObjectRestorer {
     const r = this.remote;
     for (const [id, c] of this.created) {
       const o = this.objects.get(id)!;
-      if (c.sealsPending) r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [c.fd, F_SEALS.ADD, o.seals ?? 0]);
-      if (c.owner?.temporary) r.call('munmap', SYS.munmap, [c.owner.start, c.owner.end - c.owner.start]);
-      if (c.fd >= 0) r.call('close', SYS.close, [c.fd]);
+      if (c.sealsPending) r.sys.fcntl(c.fd, F_SEALS.ADD, o.seals ?? 0);
+      if (c.owner?.temporary) r.sys.munmap(c.owner.start, c.owner.end - c.owner.start);
+      if (c.fd >= 0) r.sys.close(c.fd);
     }
   }
 
   private createAnon(o: ShmemObject): Created {
     const r = this.remote;
     r.resetData();
-    const start = BigInt(r.call('mmap (shared anonymous)', SYS.mmap, [0, o.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS, -1, 0]));
+    const start = BigInt(r.sys.with('shared anonymous').mmap(0, o.size, PROT.READ | PROT.WRITE, MAP.SHARED | MAP.ANONYMOUS, -1, 0));
     const c: Created = { fd: -1, owner: { start, end: start + o.size, temporary: true }, sealsPending: false };
     this.created.set(o.id, c);
     this.fillMapping(o, start);
@@ -112,8 +110,8 @@ export class ObjectRestorer {
     r.resetData();
     let fd: number;
     if (o.kind === OBJECT_KIND.memfd) {
-      fd = r.call('memfd_create', SYS.memfd_create, [r.stageString(o.name ?? ''), MFD.CLOEXEC | MFD.ALLOW_SEALING], o.name);
-      r.call('ftruncate', SYS.ftruncate, [fd, o.size]);
+      fd = r.sys.memfd_create(o.name ?? '', MFD.CLOEXEC | MFD.ALLOW_SEALING);
+      r.sys.ftruncate(fd, o.size);
       this.fillFile(o, fd);
     } else {
       // Made as the task, with its owner, out of reach until filled (core's recreateUnlinkedFile);
@@ -124,20 +122,20 @@ export class ObjectRestorer {
       const made = recreateUnlinkedFile(
         this.task, { path: name, uid: o.uid ?? this.task.creds?.fsuid ?? 0, gid: o.gid ?? this.task.creds?.fsgid ?? 0, mode: o.mode ?? 0o600, tag: `mm${o.id}` },
         (writer) => {
-          r.call('ftruncate', SYS.ftruncate, [writer, o.size]);
+          r.sys.ftruncate(writer, o.size);
           this.fillFile(o, writer, pages);
         },
-        (path) => r.call('open (deleted file)', SYS.open, [r.stageString(path), O.RDWR | O.CLOEXEC, 0], path),
+        (path) => openAsTask(this.task, path, O.RDWR | O.CLOEXEC),
       );
-      if (pages >= 0) r.call('close', SYS.close, [pages]);
-      r.call('close', SYS.close, [made.writer]);
+      if (pages >= 0) r.sys.close(pages);
+      r.sys.close(made.writer);
       fd = made.opened;
     }
     const writableShared = this.vmas.some((v) => v.amberObject === o.id && v.flags & MAP.SHARED && v.prot & PROT.WRITE);
     const c: Created = { fd, sealsPending: false };
     if (o.seals) {
       if (writableShared) c.sealsPending = true;
-      else r.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F_SEALS.ADD, o.seals]);
+      else r.sys.fcntl(fd, F_SEALS.ADD, o.seals);
     }
     this.created.set(o.id, c);
     this.ctx.inodes.hold(objectKey(o), this.task, fd);
@@ -149,10 +147,7 @@ export class ObjectRestorer {
   }
 
   private openPages(o: ShmemObject): number {
-    const r = this.remote;
-    r.resetData();
-    const p = this.ctx.store.pagesPath(o.pagesId);
-    return r.call('open (pages)', SYS.open, [r.stageString(p), O.RDONLY | O.CLOEXEC, 0], p);
+    return openAsTask(this.task, this.ctx.store.pagesPath(o.pagesId), O.RDONLY | O.CLOEXEC, { identity: 'current' });
   }
 
   private fillMapping(o: ShmemObject, base: bigint): void {
@@ -160,7 +155,7 @@ export class ObjectRestorer {
     if (!runs.length) return;
     const fd = this.openPages(o);
     transfer(this.remote, 'preadv', fd, runs.map((p) => ({ addr: base + p.vaddr, len: p.nrPages * PAGE_SIZE })));
-    this.remote.call('close', SYS.close, [fd]);
+    this.remote.sys.close(fd);
   }
 
   /** Fills fd from the object's pages (pages: an fd of its pages file in the task, or -1 to open and close one here). */
@@ -173,18 +168,18 @@ export class ObjectRestorer {
     for (const run of runs) {
       let len = BigInt(run.nrPages * PAGE_SIZE);
       if (run.vaddr + len > o.size) len = o.size - run.vaddr; // the last page of a file is partial
-      r.call('lseek', SYS.lseek, [fd, run.vaddr, SEEK_SET]);
+      r.sys.lseek(fd, run.vaddr, SEEK_SET);
       r.resetData();
       const off = r.stage(Buffer.alloc(8));
       r.memory.write(off, bigintLE(pagesOff));
       for (let left = len; left > 0n; ) {
-        const n = r.call('sendfile', SYS.sendfile, [fd, pages, off, left > 1n << 30n ? 1n << 30n : left]);
+        const n = r.sys.sendfile(fd, pages, off, left > 1n << 30n ? 1n << 30n : left);
         if (n === 0) throw new AmberError(`pages file of memory object ${o.id} is short`);
         left -= BigInt(n);
       }
       pagesOff += BigInt(run.nrPages * PAGE_SIZE);
     }
-    if (pagesFd < 0) r.call('close', SYS.close, [pages]);
+    if (pagesFd < 0) r.sys.close(pages);
   }
 }
 

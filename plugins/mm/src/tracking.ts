@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import {
-  F, findAmberTracker, O, PAGE_IS, PAGE_SIZE, softDirtyWorks, SYS, trackerSlot, UFFD,
+  F, findAmberTracker, O, PAGE_IS, PAGE_SIZE, softDirtyWorks, trackerSlot, UFFD,
   type Logger, type PagemapHead, type RemoteSyscall, type TrackerFd, type TrackingMode,
 } from '@amber/core';
 import type { PagemapEntry } from './pagemap';
@@ -88,7 +88,7 @@ export function armTracking(
     wp.writeBigUInt64LE(range.end - range.start, 8);
     wp.writeBigUInt64LE(BigInt(UFFD.WRITEPROTECT_MODE_WP), 16);
     remote.resetData();
-    const r = remote.callRaw(SYS.ioctl, [fd, UFFD.IOC_WRITEPROTECT, remote.stage(wp)]);
+    const r = remote.sysRaw.ioctl(fd, UFFD.IOC_WRITEPROTECT, remote.stage(wp));
     // A range left unprotected only reads as all written: safe.
     if (r < 0) log.debug(`pid ${pid}: 0x${range.start.toString(16)} not write-protected (errno ${-r})`);
     else armed++;
@@ -112,18 +112,18 @@ function mergedRanges(runs: PagemapEntry[]): { start: bigint; end: bigint }[] {
 
 /** userfaultfd(WP_ASYNC) created by the task itself, moved to amber's high fd slot. */
 function createTracker(remote: RemoteSyscall): TrackerFd {
-  const u = remote.call('userfaultfd', SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY]);
+  const u = remote.sys.userfaultfd(O.CLOEXEC | O.NONBLOCK | UFFD.USER_MODE_ONLY);
   let fd = -1;
   try {
-    uffdApi(remote, u, UFFD.FEATURE_WP_ASYNC, 'ioctl(UFFDIO_API, WP_ASYNC)', 'needs Linux 6.7');
+    uffdApi(remote, u, UFFD.FEATURE_WP_ASYNC, 'WP_ASYNC, needs Linux 6.7');
     for (let slot = trackerSlot(remote.pid); fd < 0 && slot >= 256; slot--) {
-      const r = remote.callRaw(SYS.fcntl, [u, F.DUPFD_CLOEXEC, slot]);
+      const r = remote.sysRaw.fcntl(u, F.DUPFD_CLOEXEC, slot);
       if (r === slot) fd = r;
-      else if (r >= 0) remote.callRaw(SYS.close, [r]);
+      else if (r >= 0) remote.sysRaw.close(r);
     }
     if (fd < 0) throw new Error(`pid ${remote.pid}: no free fd slot for the tracking userfaultfd`);
   } finally {
-    remote.callRaw(SYS.close, [u]);
+    remote.sysRaw.close(u);
   }
   const found = findAmberTracker(remote.pid);
   if (!found || found.fd !== fd) throw new Error(`pid ${remote.pid}: the tracking userfaultfd did not show up at fd ${fd}`);
@@ -137,6 +137,6 @@ function createTracker(remote: RemoteSyscall): TrackerFd {
 export function removeTracking(remote: RemoteSyscall, log: Logger): void {
   const tracker = findAmberTracker(remote.pid);
   if (!tracker) return;
-  remote.call('close (tracking userfaultfd)', SYS.close, [tracker.fd]);
+  remote.sys.with('tracking userfaultfd').close(tracker.fd);
   log.debug(`pid ${remote.pid}: dirty tracking removed (closed fd ${tracker.fd})`);
 }

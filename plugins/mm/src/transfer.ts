@@ -45,8 +45,8 @@ export function transfer(
     const iovAddr = remote.stage(iov.subarray(0, count * 16));
     const n =
       op === 'writev'
-        ? remote.call('writev (pages)', SYS.writev, [fd, iovAddr, count])
-        : remote.call('preadv (pages)', SYS.preadv, [fd, iovAddr, count, fileOffset + total, 0]);
+        ? remote.sys.with('pages').writev(fd, iovAddr, count)
+        : remote.sys.with('pages').preadv(fd, iovAddr, count, fileOffset + total, 0);
     if (n === 0) throw new Error(`${op} of pages in pid ${remote.pid} made no progress`);
     total += n;
     progress?.(n);
@@ -153,7 +153,7 @@ function copyWindows(
   for (let winOff = 0; winOff < total; winOff += WINDOW) {
     const winLen = Math.min(WINDOW, total - winOff);
     remote.resetData();
-    const mapped = remote.callRaw(SYS.mmap, [0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff]);
+    const mapped = remote.sysRaw.mmap(0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff);
     if (mapped < 0 && mapped > -4096) {
       // No room in the task's address space (RLIMIT_AS, say): before any copy, let writev do it.
       if (winOff === 0) return false;
@@ -189,7 +189,7 @@ function copyWindows(
         for (const h of hidden) copyThroughAmber(remote, fd, [h], h.fileOff);
       }
     } finally {
-      remote.callRaw(SYS.munmap, [win, winLen]);
+      remote.sysRaw.munmap(win, winLen);
     }
     Atomics.store(front, 0, BigInt(winOff + winLen));
     progress?.(winLen);

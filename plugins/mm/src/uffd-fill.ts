@@ -46,10 +46,10 @@ export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pi
 /** A userfaultfd of the task's, registered on `targets`, as an fd of amber's; undefined if the kernel refuses one. */
 function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | undefined {
   remote.resetData();
-  const fd = remote.callRaw(SYS.userfaultfd, [O.CLOEXEC | O.NONBLOCK]);
+  const fd = remote.sysRaw.userfaultfd(O.CLOEXEC | O.NONBLOCK);
   if (fd < 0) return undefined;
   try {
-    uffdApi(remote, fd, 0, 'ioctl(UFFDIO_API)');
+    uffdApi(remote, fd, 0);
     for (const v of targets) {
       const r = uffdRegister(remote, fd, v.start, v.end, UFFD.REGISTER_MODE_MISSING);
       if (r < 0) throw new KernelError('ioctl(UFFDIO_REGISTER) (in the task)', -r, remote.pid, `0x${v.start.toString(16)}`);
@@ -57,7 +57,7 @@ function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | un
     // The registration lives as long as the userfaultfd does, so amber's copy alone keeps it.
     return takeFd(remote.pid, fd);
   } finally {
-    remote.callRaw(SYS.close, [fd]);
+    remote.sysRaw.close(fd);
   }
 }
 
