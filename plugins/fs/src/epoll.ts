@@ -1,5 +1,5 @@
 import {
-  AmberError, F, FdType, NO_FOWN, O, SYS, fetchFd, procRead,
+  AmberError, F, FdType, NO_FOWN, O, fetchFd, procRead,
   type FdinfoEntry,
   type DumpContext, type DumpTask, type EventpollFileEntry, type EventpollTfdEntry, type FdResource, type FieldDifference, type FileDescription,
   type FileKind, type RestoreContext, type RestoreTask,
@@ -79,13 +79,13 @@ export class EpollKind implements FileKind {
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const epfd = entry.epfd as EventpollFileEntry;
     const remote = task.remote;
-    let fd = remote.call('epoll_create1', SYS.epoll_create1, [0]);
+    let fd = remote.sys.epoll_create1(0);
     const borrowed = epfd.tfd.filter((t) => t.srcFd !== undefined && t.srcPid === undefined);
     if (borrowed.length) {
       // the target numbers are used for a moment below: keep the epoll itself above them
       const above = Math.max(...borrowed.map((t) => t.tfd)) + 1;
-      const high = remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, above]);
-      remote.call('close', SYS.close, [fd]);
+      const high = remote.sys.fcntl(fd, F.DUPFD_CLOEXEC, above);
+      remote.sys.close(fd);
       fd = high;
     }
     for (const t of epfd.tfd) {
@@ -102,7 +102,7 @@ export class EpollKind implements FileKind {
     const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64
     ev.writeUInt32LE(t.events >>> 0, 0);
     ev.writeBigUInt64LE(t.data, 4);
-    const add = () => remote.call('epoll_ctl(ADD)', SYS.epoll_ctl, [epfd, EPOLL_CTL_ADD, t.tfd, remote.stage(ev)], `target fd ${t.tfd}`);
+    const add = () => remote.sys.with(`target fd ${t.tfd}`).epoll_ctl(epfd, EPOLL_CTL_ADD, t.tfd, ev);
     if (srcFd === undefined) add();
     else this.addUnder(task, epfd, { ...t, srcFd }, add);
   }
@@ -117,13 +117,13 @@ export class EpollKind implements FileKind {
       const placed = table.find((e) => e.id === epollId)!.fd;
       const remote = task.remote;
       // a copy of the epoll above the target's number, which may be the epoll's own by now
-      const epfd = remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [placed, F.DUPFD_CLOEXEC, Math.max(placed, target.tfd) + 1]);
+      const epfd = remote.sys.fcntl(placed, F.DUPFD_CLOEXEC, Math.max(placed, target.tfd) + 1);
       const fetched = fetchFd(remote, target.srcPid!, target.srcFd!);
       try {
         this.addTarget(task, epfd, target, fetched);
       } finally {
-        remote.call('close', SYS.close, [fetched]);
-        remote.call('close', SYS.close, [epfd]);
+        remote.sys.close(fetched);
+        remote.sys.close(epfd);
       }
     }
   }
@@ -135,15 +135,15 @@ export class EpollKind implements FileKind {
    */
   private addUnder(task: RestoreTask, epfd: number, t: EventpollTfdEntry, add: () => void): void {
     const remote = task.remote;
-    const fdFlags = remote.callRaw(SYS.fcntl, [t.tfd, F.GETFD, 0]);
-    const occupant = fdFlags >= 0 ? remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [t.tfd, F.DUPFD_CLOEXEC, epfd + 1]) : -1;
-    remote.call('dup3', SYS.dup3, [t.srcFd!, t.tfd, O.CLOEXEC], `target fd ${t.tfd} from fd ${t.srcFd}`);
+    const fdFlags = remote.sysRaw.fcntl(t.tfd, F.GETFD, 0);
+    const occupant = fdFlags >= 0 ? remote.sys.fcntl(t.tfd, F.DUPFD_CLOEXEC, epfd + 1) : -1;
+    remote.sys.with(`target fd ${t.tfd} from fd ${t.srcFd}`).dup3(t.srcFd!, t.tfd, O.CLOEXEC);
     add();
     if (occupant >= 0) {
-      remote.call('dup3', SYS.dup3, [occupant, t.tfd, fdFlags & 1 ? O.CLOEXEC : 0], `fd ${t.tfd}`);
-      remote.call('close', SYS.close, [occupant]);
+      remote.sys.with(`fd ${t.tfd}`).dup3(occupant, t.tfd, fdFlags & 1 ? O.CLOEXEC : 0);
+      remote.sys.close(occupant);
     } else {
-      remote.call('close', SYS.close, [t.tfd]);
+      remote.sys.close(t.tfd);
     }
   }
 

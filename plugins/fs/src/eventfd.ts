@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, SYS,
+  FdType, NO_FOWN, O,
   type DumpContext, type DumpTask, type EventfdFileEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -27,13 +27,13 @@ export class EventfdKind implements FileKind {
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const efd = entry.efd as EventfdFileEntry;
     const remote = task.remote;
-    const fd = remote.call('eventfd2', SYS.eventfd2, [0, efd.flags & (O.NONBLOCK | EFD_SEMAPHORE)]);
+    const fd = remote.sys.eventfd2(0, efd.flags & (O.NONBLOCK | EFD_SEMAPHORE));
     // eventfd2 takes a 32-bit initial value; a write adds the full 64-bit count.
     if (efd.counter > 0n) {
       remote.resetData();
       const buf = Buffer.alloc(8);
       buf.writeBigUInt64LE(efd.counter);
-      remote.call('write', SYS.write, [fd, remote.stage(buf), 8], 'eventfd counter');
+      remote.sys.with('eventfd counter').write(fd, buf, 8);
       remote.resetData();
     }
     return fd;

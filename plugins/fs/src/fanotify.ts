@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   asTaskOrCaller,
-  AmberError, FdType, NO_FOWN, O, SYS, procRead,
+  AmberError, FdType, NO_FOWN, O, procRead,
   type DumpContext, type DumpTask, type FanotifyFileEntry, type FanotifyMarkEntry, type FdResource, type FieldDifference,
   type FileDescription, type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -91,13 +91,13 @@ export class FanotifyKind implements FileKind {
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const ffy = entry.ffy as FanotifyFileEntry;
     const remote = task.remote;
-    const fd = remote.call('fanotify_init', SYS.fanotify_init, [ffy.faflags & ~FAN_CLOEXEC, ffy.evflags]);
+    const fd = remote.sys.fanotify_init(ffy.faflags & ~FAN_CLOEXEC, ffy.evflags);
     for (const m of ffy.mark) {
       const path = (m.type === MARK_MOUNT ? m.me?.path : m.ie?.fHandle.path) ?? '';
       const where = m.type === MARK_MOUNT ? FAN_MARK_MOUNT : 0;
       const add = (flags: number, mask: number) => {
         remote.resetData();
-        asTaskOrCaller(task, `mark ${path}`, () => remote.call('fanotify_mark', SYS.fanotify_mark, [fd, FAN_MARK_ADD | where | flags, mask, AT_FDCWD, remote.stageString(path)], path));
+        asTaskOrCaller(task, `mark ${path}`, () => remote.sys.fanotify_mark(fd, FAN_MARK_ADD | where | flags, mask, AT_FDCWD, path));
       };
       // mflags are FAN_MARK_* flags: IGNORED_SURV_MODIFY (0x40) only goes with the ignored mask
       if (m.mask) add(m.mflags & ~(FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_IGNORE), m.mask);

@@ -1,5 +1,5 @@
 import {
-  F, O, SYS, procRead,
+  F, O, procRead,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type FownEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -23,10 +23,10 @@ export function dumpFown(task: DumpTask, fd: number): FownEntry | undefined {
   const remote = task.remote;
   remote.resetData();
   const owner = remote.reserve(8);
-  remote.call('fcntl(F_GETOWN_EX)', SYS.fcntl, [fd, F.GETOWN_EX, owner], `fd ${fd}`);
+  remote.sys.with(`fd ${fd}`).fcntl(fd, F.GETOWN_EX, owner);
   const ex = remote.memory.read(owner, 8);
   remote.resetData();
-  const signum = remote.call('fcntl(F_GETSIG)', SYS.fcntl, [fd, F.GETSIG, 0], `fd ${fd}`);
+  const signum = remote.sys.with(`fd ${fd}`).fcntl(fd, F.GETSIG, 0);
   const pid = ex.readInt32LE(4);
   if (pid === 0 && signum === 0) return undefined;
   const uids = (/^Uid:\s+(\d+)\s+(\d+)/m.exec(procRead(task.pid, 'status')) ?? ['', '0', '0']).map(Number);
@@ -41,15 +41,15 @@ function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: {
     const ex = Buffer.alloc(8);
     ex.writeInt32LE(fown.pidType, 0);
     ex.writeInt32LE(fown.pid, 4);
-    const r = remote.callRaw(SYS.fcntl, [fd, F.SETOWN_EX, remote.stage(ex)]);
+    const r = remote.sysRaw.fcntl(fd, F.SETOWN_EX, remote.stage(ex));
     remote.resetData();
     if (r < 0) ctx.log.warn(`pid ${task.pid}: fd owner ${fown.pid} (type ${fown.pidType}) not set again: errno ${-r}`);
   }
-  if (fown.signum) remote.call('fcntl(F_SETSIG)', SYS.fcntl, [fd, F.SETSIG, fown.signum], `fd ${fd}`);
+  if (fown.signum) remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETSIG, fown.signum);
   // O_ASYNC is ignored by open(2) and the create calls: only F_SETFL turns it on.
   if ((part.flags ?? 0) & O_ASYNC) {
-    const now = remote.call('fcntl(F_GETFL)', SYS.fcntl, [fd, F.GETFL, 0], `fd ${fd}`);
-    remote.call('fcntl(F_SETFL)', SYS.fcntl, [fd, F.SETFL, now | O_ASYNC], `fd ${fd}`);
+    const now = remote.sys.with(`fd ${fd}`).fcntl(fd, F.GETFL, 0);
+    remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETFL, now | O_ASYNC);
   }
 }
 

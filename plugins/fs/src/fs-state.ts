@@ -1,4 +1,4 @@
-import { asTaskOrCaller, O, procRead, readLink, SYS, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
+import { asTaskOrCaller, O, procRead, readLink, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
 
 export function dumpFsState(ctx: DumpContext): void {
   for (const task of ctx.tasks) {
@@ -20,10 +20,10 @@ export function restoreFsState(ctx: RestoreContext): void {
     const root = ctx.files.regular(fs.rootId).name;
     const cwd = ctx.files.regular(fs.cwdId).name;
     // the task enters its root and cwd as itself: search permission is checked for it
-    if (root !== '/') asTaskOrCaller(task, `chroot to ${root}`, () => remote.call('chroot', SYS.chroot, [remote.stageString(root)], root));
+    if (root !== '/') asTaskOrCaller(task, `chroot to ${root}`, () => remote.sys.chroot(root));
     remote.resetData();
-    asTaskOrCaller(task, `enter its working directory ${cwd}`, () => remote.call('chdir', SYS.chdir, [remote.stageString(cwd)], cwd));
-    if (fs.umask !== undefined) remote.call('umask', SYS.umask, [fs.umask]);
+    asTaskOrCaller(task, `enter its working directory ${cwd}`, () => remote.sys.chdir(cwd));
+    if (fs.umask !== undefined) remote.sys.umask(fs.umask);
   }
 }
 

@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { AmberError, callerIsPrivileged, O, SYS, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
+import { AmberError, callerIsPrivileged, O, openAsTask, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
 import { dumpGhostOnce, ghostIdOf } from './ghost-file';
 import { type GhostFileEntry } from './images';
-import { openInTask, park, parked } from './task-fds';
+import { park, parked } from './task-fds';
 
 const EEXIST = 17;
 
@@ -34,7 +34,7 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   const key = `ghost:${ghostId}`;
   const remote = task.remote;
   const made = parked(ctx, task, key);
-  if (made !== undefined) return openInTask(task, `/proc/self/fd/${made}`, flags);
+  if (made !== undefined) return openAsTask(task, `/proc/self/fd/${made}`, flags);
   const node = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`).entries[0];
   // A device number from an image reaches any device: only root itself may make such a node, never
   // amber acting for a sudo user (an edited image could name a disk).
@@ -44,7 +44,7 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   const type = node.mode & constants.S_IFMT;
   const mknod = (path: string) => {
     remote.resetData();
-    return remote.callRaw(SYS.mknod, [remote.stageString(path), type | 0o600, node.rdev ?? 0]);
+    return remote.sysRaw.mknod(path, type | 0o600, node.rdev ?? 0);
   };
   let path = reg.name;
   let r = mknod(path);
@@ -53,16 +53,16 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   let fd = -1;
   let keeper = -1;
   try {
-    fd = openInTask(task, path, flags);
-    keeper = openInTask(task, path, O.PATH | O.CLOEXEC);
+    fd = openAsTask(task, path, flags);
+    keeper = openAsTask(task, path, O.PATH | O.CLOEXEC);
   } finally {
     remote.resetData();
-    remote.callRaw(SYS.unlink, [remote.stageString(path)]);
+    remote.sysRaw.unlink(path);
     remote.resetData();
-    if (keeper < 0 && fd >= 0) remote.callRaw(SYS.close, [fd]);
+    if (keeper < 0 && fd >= 0) remote.sysRaw.close(fd);
   }
-  remote.call('fchown', SYS.fchown, [fd, node.uid, node.gid], reg.name);
-  remote.call('fchmod', SYS.fchmod, [fd, node.mode & 0o777], reg.name);
+  remote.sys.with(reg.name).fchown(fd, node.uid, node.gid);
+  remote.sys.with(reg.name).fchmod(fd, node.mode & 0o777);
   park(ctx, task, key, keeper);
   return fd;
 }

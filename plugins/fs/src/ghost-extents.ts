@@ -133,5 +133,5 @@ export function decodeChunks(blob: Buffer, what: string): Extent[] {
 /** Writes a ghost's data into the new file in the task, leaving the holes as holes. */
 export function fillGhost(remote: RemoteSyscall, fd: number, extents: Extent[], size: bigint, what: string): void {
   for (const e of extents) writeAll(remote, fd, e.data, what, e.off);
-  remote.call('ftruncate', SYS.ftruncate, [fd, size], what);
+  remote.sys.with(what).ftruncate(fd, size);
 }

@@ -1,9 +1,9 @@
 import {
-  AmberError, ImageError, InodeKey, O, SYS, recreateUnlinkedFile,
-  type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
+  AmberError, ImageError, InodeKey, O, openAsTask, recreateUnlinkedFile,
+  type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
-import { openInTask, park, parked } from './task-fds';
+import { park, parked } from './task-fds';
 import { decodeChunks, encodeChunks, fillGhost, readGhostData } from './ghost-extents';
 
 const REMAP_GHOST = 1;
@@ -81,7 +81,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC);
   const key = `ghost:${ghostId}`;
   const reopen = parked(ctx, task, key);
-  if (reopen !== undefined) return openInTask(task, `/proc/self/fd/${reopen}`, flags);
+  if (reopen !== undefined) return openAsTask(task, `/proc/self/fd/${reopen}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
   if (img.entries.length !== 1) throw new ImageError(`ghost-file-${ghostId}.img: holds ${img.entries.length} entries, expected 1`);
   const blob = img.blobs[0] ?? Buffer.alloc(0);
@@ -95,11 +95,11 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
     // a second fd, read-write, for later descriptions to reopen: one with the file's name (the
     // writer, made unnamed, would give them "#<inode>" links)
     (path) => {
-      const fd = openByName(remote, path, flags);
+      const fd = openAsTask(task, path, flags);
       try {
-        return [fd, openByName(remote, path, O.RDWR | O.CLOEXEC)];
+        return [fd, openAsTask(task, path, O.RDWR | O.CLOEXEC)];
       } catch (err) {
-        remote.callRaw(SYS.close, [fd]);
+        remote.sysRaw.close(fd);
         throw err;
       }
     },
@@ -107,18 +107,13 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   if (made.mode !== (mode & 0o7777)) {
     ctx.log.warn(`pid ${task.pid}: the unlinked file ${reg.name} comes back without its set-id bits (mode 0${made.mode.toString(8)}, was 0${(mode & 0o7777).toString(8)}): only its owner or root may set them`);
   }
-  remote.call('close', SYS.close, [made.writer]);
+  remote.sys.close(made.writer);
   const [fd, reopener] = made.opened;
   const dumped = img.entries[0];
   // the same inode for a mapping of it (the mm plugin), or another task
   if (dumped.dev !== undefined && dumped.ino !== undefined) ctx.inodes.hold(InodeKey.deletedFile(dumped.dev, dumped.ino), task, reopener);
   park(ctx, task, key, reopener);
   return fd;
-}
-
-function openByName(remote: RemoteSyscall, path: string, flags: number): number {
-  remote.resetData();
-  return remote.call('open', SYS.open, [remote.stageString(path), flags, 0], path);
 }
 
 /** Every live fd that was a deleted file at dump time, with the inode it holds now (for compare). */

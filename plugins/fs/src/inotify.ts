@@ -152,16 +152,16 @@ export class InotifyKind implements FileKind {
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const ify = entry.ify as InotifyFileEntry;
     const remote = task.remote;
-    const fd = remote.call('inotify_init1', SYS.inotify_init1, [ify.flags & O.NONBLOCK]);
+    const fd = remote.sys.inotify_init1(ify.flags & O.NONBLOCK);
     for (const w of [...ify.wd].sort((a, b) => a.wd - b.wd)) {
       const path = w.openFd !== undefined ? `/proc/self/fd/${w.openFd}` : w.fHandle.path ?? '';
       const mask = w.openFd !== undefined ? w.mask & ~IN_LOOKUP_FLAGS : w.mask;
       for (let tries = 0; ; tries++) {
         remote.resetData();
-        const got = asTaskOrCaller(task, `watch ${path}`, () => remote.call('inotify_add_watch', SYS.inotify_add_watch, [fd, remote.stageString(path), mask], path));
+        const got = asTaskOrCaller(task, `watch ${path}`, () => remote.sys.inotify_add_watch(fd, path, mask));
         if (got === w.wd) break;
         if (got > w.wd || tries > 4096) throw new AmberError(`pid ${task.pid}: inotify watch on ${path} got number ${got}, not ${w.wd}`);
-        remote.call('inotify_rm_watch', SYS.inotify_rm_watch, [fd, got]);
+        remote.sys.inotify_rm_watch(fd, got);
       }
     }
     remote.resetData();

@@ -1,4 +1,4 @@
-import { F, SYS, procRead, type CompareContext, type Difference, type DumpContext, type RestoreContext } from '@amber/core';
+import { F, procRead, type CompareContext, type Difference, type DumpContext, type RestoreContext } from '@amber/core';
 import type { FileLockEntry } from './images';
 
 const FL_POSIX = 1;
@@ -54,7 +54,7 @@ export function restoreLocks(ctx: RestoreContext): void {
     for (const l of locks.filter((x) => x.pid === task.pid)) {
       const what = `${l.flag === FL_FLOCK ? 'flock' : l.flag === FL_OFDLCK ? 'OFD lock' : 'POSIX lock'} on fd ${l.fd}`;
       if (l.flag === FL_FLOCK) {
-        remote.call('flock', SYS.flock, [l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB], what);
+        remote.sys.with(what).flock(l.fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB);
         continue;
       }
       remote.resetData();
@@ -65,7 +65,7 @@ export function restoreLocks(ctx: RestoreContext): void {
       fl.writeBigInt64LE(l.len, 16);
       // an OFD lock is held by the description whatever fd sets it; l_pid must be 0
       const cmd = l.flag === FL_OFDLCK ? F.OFD_SETLK : F.SETLK;
-      remote.call(l.flag === FL_OFDLCK ? 'fcntl(F_OFD_SETLK)' : 'fcntl(F_SETLK)', SYS.fcntl, [l.fd, cmd, remote.stage(fl)], what);
+      remote.sys.with(what).fcntl(l.fd, cmd, remote.stage(fl));
       remote.resetData();
     }
   }

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import {
   ImageError,
-  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
+  F, FdType, InodeKey, NO_FOWN, O, openAsTask, PAGE_SIZE, PagemapFlag, SEEK_SET, close, fcntl, takeFd,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, stateOf, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
-import { openInTask, writeAll } from './task-fds';
+import { writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
@@ -82,9 +82,9 @@ export class MemfdKind implements FileKind {
       held = this.createInode(ctx, task, inode);
       ctx.inodes.hold(key, task, held);
     }
-    const fd = openInTask(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
-    task.remote.call('close', SYS.close, [held]);
-    if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
+    const fd = openAsTask(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    task.remote.sys.close(held);
+    if (memfd.pos) task.remote.sys.lseek(fd, memfd.pos, SEEK_SET);
     return fd;
   }
 
@@ -94,12 +94,12 @@ export class MemfdKind implements FileKind {
     remote.resetData();
     // A memfd made without MFD_ALLOW_SEALING starts (and stays) sealed with F_SEAL_SEAL alone.
     const sealable = inode.seals !== F_SEAL_SEAL;
-    const fd = remote.call('memfd_create', SYS.memfd_create, [remote.stageString(inode.name), MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0)], inode.name);
+    const fd = remote.sys.memfd_create(inode.name, MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0));
     const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-shmem-${shmid}`);
     const pagesId = (pm.head as PagemapHead).pagesId;
     if (pm.entries.length) writeAll(remote, fd, readFileSync(ctx.store.pagesPath(pagesId)).subarray(0, Number(inode.size)), `memfd ${inode.name}`, 0n);
-    remote.call('ftruncate', SYS.ftruncate, [fd, inode.size]);
-    if (sealable && inode.seals) remote.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F.ADD_SEALS, inode.seals], inode.name);
+    remote.sys.ftruncate(fd, inode.size);
+    if (sealable && inode.seals) remote.sys.with(inode.name).fcntl(fd, F.ADD_SEALS, inode.seals);
     return fd;
   }
 

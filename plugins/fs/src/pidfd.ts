@@ -1,5 +1,5 @@
 import {
-  AmberError, FDLESS_DUMP_HINT, FdType, NO_FOWN, O, SYS,
+  AmberError, FDLESS_DUMP_HINT, FdType, NO_FOWN, O,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type PidfdEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -42,7 +42,7 @@ export class PidfdKind implements FileKind {
 
   openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const p = entry.pidfd as PidfdEntry;
-    const fd = task.remote.callRaw(SYS.pidfd_open, [p.nspid, p.flags & PIDFD_FLAGS]);
+    const fd = task.remote.sysRaw.pidfd_open(p.nspid, p.flags & PIDFD_FLAGS);
     if (fd === -3 /* ESRCH */) {
       throw new AmberError(`pid ${task.pid}: pidfd ${p.id} refers to pid ${p.nspid}, which is outside the restored tree and not running any more`);
     }

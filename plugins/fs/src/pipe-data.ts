@@ -78,6 +78,6 @@ export function restorePipeData(ctx: RestoreContext, task: RestoreTask, writeFd:
   const saved = dataOf(ctx, image).get(pipeId);
   if (!saved) return;
   const remote = task.remote;
-  if (saved.entry.size) remote.call('fcntl(F_SETPIPE_SZ)', SYS.fcntl, [writeFd, F.SETPIPE_SZ, saved.entry.size], `pipe ${pipeId}`);
+  if (saved.entry.size) remote.sys.with(`pipe ${pipeId}`).fcntl(writeFd, F.SETPIPE_SZ, saved.entry.size);
   writeAll(remote, writeFd, saved.data, `pipe ${pipeId}`);
 }

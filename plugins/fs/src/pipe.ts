@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import {
-  FdType, NO_FOWN, O, SYS, fetchFd,
+  FdType, NO_FOWN, O, fetchFd, openAsTask,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { dumpPipeData, restorePipeData } from './pipe-data';
-import { openInTask, park, setStatusFlags, unpark } from './task-fds';
+import { park, setStatusFlags, unpark } from './task-fds';
 import { stateOf } from './images';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
@@ -44,7 +44,7 @@ export class PipeKind implements FileKind {
     if (fd === undefined) {
       remote.resetData();
       const buf = remote.reserve(8);
-      remote.call('pipe2', SYS.pipe2, [buf, 0], `pipe ${pipe.pipeId}`);
+      remote.sys.with(`pipe ${pipe.pipeId}`).pipe2(buf, 0);
       const fds = remote.memory.read(buf, 8);
       const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
       restorePipeData(ctx, task, w, pipe.pipeId, 'pipes-data');
@@ -90,12 +90,12 @@ export class FifoKind implements FileKind {
     const remote = task.remote;
     const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
-      const keeper = openInTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      const keeper = openAsTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
       park(ctx, task, `fifo:${fifo.pipeId}:keeper`, keeper);
       filled.add(fifo.pipeId);
     }
-    return openInTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+    return openAsTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, openAsTask, SEEK_SET, SYS,
+  FdType, NO_FOWN, O, openAsTask, SEEK_SET,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -45,7 +45,7 @@ export class RegularFileKind implements FileKind {
     remote.resetData();
     const ghost = hasGhost(ctx, reg.id) ? (isDevice(reg.mode ?? 0) ? openGhostDevice : openGhost) : undefined;
     const fd = ghost ? ghost(ctx, task, reg) : openAsTask(task, reg.name, reg.flags & ~FLAGS_NOT_REPLAYED);
-    if (reg.pos !== 0n && !(reg.flags & O.PATH)) remote.call('lseek', SYS.lseek, [fd, reg.pos, SEEK_SET], reg.name);
+    if (reg.pos !== 0n && !(reg.flags & O.PATH)) remote.sys.with(reg.name).lseek(fd, reg.pos, SEEK_SET);
     return fd;
   }
 

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, SYS,
+  FdType, NO_FOWN, O,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RestoreContext,
   type RestoreTask, type SignalfdEntry,
 } from '@amber/core';
@@ -25,7 +25,7 @@ export class SignalfdKind implements FileKind {
     remote.resetData();
     const mask = Buffer.alloc(8);
     mask.writeBigUInt64LE(sgfd.sigmask);
-    const fd = remote.call('signalfd4', SYS.signalfd4, [-1, remote.stage(mask), 8, sgfd.flags & O.NONBLOCK]);
+    const fd = remote.sys.signalfd4(-1, mask, 8, sgfd.flags & O.NONBLOCK);
     remote.resetData();
     return fd;
   }

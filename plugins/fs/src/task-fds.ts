@@ -1,4 +1,4 @@
-import { F, fetchFd, O, openAsTask, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
+import { F, fetchFd, O, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
 import { stateOf } from './images';
 
 // Helpers for building descriptions inside a task being restored.
@@ -12,22 +12,17 @@ export function writeAll(remote: RemoteSyscall, fd: number, data: Buffer, what: 
     const part = data.subarray(done, done + CHUNK);
     const addr = remote.stage(part);
     const n = offset === undefined
-      ? remote.call('write', SYS.write, [fd, addr, part.length], what)
-      : remote.call('pwrite64', SYS.pwrite64, [fd, addr, part.length, offset + BigInt(done)], what);
+      ? remote.sys.with(what).write(fd, addr, part.length)
+      : remote.sys.with(what).pwrite64(fd, addr, part.length, offset + BigInt(done));
     done += n;
   }
   remote.resetData();
 }
 
-/** Opens path in the task with the task's own credentials (core's openAsTask). */
-export function openInTask(task: RestoreTask, path: string, flags: number, mode = 0): number {
-  return openAsTask(task, path, flags, { mode });
-}
-
 /** Sets the status flags (O_NONBLOCK, O_APPEND...) a description had. */
 export function setStatusFlags(remote: RemoteSyscall, fd: number, flags: number): void {
   const settable = flags & (O.NONBLOCK | O.APPEND);
-  if (settable) remote.call('fcntl(F_SETFL)', SYS.fcntl, [fd, F.SETFL, settable], `fd ${fd}`);
+  if (settable) remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETFL, settable);
 }
 
 interface Parked {
@@ -54,8 +49,8 @@ function ownersOf(ctx: RestoreContext): Map<string, RestoreTask> {
 
 export function park(ctx: RestoreContext, task: RestoreTask, key: string, fd: number): number {
   const parked = parkedOf(ctx, task);
-  const high = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, F.DUPFD_CLOEXEC, parked.floor], key);
-  task.remote.call('close', SYS.close, [fd]);
+  const high = task.remote.sys.with(key).fcntl(fd, F.DUPFD_CLOEXEC, parked.floor);
+  task.remote.sys.close(fd);
   parked.byKey.set(key, high);
   ownersOf(ctx).set(key, task);
   return high;
@@ -68,8 +63,8 @@ export function parked(ctx: RestoreContext, task: RestoreTask, key: string): num
   const fd = parkedOf(ctx, owner).byKey.get(key);
   if (fd === undefined || owner === task) return fd;
   const fetched = fetchFd(task.remote, owner.pid, fd);
-  const mine = task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fetched, F.DUPFD_CLOEXEC, parkedOf(ctx, task).floor], key);
-  task.remote.call('close', SYS.close, [fetched]);
+  const mine = task.remote.sys.with(key).fcntl(fetched, F.DUPFD_CLOEXEC, parkedOf(ctx, task).floor);
+  task.remote.sys.close(fetched);
   parkedOf(ctx, task).byKey.set(`${key}@${task.pid}`, mine);
   return mine;
 }
@@ -87,14 +82,14 @@ export function unpark(ctx: RestoreContext, task: RestoreTask, key: string): num
   ownersOf(ctx).delete(key);
   if (fd === undefined || owner === task) return fd;
   const mine = fetchFd(task.remote, owner.pid, fd);
-  owner.remote.call('close', SYS.close, [fd]);
+  owner.remote.sys.close(fd);
   return mine;
 }
 
 export function closeParked(ctx: RestoreContext, task: RestoreTask): void {
   const p = parkedOf(ctx, task);
   for (const [key, fd] of p.byKey) {
-    task.remote.call('close', SYS.close, [fd]);
+    task.remote.sys.close(fd);
     ownersOf(ctx).delete(key);
   }
   p.byKey.clear();

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, SYS,
+  FdType, NO_FOWN, O,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RestoreContext,
   type RestoreTask, type TimerfdEntry,
 } from '@amber/core';
@@ -38,17 +38,17 @@ export class TimerfdKind implements FileKind {
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const t = entry.tfd as TimerfdEntry;
     const remote = task.remote;
-    const fd = remote.call('timerfd_create', SYS.timerfd_create, [t.clockid, t.flags & O.NONBLOCK]);
+    const fd = remote.sys.timerfd_create(t.clockid, t.flags & O.NONBLOCK);
     remote.resetData();
     // A periodic timer that expired and was not read shows no time left: it is due now.
     const due = !t.vsec && !t.vnsec && (t.isec || t.insec) ? 1n : t.vnsec;
     const spec = Buffer.alloc(32);
     [t.isec, t.insec, t.vsec, due].forEach((v, i) => spec.writeBigUInt64LE(v, i * 8));
-    if (t.vsec || due) remote.call('timerfd_settime', SYS.timerfd_settime, [fd, 0, remote.stage(spec), 0]);
+    if (t.vsec || due) remote.sys.timerfd_settime(fd, 0, spec, 0);
     if (t.ticks > 0n) {
       const ticks = Buffer.alloc(8);
       ticks.writeBigUInt64LE(t.ticks);
-      const r = remote.callRaw(SYS.ioctl, [fd, TFD_IOC_SET_TICKS, remote.stage(ticks)]);
+      const r = remote.sysRaw.ioctl(fd, TFD_IOC_SET_TICKS, remote.stage(ticks));
       if (r < 0) ctx.log.warn(`pid ${task.pid}: timerfd lost ${t.ticks} unread expirations (TFD_IOC_SET_TICKS: errno ${-r})`);
     }
     remote.resetData();
