@@ -175,7 +175,10 @@ export class RemoteSyscall {
     return raw ? this.callRaw(nr, regs) : this.call(callName(name, args), nr, regs, about);
   }
 
-  /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. Prefer `sys`. */
+  /**
+   * Runs one syscall; returns rax, or throws a KernelError naming the call and the pid.
+   * @deprecated use `sys` (the table's typed calls); kept until every branch is converted
+   */
   call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
     const r = this.callRaw(nr, args);
     if (r < 0 && r > -4096) throw new KernelError(`${name} (in the task)`, -r, this.pid, detail);
@@ -210,7 +213,7 @@ export class RemoteSyscall {
     return this.parkedAt !== undefined;
   }
 
-  /** Runs one syscall and returns the raw rax: -errno on failure. Prefer `sysRaw`. */
+  /** Runs one syscall and returns the raw rax: -errno on failure. Outside this class, use `sysRaw`. */
   callRaw(nr: number, args: (number | bigint)[]): number {
     // A call that releases what an earlier one gave the task (the close in a finally) is never
     // where an interruption stops: the task must not keep it.

@@ -62,6 +62,23 @@ test('typed calls: the method of each name runs that call, its arguments in orde
   for (const name of Object.keys(SYSCALLS)) assert.equal(typeof (sys as unknown as Record<string, unknown>)[name], 'function', name);
 });
 
+// Compiled, never run: each line must be a type error, or the build fails (@ts-expect-error unused).
+export function typeChecks(sys: Syscalls): void {
+  // @ts-expect-error socket takes three arguments
+  sys.socket(1, 2);
+  // @ts-expect-error an fd is a number, not a path
+  sys.close('/tmp');
+  // @ts-expect-error bind's address is memory (an address or a Buffer), not a string
+  sys.bind(3, 'sock', 2);
+  // @ts-expect-error read's buffer is the kernel's to fill: an address the caller reserved, not a Buffer
+  sys.read(3, Buffer.alloc(8), 8);
+  // @ts-expect-error no such call
+  sys.frobnicate(1);
+  sys.prctl(PR.GET_DUMPABLE); // prctl's unused arguments may be left out
+  sys.open('/tmp', 0, 0);
+  sys.setsockopt(3, 1, 2, Buffer.alloc(4), 4);
+}
+
 test('typed calls: errors name the call with its command', () => {
   assert.equal(callName('close', [3]), 'close');
   assert.equal(callName('fcntl', [3, F.DUPFD_CLOEXEC, 10]), 'fcntl(F_DUPFD_CLOEXEC)');
