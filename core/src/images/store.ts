@@ -18,7 +18,7 @@ import { ImageError } from './errors';
 import { buildImage, parseImage } from './framing';
 import { checkPagemaps } from './set-checks';
 import { type ImageType, resolveImageType } from './registry';
-import { IMG_VERSION_V1_1, type AmberImageDigest, type InventoryEntry } from './types';
+import { IMG_VERSION_V1_1, type AmberImageDigest, type InventoryEntry, type ToWrite } from './types';
 
 const INVENTORY = 'inventory.img';
 const PARENT_LINK = 'parent';
@@ -305,9 +305,9 @@ export class ImageStore {
   }
 
   /** Mark the set complete; call after every other image is written. */
-  writeInventory(entry: InventoryEntry): void {
+  writeInventory(entry: ToWrite<InventoryEntry>): void {
     const images = [...this.created].filter((f) => f !== INVENTORY && f !== PARENT_LINK).sort();
-    const sealed: InventoryEntry = { ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
+    const sealed: InventoryEntry = { amberPlugins: [], ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
     this.inventory = sealed;
     this.write('inventory', 'inventory', [sealed]);
   }
