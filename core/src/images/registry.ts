@@ -219,10 +219,10 @@ function fileEntryType(): protobuf.Type {
 const describeField = (f: protobuf.Field): string => `${f.name} (field ${f.id}, ${f.resolvedType?.fullName.slice(1) ?? f.type})`;
 
 /**
- * Adds a file kind's member to FileEntry (`owner` names the kind, e.g. "the fs plugin's pipe kind"), so files.img carries it and the codec accepts it. The
- * same member again from the same kind (a plugin loaded twice) is harmless, as is a kind using a
- * member the core declares (reg); a member whose number or name another kind already uses is an
- * ImageError naming both.
+ * Adds a file kind's member to FileEntry (`owner` names the kind: "the fs plugin's pipe kind"),
+ * so files.img carries it and the codec accepts it. The same member again from the same kind (a
+ * plugin loaded twice) is harmless, as is a kind using a member the core declares (reg); a member
+ * whose number or name another kind or the core already uses is an ImageError naming both.
  */
 export function registerFileEntryMember(member: FileEntryMember, owner: string): void {
   const entry = fileEntryType();
@@ -242,8 +242,10 @@ export function registerFileEntryMember(member: FileEntryMember, owner: string):
   if (taken) {
     throw new ImageError(`${what} clashes with ${describeField(taken)} of ${memberOwners.get(taken.id) ?? 'the core'}`);
   }
-  entry.add(new protobuf.Field(member.name, member.field, type.fullName, 'optional'));
-  root.resolveAll();
+  const field = new protobuf.Field(member.name, member.field, type.fullName, 'optional');
+  entry.add(field);
+  // resolved here: the root's resolveAll() skips a type it has resolved before
+  field.resolve();
   memberOwners.set(member.field, owner);
 }
 
