@@ -12,9 +12,10 @@
  */
 const fs = require('node:fs');
 const path = require('node:path');
-const protobuf = require('protobufjs');
-
 const REPO = path.resolve(__dirname, '..');
+// the core's own protobufjs (its dependency), the one its codec decodes with
+const protobuf = require(require.resolve('protobufjs', { paths: [path.join(REPO, 'core')] }));
+
 const CORE_PROTO = path.join(REPO, 'core', 'proto');
 
 /** Workspace packages holding .proto files: { name, dir }. */

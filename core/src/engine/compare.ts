@@ -155,9 +155,10 @@ function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
       }
       const cloexec = (l.info.flags & 0o2000000) !== 0;
       if (cloexec !== ((e.flags & 1) === 1)) add(`fd ${e.fd} close-on-exec`, String((e.flags & 1) === 1), String(cloexec));
-      const entry = kind && files.member(kind, e.id);
-      if (kind && !entry) add(`fd ${e.fd}`, `a ${kind.name} description (${kind.member.name})`, `files.img entry ${desc.member ?? 'with no known member'}`);
-      for (const d of (entry && kind?.compareDescription?.(l, entry)) || []) add(`fd ${e.fd} ${d.what}`, d.expected, d.actual);
+      if (!kind) continue;
+      const entry = files.member(kind, e.id);
+      if (!entry) add(`fd ${e.fd}`, `a ${kind.name} description (${kind.member.name})`, `files.img entry ${desc.member ?? 'with no known member'}`);
+      else for (const d of kind.compareDescription?.(l, entry) ?? []) add(`fd ${e.fd} ${d.what}`, d.expected, d.actual);
     }
     for (const l of live.values()) add(`fd ${l.fd}`, 'closed', `open: ${l.link}`);
   }
