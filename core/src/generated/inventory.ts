@@ -34,6 +34,7 @@ export interface InventoryEntry {
 }
 
 export interface AmberImageDigest {
+  /** file name in the image directory, e.g. core-4242.img */
   name: string;
   size: bigint;
   /** sha256 of the whole file; of a pages file, of its samples (see sampled) */

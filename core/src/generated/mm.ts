@@ -17,9 +17,11 @@ export interface VmaEntry {
   shmid: bigint;
   prot: number;
   flags: number;
+  /** VmaStatus bits */
   status: number;
   /** zigzag-encoded on the wire */
   fd: bigint;
+  /** MADV_* bits (1 << MADV_x) to apply again */
   madv?: bigint;
   fdflags?: number;
   /**
