@@ -168,8 +168,9 @@ export class ImageStore {
   /** Checks what the inventory lists against the files; a set from elsewhere (no list) is taken as it is. */
   private checkWhole(): void {
     const inv = this.readInventoryFile();
-    if (!inv.amberImages) {
-      if (inv.amberPlugins) throw new ImageError(`${INVENTORY}: lists no images (amber_images): not a whole image set`);
+    // decoded repeated fields are arrays, empty when absent
+    if (!inv.amberImages.length) {
+      if (inv.amberPlugins.length) throw new ImageError(`${INVENTORY}: lists no images (amber_images): not a whole image set`);
       this.inventory = inv;
       return;
     }
