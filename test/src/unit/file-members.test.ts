@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { container } from 'tsyringe';
 import {
-  FileRegistry, ImageError, ImageStore, IMG_COMMON_MAGIC, NO_FOWN, PluginRegistry, RESOURCE_PLUGIN, decodeImageFile, fileEntryMembers,
+  AmberError, FileRegistry, ImageError, ImageStore, IMG_COMMON_MAGIC, NO_FOWN, PluginRegistry, RESOURCE_PLUGIN, decodeImageFile, fileEntryMembers,
   type FileKind, type FownEntry, type ResourcePlugin,
 } from '@amber/core';
 import FilesPlugin from '@amber/plugin-fs';
@@ -132,4 +132,6 @@ test("files.img with a member no loaded plugin declares: show gives the field ra
   assert.match(r.stdout, /unknown field 16: <4 bytes>/);
   // and a restore-side read still knows the description's type and id, without a member
   assert.deepEqual(new FileRegistry([{ type: 5, id: 9 }]).get(9), { id: 9, type: 5 });
+  const two = { type: 1, id: 3, reg: { id: 3, flags: 0, pos: 0n, fown: NO_FOWN, name: '/x', buildId: [] }, acmeWidget: { id: 3 } };
+  assert.throws(() => new FileRegistry([two]), (e: unknown) => e instanceof AmberError && /^files\.img: file id 3 carries 2 members \(reg, acmeWidget\), not one \(corrupt image\)$/.test(e.message));
 });
