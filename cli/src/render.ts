@@ -11,6 +11,8 @@ export interface DecodedImage {
   blobs?: (object | null)[];
   /** Size of a raw pages file. */
   rawBytes?: number;
+  /** What the reader should know (fields no loaded schema declares, shown raw). */
+  notes?: string[];
 }
 
 const INLINE_LIMIT = 100;
@@ -132,6 +134,7 @@ function pack(parts: string[], indent: string): string[] {
 export function renderImage(img: DecodedImage, name: string): string[] {
   if (img.rawBytes !== undefined) return [`${name}: raw pages, ${bytes(img.rawBytes)} (${img.rawBytes / 4096} pages)`];
   const lines = [`${name}: ${img.type} (magic ${hex(img.magic)}), ${img.entries.length} ${img.entries.length === 1 ? 'entry' : 'entries'}`];
+  for (const note of img.notes ?? []) lines.push(`  note: ${note}`);
   if (img.head !== undefined) lines.push('  head', ...renderValue(img.head, '    '));
   img.entries.forEach((e, i) => {
     const one = inline(e);

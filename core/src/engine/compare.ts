@@ -8,7 +8,7 @@ import { NoSuchProcessError } from '../task/tree';
 import { collectFds } from './fd-table';
 import { FileRegistry } from './files';
 import { compareIdentities } from './inodes';
-import type { AddressRange, CompareContext, CompareOptions, Difference, FileDescription, FileKind } from './plugin';
+import type { AddressRange, CompareContext, CompareOptions, Difference, FileKind } from './plugin';
 import type { PluginRegistry } from './registry';
 
 /** Differences between a live process tree and its images, per plugin; empty when they match. */
@@ -31,7 +31,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       const rseq = cores.get(tid)?.threadCore?.rseqEntry;
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
-  const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
+  const files = FileRegistry.read(store);
   const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: collectFds, kernelOwned };
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
@@ -155,7 +155,10 @@ function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
       }
       const cloexec = (l.info.flags & 0o2000000) !== 0;
       if (cloexec !== ((e.flags & 1) === 1)) add(`fd ${e.fd} close-on-exec`, String((e.flags & 1) === 1), String(cloexec));
-      for (const d of kind?.compareDescription?.(l, desc) ?? []) add(`fd ${e.fd} ${d.what}`, d.expected, d.actual);
+      if (!kind) continue;
+      const entry = files.member(kind, e.id);
+      if (!entry) add(`fd ${e.fd}`, `a ${kind.name} description (${kind.member.name})`, `files.img entry ${desc.member ?? 'with no known member'}`);
+      else for (const d of kind.compareDescription?.(l, entry) ?? []) add(`fd ${e.fd} ${d.what}`, d.expected, d.actual);
     }
     for (const l of live.values()) add(`fd ${l.fd}`, 'closed', `open: ${l.link}`);
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill } from '../kernel/syscalls';
-import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry } from '../images';
+import { ImageStore, IMG_VERSION_V1_1, type CoreEntry, type InventoryEntry, type PstreeEntry, type ToWrite } from '../images';
 import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
@@ -197,7 +197,7 @@ function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<numb
   for (const t of ctx.tasks) ctx.store.write('ids', `ids-${t.pid}`, [t.ids]);
 }
 
-function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): InventoryEntry {
+function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): ToWrite<InventoryEntry> {
   return {
     imgVersion: IMG_VERSION_V1_1,
     fdinfoPerId: true,

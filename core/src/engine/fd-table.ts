@@ -67,7 +67,7 @@ export class FdTable {
         const kind = this.route(fd);
         const key = `${fd.dev}:${fd.ino}:${fd.info.flags & ~O.CLOEXEC}:${fd.info.pos}`;
         const { id, isNew } = ctx.objects.identify('FILE', task.pid, fd.fd, key);
-        if (isNew) ctx.files.add(kind.dumpDescription(ctx, task, fd, id));
+        if (isNew) ctx.files.add(kind, id, kind.dumpDescription(ctx, task, fd, id));
         entries.push({ id, flags: fd.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.fdType, fd: fd.fd });
       }
       ctx.store.write('fdinfo', `fdinfo-${task.ids.filesId}`, entries);
@@ -101,7 +101,7 @@ export class FdTable {
         continue;
       }
       const elsewhere = this.placed.get(e.id);
-      const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, desc);
+      const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, ctx.files.entry(kind, e.id), e.id);
       if (got !== e.fd) {
         remote.sys.with(`fd ${e.fd}`).dup3(got, e.fd, cloexec);
         remote.sys.close(got);

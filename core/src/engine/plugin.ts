@@ -1,7 +1,7 @@
 import type { FdInfo, FdLink, MapsEntry, ProcStat } from '../task/proc';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
-import type { CredsEntry, ImageStore } from '../images';
+import type { CredsEntry, FileEntryMember, ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
@@ -26,30 +26,29 @@ export interface FdResource extends FdLink {
   info: FdInfo;
 }
 
-/** A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... */
-export interface FileKind {
+/**
+ * A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... `E` is the
+ * message of its member of files.img's FileEntry (EventfdFileEntry for `efd`): the kind reads and
+ * writes only that; the core wraps it in the FileEntry with the description's type and id.
+ */
+export interface FileKind<E extends object = object> {
   /** CRIU's fd_types number, used in fdinfo and files images. */
   readonly fdType: number;
   readonly name: string;
+  /** Its member of FileEntry (CRIU's field number), added to files.img's schema when the plugin loads. */
+  readonly member: FileEntryMember;
   claims(fd: FdResource): boolean;
   /** Describes the open file description (called once per description, whatever its fd count). */
-  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription;
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): E;
   /** Opens the description inside the task; returns the fd it got there (any number). */
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number;
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: E, id: number): number;
   /**
    * Restore order among kinds (default 0, lower first): a kind whose description refers to other
    * fds of the task (epoll targets) opens after them.
    */
   readonly restoreOrder?: number;
   /** Differences between a live fd and its dumped description. */
-  compareDescription?(live: FdResource, entry: FileDescription): FieldDifference[];
-}
-
-/** A files.img entry: `type` plus one kind-specific sub-message (e.g. `reg`). */
-export interface FileDescription {
-  id: number;
-  type: number;
-  [kind: string]: unknown;
+  compareDescription?(live: FdResource, entry: E): FieldDifference[];
 }
 
 /** A frozen task during dump. */

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { AmberError } from '../kernel/errors';
+import { registerFileEntryMember } from '../images';
 import { RESOURCE_PLUGIN, type ResourcePlugin } from './plugin';
 
 export class PluginError extends AmberError {}
@@ -41,6 +42,8 @@ export class PluginRegistry {
       if (seen.has(p.name)) throw new PluginError(`two plugins are named '${p.name}'`);
       seen.add(p.name);
     }
+    // Each fd kind's part of files.img joins FileEntry now, so show and restore can read it.
+    for (const p of this.plugins) for (const k of p.fileKinds ?? []) registerFileEntryMember(k.member, `the ${p.name} plugin's ${k.name} kind`);
   }
 
   static discover(opts: DiscoveryOptions): PluginRegistry {

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { RESTORE_PHASES, type FileDescription, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
+import { RESTORE_PHASES, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
@@ -65,7 +65,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   if (!options.detached) prctl(PR.SET_CHILD_SUBREAPER, 1);
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
-  const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
+  const files = FileRegistry.read(store);
   const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();

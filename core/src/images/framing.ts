@@ -16,6 +16,8 @@ export interface ParsedImage {
   head?: Record<string, unknown>;
   entries: Record<string, unknown>[];
   blobs: (Buffer | undefined)[];
+  /** each entry's encoded message, as the file holds it */
+  payloads: Buffer[];
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -135,7 +137,7 @@ export function readMagic(file: string, buf: Buffer, expected?: ResolvedImageTyp
 
 export function parseImage(r: ResolvedImageType, file: string, buf: Buffer): ParsedImage {
   let off = readMagic(file, buf, r).start;
-  const out: ParsedImage = { entries: [], blobs: [] };
+  const out: ParsedImage = { entries: [], blobs: [], payloads: [] };
   let index = 0;
   while (off < buf.length) {
     const isHead = index === 0 && r.headType !== undefined;
@@ -166,6 +168,7 @@ export function parseImage(r: ResolvedImageType, file: string, buf: Buffer): Par
       }
       out.entries.push(msg);
       out.blobs.push(blob);
+      out.payloads.push(payload);
     }
     index++;
   }

@@ -7,6 +7,9 @@ export {
   INVENTORY_MAGIC,
   PROTO_DIR,
   registerImageType,
+  registerFileEntryMember,
+  fileEntryMembers,
+  type FileEntryMember,
   imageTypes,
   type BuiltinImageType,
   type ImageType,
@@ -16,4 +19,3 @@ export {
 export { decodeImageFile, imageTypeOfFile, type DecodedImageFile, type ShownObject, type ShownValue } from './show';
 export { fpregsFromXsave } from './xsave';
 export * from './types';
-export * from './types-core';

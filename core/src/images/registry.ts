@@ -47,7 +47,8 @@ export type ImageType = BuiltinImageType | (string & {});
  */
 export type ImagePrefix = 'common' | 'service' | 'none';
 
-export interface ImageTypeRegistration {
+/** `E`: the entry message's type, for blobLength. */
+export interface ImageTypeRegistration<E extends object = object> {
   /** name used with ImageStore.read/write, e.g. 'myplugin-state' */
   type: string;
   /** the u32 type magic; must be unique among registered types */
@@ -65,7 +66,7 @@ export interface ImageTypeRegistration {
    * bytes, computed from the decoded entry (as CRIU does: pipe data carries
    * `bytes`, socket queues `length`, ...). Absent: entries have no blobs.
    */
-  blobLength?: (entry: object) => number;
+  blobLength?(entry: E): number;
   /** the blob is zero-padded to a multiple of this (default 1) */
   blobAlign?: number;
 }
@@ -139,7 +140,7 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
  * definition twice is harmless; a clash of name or magic is an ImageError.
  * The schema is loaded now, so a bad .proto is reported at registration.
  */
-export function registerImageType(def: ImageTypeRegistration): void {
+export function registerImageType<E extends object = object>(def: ImageTypeRegistration<E>): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(def.type)) throw new ImageError(`image type name "${def.type}" is not a plain word`);
   if (!Number.isInteger(def.magic) || def.magic <= 0 || def.magic > 0xffffffff) {
     throw new ImageError(`image type ${def.type}: magic ${def.magic} is not a non-zero u32`);
@@ -188,4 +189,70 @@ export function imageTypeByMagic(magic: number): string | undefined {
 /** Names of all registered image types. */
 export function imageTypes(): string[] {
   return [...byType.keys()];
+}
+
+/**
+ * A per-kind member of files.img's FileEntry (CRIU's file_entry carries `reg`, `usk`, `isk`,
+ * `tty` ... side by side): its field number, the field's name, and the message it holds.
+ */
+export interface FileEntryMember {
+  /** field number in FileEntry — CRIU's: reg 3, isk 4, nsf 5, psk 6, nlsk 7, efd 8, epfd 9,
+   *  sgfd 10, tunf 11, tfd 12, ify 13, ffy 14, ext 15, usk 16, fifo 17, pipe 18, tty 19, memfd 20, bpf 21, pidfd 22 */
+  readonly field: number;
+  /** the field's name as amber's objects carry it ('usk') */
+  readonly name: string;
+  /** absolute path of the .proto defining `message` */
+  readonly protoFile: string;
+  /** fully qualified message name, e.g. 'amberunix.UnixSkEntry' */
+  readonly message: string;
+}
+
+/** Who added each FileEntry member: the core (files.proto), or the file kind that declared it. */
+const memberOwners = new Map<number, string>();
+
+function fileEntryType(): protobuf.Type {
+  const t = resolveImageType('files').entryType;
+  if (!memberOwners.size) for (const f of t.fieldsArray) memberOwners.set(f.id, 'the core');
+  return t;
+}
+
+const describeField = (f: protobuf.Field): string => `${f.name} (field ${f.id}, ${f.resolvedType?.fullName.slice(1) ?? f.type})`;
+
+/**
+ * Adds a file kind's member to FileEntry (`owner` names the kind: "the fs plugin's pipe kind"),
+ * so files.img carries it and the codec accepts it. The same member again from the same kind (a
+ * plugin loaded twice) is harmless, as is a kind using a member the core declares (reg); a member
+ * whose number or name another kind or the core already uses is an ImageError naming both.
+ */
+export function registerFileEntryMember(member: FileEntryMember, owner: string): void {
+  const entry = fileEntryType();
+  const what = `${owner}: files.img member ${member.name} (field ${member.field}, ${member.message})`;
+  if (!/^[a-z][A-Za-z0-9]*$/.test(member.name)) throw new ImageError(`${what}: the name is not a plain lowerCamelCase word`);
+  if (!Number.isInteger(member.field) || member.field < 3 || member.field > 0x1fffffff || (member.field >= 19000 && member.field < 20000)) {
+    throw new ImageError(`${what}: the field number must be an integer from 3 up, outside protobuf's reserved 19000-19999`);
+  }
+  if (!path.isAbsolute(member.protoFile)) throw new ImageError(`${what}: protoFile ${member.protoFile} is not an absolute path`);
+  const type = lookupMessage(member.protoFile, member.message);
+  const byNumber = entry.fieldsById[member.field];
+  const byName = entry.fields[member.name];
+  const taken = byNumber ?? byName;
+  const sameField = byNumber !== undefined && byNumber === byName && byNumber.resolvedType === type;
+  const sharedOwner = [owner, 'the core'].includes(memberOwners.get(member.field) ?? '');
+  if (sameField && sharedOwner) return;
+  if (taken) {
+    throw new ImageError(`${what} clashes with ${describeField(taken)} of ${memberOwners.get(taken.id) ?? 'the core'}`);
+  }
+  const field = new protobuf.Field(member.name, member.field, type.fullName, 'optional');
+  entry.add(field);
+  // resolved here: the root's resolveAll() skips a type it has resolved before
+  field.resolve();
+  memberOwners.set(member.field, owner);
+}
+
+/** The members FileEntry has now (the core's and those of the kinds loaded), by field number. */
+export function fileEntryMembers(): { field: number; name: string; owner: string }[] {
+  const entry = fileEntryType();
+  return entry.fieldsArray
+    .filter((f) => f.resolvedType instanceof protobuf.Type)
+    .map((f) => ({ field: f.id, name: f.name, owner: memberOwners.get(f.id) ?? 'the core' }));
 }

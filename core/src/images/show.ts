@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { ImageError } from './errors';
-import { is64 } from './codec';
+import { is64, unknownFields } from './codec';
 import { parseImage, readMagic } from './framing';
 import { type ImageType, resolveImageType } from './registry';
 
@@ -33,6 +33,8 @@ export interface DecodedImageFile {
   blobs?: (ShownObject | null)[];
   /** size of a raw pages file */
   rawBytes?: number;
+  /** what the reader should know: fields no loaded schema declares, shown raw */
+  notes?: string[];
 }
 
 const PAGES_RE = /^pages-\d+\.img$/;
@@ -106,7 +108,32 @@ export function decodeImageFile(file: string): DecodedImageFile {
     magic: r.def.magic,
     entries: parsed.entries.map((e) => render(e, r.entryType)),
   };
+  const notes = unknownNotes(parsed.payloads, r.entryType, out.entries);
+  if (notes.length) out.notes = notes;
   if (parsed.head && r.headType) out.head = render(parsed.head, r.headType);
   if (r.def.blobLength) out.blobs = parsed.blobs.map((b) => (b ? bytesOf(b) : null));
   return out;
+}
+
+/** Key under which an undeclared field shows, raw. */
+export const unknownFieldKey = (field: number): string => `unknown field ${field}`;
+
+/**
+ * Fields of the entries that the schema does not declare — in files.img, the member of a file
+ * kind whose plugin is not loaded — are added to the shown entries raw (bytes), under
+ * "unknown field N", and said once per field number in a note: never dropped without a word.
+ */
+function unknownNotes(payloads: Buffer[], type: protobuf.Type, shown: ShownObject[]): string[] {
+  const count = new Map<number, number>();
+  payloads.forEach((p, i) => {
+    for (const u of unknownFields(p, type)) {
+      const key = unknownFieldKey(u.field);
+      const value = bytesOf(u.bytes);
+      const had = shown[i][key];
+      shown[i][key] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+      count.set(u.field, (count.get(u.field) ?? 0) + 1);
+    }
+  });
+  const whose = type.fullName === '.amber.FileEntry' ? 'the member of a file kind whose plugin is not loaded (--plugin PATH loads it)' : 'written by a newer or another tool';
+  return [...count].map(([field, n]) => `${n} ${n === 1 ? 'entry carries' : 'entries carry'} field ${field}, which ${type.name} does not declare here: ${whose}; shown raw as "${unknownFieldKey(field)}"`);
 }

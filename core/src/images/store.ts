@@ -18,7 +18,7 @@ import { ImageError } from './errors';
 import { buildImage, parseImage } from './framing';
 import { checkPagemaps } from './set-checks';
 import { type ImageType, resolveImageType } from './registry';
-import { IMG_VERSION_V1_1, type AmberImageDigest, type InventoryEntry } from './types';
+import { IMG_VERSION_V1_1, type AmberImageDigest, type InventoryEntry, type ToWrite } from './types';
 
 const INVENTORY = 'inventory.img';
 const PARENT_LINK = 'parent';
@@ -168,8 +168,9 @@ export class ImageStore {
   /** Checks what the inventory lists against the files; a set from elsewhere (no list) is taken as it is. */
   private checkWhole(): void {
     const inv = this.readInventoryFile();
-    if (!inv.amberImages) {
-      if (inv.amberPlugins) throw new ImageError(`${INVENTORY}: lists no images (amber_images): not a whole image set`);
+    // decoded repeated fields are arrays, empty when absent
+    if (!inv.amberImages.length) {
+      if (inv.amberPlugins.length) throw new ImageError(`${INVENTORY}: lists no images (amber_images): not a whole image set`);
       this.inventory = inv;
       return;
     }
@@ -305,9 +306,9 @@ export class ImageStore {
   }
 
   /** Mark the set complete; call after every other image is written. */
-  writeInventory(entry: InventoryEntry): void {
+  writeInventory(entry: ToWrite<InventoryEntry>): void {
     const images = [...this.created].filter((f) => f !== INVENTORY && f !== PARENT_LINK).sort();
-    const sealed: InventoryEntry = { ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
+    const sealed: InventoryEntry = { amberPlugins: [], ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
     this.inventory = sealed;
     this.write('inventory', 'inventory', [sealed]);
   }

@@ -12,7 +12,7 @@
  *   576  upper 128 bits of ymm0..ymm15 (AVX component; fixed offset)
  */
 import { ImageError } from './errors';
-import type { UserX86FpregsEntry, UserX86XsaveEntry } from './types-core';
+import type { UserX86FpregsEntry, UserX86XsaveEntry } from './types';
 
 const FXSAVE_SIZE = 512;
 const XSAVE_HDR_END = 576;

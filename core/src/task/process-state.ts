@@ -52,7 +52,8 @@ export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, 
 export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
   remote.resetData();
   const slot = remote.reserve(32);
-  const out = { posix: [] } as unknown as TaskTimersEntry;
+  const unset: ItimerEntry = { isec: 0n, iusec: 0n, vsec: 0n, vusec: 0n }; // every one is read below
+  const out: TaskTimersEntry = { real: unset, virt: unset, prof: unset, posix: [] };
   ITIMERS.forEach((name, which) => {
     remote.sys.getitimer(which, slot);
     const raw = remote.memory.read(slot, 32);

@@ -1,10 +1,11 @@
 import {
   AmberError, F, FdType, NO_FOWN, O, fetchFd, procRead,
   type FdinfoEntry,
-  type DumpContext, type DumpTask, type EventpollFileEntry, type EventpollTfdEntry, type FdResource, type FieldDifference, type FileDescription,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, 
   type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { stateOf } from './images';
+import type { EventpollFileEntry, EventpollTfdEntry } from './generated';
+import { FS_FILES_PROTO, stateOf } from './images';
 
 const EPOLL_CTL_ADD = 1;
 
@@ -30,9 +31,10 @@ export function parseEpollTargets(fdinfo: string, id: number): EventpollTfdEntry
 }
 
 /** epoll instances: re-created after every other fd, then each target registered again. */
-export class EpollKind implements FileKind {
+export class EpollKind implements FileKind<EventpollFileEntry> {
   readonly fdType = FdType.EVENTPOLL;
   readonly name = 'epoll';
+  readonly member = { field: 9, name: 'epfd', protoFile: FS_FILES_PROTO, message: 'amberfs.EventpollFileEntry' };
   readonly restoreOrder = 10;
 
   claims(fd: FdResource): boolean {
@@ -47,7 +49,7 @@ export class EpollKind implements FileKind {
    * target that no fd of the task holds is held by another task (a child that inherited it):
    * src_pid names that one.
    */
-  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): EventpollFileEntry {
     const tfd = parseEpollTargets(procRead(fd.pid, `fdinfo/${fd.fd}`), id);
     for (const t of tfd) {
       const sameInode = task.fds.filter((f) => f.ino === t.inode).map((f) => f.fd);
@@ -73,11 +75,10 @@ export class EpollKind implements FileKind {
       }
     }
     const epfd: EventpollFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, tfd };
-    return { id, type: FdType.EVENTPOLL, epfd };
+    return epfd;
   }
 
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const epfd = entry.epfd as EventpollFileEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, epfd: EventpollFileEntry): number {
     const remote = task.remote;
     let fd = remote.sys.epoll_create1(0);
     const borrowed = epfd.tfd.filter((t) => t.srcFd !== undefined && t.srcPid === undefined);
@@ -147,8 +148,7 @@ export class EpollKind implements FileKind {
     }
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const epfd = entry.epfd as EventpollFileEntry;
+  compareDescription(live: FdResource, epfd: EventpollFileEntry): FieldDifference[] {
     const show = (ts: EventpollTfdEntry[]) => ts.map((t) => `${t.tfd}:0x${t.events.toString(16)}:0x${t.data.toString(16)}`).sort().join(' ');
     const dumped = show(epfd.tfd);
     const now = show(parseEpollTargets(procRead(live.pid, `fdinfo/${live.fd}`), epfd.id));

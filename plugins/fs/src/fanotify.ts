@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import {
   asTaskOrCaller,
   AmberError, FdType, NO_FOWN, O, procRead,
-  type DumpContext, type DumpTask, type FanotifyFileEntry, type FanotifyMarkEntry, type FdResource, type FieldDifference,
-  type FileDescription, type FileKind, type RestoreContext, type RestoreTask,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference,
+  type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
+import { FS_FILES_PROTO } from './images';
+import type { FanotifyFileEntry, FanotifyMarkEntry } from './generated';
 import { handleWords, pathOfHandle } from './inotify';
 
 const MARK_INODE = 1;
@@ -72,24 +74,24 @@ const showMarks = (marks: FanotifyMarkEntry[]) =>
     .sort().join(' ');
 
 /** fanotify groups: fanotify_init with the same flags, then every inode and mount mark again. */
-export class FanotifyKind implements FileKind {
+export class FanotifyKind implements FileKind<FanotifyFileEntry> {
   readonly fdType = FdType.FANOTIFY;
   readonly name = 'fanotify';
+  readonly member = { field: 14, name: 'ffy', protoFile: FS_FILES_PROTO, message: 'amberfs.FanotifyFileEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link === 'anon_inode:[fanotify]';
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FanotifyFileEntry {
     const text = procRead(fd.pid, `fdinfo/${fd.fd}`);
     const ffy: FanotifyFileEntry = {
       id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, ...parseGroup(text), mark: parseFanotifyMarks(text, id, fd.pid, fd.fd),
     };
-    return { id, type: FdType.FANOTIFY, ffy };
+    return ffy;
   }
 
-  openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const ffy = entry.ffy as FanotifyFileEntry;
+  openDescription(_ctx: RestoreContext, task: RestoreTask, ffy: FanotifyFileEntry): number {
     const remote = task.remote;
     const fd = remote.sys.fanotify_init(ffy.faflags & ~FAN_CLOEXEC, ffy.evflags);
     for (const m of ffy.mark) {
@@ -107,8 +109,7 @@ export class FanotifyKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const ffy = entry.ffy as FanotifyFileEntry;
+  compareDescription(live: FdResource, ffy: FanotifyFileEntry): FieldDifference[] {
     const text = procRead(live.pid, `fdinfo/${live.fd}`);
     const out: FieldDifference[] = [];
     const g = parseGroup(text);

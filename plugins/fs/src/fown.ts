@@ -1,17 +1,20 @@
 import {
   F, O, procRead,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type FownEntry,
-  type RestoreContext, type RestoreTask,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type FownEntry,
+  type FileEntryMember, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 
 const O_ASYNC = 0o20000;
 
-/** The sub-message of a files.img entry that carries `fown` (reg, pipe, efd...), if any. */
-function ownedPart(desc: FileDescription): { fown: FownEntry; flags?: number } | undefined {
-  for (const v of Object.values(desc)) {
-    if (v && typeof v === 'object' && 'fown' in v) return v as { fown: FownEntry; flags?: number };
-  }
-  return undefined;
+/** A kind's member that carries `fown` (reg, pipe, efd...). */
+interface OwnedPart {
+  fown: FownEntry;
+  flags?: number;
+}
+
+function ownedPart(entry: object): OwnedPart | undefined {
+  const owned = (e: object): e is OwnedPart => 'fown' in e;
+  return owned(entry) ? entry : undefined;
 }
 
 /**
@@ -33,7 +36,7 @@ export function dumpFown(task: DumpTask, fd: number): FownEntry | undefined {
   return { uid: uids[1], euid: uids[2], signum, pidType: ex.readInt32LE(0), pid };
 }
 
-function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: { fown: FownEntry; flags?: number }): void {
+function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: OwnedPart): void {
   const { fown } = part;
   const remote = task.remote;
   if (fown.pid) {
@@ -54,14 +57,16 @@ function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: {
 }
 
 /** A file kind whose descriptions also keep their owner and signal (F_SETOWN_EX / F_SETSIG) and O_ASYNC. */
-export class OwnedKind implements FileKind {
+export class OwnedKind<E extends object> implements FileKind<E> {
   readonly fdType: number;
   readonly name: string;
+  readonly member: FileEntryMember;
   readonly restoreOrder?: number;
 
-  constructor(private readonly kind: FileKind) {
+  constructor(private readonly kind: FileKind<E>) {
     this.fdType = kind.fdType;
     this.name = kind.name;
+    this.member = kind.member;
     this.restoreOrder = kind.restoreOrder;
   }
 
@@ -69,7 +74,7 @@ export class OwnedKind implements FileKind {
     return this.kind.claims(fd);
   }
 
-  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): E {
     const desc = this.kind.dumpDescription(ctx, task, fd, id);
     const part = ownedPart(desc);
     // O_PATH fds have no owner (fcntl F_GETOWN_EX fails on them with EBADF)
@@ -80,14 +85,14 @@ export class OwnedKind implements FileKind {
     return desc;
   }
 
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const fd = this.kind.openDescription(ctx, task, entry);
+  openDescription(ctx: RestoreContext, task: RestoreTask, entry: E, id: number): number {
+    const fd = this.kind.openDescription(ctx, task, entry, id);
     const part = ownedPart(entry);
     if (part && (part.fown.pid || part.fown.signum || (part.flags ?? 0) & O_ASYNC)) restoreFown(ctx, task, fd, part);
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
+  compareDescription(live: FdResource, entry: E): FieldDifference[] {
     return this.kind.compareDescription?.(live, entry) ?? [];
   }
 }

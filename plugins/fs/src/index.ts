@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
-import type { CompareContext, Difference, DumpContext, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
+import type { CompareContext, Difference, DumpContext, FileKind, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
 import { registerFsImages } from './images';
@@ -29,10 +29,11 @@ export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
   private readonly epoll = new EpollKind();
+  private readonly memfd = new MemfdKind();
   readonly fileKinds = [
     new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    this.epoll, new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
-  ].map((k) => new OwnedKind(k));
+    this.epoll, new InotifyKind(), this.memfd, new PidfdKind(), new FanotifyKind(),
+  ].map((k: FileKind) => new OwnedKind(k));
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);
@@ -53,7 +54,7 @@ export class FilesPlugin implements ResourcePlugin {
   }
 
   identities(ctx: CompareContext): IdentityHolder[] {
-    return [...memfdHolders(ctx), ...ghostHolders(ctx)];
+    return [...memfdHolders(ctx, this.memfd), ...ghostHolders(ctx)];
   }
 }
 

@@ -2,9 +2,11 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync 
 import {
   asTaskOrCaller,
   AmberError, FdType, NO_FOWN, O, SYS, procRead, syscallRaw, addressOf, takeFd,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type InotifyFileEntry,
-  type InotifyWdEntry, type RestoreContext, type RestoreTask,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind,
+  type RestoreContext, type RestoreTask,
 } from '@amber/core';
+import { FS_FILES_PROTO } from './images';
+import type { InotifyFileEntry, InotifyWdEntry } from './generated';
 
 interface WatchLine {
   wd: number;
@@ -103,9 +105,10 @@ const IN_LOOKUP_FLAGS = 0x01000000 /* ONLYDIR */ | 0x02000000 /* DONT_FOLLOW */ 
 
 export class InotifyWatchOfRemovedFileError extends AmberError {}
 
-export class InotifyKind implements FileKind {
+export class InotifyKind implements FileKind<InotifyFileEntry> {
   readonly fdType = FdType.INOTIFY;
   readonly name = 'inotify';
+  readonly member = { field: 13, name: 'ify', protoFile: FS_FILES_PROTO, message: 'amberfs.InotifyFileEntry' };
   /** After the files a watch may need (a removed file is watched through the task's fd of it). */
   readonly restoreOrder = 5;
 
@@ -118,7 +121,7 @@ export class InotifyKind implements FileKind {
    * (the kernel drops the watch when the inode goes). When the task holds it, the watch is re-added
    * through that fd on restore, after the file (a ghost) is re-created.
    */
-  dumpDescription(_ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(_ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): InotifyFileEntry {
     const wd: InotifyWdEntry[] = parseInotifyWatches(procRead(fd.pid, `fdinfo/${fd.fd}`)).map((w) => {
       const words = handleWords(w.handle);
       let path = pathOfHandle(fd.pid, w, `inotify watch ${w.wd}`);
@@ -141,7 +144,7 @@ export class InotifyKind implements FileKind {
       return entry;
     });
     const ify: InotifyFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, wd };
-    return { id, type: FdType.INOTIFY, ify };
+    return ify;
   }
 
   /**
@@ -149,8 +152,7 @@ export class InotifyKind implements FileKind {
    * lower one is removed and the watch added again (each removal queues an IN_IGNORED event,
    * as it does for CRIU).
    */
-  openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const ify = entry.ify as InotifyFileEntry;
+  openDescription(_ctx: RestoreContext, task: RestoreTask, ify: InotifyFileEntry): number {
     const remote = task.remote;
     const fd = remote.sys.inotify_init1(ify.flags & O.NONBLOCK);
     for (const w of [...ify.wd].sort((a, b) => a.wd - b.wd)) {
@@ -168,8 +170,7 @@ export class InotifyKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const ify = entry.ify as InotifyFileEntry;
+  compareDescription(live: FdResource, ify: InotifyFileEntry): FieldDifference[] {
     const show = (ws: { wd: number; ino: bigint; mask: number }[]) => ws.map((w) => `${w.wd}:${w.ino}:0x${w.mask.toString(16)}`).sort().join(' ');
     // a removed file comes back as a new inode: the watch must be on the one the task's fd holds
     const inoNow = (w: InotifyWdEntry) => {

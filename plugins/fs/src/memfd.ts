@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import {
   ImageError,
   F, FdType, InodeKey, NO_FOWN, O, openAsTask, PAGE_SIZE, PagemapFlag, SEEK_SET, close, fcntl, takeFd,
-  type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
+  type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileKind,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { growingImage, stateOf, type MemfdInodeEntry } from './images';
+import type { MemfdFileEntry } from './generated';
+import { FS_FILES_PROTO, growingImage, stateOf, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
 import { writeAll } from './task-fds';
 
@@ -30,15 +31,16 @@ function sealsOf(fd: FdResource): number {
  * memfds: the inode (name, seals, contents) once in memfd.img, its contents as a shmem pagemap
  * and pages file the way CRIU stores them; each description then opens that inode again.
  */
-export class MemfdKind implements FileKind {
+export class MemfdKind implements FileKind<MemfdFileEntry> {
   readonly fdType = FdType.MEMFD;
   readonly name = 'memfd';
+  readonly member = { field: 20, name: 'memfd', protoFile: FS_FILES_PROTO, message: 'amberfs.MemfdFileEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('/memfd:');
   }
 
-  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): MemfdFileEntry {
     const inodes = stateOf(ctx, 'memfd:inodes', () => new Map<bigint, number>());
     let shmid = inodes.get(fd.ino);
     if (shmid === undefined) {
@@ -47,7 +49,7 @@ export class MemfdKind implements FileKind {
       this.dumpInode(ctx, fd, shmid);
     }
     const memfd: MemfdFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, inodeId: shmid };
-    return { id, type: FdType.MEMFD, memfd };
+    return memfd;
   }
 
   private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
@@ -71,8 +73,7 @@ export class MemfdKind implements FileKind {
    * once and shared through the core's registry, so a mapping of the memfd (the mm plugin) or
    * another task gets the same one.
    */
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const memfd = entry.memfd as MemfdFileEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, memfd: MemfdFileEntry): number {
     const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
     if (!inode) throw new ImageError(`memfd.img: has no memfd ${memfd.inodeId} (files.img refers to it)`);
@@ -103,14 +104,13 @@ export class MemfdKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const memfd = entry.memfd as MemfdFileEntry;
+  compareDescription(live: FdResource, memfd: MemfdFileEntry): FieldDifference[] {
     return live.info.pos === memfd.pos ? [] : [{ what: 'offset', expected: `${memfd.pos}`, actual: `${live.info.pos}` }];
   }
 }
 
 /** Every live fd that was a memfd at dump time, with the inode it holds now (for compare). */
-export function memfdHolders(ctx: CompareContext): IdentityHolder[] {
+export function memfdHolders(ctx: CompareContext, kind: MemfdKind): IdentityHolder[] {
   if (!ctx.store.has('memfd')) return [];
   const inodes = ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries;
   const out: IdentityHolder[] = [];
@@ -118,7 +118,7 @@ export function memfdHolders(ctx: CompareContext): IdentityHolder[] {
     const ids = ctx.store.read<TaskKobjIdsEntry>('ids', `ids-${pid}`).entries[0];
     const live = new Map(ctx.liveFds(pid).map((f) => [f.fd, f]));
     for (const e of ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries) {
-      const memfd = ctx.files.get(e.id).memfd as MemfdFileEntry | undefined;
+      const memfd = ctx.files.member(kind, e.id);
       const inode = memfd && inodes.find((i) => i.shmid === memfd.inodeId);
       const l = live.get(e.fd);
       if (!inode || !l) continue;

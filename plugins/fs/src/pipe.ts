@@ -1,31 +1,33 @@
 import { constants } from 'node:fs';
 import {
   FdType, NO_FOWN, O, fetchFd, openAsTask,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
+import type { FifoEntry, PipeEntry } from './generated';
 import { dumpPipeData, restorePipeData } from './pipe-data';
 import { park, setStatusFlags, unpark } from './task-fds';
-import { stateOf } from './images';
+import { FS_FILES_PROTO, stateOf } from './images';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
 const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
 const isReadEnd = (flags: number) => (flags & O.ACCMODE) === O.RDONLY;
 
 /** Anonymous pipes: each end is a description; the contents are saved once per pipe. */
-export class PipeKind implements FileKind {
+export class PipeKind implements FileKind<PipeEntry> {
   readonly fdType = FdType.PIPE;
   readonly name = 'pipe';
+  readonly member = { field: 18, name: 'pipe', protoFile: FS_FILES_PROTO, message: 'amberfs.PipeEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('pipe:[') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
   }
 
-  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): PipeEntry {
     const pipe: PipeEntry = { id, pipeId: pipeIdOf(fd), flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN };
     if (otherEndOutside(ctx, fd)) pipe.otherEndOutside = true;
     dumpPipeData(ctx, fd, pipe.pipeId, 'pipes-data');
-    return { id, type: FdType.PIPE, pipe };
+    return pipe;
   }
 
   /**
@@ -33,8 +35,7 @@ export class PipeKind implements FileKind {
    * A pipe handed in with --inherit-fd is the caller's, as it is: not refilled, flags untouched
    * (the contents at dump time stay in the old pipe, for whoever holds it).
    */
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const pipe = entry.pipe as PipeEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, pipe: PipeEntry): number {
     const remote = task.remote;
     const inherited = ctx.options.inheritFds?.find((i) => i.key === `pipe:[${pipe.pipeId}]`);
     if (inherited) return fetchFd(remote, process.pid, inherited.fd);
@@ -56,27 +57,27 @@ export class PipeKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const pipe = entry.pipe as PipeEntry;
+  compareDescription(live: FdResource, pipe: PipeEntry): FieldDifference[] {
     const flags = live.info.flags & ~O.CLOEXEC;
     return flags === pipe.flags ? [] : [{ what: 'flags', expected: `0${pipe.flags.toString(8)}`, actual: `0${flags.toString(8)}` }];
   }
 }
 
 /** Named pipes: opened by path, contents saved once per FIFO like a pipe's. */
-export class FifoKind implements FileKind {
+export class FifoKind implements FileKind<FifoEntry> {
   readonly fdType = FdType.FIFO;
   readonly name = 'FIFO';
+  readonly member = { field: 17, name: 'fifo', protoFile: FS_FILES_PROTO, message: 'amberfs.FifoEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
   }
 
-  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FifoEntry {
     const regfId = ctx.files.addRegular(fd.link, fd.info.flags & ~O.CLOEXEC, { mode: fd.mode });
     const fifo: FifoEntry = { id, pipeId: pipeIdOf(fd), regfId };
     dumpPipeData(ctx, fd, fifo.pipeId, 'fifo-data');
-    return { id, type: FdType.FIFO, fifo };
+    return fifo;
   }
 
   /**
@@ -84,8 +85,7 @@ export class FifoKind implements FileKind {
    * description of a FIFO opens a read-write keeper, refills the FIFO through it and keeps it
    * (parked) until the fd table is done; the real ends then open without blocking.
    */
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const fifo = entry.fifo as FifoEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, fifo: FifoEntry): number {
     const reg = ctx.files.regular(fifo.regfId ?? -1);
     const remote = task.remote;
     const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
@@ -98,8 +98,7 @@ export class FifoKind implements FileKind {
     return openAsTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const fifo = entry.fifo as FifoEntry;
+  compareDescription(live: FdResource, fifo: FifoEntry): FieldDifference[] {
     return pipeIdOf(live) === fifo.pipeId ? [] : [{ what: 'FIFO', expected: `inode ${fifo.pipeId}`, actual: `${live.ino}` }];
   }
 }

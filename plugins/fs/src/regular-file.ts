@@ -1,6 +1,6 @@
 import {
-  FdType, NO_FOWN, O, openAsTask, SEEK_SET,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RegFileEntry,
+  FdType, NO_FOWN, O, openAsTask, REG_MEMBER, SEEK_SET, SYS,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { constants } from 'node:fs';
@@ -16,9 +16,10 @@ const FLAGS_NOT_REPLAYED = O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC;
  * unlinked regular file is saved whole (a ghost file) and re-created on restore, as is the node of
  * a removed device.
  */
-export class RegularFileKind implements FileKind {
+export class RegularFileKind implements FileKind<RegFileEntry> {
   readonly fdType = FdType.REG;
   readonly name = 'regular file';
+  readonly member = REG_MEMBER;
 
   claims(fd: FdResource): boolean {
     if (!fd.link.startsWith('/') || fd.link.startsWith('/memfd:')) return false;
@@ -29,18 +30,17 @@ export class RegularFileKind implements FileKind {
     return type === constants.S_IFCHR && PLAIN_DEVICES.has(fd.link);
   }
 
-  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): RegFileEntry {
     const unlinked = isUnlinked(fd.link);
     if (unlinked) (isDevice(fd.mode) ? dumpGhostDevice : dumpGhost)(ctx, fd, id);
     const reg: RegFileEntry = {
       id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, name: unlinked ? originalPath(fd.link) : fd.link,
-      mntId: fd.info.mntId, size: fd.size, mode: fd.mode,
+      mntId: fd.info.mntId, size: fd.size, mode: fd.mode, buildId: [],
     };
-    return { id, type: FdType.REG, reg };
+    return reg;
   }
 
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const reg = entry.reg as RegFileEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, reg: RegFileEntry): number {
     const remote = task.remote;
     remote.resetData();
     const ghost = hasGhost(ctx, reg.id) ? (isDevice(reg.mode ?? 0) ? openGhostDevice : openGhost) : undefined;
@@ -49,8 +49,7 @@ export class RegularFileKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const reg = entry.reg as RegFileEntry;
+  compareDescription(live: FdResource, reg: RegFileEntry): FieldDifference[] {
     const out: FieldDifference[] = [];
     const flags = live.info.flags & ~O.CLOEXEC;
     const link = isUnlinked(live.link) ? originalPath(live.link) : live.link;

@@ -1,26 +1,28 @@
 import {
-  FdType, NO_FOWN, O,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RestoreContext,
-  type RestoreTask, type SignalfdEntry,
+  FdType, NO_FOWN, O, SYS,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type RestoreContext,
+  type RestoreTask, 
 } from '@amber/core';
+import { FS_FILES_PROTO } from './images';
+import type { SignalfdEntry } from './generated';
 
 const maskOf = (fd: FdResource) => BigInt('0x' + (fd.info.extra.get('sigmask') ?? '0').trim());
 
-export class SignalfdKind implements FileKind {
+export class SignalfdKind implements FileKind<SignalfdEntry> {
   readonly fdType = FdType.SIGNALFD;
   readonly name = 'signalfd';
+  readonly member = { field: 10, name: 'sgfd', protoFile: FS_FILES_PROTO, message: 'amberfs.SignalfdEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link === 'anon_inode:[signalfd]';
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): SignalfdEntry {
     const sgfd: SignalfdEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, sigmask: maskOf(fd) };
-    return { id, type: FdType.SIGNALFD, sgfd };
+    return sgfd;
   }
 
-  openDescription(_ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const sgfd = entry.sgfd as SignalfdEntry;
+  openDescription(_ctx: RestoreContext, task: RestoreTask, sgfd: SignalfdEntry): number {
     const remote = task.remote;
     remote.resetData();
     const mask = Buffer.alloc(8);
@@ -30,8 +32,7 @@ export class SignalfdKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const sgfd = entry.sgfd as SignalfdEntry;
+  compareDescription(live: FdResource, sgfd: SignalfdEntry): FieldDifference[] {
     const mask = maskOf(live);
     return mask === sgfd.sigmask ? [] : [{ what: 'signalfd mask', expected: `0x${sgfd.sigmask.toString(16)}`, actual: `0x${mask.toString(16)}` }];
   }

@@ -1,8 +1,10 @@
 import {
-  FdType, NO_FOWN, O,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type RestoreContext,
-  type RestoreTask, type TimerfdEntry,
+  FdType, NO_FOWN, O, SYS,
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type RestoreContext,
+  type RestoreTask, 
 } from '@amber/core';
+import { FS_FILES_PROTO } from './images';
+import type { TimerfdEntry } from './generated';
 
 /** _IOW('T', 0, u64): sets the expiry count; needs CONFIG_CHECKPOINT_RESTORE. */
 const TFD_IOC_SET_TICKS = 0x40085400;
@@ -12,15 +14,16 @@ function timespecOf(text: string | undefined): [bigint, bigint] {
   return m ? [BigInt(m[1]), BigInt(m[2])] : [0n, 0n];
 }
 
-export class TimerfdKind implements FileKind {
+export class TimerfdKind implements FileKind<TimerfdEntry> {
   readonly fdType = FdType.TIMERFD;
   readonly name = 'timerfd';
+  readonly member = { field: 12, name: 'tfd', protoFile: FS_FILES_PROTO, message: 'amberfs.TimerfdEntry' };
 
   claims(fd: FdResource): boolean {
     return fd.link === 'anon_inode:[timerfd]';
   }
 
-  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
+  dumpDescription(_ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): TimerfdEntry {
     const x = fd.info.extra;
     const [vsec, vnsec] = timespecOf(x.get('it_value'));
     const [isec, insec] = timespecOf(x.get('it_interval'));
@@ -28,15 +31,14 @@ export class TimerfdKind implements FileKind {
       id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, clockid: Number(x.get('clockid') ?? 0),
       ticks: BigInt(x.get('ticks') ?? '0'), settimeFlags: parseInt(x.get('settime flags') ?? '0', 8), vsec, vnsec, isec, insec,
     };
-    return { id, type: FdType.TIMERFD, tfd };
+    return tfd;
   }
 
   /**
    * it_value in fdinfo is the time left, so the timer is re-armed relative to now; time spent
    * checkpointed does not count. Expirations not yet read come back through TFD_IOC_SET_TICKS.
    */
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const t = entry.tfd as TimerfdEntry;
+  openDescription(ctx: RestoreContext, task: RestoreTask, t: TimerfdEntry): number {
     const remote = task.remote;
     const fd = remote.sys.timerfd_create(t.clockid, t.flags & O.NONBLOCK);
     remote.resetData();
@@ -55,8 +57,7 @@ export class TimerfdKind implements FileKind {
     return fd;
   }
 
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    const t = entry.tfd as TimerfdEntry;
+  compareDescription(live: FdResource, t: TimerfdEntry): FieldDifference[] {
     const out: FieldDifference[] = [];
     const clock = Number(live.info.extra.get('clockid') ?? -1);
     if (clock !== t.clockid) out.push({ what: 'timerfd clock', expected: `${t.clockid}`, actual: `${clock}` });

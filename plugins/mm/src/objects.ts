@@ -6,26 +6,14 @@ import {
   type DumpContext, type IdentityHolder, type ImageStore, type MapsEntry, type PagemapEntry,
 } from '@amber/core';
 import type { MemoryObjectRef } from './vmas';
+import type { ShmemObject } from './generated';
 
 /**
  * Memory that mappings share with other mappings or processes: shared anonymous memory, memfds
  * and files deleted while mapped. Each is dumped once, under an id (shmem.img + its own
  * pagemap-shmem-<id>.img and pages file); VMAs refer to it by VmaEntry.amber_object.
  */
-export interface ShmemObject {
-  id: number;
-  /** 1 shared anonymous, 2 memfd, 3 deleted file */
-  kind: number;
-  size: bigint;
-  name?: string;
-  seals?: number;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  pagesId: number;
-  ino?: bigint;
-  dev?: bigint;
-}
+export type { ShmemObject };
 
 export const OBJECT_KIND = { anon: 1, memfd: 2, deleted: 3 } as const;
 export const kindName = (k: number): MemoryObjectRef['kind'] => (k === 1 ? 'anon' : k === 2 ? 'memfd' : 'deleted');

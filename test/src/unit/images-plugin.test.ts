@@ -44,7 +44,7 @@ test('a plugin registers its own image type, with a head and 8-byte-aligned blob
     protoFile: proto,
     message: 'acme.QueueEntry',
     headMessage: 'acme.QueueHead',
-    blobLength: (e: object) => (e as QueueEntry).length,
+    blobLength: (e: QueueEntry) => e.length,
     blobAlign: 8,
   };
   registerImageType(def);

@@ -55,3 +55,15 @@ test('an image the inventory does not list is not read; one it lists but is gone
   fs.rmSync(path.join(dir, 'pstree.img'));
   refused(dir, /^pstree\.img: missing from .* \(inventory\.img lists it\)$/);
 });
+
+test("an amber inventory whose image list was stripped is refused; a set from elsewhere (no list, no plugins) is taken as it is", () => {
+  const dir = set([{ vaddr: 0x1000n, nrPages: 1, flags: P }], 1);
+  const s = ImageStore.forDump(path.join(dir, 'again'));
+  s.write('pstree', 'pstree', [{ pid: 10, ppid: 1, pgid: 10, sid: 10, threads: [10] }]);
+  s.writeInventory({ imgVersion: 2, amberPlugins: ['fs'] });
+  assert.ok(ImageStore.forRead(s.dir));
+  s.write('inventory', 'inventory', [{ imgVersion: 2, amberPlugins: ['fs'] }]); // the same, without amber_images
+  refused(s.dir, /^inventory\.img: lists no images \(amber_images\): not a whole image set$/);
+  s.write('inventory', 'inventory', [{ imgVersion: 2 }]);
+  assert.ok(ImageStore.forRead(s.dir));
+});

@@ -27,6 +27,7 @@ import {
   type PstreeEntry,
   type SaEntry,
   type StatsEntry,
+  type ToWrite,
   type TaskKobjIdsEntry,
 } from '@amber/core';
 
@@ -73,7 +74,7 @@ const ids: TaskKobjIdsEntry = { vmId: 1, filesId: 2, fsId: 3, sighandId: 4, pidN
 
 function fixtures() {
   const raw = xsaveBuffer();
-  const inventory: InventoryEntry = {
+  const inventory: ToWrite<InventoryEntry> = {
     imgVersion: 2, fdinfoPerId: true, rootIds: ids, nsPerId: true, lsmtype: LsmType.NO_LSM, dumpUptime: 987654321012n, amberPlugins: ['mm', 'fs'],
   };
   const pstree: PstreeEntry[] = [
