@@ -23,6 +23,7 @@ import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
 import { linkParent } from './predump';
 import { lockPid } from './pid-lock';
+import { RunState } from './run-state';
 import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
@@ -89,6 +90,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
   let ctx: DumpContext | undefined;
   try {
     const objects = new SharedObjects();
+    const runState = new RunState();
     for (const f of frozen) stats.set(f.pid, readStat(f.pid));
     if (!options.preDump) checkLeadersInside(stats.values());
     for (const f of frozen) {
@@ -132,6 +134,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
     ctx = {
       options, store, objects, tasks, log, files: new FileRegistry(),
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
+      state: (key, init) => runState.get(key, init),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

@@ -1,6 +1,7 @@
 export * from './plugin';
 export * from './logger';
 export * from './files';
+export * from './run-state';
 export * from './inodes';
 export * from './fd-table';
 export * from './fault';

@@ -97,6 +97,8 @@ export interface DumpContext {
   readonly files: FileRegistry;
   /** Adds to the dump statistics that end up in stats-dump and the report. */
   count(what: string, n: number): void;
+  /** State kept for this dump only, under a key (prefix it with the plugin's name): made by init the first time. */
+  state<T>(key: string, init: () => T): T;
 }
 
 /** A task being rebuilt during restore. */
@@ -138,6 +140,8 @@ export interface RestoreContext {
   readonly inodes: SharedInodes;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
+  /** State kept for this restore only, under a key (prefix it with the plugin's name): made by init the first time. */
+  state<T>(key: string, init: () => T): T;
 }
 
 export interface CompareOptions {

@@ -16,6 +16,7 @@ import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
+import { RunState } from './run-state';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { waitForExit } from './wait-exit';
@@ -65,8 +66,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   if (!options.detached) prctl(PR.SET_CHILD_SUBREAPER, 1);
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
+  const runState = new RunState();
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {

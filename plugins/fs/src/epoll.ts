@@ -4,7 +4,6 @@ import {
   type DumpContext, type DumpTask, type EventpollFileEntry, type EventpollTfdEntry, type FdResource, type FieldDifference, type FileDescription,
   type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { stateOf } from './images';
 
 const EPOLL_CTL_ADD = 1;
 
@@ -14,7 +13,7 @@ interface LateTarget {
   epollId: number;
   target: EventpollTfdEntry;
 }
-const lateTargets = (ctx: RestoreContext) => stateOf(ctx, 'epoll-late-targets', () => [] as LateTarget[]);
+const lateTargets = (ctx: RestoreContext) => ctx.state('fs:epoll-late-targets', () => [] as LateTarget[]);
 
 /** The "tfd: N events: X data: Y pos:P ino:I sdev:D" lines of an epoll fd's fdinfo. */
 export function parseEpollTargets(fdinfo: string, id: number): EventpollTfdEntry[] {

@@ -2,7 +2,7 @@ import {
   AmberError, ImageError, InodeKey, O, SYS, recreateUnlinkedFile,
   type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
+import { growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { openInTask, park, parked } from './task-fds';
 import { decodeChunks, encodeChunks, fillGhost, readGhostData } from './ghost-extents';
 
@@ -27,7 +27,7 @@ export function dumpGhost(ctx: DumpContext, fd: FdResource, id: number): void {
 
 /** Writes a ghost image the first time an inode is seen (by write), and maps description id to it. */
 export function dumpGhostOnce(ctx: DumpContext, fd: FdResource, id: number, write: (ctx: DumpContext, fd: FdResource, id: number) => void): void {
-  const ghosts = stateOf(ctx, 'ghosts', () => new Map<string, number>());
+  const ghosts = ctx.state('fs:ghosts', () => new Map<string, number>());
   const inode = `${fd.dev}:${fd.ino}`;
   let ghostId = ghosts.get(inode);
   if (ghostId === undefined) {
@@ -55,7 +55,7 @@ function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
 
 /** The ghost a description opens (its remap-fpath entry; images without one name it by the description's id). */
 export function ghostIdOf(ctx: RestoreContext, id: number): number | undefined {
-  const remaps = stateOf(ctx, 'remaps', () => {
+  const remaps = ctx.state('fs:remaps', () => {
     const m = new Map<number, number>();
     if (ctx.store.has('remap-fpath')) {
       for (const r of ctx.store.read<RemapFilePathEntry>('remap-fpath', 'remap-fpath').entries) if (r.remapType === REMAP_GHOST) m.set(r.origId, r.remapId);

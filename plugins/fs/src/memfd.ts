@@ -5,7 +5,7 @@ import {
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { growingImage, stateOf, type MemfdInodeEntry } from './images';
+import { growingImage, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
 import { openInTask, writeAll } from './task-fds';
 
@@ -39,7 +39,7 @@ export class MemfdKind implements FileKind {
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
-    const inodes = stateOf(ctx, 'memfd:inodes', () => new Map<bigint, number>());
+    const inodes = ctx.state('fs:memfd:inodes', () => new Map<bigint, number>());
     let shmid = inodes.get(fd.ino);
     if (shmid === undefined) {
       shmid = inodes.size + 1;
@@ -73,7 +73,7 @@ export class MemfdKind implements FileKind {
    */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
     const memfd = entry.memfd as MemfdFileEntry;
-    const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
+    const inodes = ctx.state('fs:memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
     if (!inode) throw new ImageError(`memfd.img: has no memfd ${memfd.inodeId} (files.img refers to it)`);
     const key = InodeKey.memfd(inode.inodeId);

@@ -6,7 +6,6 @@ import {
 } from '@amber/core';
 import { dumpPipeData, restorePipeData } from './pipe-data';
 import { openInTask, park, setStatusFlags, unpark } from './task-fds';
-import { stateOf } from './images';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
 const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
@@ -88,7 +87,7 @@ export class FifoKind implements FileKind {
     const fifo = entry.fifo as FifoEntry;
     const reg = ctx.files.regular(fifo.regfId ?? -1);
     const remote = task.remote;
-    const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
+    const filled = ctx.state('fs:fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
       const keeper = openInTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');

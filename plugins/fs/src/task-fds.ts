@@ -1,5 +1,4 @@
 import { F, fetchFd, O, openAsTask, SYS, type FdinfoEntry, type RemoteSyscall, type RestoreContext, type RestoreTask } from '@amber/core';
-import { stateOf } from './images';
 
 // Helpers for building descriptions inside a task being restored.
 
@@ -41,7 +40,7 @@ interface Parked {
  * The plugin closes the leftovers once the fd table is done.
  */
 function parkedOf(ctx: RestoreContext, task: RestoreTask): Parked {
-  return stateOf(ctx, `parked:${task.pid}`, () => {
+  return ctx.state(`fs:parked:${task.pid}`, () => {
     const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
     return { byKey: new Map<string, number>(), floor: Math.max(2, ...entries.map((e) => e.fd)) + 1 };
   });
@@ -49,7 +48,7 @@ function parkedOf(ctx: RestoreContext, task: RestoreTask): Parked {
 
 /** Which task holds each parked fd: another task may ask for it (the far end of a pipe). */
 function ownersOf(ctx: RestoreContext): Map<string, RestoreTask> {
-  return stateOf(ctx, 'parked-owners', () => new Map<string, RestoreTask>());
+  return ctx.state('fs:parked-owners', () => new Map<string, RestoreTask>());
 }
 
 export function park(ctx: RestoreContext, task: RestoreTask, key: string, fd: number): number {
