@@ -24,6 +24,7 @@ import { kcmpIdsOf } from './ids';
 import { linkParent } from './predump';
 import { lockPid } from './pid-lock';
 import { RunState } from './run-state';
+import { DumpedInodes } from './inodes';
 import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
@@ -91,6 +92,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
   try {
     const objects = new SharedObjects();
     const runState = new RunState();
+    let pagesIds = 0;
     for (const f of frozen) stats.set(f.pid, readStat(f.pid));
     if (!options.preDump) checkLeadersInside(stats.values());
     for (const f of frozen) {
@@ -135,6 +137,8 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
       options, store, objects, tasks, log, files: new FileRegistry(),
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
       state: (key, init) => runState.get(key, init),
+      inodes: new DumpedInodes(),
+      createPages: (data) => ({ pagesId: ++pagesIds, path: store.createPages(pagesIds, data) }),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

@@ -4,6 +4,7 @@ import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
 import { isAmberTracker } from './predump';
+import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
 import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
 
@@ -67,7 +68,12 @@ export class FdTable {
         const kind = this.route(fd);
         const key = `${fd.dev}:${fd.ino}:${fd.info.flags & ~O.CLOEXEC}:${fd.info.pos}`;
         const { id, isNew } = ctx.objects.identify('FILE', task.pid, fd.fd, key);
-        if (isNew) ctx.files.add(kind.dumpDescription(ctx, task, fd, id));
+        if (isNew) {
+          fd.fown = fownOf(task, fd);
+          const desc = kind.dumpDescription(ctx, task, fd, id);
+          recordFown(desc, fd.fown);
+          ctx.files.add(desc);
+        }
         entries.push({ id, flags: fd.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.fdType, fd: fd.fd });
       }
       ctx.store.write('fdinfo', `fdinfo-${task.ids.filesId}`, entries);
@@ -102,6 +108,7 @@ export class FdTable {
       }
       const elsewhere = this.placed.get(e.id);
       const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, desc);
+      if (!elsewhere) applyFown(ctx.log, task, got, desc);
       if (got !== e.fd) {
         remote.call('dup3', SYS.dup3, [got, e.fd, cloexec], `fd ${e.fd}`);
         remote.call('close', SYS.close, [got]);

@@ -2,6 +2,8 @@ export * from './plugin';
 export * from './logger';
 export * from './files';
 export * from './run-state';
+export * from './task-fds';
+export * from './fown';
 export * from './inodes';
 export * from './fd-table';
 export * from './fault';

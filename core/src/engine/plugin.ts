@@ -1,11 +1,12 @@
 import type { FdInfo, FdLink, MapsEntry, ProcStat } from '../task/proc';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
-import type { CredsEntry, ImageStore } from '../images';
+import type { CredsEntry, FownEntry, ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
-import type { IdentityHolder, SharedInodes } from './inodes';
+import type { DumpedInodes, IdentityHolder, SharedInodes } from './inodes';
+import type { TaskFds } from './task-fds';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -24,6 +25,8 @@ export interface FdResource extends FdLink {
   rdev: bigint;
   size: bigint;
   info: FdInfo;
+  /** Its owner and signal (F_GETOWN_EX / F_GETSIG), dumped by the core before the kind describes it. */
+  fown?: FownEntry;
 }
 
 /** A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... */
@@ -95,6 +98,10 @@ export interface DumpContext {
   readonly log: Logger;
   /** Open file descriptions of the dump (files.img); the fd table and file mappings add to it. */
   readonly files: FileRegistry;
+  /** Inodes several plugins meet (memfds, shared memory, deleted files): one id each, contents dumped once. */
+  readonly inodes: DumpedInodes;
+  /** A new pages-<id>.img (holding data, if given): ids are handed out by the core, for every plugin. */
+  createPages(data?: Buffer): { pagesId: number; path: string };
   /** Adds to the dump statistics that end up in stats-dump and the report. */
   count(what: string, n: number): void;
   /** State kept for this dump only, under a key (prefix it with the plugin's name): made by init the first time. */
@@ -138,6 +145,8 @@ export interface RestoreContext {
   readonly files: FileRegistry;
   /** Objects several holders share (memfds, shared memory): created once, fetched by the rest. */
   readonly inodes: SharedInodes;
+  /** Parking fds in a task between descriptions, opening paths there as the task. */
+  readonly fds: TaskFds;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
   /** State kept for this restore only, under a key (prefix it with the plugin's name): made by init the first time. */

@@ -17,6 +17,7 @@ import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
 import { RunState } from './run-state';
+import { TaskFds } from './task-fds';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { waitForExit } from './wait-exit';
@@ -68,7 +69,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), fds: new TaskFds(store), reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {
@@ -83,6 +84,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
           done.add(t.ids.filesId);
           fdTable.restore(ctx, t);
         }
+        for (const t of tasks) ctx.fds.closeParked(t);
       }
       if (phase === 'task-state') {
         createThreads(creator, live);

@@ -3,7 +3,6 @@ import {
   type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
-import { openInTask, park, parked } from './task-fds';
 import { decodeChunks, encodeChunks, fillGhost, readGhostData } from './ghost-extents';
 
 const REMAP_GHOST = 1;
@@ -80,8 +79,8 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const ghostId = ghostIdOf(ctx, reg.id)!;
   const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC);
   const key = `ghost:${ghostId}`;
-  const reopen = parked(ctx, task, key);
-  if (reopen !== undefined) return openInTask(task, `/proc/self/fd/${reopen}`, flags);
+  const reopen = ctx.fds.parked(task, key);
+  if (reopen !== undefined) return ctx.fds.open(task, `/proc/self/fd/${reopen}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
   if (img.entries.length !== 1) throw new ImageError(`ghost-file-${ghostId}.img: holds ${img.entries.length} entries, expected 1`);
   const blob = img.blobs[0] ?? Buffer.alloc(0);
@@ -112,7 +111,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const dumped = img.entries[0];
   // the same inode for a mapping of it (the mm plugin), or another task
   if (dumped.dev !== undefined && dumped.ino !== undefined) ctx.inodes.hold(InodeKey.deletedFile(dumped.dev, dumped.ino), task, reopener);
-  park(ctx, task, key, reopener);
+  ctx.fds.park(task, key, reopener);
   return fd;
 }
 

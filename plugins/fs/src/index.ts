@@ -13,10 +13,8 @@ import { InotifyKind } from './inotify';
 import { memfdHolders, MemfdKind } from './memfd';
 import { ghostHolders } from './ghost-file';
 import { compareLocks, dumpLocks, restoreLocks } from './locks';
-import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
 import { FanotifyKind } from './fanotify';
-import { OwnedKind } from './fown';
 
 registerFsImages();
 
@@ -32,7 +30,7 @@ export class FilesPlugin implements ResourcePlugin {
   readonly fileKinds = [
     new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
     this.epoll, new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
-  ].map((k) => new OwnedKind(k));
+  ];
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);
@@ -41,7 +39,6 @@ export class FilesPlugin implements ResourcePlugin {
 
   async restore(ctx: RestoreContext): Promise<void> {
     this.epoll.addLateTargets(ctx);
-    for (const task of ctx.tasks) closeParked(ctx, task);
     restoreFsState(ctx);
   }
 

@@ -1,19 +1,16 @@
 import { readFileSync } from 'node:fs';
 import {
   ImageError,
-  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd,
+  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd, writeAll,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
   type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
-import { openInTask, writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
 const F_SEAL_SEAL = 1;
-/** pages-<id>.img of memfd contents, apart from the memory plugin's ids. */
-const PAGES_ID_BASE = 0x40000000;
 
 const nameOf = (link: string) => link.replace(/^\/memfd:/, '').replace(/ \(deleted\)$/, '');
 
@@ -39,31 +36,33 @@ export class MemfdKind implements FileKind {
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
-    const inodes = ctx.state('fs:memfd:inodes', () => new Map<bigint, number>());
-    let shmid = inodes.get(fd.ino);
-    if (shmid === undefined) {
-      shmid = inodes.size + 1;
-      inodes.set(fd.ino, shmid);
-      this.dumpInode(ctx, fd, shmid);
+    // the core's one registry: a memfd the mm plugin met as a mapping is the same inode, dumped once
+    const { inode, isNew } = ctx.inodes.meet(InodeKey.memfd(fd.ino));
+    const shmid = inode.id;
+    const written = ctx.state('fs:memfd:inodes', () => new Set<number>());
+    if (!written.has(shmid)) {
+      written.add(shmid);
+      if (isNew) inode.pagesId = this.dumpContents(ctx, fd, shmid);
+      growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
+        name: nameOf(fd.link), uid: 0, gid: 0, size: fd.size, shmid, seals: sealsOf(fd), inodeId: fd.ino,
+      });
     }
     const memfd: MemfdFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, inodeId: shmid };
     return { id, type: FdType.MEMFD, memfd };
   }
 
-  private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
+  /** The contents as a shmem pagemap and a pages file; returns the pages file's id. */
+  private dumpContents(ctx: DumpContext, fd: FdResource, shmid: number): number {
     // by its data runs, as a ghost file is read (unseen, and without faulting in its holes)
     const ghost = readGhostData(fd.pid, fd.fd, Infinity, () => new Error('unreachable: no limit'));
     const data = Buffer.alloc(Number(ghost.size));
     for (const e of ghost.extents) e.data.copy(data, Number(e.off));
     const pages = Math.ceil(data.length / PAGE_SIZE);
-    const pagesId = PAGES_ID_BASE + shmid;
-    ctx.store.createPages(pagesId, Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
+    const { pagesId } = ctx.createPages(Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
     const runs: PagemapEntry[] = pages ? [{ vaddr: 0n, nrPages: pages, flags: PagemapFlag.PRESENT }] : [];
     ctx.store.write('pagemap', `pagemap-shmem-${shmid}`, runs, { head: { pagesId } satisfies PagemapHead });
-    growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
-      name: nameOf(fd.link), uid: 0, gid: 0, size: BigInt(data.length), shmid, seals: sealsOf(fd), inodeId: fd.ino,
-    });
     ctx.count('memfd bytes', data.length);
+    return pagesId;
   }
 
   /**
@@ -82,7 +81,7 @@ export class MemfdKind implements FileKind {
       held = this.createInode(ctx, task, inode);
       ctx.inodes.hold(key, task, held);
     }
-    const fd = openInTask(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    const fd = ctx.fds.open(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
     task.remote.call('close', SYS.close, [held]);
     if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
     return fd;
@@ -97,7 +96,14 @@ export class MemfdKind implements FileKind {
     const fd = remote.call('memfd_create', SYS.memfd_create, [remote.stageString(inode.name), MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0)], inode.name);
     const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-shmem-${shmid}`);
     const pagesId = (pm.head as PagemapHead).pagesId;
-    if (pm.entries.length) writeAll(remote, fd, readFileSync(ctx.store.pagesPath(pagesId)).subarray(0, Number(inode.size)), `memfd ${inode.name}`, 0n);
+    // runs as whoever dumped the inode wrote them (the mm plugin skips holes): pages one after another
+    const pages = pm.entries.length ? readFileSync(ctx.store.pagesPath(pagesId)) : Buffer.alloc(0);
+    let from = 0;
+    for (const run of pm.entries) {
+      const len = Math.min(run.nrPages * PAGE_SIZE, Number(inode.size - run.vaddr));
+      if (len > 0) writeAll(remote, fd, pages.subarray(from, from + len), `memfd ${inode.name}`, run.vaddr);
+      from += run.nrPages * PAGE_SIZE;
+    }
     remote.call('ftruncate', SYS.ftruncate, [fd, inode.size]);
     if (sealable && inode.seals) remote.call('fcntl(F_ADD_SEALS)', SYS.fcntl, [fd, F.ADD_SEALS, inode.seals], inode.name);
     return fd;

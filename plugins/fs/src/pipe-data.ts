@@ -1,10 +1,9 @@
 import { openSync } from 'node:fs';
 import {
-  F, FIONREAD, KernelError, O, SPLICE_F_NONBLOCK, SYS, addressOf, close, fcntl, pipe2, syscall, takeFd, readFd, tee,
+  F, FIONREAD, KernelError, O, SPLICE_F_NONBLOCK, SYS, addressOf, close, fcntl, pipe2, syscall, takeFd, readFd, tee, writeAll,
   type DumpContext, type FdResource, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { growingImage, type PipeDataEntry } from './images';
-import { writeAll } from './task-fds';
 
 /** Bytes queued in the pipe behind fd (FIONREAD works on either end). */
 function queuedBytes(fd: number, what: string): number {

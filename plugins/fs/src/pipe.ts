@@ -1,11 +1,10 @@
 import { constants } from 'node:fs';
 import {
-  FdType, NO_FOWN, O, SYS, fetchFd,
+  FdType, NO_FOWN, O, SYS, fetchFd, setStatusFlags,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { dumpPipeData, restorePipeData } from './pipe-data';
-import { openInTask, park, setStatusFlags, unpark } from './task-fds';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
 const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
@@ -39,7 +38,7 @@ export class PipeKind implements FileKind {
     if (inherited) return fetchFd(remote, process.pid, inherited.fd);
     if (pipe.otherEndOutside) throw new OutsidePipeError(task.pid, pipe.pipeId);
     const mine = `pipe:${pipe.pipeId}:${isReadEnd(pipe.flags) ? 'r' : 'w'}`;
-    let fd = unpark(ctx, task, mine);
+    let fd = ctx.fds.unpark(task, mine);
     if (fd === undefined) {
       remote.resetData();
       const buf = remote.reserve(8);
@@ -48,7 +47,7 @@ export class PipeKind implements FileKind {
       const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
       restorePipeData(ctx, task, w, pipe.pipeId, 'pipes-data');
       const readEnd = isReadEnd(pipe.flags);
-      park(ctx, task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
+      ctx.fds.park(task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
       fd = readEnd ? r : w;
     }
     setStatusFlags(remote, fd, pipe.flags);
@@ -89,12 +88,12 @@ export class FifoKind implements FileKind {
     const remote = task.remote;
     const filled = ctx.state('fs:fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
-      const keeper = openInTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      const keeper = ctx.fds.open(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
-      park(ctx, task, `fifo:${fifo.pipeId}:keeper`, keeper);
+      ctx.fds.park(task, `fifo:${fifo.pipeId}:keeper`, keeper);
       filled.add(fifo.pipeId);
     }
-    return openInTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+    return ctx.fds.open(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {

@@ -64,7 +64,7 @@ export class MemoryPlugin implements ResourcePlugin {
 
   async dump(ctx: DumpContext): Promise<void> {
     const objects = new ObjectDumper(ctx);
-    for (const [i, task] of ctx.tasks.entries()) await this.dumpTask(ctx, task, i + 1, objects);
+    for (const task of ctx.tasks) await this.dumpTask(ctx, task, objects);
     objects.finish();
   }
 
@@ -93,7 +93,7 @@ export class MemoryPlugin implements ResourcePlugin {
     return store.readOne<MmEntry>('mm', `mm-${pid}`).vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
-  private async dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): Promise<void> {
+  private async dumpTask(ctx: DumpContext, task: DumpTask, objects: ObjectDumper): Promise<void> {
     const { pid, remote } = task;
     const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
     const stamps = new Map<number, FileStamp>();
@@ -159,7 +159,7 @@ export class MemoryPlugin implements ResourcePlugin {
     }
 
     const t1 = performance.now();
-    const pagesPath = ctx.store.createPages(pagesId);
+    const { pagesId, path: pagesPath } = ctx.createPages();
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
     ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
     ctx.store.write('mm', `mm-${pid}`, [mm]);
@@ -236,12 +236,8 @@ export class MemoryPlugin implements ResourcePlugin {
     }
   }
 
-  private readonly perDump = new WeakMap<DumpContext, Map<number, { vmas: VmaEntry[]; runs: PagemapEntry[]; pagesId: number }>>();
-
   private dumped(ctx: DumpContext) {
-    let m = this.perDump.get(ctx);
-    if (!m) this.perDump.set(ctx, (m = new Map()));
-    return m;
+    return ctx.state('mm:dumped', () => new Map<number, { vmas: VmaEntry[]; runs: PagemapEntry[]; pagesId: number }>());
   }
 
   /** The previous image set of an incremental dump, if its tracking can still be trusted. */

@@ -1,13 +1,16 @@
-import {
-  F, O, SYS, procRead,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileDescription, type FileKind, type FownEntry,
-  type RestoreContext, type RestoreTask,
-} from '@amber/core';
+import { F, O, SYS } from '../kernel/constants';
+import { procRead } from '../task/proc';
+import type { FownEntry } from '../images';
+import type { Logger } from './logger';
+import type { DumpTask, FdResource, FileDescription, RestoreTask } from './plugin';
 
 const O_ASYNC = 0o20000;
 
+// In CRIU every kind gets its owner from the generic fd parameters: here the core dumps it for every
+// fd (FdResource.fown) and puts it back after the kind opened the description, whatever the kind.
+
 /** The sub-message of a files.img entry that carries `fown` (reg, pipe, efd...), if any. */
-function ownedPart(desc: FileDescription): { fown: FownEntry; flags?: number } | undefined {
+export function ownedPart(desc: FileDescription): { fown: FownEntry; flags?: number } | undefined {
   for (const v of Object.values(desc)) {
     if (v && typeof v === 'object' && 'fown' in v) return v as { fown: FownEntry; flags?: number };
   }
@@ -33,7 +36,7 @@ export function dumpFown(task: DumpTask, fd: number): FownEntry | undefined {
   return { uid: uids[1], euid: uids[2], signum, pidType: ex.readInt32LE(0), pid };
 }
 
-function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: { fown: FownEntry; flags?: number }): void {
+export function restoreFown(log: Logger, task: RestoreTask, fd: number, part: { fown: FownEntry; flags?: number }): void {
   const { fown } = part;
   const remote = task.remote;
   if (fown.pid) {
@@ -43,7 +46,7 @@ function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: {
     ex.writeInt32LE(fown.pid, 4);
     const r = remote.callRaw(SYS.fcntl, [fd, F.SETOWN_EX, remote.stage(ex)]);
     remote.resetData();
-    if (r < 0) ctx.log.warn(`pid ${task.pid}: fd owner ${fown.pid} (type ${fown.pidType}) not set again: errno ${-r}`);
+    if (r < 0) log.warn(`pid ${task.pid}: fd owner ${fown.pid} (type ${fown.pidType}) not set again: errno ${-r}`);
   }
   if (fown.signum) remote.call('fcntl(F_SETSIG)', SYS.fcntl, [fd, F.SETSIG, fown.signum], `fd ${fd}`);
   // O_ASYNC is ignored by open(2) and the create calls: only F_SETFL turns it on.
@@ -53,41 +56,22 @@ function restoreFown(ctx: RestoreContext, task: RestoreTask, fd: number, part: {
   }
 }
 
-/** A file kind whose descriptions also keep their owner and signal (F_SETOWN_EX / F_SETSIG) and O_ASYNC. */
-export class OwnedKind implements FileKind {
-  readonly fdType: number;
-  readonly name: string;
-  readonly restoreOrder?: number;
+/**
+ * The owner of fd as dumped: F_GETOWN_EX / F_GETSIG asked in the task, undefined when it has none
+ * or is an O_PATH fd (fcntl F_GETOWN_EX fails on those with EBADF).
+ */
+export function fownOf(task: DumpTask, fd: FdResource): FownEntry | undefined {
+  return fd.info.flags & O.PATH ? undefined : dumpFown(task, fd.fd);
+}
 
-  constructor(private readonly kind: FileKind) {
-    this.fdType = kind.fdType;
-    this.name = kind.name;
-    this.restoreOrder = kind.restoreOrder;
-  }
+/** Puts the dumped owner in the sub-message that carries one, whatever the kind wrote there. */
+export function recordFown(desc: FileDescription, fown: FownEntry | undefined): void {
+  const part = ownedPart(desc);
+  if (part && fown) part.fown = fown;
+}
 
-  claims(fd: FdResource): boolean {
-    return this.kind.claims(fd);
-  }
-
-  dumpDescription(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): FileDescription {
-    const desc = this.kind.dumpDescription(ctx, task, fd, id);
-    const part = ownedPart(desc);
-    // O_PATH fds have no owner (fcntl F_GETOWN_EX fails on them with EBADF)
-    if (part && !(fd.info.flags & O.PATH)) {
-      const fown = dumpFown(task, fd.fd);
-      if (fown) part.fown = fown;
-    }
-    return desc;
-  }
-
-  openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number {
-    const fd = this.kind.openDescription(ctx, task, entry);
-    const part = ownedPart(entry);
-    if (part && (part.fown.pid || part.fown.signum || (part.flags ?? 0) & O_ASYNC)) restoreFown(ctx, task, fd, part);
-    return fd;
-  }
-
-  compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {
-    return this.kind.compareDescription?.(live, entry) ?? [];
-  }
+/** Sets owner, signal and O_ASYNC on a freshly opened description, if it had any. */
+export function applyFown(log: Logger, task: RestoreTask, fd: number, desc: FileDescription): void {
+  const part = ownedPart(desc);
+  if (part && (part.fown.pid || part.fown.signum || (part.flags ?? 0) & O_ASYNC)) restoreFown(log, task, fd, part);
 }
