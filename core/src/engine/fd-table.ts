@@ -6,7 +6,7 @@ import { fetchFd } from '../task/fd-transfer';
 import { isAmberTracker } from './predump';
 import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
-import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
+import { FD_RESTORE_STEPS, type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
 
 /**
  * What a user can do about an fd that no plugin can dump, saying what it does: a dump without the
@@ -83,6 +83,34 @@ export class FdTable {
 
   /** Where each description restored so far lives: a task and its fd number there. */
   private readonly placed = new Map<number, { pid: number; fd: number }>();
+  /** The descriptions opened (not fetched), in order: the post-open step's work. */
+  private readonly openedHere: { task: RestoreTask; kind: FileKind; desc: FileDescription; fd: number }[] = [];
+
+  /**
+   * Fills the fd tables of every task, step by step (FD_RESTORE_STEPS); tasks sharing an fd table
+   * (CLONE_FILES) fill it once.
+   */
+  restoreAll(ctx: RestoreContext, tasks: RestoreTask[]): void {
+    for (const step of FD_RESTORE_STEPS) {
+      if (step === 'open') {
+        const done = new Set<number>();
+        for (const t of tasks) {
+          if (done.has(t.ids.filesId)) continue;
+          done.add(t.ids.filesId);
+          this.restore(ctx, t);
+        }
+      }
+      if (step === 'post-open') {
+        const order = (k: FileKind) => k.restoreOrder ?? 0;
+        const work = this.openedHere.filter((o) => o.kind.postOpen).sort((a, b) => order(a.kind) - order(b.kind));
+        for (const o of work) {
+          o.task.remote.resetData();
+          o.kind.postOpen!(ctx, o.task, o.desc, o.fd, o.desc.id);
+        }
+      }
+    }
+    for (const t of tasks) ctx.fds.closeParked(t);
+  }
 
   /**
    * Fills a task's fd table. A description already restored in another task (fds inherited
@@ -118,6 +146,7 @@ export class FdTable {
       }
       opened.set(e.id, e.fd);
       if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });
+      if (!elsewhere) this.openedHere.push({ task, kind, desc, fd: e.fd });
     }
   }
 }

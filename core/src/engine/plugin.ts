@@ -29,6 +29,14 @@ export interface FdResource extends FdLink {
   fown?: FownEntry;
 }
 
+/**
+ * The fd table is restored in these steps, each over every task before the next (CRIU's
+ * file_desc_ops open / post_open): 'open' creates each description and puts it at its fd numbers,
+ * 'post-open' runs the kinds' postOpen. Parked fds are closed after the last step.
+ */
+export const FD_RESTORE_STEPS = ['open', 'post-open'] as const;
+export type FdRestoreStep = (typeof FD_RESTORE_STEPS)[number];
+
 /** A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... */
 export interface FileKind {
   /** CRIU's fd_types number, used in fdinfo and files images. */
@@ -40,8 +48,14 @@ export interface FileKind {
   /** Opens the description inside the task; returns the fd it got there (any number). */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: FileDescription): number;
   /**
-   * Restore order among kinds (default 0, lower first): a kind whose description refers to other
-   * fds of the task (epoll targets) opens after them.
+   * Runs once every description of every task has been opened and put at its fd numbers (the
+   * 'post-open' step): connect after every bind, fill queues once both ends exist, watch what only
+   * another task holds. Once per description, in the task that opened it; fd is its number there.
+   */
+  postOpen?(ctx: RestoreContext, task: RestoreTask, entry: FileDescription, fd: number, id: number): void;
+  /**
+   * Restore order among kinds within each step (default 0, lower first): a kind whose description
+   * refers to other fds of the task (epoll targets) opens after them.
    */
   readonly restoreOrder?: number;
   /** Differences between a live fd and its dumped description. */

@@ -76,16 +76,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
       if (phase === 'tree') createTree(creator, plans, tasks, store);
-      if (phase === 'resources' && withFds) {
-        const done = new Set<number>();
-        for (const t of tasks) {
-          // Tasks sharing an fd table (CLONE_FILES) fill it once.
-          if (done.has(t.ids.filesId)) continue;
-          done.add(t.ids.filesId);
-          fdTable.restore(ctx, t);
-        }
-        for (const t of tasks) ctx.fds.closeParked(t);
-      }
+      if (phase === 'resources' && withFds) fdTable.restoreAll(ctx, tasks);
       if (phase === 'task-state') {
         createThreads(creator, live);
         faultPoint('restore:after-threads');

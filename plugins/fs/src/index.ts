@@ -26,10 +26,9 @@ registerFsImages();
 export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
-  private readonly epoll = new EpollKind();
   readonly fileKinds = [
     new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    this.epoll, new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
+    new EpollKind(), new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
   ];
 
   async dump(ctx: DumpContext): Promise<void> {
@@ -38,7 +37,6 @@ export class FilesPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    this.epoll.addLateTargets(ctx);
     restoreFsState(ctx);
   }
 
