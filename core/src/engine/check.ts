@@ -4,20 +4,33 @@ import { KCMP, SYS } from '../kernel/constants';
 import { addressOf, syscallRaw } from '../kernel/libc';
 import { probeIoUringDetection } from '../task/io-uring';
 import { procRead, parseStatus } from '../task/proc';
+import type { FeatureCheck, ResourcePlugin } from './plugin';
 
-export interface Feature {
-  name: string;
-  present: boolean;
-  /** Without it amber cannot dump or restore at all. */
-  required: boolean;
-  why: string;
-  detail?: string;
+export interface Feature extends FeatureCheck {
+  /** The plugin that asked for it; none for the core's own. */
+  plugin?: string;
 }
 
 const CAP = { SYS_PTRACE: 19, SYS_ADMIN: 21, SYS_RESOURCE: 24, CHECKPOINT_RESTORE: 40 } as const;
 
-/** Probes the kernel features amber uses, by trying them on amber's own process. */
-export function checkFeatures(): Feature[] {
+/**
+ * Probes the kernel features amber uses, by trying them on amber's own process: the core's, then
+ * each plugin's (ResourcePlugin.checks). A plugin whose probe throws has that feature missing.
+ */
+export function checkFeatures(plugins: readonly ResourcePlugin[] = []): Feature[] {
+  return [...coreFeatures(), ...plugins.flatMap(pluginFeatures)];
+}
+
+function pluginFeatures(p: ResourcePlugin): Feature[] {
+  if (!p.checks) return [];
+  try {
+    return p.checks().map((f) => ({ ...f, plugin: p.name }));
+  } catch (e) {
+    return [{ name: `${p.name}'s checks`, present: false, required: true, why: 'the plugin could not probe the kernel', detail: (e as Error).message, plugin: p.name }];
+  }
+}
+
+function coreFeatures(): Feature[] {
   const [major, minor] = release().split('.').map(Number);
   const caps = BigInt('0x' + (parseStatus(procRead('self', 'status')).get('CapEff') ?? '0'));
   const hasCap = (c: number) => (caps & (1n << BigInt(c))) !== 0n;

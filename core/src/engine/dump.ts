@@ -77,7 +77,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
 async function dumpInto(store: ImageStore, options: DumpOptions, plugins: ResourcePlugin[], guard: InterruptGuard): Promise<DumpReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
-  const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
+  const fdTable = new FdTable(plugins);
   const withFds = plugins.some((p) => p.fileKinds?.length);
   const counters: Record<string, number> = {};
 

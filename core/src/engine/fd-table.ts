@@ -6,7 +6,7 @@ import { fetchFd } from '../task/fd-transfer';
 import { isAmberTracker } from './predump';
 import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
-import { FD_RESTORE_STEPS, type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
+import { FD_RESTORE_STEPS, type ResourcePlugin, type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
 
 /**
  * What a user can do about an fd that no plugin can dump, saying what it does: a dump without the
@@ -22,6 +22,28 @@ export class UnclaimedFdError extends AmberError {
     super(`fd ${fd} of pid ${pid} is ${link}, which no plugin can dump; nothing was changed and the process keeps running (${FDLESS_DUMP_HINT})`);
   }
 }
+
+/** Two kinds claim one fd: which of them dumps it would be an accident of load order. */
+export class OverlappingClaimError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly link: string, claimants: string[]) {
+    super(`fd ${fd} of pid ${pid} is ${link}, which ${claimants.length} fd kinds claim: ${claimants.join(' and ')}; a plugin's claims() must not overlap another's; nothing was changed and the process keeps running`);
+  }
+}
+
+/** Two kinds with one fdType (or files.img member): the restore could not tell whose an entry is. */
+export function checkKindsDistinct(plugins: readonly ResourcePlugin[]): void {
+  const byType = new Map<number, string>();
+  for (const p of plugins) {
+    for (const k of p.fileKinds ?? []) {
+      const other = byType.get(k.fdType);
+      const me = ownerName(p, k);
+      if (other) throw new AmberError(`fd kinds ${other} and ${me} both have fd type ${k.fdType}: each fd type belongs to one kind`);
+      byType.set(k.fdType, me);
+    }
+  }
+}
+
+const ownerName = (p: ResourcePlugin, k: FileKind) => `'${k.name}' (plugin ${p.name})`;
 
 const FD_CLOEXEC = 1;
 
@@ -45,12 +67,21 @@ export function collectFds(pid: number): FdResource[] {
  * opens each description once per task and puts it at its fd numbers.
  */
 export class FdTable {
-  constructor(private readonly kinds: readonly FileKind[]) {}
+  private readonly kinds: readonly FileKind[];
+  private readonly owners = new Map<FileKind, ResourcePlugin>();
 
+  constructor(plugins: readonly ResourcePlugin[]) {
+    checkKindsDistinct(plugins);
+    for (const p of plugins) for (const k of p.fileKinds ?? []) this.owners.set(k, p);
+    this.kinds = [...this.owners.keys()];
+  }
+
+  /** The one kind that claims fd; none, or more than one, is an error naming them. */
   route(fd: FdResource): FileKind {
-    const kind = this.kinds.find((k) => k.claims(fd));
-    if (!kind) throw new UnclaimedFdError(fd.pid, fd.fd, fd.link);
-    return kind;
+    const claimants = this.kinds.filter((k) => k.claims(fd));
+    if (!claimants.length) throw new UnclaimedFdError(fd.pid, fd.fd, fd.link);
+    if (claimants.length > 1) throw new OverlappingClaimError(fd.pid, fd.fd, fd.link, claimants.map((k) => ownerName(this.owners.get(k)!, k)));
+    return claimants[0];
   }
 
   /** Checks that every fd has an owner; throws before anything is written or changed. */

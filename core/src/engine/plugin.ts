@@ -231,6 +231,18 @@ export interface ResourcePlugin {
   identities?(ctx: CompareContext): IdentityHolder[];
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];
+  /** Kernel features this plugin needs, probed on amber's own process: `amber check` runs and prints them. */
+  checks?(): FeatureCheck[];
+}
+
+/** One kernel feature a plugin needs, as `amber check` shows it. */
+export interface FeatureCheck {
+  name: string;
+  present: boolean;
+  /** Without it the plugin cannot dump or restore what it owns. */
+  required: boolean;
+  why: string;
+  detail?: string;
 }
 
 export interface AddressRange {

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { AmberError } from '../kernel/errors';
 import { RESOURCE_PLUGIN, type ResourcePlugin } from './plugin';
+import { checkKindsDistinct } from './fd-table';
 
 export class PluginError extends AmberError {}
 
@@ -40,6 +41,11 @@ export class PluginRegistry {
     for (const p of this.plugins) {
       if (seen.has(p.name)) throw new PluginError(`two plugins are named '${p.name}'`);
       seen.add(p.name);
+    }
+    try {
+      checkKindsDistinct(this.plugins);
+    } catch (e) {
+      throw new PluginError((e as Error).message);
     }
   }
 

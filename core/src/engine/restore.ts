@@ -55,7 +55,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
   const plugins = selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []);
-  const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
+  const fdTable = new FdTable(plugins);
   const withFds = plugins.some((p) => p.fileKinds?.length);
 
   const plans = readPlans(store);

@@ -67,7 +67,8 @@ export class FifoKind implements FileKind {
   readonly name = 'FIFO';
 
   claims(fd: FdResource): boolean {
-    return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
+    // an O_PATH fd of a FIFO opens nothing: the regular-file kind keeps it
+    return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO && !(fd.info.flags & O.PATH);
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
