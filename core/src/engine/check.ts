@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { release } from 'node:os';
 import { KCMP, SYS } from '../kernel/constants';
 import { addressOf, syscallRaw } from '../kernel/libc';
@@ -45,9 +45,6 @@ function coreFeatures(): Feature[] {
     { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: false, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
     { name: 'PR_GET_TID_ADDRESS', present: existsSync('/proc/self/map_files'), required: true, why: 'CONFIG_CHECKPOINT_RESTORE: tid address, map_files, set_tid' },
     { name: '/proc/PID/pagemap with PFNs', present: pagemapHasPfn(), required: false, why: 'skipping zero pages in dumps' },
-    { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
-    { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
-    { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
     { name: 'PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15)', present: major > 6 || (major === 6 && minor >= 15), required: false, why: 'POSIX timers keep their ids when the dumped ids have holes' },
     { name: 'io_uring detection', required: false, why: 'refusing a process that uses io_uring before anything is seized (its kernel workers never stop for ptrace)', ...probeIoUringDetection() },
   ];
@@ -73,23 +70,6 @@ function pagemapHasPfn(): boolean {
     readSync(fd, entry, 0, 8, Number(addr / 4096n) * 8);
     closeSync(fd);
     return (entry.readBigUInt64LE(0) & ((1n << 55n) - 1n)) !== 0n;
-  } catch {
-    return false;
-  }
-}
-
-/** clear_refs accepts "4" even without CONFIG_MEM_SOFT_DIRTY; only a dirtied page tells. */
-export function softDirtyWorks(): boolean {
-  try {
-    const probe = Buffer.alloc(4096 * 2);
-    const page = (addressOf(probe) / 4096n + 1n) * 4096n;
-    writeFileSync('/proc/self/clear_refs', '4');
-    probe[Number(page - addressOf(probe))] = 1;
-    const fd = openSync('/proc/self/pagemap', 'r');
-    const entry = Buffer.alloc(8);
-    readSync(fd, entry, 0, 8, Number(page / 4096n) * 8);
-    closeSync(fd);
-    return (entry.readBigUInt64LE(0) & (1n << 55n)) !== 0n;
   } catch {
     return false;
   }

@@ -32,7 +32,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: collectFds, kernelOwned };
+  const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: (pid) => collectFds(pid, plugins), kernelOwned };
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));

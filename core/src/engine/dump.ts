@@ -21,7 +21,7 @@ import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
-import { linkParent } from './predump';
+import { linkParent } from './image-parent';
 import { lockPid } from './pid-lock';
 import { RunState } from './run-state';
 import { DumpedInodes } from './inodes';
@@ -99,7 +99,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
       if (f.zombie) continue;
       const leader = f.tracees.get(f.pid)!;
       const maps = readMaps(f.pid);
-      const fds = withFds ? collectFds(f.pid) : [];
+      const fds = withFds ? collectFds(f.pid, plugins) : [];
       for (const tracee of f.tracees.values()) holds.set(tracee.tid, { snap: snapshotThread(tracee) });
       // Each thread is parked (ptrace/park.ts), then all its signals are blocked while we inject,
       // so no handler runs on our registers: amber's death lets it put itself back, mask included.

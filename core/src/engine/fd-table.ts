@@ -3,7 +3,6 @@ import { O, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
-import { isAmberTracker } from './predump';
 import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
 import { FD_RESTORE_STEPS, type ResourcePlugin, type DumpContext, type DumpTask, type FdResource, type FileDescription, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
@@ -47,8 +46,11 @@ const ownerName = (p: ResourcePlugin, k: FileKind) => `'${k.name}' (plugin ${p.n
 
 const FD_CLOEXEC = 1;
 
-/** Every open fd of a frozen task, with what fstat and fdinfo say about it. */
-export function collectFds(pid: number): FdResource[] {
+/**
+ * Every open fd of a frozen task, with what fstat and fdinfo say about it, but those a plugin says
+ * amber itself left there (ResourcePlugin.hidesFd).
+ */
+export function collectFds(pid: number, plugins: readonly ResourcePlugin[] = []): FdResource[] {
   const fds = listFds(pid).map(({ fd, link }) => {
     const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     return {
@@ -56,9 +58,7 @@ export function collectFds(pid: number): FdResource[] {
       info: readFdinfo(pid, fd),
     };
   });
-  // AMBER'S OWN FD: the dirty-tracking userfaultfd a pre-dump parks in the task (engine/predump.ts).
-  // It is not the task's state: never dumped, restored or compared; a final dump closes it.
-  return fds.filter((f) => !isAmberTracker(f));
+  return fds.filter((f) => !plugins.some((p) => p.hidesFd?.(f)));
 }
 
 /**

@@ -10,6 +10,7 @@ export * from './fault';
 export * from './registry';
 export * from './dump';
 export * from './predump';
+export * from './image-parent';
 export * from './restore';
 export * from './compare';
 export * from './check';

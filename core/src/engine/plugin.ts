@@ -231,6 +231,11 @@ export interface ResourcePlugin {
   identities?(ctx: CompareContext): IdentityHolder[];
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];
+  /**
+   * An fd amber itself left in a task (mm's dirty-tracking userfaultfd after a pre-dump): not the
+   * task's state, so the fd table neither dumps nor compares it.
+   */
+  hidesFd?(fd: FdResource): boolean;
   /** Kernel features this plugin needs, probed on amber's own process: `amber check` runs and prints them. */
   checks?(): FeatureCheck[];
 }

@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import { closeSync, constants, openSync, statfsSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, statfsSync } from 'node:fs';
+import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { injectable } from 'tsyringe';
 import {
   AmberError, faultPoint, skippedForTest, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
+  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -14,6 +15,7 @@ import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagem
 import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
+import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
 import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
@@ -87,6 +89,20 @@ export class MemoryPlugin implements ResourcePlugin {
   identities(ctx: CompareContext): IdentityHolder[] {
     const objects = readObjects(ctx.store);
     return ctx.pids.flatMap((pid) => objectHolders(pid, ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
+  }
+
+  /** The dirty-tracking userfaultfd a pre-dump left in the task (tracker.ts); a final dump closes it. */
+  hidesFd(fd: FdResource): boolean {
+    return isAmberTracker(fd);
+  }
+
+  checks(): FeatureCheck[] {
+    const [major, minor] = release().split('.').map(Number);
+    return [
+      { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
+      { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
+      { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
+    ];
   }
 
   addressRanges(store: ImageStore, pid: number) {
