@@ -8,6 +8,7 @@ export * from './inodes';
 export * from './fd-table';
 export * from './fault';
 export * from './registry';
+export * from './services';
 export * from './dump';
 export * from './predump';
 export * from './image-parent';

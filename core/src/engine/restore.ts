@@ -20,6 +20,7 @@ import { RunState } from './run-state';
 import { TaskFds } from './task-fds';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
+import { FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_INODES, TASK_FDS } from './services';
 import { waitForExit } from './wait-exit';
 import type { Tracee } from '../ptrace/tracee';
 
@@ -54,7 +55,11 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const log = options.log ?? silentLogger;
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
-  const plugins = selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []);
+  const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
+  const [inodes, fds] = [new SharedInodes((t) => fdFloor(store, t)), new TaskFds(store)];
+  // this restore's own plugin instances, given its services (engine/services.ts)
+  const services = { [IMAGE_STORE]: store, [LOGGER]: log, [FILE_REGISTRY]: files, [SHARED_INODES]: inodes, [TASK_FDS]: fds };
+  const plugins = registry.forRun(selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []), services, 'in a restore');
   const fdTable = new FdTable(plugins);
   const withFds = plugins.some((p) => p.fileKinds?.length);
 
@@ -68,8 +73,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
-  const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), fds: new TaskFds(store), reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {

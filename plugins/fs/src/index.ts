@@ -1,6 +1,9 @@
 import 'reflect-metadata';
-import { injectable } from 'tsyringe';
-import type { CompareContext, Difference, DumpContext, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
+import { inject, injectable } from 'tsyringe';
+import {
+  DUMPED_INODES, SHARED_INODES, TASK_FDS,
+  type CompareContext, type Difference, type DumpContext, type DumpedInodes, type FileKind, type IdentityHolder, type ResourcePlugin, type RestoreContext, type SharedInodes, type TaskFds,
+} from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
 import { registerFsImages } from './images';
@@ -26,10 +29,15 @@ registerFsImages();
 export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
-  readonly fileKinds = [
-    new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    new EpollKind(), new InotifyKind(), new MemfdKind(), new PidfdKind(), new FanotifyKind(),
-  ];
+  readonly fileKinds: readonly FileKind[];
+
+  /** Services of the run (engine/services.ts): the kinds that park fds or share inodes get them. */
+  constructor(@inject(TASK_FDS) fds: TaskFds, @inject(DUMPED_INODES) dumped: DumpedInodes, @inject(SHARED_INODES) shared: SharedInodes) {
+    this.fileKinds = [
+      new RegularFileKind(), new PipeKind(fds), new FifoKind(fds), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
+      new EpollKind(), new InotifyKind(), new MemfdKind(dumped, shared, fds), new PidfdKind(), new FanotifyKind(),
+    ];
+  }
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);

@@ -3,7 +3,7 @@ import {
   ImageError,
   F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, SYS, close, fcntl, takeFd, writeAll,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileDescription, type FileKind, type MemfdFileEntry,
-  type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
+  type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask, type DumpedInodes, type SharedInodes, type TaskFds,
 } from '@amber/core';
 import { growingImage, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
@@ -31,13 +31,16 @@ export class MemfdKind implements FileKind {
   readonly fdType = FdType.MEMFD;
   readonly name = 'memfd';
 
+  /** The core's one registry of inodes, of a dump and of a restore (the mm plugin's too), and its fd service. */
+  constructor(private readonly dumped: DumpedInodes, private readonly shared: SharedInodes, private readonly fds: TaskFds) {}
+
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('/memfd:');
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FileDescription {
     // the core's one registry: a memfd the mm plugin met as a mapping is the same inode, dumped once
-    const { inode, isNew } = ctx.inodes.meet(InodeKey.memfd(fd.ino));
+    const { inode, isNew } = this.dumped.meet(InodeKey.memfd(fd.ino));
     const shmid = inode.id;
     const written = ctx.state('fs:memfd:inodes', () => new Set<number>());
     if (!written.has(shmid)) {
@@ -76,12 +79,12 @@ export class MemfdKind implements FileKind {
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
     if (!inode) throw new ImageError(`memfd.img: has no memfd ${memfd.inodeId} (files.img refers to it)`);
     const key = InodeKey.memfd(inode.inodeId);
-    let held = ctx.inodes.fetch(key, task);
+    let held = this.shared.fetch(key, task);
     if (held === undefined) {
       held = this.createInode(ctx, task, inode);
-      ctx.inodes.hold(key, task, held);
+      this.shared.hold(key, task, held);
     }
-    const fd = ctx.fds.open(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    const fd = this.fds.open(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
     task.remote.call('close', SYS.close, [held]);
     if (memfd.pos) task.remote.call('lseek', SYS.lseek, [fd, memfd.pos, SEEK_SET]);
     return fd;

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import {
   FdType, NO_FOWN, O, SYS, fetchFd, setStatusFlags,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FifoEntry, type FileDescription, type FileKind, type PipeEntry,
-  type RestoreContext, type RestoreTask,
+  type RestoreContext, type RestoreTask, type TaskFds,
 } from '@amber/core';
 import { dumpPipeData, restorePipeData } from './pipe-data';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
@@ -14,6 +14,8 @@ const isReadEnd = (flags: number) => (flags & O.ACCMODE) === O.RDONLY;
 export class PipeKind implements FileKind {
   readonly fdType = FdType.PIPE;
   readonly name = 'pipe';
+
+  constructor(private readonly fds: TaskFds) {}
 
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('pipe:[') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
@@ -38,7 +40,7 @@ export class PipeKind implements FileKind {
     if (inherited) return fetchFd(remote, process.pid, inherited.fd);
     if (pipe.otherEndOutside) throw new OutsidePipeError(task.pid, pipe.pipeId);
     const mine = `pipe:${pipe.pipeId}:${isReadEnd(pipe.flags) ? 'r' : 'w'}`;
-    let fd = ctx.fds.unpark(task, mine);
+    let fd = this.fds.unpark(task, mine);
     if (fd === undefined) {
       remote.resetData();
       const buf = remote.reserve(8);
@@ -47,7 +49,7 @@ export class PipeKind implements FileKind {
       const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
       restorePipeData(ctx, task, w, pipe.pipeId, 'pipes-data');
       const readEnd = isReadEnd(pipe.flags);
-      ctx.fds.park(task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
+      this.fds.park(task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
       fd = readEnd ? r : w;
     }
     setStatusFlags(remote, fd, pipe.flags);
@@ -65,6 +67,8 @@ export class PipeKind implements FileKind {
 export class FifoKind implements FileKind {
   readonly fdType = FdType.FIFO;
   readonly name = 'FIFO';
+
+  constructor(private readonly fds: TaskFds) {}
 
   claims(fd: FdResource): boolean {
     // an O_PATH fd of a FIFO opens nothing: the regular-file kind keeps it
@@ -89,12 +93,12 @@ export class FifoKind implements FileKind {
     const remote = task.remote;
     const filled = ctx.state('fs:fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
-      const keeper = ctx.fds.open(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      const keeper = this.fds.open(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
-      ctx.fds.park(task, `fifo:${fifo.pipeId}:keeper`, keeper);
+      this.fds.park(task, `fifo:${fifo.pipeId}:keeper`, keeper);
       filled.add(fifo.pipeId);
     }
-    return ctx.fds.open(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+    return this.fds.open(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
   compareDescription(live: FdResource, entry: FileDescription): FieldDifference[] {

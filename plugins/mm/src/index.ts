@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { closeSync, constants, existsSync, openSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
-import { injectable } from 'tsyringe';
+import { inject, injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, skippedForTest, ImageStore, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  AmberError, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
   PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
@@ -64,6 +64,8 @@ export class MemoryPlugin implements ResourcePlugin {
   readonly name = 'mm';
   readonly phase = 'memory' as const;
 
+  constructor(@inject(IMAGE_STORE) private readonly store: ImageStore, @inject(LOGGER) private readonly log: Logger) {}
+
   async dump(ctx: DumpContext): Promise<void> {
     const objects = new ObjectDumper(ctx);
     for (const task of ctx.tasks) await this.dumpTask(ctx, task, objects);
@@ -71,13 +73,13 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    const mms = ctx.tasks.map((task) => ctx.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
+    const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
-    const objects = readObjects(ctx.store);
+    const objects = readObjects(this.store);
     for (const [i, task] of ctx.tasks.entries()) {
-      const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
+      const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
       // an incremental dump's unchanged pages are found down its parent chain
-      const pieces = locatePages(PagemapLevel.of(ctx.store, task.pid, pm.entries, pm.head as PagemapHead));
+      const pieces = locatePages(PagemapLevel.of(this.store, task.pid, pm.entries, pm.head as PagemapHead));
       await rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
     }
   }
@@ -87,8 +89,8 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   identities(ctx: CompareContext): IdentityHolder[] {
-    const objects = readObjects(ctx.store);
-    return ctx.pids.flatMap((pid) => objectHolders(pid, ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
+    const objects = readObjects(this.store);
+    return ctx.pids.flatMap((pid) => objectHolders(pid, this.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
   }
 
   /** The dirty-tracking userfaultfd a pre-dump left in the task (tracker.ts); a final dump closes it. */
@@ -177,9 +179,9 @@ export class MemoryPlugin implements ResourcePlugin {
     const t1 = performance.now();
     const { pagesId, path: pagesPath } = ctx.createPages();
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
-    ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
-    ctx.store.write('mm', `mm-${pid}`, [mm]);
-    ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
+    this.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
+    this.store.write('mm', `mm-${pid}`, [mm]);
+    this.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
     this.dumped(ctx).set(pid, { vmas, runs, pagesId });
     ctx.count('vmas', vmas.length);
     ctx.count('pages', pages);
@@ -206,16 +208,16 @@ export class MemoryPlugin implements ResourcePlugin {
     remote.resetData();
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
     const fd = via === 'amber' ? -1 : remote.callRaw(SYS.open, [remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0]);
-    ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
+    this.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
-      ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
+      this.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
       appendThroughAmber(remote, pagesPath, segments, progress);
       return;
     }
     try {
-      const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => ctx.log.debug(line))) !== undefined;
-      if (via === 'copy' && !copied) ctx.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
+      const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => this.log.debug(line))) !== undefined;
+      if (via === 'copy' && !copied) this.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
       if (!copied) {
         // in file order: what the task may read by its writev, the rest through /proc/PID/mem
         for (let i = 0; i < segments.length; ) {
@@ -244,11 +246,11 @@ export class MemoryPlugin implements ResourcePlugin {
       if (!d) continue;
       faultPoint('dump:mm-tracking');
       if (!keep) {
-        removeTracking(task.remote, ctx.log);
+        removeTracking(task.remote, this.log);
         continue;
       }
-      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, ctx.log) };
-      ctx.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
+      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, this.log) };
+      this.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
     }
   }
 
@@ -263,12 +265,12 @@ export class MemoryPlugin implements ResourcePlugin {
     const dir = resolvePrevDir(ctx.options.imagesDir, prev);
     const level = PagemapLevel.open(dir, pid);
     if (!level) {
-      ctx.log.warn(`pid ${pid}: ${dir} holds no memory of it; dumping all its pages`);
+      this.log.warn(`pid ${pid}: ${dir} holds no memory of it; dumping all its pages`);
       return undefined;
     }
     const intact = trackingIntact(pid, level.head);
     if (typeof intact === 'string') {
-      ctx.log.warn(`pid ${pid}: ${intact}; dumping all its pages`);
+      this.log.warn(`pid ${pid}: ${intact}; dumping all its pages`);
       return undefined;
     }
     return { level, mode: intact.mode };
