@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { AmberCommand } from '../base';
+import { AmberCommand, pluginFlag } from '../base';
 import { CliError } from '../errors';
 import { plural, table } from '../format';
 import { toJson } from '../render';
@@ -11,18 +11,20 @@ export default class Check extends AmberCommand {
 
   static override flags = {
     json: Flags.boolean({ description: 'print the features as JSON' }),
+    plugin: pluginFlag,
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Check);
     const core = await this.loadCore();
-    const features = core.checkFeatures();
+    // the core's features, then what each plugin says it needs (ResourcePlugin.checks)
+    const features = core.checkFeatures(this.discoverPlugins(core, flags.plugin).all());
     if (flags.json) {
       this.log(toJson(features));
     } else {
-      const rows = [['FEATURE', 'STATUS', 'NEEDED', 'WHY']];
+      const rows = [['FEATURE', 'STATUS', 'NEEDED', 'FOR', 'WHY']];
       for (const f of features) {
-        rows.push([f.name, f.present ? 'present' : 'MISSING', f.required ? 'required' : 'optional', f.detail ? `${f.why} (${f.detail})` : f.why]);
+        rows.push([f.name, f.present ? 'present' : 'MISSING', f.required ? 'required' : 'optional', f.plugin ?? 'core', f.detail ? `${f.why} (${f.detail})` : f.why]);
       }
       this.log(table(rows).join('\n'));
     }

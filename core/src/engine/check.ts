@@ -1,23 +1,36 @@
-import { closeSync, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { release } from 'node:os';
 import { KCMP, SYS } from '../kernel/constants';
 import { addressOf, syscallRaw } from '../kernel/libc';
 import { probeIoUringDetection } from '../task/io-uring';
 import { procRead, parseStatus } from '../task/proc';
+import type { FeatureCheck, ResourcePlugin } from './plugin';
 
-export interface Feature {
-  name: string;
-  present: boolean;
-  /** Without it amber cannot dump or restore at all. */
-  required: boolean;
-  why: string;
-  detail?: string;
+export interface Feature extends FeatureCheck {
+  /** The plugin that asked for it; none for the core's own. */
+  plugin?: string;
 }
 
 const CAP = { SYS_PTRACE: 19, SYS_ADMIN: 21, SYS_RESOURCE: 24, CHECKPOINT_RESTORE: 40 } as const;
 
-/** Probes the kernel features amber uses, by trying them on amber's own process. */
-export function checkFeatures(): Feature[] {
+/**
+ * Probes the kernel features amber uses, by trying them on amber's own process: the core's, then
+ * each plugin's (ResourcePlugin.checks). A plugin whose probe throws has that feature missing.
+ */
+export function checkFeatures(plugins: readonly ResourcePlugin[] = []): Feature[] {
+  return [...coreFeatures(), ...plugins.flatMap(pluginFeatures)];
+}
+
+function pluginFeatures(p: ResourcePlugin): Feature[] {
+  if (!p.checks) return [];
+  try {
+    return p.checks().map((f) => ({ ...f, plugin: p.name }));
+  } catch (e) {
+    return [{ name: `${p.name}'s checks`, present: false, required: true, why: 'the plugin could not probe the kernel', detail: (e as Error).message, plugin: p.name }];
+  }
+}
+
+function coreFeatures(): Feature[] {
   const [major, minor] = release().split('.').map(Number);
   const caps = BigInt('0x' + (parseStatus(procRead('self', 'status')).get('CapEff') ?? '0'));
   const hasCap = (c: number) => (caps & (1n << BigInt(c))) !== 0n;
@@ -32,9 +45,6 @@ export function checkFeatures(): Feature[] {
     { name: 'PTRACE_GET_RSEQ_CONFIGURATION', present: major > 5 || (major === 5 && minor >= 13), required: false, why: 'restoring glibc\'s rseq registration (Linux 5.13)' },
     { name: 'PR_GET_TID_ADDRESS', present: existsSync('/proc/self/map_files'), required: true, why: 'CONFIG_CHECKPOINT_RESTORE: tid address, map_files, set_tid' },
     { name: '/proc/PID/pagemap with PFNs', present: pagemapHasPfn(), required: false, why: 'skipping zero pages in dumps' },
-    { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
-    { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
-    { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
     { name: 'PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15)', present: major > 6 || (major === 6 && minor >= 15), required: false, why: 'POSIX timers keep their ids when the dumped ids have holes' },
     { name: 'io_uring detection', required: false, why: 'refusing a process that uses io_uring before anything is seized (its kernel workers never stop for ptrace)', ...probeIoUringDetection() },
   ];
@@ -60,23 +70,6 @@ function pagemapHasPfn(): boolean {
     readSync(fd, entry, 0, 8, Number(addr / 4096n) * 8);
     closeSync(fd);
     return (entry.readBigUInt64LE(0) & ((1n << 55n) - 1n)) !== 0n;
-  } catch {
-    return false;
-  }
-}
-
-/** clear_refs accepts "4" even without CONFIG_MEM_SOFT_DIRTY; only a dirtied page tells. */
-export function softDirtyWorks(): boolean {
-  try {
-    const probe = Buffer.alloc(4096 * 2);
-    const page = (addressOf(probe) / 4096n + 1n) * 4096n;
-    writeFileSync('/proc/self/clear_refs', '4');
-    probe[Number(page - addressOf(probe))] = 1;
-    const fd = openSync('/proc/self/pagemap', 'r');
-    const entry = Buffer.alloc(8);
-    readSync(fd, entry, 0, 8, Number(page / 4096n) * 8);
-    closeSync(fd);
-    return (entry.readBigUInt64LE(0) & (1n << 55n)) !== 0n;
   } catch {
     return false;
   }

@@ -10,13 +10,16 @@ import { FileRegistry } from './files';
 import { compareIdentities } from './inodes';
 import type { AddressRange, CompareContext, CompareOptions, Difference, FileKind } from './plugin';
 import type { PluginRegistry } from './registry';
+import { FILE_REGISTRY, IMAGE_STORE } from './services';
 
 /** Differences between a live process tree and its images, per plugin; empty when they match. */
 export async function compare(options: CompareOptions, registry: PluginRegistry): Promise<Difference[]> {
   if (!existsSync(`/proc/${options.pid}`)) throw new NoSuchProcessError(options.pid);
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
-  const plugins = registry.all().filter((p) => !inventory.amberPlugins?.length || inventory.amberPlugins.includes(p.name));
+  const files = FileRegistry.read(store);
+  const dumped = registry.all().filter((p) => !inventory.amberPlugins?.length || inventory.amberPlugins.includes(p.name));
+  const plugins = registry.forRun(dumped, { [IMAGE_STORE]: store, [FILE_REGISTRY]: files }, 'in a compare');
   const pstree = readPstree(store);
   if (pstree[0].pid !== options.pid) {
     throw new AmberError(`pid ${options.pid} is not what ${options.imagesDir} holds (its root is pid ${pstree[0].pid})`);
@@ -31,8 +34,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       const rseq = cores.get(tid)?.threadCore?.rseqEntry;
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
-  const files = FileRegistry.read(store);
-  const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: collectFds, kernelOwned };
+  const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: (pid) => collectFds(pid, plugins), kernelOwned };
   const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
   if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));

@@ -21,11 +21,14 @@ import { collectFds, FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
-import { linkParent } from './predump';
+import { linkParent } from './image-parent';
 import { lockPid } from './pid-lock';
+import { RunState } from './run-state';
+import { DumpedInodes } from './inodes';
 import { silentLogger, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
+import { DUMPED_INODES, FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_OBJECTS } from './services';
 
 export class NotSupportedError extends AmberError {}
 
@@ -56,7 +59,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
       try {
         const store = ImageStore.forDump(options.imagesDir);
         try {
-          return await dumpInto(store, { ...options, imagesDir: store.dir }, plugins, guard);
+          return await dumpInto(store, { ...options, imagesDir: store.dir }, plugins, guard, registry);
         } catch (e) {
           // Whatever failed (or interrupted) the dump: what it wrote goes, what was there stays.
           for (const problem of store.discard()) (options.log ?? silentLogger).warn(`could not remove ${problem}`);
@@ -72,10 +75,13 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
   });
 }
 
-async function dumpInto(store: ImageStore, options: DumpOptions, plugins: ResourcePlugin[], guard: InterruptGuard): Promise<DumpReport> {
+async function dumpInto(store: ImageStore, options: DumpOptions, selected: ResourcePlugin[], guard: InterruptGuard, registry: PluginRegistry): Promise<DumpReport> {
   const started = performance.now();
   const log = options.log ?? silentLogger;
-  const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
+  const [objects, files, inodes] = [new SharedObjects(), new FileRegistry(), new DumpedInodes()];
+  // this dump's own plugin instances, given its services (engine/services.ts)
+  const plugins = registry.forRun(selected, { [IMAGE_STORE]: store, [LOGGER]: log, [SHARED_OBJECTS]: objects, [FILE_REGISTRY]: files, [DUMPED_INODES]: inodes }, 'in a dump');
+  const fdTable = new FdTable(plugins);
   const withFds = plugins.some((p) => p.fileKinds?.length);
   const counters: Record<string, number> = {};
 
@@ -88,14 +94,15 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
   let succeeded = false;
   let ctx: DumpContext | undefined;
   try {
-    const objects = new SharedObjects();
+    const runState = new RunState();
+    let pagesIds = 0;
     for (const f of frozen) stats.set(f.pid, readStat(f.pid));
     if (!options.preDump) checkLeadersInside(stats.values());
     for (const f of frozen) {
       if (f.zombie) continue;
       const leader = f.tracees.get(f.pid)!;
       const maps = readMaps(f.pid);
-      const fds = withFds ? collectFds(f.pid) : [];
+      const fds = withFds ? collectFds(f.pid, plugins) : [];
       for (const tracee of f.tracees.values()) holds.set(tracee.tid, { snap: snapshotThread(tracee) });
       // Each thread is parked (ptrace/park.ts), then all its signals are blocked while we inject,
       // so no handler runs on our registers: amber's death lets it put itself back, mask included.
@@ -130,8 +137,11 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
     faultPoint('dump:after-seize');
 
     ctx = {
-      options, store, objects, tasks, log, files: new FileRegistry(),
+      options, store, objects, tasks, log, files,
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
+      state: (key, init) => runState.get(key, init),
+      inodes,
+      createPages: (data) => ({ pagesId: ++pagesIds, path: store.createPages(pagesIds, data) }),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

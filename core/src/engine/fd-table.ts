@@ -3,9 +3,9 @@ import { O } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
-import { isAmberTracker } from './predump';
+import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
-import type { DumpContext, DumpTask, FdResource, FileKind, RestoreContext, RestoreTask } from './plugin';
+import { FD_RESTORE_STEPS, type ResourcePlugin, type DumpContext, type DumpTask, type FdResource, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
 
 /**
  * What a user can do about an fd that no plugin can dump, saying what it does: a dump without the
@@ -22,10 +22,35 @@ export class UnclaimedFdError extends AmberError {
   }
 }
 
+/** Two kinds claim one fd: which of them dumps it would be an accident of load order. */
+export class OverlappingClaimError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly link: string, claimants: string[]) {
+    super(`fd ${fd} of pid ${pid} is ${link}, which ${claimants.length} fd kinds claim: ${claimants.join(' and ')}; a plugin's claims() must not overlap another's; nothing was changed and the process keeps running`);
+  }
+}
+
+/** Two kinds with one fdType (or files.img member): the restore could not tell whose an entry is. */
+export function checkKindsDistinct(plugins: readonly ResourcePlugin[]): void {
+  const byType = new Map<number, string>();
+  for (const p of plugins) {
+    for (const k of p.fileKinds ?? []) {
+      const other = byType.get(k.fdType);
+      const me = ownerName(p, k);
+      if (other) throw new AmberError(`fd kinds ${other} and ${me} both have fd type ${k.fdType}: each fd type belongs to one kind`);
+      byType.set(k.fdType, me);
+    }
+  }
+}
+
+const ownerName = (p: ResourcePlugin, k: FileKind) => `'${k.name}' (plugin ${p.name})`;
+
 const FD_CLOEXEC = 1;
 
-/** Every open fd of a frozen task, with what fstat and fdinfo say about it. */
-export function collectFds(pid: number): FdResource[] {
+/**
+ * Every open fd of a frozen task, with what fstat and fdinfo say about it, but those a plugin says
+ * amber itself left there (ResourcePlugin.hidesFd).
+ */
+export function collectFds(pid: number, plugins: readonly ResourcePlugin[] = []): FdResource[] {
   const fds = listFds(pid).map(({ fd, link }) => {
     const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     return {
@@ -33,9 +58,7 @@ export function collectFds(pid: number): FdResource[] {
       info: readFdinfo(pid, fd),
     };
   });
-  // AMBER'S OWN FD: the dirty-tracking userfaultfd a pre-dump parks in the task (engine/predump.ts).
-  // It is not the task's state: never dumped, restored or compared; a final dump closes it.
-  return fds.filter((f) => !isAmberTracker(f));
+  return fds.filter((f) => !plugins.some((p) => p.hidesFd?.(f)));
 }
 
 /**
@@ -44,12 +67,21 @@ export function collectFds(pid: number): FdResource[] {
  * opens each description once per task and puts it at its fd numbers.
  */
 export class FdTable {
-  constructor(private readonly kinds: readonly FileKind[]) {}
+  private readonly kinds: readonly FileKind[];
+  private readonly owners = new Map<FileKind, ResourcePlugin>();
 
+  constructor(plugins: readonly ResourcePlugin[]) {
+    checkKindsDistinct(plugins);
+    for (const p of plugins) for (const k of p.fileKinds ?? []) this.owners.set(k, p);
+    this.kinds = [...this.owners.keys()];
+  }
+
+  /** The one kind that claims fd; none, or more than one, is an error naming them. */
   route(fd: FdResource): FileKind {
-    const kind = this.kinds.find((k) => k.claims(fd));
-    if (!kind) throw new UnclaimedFdError(fd.pid, fd.fd, fd.link);
-    return kind;
+    const claimants = this.kinds.filter((k) => k.claims(fd));
+    if (!claimants.length) throw new UnclaimedFdError(fd.pid, fd.fd, fd.link);
+    if (claimants.length > 1) throw new OverlappingClaimError(fd.pid, fd.fd, fd.link, claimants.map((k) => ownerName(this.owners.get(k)!, k)));
+    return claimants[0];
   }
 
   /** Checks that every fd has an owner; throws before anything is written or changed. */
@@ -67,7 +99,12 @@ export class FdTable {
         const kind = this.route(fd);
         const key = `${fd.dev}:${fd.ino}:${fd.info.flags & ~O.CLOEXEC}:${fd.info.pos}`;
         const { id, isNew } = ctx.objects.identify('FILE', task.pid, fd.fd, key);
-        if (isNew) ctx.files.add(kind, id, kind.dumpDescription(ctx, task, fd, id));
+        if (isNew) {
+          fd.fown = fownOf(task, fd);
+          const entry = kind.dumpDescription(ctx, task, fd, id);
+          recordFown(entry, fd.fown);
+          ctx.files.add(kind, id, entry);
+        }
         entries.push({ id, flags: fd.info.flags & O.CLOEXEC ? FD_CLOEXEC : 0, type: kind.fdType, fd: fd.fd });
       }
       ctx.store.write('fdinfo', `fdinfo-${task.ids.filesId}`, entries);
@@ -77,6 +114,34 @@ export class FdTable {
 
   /** Where each description restored so far lives: a task and its fd number there. */
   private readonly placed = new Map<number, { pid: number; fd: number }>();
+  /** The descriptions opened (not fetched), in order: the post-open step's work. */
+  private readonly openedHere: { task: RestoreTask; kind: FileKind; entry: object; id: number; fd: number }[] = [];
+
+  /**
+   * Fills the fd tables of every task, step by step (FD_RESTORE_STEPS); tasks sharing an fd table
+   * (CLONE_FILES) fill it once.
+   */
+  restoreAll(ctx: RestoreContext, tasks: RestoreTask[]): void {
+    for (const step of FD_RESTORE_STEPS) {
+      if (step === 'open') {
+        const done = new Set<number>();
+        for (const t of tasks) {
+          if (done.has(t.ids.filesId)) continue;
+          done.add(t.ids.filesId);
+          this.restore(ctx, t);
+        }
+      }
+      if (step === 'post-open') {
+        const order = (k: FileKind) => k.restoreOrder ?? 0;
+        const work = this.openedHere.filter((o) => o.kind.postOpen).sort((a, b) => order(a.kind) - order(b.kind));
+        for (const o of work) {
+          o.task.remote.resetData();
+          o.kind.postOpen!(ctx, o.task, o.entry, o.fd, o.id);
+        }
+      }
+    }
+    for (const t of tasks) ctx.fds.closeParked(t);
+  }
 
   /**
    * Fills a task's fd table. A description already restored in another task (fds inherited
@@ -101,7 +166,9 @@ export class FdTable {
         continue;
       }
       const elsewhere = this.placed.get(e.id);
-      const got = elsewhere ? fetchFd(remote, elsewhere.pid, elsewhere.fd) : kind.openDescription(ctx, task, ctx.files.entry(kind, e.id), e.id);
+      const entry = elsewhere ? undefined : ctx.files.entry(kind, e.id);
+      const got = entry === undefined ? fetchFd(remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, e.id);
+      if (entry !== undefined) applyFown(ctx.log, task, got, entry);
       if (got !== e.fd) {
         remote.sys.with(`fd ${e.fd}`).dup3(got, e.fd, cloexec);
         remote.sys.close(got);
@@ -111,6 +178,7 @@ export class FdTable {
       }
       opened.set(e.id, e.fd);
       if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });
+      if (entry !== undefined) this.openedHere.push({ task, kind, entry, id: e.id, fd: e.fd });
     }
   }
 }

@@ -13,6 +13,31 @@ export const InodeKey = {
   deletedFile: (dev: bigint | number, ino: bigint | number) => `deleted:${BigInt(dev) & 0xffffffffn}:${ino}`,
 } as const;
 
+/** An inode several plugins may meet in one dump (a memfd held as an fd and mapped). */
+export interface DumpedInode {
+  /** Its id among the dump's memory objects: memfd.img's shmid, shmem.img's id, pagemap-shmem-<id>.img. */
+  readonly id: number;
+  /** The pages file its contents went to, set by whoever dumped them. */
+  pagesId?: number;
+}
+
+/**
+ * The dump's one registry of inodes that several holders share, keyed as the restore's is
+ * (InodeKey). The first plugin to meet an inode dumps its contents (pagemap-shmem-<id> and a pages
+ * file); every later one, in that plugin or another, refers to the same id.
+ */
+export class DumpedInodes {
+  private readonly byKey = new Map<string, DumpedInode>();
+
+  meet(key: string): { inode: DumpedInode; isNew: boolean } {
+    const known = this.byKey.get(key);
+    if (known) return { inode: known, isNew: false };
+    const inode: DumpedInode = { id: this.byKey.size + 1 };
+    this.byKey.set(key, inode);
+    return { inode, isNew: true };
+  }
+}
+
 /**
  * The restore's one registry of inodes that several holders share: a memfd held as an fd and
  * mapped, shared anonymous memory mapped before a fork, in one task or many. Keyed by what the

@@ -1,11 +1,12 @@
 import type { FdInfo, FdLink, MapsEntry, ProcStat } from '../task/proc';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
-import type { CredsEntry, FileEntryMember, ImageStore } from '../images';
+import type { CredsEntry, FileEntryMember, FownEntry, ImageStore } from '../images';
 import type { SharedObjects } from '../objects/shared-objects';
 import type { Logger } from './logger';
 import type { FileRegistry } from './files';
-import type { IdentityHolder, SharedInodes } from './inodes';
+import type { DumpedInodes, IdentityHolder, SharedInodes } from './inodes';
+import type { TaskFds } from './task-fds';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -24,7 +25,17 @@ export interface FdResource extends FdLink {
   rdev: bigint;
   size: bigint;
   info: FdInfo;
+  /** Its owner and signal (F_GETOWN_EX / F_GETSIG), dumped by the core before the kind describes it. */
+  fown?: FownEntry;
 }
+
+/**
+ * The fd table is restored in these steps, each over every task before the next (CRIU's
+ * file_desc_ops open / post_open): 'open' creates each description and puts it at its fd numbers,
+ * 'post-open' runs the kinds' postOpen. Parked fds are closed after the last step.
+ */
+export const FD_RESTORE_STEPS = ['open', 'post-open'] as const;
+export type FdRestoreStep = (typeof FD_RESTORE_STEPS)[number];
 
 /**
  * A kind of open file a plugin owns: regular files, pipes, eventfds, sockets... `E` is the
@@ -43,8 +54,14 @@ export interface FileKind<E extends object = object> {
   /** Opens the description inside the task; returns the fd it got there (any number). */
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: E, id: number): number;
   /**
-   * Restore order among kinds (default 0, lower first): a kind whose description refers to other
-   * fds of the task (epoll targets) opens after them.
+   * Runs once every description of every task has been opened and put at its fd numbers (the
+   * 'post-open' step): connect after every bind, fill queues once both ends exist, watch what only
+   * another task holds. Once per description, in the task that opened it; fd is its number there.
+   */
+  postOpen?(ctx: RestoreContext, task: RestoreTask, entry: E, fd: number, id: number): void;
+  /**
+   * Restore order among kinds within each step (default 0, lower first): a kind whose description
+   * refers to other fds of the task (epoll targets) opens after them.
    */
   readonly restoreOrder?: number;
   /** Differences between a live fd and its dumped description. */
@@ -94,8 +111,14 @@ export interface DumpContext {
   readonly log: Logger;
   /** Open file descriptions of the dump (files.img); the fd table and file mappings add to it. */
   readonly files: FileRegistry;
+  /** Inodes several plugins meet (memfds, shared memory, deleted files): one id each, contents dumped once. */
+  readonly inodes: DumpedInodes;
+  /** A new pages-<id>.img (holding data, if given): ids are handed out by the core, for every plugin. */
+  createPages(data?: Buffer): { pagesId: number; path: string };
   /** Adds to the dump statistics that end up in stats-dump and the report. */
   count(what: string, n: number): void;
+  /** State kept for this dump only, under a key (prefix it with the plugin's name): made by init the first time. */
+  state<T>(key: string, init: () => T): T;
 }
 
 /** A task being rebuilt during restore. */
@@ -135,8 +158,12 @@ export interface RestoreContext {
   readonly files: FileRegistry;
   /** Objects several holders share (memfds, shared memory): created once, fetched by the rest. */
   readonly inodes: SharedInodes;
+  /** Parking fds in a task between descriptions, opening paths there as the task. */
+  readonly fds: TaskFds;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
+  /** State kept for this restore only, under a key (prefix it with the plugin's name): made by init the first time. */
+  state<T>(key: string, init: () => T): T;
 }
 
 export interface CompareOptions {
@@ -203,6 +230,23 @@ export interface ResourcePlugin {
   identities?(ctx: CompareContext): IdentityHolder[];
   /** Address ranges this plugin will occupy in a restored task, so the core keeps out of them. */
   addressRanges?(store: ImageStore, pid: number): AddressRange[];
+  /**
+   * An fd amber itself left in a task (mm's dirty-tracking userfaultfd after a pre-dump): not the
+   * task's state, so the fd table neither dumps nor compares it.
+   */
+  hidesFd?(fd: FdResource): boolean;
+  /** Kernel features this plugin needs, probed on amber's own process: `amber check` runs and prints them. */
+  checks?(): FeatureCheck[];
+}
+
+/** One kernel feature a plugin needs, as `amber check` shows it. */
+export interface FeatureCheck {
+  name: string;
+  present: boolean;
+  /** Without it the plugin cannot dump or restore what it owns. */
+  required: boolean;
+  why: string;
+  detail?: string;
 }
 
 export interface AddressRange {

@@ -4,6 +4,8 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { AmberError } from '../kernel/errors';
 import { registerFileEntryMember } from '../images';
 import { RESOURCE_PLUGIN, type ResourcePlugin } from './plugin';
+import { checkKindsDistinct } from './fd-table';
+import { registerServices, type RunServices } from './services';
 
 export class PluginError extends AmberError {}
 
@@ -35,12 +37,23 @@ export interface DiscoveryOptions {
 export class PluginRegistry {
   private readonly plugins: ResourcePlugin[];
 
+  /**
+   * @param container holds the plugins under RESOURCE_PLUGIN; they are resolved here once, outside
+   * any run (names, checks), then anew for each run by forRun.
+   */
   constructor(readonly container: DependencyContainer) {
-    this.plugins = container.isRegistered(RESOURCE_PLUGIN) ? container.resolveAll<ResourcePlugin>(RESOURCE_PLUGIN) : [];
+    const catalog = container.createChildContainer();
+    registerServices(catalog, {}, 'outside a dump, restore or compare');
+    this.plugins = container.isRegistered(RESOURCE_PLUGIN, true) ? catalog.resolveAll<ResourcePlugin>(RESOURCE_PLUGIN) : [];
     const seen = new Set<string>();
     for (const p of this.plugins) {
       if (seen.has(p.name)) throw new PluginError(`two plugins are named '${p.name}'`);
       seen.add(p.name);
+    }
+    try {
+      checkKindsDistinct(this.plugins);
+    } catch (e) {
+      throw new PluginError((e as Error).message);
     }
     // Each fd kind's part of files.img joins FileEntry now, so show and restore can read it.
     for (const p of this.plugins) for (const k of p.fileKinds ?? []) registerFileEntryMember(k.member, `the ${p.name} plugin's ${k.name} kind`);
@@ -68,6 +81,21 @@ export class PluginRegistry {
     for (const file of opts.configFiles ?? []) for (const entry of configuredPlugins(file)) load(entry, `listed in ${file}`);
     for (const p of opts.paths ?? []) load(resolve(p), '--plugin');
     return new PluginRegistry(container);
+  }
+
+  /**
+   * The plugins of one run, resolved anew from a child container holding the run's services (so
+   * no plugin instance outlives its run), in the order of `selected`.
+   */
+  forRun(selected: readonly ResourcePlugin[], services: Partial<RunServices>, when: string): ResourcePlugin[] {
+    const run = this.container.createChildContainer();
+    registerServices(run, services, when);
+    const fresh = this.container.isRegistered(RESOURCE_PLUGIN, true) ? run.resolveAll<ResourcePlugin>(RESOURCE_PLUGIN) : [];
+    return selected.map((s) => {
+      const p = fresh[this.plugins.indexOf(s)];
+      if (!p || p.name !== s.name) throw new PluginError(`plugin ${s.name} did not resolve to itself for this run`);
+      return p;
+    });
   }
 
   all(): ResourcePlugin[] {

@@ -16,8 +16,11 @@ import { FdTable } from './fd-table';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
+import { RunState } from './run-state';
+import { TaskFds } from './task-fds';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
+import { FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_INODES, TASK_FDS } from './services';
 import { waitForExit } from './wait-exit';
 import type { Tracee } from '../ptrace/tracee';
 
@@ -52,8 +55,12 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const log = options.log ?? silentLogger;
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
-  const plugins = selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []);
-  const fdTable = new FdTable(plugins.flatMap((p) => p.fileKinds ?? []));
+  const files = FileRegistry.read(store);
+  const [inodes, fds] = [new SharedInodes((t) => fdFloor(store, t)), new TaskFds(store)];
+  // this restore's own plugin instances, given its services (engine/services.ts)
+  const services = { [IMAGE_STORE]: store, [LOGGER]: log, [FILE_REGISTRY]: files, [SHARED_INODES]: inodes, [TASK_FDS]: fds };
+  const plugins = registry.forRun(selectPlugins(registry, inventory.amberPlugins ?? [], options.skip ?? []), services, 'in a restore');
+  const fdTable = new FdTable(plugins);
   const withFds = plugins.some((p) => p.fileKinds?.length);
 
   const plans = readPlans(store);
@@ -65,23 +72,15 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   if (!options.detached) prctl(PR.SET_CHILD_SUBREAPER, 1);
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
-  const files = FileRegistry.read(store);
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
+  const runState = new RunState();
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
       if (phase === 'tree') createTree(creator, plans, tasks, store);
-      if (phase === 'resources' && withFds) {
-        const done = new Set<number>();
-        for (const t of tasks) {
-          // Tasks sharing an fd table (CLONE_FILES) fill it once.
-          if (done.has(t.ids.filesId)) continue;
-          done.add(t.ids.filesId);
-          fdTable.restore(ctx, t);
-        }
-      }
+      if (phase === 'resources' && withFds) fdTable.restoreAll(ctx, tasks);
       if (phase === 'task-state') {
         createThreads(creator, live);
         faultPoint('restore:after-threads');

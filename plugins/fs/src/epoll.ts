@@ -1,21 +1,13 @@
 import {
   AmberError, F, FdType, NO_FOWN, O, fetchFd, procRead,
-  type FdinfoEntry,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, 
+  type DumpContext, type DumpTask, type FdResource, type FieldDifference,
   type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import type { EventpollFileEntry, EventpollTfdEntry } from './generated';
-import { FS_FILES_PROTO, stateOf } from './images';
+import { FS_FILES_PROTO } from './images';
 
 const EPOLL_CTL_ADD = 1;
 
-/** Targets held only by another task of the tree: registered once every fd table is filled. */
-interface LateTarget {
-  task: RestoreTask;
-  epollId: number;
-  target: EventpollTfdEntry;
-}
-const lateTargets = (ctx: RestoreContext) => stateOf(ctx, 'epoll-late-targets', () => [] as LateTarget[]);
 
 /** The "tfd: N events: X data: Y pos:P ino:I sdev:D" lines of an epoll fd's fdinfo. */
 export function parseEpollTargets(fdinfo: string, id: number): EventpollTfdEntry[] {
@@ -90,8 +82,8 @@ export class EpollKind implements FileKind<EventpollFileEntry> {
       fd = high;
     }
     for (const t of epfd.tfd) {
-      if (t.srcPid !== undefined && t.srcPid !== task.pid) lateTargets(ctx).push({ task, epollId: epfd.id, target: t });
-      else this.addTarget(task, fd, t, t.srcFd);
+      // held only by another task of the tree: registered in the post-open step
+      if (t.srcPid === undefined || t.srcPid === task.pid) this.addTarget(task, fd, t, t.srcFd);
     }
     remote.resetData();
     return fd;
@@ -112,10 +104,9 @@ export class EpollKind implements FileKind<EventpollFileEntry> {
    * Targets that only another task holds: once every fd table is filled, the epoll's task fetches
    * the target from that task and registers it under its number, as for a dup of its own.
    */
-  addLateTargets(ctx: RestoreContext): void {
-    for (const { task, epollId, target } of lateTargets(ctx).splice(0)) {
-      const table = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`).entries;
-      const placed = table.find((e) => e.id === epollId)!.fd;
+  postOpen(_ctx: RestoreContext, task: RestoreTask, entry: EventpollFileEntry, placed: number): void {
+    for (const target of entry.tfd) {
+      if (target.srcPid === undefined || target.srcPid === task.pid) continue;
       const remote = task.remote;
       // a copy of the epoll above the target's number, which may be the epoll's own by now
       const epfd = remote.sys.fcntl(placed, F.DUPFD_CLOEXEC, Math.max(placed, target.tfd) + 1);

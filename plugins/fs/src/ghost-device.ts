@@ -3,7 +3,6 @@ import { basename, dirname, join } from 'node:path';
 import { AmberError, callerIsPrivileged, O, openAsTask, type DumpContext, type FdResource, type RegFileEntry, type RestoreContext, type RestoreTask } from '@amber/core';
 import { dumpGhostOnce, ghostIdOf } from './ghost-file';
 import { type GhostFileEntry } from './images';
-import { park, parked } from './task-fds';
 
 const EEXIST = 17;
 
@@ -33,8 +32,8 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.CLOEXEC);
   const key = `ghost:${ghostId}`;
   const remote = task.remote;
-  const made = parked(ctx, task, key);
-  if (made !== undefined) return openAsTask(task, `/proc/self/fd/${made}`, flags);
+  const made = ctx.fds.parked(task, key);
+  if (made !== undefined) return ctx.fds.open(task, `/proc/self/fd/${made}`, flags);
   const node = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`).entries[0];
   // A device number from an image reaches any device: only root itself may make such a node, never
   // amber acting for a sudo user (an edited image could name a disk).
@@ -53,8 +52,8 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   let fd = -1;
   let keeper = -1;
   try {
-    fd = openAsTask(task, path, flags);
-    keeper = openAsTask(task, path, O.PATH | O.CLOEXEC);
+    fd = ctx.fds.open(task, path, flags);
+    keeper = ctx.fds.open(task, path, O.PATH | O.CLOEXEC);
   } finally {
     remote.resetData();
     remote.sysRaw.unlink(path);
@@ -63,6 +62,6 @@ export function openGhostDevice(ctx: RestoreContext, task: RestoreTask, reg: Reg
   }
   remote.sys.with(reg.name).fchown(fd, node.uid, node.gid);
   remote.sys.with(reg.name).fchmod(fd, node.mode & 0o777);
-  park(ctx, task, key, keeper);
+  ctx.fds.park(task, key, keeper);
   return fd;
 }

@@ -1,8 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import {
-  close, KernelError, O, readMapped, SEEK_CUR, SEEK_DATA, SEEK_HOLE, SEEK_SET, SYS, syscall, syscallRaw, takeFd, type RemoteSyscall,
+  close, KernelError, O, readMapped, SEEK_CUR, SEEK_DATA, SEEK_HOLE, SEEK_SET, SYS, syscall, syscallRaw, takeFd, writeAll, type RemoteSyscall,
 } from '@amber/core';
-import { writeAll } from './task-fds';
 
 /** A run of data in a sparse file: everything else is a hole. */
 export interface Extent {

@@ -2,8 +2,7 @@ import {
   AmberError, ImageError, InodeKey, O, openAsTask, recreateUnlinkedFile,
   type CompareContext, type DumpContext, type FdinfoEntry, type FdResource, type IdentityHolder, type TaskKobjIdsEntry, type RegFileEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { stateOf, growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
-import { park, parked } from './task-fds';
+import { growingImage, type GhostFileEntry, type RemapFilePathEntry } from './images';
 import { decodeChunks, encodeChunks, fillGhost, readGhostData } from './ghost-extents';
 
 const REMAP_GHOST = 1;
@@ -27,7 +26,7 @@ export function dumpGhost(ctx: DumpContext, fd: FdResource, id: number): void {
 
 /** Writes a ghost image the first time an inode is seen (by write), and maps description id to it. */
 export function dumpGhostOnce(ctx: DumpContext, fd: FdResource, id: number, write: (ctx: DumpContext, fd: FdResource, id: number) => void): void {
-  const ghosts = stateOf(ctx, 'ghosts', () => new Map<string, number>());
+  const ghosts = ctx.state('fs:ghosts', () => new Map<string, number>());
   const inode = `${fd.dev}:${fd.ino}`;
   let ghostId = ghosts.get(inode);
   if (ghostId === undefined) {
@@ -55,7 +54,7 @@ function writeGhost(ctx: DumpContext, fd: FdResource, id: number): void {
 
 /** The ghost a description opens (its remap-fpath entry; images without one name it by the description's id). */
 export function ghostIdOf(ctx: RestoreContext, id: number): number | undefined {
-  const remaps = stateOf(ctx, 'remaps', () => {
+  const remaps = ctx.state('fs:remaps', () => {
     const m = new Map<number, number>();
     if (ctx.store.has('remap-fpath')) {
       for (const r of ctx.store.read<RemapFilePathEntry>('remap-fpath', 'remap-fpath').entries) if (r.remapType === REMAP_GHOST) m.set(r.origId, r.remapId);
@@ -80,8 +79,8 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const ghostId = ghostIdOf(ctx, reg.id)!;
   const flags = reg.flags & ~(O.CREAT | O.EXCL | O.TRUNC | O.NOCTTY | O.CLOEXEC);
   const key = `ghost:${ghostId}`;
-  const reopen = parked(ctx, task, key);
-  if (reopen !== undefined) return openAsTask(task, `/proc/self/fd/${reopen}`, flags);
+  const reopen = ctx.fds.parked(task, key);
+  if (reopen !== undefined) return ctx.fds.open(task, `/proc/self/fd/${reopen}`, flags);
   const img = ctx.store.read<GhostFileEntry>('ghost-file', `ghost-file-${ghostId}`);
   if (img.entries.length !== 1) throw new ImageError(`ghost-file-${ghostId}.img: holds ${img.entries.length} entries, expected 1`);
   const blob = img.blobs[0] ?? Buffer.alloc(0);
@@ -112,7 +111,7 @@ export function openGhost(ctx: RestoreContext, task: RestoreTask, reg: RegFileEn
   const dumped = img.entries[0];
   // the same inode for a mapping of it (the mm plugin), or another task
   if (dumped.dev !== undefined && dumped.ino !== undefined) ctx.inodes.hold(InodeKey.deletedFile(dumped.dev, dumped.ino), task, reopener);
-  park(ctx, task, key, reopener);
+  ctx.fds.park(task, key, reopener);
   return fd;
 }
 

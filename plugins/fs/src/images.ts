@@ -39,16 +39,6 @@ export class GrowingImage<T extends object> {
   }
 }
 
-const perDump = new WeakMap<object, Map<string, unknown>>();
-
-/** State kept for the length of one dump or restore (keyed by its context). */
-export function stateOf<T>(ctx: object, key: string, init: () => T): T {
-  let m = perDump.get(ctx);
-  if (!m) perDump.set(ctx, (m = new Map()));
-  if (!m.has(key)) m.set(key, init());
-  return m.get(key) as T;
-}
-
 export function growingImage<T extends object>(ctx: DumpContext, type: string, name: string): GrowingImage<T> {
-  return stateOf(ctx, `image:${name}`, () => new GrowingImage<T>(ctx.store, type, name));
+  return ctx.state(`fs:image:${name}`, () => new GrowingImage<T>(ctx.store, type, name));
 }

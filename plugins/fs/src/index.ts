@@ -1,6 +1,9 @@
 import 'reflect-metadata';
-import { injectable } from 'tsyringe';
-import type { CompareContext, Difference, DumpContext, FileKind, IdentityHolder, ResourcePlugin, RestoreContext } from '@amber/core';
+import { inject, injectable } from 'tsyringe';
+import {
+  DUMPED_INODES, SHARED_INODES, TASK_FDS,
+  type CompareContext, type Difference, type DumpContext, type DumpedInodes, type FileKind, type IdentityHolder, type ResourcePlugin, type RestoreContext, type SharedInodes, type TaskFds,
+} from '@amber/core';
 import { RegularFileKind } from './regular-file';
 import { compareFsState, dumpFsState, restoreFsState } from './fs-state';
 import { registerFsImages } from './images';
@@ -13,10 +16,8 @@ import { InotifyKind } from './inotify';
 import { memfdHolders, MemfdKind } from './memfd';
 import { ghostHolders } from './ghost-file';
 import { compareLocks, dumpLocks, restoreLocks } from './locks';
-import { closeParked } from './task-fds';
 import { PidfdKind } from './pidfd';
 import { FanotifyKind } from './fanotify';
-import { OwnedKind } from './fown';
 
 registerFsImages();
 
@@ -28,12 +29,16 @@ registerFsImages();
 export class FilesPlugin implements ResourcePlugin {
   readonly name = 'fs';
   readonly phase = 'resources' as const;
-  private readonly epoll = new EpollKind();
-  private readonly memfd = new MemfdKind();
-  readonly fileKinds = [
-    new RegularFileKind(), new PipeKind(), new FifoKind(), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
-    this.epoll, new InotifyKind(), this.memfd, new PidfdKind(), new FanotifyKind(),
-  ].map((k: FileKind) => new OwnedKind(k));
+  readonly fileKinds: readonly FileKind[];
+  private readonly memfd: MemfdKind;
+
+  /** Services of the run (engine/services.ts): the kinds that park fds or share inodes get them. */
+  constructor(@inject(TASK_FDS) fds: TaskFds, @inject(DUMPED_INODES) dumped: DumpedInodes, @inject(SHARED_INODES) shared: SharedInodes) {
+    this.fileKinds = [
+      new RegularFileKind(), new PipeKind(fds), new FifoKind(fds), new EventfdKind(), new SignalfdKind(), new TimerfdKind(),
+      new EpollKind(), new InotifyKind(), (this.memfd = new MemfdKind(dumped, shared, fds)), new PidfdKind(), new FanotifyKind(),
+    ];
+  }
 
   async dump(ctx: DumpContext): Promise<void> {
     dumpFsState(ctx);
@@ -41,8 +46,6 @@ export class FilesPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    this.epoll.addLateTargets(ctx);
-    for (const task of ctx.tasks) closeParked(ctx, task);
     restoreFsState(ctx);
   }
 

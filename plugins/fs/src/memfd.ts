@@ -1,20 +1,17 @@
 import { readFileSync } from 'node:fs';
 import {
   ImageError,
-  F, FdType, InodeKey, NO_FOWN, O, openAsTask, PAGE_SIZE, PagemapFlag, SEEK_SET, close, fcntl, takeFd,
+  F, FdType, InodeKey, NO_FOWN, O, PAGE_SIZE, PagemapFlag, SEEK_SET, close, fcntl, takeFd, writeAll,
   type CompareContext, type DumpContext, type DumpTask, type FdinfoEntry, type IdentityHolder, type TaskKobjIdsEntry, type FdResource, type FieldDifference, type FileKind,
-  type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask,
+  type PagemapEntry, type PagemapHead, type RestoreContext, type RestoreTask, type DumpedInodes, type SharedInodes, type TaskFds,
 } from '@amber/core';
 import type { MemfdFileEntry } from './generated';
-import { FS_FILES_PROTO, growingImage, stateOf, type MemfdInodeEntry } from './images';
+import { FS_FILES_PROTO, growingImage, type MemfdInodeEntry } from './images';
 import { readGhostData } from './ghost-extents';
-import { writeAll } from './task-fds';
 
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
 const F_SEAL_SEAL = 1;
-/** pages-<id>.img of memfd contents, apart from the memory plugin's ids. */
-const PAGES_ID_BASE = 0x40000000;
 
 const nameOf = (link: string) => link.replace(/^\/memfd:/, '').replace(/ \(deleted\)$/, '');
 
@@ -36,36 +33,41 @@ export class MemfdKind implements FileKind<MemfdFileEntry> {
   readonly name = 'memfd';
   readonly member = { field: 20, name: 'memfd', protoFile: FS_FILES_PROTO, message: 'amberfs.MemfdFileEntry' };
 
+  /** The core's one registry of inodes, of a dump and of a restore (the mm plugin's too), and its fd service. */
+  constructor(private readonly dumped: DumpedInodes, private readonly shared: SharedInodes, private readonly fds: TaskFds) {}
+
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('/memfd:');
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): MemfdFileEntry {
-    const inodes = stateOf(ctx, 'memfd:inodes', () => new Map<bigint, number>());
-    let shmid = inodes.get(fd.ino);
-    if (shmid === undefined) {
-      shmid = inodes.size + 1;
-      inodes.set(fd.ino, shmid);
-      this.dumpInode(ctx, fd, shmid);
+    // the core's one registry: a memfd the mm plugin met as a mapping is the same inode, dumped once
+    const { inode, isNew } = this.dumped.meet(InodeKey.memfd(fd.ino));
+    const shmid = inode.id;
+    const written = ctx.state('fs:memfd:inodes', () => new Set<number>());
+    if (!written.has(shmid)) {
+      written.add(shmid);
+      if (isNew) inode.pagesId = this.dumpContents(ctx, fd, shmid);
+      growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
+        name: nameOf(fd.link), uid: 0, gid: 0, size: fd.size, shmid, seals: sealsOf(fd), inodeId: fd.ino,
+      });
     }
     const memfd: MemfdFileEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, pos: fd.info.pos, fown: NO_FOWN, inodeId: shmid };
     return memfd;
   }
 
-  private dumpInode(ctx: DumpContext, fd: FdResource, shmid: number): void {
+  /** The contents as a shmem pagemap and a pages file; returns the pages file's id. */
+  private dumpContents(ctx: DumpContext, fd: FdResource, shmid: number): number {
     // by its data runs, as a ghost file is read (unseen, and without faulting in its holes)
     const ghost = readGhostData(fd.pid, fd.fd, Infinity, () => new Error('unreachable: no limit'));
     const data = Buffer.alloc(Number(ghost.size));
     for (const e of ghost.extents) e.data.copy(data, Number(e.off));
     const pages = Math.ceil(data.length / PAGE_SIZE);
-    const pagesId = PAGES_ID_BASE + shmid;
-    ctx.store.createPages(pagesId, Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
+    const { pagesId } = ctx.createPages(Buffer.concat([data, Buffer.alloc(pages * PAGE_SIZE - data.length)]));
     const runs: PagemapEntry[] = pages ? [{ vaddr: 0n, nrPages: pages, flags: PagemapFlag.PRESENT }] : [];
     ctx.store.write('pagemap', `pagemap-shmem-${shmid}`, runs, { head: { pagesId } satisfies PagemapHead });
-    growingImage<MemfdInodeEntry>(ctx, 'memfd-inode', 'memfd').add({
-      name: nameOf(fd.link), uid: 0, gid: 0, size: BigInt(data.length), shmid, seals: sealsOf(fd), inodeId: fd.ino,
-    });
     ctx.count('memfd bytes', data.length);
+    return pagesId;
   }
 
   /**
@@ -74,16 +76,16 @@ export class MemfdKind implements FileKind<MemfdFileEntry> {
    * another task gets the same one.
    */
   openDescription(ctx: RestoreContext, task: RestoreTask, memfd: MemfdFileEntry): number {
-    const inodes = stateOf(ctx, 'memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
+    const inodes = ctx.state('fs:memfd:read', () => ctx.store.read<MemfdInodeEntry>('memfd-inode', 'memfd').entries);
     const inode = inodes.find((i) => i.shmid === memfd.inodeId);
     if (!inode) throw new ImageError(`memfd.img: has no memfd ${memfd.inodeId} (files.img refers to it)`);
     const key = InodeKey.memfd(inode.inodeId);
-    let held = ctx.inodes.fetch(key, task);
+    let held = this.shared.fetch(key, task);
     if (held === undefined) {
       held = this.createInode(ctx, task, inode);
-      ctx.inodes.hold(key, task, held);
+      this.shared.hold(key, task, held);
     }
-    const fd = openAsTask(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
+    const fd = this.fds.open(task, `/proc/self/fd/${held}`, memfd.flags & (O.ACCMODE | O.APPEND | O.NONBLOCK | O.LARGEFILE));
     task.remote.sys.close(held);
     if (memfd.pos) task.remote.sys.lseek(fd, memfd.pos, SEEK_SET);
     return fd;
@@ -98,7 +100,14 @@ export class MemfdKind implements FileKind<MemfdFileEntry> {
     const fd = remote.sys.memfd_create(inode.name, MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0));
     const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-shmem-${shmid}`);
     const pagesId = (pm.head as PagemapHead).pagesId;
-    if (pm.entries.length) writeAll(remote, fd, readFileSync(ctx.store.pagesPath(pagesId)).subarray(0, Number(inode.size)), `memfd ${inode.name}`, 0n);
+    // runs as whoever dumped the inode wrote them (the mm plugin skips holes): pages one after another
+    const pages = pm.entries.length ? readFileSync(ctx.store.pagesPath(pagesId)) : Buffer.alloc(0);
+    let from = 0;
+    for (const run of pm.entries) {
+      const len = Math.min(run.nrPages * PAGE_SIZE, Number(inode.size - run.vaddr));
+      if (len > 0) writeAll(remote, fd, pages.subarray(from, from + len), `memfd ${inode.name}`, run.vaddr);
+      from += run.nrPages * PAGE_SIZE;
+    }
     remote.sys.ftruncate(fd, inode.size);
     if (sealable && inode.seals) remote.sys.with(inode.name).fcntl(fd, F.ADD_SEALS, inode.seals);
     return fd;

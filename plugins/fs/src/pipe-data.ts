@@ -1,10 +1,9 @@
 import { openSync } from 'node:fs';
 import {
-  F, FIONREAD, KernelError, O, SPLICE_F_NONBLOCK, SYS, addressOf, close, fcntl, pipe2, syscall, takeFd, readFd, tee,
+  F, FIONREAD, KernelError, O, SPLICE_F_NONBLOCK, SYS, addressOf, close, fcntl, pipe2, syscall, takeFd, readFd, tee, writeAll,
   type DumpContext, type FdResource, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { growingImage, stateOf, type PipeDataEntry } from './images';
-import { writeAll } from './task-fds';
+import { growingImage, type PipeDataEntry } from './images';
 
 /** Bytes queued in the pipe behind fd (FIONREAD works on either end). */
 function queuedBytes(fd: number, what: string): number {
@@ -55,7 +54,7 @@ export function peekPipe(fd: FdResource): { data: Buffer; size: number } {
 
 /** Saves a pipe's contents once per pipe (both ends and every holder share them). */
 export function dumpPipeData(ctx: DumpContext, fd: FdResource, pipeId: number, image: 'pipes-data' | 'fifo-data'): void {
-  const done = stateOf(ctx, `${image}:done`, () => new Set<number>());
+  const done = ctx.state(`fs:${image}:done`, () => new Set<number>());
   if (done.has(pipeId)) return;
   done.add(pipeId);
   const { data, size } = peekPipe(fd);
@@ -64,7 +63,7 @@ export function dumpPipeData(ctx: DumpContext, fd: FdResource, pipeId: number, i
 }
 
 function dataOf(ctx: RestoreContext, image: 'pipes-data' | 'fifo-data'): Map<number, { entry: PipeDataEntry; data: Buffer }> {
-  return stateOf(ctx, `${image}:read`, () => {
+  return ctx.state(`fs:${image}:read`, () => {
     const out = new Map<number, { entry: PipeDataEntry; data: Buffer }>();
     if (!ctx.store.has(image)) return out;
     const img = ctx.store.read<PipeDataEntry>(image, image);

@@ -1,6 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { AmberError, O, type DumpContext, type FdResource } from '@amber/core';
-import { stateOf } from './images';
 
 /** A restore of a pipe end whose other end stayed outside the tree, with nothing handed in for it. */
 export class OutsidePipeError extends AmberError {
@@ -17,7 +16,7 @@ const endOf = (flags: number) => ((flags & O.ACCMODE) === O.RDONLY ? 'r' : (flag
 
 /** The pipe ends the dumped tree holds, by pipe inode. */
 function treeEnds(ctx: DumpContext): Map<string, Set<string>> {
-  return stateOf(ctx, 'pipe-ends', () => {
+  return ctx.state('fs:pipe-ends', () => {
     const ends = new Map<string, Set<string>>();
     for (const t of ctx.tasks) {
       for (const fd of t.fds) {
@@ -38,7 +37,7 @@ interface OutsideHolder {
 
 /** Who outside the tree holds each pipe end: one pass over every other process's fds. */
 function outsideHolders(ctx: DumpContext): Map<string, OutsideHolder[]> {
-  return stateOf(ctx, 'pipe-outside-holders', () => {
+  return ctx.state('fs:pipe-outside-holders', () => {
     const inTree = new Set(ctx.tasks.map((t) => t.pid));
     const holders = new Map<string, OutsideHolder[]>();
     for (const name of readdirSync('/proc')) {
@@ -86,7 +85,7 @@ export function otherEndOutside(ctx: DumpContext, fd: FdResource): boolean {
   const missing = ['r', 'w'].filter((e) => !ends.has(e));
   const holder = outsideHolders(ctx).get(ino)?.find((h) => missing.some((e) => h.end.includes(e)))?.what;
   if (!holder) return false;
-  const warned = stateOf(ctx, 'pipe-outside-warned', () => new Set<string>());
+  const warned = ctx.state('fs:pipe-outside-warned', () => new Set<string>());
   if (!warned.has(ino)) {
     warned.add(ino);
     ctx.log.warn(

@@ -1,13 +1,12 @@
 import { constants } from 'node:fs';
 import {
-  FdType, NO_FOWN, O, fetchFd, openAsTask,
+  FdType, NO_FOWN, O, fetchFd, setStatusFlags,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind,
-  type RestoreContext, type RestoreTask,
+  type RestoreContext, type RestoreTask, type TaskFds,
 } from '@amber/core';
 import type { FifoEntry, PipeEntry } from './generated';
+import { FS_FILES_PROTO } from './images';
 import { dumpPipeData, restorePipeData } from './pipe-data';
-import { park, setStatusFlags, unpark } from './task-fds';
-import { FS_FILES_PROTO, stateOf } from './images';
 import { otherEndOutside, OutsidePipeError } from './pipe-outside';
 
 const pipeIdOf = (fd: FdResource) => Number(fd.ino & 0xffffffffn);
@@ -18,6 +17,8 @@ export class PipeKind implements FileKind<PipeEntry> {
   readonly fdType = FdType.PIPE;
   readonly name = 'pipe';
   readonly member = { field: 18, name: 'pipe', protoFile: FS_FILES_PROTO, message: 'amberfs.PipeEntry' };
+
+  constructor(private readonly fds: TaskFds) {}
 
   claims(fd: FdResource): boolean {
     return fd.link.startsWith('pipe:[') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
@@ -41,7 +42,7 @@ export class PipeKind implements FileKind<PipeEntry> {
     if (inherited) return fetchFd(remote, process.pid, inherited.fd);
     if (pipe.otherEndOutside) throw new OutsidePipeError(task.pid, pipe.pipeId);
     const mine = `pipe:${pipe.pipeId}:${isReadEnd(pipe.flags) ? 'r' : 'w'}`;
-    let fd = unpark(ctx, task, mine);
+    let fd = this.fds.unpark(task, mine);
     if (fd === undefined) {
       remote.resetData();
       const buf = remote.reserve(8);
@@ -50,7 +51,7 @@ export class PipeKind implements FileKind<PipeEntry> {
       const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
       restorePipeData(ctx, task, w, pipe.pipeId, 'pipes-data');
       const readEnd = isReadEnd(pipe.flags);
-      park(ctx, task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
+      this.fds.park(task, `pipe:${pipe.pipeId}:${readEnd ? 'w' : 'r'}`, readEnd ? w : r);
       fd = readEnd ? r : w;
     }
     setStatusFlags(remote, fd, pipe.flags);
@@ -69,8 +70,11 @@ export class FifoKind implements FileKind<FifoEntry> {
   readonly name = 'FIFO';
   readonly member = { field: 17, name: 'fifo', protoFile: FS_FILES_PROTO, message: 'amberfs.FifoEntry' };
 
+  constructor(private readonly fds: TaskFds) {}
+
   claims(fd: FdResource): boolean {
-    return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO;
+    // an O_PATH fd of a FIFO opens nothing: the regular-file kind keeps it
+    return fd.link.startsWith('/') && !fd.link.endsWith(' (deleted)') && (fd.mode & constants.S_IFMT) === constants.S_IFIFO && !(fd.info.flags & O.PATH);
   }
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): FifoEntry {
@@ -88,14 +92,14 @@ export class FifoKind implements FileKind<FifoEntry> {
   openDescription(ctx: RestoreContext, task: RestoreTask, fifo: FifoEntry): number {
     const reg = ctx.files.regular(fifo.regfId ?? -1);
     const remote = task.remote;
-    const filled = stateOf(ctx, 'fifo-filled', () => new Set<number>());
+    const filled = ctx.state('fs:fifo-filled', () => new Set<number>());
     if (!filled.has(fifo.pipeId)) {
-      const keeper = openAsTask(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
+      const keeper = this.fds.open(task, reg.name, O.RDWR | O.NONBLOCK | O.CLOEXEC);
       restorePipeData(ctx, task, keeper, fifo.pipeId, 'fifo-data');
-      park(ctx, task, `fifo:${fifo.pipeId}:keeper`, keeper);
+      this.fds.park(task, `fifo:${fifo.pipeId}:keeper`, keeper);
       filled.add(fifo.pipeId);
     }
-    return openAsTask(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
+    return this.fds.open(task, reg.name, reg.flags & (O.ACCMODE | O.NONBLOCK | O.APPEND));
   }
 
   compareDescription(live: FdResource, fifo: FifoEntry): FieldDifference[] {

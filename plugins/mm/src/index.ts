@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import { closeSync, constants, openSync, statfsSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, statfsSync } from 'node:fs';
+import { release } from 'node:os';
 import { dirname } from 'node:path';
-import { injectable } from 'tsyringe';
+import { inject, injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, skippedForTest, ImageStore, O, openAsTask, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, type RemoteSyscall, type PagemapHead, type TrackingMode, type CompareContext, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
+  AmberError, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -14,6 +15,7 @@ import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagem
 import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
+import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
 import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
@@ -62,20 +64,22 @@ export class MemoryPlugin implements ResourcePlugin {
   readonly name = 'mm';
   readonly phase = 'memory' as const;
 
+  constructor(@inject(IMAGE_STORE) private readonly store: ImageStore, @inject(LOGGER) private readonly log: Logger) {}
+
   async dump(ctx: DumpContext): Promise<void> {
     const objects = new ObjectDumper(ctx);
-    for (const [i, task] of ctx.tasks.entries()) await this.dumpTask(ctx, task, i + 1, objects);
+    for (const task of ctx.tasks) await this.dumpTask(ctx, task, objects);
     objects.finish();
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    const mms = ctx.tasks.map((task) => ctx.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
+    const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
-    const objects = readObjects(ctx.store);
+    const objects = readObjects(this.store);
     for (const [i, task] of ctx.tasks.entries()) {
-      const pm = ctx.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
+      const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
       // an incremental dump's unchanged pages are found down its parent chain
-      const pieces = locatePages(PagemapLevel.of(ctx.store, task.pid, pm.entries, pm.head as PagemapHead));
+      const pieces = locatePages(PagemapLevel.of(this.store, task.pid, pm.entries, pm.head as PagemapHead));
       await rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
     }
   }
@@ -85,15 +89,29 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   identities(ctx: CompareContext): IdentityHolder[] {
-    const objects = readObjects(ctx.store);
-    return ctx.pids.flatMap((pid) => objectHolders(pid, ctx.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
+    const objects = readObjects(this.store);
+    return ctx.pids.flatMap((pid) => objectHolders(pid, this.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
+  }
+
+  /** The dirty-tracking userfaultfd a pre-dump left in the task (tracker.ts); a final dump closes it. */
+  hidesFd(fd: FdResource): boolean {
+    return isAmberTracker(fd);
+  }
+
+  checks(): FeatureCheck[] {
+    const [major, minor] = release().split('.').map(Number);
+    return [
+      { name: 'PAGEMAP_SCAN (Linux 6.7)', present: major > 6 || (major === 6 && minor >= 7), required: false, why: 'dirty-page tracking for pre-dump on kernels without soft-dirty' },
+      { name: 'soft-dirty bits', present: softDirtyWorks(), required: false, why: 'dirty-page tracking for pre-dump (CONFIG_MEM_SOFT_DIRTY)' },
+      { name: 'userfaultfd', present: existsSync('/proc/sys/vm/unprivileged_userfaultfd') || existsSync('/dev/userfaultfd'), required: false, why: 'restoring memory with UFFDIO_COPY (else preadv); dirty tracking for pre-dump without soft-dirty' },
+    ];
   }
 
   addressRanges(store: ImageStore, pid: number) {
     return store.readOne<MmEntry>('mm', `mm-${pid}`).vmas.map((v) => ({ start: v.start, end: v.end }));
   }
 
-  private async dumpTask(ctx: DumpContext, task: DumpTask, pagesId: number, objects: ObjectDumper): Promise<void> {
+  private async dumpTask(ctx: DumpContext, task: DumpTask, objects: ObjectDumper): Promise<void> {
     const { pid, remote } = task;
     const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
     const stamps = new Map<number, FileStamp>();
@@ -159,11 +177,11 @@ export class MemoryPlugin implements ResourcePlugin {
     }
 
     const t1 = performance.now();
-    const pagesPath = ctx.store.createPages(pagesId);
+    const { pagesId, path: pagesPath } = ctx.createPages();
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
-    ctx.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
-    ctx.store.write('mm', `mm-${pid}`, [mm]);
-    ctx.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
+    this.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
+    this.store.write('mm', `mm-${pid}`, [mm]);
+    this.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
     this.dumped(ctx).set(pid, { vmas, runs, pagesId });
     ctx.count('vmas', vmas.length);
     ctx.count('pages', pages);
@@ -188,17 +206,17 @@ export class MemoryPlugin implements ResourcePlugin {
       throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
     }
     const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
-    const fd = via === 'amber' ? -1 : openAsTask({ remote }, pagesPath, flags | O.CLOEXEC | O.NOFOLLOW, { identity: 'current', raw: true });
-    ctx.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
+    const fd = via === 'amber' ? -1 : remote.sysRaw.open(remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0);
+    this.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
-      ctx.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
+      this.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
       appendThroughAmber(remote, pagesPath, segments, progress);
       return;
     }
     try {
-      const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => ctx.log.debug(line))) !== undefined;
-      if (via === 'copy' && !copied) ctx.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
+      const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => this.log.debug(line))) !== undefined;
+      if (via === 'copy' && !copied) this.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
       if (!copied) {
         // in file order: what the task may read by its writev, the rest through /proc/PID/mem
         for (let i = 0; i < segments.length; ) {
@@ -227,20 +245,16 @@ export class MemoryPlugin implements ResourcePlugin {
       if (!d) continue;
       faultPoint('dump:mm-tracking');
       if (!keep) {
-        removeTracking(task.remote, ctx.log);
+        removeTracking(task.remote, this.log);
         continue;
       }
-      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, ctx.log) };
-      ctx.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
+      const head: PagemapHead = { pagesId: d.pagesId, ...armTracking(task.remote, d.vmas, d.runs, this.log) };
+      this.store.write('pagemap', `pagemap-${task.pid}`, d.runs, { head });
     }
   }
 
-  private readonly perDump = new WeakMap<DumpContext, Map<number, { vmas: VmaEntry[]; runs: PagemapEntry[]; pagesId: number }>>();
-
   private dumped(ctx: DumpContext) {
-    let m = this.perDump.get(ctx);
-    if (!m) this.perDump.set(ctx, (m = new Map()));
-    return m;
+    return ctx.state('mm:dumped', () => new Map<number, { vmas: VmaEntry[]; runs: PagemapEntry[]; pagesId: number }>());
   }
 
   /** The previous image set of an incremental dump, if its tracking can still be trusted. */
@@ -250,12 +264,12 @@ export class MemoryPlugin implements ResourcePlugin {
     const dir = resolvePrevDir(ctx.options.imagesDir, prev);
     const level = PagemapLevel.open(dir, pid);
     if (!level) {
-      ctx.log.warn(`pid ${pid}: ${dir} holds no memory of it; dumping all its pages`);
+      this.log.warn(`pid ${pid}: ${dir} holds no memory of it; dumping all its pages`);
       return undefined;
     }
     const intact = trackingIntact(pid, level.head);
     if (typeof intact === 'string') {
-      ctx.log.warn(`pid ${pid}: ${intact}; dumping all its pages`);
+      this.log.warn(`pid ${pid}: ${intact}; dumping all its pages`);
       return undefined;
     }
     return { level, mode: intact.mode };

@@ -24,9 +24,6 @@ registerImageType({
 });
 
 const SHMEM_IMAGE = 'shmem';
-/** Pages files of objects are numbered from here on; tasks' own start at 1. */
-const OBJECT_PAGES_BASE = 1 << 20;
-
 export const objectPagemapName = (id: number) => `pagemap-shmem-${id}`;
 
 export function readObjects(store: ImageStore): Map<number, ShmemObject> {
@@ -45,6 +42,21 @@ export function objectKey(o: ShmemObject): string {
   if (o.kind === OBJECT_KIND.memfd) return InodeKey.memfd(o.ino);
   if (o.kind === OBJECT_KIND.anon) return InodeKey.sharedAnon(o.ino);
   return o.dev === undefined ? `mm-object:${o.id}` : InodeKey.deletedFile(o.dev, o.ino);
+}
+
+function dumpKey(kind: MemoryObjectRef['kind'], dev: bigint, ino: bigint): string {
+  if (kind === 'memfd') return InodeKey.memfd(ino);
+  if (kind === 'anon') return InodeKey.sharedAnon(ino);
+  return InodeKey.deletedFile(dev, ino);
+}
+
+function withFd<T>(link: string, use: (fd: number) => T): T {
+  const fd = openSync(link, 'r');
+  try {
+    return use(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The name /proc/PID/maps shows for a mapping of the object. */
@@ -83,8 +95,9 @@ export class ObjectDumper {
     const key = `${st.dev}:${st.ino}`;
     let o = this.byInode.get(key);
     if (!o) {
-      const id = this.byInode.size + 1;
-      o = { id, kind: OBJECT_KIND[kind], size: st.size, pagesId: OBJECT_PAGES_BASE + id, ino: st.ino, dev: st.dev };
+      // one id for the inode in the whole dump: the fs plugin may hold the same memfd as an fd
+      const { inode, isNew } = this.ctx.inodes.meet(dumpKey(kind, st.dev, st.ino));
+      o = { id: inode.id, kind: OBJECT_KIND[kind], size: st.size, pagesId: inode.pagesId ?? 0, ino: st.ino, dev: st.dev };
       const name = m.path.slice(0, -' (deleted)'.length);
       if (kind === 'memfd') o.name = name.slice('/memfd:'.length);
       if (kind === 'deleted') {
@@ -93,7 +106,12 @@ export class ObjectDumper {
         o.uid = Number(st.uid);
         o.gid = Number(st.gid);
       }
-      this.dumpContents(link, o, kind === 'deleted' ? heldDescription(pid, st.dev, st.ino) : undefined);
+      if (isNew) {
+        this.dumpContents(link, o, kind === 'deleted' ? heldDescription(pid, st.dev, st.ino) : undefined);
+        inode.pagesId = o.pagesId;
+      } else if (kind === 'memfd') {
+        o.seals = withFd(link, (fd) => syscall('fcntl(F_GET_SEALS)', SYS.fcntl, [fd, F_SEALS.GET], { detail: link }));
+      }
       this.byInode.set(key, o);
     }
     return { id: o.id, kind };
@@ -113,7 +131,8 @@ export class ObjectDumper {
     const src = held ?? openSync(link, 'r');
     // the task's own description (held) has an offset the task sees: SEEK_DATA/HOLE move it
     const pos = held === undefined ? undefined : syscall('lseek(SEEK_CUR)', SYS.lseek, [held, 0, SEEK_CUR], { detail: link });
-    const pagesPath = this.ctx.store.createPages(o.pagesId);
+    const { pagesId, path: pagesPath } = this.ctx.createPages();
+    o.pagesId = pagesId;
     const dst = openSync(pagesPath, constants.O_WRONLY | constants.O_NOFOLLOW);
     const runs: PagemapEntry[] = [];
     let written = 0;

@@ -1,15 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import {
-  F, findAmberTracker, O, PAGE_IS, PAGE_SIZE, softDirtyWorks, trackerSlot, UFFD,
-  type Logger, type PagemapHead, type RemoteSyscall, type TrackerFd, type TrackingMode,
+  F, O, PAGE_IS, PAGE_SIZE, SYS, UFFD,
+  type Logger, type PagemapHead, type RemoteSyscall,
 } from '@amber/core';
+import { findAmberTracker, softDirtyWorks, trackerSlot, type TrackerFd, type TrackingMode } from './tracker';
 import type { PagemapEntry } from './pagemap';
 import { uffdApi, uffdRegister } from './uffd';
 import { hasPrivatePages, VMA, type VmaEntry } from './vmas';
 
 /*
  * Arms, re-arms and removes the dirty-page tracking of one task. Why it works this way (and its
- * limits) is written down in core/src/engine/predump.ts.
+ * limits) is written down in tracker.ts.
  */
 
 let softDirty: boolean | undefined;
