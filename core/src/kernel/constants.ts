@@ -23,6 +23,8 @@ export const SYS = {
   userfaultfd: 323, mknod: 133, fchmod: 91, fchown: 93, getgroups: 115, unlinkat: 263, linkat: 265,
   poll: 7, nanosleep: 35, clock_nanosleep: 230,
   timer_create: 222, timer_settime: 223, timer_delete: 226,
+  connect: 42, accept: 43, sendto: 44, recvfrom: 45, sendmsg: 46, recvmsg: 47, shutdown: 48, bind: 49,
+  listen: 50, getsockname: 51, getpeername: 52, socketpair: 53, setsockopt: 54, getsockopt: 55, accept4: 288,
 } as const;
 
 /** fcntl(2) commands. */
