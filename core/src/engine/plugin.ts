@@ -85,6 +85,8 @@ export interface DumpOptions {
   preDump?: boolean;
   prevImagesDir?: string;
   trackMem?: boolean;
+  /** CRIU's --ext-unix-sk: unix sockets whose peer is outside the tree are dumped, not refused. */
+  extUnixSk?: boolean;
 }
 
 export interface DumpContext {
@@ -118,6 +120,8 @@ export interface InheritedFd {
 export interface RestoreOptions {
   imagesDir: string;
   inheritFds?: InheritedFd[];
+  /** CRIU's --ext-unix-sk: sockets dumped with an outside peer are reconnected to it. */
+  extUnixSk?: boolean;
   detached?: boolean;
   pidfile?: string;
   skip?: string[];

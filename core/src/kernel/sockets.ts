@@ -251,3 +251,15 @@ export function sendmsg(fd: number, data: Buffer, opts: { name?: Buffer; fds?: n
   layoutMsghdr(addressOf(buf), { data, name: opts.name, control }).buf.copy(buf);
   return syscall('sendmsg', SYS.sendmsg, [fd, addressOf(buf), opts.flags ?? 0], { detail: `fd ${fd}` });
 }
+
+/** getsockopt of a structure (struct timeval ...): the bytes the kernel wrote. */
+export function getsockoptBytes(fd: number, level: number, opt: number, size: number, what = `getsockopt ${opt}`): Buffer {
+  const v = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size, 0);
+  syscall(what, SYS.getsockopt, [fd, level, opt, addressOf(v), addressOf(len)], { detail: `fd ${fd}` });
+  return v.subarray(0, len.readUInt32LE(0));
+}
+
+/** SO_RCVTIMEO / SO_SNDTIMEO in their struct timeval form (the _OLD numbers, 64-bit fields on x86-64). */
+export const SO_TIMEO = { RCV: 20, SND: 21 } as const;
