@@ -45,6 +45,8 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     if (rec.state === UNIX_STATE.LISTEN && rec.icons.length) e.icons = rec.icons;
     // a connection not accepted yet has for peer a socket no fd holds: sock_diag gives it inode 0
     const listener = listenerQueuing(rec, tree);
+    const outsideListener = listener ? undefined : listenerQueuing(rec, all);
+    if (outsideListener) throw externalPeerError(task.pid, fd.fd, { ...rec, peer: outsideListener.inode }, outsideListener, !!ctx.options.extUnixSk);
     if (listener || (rec.peer && !tree.has(rec.peer))) {
       if (listener) {
         // the connection waits on a listener of the tree: what this end sent sits in a socket
