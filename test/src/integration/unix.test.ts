@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, diffSnapshots, isAlive, makeTmpDir, reap, snapshotProc, startTarget, verdict, WORKDIR,
+  amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, diffSnapshots, isAlive, makeTmpDir, reap, sleep, snapshotProc, startTarget, verdict, WORKDIR,
 } from '../harness';
 
 after(cleanup);
@@ -81,4 +81,23 @@ test('a bound path taken by a file that is not the dumped socket stops the resto
   assertOneLineError(args, amber(args), new RegExp(`cannot bind its unix socket to ${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: the path is taken by a file that is not a socket`));
   for (const pid of pids) assert.ok(!isAlive(pid), `nothing half-restored is left (pid ${pid})`);
   assert.ok(existsSync(path), 'the file at the path is left alone');
+});
+
+test('redis-server on a unix socket, with a client of the tree holding one connection in a command loop: keys kept, same connection, no reconnect', async () => {
+  const t = await startTarget('redis_client', [WORKDIR]);
+  const pids = descendants(t.pid);
+  assert.equal(pids.length, 2, `the client and its redis-server: ${pids.join(' ')}`);
+  assert.match(readFileSync(`/proc/${pids[1]}/cmdline`, 'utf8'), /^redis-server/);
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`unix-redis-${round}`);
+    amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+    for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `round ${round}: pid ${pid} killed by the dump`);
+    amberOk(['restore', '-D', dir, '-d']);
+    for (const pid of pids) assert.ok(isAlive(pid), `round ${round}: pid ${pid} is back`);
+    amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+    // the loop goes on between rounds: INCRs answered on the restored connection
+    await sleep(200);
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `client's own checks: ${v.lines.join(' | ')}`);
 });
