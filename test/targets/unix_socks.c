@@ -21,7 +21,7 @@
 static char workdir[3800];
 static char abstract_name[64];
 static int sp_a, sp_b, dg_a, dg_b, seq_a, seq_b, cross_p, ctl_p, lst, c1, s1, c2, s3, abs_srv, abs_snd, rel, gone, unbound,
-	sh_a, sh_b, orphan, dsrv, dcli;
+	sh_a, sh_b, orphan, dsrv, dcli, fl_a, fl_b, fls_a, fls_b, fl_pipe_w;
 static pid_t child;
 
 static const char *in_workdir(const char *name)
@@ -85,6 +85,38 @@ static void put(int s, const void *data, size_t n, const char *what)
 }
 
 static void puts_(int s, const char *text) { put(s, text, strlen(text), text); }
+
+static void send_fds(int s, const char *text, int fd1, int fd2)
+{
+	int fds[2] = { fd1, fd2 };
+	int n = fd2 < 0 ? 1 : 2;
+	char cbuf[CMSG_SPACE(sizeof fds)];
+	memset(cbuf, 0, sizeof cbuf);
+	struct iovec iov = { (void *)text, strlen(text) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	if (sendmsg(s, &mh, 0) != (ssize_t)strlen(text))
+		die("sendmsg SCM_RIGHTS");
+}
+
+/* One record with the fds that came with it; returns how many (at most 2). */
+static int recv_fds(int s, char *buf, size_t room, ssize_t *len, int *fds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { buf, room };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	*len = recvmsg(s, &mh, MSG_DONTWAIT);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (*len < 0 || !cm || cm->cmsg_type != SCM_RIGHTS)
+		return 0;
+	int n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	memcpy(fds, CMSG_DATA(cm), n * sizeof(int));
+	return n;
+}
 
 /* One recv, which must bring exactly `want` (a record, or stream data that fits). */
 static void expect(int s, const char *want, const char *what)
@@ -235,6 +267,27 @@ static void setup(void)
 	dcli = connected(SOCK_DGRAM, in_workdir("dgram.sock"), 0);
 	puts_(dcli, "via-connect");
 
+	/* files in flight: a regular file at offset 3 and a pipe's read end, held by no fd any more,
+	 * in a datagram; another regular file in a stream */
+	pair(SOCK_DGRAM, &fl_a, &fl_b);
+	int file = open(in_workdir("inflight.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (file < 0 || write(file, "in-flight-file", 14) != 14 || lseek(file, 3, SEEK_SET) != 3)
+		die("in-flight file");
+	int p[2];
+	if (pipe(p) || write(p[1], "pipe-in-flight", 14) != 14)
+		die("pipe");
+	fl_pipe_w = p[1];
+	send_fds(fl_a, "with-fds", file, p[0]);
+	close(file);
+	close(p[0]);
+	pair(SOCK_STREAM, &fls_a, &fls_b);
+	int file2 = open(in_workdir("inflight2.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (file2 < 0 || write(file2, "second", 6) != 6 || lseek(file2, 0, SEEK_SET))
+		die("second in-flight file");
+	send_fds(fls_a, "stream-fd", file2, -1);
+	close(file2);
+	puts_(fls_a, "after-fd");
+
 	child = fork();
 	if (child < 0)
 		die("fork");
@@ -365,6 +418,30 @@ static void check(void)
 	expect(dsrv, "via-connect", "connected datagram socket's queue");
 	puts_(dcli, "after");
 	expect(dsrv, "after", "connected datagram socket after restore");
+
+	/* files in flight */
+	int fds[2];
+	ssize_t len;
+	int nfd = recv_fds(fl_b, buf, sizeof buf, &len, fds);
+	if (len != 8 || memcmp(buf, "with-fds", 8) || nfd != 2)
+		fail("in-flight files: record of %zd bytes with %d fds", len, nfd);
+	else {
+		char fb[32] = { 0 };
+		if (read(fds[0], fb, sizeof fb - 1) != 11 || strcmp(fb, "flight-file"))
+			fail("in-flight file: read \"%s\" from its offset", fb);
+		memset(fb, 0, sizeof fb);
+		if (write(fl_pipe_w, "+more", 5) != 5 || read(fds[1], fb, sizeof fb - 1) != 19 || strcmp(fb, "pipe-in-flight+more"))
+			fail("in-flight pipe end: read \"%s\"", fb);
+	}
+	nfd = recv_fds(fls_b, buf, sizeof buf, &len, fds);
+	if (len != 9 || memcmp(buf, "stream-fd", 9) || nfd != 1)
+		fail("in-flight file in a stream: %zd bytes with %d fds", len, nfd);
+	else {
+		char fb[16] = { 0 };
+		if (read(fds[0], fb, sizeof fb - 1) != 6 || strcmp(fb, "second"))
+			fail("in-flight file in a stream: read \"%s\"", fb);
+	}
+	expect(fls_b, "after-fd", "stream data after the in-flight file");
 
 	/* the child */
 	expect(cross_p, "to-parent", "cross-process queue");

@@ -132,6 +132,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, plugins: Resour
     ctx = {
       options, store, objects, tasks, log, files: new FileRegistry(),
       count: (what, n) => void (counters[what] = (counters[what] ?? 0) + n),
+      describeFile: (holder, pid, fd) => fdTable.describeFile(ctx!, holder, pid, fd),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

@@ -99,6 +99,8 @@ export interface DumpContext {
   readonly files: FileRegistry;
   /** Adds to the dump statistics that end up in stats-dump and the report. */
   count(what: string, n: number): void;
+  /** The description id of a file amber holds at fd of pid (a file in flight), dumped by its kind once. */
+  describeFile(holder: DumpTask, pid: number, fd: number): number;
 }
 
 /** A task being rebuilt during restore. */
@@ -142,6 +144,8 @@ export interface RestoreContext {
   readonly inodes: SharedInodes;
   /** Address ranges a plugin must leave alone in every task (the injection scratch area). */
   reserved(task: RestoreTask): AddressRange[];
+  /** An fd in task for description id, outside its fd table (a file to send in flight); left open, the core closes it. */
+  openFile(task: RestoreTask, id: number): number;
 }
 
 export interface CompareOptions {

@@ -66,7 +66,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const files = new FileRegistry(store.has('files') ? store.read<FileDescription>('files', 'files').entries : []);
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)] };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes: new SharedInodes((t) => fdFloor(store, t)), reserved: () => [rangeOf(creator.scratch)], openFile: (task, id) => fdTable.openAside(ctx, task, id) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {
@@ -81,6 +81,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
           done.add(t.ids.filesId);
           fdTable.restore(ctx, t);
         }
+        fdTable.closeAside();
       }
       if (phase === 'task-state') {
         createThreads(creator, live);

@@ -65,7 +65,7 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     const from = listenerAccepting(rec, tree);
     if (from) e.acceptedFrom = from.inode;
     if (rec.type === SOCK.DGRAM || rec.state === UNIX_STATE.ESTABLISHED) {
-      const peekOff = peekQueue(ctx, copy, e, `${where} (unix ${kindName(rec.type)} socket)`);
+      const peekOff = peekQueue(ctx, task, copy, e, `${where} (unix ${kindName(rec.type)} socket)`);
       if (peekOff >= 0) e.peekOff = peekOff;
     }
     ctx.count('unix sockets', 1);

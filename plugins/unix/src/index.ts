@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
-import type { ResourcePlugin, RestoreContext } from '@amber/core';
+import type { DumpContext, ResourcePlugin, RestoreContext } from '@amber/core';
 import { registerUnixImages } from './images';
 import { closeParked } from './parking';
+import { releaseInFlight } from './queues';
 import { UnixSocketKind } from './unix-socket';
 
 registerUnixImages();
@@ -14,9 +15,12 @@ export class UnixSocketsPlugin implements ResourcePlugin {
   readonly phase = 'resources' as const;
   readonly fileKinds = [new UnixSocketKind()];
 
-  async restore(ctx: RestoreContext): Promise<void> {
-    for (const task of ctx.tasks) closeParked(ctx, task);
+  async afterDump(ctx: DumpContext): Promise<void> {
+    releaseInFlight(ctx);
   }
+
+  // once every fd table is filled: what is still parked (nobody took it) goes
+  readonly laterSteps = [{ phase: 'resources' as const, restore: (ctx: RestoreContext) => ctx.tasks.forEach((task) => closeParked(ctx, task)) }];
 }
 
 export default UnixSocketsPlugin;

@@ -166,19 +166,19 @@ function fillFor(ctx: RestoreContext, plan: Plan, e: UnixSkEntry): void {
   const mine = at(ctx, e);
   const what = where(mine.task, e);
   const mate = plan.closedMates.get(e.id);
-  if (mate) return fillQueue(ctx, e, mine.task.remote, parkedAt(ctx, mate)!.fd, undefined, what);
+  if (mate) return fillQueue(ctx, e, mine.task, parkedAt(ctx, mate)!.fd, undefined, what);
   // a socket connected to this one sends into it; for a datagram socket nobody is connected to, a
   // fresh unbound socket addresses it by name
   const sender = e.type !== SOCK.DGRAM ? plan.byIno.get(e.peer) : plan.sockets.find((s) => s.peer === e.ino && s.id !== e.id);
   if (sender) {
     const s = at(ctx, sender);
-    return fillQueue(ctx, e, s.task.remote, s.fd, undefined, what);
+    return fillQueue(ctx, e, s.task, s.fd, undefined, what);
   }
   if (!e.name.length) throw new UnixRestoreError(`${what}: its queue has data but nothing can send to it (no peer, no name)`);
   const remote = mine.task.remote;
   const tmp = socketIn(remote, SOCK.DGRAM | SOCK.CLOEXEC, what);
   try {
-    fillQueue(ctx, e, remote, tmp, addressOf(e), what);
+    fillQueue(ctx, e, mine.task, tmp, addressOf(e), what);
   } finally {
     remote.call('close', SYS.close, [tmp]);
   }

@@ -8,8 +8,8 @@ import {
 
 after(cleanup);
 
-// a restored socket is a new socket: only its inode number may change
-const notSocketInode = (d: string) => !/: link socket:\[\d+\] -> socket:\[\d+\]$/.test(d);
+// a restored socket or pipe is a new one: only its inode number may change
+const notSocketInode = (d: string) => !/: link (socket|pipe):\[\d+\] -> (socket|pipe):\[\d+\]$/.test(d);
 
 test('unix sockets of every kind come back with their names, peers, queues, options and shutdowns, twice in a row', async () => {
   const t = await startTarget('unix_socks', [WORKDIR]);
@@ -63,6 +63,11 @@ test("crit decodes the unix entries of files.img and sk-queues.img, with the str
   assert.ok(seqpacket, 'a seqpacket socket with queued records');
   const records = queues.entries.filter((q) => q.id_for === seqpacket.id).map((q) => Buffer.from(q.extra, 'base64').toString());
   assert.deepEqual(records, ['s1', 'seq-two']);
+  const withFds = queues.entries.find((q) => q.scm?.length);
+  assert.ok(withFds, 'a record carrying files in flight');
+  assert.equal(withFds.scm[0].rights.length, 2);
+  const ids = new Set(critDecode(join(dir, 'files.img')).entries.map((e) => e.id));
+  for (const id of withFds.scm[0].rights) assert.ok(ids.has(id), `file ${id} in flight is a description of files.img`);
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
