@@ -46,8 +46,12 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     // a connection not accepted yet has for peer a socket no fd holds: sock_diag gives it inode 0
     const listener = listenerQueuing(rec, tree);
     const outsideListener = listener ? undefined : listenerQueuing(rec, all);
-    if (outsideListener) throw externalPeerError(task.pid, fd.fd, { ...rec, peer: outsideListener.inode }, outsideListener, !!ctx.options.extUnixSk);
-    if (listener || (rec.peer && !tree.has(rec.peer))) {
+    if (outsideListener && !ctx.options.extUnixSk) throw externalPeerError(task.pid, fd.fd, { ...rec, peer: outsideListener.inode }, outsideListener);
+    if (outsideListener) {
+      e.uflags |= USK_EXTERN;
+      if (outsideListener.name) e.peerName = outsideListener.name;
+    }
+    if (!outsideListener && (listener || (rec.peer && !tree.has(rec.peer)))) {
       if (listener) {
         // the connection waits on a listener of the tree: what this end sent sits in a socket
         // no fd reaches, which amber cannot read without accepting it
@@ -55,11 +59,12 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
         e.queuedOn = listener.inode;
       } else {
         const peer = all.get(rec.peer);
-        if (!ctx.options.extUnixSk || rec.type !== SOCK.DGRAM || !peer?.name?.length) {
-          throw externalPeerError(task.pid, fd.fd, rec, peer, !!ctx.options.extUnixSk);
-        }
+        if (!ctx.options.extUnixSk) throw externalPeerError(task.pid, fd.fd, rec, peer);
+        // CRIU's --ext-unix-sk: a datagram socket is reconnected to its peer's name at restore;
+        // any other connection needs a replacement handed in with --inherit-fd
         e.uflags |= USK_EXTERN;
-        e.peerName = getpeernameUnix(copy) ?? peer.name;
+        const peerName = getpeernameUnix(copy) ?? peer?.name;
+        if (peerName?.length) e.peerName = peerName;
       }
     }
     const from = listenerAccepting(rec, tree);

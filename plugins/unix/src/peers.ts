@@ -23,11 +23,13 @@ function holderOf(ino: number): string {
   return 'no process amber can see';
 }
 
-export function externalPeerError(pid: number, fd: number, rec: UnixDiagRecord, peer: UnixDiagRecord | undefined, extAllowed: boolean): ExternalPeerError {
+export function externalPeerError(pid: number, fd: number, rec: UnixDiagRecord, peer: UnixDiagRecord | undefined): ExternalPeerError {
   const peerName = peer?.name ? describeUnixName(peer.name) : 'unnamed';
-  const where = `fd ${fd} of pid ${pid} is a unix ${kindName(rec.type)} socket connected to socket:[${rec.peer}] (${peerName}, held by ${holderOf(rec.peer)}) outside the dumped tree`;
-  if (!extAllowed) return new ExternalPeerError(`${where}; nothing was changed and the process keeps running (--ext-unix-sk dumps it: a datagram socket is reconnected to that name at restore)`);
-  return new ExternalPeerError(`${where}: ${peer?.name ? 'a stream connection to another process cannot be remade (restore it with --inherit-fd fd[N]:socket:[' + rec.inode + '])' : 'its peer has no name to reconnect to'}; nothing was changed and the process keeps running`);
+  return new ExternalPeerError(
+    `fd ${fd} of pid ${pid} is a unix ${kindName(rec.type)} socket connected to socket:[${rec.peer}] (${peerName}, held by ${holderOf(rec.peer)}) outside the dumped tree; ` +
+      'nothing was changed and the process keeps running (--ext-unix-sk dumps it: a datagram socket is reconnected to that name at restore, ' +
+      `any other needs --inherit-fd fd[N]:socket:[${rec.inode}] then)`,
+  );
 }
 
 /** The listener of the tree on whose queue this socket's connection waits, unaccepted. */

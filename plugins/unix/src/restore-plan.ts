@@ -80,6 +80,13 @@ function pairable(plan: Plan, e: UnixSkEntry): UnixSkEntry | undefined {
 function createAll(ctx: RestoreContext, plan: Plan): void {
   const made = new Set<number>();
   for (const e of plan.sockets) {
+    if (e.uflags & USK_EXTERN && (e.type !== SOCK.DGRAM || !e.peerName?.length)) {
+      const task = plan.home.get(e.id)!;
+      throw new UnixRestoreError(
+        `${where(task, e)} was connected to ${describeUnixName(e.peerName ?? Buffer.alloc(0))} outside the tree: a connection to another process ` +
+          `cannot be remade; hand one in with --inherit-fd fd[N]:${inheritedKey(e)} (N: an fd of amber's for it)`,
+      );
+    }
     if (made.has(e.id) || e.acceptedFrom) continue; // accepted ones come from their listener
     const task = plan.home.get(e.id)!;
     const type = e.type | SOCK.CLOEXEC;

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { AF, MSG, SOCK, bindUnix, close, listen, recvmsg, sendmsg, socket } from '@amber/core';
-import { amber, amberOk, assertOneLineError, cleanup, isAlive, makeTmpDir, procState, reap, sleep, startTarget, verdict, type Target } from '../harness';
+import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { AF, MSG, SOCK, accept4, bindUnix, close, listen, recvmsg, sendmsg, socket, socketpair } from '@amber/core';
+import { amber, amberOk, assertOneLineError, cleanup, cliEntry, isAlive, makeTmpDir, procState, reap, sleep, startTarget, verdict, type Target } from '../harness';
 
 after(cleanup);
 
@@ -81,18 +83,44 @@ test('--ext-unix-sk: a datagram socket comes back connected to its named peer ou
   }
 });
 
-test('--ext-unix-sk still refuses a stream connection to a process outside the tree, pointing at --inherit-fd', async () => {
+test('--ext-unix-sk with a stream connection to the outside: the restore refuses without --inherit-fd and uses the socket handed in with it', async () => {
   const dir = makeTmpDir('unix-ext-stream');
   const path = join(dir, 'listener.sock');
   const listener = socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
+  let accepted = -1;
   try {
     bindUnix(listener, Buffer.from(path));
     listen(listener, 4);
     const t = await startTarget('unix_ext', [path, join(dir, 'target.sock'), 'stream']);
-    const args = ['dump', '-t', String(t.pid), '-D', makeTmpDir('unix-ext-stream-img'), '--ext-unix-sk'];
-    assertOneLineError(args, amber(args), /a unix stream socket connected to socket:\[\d+\].*cannot be remade.*--inherit-fd fd\[N\]:socket:\[\d+\]/);
-    assert.ok(isAlive(t.pid), 'the target keeps running');
+    accepted = accept4(listener, SOCK.CLOEXEC);
+    await received(accepted, 'before');
+    const ino = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${t.pid}/fd/3`))![1];
+    const plainDump = ['dump', '-t', String(t.pid), '-D', makeTmpDir('unix-ext-stream-refused')];
+    assertOneLineError(plainDump, amber(plainDump), new RegExp(`a unix stream socket connected to .*--ext-unix-sk.*--inherit-fd fd\\[N\\]:socket:\\[${ino}\\]`));
+    const images = makeTmpDir('unix-ext-stream-img');
+    amberOk(['dump', '-t', String(t.pid), '-D', images, '--ext-unix-sk']);
+    await reap(t.pid);
+    const bare = ['restore', '-D', images, '-d', '--ext-unix-sk'];
+    assertOneLineError(bare, amber(bare), new RegExp(`cannot be remade; hand one in with --inherit-fd fd\\[N\\]:socket:\\[${ino}\\]`));
+    await reapIfZombie(t.pid);
+    // a connection of the test's own, handed to amber as its fd 3
+    const [mine, theirs] = socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
+    try {
+      const args = ['restore', '-D', images, '-d', '--inherit-fd', `fd[3]:socket:[${ino}]`];
+      const r = spawnSync(process.execPath, [cliEntry, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', theirs], timeout: 60_000 });
+      close(theirs);
+      assert.equal(r.status, 0, `amber ${args.join(' ')}: ${r.stderr}`);
+      assert.ok(isAlive(t.pid), 'restored');
+      const v = verdict(t);
+      await received(mine, 'after');
+      sendmsg(mine, Buffer.from('reply'));
+      const result = await v;
+      assert.ok(result.passed, `target's own checks: ${result.lines.join(' | ')}`);
+    } finally {
+      close(mine);
+    }
   } finally {
+    if (accepted >= 0) close(accepted);
     close(listener);
   }
 });
