@@ -249,6 +249,10 @@ static void setup(void)
 	if (sendto(abs_snd, "abs-1", 5, 0, (struct sockaddr *)&a, alen) != 5 || sendto(abs_snd, "abs-two", 7, 0, (struct sockaddr *)&a, alen) != 7)
 		die("sendto abstract");
 
+	/* SIGIO-driven: owner and signal of the description, O_ASYNC (SIGWINCH is ignored by default) */
+	if (fcntl(abs_srv, F_SETOWN, getpid()) || fcntl(abs_srv, F_SETSIG, SIGWINCH) || fcntl(abs_srv, F_SETFL, O_ASYNC))
+		die("O_ASYNC");
+
 	rel = bound(SOCK_DGRAM, "rel.sock", 0);
 	gone = bound(SOCK_STREAM, in_workdir("gone.sock"), 0);
 	unlink(in_workdir("gone.sock"));
@@ -393,6 +397,8 @@ static void check(void)
 	round_trip(late, s5, "new connection to the listener");
 
 	check_name(abs_srv, abstract_name, 1, "abstract socket");
+	if (fcntl(abs_srv, F_GETOWN) != getpid() || fcntl(abs_srv, F_GETSIG) != SIGWINCH || !(fcntl(abs_srv, F_GETFL) & O_ASYNC))
+		fail("O_ASYNC socket: owner %d, signal %d, flags 0%o", fcntl(abs_srv, F_GETOWN), fcntl(abs_srv, F_GETSIG), fcntl(abs_srv, F_GETFL));
 	expect(abs_srv, "abs-1", "abstract socket, first record");
 	expect(abs_srv, "abs-two", "abstract socket, second record");
 	check_name(rel, "rel.sock", 0, "relative bind");

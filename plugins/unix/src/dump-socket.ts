@@ -4,6 +4,7 @@ import {
 } from '@amber/core';
 import { stateOf, USK_EXTERN, type UnixSkEntry } from './images';
 import { describeName } from './names';
+import { ownerOf } from './owner';
 import { readOptions } from './options';
 import { externalPeerError, kindName, listenerAccepting, listenerQueuing } from './peers';
 import { peekQueue, UnixQueueError } from './queues';
@@ -37,7 +38,7 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     const name = getsocknameUnix(copy);
     const e: UnixSkEntry = {
       id, ino: rec.inode, type: rec.type, state: rec.state, flags: fd.info.flags & ~O.CLOEXEC, uflags: 0,
-      backlog: rec.state === UNIX_STATE.LISTEN ? rec.wqlen : 0, peer: rec.peer, fown: NO_FOWN,
+      backlog: rec.state === UNIX_STATE.LISTEN ? rec.wqlen : 0, peer: rec.peer, fown: ownerOf(task.pid, copy) ?? NO_FOWN,
       opts: readOptions(copy), ...describeName(task.pid, fd.fd, name, rec),
     };
     if (rec.shutdown) e.shutdown = rec.shutdown;

@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { dumpUnixSocket, socketInode } from './dump-socket';
 import { USK_EXTERN, type UnixSkEntry } from './images';
 import { compareOptions, readOptions } from './options';
+import { O_ASYNC, compareOwner, setOwner } from './owner';
 import { unpark } from './parking';
 import { kindName } from './peers';
 import { ensureSockets, inheritedKey, keyOf } from './restore-plan';
@@ -34,7 +35,8 @@ export class UnixSocketKind implements FileKind {
     ensureSockets(ctx);
     const fd = unpark(ctx, task, keyOf(e));
     if (fd === undefined) throw new AmberError(`pid ${task.pid}: unix socket socket:[${e.ino}] was not rebuilt (internal)`);
-    const settable = e.flags & (O.NONBLOCK | 0o20000 /* O_ASYNC */);
+    setOwner(ctx, task, fd, e.fown);
+    const settable = e.flags & (O.NONBLOCK | O_ASYNC);
     if (settable) task.remote.call('fcntl(F_SETFL)', SYS.fcntl, [fd, F.SETFL, settable], `fd ${fd}`);
     return fd;
   }
@@ -48,7 +50,7 @@ export class UnixSocketKind implements FileKind {
     diff('type', kindName(e.type), kindName(rec.type));
     diff('state', String(e.state), String(rec.state));
     diff('shutdown', String(e.shutdown ?? 0), String(rec.shutdown));
-    diff('flags', `0${(e.flags & (O.NONBLOCK | 0o20000)).toString(8)}`, `0${(live.info.flags & (O.NONBLOCK | 0o20000)).toString(8)}`);
+    diff('flags', `0${(e.flags & (O.NONBLOCK | O_ASYNC)).toString(8)}`, `0${(live.info.flags & (O.NONBLOCK | O_ASYNC)).toString(8)}`);
     if (e.rqlen !== undefined) diff('bytes queued', String(e.rqlen), String(rec.rqlen));
     if (e.state === 10) diff('pending connections', String(e.icons?.length ?? 0), String(rec.icons.length));
     const copy = takeFd(live.pid, live.fd);
@@ -56,7 +58,7 @@ export class UnixSocketKind implements FileKind {
       diff('name', describeUnixName(e.name), describeUnixName(getsocknameUnix(copy)));
       diff('peer', peerShape(e), livePeerShape(rec));
       if (e.uflags & USK_EXTERN) diff('peer outside the tree', describeUnixName(e.peerName ?? Buffer.alloc(0)), describeUnixName(getpeernameUnix(copy) ?? Buffer.alloc(0)));
-      out.push(...compareOptions(readOptions(copy), e.opts));
+      out.push(...compareOptions(readOptions(copy), e.opts), ...compareOwner(live.pid, copy, e.fown));
     } finally {
       close(copy);
     }
