@@ -1,5 +1,5 @@
 import {
-  AmberError, FdType, NO_FOWN, O, SOCK, UNIX_STATE, close, getpeernameUnix, getsocknameUnix, takeFd, unixSockets,
+  AmberError, NO_FOWN, O, SOCK, UNIX_STATE, close, getpeernameUnix, getsocknameUnix, takeFd, unixSockets,
   type DumpContext, type DumpTask, type FdResource, type UnixDiagRecord,
 } from '@amber/core';
 import { stateOf, USK_EXTERN, type UnixSkEntry } from './images';
@@ -80,5 +80,3 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     close(copy);
   }
 }
-
-export const UNIXSK = FdType.UNIXSK;

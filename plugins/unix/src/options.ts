@@ -29,15 +29,15 @@ export function readOptions(fd: number): SkOptsEntry {
  * Buffer sizes: the kernel doubles what setsockopt asks and keeps it within the net.core
  * *mem_max sysctls unless the caller may force it; a size it would not give back is an error.
  */
-function setBuffer(remote: RemoteSyscall, fd: number, opt: number, force: number, dumped: number, what: string): void {
-  if (setIntOption(remote, fd, force, dumped >> 1, what) < 0) setIntOption(remote, fd, opt, dumped >> 1, what);
+function setBuffer(remote: RemoteSyscall, fd: number, opt: number, force: number, dumped: number): void {
+  if (setIntOption(remote, fd, force, dumped >> 1) < 0) setIntOption(remote, fd, opt, dumped >> 1);
 }
 
 export function applyOptions(remote: RemoteSyscall, fd: number, o: SkOptsEntry, what: string): void {
-  setBuffer(remote, fd, SO.SNDBUF, SO.SNDBUFFORCE, o.soSndbuf, what);
-  setBuffer(remote, fd, SO.RCVBUF, SO.RCVBUFFORCE, o.soRcvbuf, what);
+  setBuffer(remote, fd, SO.SNDBUF, SO.SNDBUFFORCE, o.soSndbuf);
+  setBuffer(remote, fd, SO.RCVBUF, SO.RCVBUFFORCE, o.soRcvbuf);
   const set = (opt: number, v: number, name: string) => {
-    const r = setIntOption(remote, fd, opt, v, what);
+    const r = setIntOption(remote, fd, opt, v);
     if (r < 0) throw new UnixOptionError(remote.pid, what, name, -r);
   };
   if (o.soRcvlowat !== undefined && o.soRcvlowat !== 1) set(SO.RCVLOWAT, o.soRcvlowat, 'SO_RCVLOWAT');

@@ -38,7 +38,7 @@ function inFlight(ctx: DumpContext, task: DumpTask, fds: number[], where: string
 }
 
 /** amber's own copies of the files in flight, closed once the dump is over. */
-export const heldInFlight = (ctx: DumpContext) => stateOf(ctx, 'in-flight', () => [] as number[]);
+const heldInFlight = (ctx: DumpContext) => stateOf(ctx, 'in-flight', () => [] as number[]);
 
 export function releaseInFlight(ctx: DumpContext): void {
   for (const fd of heldInFlight(ctx).splice(0)) close(fd);

@@ -1,5 +1,5 @@
 import {
-  SOL_SOCKET, SYS, describeUnixName, encodeControl, layoutMsghdr, sockaddrUn,
+  SOL_SOCKET, SYS, encodeControl, layoutMsghdr, sockaddrUn,
   type RemoteSyscall, type UnixCredentials,
 } from '@amber/core';
 
@@ -35,17 +35,13 @@ export const bindRaw = (remote: RemoteSyscall, fd: number, name: Buffer): number
 export const connectRaw = (remote: RemoteSyscall, fd: number, name: Buffer): number =>
   withName(remote, name, (addr, len) => remote.callRaw(SYS.connect, [fd, addr, len]));
 
-export function connectIn(remote: RemoteSyscall, fd: number, name: Buffer, what: string): void {
-  withName(remote, name, (addr, len) => remote.call('connect', SYS.connect, [fd, addr, len], `${what} to ${describeUnixName(name)}`));
-}
-
-export function setIntOption(remote: RemoteSyscall, fd: number, opt: number, value: number, what: string): number {
+/** setsockopt(SOL_SOCKET, opt, int) in the task; returns -errno (the caller decides what a refusal means). */
+export function setIntOption(remote: RemoteSyscall, fd: number, opt: number, value: number): number {
   remote.resetData();
   const v = Buffer.alloc(4);
   v.writeInt32LE(value, 0);
   const r = remote.callRaw(SYS.setsockopt, [fd, SOL_SOCKET, opt, remote.stage(v), 4]);
   remote.resetData();
-  void what;
   return r;
 }
 
