@@ -1,10 +1,10 @@
-import { chmodSync, lchownSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AmberError, O, SYS, asTaskOrCaller, describeUnixName, errnoName, readLink, unixSockets,
+  AmberError, O, SYS, asTaskOrCaller, describeUnixName, errnoName, readLink, unixSocket, unixSockets,
   type RestoreTask, type UnixDiagRecord,
 } from '@amber/core';
-import type { UnixSkEntry } from './images';
+import type { FilePermsEntry, UnixSkEntry } from './images';
 import { bindRaw } from './remote';
 
 // Bound names: abstract, a path (absolute or relative to where it was bound), a path since
@@ -101,10 +101,27 @@ export function bindName(task: RestoreTask, fd: number, e: UnixSkEntry): void {
       }
     }
   });
-  if (isPathName(e.name) && e.filePerms) {
-    const path = pathOf(e);
-    lchownSync(path, e.filePerms.uid, e.filePerms.gid);
-    chmodSync(path, e.filePerms.mode);
+  if (isPathName(e.name) && e.filePerms) setPerms(task, fd, e, e.filePerms);
+}
+
+/**
+ * The socket file gets the dumped owner and mode. amber (root) changes it through an O_PATH fd
+ * of the file the new socket is bound to (sock_diag's inode), never by following the path again:
+ * the directory may be writable by others, who could put a link there meanwhile.
+ */
+function setPerms(task: RestoreTask, fd: number, e: UnixSkEntry, perms: FilePermsEntry): void {
+  const path = pathOf(e);
+  const bound = unixSocket(Number(statSync(`/proc/${task.pid}/fd/${fd}`).ino))?.vfs;
+  const file = openSync(path, O.PATH | O.NOFOLLOW | O.CLOEXEC);
+  try {
+    const st = fstatSync(file);
+    if ((st.mode & S_IFMT) !== S_IFSOCK || !sameInode(st.ino, bound?.ino)) {
+      throw new UnixNameError(`pid ${task.pid}: ${path} is no longer the socket file it just bound (replaced meanwhile); nothing was restored`);
+    }
+    chownSync(`/proc/self/fd/${file}`, perms.uid, perms.gid);
+    chmodSync(`/proc/self/fd/${file}`, perms.mode);
+  } finally {
+    closeSync(file);
   }
 }
 

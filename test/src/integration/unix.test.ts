@@ -99,7 +99,7 @@ test('redis-server on a unix socket, with a client of the tree holding one conne
     for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `round ${round}: pid ${pid} killed by the dump`);
     amberOk(['restore', '-D', dir, '-d']);
     for (const pid of pids) assert.ok(isAlive(pid), `round ${round}: pid ${pid} is back`);
-    amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+    // (no compare here: the client runs on at once, so its queues are not the dumped ones any more)
     // the loop goes on between rounds: INCRs answered on the restored connection
     await sleep(200);
   }
