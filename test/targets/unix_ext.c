@@ -3,6 +3,8 @@
  * socket of a process outside the dumped tree (the test's). Sends "before", prints
  * "READY <pid>", waits for SIGUSR1, sends "after" on the same socket and expects "reply" back
  * within 5 s; prints PASS or FAIL: <what>, exits 0 or 1.
+ * unix_ext - MYNAME embryo: a listener bound to MYNAME and a client of it in this process that
+ * sent "early" before the connection was accepted; on SIGUSR1 accepts and reads it.
  */
 #include "target.h"
 #include <stddef.h>
@@ -23,6 +25,23 @@ int main(int argc, char **argv)
 	if (argc != 4) {
 		fprintf(stderr, "usage: %s PEER MYNAME dgram|stream\n", argv[0]);
 		return 2;
+	}
+	if (!strcmp(argv[3], "embryo")) {
+		socklen_t l;
+		struct sockaddr_un name = addr(argv[2], &l);
+		int lst = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (lst < 0 || c < 0 || bind(lst, (struct sockaddr *)&name, l) || listen(lst, 2) || connect(c, (struct sockaddr *)&name, l))
+			die("embryo");
+		if (send(c, "early", 5, 0) != 5)
+			die("send early");
+		printf("READY %d\n", getpid());
+		while (!got_usr1)
+			usleep(1000);
+		int a = accept(lst, NULL, NULL);
+		char b[8];
+		if (a < 0 || recv(a, b, sizeof b, MSG_DONTWAIT) != 5 || memcmp(b, "early", 5))
+			fail("the queued connection lost its data");
+		return finish();
 	}
 	int s = socket(AF_UNIX, strcmp(argv[3], "stream") ? SOCK_DGRAM : SOCK_STREAM, 0);
 	socklen_t len;

@@ -124,3 +124,12 @@ test('--ext-unix-sk with a stream connection to the outside: the restore refuses
     close(listener);
   }
 });
+
+test('data sent into a connection its listener has not accepted yet stops the dump with one line; the target is unharmed', async () => {
+  const dir = makeTmpDir('unix-embryo');
+  const t = await startTarget('unix_ext', ['-', join(dir, 'listener.sock'), 'embryo']);
+  const args = ['dump', '-t', String(t.pid), '-D', makeTmpDir('unix-embryo-img')];
+  assertOneLineError(args, amber(args), new RegExp(`fd \\d+ of pid ${t.pid}: its connection to the listener of the tree is not accepted yet and holds \\d+ byte\\(s\\) sent to it; nothing was changed`));
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
