@@ -21,7 +21,7 @@
 static char workdir[3800];
 static char abstract_name[64];
 static int sp_a, sp_b, dg_a, dg_b, seq_a, seq_b, cross_p, ctl_p, lst, c1, s1, c2, s3, abs_srv, abs_snd, rel, gone, unbound,
-	sh_a, sh_b, orphan, dsrv, dcli, fl_a, fl_b, fls_a, fls_b, fl_pipe_w;
+	sh_a, sh_b, orphan, dsrv, dcli, fl_a, fl_b, fls_a, fls_b, fl_pipe_w, fl_sock_keep;
 static pid_t child;
 
 static const char *in_workdir(const char *name)
@@ -291,6 +291,12 @@ static void setup(void)
 	send_fds(fls_a, "stream-fd", file2, -1);
 	close(file2);
 	puts_(fls_a, "after-fd");
+	/* a socket in flight: one end of a pair, with data queued to it, held by no fd any more */
+	int fl_sock;
+	pair(SOCK_STREAM, &fl_sock, &fl_sock_keep);
+	puts_(fl_sock_keep, "to-the-socket-in-flight");
+	send_fds(fl_a, "socket-fd", fl_sock, -1);
+	close(fl_sock);
 
 	child = fork();
 	if (child < 0)
@@ -438,6 +444,13 @@ static void check(void)
 		memset(fb, 0, sizeof fb);
 		if (write(fl_pipe_w, "+more", 5) != 5 || read(fds[1], fb, sizeof fb - 1) != 19 || strcmp(fb, "pipe-in-flight+more"))
 			fail("in-flight pipe end: read \"%s\"", fb);
+	}
+	nfd = recv_fds(fl_b, buf, sizeof buf, &len, fds);
+	if (len != 9 || memcmp(buf, "socket-fd", 9) || nfd != 1)
+		fail("socket in flight: record of %zd bytes with %d fds", len, nfd);
+	else {
+		expect(fds[0], "to-the-socket-in-flight", "socket in flight: its own queue");
+		round_trip(fds[0], fl_sock_keep, "socket that was in flight");
 	}
 	nfd = recv_fds(fls_b, buf, sizeof buf, &len, fds);
 	if (len != 9 || memcmp(buf, "stream-fd", 9) || nfd != 1)

@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 import {
   AmberError, NO_FOWN, O, SOCK, UNIX_STATE, close, getpeernameUnix, getsocknameUnix, takeFd, unixSockets,
   type DumpContext, type DumpTask, type FdResource, type UnixDiagRecord,
@@ -7,33 +8,69 @@ import { describeName } from './names';
 import { ownerOf } from './owner';
 import { readOptions } from './options';
 import { externalPeerError, kindName, listenerAccepting, listenerQueuing } from './peers';
-import { peekQueue, UnixQueueError } from './queues';
+import { peekQueue, recordQueue, UnixQueueError, type PeekedQueue } from './queues';
 
 export const socketInode = (fd: FdResource) => Number(fd.ino);
 
-/** sock_diag's view of every unix socket, once per dump, and those the tree holds. */
-function socketsOf(ctx: DumpContext): { all: Map<number, UnixDiagRecord>; tree: Map<number, UnixDiagRecord> } {
+interface TreeSockets {
+  all: Map<number, UnixDiagRecord>;
+  /** Sockets the tree holds: by an fd, or in flight in a queue of one of them. */
+  tree: Map<number, UnixDiagRecord>;
+  /** Every queue of those sockets, peeked once (a queue is read before its files in flight are known). */
+  queues: Map<number, PeekedQueue>;
+}
+
+const hasQueue = (rec: UnixDiagRecord) => rec.type === SOCK.DGRAM || rec.state === UNIX_STATE.ESTABLISHED;
+
+/**
+ * sock_diag's view of every unix socket, once per dump, and those the tree holds. Every queue is
+ * peeked first: a socket in flight belongs to the tree too, and its peer must not look external.
+ */
+function socketsOf(ctx: DumpContext): TreeSockets {
   return stateOf(ctx, 'diag', () => {
     const all = unixSockets();
     const tree = new Map<number, UnixDiagRecord>();
+    const queues = new Map<number, PeekedQueue>();
+    const peek = (rec: UnixDiagRecord, copy: number, where: string) => {
+      if (queues.has(rec.inode) || !hasQueue(rec)) return;
+      const q = peekQueue(ctx, copy, rec.type, where);
+      queues.set(rec.inode, q);
+      for (const m of q.messages) {
+        for (const f of m.fds) {
+          const inFlight = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${f}`));
+          const r = inFlight && all.get(Number(inFlight[1]));
+          if (!r) continue;
+          tree.set(r.inode, r);
+          peek(r, f, `socket:[${r.inode}] in flight`);
+        }
+      }
+    };
     for (const t of ctx.tasks) {
       for (const fd of t.fds) {
         const m = /^socket:\[(\d+)\]$/.exec(fd.link);
         const rec = m && all.get(Number(m[1]));
-        if (rec) tree.set(rec.inode, rec);
+        if (!rec) continue;
+        tree.set(rec.inode, rec);
+        if (!hasQueue(rec) || queues.has(rec.inode)) continue;
+        const copy = takeFd(t.pid, fd.fd);
+        try {
+          peek(rec, copy, `fd ${fd.fd} of pid ${t.pid} (unix ${kindName(rec.type)} socket)`);
+        } finally {
+          close(copy);
+        }
       }
     }
-    return { all, tree };
+    return { all, tree, queues };
   });
 }
 
 /** Every fact of one unix socket description: sock_diag, and amber's own copy of it for the rest. */
 export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource, id: number): UnixSkEntry {
   const where = `fd ${fd.fd} of pid ${task.pid}`;
-  const { all, tree } = socketsOf(ctx);
+  const { all, tree, queues } = socketsOf(ctx);
   const rec = all.get(socketInode(fd));
   if (!rec) throw new AmberError(`${where}: sock_diag does not know unix socket ${fd.link} (another network namespace?)`);
-  const copy = takeFd(task.pid, fd.fd);
+  const copy = takeFd(fd.pid, fd.fd);
   try {
     const name = getsocknameUnix(copy);
     const e: UnixSkEntry = {
@@ -70,9 +107,10 @@ export function dumpUnixSocket(ctx: DumpContext, task: DumpTask, fd: FdResource,
     }
     const from = listenerAccepting(rec, tree);
     if (from) e.acceptedFrom = from.inode;
-    if (rec.type === SOCK.DGRAM || rec.state === UNIX_STATE.ESTABLISHED) {
-      const peekOff = peekQueue(ctx, task, copy, e, `${where} (unix ${kindName(rec.type)} socket)`);
-      if (peekOff >= 0) e.peekOff = peekOff;
+    const queue = queues.get(rec.inode);
+    if (queue) {
+      recordQueue(ctx, task, e, queue);
+      if (queue.peekOff >= 0) e.peekOff = queue.peekOff;
     }
     ctx.count('unix sockets', 1);
     return e;

@@ -1,7 +1,6 @@
-import { readlinkSync } from 'node:fs';
 import {
   AmberError, MSG, SCM, SO, SOCK, SOL_SOCKET, close, errnoName, getsockoptInt, recvmsg, setsockoptInt,
-  type DumpContext, type DumpTask, type RestoreContext, type RestoreTask,
+  type DumpContext, type DumpTask, type ReceivedMessage, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { SK_QUEUES, stateOf, type SkPacketEntry, type UnixSkEntry } from './images';
 import { sendIn } from './remote';
@@ -21,20 +20,11 @@ interface Queued {
   data: Buffer;
 }
 
-/**
- * Files in flight: peeking installed them in amber; each is dumped by its kind as one more
- * description of the tree (the same description as any fd of the tree that holds it). amber keeps
- * them open until the dump ends, so no fd number of its own stands for two files.
- */
-function inFlight(ctx: DumpContext, task: DumpTask, fds: number[], where: string): number[] {
-  const kept = heldInFlight(ctx);
-  kept.push(...fds);
-  return fds.map((fd) => {
-    if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:[')) {
-      throw new UnixQueueError(`${where}: its queue holds a socket in flight (SCM_RIGHTS), which amber does not dump yet; nothing was changed`);
-    }
-    return ctx.describeFile(task, process.pid, fd);
-  });
+/** A socket's queue as peeked, with the files in flight installed in amber. */
+export interface PeekedQueue {
+  messages: ReceivedMessage[];
+  /** The socket's own peek offset (-1: off). */
+  peekOff: number;
 }
 
 /** amber's own copies of the files in flight, closed once the dump is over. */
@@ -45,40 +35,48 @@ export function releaseInFlight(ctx: DumpContext): void {
 }
 
 /**
- * The queue of the socket behind amber's fd `copy`. The peek offset is the task's: it is moved
- * to 0 for the walk and put back. Returns the socket's own peek offset (-1: off).
+ * The queue of the socket behind amber's fd `copy`, left in place. The peek offset is the
+ * task's: it is moved to 0 for the walk and put back. Files in flight that the peek installs in
+ * amber stay open until the dump ends, so no fd number of amber's stands for two files.
  */
-export function peekQueue(ctx: DumpContext, task: DumpTask, copy: number, e: UnixSkEntry, where: string): number {
+export function peekQueue(ctx: DumpContext, copy: number, type: number, where: string): PeekedQueue {
   const peekOff = getsockoptInt(copy, SOL_SOCKET, SO.PEEK_OFF);
   setsockoptInt(copy, SOL_SOCKET, SO.PEEK_OFF, 0);
-  const out: Queued[] = [];
+  const messages: ReceivedMessage[] = [];
   try {
     for (;;) {
-      const m = recvmsg(copy, e.type === SOCK.STREAM ? STREAM_PIECE : RECORD_ROOM, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC);
+      const m = recvmsg(copy, type === SOCK.STREAM ? STREAM_PIECE : RECORD_ROOM, MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC);
       if (!m) break;
-      const rights = inFlight(ctx, task, m.fds, where);
+      heldInFlight(ctx).push(...m.fds);
       if (m.flags & MSG.TRUNC || m.length > m.data.length) throw new UnixQueueError(`${where}: a queued record of more than ${RECORD_ROOM} bytes; nothing was changed`);
       if (m.flags & MSG.CTRUNC) throw new UnixQueueError(`${where}: a queued record carries more control data than amber reads; nothing was changed`);
-      if (e.type === SOCK.STREAM && m.data.length === 0) break;
-      const entry: SkPacketEntry = { idFor: e.id, length: m.data.length, scm: rights.length ? [{ type: SCM.RIGHTS, rights }] : [] };
-      if (m.name.length) entry.addr = m.name;
-      if (m.creds) entry.ucred = m.creds;
-      out.push({ entry, data: m.data });
+      if (type === SOCK.STREAM && m.data.length === 0) break;
+      messages.push(m);
     }
   } finally {
     setsockoptInt(copy, SOL_SOCKET, SO.PEEK_OFF, peekOff);
   }
-  if (out.length) {
-    const all = stateOf(ctx, 'queues', () => ({ entries: [] as SkPacketEntry[], blobs: [] as Buffer[] }));
-    for (const q of out) {
-      all.entries.push(q.entry);
-      all.blobs.push(q.data);
-      ctx.count('unix queued bytes', q.data.length);
-    }
-    // the fd table is dumped after every plugin's dump step: the image is rewritten as it grows
-    ctx.store.write(SK_QUEUES, SK_QUEUES, all.entries, { blobs: all.blobs });
+  return { messages, peekOff };
+}
+
+/**
+ * Writes a peeked queue into sk-queues.img for socket e. Each file in flight is dumped by its
+ * kind as one more description of the tree (the same one as any fd of the tree that holds it).
+ */
+export function recordQueue(ctx: DumpContext, task: DumpTask, e: UnixSkEntry, queue: PeekedQueue): void {
+  if (!queue.messages.length) return;
+  const all = stateOf(ctx, 'queues', () => ({ entries: [] as SkPacketEntry[], blobs: [] as Buffer[] }));
+  for (const m of queue.messages) {
+    const rights = m.fds.map((fd) => ctx.describeFile(task, process.pid, fd));
+    const entry: SkPacketEntry = { idFor: e.id, length: m.data.length, scm: rights.length ? [{ type: SCM.RIGHTS, rights }] : [] };
+    if (m.name.length) entry.addr = m.name;
+    if (m.creds) entry.ucred = m.creds;
+    all.entries.push(entry);
+    all.blobs.push(m.data);
+    ctx.count('unix queued bytes', m.data.length);
   }
-  return peekOff;
+  // the fd table is dumped after every plugin's dump step: the image is rewritten as it grows
+  ctx.store.write(SK_QUEUES, SK_QUEUES, all.entries, { blobs: all.blobs });
 }
 
 /** The dumped queues, by the id of the socket they are queued to. */

@@ -1,6 +1,6 @@
 import {
   AmberError, FdType, SHUTDOWN_MASK, SHUT, SOCK, SYS, UNIX_STATE, describeUnixName, errnoName,
-  type FdinfoEntry, type RestoreContext, type RestoreTask,
+  fetchFd, type FdinfoEntry, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { stateOf, USK_EXTERN, type UnixSkEntry } from './images';
 import { bindName, isPathName, pathOf, unlinkDeleted } from './names';
@@ -46,14 +46,29 @@ function planOf(ctx: RestoreContext): Plan {
     tables.add(t.ids.filesId);
     for (const f of ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${t.ids.filesId}`).entries) if (ids.has(f.id) && !home.has(f.id)) home.set(f.id, t);
   }
+  // a socket in flight is made where the socket whose queue carries it lives; its sender fetches it
+  for (let more = true; more;) {
+    more = false;
+    for (const [idFor, packets] of queuesOf(ctx)) {
+      const at = home.get(idFor);
+      if (!at) continue;
+      for (const id of packets.flatMap((p) => p.entry.scm.flatMap((scm) => scm.rights))) {
+        if (ids.has(id) && !home.has(id)) {
+          home.set(id, at);
+          more = true;
+        }
+      }
+    }
+  }
   return { sockets: sockets.filter((e) => home.has(e.id)), byIno: new Map(sockets.map((e) => [e.ino, e])), home, closedMates: new Map(), paired: new Set() };
 }
 
 /** Builds every socket once per restore. */
 export function ensureSockets(ctx: RestoreContext): void {
-  const done = stateOf(ctx, 'unix-built', () => ({ built: false }));
+  const done = building(ctx);
   if (done.built) return;
   done.built = true;
+  done.inProgress = true;
   const plan = planOf(ctx);
   createAll(ctx, plan);
   for (const e of plan.sockets) nameAndListen(ctx, plan, e);
@@ -61,6 +76,20 @@ export function ensureSockets(ctx: RestoreContext): void {
   for (const e of plan.sockets) fillFor(ctx, plan, e);
   for (const e of plan.sockets) finishSocket(ctx, plan, e);
   for (const e of plan.sockets) unlinkDeleted(e);
+  done.inProgress = false;
+}
+
+const building = (ctx: RestoreContext) => stateOf(ctx, 'unix-built', () => ({ built: false, inProgress: false }));
+
+/**
+ * While the sockets are being built, a socket asked for is one in flight that a queue refill
+ * sends: the sender gets its own fd for it and the socket stays parked for its later steps.
+ */
+export function whileBuilding(ctx: RestoreContext, task: RestoreTask, e: UnixSkEntry): number | undefined {
+  if (!building(ctx).inProgress) return undefined;
+  const { task: owner, fd } = at(ctx, e);
+  if (owner === task) return task.remote.call('fcntl(F_DUPFD_CLOEXEC)', SYS.fcntl, [fd, 1030, 0], where(task, e));
+  return fetchFd(task.remote, owner.pid, fd);
 }
 
 const at = (ctx: RestoreContext, e: UnixSkEntry) => {

@@ -10,7 +10,7 @@ import { compareOptions, readOptions } from './options';
 import { O_ASYNC, compareOwner, setOwner } from './owner';
 import { unpark } from './parking';
 import { kindName } from './peers';
-import { ensureSockets, inheritedKey, keyOf } from './restore-plan';
+import { ensureSockets, inheritedKey, keyOf, whileBuilding } from './restore-plan';
 
 const S_IFSOCK = 0o140000;
 
@@ -32,8 +32,11 @@ export class UnixSocketKind implements FileKind {
     const e = desc.usk as UnixSkEntry;
     const inherited = ctx.options.inheritFds?.find((i) => i.key === inheritedKey(e));
     if (inherited) return fetchFd(task.remote, process.pid, inherited.fd);
-    ensureSockets(ctx);
-    const fd = unpark(ctx, task, keyOf(e));
+    let fd = whileBuilding(ctx, task, e);
+    if (fd === undefined) {
+      ensureSockets(ctx);
+      fd = unpark(ctx, task, keyOf(e));
+    }
     if (fd === undefined) throw new AmberError(`pid ${task.pid}: unix socket socket:[${e.ino}] was not rebuilt (internal)`);
     setOwner(ctx, task, fd, e.fown);
     const settable = e.flags & (O.NONBLOCK | O_ASYNC);
