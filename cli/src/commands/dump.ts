@@ -27,6 +27,7 @@ export default class Dump extends EngineCommand {
     'track-mem': Flags.boolean({ description: 'use the kernel\'s dirty-page tracking; with --leave-running, keep it armed for a further incremental dump' }),
     only: listFlag('dump only these resource plugins (e.g. mm,fs): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources'),
     skip: listFlag('do not dump these resource plugins (a partial snapshot, as with --only)'),
+    'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
     plugin: pluginFlag,
   };
 
@@ -45,6 +46,7 @@ export default class Dump extends EngineCommand {
         trackMem: flags['track-mem'],
         only: flags.only,
         skip: flags.skip,
+        extUnixSk: flags['ext-unix-sk'],
         log,
         progress: this.progress,
       },

@@ -21,6 +21,7 @@ export default class Restore extends EngineCommand {
       multiple: true,
       helpValue: 'fd[N]:KEY',
     }),
+    'ext-unix-sk': Flags.boolean({ description: 'reconnect unix sockets dumped with --ext-unix-sk to their peers outside the tree' }),
     plugin: pluginFlag,
   };
 
@@ -40,7 +41,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, extUnixSk: flags['ext-unix-sk'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;

@@ -8,7 +8,7 @@ import { NoSuchProcessError } from '../task/tree';
 import { collectFds } from './fd-table';
 import { FileRegistry } from './files';
 import { compareIdentities } from './inodes';
-import type { AddressRange, CompareContext, CompareOptions, Difference, FileKind } from './plugin';
+import type { AddressRange, CompareContext, CompareOptions, Difference, FileKind, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
 import { FILE_REGISTRY, IMAGE_STORE } from './services';
 
@@ -35,8 +35,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
   const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: (pid) => collectFds(pid, plugins), kernelOwned };
-  const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
-  if (kinds.length) diffs.push(...compareFdTables(ctx, kinds));
+  if (plugins.some((p) => p.fileKinds?.length)) diffs.push(...compareFdTables(ctx, plugins));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));
   diffs.push(...compareIdentities(plugins.flatMap((p) => p.identities?.(ctx) ?? [])));
   return diffs;
@@ -131,8 +130,11 @@ function inMaskSwappingSyscall(pid: number, tid: number): boolean {
   }
 }
 
-function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
+function compareFdTables(ctx: CompareContext, plugins: readonly ResourcePlugin[]): Difference[] {
   const files = ctx.files;
+  const kinds = plugins.flatMap((p) => p.fileKinds ?? []);
+  // a difference is the plugin's whose kind the dumped fd was; an fd opened since is fs's
+  const pluginOf = (kind: FileKind | undefined) => plugins.find((p) => kind && p.fileKinds?.includes(kind))?.name ?? 'fs';
   const out: Difference[] = [];
   const tablesSeen = new Set<number>();
   for (const pid of ctx.pids) {
@@ -141,11 +143,11 @@ function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
     tablesSeen.add(ids.filesId);
     const dumped = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${ids.filesId}`).entries;
     const live = new Map(ctx.liveFds(pid).map((f) => [f.fd, f]));
-    const add = (what: string, expected: string, actual: string) => out.push({ plugin: 'fs', pid, what, expected, actual });
     for (const e of dumped) {
       const l = live.get(e.fd);
       const desc = files.get(e.id);
       const kind = kinds.find((k) => k.fdType === desc.type);
+      const add = (what: string, expected: string, actual: string) => out.push({ plugin: pluginOf(kind), pid, what, expected, actual });
       if (!l) {
         add(`fd ${e.fd}`, `open (${kind?.name ?? `type ${desc.type}`})`, 'closed');
         continue;
@@ -162,7 +164,7 @@ function compareFdTables(ctx: CompareContext, kinds: FileKind[]): Difference[] {
       if (!entry) add(`fd ${e.fd}`, `a ${kind.name} description (${kind.member.name})`, `files.img entry ${desc.member ?? 'with no known member'}`);
       else for (const d of kind.compareDescription?.(l, entry) ?? []) add(`fd ${e.fd} ${d.what}`, d.expected, d.actual);
     }
-    for (const l of live.values()) add(`fd ${l.fd}`, 'closed', `open: ${l.link}`);
+    for (const l of live.values()) out.push({ plugin: pluginOf(undefined), pid, what: `fd ${l.fd}`, expected: 'closed', actual: `open: ${l.link}` });
   }
   return out;
 }

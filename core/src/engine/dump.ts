@@ -142,6 +142,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       state: (key, init) => runState.get(key, init),
       inodes,
       createPages: (data) => ({ pagesId: ++pagesIds, path: store.createPages(pagesIds, data) }),
+      describeFile: (holder, pid, fd) => fdTable.describeFile(ctx!, holder, pid, fd),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

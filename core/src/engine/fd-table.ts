@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { O } from '../kernel/constants';
+import { readlinkSync, statSync } from 'node:fs';
+import { F, O } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
 import { fetchFd } from '../task/fd-transfer';
@@ -46,18 +46,21 @@ const ownerName = (p: ResourcePlugin, k: FileKind) => `'${k.name}' (plugin ${p.n
 
 const FD_CLOEXEC = 1;
 
+/** One open fd, with what fstat and fdinfo say about it. */
+export function fdResourceOf(pid: number, fd: number, link = readlinkSync(`/proc/${pid}/fd/${fd}`)): FdResource {
+  const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+  return {
+    pid, fd, link, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
+    info: readFdinfo(pid, fd),
+  };
+}
+
 /**
  * Every open fd of a frozen task, with what fstat and fdinfo say about it, but those a plugin says
  * amber itself left there (ResourcePlugin.hidesFd).
  */
 export function collectFds(pid: number, plugins: readonly ResourcePlugin[] = []): FdResource[] {
-  const fds = listFds(pid).map(({ fd, link }) => {
-    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-    return {
-      pid, fd, link, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), dev: st.dev, ino: st.ino, rdev: st.rdev, size: st.size,
-      info: readFdinfo(pid, fd),
-    };
-  });
+  const fds = listFds(pid).map(({ fd, link }) => fdResourceOf(pid, fd, link));
   return fds.filter((f) => !plugins.some((p) => p.hidesFd?.(f)));
 }
 
@@ -87,6 +90,20 @@ export class FdTable {
   /** Checks that every fd has an owner; throws before anything is written or changed. */
   check(tasks: DumpTask[]): void {
     for (const t of tasks) for (const fd of t.fds) this.route(fd);
+  }
+
+  /**
+   * The description id of an open file that is no fd of the tree: one amber holds (a file in
+   * flight in a socket queue, which peeking installed in amber). Dumped once, by its kind, as if
+   * `holder` held it.
+   */
+  describeFile(ctx: DumpContext, holder: DumpTask, pid: number, fd: number): number {
+    const res = fdResourceOf(pid, fd);
+    const kind = this.route(res);
+    const key = `${res.dev}:${res.ino}:${res.info.flags & ~O.CLOEXEC}:${res.info.pos}`;
+    const { id, isNew } = ctx.objects.identify('FILE', pid, fd, key);
+    if (isNew) ctx.files.add(kind, id, kind.dumpDescription(ctx, holder, res, id));
+    return id;
   }
 
   dump(ctx: DumpContext): void {
@@ -141,6 +158,36 @@ export class FdTable {
       }
     }
     for (const t of tasks) ctx.fds.closeParked(t);
+    this.closeAside();
+  }
+
+  /** fds openAside() keeps in tasks until every fd table is filled. */
+  private readonly aside: { task: RestoreTask; fd: number }[] = [];
+
+  /**
+   * An fd in `task` for description `id` that no fd of the task's table may be (a file to send in
+   * flight into a socket queue): fetched from where the description was restored, or opened here
+   * by its kind and kept, above the task's table, for the holders still to come. The caller uses
+   * it and leaves it open; closeAside() closes it.
+   */
+  openAside(ctx: RestoreContext, task: RestoreTask, id: number): number {
+    const desc = ctx.files.get(id);
+    const kind = this.kinds.find((k) => k.fdType === desc.type);
+    if (!kind) throw new AmberError(`pid ${task.pid}: no plugin restores file type ${desc.type} (file id ${id} in flight)`);
+    const elsewhere = this.placed.get(id);
+    const entry = elsewhere ? undefined : ctx.files.entry(kind, id);
+    const got = entry === undefined ? fetchFd(task.remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, id);
+    if (entry !== undefined) applyFown(ctx.log, task, got, entry);
+    const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
+    const high = task.remote.sys.with(`file id ${id}`).fcntl(got, F.DUPFD_CLOEXEC, Math.max(2, ...entries.map((e) => e.fd)) + 1);
+    task.remote.sys.close(got);
+    if (!elsewhere) this.placed.set(id, { pid: task.pid, fd: high });
+    this.aside.push({ task, fd: high });
+    return high;
+  }
+
+  closeAside(): void {
+    for (const { task, fd } of this.aside.splice(0)) task.remote.sysRaw.close(fd);
   }
 
   /**

@@ -101,6 +101,8 @@ export interface DumpOptions {
   preDump?: boolean;
   prevImagesDir?: string;
   trackMem?: boolean;
+  /** CRIU's --ext-unix-sk: unix sockets whose peer is outside the tree are dumped, not refused. */
+  extUnixSk?: boolean;
 }
 
 export interface DumpContext {
@@ -119,6 +121,8 @@ export interface DumpContext {
   count(what: string, n: number): void;
   /** State kept for this dump only, under a key (prefix it with the plugin's name): made by init the first time. */
   state<T>(key: string, init: () => T): T;
+  /** The description id of a file amber holds at fd of pid (a file in flight), dumped by its kind once. */
+  describeFile(holder: DumpTask, pid: number, fd: number): number;
 }
 
 /** A task being rebuilt during restore. */
@@ -140,6 +144,8 @@ export interface InheritedFd {
 export interface RestoreOptions {
   imagesDir: string;
   inheritFds?: InheritedFd[];
+  /** CRIU's --ext-unix-sk: sockets dumped with an outside peer are reconnected to it. */
+  extUnixSk?: boolean;
   detached?: boolean;
   pidfile?: string;
   skip?: string[];
@@ -164,6 +170,8 @@ export interface RestoreContext {
   reserved(task: RestoreTask): AddressRange[];
   /** State kept for this restore only, under a key (prefix it with the plugin's name): made by init the first time. */
   state<T>(key: string, init: () => T): T;
+  /** An fd in task for description id, outside its fd table (a file to send in flight); left open, the core closes it. */
+  openFile(task: RestoreTask, id: number): number;
 }
 
 export interface CompareOptions {

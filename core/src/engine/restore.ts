@@ -73,7 +73,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init) };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {

@@ -85,6 +85,13 @@ export class TaskFds {
     return mine;
   }
 
+  /** Where a parked fd is, to use it in place in the task that parked it. */
+  parkedAt(key: string): { task: RestoreTask; fd: number } | undefined {
+    const task = this.owners.get(key);
+    const fd = task && this.parkedOf(task).byKey.get(key);
+    return task && fd !== undefined ? { task, fd } : undefined;
+  }
+
   /**
    * Hands a parked fd over to the caller, who will dup it into place and close it. When another
    * task parked it, the task gets its own fd for the same description and the owner lets go.

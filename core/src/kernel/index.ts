@@ -4,4 +4,6 @@ export * from './libc';
 export * from './syscalls';
 export * from './regs';
 export * from './signal-trap';
+export * from './sockets';
+export * from './sock-diag';
 export * from './syscall-table';

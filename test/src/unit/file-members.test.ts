@@ -110,9 +110,9 @@ test("the fs plugin's kinds declare CRIU's FileEntry field numbers", () => {
 });
 
 test("files.img with a member no loaded plugin declares: show gives the field raw, with a note, never drops it silently", () => {
-  // FileEntry {type 5 (UNIXSK), id 9} and field 16 (CRIU's usk), which nothing in this process declares
+  // FileEntry {type 15 (TUNF), id 9} and field 11 (CRIU's tunf), which nothing in this process declares
   const usk = Buffer.from([0x08, 0x09, 0x10, 0x01]); // a small message: {1: 9, 2: 1}
-  const payload = Buffer.concat([Buffer.from([0x08, 0x05, 0x10, 0x09]), Buffer.from([(16 << 3) | 2, 0x01, usk.length]), usk]);
+  const payload = Buffer.concat([Buffer.from([0x08, 0x0f, 0x10, 0x09]), Buffer.from([(11 << 3) | 2, usk.length]), usk]);
   const head = Buffer.alloc(12);
   head.writeUInt32LE(IMG_COMMON_MAGIC, 0);
   head.writeUInt32LE(0x56303138, 4);
@@ -122,14 +122,14 @@ test("files.img with a member no loaded plugin declares: show gives the field ra
   fs.writeFileSync(file, Buffer.concat([head, payload]));
 
   const shown = decodeImageFile(file);
-  assert.deepEqual(shown.entries, [{ type: 'UNIXSK', id: 9, 'unknown field 16': { length: 4, base64: usk.toString('base64') } }]);
+  assert.deepEqual(shown.entries, [{ type: 'TUNF', id: 9, 'unknown field 11': { length: 4, base64: usk.toString('base64') } }]);
   assert.equal(shown.notes?.length, 1);
-  assert.match(shown.notes![0], /^1 entry carries field 16, which FileEntry does not declare here: the member of a file kind whose plugin is not loaded \(--plugin PATH loads it\); shown raw as "unknown field 16"$/);
+  assert.match(shown.notes![0], /^1 entry carries field 11, which FileEntry does not declare here: the member of a file kind whose plugin is not loaded \(--plugin PATH loads it\); shown raw as "unknown field 11"$/);
 
   const r = amber(['show', file]);
   assert.equal(r.status, 0, describeAmber(['show', file], r));
-  assert.match(r.stdout, /note: 1 entry carries field 16, which FileEntry does not declare here/);
-  assert.match(r.stdout, /unknown field 16: <4 bytes>/);
+  assert.match(r.stdout, /note: 1 entry carries field 11, which FileEntry does not declare here/);
+  assert.match(r.stdout, /unknown field 11: <4 bytes>/);
   // and a restore-side read still knows the description's type and id, without a member
   assert.deepEqual(new FileRegistry([{ type: 5, id: 9 }]).get(9), { id: 9, type: 5 });
   const two = { type: 1, id: 3, reg: { id: 3, flags: 0, pos: 0n, fown: NO_FOWN, name: '/x', buildId: [] }, acmeWidget: { id: 3 } };
