@@ -297,6 +297,11 @@ static void setup(void)
 	puts_(fl_sock_keep, "to-the-socket-in-flight");
 	send_fds(fl_a, "socket-fd", fl_sock, -1);
 	close(fl_sock);
+	/* a datagram socket in flight, connected to a named one: it is connected again only by its
+	 * own post-open step, which the queue carrying it must run */
+	int fl_dg = connected(SOCK_DGRAM, in_workdir("dgram.sock"), 0);
+	send_fds(fl_a, "dgram-fd", fl_dg, -1);
+	close(fl_dg);
 
 	child = fork();
 	if (child < 0)
@@ -452,6 +457,13 @@ static void check(void)
 		expect(fds[0], "to-the-socket-in-flight", "socket in flight: its own queue");
 		round_trip(fds[0], fl_sock_keep, "socket that was in flight");
 	}
+	nfd = recv_fds(fl_b, buf, sizeof buf, &len, fds);
+	if (len != 8 || memcmp(buf, "dgram-fd", 8) || nfd != 1)
+		fail("datagram socket in flight: record of %zd bytes with %d fds", len, nfd);
+	else if (send(fds[0], "from-flight", 11, MSG_NOSIGNAL) != 11)
+		fail("datagram socket in flight: send without an address: %s", strerror(errno));
+	else
+		expect(dsrv, "from-flight", "datagram socket in flight, still connected");
 	nfd = recv_fds(fls_b, buf, sizeof buf, &len, fds);
 	if (len != 9 || memcmp(buf, "stream-fd", 9) || nfd != 1)
 		fail("in-flight file in a stream: %zd bytes with %d fds", len, nfd);
