@@ -2,11 +2,11 @@ import {
   F, SOCK, UNIX_STATE, describeUnixName, errnoName, fetchFd,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { USK_EXTERN, type UnixSkEntry } from './images';
+import type { UnixSkEntry } from './images';
 import { bindName, isPathName, pathOf } from './names';
 import { applyOptions } from './options';
 import { connectRaw, socketIn, socketpairIn } from './remote';
-import { homeOf, inheritedKey, keyOf, pairable, parkedSocket, peerGone, UnixRestoreError, where, type Plan } from './restore-plan';
+import { homeOf, keyOf, pairable, parkedSocket, peerGone, UnixRestoreError, where, type Plan } from './restore-plan';
 
 // The open step of a unix socket (CRIU's open_unix_sk): create it — a socketpair for two ends
 // connected to each other — bind its name, listen, set its options. An accepted socket is the
@@ -28,12 +28,6 @@ export function madeSocket(ctx: RestoreContext, plan: Plan, e: UnixSkEntry): { t
   const done = ctx.fds.parkedAt(keyOf(e));
   if (done) return done;
   const task = homeOf(plan, e);
-  if (e.uflags & USK_EXTERN && (e.type !== SOCK.DGRAM || !e.peerName?.length)) {
-    throw new UnixRestoreError(
-      `${where(task, e)} was connected to ${describeUnixName(e.peerName ?? Buffer.alloc(0))} outside the tree: a connection to another process ` +
-        `cannot be remade; hand one in with --inherit-fd fd[N]:${inheritedKey(e)} (N: an fd of amber's for it)`,
-    );
-  }
   if (e.acceptedFrom) return accepted(ctx, plan, e);
   const type = e.type | SOCK.CLOEXEC;
   const peer = pairable(plan, e);

@@ -1,5 +1,5 @@
 import {
-  SHUTDOWN_MASK, SHUT, SOCK, UNIX_STATE, describeUnixName,
+  SHUTDOWN_MASK, SHUT, SO, SOCK, SOL_SOCKET, UNIX_STATE,
   type RestoreContext,
 } from '@amber/core';
 import { USK_EXTERN, type UnixSkEntry } from './images';
@@ -7,7 +7,7 @@ import { unlinkDeleted } from './names';
 import { addressOf, connectTo, madeSocket } from './open-socket';
 import { fillQueue, queuesOf } from './queues';
 import { socketIn } from './remote';
-import { inheritedKey, parkedSocket, senderOf, UnixRestoreError, where, type Plan } from './restore-plan';
+import { parkedSocket, senderOf, UnixRestoreError, where, type Plan } from './restore-plan';
 
 // The post-open step of a unix socket (CRIU's post_open_unix_sk), once every socket of every task
 // is bound: connect, connect what waits on a listener, fill the queues, set the peek offset, shut
@@ -31,7 +31,7 @@ export function finishSocket(ctx: RestoreContext, plan: Plan, e: UnixSkEntry): v
     remote.resetData();
     const v = Buffer.alloc(4);
     v.writeInt32LE(e.peekOff, 0);
-    remote.sys.with(where(task, e)).setsockopt(fd, 1, 42 /* SO_PEEK_OFF */, remote.stage(v), 4);
+    remote.sys.with(where(task, e)).setsockopt(fd, SOL_SOCKET, SO.PEEK_OFF, remote.stage(v), 4);
     remote.resetData();
   }
   const mate = plan.closedMates.get(e.id);
@@ -56,13 +56,8 @@ function connected(ctx: RestoreContext, plan: Plan, e: UnixSkEntry): void {
   if (e.type !== SOCK.DGRAM || plan.paired.has(e.id) || plan.connected.has(e.id)) return;
   plan.connected.add(e.id);
   madeSocket(ctx, plan, e);
-  if (e.uflags & USK_EXTERN) {
-    if (!ctx.options.extUnixSk) {
-      const task = plan.home.get(e.id)!;
-      throw new UnixRestoreError(`${where(task, e)} was connected to ${describeUnixName(e.peerName ?? Buffer.alloc(0))} outside the tree (dumped with --ext-unix-sk): restore with --ext-unix-sk to reconnect it, or --inherit-fd fd[N]:${inheritedKey(e)}`);
-    }
-    return connectTo(ctx, e, e.peerName ?? Buffer.alloc(0), 'its peer outside the tree');
-  }
+  // (planOf refused a peer outside the tree without --ext-unix-sk)
+  if (e.uflags & USK_EXTERN) return connectTo(ctx, e, e.peerName ?? Buffer.alloc(0), 'its peer outside the tree');
   const peer = e.peer ? plan.byIno.get(e.peer) : undefined;
   if (!peer) return;
   if (!peer.name.length) throw new UnixRestoreError(`unix datagram socket socket:[${e.ino}] was connected to an unnamed socket that is not its pair`);

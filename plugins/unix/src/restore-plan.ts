@@ -1,5 +1,5 @@
 import {
-  AmberError, FdType, SOCK, UNIX_STATE,
+  AmberError, FdType, SOCK, UNIX_STATE, describeUnixName,
   type FdinfoEntry, type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { USK_EXTERN, type UnixSkEntry } from './images';
@@ -65,11 +65,31 @@ export function planOf(ctx: RestoreContext, kind: FileKind<UnixSkEntry>): Plan {
         }
       }
     }
-    return {
+    const plan: Plan = {
       sockets: sockets.filter((e) => home.has(e.id)), byIno: new Map(sockets.map((e) => [e.ino, e])), home, inTable,
       closedMates: new Map(), paired: new Set(), connected: new Set(), filled: new Set(), finished: new Set(),
     };
+    refuseOutsidePeers(ctx, plan);
+    return plan;
   });
+}
+
+/** A peer outside the tree that cannot be reached again is refused before any socket is made. */
+function refuseOutsidePeers(ctx: RestoreContext, plan: Plan): void {
+  for (const e of plan.sockets) {
+    if (!(e.uflags & USK_EXTERN)) continue;
+    const peer = describeUnixName(e.peerName ?? Buffer.alloc(0));
+    const at = where(plan.home.get(e.id)!, e);
+    if (e.type !== SOCK.DGRAM || !e.peerName?.length) {
+      throw new UnixRestoreError(
+        `${at} was connected to ${peer} outside the tree: a connection to another process ` +
+          `cannot be remade; hand one in with --inherit-fd fd[N]:${inheritedKey(e)} (N: an fd of amber's for it)`,
+      );
+    }
+    if (!ctx.options.extUnixSk) {
+      throw new UnixRestoreError(`${at} was connected to ${peer} outside the tree (dumped with --ext-unix-sk): restore with --ext-unix-sk to reconnect it, or --inherit-fd fd[N]:${inheritedKey(e)}`);
+    }
+  }
 }
 
 /** Where a socket made so far is parked: to use it in place. */
