@@ -131,6 +131,8 @@ export class FdTable {
 
   /** Where each description restored so far lives: a task and its fd number there. */
   private readonly placed = new Map<number, { pid: number; fd: number }>();
+  /** Descriptions opened here (also those opened aside): their owner and O_ASYNC are set after post-open. */
+  private readonly ownedLater: { task: RestoreTask; fd: number; entry: object }[] = [];
   /** The descriptions opened (not fetched), in order: the post-open step's work. */
   private readonly openedHere: { task: RestoreTask; kind: FileKind; entry: object; id: number; fd: number }[] = [];
 
@@ -157,6 +159,11 @@ export class FdTable {
         }
       }
     }
+    // owners and O_ASYNC last: what post-open does (a queue refilled, a connect) raises no signal
+    for (const o of this.ownedLater.splice(0)) {
+      o.task.remote.resetData();
+      applyFown(ctx.log, o.task, o.fd, o.entry);
+    }
     for (const t of tasks) ctx.fds.closeParked(t);
     this.closeAside();
   }
@@ -177,10 +184,10 @@ export class FdTable {
     const elsewhere = this.placed.get(id);
     const entry = elsewhere ? undefined : ctx.files.entry(kind, id);
     const got = entry === undefined ? fetchFd(task.remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, id);
-    if (entry !== undefined) applyFown(ctx.log, task, got, entry);
     const { entries } = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${task.ids.filesId}`);
     const high = task.remote.sys.with(`file id ${id}`).fcntl(got, F.DUPFD_CLOEXEC, Math.max(2, ...entries.map((e) => e.fd)) + 1);
     task.remote.sys.close(got);
+    if (entry !== undefined) this.ownedLater.push({ task, fd: high, entry });
     if (!elsewhere) this.placed.set(id, { pid: task.pid, fd: high });
     this.aside.push({ task, fd: high });
     return high;
@@ -215,7 +222,6 @@ export class FdTable {
       const elsewhere = this.placed.get(e.id);
       const entry = elsewhere ? undefined : ctx.files.entry(kind, e.id);
       const got = entry === undefined ? fetchFd(remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, e.id);
-      if (entry !== undefined) applyFown(ctx.log, task, got, entry);
       if (got !== e.fd) {
         remote.sys.with(`fd ${e.fd}`).dup3(got, e.fd, cloexec);
         remote.sys.close(got);
@@ -225,7 +231,10 @@ export class FdTable {
       }
       opened.set(e.id, e.fd);
       if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });
-      if (entry !== undefined) this.openedHere.push({ task, kind, entry, id: e.id, fd: e.fd });
+      if (entry !== undefined) {
+        this.openedHere.push({ task, kind, entry, id: e.id, fd: e.fd });
+        this.ownedLater.push({ task, fd: e.fd, entry });
+      }
     }
   }
 }

@@ -7,7 +7,7 @@ import type { DumpTask, FdResource, RestoreTask } from './plugin';
 const O_ASYNC = 0o20000;
 
 // In CRIU every kind gets its owner from the generic fd parameters: here the core dumps it for every
-// fd (FdResource.fown) and puts it back after the kind opened the description, whatever the kind.
+// fd (FdResource.fown) and puts it back once the fd table is filled (after post-open), whatever the kind.
 
 /** The part of a kind's member that carries `fown` (reg, pipe, efd...), if the member has one. */
 export interface OwnedPart {

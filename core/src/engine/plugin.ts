@@ -32,7 +32,8 @@ export interface FdResource extends FdLink {
 /**
  * The fd table is restored in these steps, each over every task before the next (CRIU's
  * file_desc_ops open / post_open): 'open' creates each description and puts it at its fd numbers,
- * 'post-open' runs the kinds' postOpen. Parked fds are closed after the last step.
+ * 'post-open' runs the kinds' postOpen. Owners (fown, O_ASYNC) are set and parked fds closed after
+ * the last step.
  */
 export const FD_RESTORE_STEPS = ['open', 'post-open'] as const;
 export type FdRestoreStep = (typeof FD_RESTORE_STEPS)[number];

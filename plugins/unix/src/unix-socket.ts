@@ -1,5 +1,5 @@
 import {
-  AmberError, F, FdType, O, close, fetchFd, getpeernameUnix, getsocknameUnix, takeFd, unixSocket, unixSockets, describeUnixName,
+  F, FdType, O, close, fetchFd, getpeernameUnix, getsocknameUnix, takeFd, unixSocket, unixSockets, describeUnixName,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind,
   type RestoreContext, type RestoreTask, type UnixDiagRecord,
 } from '@amber/core';
@@ -9,7 +9,9 @@ import { USK_EXTERN, USK_MEMBER, type UnixSkEntry } from './images';
 import { compareOptions, readOptions } from './options';
 import { O_ASYNC, compareOwner } from './owner';
 import { kindName } from './peers';
-import { ensureSockets, inheritedKey, keyOf, whileBuilding } from './restore-plan';
+import { handOut, madeSocket } from './open-socket';
+import { finishSocket } from './post-open';
+import { inheritedKey, planOf } from './restore-plan';
 
 const S_IFSOCK = 0o140000;
 
@@ -28,18 +30,24 @@ export class UnixSocketKind implements FileKind<UnixSkEntry> {
     return dumpUnixSocket(ctx, task, fd, id);
   }
 
+  /** Creates, binds and listens (open-socket.ts); a socket made earlier for another's sake is handed out. */
   openDescription(ctx: RestoreContext, task: RestoreTask, e: UnixSkEntry): number {
     const inherited = ctx.options.inheritFds?.find((i) => i.key === inheritedKey(e));
     if (inherited) return fetchFd(task.remote, process.pid, inherited.fd);
-    let fd = whileBuilding(ctx, task, e);
-    if (fd === undefined) {
-      ensureSockets(ctx, this);
-      fd = ctx.fds.unpark(task, keyOf(e));
-    }
-    if (fd === undefined) throw new AmberError(`pid ${task.pid}: unix socket socket:[${e.ino}] was not rebuilt (internal)`);
-    const settable = e.flags & (O.NONBLOCK | O_ASYNC);
-    if (settable) task.remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETFL, settable);
+    const plan = planOf(ctx, this);
+    const mine = plan.byIno.get(e.ino) ?? e;
+    madeSocket(ctx, plan, mine);
+    const fd = handOut(ctx, task, mine);
+    // O_ASYNC is the core's, with the owner
+    if (e.flags & O.NONBLOCK) task.remote.sys.with(`fd ${fd}`).fcntl(fd, F.SETFL, O.NONBLOCK);
     return fd;
+  }
+
+  /** Connects, fills queues, shuts down (post-open.ts): every socket of every task is bound by now. */
+  postOpen(ctx: RestoreContext, _task: RestoreTask, e: UnixSkEntry): void {
+    if (ctx.options.inheritFds?.some((i) => i.key === inheritedKey(e))) return;
+    const plan = planOf(ctx, this);
+    finishSocket(ctx, plan, plan.byIno.get(e.ino) ?? e);
   }
 
   compareDescription(live: FdResource, e: UnixSkEntry): FieldDifference[] {
