@@ -155,7 +155,9 @@ test('a relative -D means the same directory for dump, pre-dump, compare, show a
 });
 
 test('two dumps of one pid at once: the second says the pid is being checkpointed, the first succeeds', async () => {
-  const t = await startTarget('skeleton', [WORKDIR]);
+  // enough memory that the first dump still holds its lock when the test looks (a small target's
+  // whole dump took 0.07 s, and the test once missed it)
+  const t = await startTarget('memhog', ['256'], { timeoutMs: 60_000 });
   const dir1 = makeTmpDir('concurrent-1');
   const dir2 = makeTmpDir('concurrent-2');
   const first = spawn(process.execPath, [cliEntry, 'dump', '-t', String(t.pid), '-D', dir1, '--leave-running'], { stdio: ['ignore', 'pipe', 'pipe'] });
