@@ -5,3 +5,5 @@ export * from './syscalls';
 export * from './regs';
 export * from './signal-trap';
 export * from './syscall-table';
+export * from './sockets';
+export * from './sock-diag';
