@@ -102,8 +102,12 @@ export function lockForDump(ctx: DumpContext, run?: CommandRunner): void {
 
 /** After the dump: a failed one, or one that leaves the tree running, unlocks. */
 export function afterDumpUnlock(ctx: DumpContext, succeeded: boolean): void {
-  if (succeeded && !ctx.options.leaveRunning) return;
   const locks = ctx.state(STATE_KEY, () => [] as NetworkLock[]);
+  if (succeeded && !ctx.options.leaveRunning) {
+    // kept until the restore: the tree is about to be killed, and its peers must not get a reset
+    for (const lock of locks.splice(0)) lock.close();
+    return;
+  }
   const problems: string[] = [];
   for (const lock of locks.splice(0)) {
     try {
@@ -130,7 +134,7 @@ export function afterRestoreUnlock(ctx: RestoreContext, succeeded: boolean, run?
   const rootPid = readPstree(ctx.store)[0].pid;
   const nsPid = succeeded ? rootPid : process.pid;
   for (const m of method ? [method] : (['nftables', 'iptables'] as const)) {
-    new NetworkLock({ rootPid, nsPid, method: m, log: ctx.log, run }).unlock();
+    new NetworkLock({ rootPid, nsPid, method: m, log: ctx.log, run }).unlock(); // unlock() lets go of the namespace
   }
   ctx.log.debug(`network lock amber-${rootPid} removed (${method ?? 'nftables and iptables'})`);
 }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { AmberError, type Logger, type NetworkLockMethod } from '@amber/core';
 
 /**
@@ -142,11 +143,26 @@ export class NetworkLock {
   private readonly run: CommandRunner;
   private chosen: NetworkLockMethod;
   private held = false;
+  /** amber's own fd of the namespace, taken at once: the pid may die (or be reused) before unlock. */
+  private nsFd: number | undefined;
 
   constructor(private readonly opts: NetworkLockOptions) {
     this.name = lockName(opts.rootPid);
     this.run = opts.run ?? spawnRunner;
     this.chosen = opts.method ?? 'nftables';
+    if (!opts.run && this.chosen !== 'skip') {
+      try {
+        this.nsFd = openSync(`/proc/${opts.nsPid}/ns/net`, 'r');
+      } catch (err) {
+        throw new NetworkLockError(opts.nsPid, this.chosen, `cannot open its network namespace: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Lets go of the namespace (the lock itself stays, if held). */
+  close(): void {
+    if (this.nsFd !== undefined) closeSync(this.nsFd);
+    this.nsFd = undefined;
   }
 
   get method(): NetworkLockMethod {
@@ -158,7 +174,8 @@ export class NetworkLock {
   }
 
   private inNetns(argv: string[], input?: string) {
-    return this.run(['nsenter', `--net=/proc/${this.opts.nsPid}/ns/net`, ...argv], input);
+    const ns = this.nsFd !== undefined ? `/proc/${process.pid}/fd/${this.nsFd}` : `/proc/${this.opts.nsPid}/ns/net`;
+    return this.run(['nsenter', `--net=${ns}`, ...argv], input);
   }
 
   private error(what: string, r: { status: number | null; stderr: string }): NetworkLockError {
@@ -206,11 +223,14 @@ export class NetworkLock {
     if (this.chosen === 'skip') return;
     if (this.chosen === 'nftables') {
       const r = this.inNetns(['nft', 'delete', 'table', 'inet', this.name]);
-      if (r.status !== 0 && !/No such file or directory|does not exist/i.test(r.stderr)) throw this.error(`cannot delete table inet ${this.name}`, r);
+      // nft's own words for a table that is not there (nsenter's failures are errors)
+      const gone = /^Error: Could not process rule: No such file or directory/m.test(r.stderr) || missingTool(r);
+      if (r.status !== 0 && !gone) throw this.error(`cannot delete table inet ${this.name}`, r);
     } else {
       this.unlockIptables();
     }
     this.held = false;
+    this.close();
   }
 
   private nftExists(): boolean {
@@ -221,7 +241,10 @@ export class NetworkLock {
     const problems: string[] = [];
     for (const tool of ['iptables', 'ip6tables']) {
       const present = this.inNetns([tool, '-w', '-n', '-L', this.name]);
-      if (present.status !== 0) continue; // no chain of ours (or no such tool): nothing to remove
+      if (present.status !== 0) {
+        if (/^nsenter:/m.test(present.stderr) && !missingTool(present)) throw this.error('cannot enter its network namespace', present);
+        continue; // no chain of ours (or no such tool): nothing to remove
+      }
       for (const hook of ['INPUT', 'OUTPUT']) {
         // -D removes one jump per call: repeat until none is left
         for (let i = 0; i < 8 && this.inNetns([tool, '-w', '-D', hook, '-j', this.name]).status === 0; i++);

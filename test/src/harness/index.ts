@@ -14,3 +14,4 @@ export {
   canPing, dropRule, inHost, inHostOk, makeHostPair, netnsExists, nftTables, rateLimit, removeAllHosts,
   type Host, type HostPair, type RunResult,
 } from './netns';
+export { startPeer, stopPeers, type Peer, type PeerEvent, type PeerMode, type PeerStats } from './net-peer';

@@ -69,6 +69,9 @@ describe('NetworkLock', () => {
     assert.match(applied.input!, /table inet amber-42/);
     lock.unlock();
     assert.deepEqual(r.calls.at(-1)!.argv, ['nsenter', '--net=/proc/4242/ns/net', 'nft', 'delete', 'table', 'inet', 'amber-42']);
+    // nsenter failing is not "already unlocked"
+    const noNs = recorder([[/delete table/, { status: 1, stderr: 'nsenter: cannot open /proc/4242/ns/net: No such file or directory' }]]);
+    assert.throws(() => new NetworkLock({ rootPid: 42, nsPid: 4242, run: noNs.run }).unlock(), /cannot delete table inet amber-42: nsenter: cannot open/);
     assert.ok(!lock.locked);
   });
 
