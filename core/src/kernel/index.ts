@@ -7,3 +7,7 @@ export * from './signal-trap';
 export * from './syscall-table';
 export * from './sockets';
 export * from './sock-diag';
+export * from './netns';
+export * from './netlink-diag';
+export * from './packet-diag';
+export * from './socket-identity';
