@@ -1,0 +1,16 @@
+import 'reflect-metadata';
+import { injectable } from 'tsyringe';
+import type { FileKind, ResourcePlugin } from '@amber/core';
+
+/**
+ * Inet sockets: TCP (through repair mode), and the other inet protocols, netlink and packet
+ * sockets that the network helpers add as their own kinds.
+ */
+@injectable()
+export class NetTcpPlugin implements ResourcePlugin {
+  readonly name = 'net-tcp';
+  readonly phase = 'resources' as const;
+  readonly fileKinds: readonly FileKind[] = [];
+}
+
+export default NetTcpPlugin;
