@@ -11,3 +11,5 @@ export * from './netns';
 export * from './netlink-diag';
 export * from './packet-diag';
 export * from './socket-identity';
+export * from './inet-diag';
+export * from './sockaddr-inet';
