@@ -101,6 +101,10 @@ export interface DumpOptions {
   preDump?: boolean;
   prevImagesDir?: string;
   trackMem?: boolean;
+  /** Dump established TCP connections (CRIU's --tcp-established); without it they are refused. */
+  tcpEstablished?: boolean;
+  /** Drop TCP connections still being set up, and connections a listener has not accepted (--skip-in-flight). */
+  skipInFlight?: boolean;
   /**
    * How the dumped TCP connections are held from the freeze until their restore (net-tcp's
    * network lock): nftables (default; iptables when nft is missing), iptables, or skip.
@@ -154,6 +158,9 @@ export interface RestoreOptions {
   plugins?: string[];
   log?: Logger;
   progress?: (done: number, total: number, what: string) => void;
+  /** Restore established TCP connections (--tcp-established), or restore them closed (--tcp-close). */
+  tcpEstablished?: boolean;
+  tcpClose?: boolean;
   /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
   /** Which network lock the dump left, to remove once the tree runs (default: whichever is found). */

@@ -89,7 +89,8 @@ export function treeConnections(tasks: readonly DumpTask[]): NetnsConnections[] 
 /** Takes the lock in every network namespace of the tree holding a connection. */
 export function lockForDump(ctx: DumpContext, run?: CommandRunner): void {
   const { options, log } = ctx;
-  if (options.preDump || options.networkLock === 'skip') return;
+  // without --tcp-established a connection is refused, not dumped: nothing to hold
+  if (options.preDump || !options.tcpEstablished || options.networkLock === 'skip') return;
   const locks = ctx.state(STATE_KEY, () => [] as NetworkLock[]);
   for (const { nsPid, conns } of treeConnections(ctx.tasks)) {
     const lock = new NetworkLock({ rootPid: options.pid, nsPid, method: options.networkLock, log, run });
