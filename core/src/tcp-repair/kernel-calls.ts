@@ -59,7 +59,8 @@ export function sendAll(fd: number, data: Buffer, what: string): void {
   let chunk = data.length;
   for (let off = 0; off < data.length;) {
     const len = Math.min(chunk, data.length - off);
-    const n = syscallRaw(SYS.sendto, [fd, addressOf(data) + BigInt(off), len, 0, 0, 0]);
+    // MSG_DONTWAIT: a full buffer is an error here, never a restore that hangs
+    const n = syscallRaw(SYS.sendto, [fd, addressOf(data) + BigInt(off), len, MSG_DONTWAIT, 0, 0]);
     if (n > 0) { off += n; continue; }
     if (chunk > 1024 && (n === -12 /* ENOMEM */ || n === 0 || n === -11 /* EAGAIN */)) { chunk >>= 1; continue; }
     throw new KernelError(`send(${what})`, n < 0 ? -n : 5, undefined, `fd ${fd}: ${off} of ${data.length} bytes`);

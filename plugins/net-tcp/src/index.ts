@@ -9,7 +9,7 @@ import { repairedCopies, TcpProtocol } from './tcp';
 registerNetImages();
 
 export type { InetProtocol, DumpedInetSocket, LiveInetSocket } from './inet-protocol';
-import { afterDumpUnlock, afterRestoreUnlock, lockForDump } from './lock-step';
+import { afterDumpUnlock, lockForDump, restoreUnlock } from './lock-step';
 
 /**
  * Inet sockets: one fd kind for AF_INET/AF_INET6 that dispatches by protocol (TCP here; UDP and
@@ -45,9 +45,9 @@ export class NetTcpPlugin implements ResourcePlugin {
     lockForDump(ctx);
   }
 
-  /** Once the restored tree runs (its sockets left repair mode at resume), or the restore failed. */
+  /** A restore that failed removes the lock too (one that succeeded did in its resume phase). */
   async afterRestore(ctx: RestoreContext, succeeded: boolean): Promise<void> {
-    afterRestoreUnlock(ctx, succeeded);
+    restoreUnlock(ctx, succeeded);
   }
 
   readonly laterSteps = [{
@@ -58,6 +58,10 @@ export class NetTcpPlugin implements ResourcePlugin {
       for (const m of made.values()) close(m.fd);
       made.clear();
     },
+  }, {
+    // the sockets are live now: the network lock goes before the tree runs
+    phase: 'resume' as const,
+    restore: (ctx: RestoreContext): void => restoreUnlock(ctx, true),
   }];
 }
 

@@ -126,12 +126,17 @@ function hasInetSockets(ctx: RestoreContext): boolean {
 }
 
 /**
- * After a restore (run or failed): the lock its dump left goes. The restored tree lives in amber's
- * network namespace (tasks are made there), which is where a failed restore looks too.
+ * Once the restored sockets are live (out of repair mode, in the resume phase, just before the
+ * tree runs), or after a failed restore: the lock its dump left goes. Not later: a reply the
+ * resumed task sends into a locked connection is dropped, and its socket, with no RTT measured
+ * yet, retransmits it only after a second or more. The restored tree lives in amber's network
+ * namespace (tasks are made there), which is where a failed restore looks too. Once per restore.
  */
-export function afterRestoreUnlock(ctx: RestoreContext, succeeded: boolean, run?: CommandRunner): void {
+export function restoreUnlock(ctx: RestoreContext, succeeded: boolean, run?: CommandRunner): void {
+  const done = ctx.state('net-tcp:unlocked', () => ({ yes: false }));
   const method = ctx.options.networkLock;
-  if (method === 'skip' || !hasInetSockets(ctx)) return;
+  if (done.yes || method === 'skip' || !hasInetSockets(ctx)) return;
+  done.yes = true;
   const rootPid = readPstree(ctx.store)[0].pid;
   const nsPid = succeeded ? rootPid : process.pid;
   for (const m of method ? [method] : (['nftables', 'iptables'] as const)) {

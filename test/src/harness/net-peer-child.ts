@@ -32,6 +32,7 @@ sock.setNoDelay(true);
 function answered(): void {
   const now = Date.now();
   if (lastAnswer) maxGapMs = Math.max(maxGapMs, now - lastAnswer);
+  if (lastAnswer && now - lastAnswer > 100) emit({ ev: 'gap', from: lastAnswer, to: now });
   lastAnswer = now;
   answers++;
 }
