@@ -9,7 +9,7 @@ import { repairedCopies, TcpProtocol } from './tcp';
 registerNetImages();
 
 export type { InetProtocol, DumpedInetSocket, LiveInetSocket } from './inet-protocol';
-import { afterDumpUnlock, lockForDump, restoreUnlock } from './lock-step';
+import { afterDumpUnlock, lockForDump, lockForRestore, restoreUnlock } from './lock-step';
 
 /**
  * Inet sockets: one fd kind for AF_INET/AF_INET6 that dispatches by protocol (TCP here; UDP and
@@ -51,6 +51,10 @@ export class NetTcpPlugin implements ResourcePlugin {
   }
 
   readonly laterSteps = [{
+    // before the fd table makes any socket (the start of the resources phase)
+    phase: 'shared' as const,
+    restore: (ctx: RestoreContext): void => lockForRestore(ctx),
+  }, {
     phase: 'resume' as const,
     restore: (ctx: RestoreContext): void => {
       const made = ctx.state('net-tcp:made', () => new Map<number, MadeSocket>());

@@ -1,5 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
-import { FdType, readPstree, type DumpContext, type DumpTask, type RestoreContext } from '@amber/core';
+import { addrFromWords, FdType, formatInetAddr, readPstree, TCP_STATE, type DumpContext, type DumpTask, type RestoreContext } from '@amber/core';
+import type { InetSkEntry } from './generated';
 import { NetworkLock, type CommandRunner, type LockedConnection } from './network-lock';
 
 /**
@@ -118,6 +119,40 @@ export function afterDumpUnlock(ctx: DumpContext, succeeded: boolean): void {
     }
   }
   if (problems.length) throw new Error(problems.join('; '));
+}
+
+const IPPROTO_TCP = 6;
+
+/** The TCP connections of the images (files.img's inet entries), as their sockets will see them. */
+export function imageConnections(ctx: RestoreContext): LockedConnection[] {
+  const out: LockedConnection[] = [];
+  for (const e of ctx.files.entries()) {
+    const isk = (e as { isk?: InetSkEntry }).isk;
+    if (e.type !== FdType.INETSK || !isk || isk.proto !== IPPROTO_TCP) continue;
+    if (isk.state === TCP_STATE.LISTEN || isk.state === TCP_STATE.CLOSE || isk.dstPort === 0) continue;
+    out.push({
+      local: { address: formatInetAddr(isk.family, addrFromWords(isk.family, isk.srcAddr)), port: isk.srcPort },
+      remote: { address: formatInetAddr(isk.family, addrFromWords(isk.family, isk.dstAddr)), port: isk.dstPort },
+    });
+  }
+  return out;
+}
+
+/**
+ * Before any socket is made (the end of the shared phase): the connections of the images are
+ * locked where the tree will live — amber's own network namespace. The dump's lock is usually
+ * still there and is taken over; a restore elsewhere (or after a failed one) makes it anew.
+ */
+export function lockForRestore(ctx: RestoreContext, run?: CommandRunner): void {
+  const method = ctx.options.networkLock;
+  if (!ctx.options.tcpEstablished || method === 'skip') return;
+  const conns = imageConnections(ctx);
+  if (conns.length === 0) return;
+  const rootPid = readPstree(ctx.store)[0].pid;
+  const lock = new NetworkLock({ rootPid, nsPid: process.pid, method, log: ctx.log, run });
+  lock.lock(conns, true);
+  lock.close();
+  ctx.log.debug(`network lock: ${lock.method} ${lock.name} in amber's network namespace, ${conns.length} connection(s)`);
 }
 
 /** A restore holds connections when its files.img has an inet socket. */

@@ -125,6 +125,15 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
   if (cmd.op === 'send' && cmd.bytes !== undefined) sock.write(Buffer.alloc(cmd.bytes, 0x61), () => emit({ ev: 'sent' }));
   if (cmd.op === 'clientid') wantId = true; // asked in band, between two INCRs
   if (cmd.op === 'stats') emit(stats());
+  if (cmd.op === 'pause') {
+    // the reply to the request in flight still comes; no new request until 'resume'
+    stopped = true;
+    setTimeout(() => emit({ ev: 'paused' }), 100);
+  }
+  if (cmd.op === 'resume') {
+    stopped = false;
+    nextRequest();
+  }
   if (cmd.op === 'quit') {
     stopped = true;
     emit(stats());

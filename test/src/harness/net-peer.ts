@@ -31,6 +31,9 @@ export interface Peer {
   /** redis: asks CLIENT ID again, in band; resolves with it. */
   clientId(timeoutMs?: number): Promise<string>;
   stats(timeoutMs?: number): Promise<PeerStats>;
+  /** redis, http: no new request (the connection goes quiet) until resume(). */
+  pause(): Promise<void>;
+  resume(): void;
   /** Resolves with the first event (already seen or to come) matching pred. */
   waitFor(pred: (e: PeerEvent) => boolean, timeoutMs?: number, what?: string): Promise<PeerEvent>;
   quit(): Promise<PeerStats>;
@@ -96,6 +99,12 @@ export async function startPeer(host: Host, mode: PeerMode, addr: string, port: 
       return String(e.clientId);
     },
     stats,
+    pause: async () => {
+      const t0 = Date.now();
+      write({ op: 'pause' });
+      await waitFor((x) => x.ev === 'paused' && since(t0)(x), 5_000, 'pause');
+    },
+    resume: () => void write({ op: 'resume' }),
     waitFor,
     quit: async () => {
       const n = events.length;
