@@ -23,13 +23,14 @@ const endpoint = (text: string) => {
 };
 
 /** A receiver in A (socat, writing what it gets to a file) and a peer in B connected to it. */
-async function connection(a: Host, b: Host, port: number) {
-  const script = 'echo READY $$; exec socat -u TCP-LISTEN:"$2",bind="$3",reuseaddr OPEN:"$1/got",creat';
-  const target = await startTarget('lock-receiver', ['-c', script, 'sh', WORKDIR, String(port), a.ipv4], { binary: '/bin/sh', netns: a.nsPath });
+async function connection(a: Host, b: Host, port: number, family: 4 | 6 = 4) {
+  const [addr, listen] = family === 4 ? [a.ipv4, `TCP4-LISTEN:${port},bind=${a.ipv4}`] : [a.ipv6, `TCP6-LISTEN:${port},bind=[${a.ipv6}]`];
+  const script = 'echo READY $$; exec socat -u "$2",reuseaddr OPEN:"$1/got",creat';
+  const target = await startTarget('lock-receiver', ['-c', script, 'sh', WORKDIR, listen], { binary: '/bin/sh', netns: a.nsPath });
   assert.ok(await until(() => inHost(a, ['ss', '-Htln', `sport = :${port}`]).stdout.trim() !== '', 5_000), 'socat listens');
-  const peer = await startPeer(b, 'stream', a.ipv4, port);
+  const peer = await startPeer(b, 'stream', addr, port);
   const local = endpoint(String(peer.events.find((e) => e.ev === 'connected')!.local));
-  return { target, peer, conn: { local: { address: a.ipv4, port }, remote: local } };
+  return { target, peer, conn: { local: { address: addr, port }, remote: local } };
 }
 
 async function killOurs(target: Target): Promise<void> {
@@ -40,7 +41,7 @@ async function killOurs(target: Target): Promise<void> {
 
 const got = (t: Target) => (existsSync(`${t.workdir}/got`) ? statSync(`${t.workdir}/got`).size : 0);
 
-test('locked, the peer\'s packets are dropped and it sees no reset even once the socket is gone; unlocked, the reset comes', async (t) => {
+test('locked, the peer\'s packets are dropped and it sees no reset even once the socket is gone; unlocked, it hears at once', async (t) => {
   const hosts = makeHostPair('lock');
   t.after(() => hosts.remove());
   const { a, b } = hosts;
@@ -91,5 +92,23 @@ test('the iptables lock holds the peer off the same way and removes its chain', 
   lock.unlock();
   assert.notEqual(inHost(a, ['iptables', '-S', `amber-${target.pid}`]).status, 0, 'chain removed');
   assert.doesNotMatch(inHostOk(a, ['iptables', '-S']), /amber-/);
+  await peer.waitFor((e) => e.ev === 'error' || e.ev === 'end', 15_000, 'EOF or reset after unlock');
+});
+
+test('an IPv6 connection is locked the same way (its own set)', async (t) => {
+  const hosts = makeHostPair('lock');
+  t.after(() => hosts.remove());
+  const { a, b } = hosts;
+  const { target, peer, conn } = await connection(a, b, 7202, 6);
+  assert.equal(conn.remote.address, b.ipv6);
+  const lock = new NetworkLock({ rootPid: target.pid, nsPid: target.pid });
+  lock.lock([conn]);
+  t.after(() => { if (existsSync(a.nsPath)) lock.unlock(); });
+  assert.match(inHostOk(a, ['nft', 'list', 'set', 'inet', `amber-${target.pid}`, 'conns6']), new RegExp(`${conn.remote.port}`));
+  await killOurs(target);
+  await peer.send(2000);
+  await sleep(1500);
+  assert.equal((await peer.stats()).closed, null, 'locked: no reset');
+  lock.unlock();
   await peer.waitFor((e) => e.ev === 'error' || e.ev === 'end', 15_000, 'EOF or reset after unlock');
 });
