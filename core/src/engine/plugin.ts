@@ -163,7 +163,7 @@ export interface RestoreOptions {
   tcpClose?: boolean;
   /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
-  /** Which network lock the dump left, to remove once the tree runs (default: whichever is found). */
+  /** How the restore holds the connections until their sockets are live (any lock of the dump is removed whatever this says). */
   networkLock?: NetworkLockMethod;
 }
 

@@ -169,13 +169,12 @@ function hasInetSockets(ctx: RestoreContext): boolean {
  */
 export function restoreUnlock(ctx: RestoreContext, succeeded: boolean, run?: CommandRunner): void {
   const done = ctx.state('net-tcp:unlocked', () => ({ yes: false }));
-  const method = ctx.options.networkLock;
-  if (done.yes || method === 'skip' || !hasInetSockets(ctx)) return;
+  if (done.yes || !hasInetSockets(ctx)) return;
   done.yes = true;
   const rootPid = readPstree(ctx.store)[0].pid;
   const nsPid = succeeded ? rootPid : process.pid;
-  for (const m of method ? [method] : (['nftables', 'iptables'] as const)) {
-    new NetworkLock({ rootPid, nsPid, method: m, log: ctx.log, run }).unlock(); // unlock() lets go of the namespace
-  }
-  ctx.log.debug(`network lock amber-${rootPid} removed (${method ?? 'nftables and iptables'})`);
+  // whichever tool made it (the dump may have been told another method, or skip here): the
+  // name is amber's own, and a lock nobody removes holds the connections for good
+  for (const m of ['nftables', 'iptables'] as const) new NetworkLock({ rootPid, nsPid, method: m, log: ctx.log, run }).unlock();
+  ctx.log.debug(`network lock amber-${rootPid} removed`);
 }

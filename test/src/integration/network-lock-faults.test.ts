@@ -114,3 +114,46 @@ test('a restore failing before the sockets are live leaves no lock behind, and t
   await stillWorks(client, id);
   assert.ok(Number((await client.stats()).lastValue) > Number(frozen.lastValue), 'the counter went on from where it was');
 });
+
+test('--network-lock iptables holds the connection with a chain from dump to restore; skip takes no lock', async (t) => {
+  const { hosts, a, redis, client, id } = await redisWithClient('lockipt');
+  t.after(() => hosts.remove());
+  const chain = `amber-${redis.pid}`;
+  const dir = makeTmpDir('lockipt');
+  const d = amber(['dump', '-t', String(redis.pid), '-D', dir, '--tcp-established', '--network-lock', 'iptables']);
+  assert.equal(d.status, 0, describeAmber(['dump'], d));
+  await reap(redis.pid).catch(() => undefined);
+  assert.deepEqual(amberTables(a), [], 'no nft table of amber\'s');
+  assert.match(inHost(a, ['iptables', '-S', chain]).stdout, /-j DROP/, 'the chain drops the connection');
+  const r = amberInHost(a, ['restore', '-D', dir, '-d', '--tcp-established', '--network-lock', 'iptables']);
+  assert.equal(r.status, 0, describeAmber(['restore'], r));
+  assert.notEqual(inHost(a, ['iptables', '-S', chain]).status, 0, 'chain removed');
+  assert.doesNotMatch(inHost(a, ['iptables', '-S']).stdout, /amber-/);
+  await stillWorks(client, id);
+
+  // skip: no lock at all (the client is quiet meanwhile: nothing of it crosses the gap)
+  await client.pause();
+  const dir2 = makeTmpDir('lockskip');
+  const d2 = amber(['dump', '-t', String(redis.pid), '-D', dir2, '--tcp-established', '--network-lock', 'skip']);
+  assert.equal(d2.status, 0, describeAmber(['dump'], d2));
+  await reap(redis.pid).catch(() => undefined);
+  assert.deepEqual(amberTables(a), []);
+  assert.doesNotMatch(inHost(a, ['iptables', '-S']).stdout, /amber-/);
+  const r2 = amberInHost(a, ['restore', '-D', dir2, '-d', '--tcp-established', '--network-lock', 'skip']);
+  assert.equal(r2.status, 0, describeAmber(['restore'], r2));
+  client.resume();
+  await stillWorks(client, id);
+
+  // a restore told another method still removes the dump's lock (the name is amber's own)
+  await client.pause();
+  const dir3 = makeTmpDir('lockother');
+  const d3 = amber(['dump', '-t', String(redis.pid), '-D', dir3, '--tcp-established']);
+  assert.equal(d3.status, 0, describeAmber(['dump'], d3));
+  await reap(redis.pid).catch(() => undefined);
+  assert.deepEqual(amberTables(a), [`inet amber-${redis.pid}`]);
+  const r3 = amberInHost(a, ['restore', '-D', dir3, '-d', '--tcp-established', '--network-lock', 'skip']);
+  assert.equal(r3.status, 0, describeAmber(['restore'], r3));
+  assert.deepEqual(amberTables(a), [], 'the dump\'s table is gone');
+  client.resume();
+  await stillWorks(client, id);
+});
