@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import {
+  assertOneLineError, cleanup, cliEntry, critDecode, describeAmber, dropRule, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
+  removeAllHosts, startTarget, verdict, type AmberResult, type Host,
+} from '../harness';
+
+after(async () => {
+  await cleanup();
+  removeAllHosts();
+});
+
+/** amber run inside host's network namespace (only the network namespace: nsenter --net): a restored task lives where amber does. */
+function amberIn(host: Host, args: string[]): AmberResult & { seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 40_000, killSignal: 'SIGKILL' });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', seconds: (performance.now() - t0) / 1000 };
+}
+
+function amberInOk(host: Host, args: string[]): AmberResult & { seconds: number } {
+  const r = amberIn(host, args);
+  assert.equal(r.status, 0, describeAmber(args, r));
+  return r;
+}
+
+// The peer on host B: sends 5 KiB at once, reads nothing until told ("read" on stdin), then checks
+// the target's 200 KiB and answers its PING. Every event is a line on stdout.
+const PEER = `
+const net = require('node:net');
+const [port, outBytes, inBytes] = process.argv.slice(1).map(Number);
+const say = (l) => process.stdout.write(l + '\\n');
+const srv = net.createServer((s) => {
+  srv.close();
+  say('accepted');
+  const five = Buffer.alloc(inBytes);
+  for (let i = 0; i < inBytes; i++) five[i] = (i * 13 + 5) & 255;
+  s.write(five);
+  s.pause();
+  const parts = [];
+  let got = 0;
+  s.on('data', (d) => {
+    parts.push(d);
+    got += d.length;
+    if (got < outBytes + 5) return;
+    const all = Buffer.concat(parts);
+    let bad = -1;
+    for (let i = 0; i < outBytes && bad < 0; i++) if (all[i] !== ((i * 31 + 7) & 255)) bad = i;
+    say(bad < 0 ? 'verified ' + outBytes : 'corrupt at ' + bad);
+    say(all.subarray(outBytes).toString() === 'PING\\n' ? 'ping' : 'no ping: ' + JSON.stringify(all.subarray(outBytes).toString()));
+    s.write('PONG\\n');
+    say('pong');
+  });
+  s.on('error', (e) => say('error ' + e.code));
+  s.on('end', () => say('end'));
+  process.stdin.on('data', (c) => { if (String(c).includes('read')) s.resume(); });
+});
+srv.listen(port, '::', () => say('listening'));
+`;
+
+interface Peer {
+  child: ChildProcess;
+  lines: string[];
+  waitFor(line: string | RegExp, ms?: number): Promise<void>;
+}
+
+function startPeer(host: Host, port: number, outBytes: number, inBytes: number): Peer {
+  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  });
+  const waitFor = async (line: string | RegExp, ms = 30_000) => {
+    const ok = () => lines.some((l) => (typeof line === 'string' ? l === line : line.test(l)));
+    for (const deadline = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`peer did not say ${line} within ${ms} ms: ${lines.join(' | ')}`);
+    }
+  };
+  return { child, lines, waitFor };
+}
+
+const OUT_BYTES = 200 * 1024;
+const IN_BYTES = 5 * 1024;
+
+for (const family of ['ipv4', 'ipv6'] as const) {
+  test(`an established ${family} connection to a peer on another host survives dump and restore: every byte both ways, in order, then a round trip; the peer sees no reset or EOF`, async (t) => {
+    const pair = makeHostPair('tcp');
+    t.after(() => pair.remove());
+    const { a, b } = pair;
+    // host A sends slowly: the target's 200 KiB stay in its send queue and in flight
+    const unlimit = rateLimit(a, '256kbit', '16kb', '5s');
+    const port = 7100 + (family === 'ipv4' ? 0 : 1);
+    const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+    t.after(() => { peer.child.kill('SIGKILL'); });
+    await peer.waitFor('listening');
+    const target = await startTarget('tcp_conn', [b[family], String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+    await peer.waitFor('accepted');
+
+    // Until the network lock lands (netsrv): the test keeps host B's packets for the target out
+    // of host A while the connection is down, so host A never answers them with a reset.
+    const from = family === 'ipv4' ? `ip saddr ${b.ipv4}` : `ip6 saddr ${b.ipv6}`;
+    const lock = dropRule(a, `${from} tcp sport ${port}`);
+    t.after(() => lock.remove());
+    const dir = makeTmpDir(`tcp-${family}`);
+    const dump = amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+    const exit = await reap(target.pid);
+    assert.equal(exit.signal, 9, exit.text);
+
+    const files = critDecode(join(dir, 'files.img')).entries;
+    const isk = files.find((f) => f.type === 'INETSK')?.isk as { ino: number; state: number; dst_port: number } | undefined;
+    assert.ok(isk, `files.img has an inet socket: ${JSON.stringify(files)}`);
+    assert.equal(isk.state, 1, 'ESTABLISHED');
+    assert.equal(isk.dst_port, port);
+    const stream = critDecode(join(dir, `tcp-stream-${isk.ino.toString(16)}.img`)).entries[0] as { inq_len: number; outq_len: number; extra: { inq: string; outq: string } };
+    assert.equal(stream.inq_len, IN_BYTES, "the peer's bytes, unread, in the receive queue");
+    assert.ok(stream.outq_len > 0, `some of the 200 KiB still unacknowledged at dump time (outq ${stream.outq_len})`);
+    assert.equal(Buffer.from(stream.extra.outq, 'base64').length, stream.outq_len);
+
+    const restore = amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+    assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
+    lock.remove();
+    unlimit();
+    peer.child.stdin!.write('read\n');
+    const v = await verdict(target, 30_000);
+    assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+    await peer.waitFor('pong');
+    const before = peer.lines.slice(0, peer.lines.indexOf('pong') + 1);
+    assert.deepEqual(before, ['listening', 'accepted', `verified ${OUT_BYTES}`, 'ping', 'pong'], `peer's events: ${peer.lines.join(' | ')}`);
+    t.diagnostic(`pause (dump + restore commands, outq ${stream.outq_len} bytes): ${(dump.seconds + restore.seconds).toFixed(2)} s (dump ${dump.seconds.toFixed(2)} s, restore ${restore.seconds.toFixed(2)} s)`);
+  });
+}
+
+test('an established connection without --tcp-established is refused with one line naming it and the flag; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpno');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7110;
+  const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+  t.after(() => { peer.child.kill('SIGKILL'); });
+  await peer.waitFor('listening');
+  const target = await startTarget('tcp_conn', [b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  const dir = makeTmpDir('tcp-refused');
+  const args = ['dump', '-t', String(target.pid), '-D', dir];
+  assertOneLineError(args, amberIn(a, args), new RegExp(`fd \\d+ of pid ${target.pid} is a TCP connection ${a.ipv4.replace(/\./g, '\\.')}:\\d+ -> ${b.ipv4.replace(/\./g, '\\.')}:${port} \\(ESTABLISHED\\); dumping it needs --tcp-established`));
+  assert.ok(isAlive(target.pid), 'the target keeps running');
+  peer.child.stdin!.write('read\n');
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+  await peer.waitFor('pong');
+});
