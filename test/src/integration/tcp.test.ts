@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  assertOneLineError, cleanup, cliEntry, critDecode, describeAmber, dropRule, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
+  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
   removeAllHosts, startTarget, verdict, type AmberResult, type Host,
 } from '../harness';
 
@@ -152,4 +153,40 @@ test('an established connection without --tcp-established is refused with one li
   const v = await verdict(target, 30_000);
   assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
   await peer.waitFor('pong');
+});
+
+test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back; compare agrees; crit decodes every image', async (t) => {
+  const pair = makeHostPair('tcplo');
+  t.after(() => pair.remove());
+  const { a } = pair;
+  const target = await startTarget('tcp_local', [], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-local');
+  const pids = descendants(target.pid);
+  assert.equal(pids.length, 2, 'the target and its child');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `pid ${pid} killed by the dump`);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
+  const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
+  assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
+  assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
+  assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
+
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
+  amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a listener with a connection it has not accepted is refused (as CRIU does) with one line naming it and --skip-in-flight; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpin');
+  t.after(() => pair.remove());
+  const { a } = pair;
+  const target = await startTarget('tcp_local', ['pending'], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-pending');
+  const args = ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established'];
+  assertOneLineError(args, amberIn(a, args), new RegExp(`of pid ${target.pid} is a TCP listener on 127\\.0\\.0\\.1:\\d+ with 1 connection\\(s\\) not yet accepted, which amber \\(like CRIU\\) cannot dump; --skip-in-flight drops it`));
+  assert.ok(isAlive(target.pid), 'the target keeps running');
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
 });
