@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
+  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, nftTables, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
   removeAllHosts, startTarget, verdict, type AmberResult, type Host,
 } from '../harness';
 
@@ -102,11 +102,6 @@ for (const family of ['ipv4', 'ipv6'] as const) {
     const target = await startTarget('tcp_conn', [b[family], String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
     await peer.waitFor('accepted');
 
-    // Until the network lock lands (netsrv): the test keeps host B's packets for the target out
-    // of host A while the connection is down, so host A never answers them with a reset.
-    const from = family === 'ipv4' ? `ip saddr ${b.ipv4}` : `ip6 saddr ${b.ipv6}`;
-    const lock = dropRule(a, `${from} tcp sport ${port}`);
-    t.after(() => lock.remove());
     const dir = makeTmpDir(`tcp-${family}`);
     const dump = amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
     const exit = await reap(target.pid);
@@ -124,7 +119,8 @@ for (const family of ['ipv4', 'ipv6'] as const) {
 
     const restore = amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
     assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
-    lock.remove();
+    // the network lock (nftables, the default) held host B's packets off between the two commands
+    assert.deepEqual(nftTables(a), [], 'no lock left in host A after the restore');
     unlimit();
     peer.child.stdin!.write('read\n');
     const v = await verdict(target, 30_000);
