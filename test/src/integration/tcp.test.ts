@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
-  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, nftTables, isAlive, makeHostPair, makeTmpDir, rateLimit, reap,
+  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
   removeAllHosts, startTarget, verdict, type AmberResult, type Host,
 } from '../harness';
 
@@ -185,4 +185,54 @@ test('a listener with a connection it has not accepted is refused (as CRIU does)
   assert.ok(isAlive(target.pid), 'the target keeps running');
   const v = await verdict(target);
   assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+});
+
+test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAIT, the FIN unread); a connection being set up is refused without --skip-in-flight and comes back unconnected with it', async (t) => {
+  const pair = makeHostPair('tcpst');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7120;
+  // host B drops the SYN: the target's connect stays in SYN_SENT
+  const drop = dropRule(b, `tcp dport ${port}`);
+  t.after(() => drop.remove());
+  const target = await startTarget('tcp_states', [b.ipv4, String(port)], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-states');
+  const refused = ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established'];
+  assertOneLineError(refused, amberIn(a, refused), new RegExp(`of pid ${target.pid} is a TCP connection ${a.ipv4.replace(/\./g, '\\.')}:\\d+ -> ${b.ipv4.replace(/\./g, '\\.')}:${port} still being set up \\(SYN_SENT\\).*--skip-in-flight`));
+  assert.ok(isAlive(target.pid), 'the target keeps running after the refusal');
+  amberInOk(a, [...refused, '--skip-in-flight']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  const states = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => (f.isk as { state: number }).state);
+  assert.deepEqual(states.sort((x, y) => x - y), [2, 5, 8], `SYN_SENT, FIN_WAIT2, CLOSE_WAIT: ${states}`);
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('--leave-running: the connection leaves repair mode and goes on; --tcp-close restores it closed; a restore of a connection without either flag is refused with one line', async (t) => {
+  const pair = makeHostPair('tcplr');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7130;
+  const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+  t.after(() => { peer.child.kill('SIGKILL'); });
+  await peer.waitFor('listening');
+  const target = await startTarget('tcp_conn', [b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  const dir = makeTmpDir('tcp-leave');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established', '--leave-running']);
+  assert.deepEqual(nftTables(a), [], 'no lock left after a --leave-running dump');
+  peer.child.stdin!.write('read\n');
+  // the tree runs on: a round trip only works once the socket is out of repair mode
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks after --leave-running: ${v.lines.join(' | ')}`);
+  await peer.waitFor('pong');
+
+  // the images outlive their target: restored closed (its checks then see no connection), or refused
+  const args = ['restore', '-D', dir, '-d'];
+  assertOneLineError(args, amberIn(a, args), /the images hold a TCP connection .* -> .*:7130 \(ESTABLISHED\); restoring it needs --tcp-established \(or --tcp-close/);
+  assert.ok(!isAlive(target.pid), 'nothing left of the refused restore');
+  if (procState(target.pid) !== null) await reap(target.pid);
+  amberInOk(a, [...args, '--tcp-close']);
+  const closed = await verdict(target, 30_000);
+  assert.ok(!closed.passed && closed.lines.some((l) => /ENOTCONN|Transport endpoint is not connected|EOF|PING/.test(l)), `the restored socket is not connected: ${closed.lines.join(' | ')}`);
 });
