@@ -5,11 +5,11 @@ import { registerNetImages } from './images';
 import { InetSocketKind, type MadeSocket } from './inet-socket';
 import type { InetProtocol } from './inet-protocol';
 import { repairedCopies, TcpProtocol } from './tcp';
+import { afterDumpUnlock, afterRestoreUnlock, lockForDump } from './lock-step';
 
 registerNetImages();
 
 export type { InetProtocol, DumpedInetSocket, LiveInetSocket } from './inet-protocol';
-import { afterDumpUnlock, afterRestoreUnlock, lockForDump } from './lock-step';
 
 /**
  * Inet sockets: one fd kind for AF_INET/AF_INET6 that dispatches by protocol (TCP here; UDP and

@@ -89,7 +89,6 @@ export class InetSocketKind implements FileKind<InetSkEntry> {
     };
     if (o.v6only !== undefined) entry.v6only = o.v6only;
     if (o.tcpOpts) entry.tcpOpts = o.tcpOpts;
-    if (o.opts.soBoundDev) entry.ifname = o.opts.soBoundDev;
     protocol.dump(ctx, task, sock, entry);
     return entry;
   }

@@ -97,35 +97,30 @@ export class TcpProtocol implements InetProtocol {
 
   open(ctx: RestoreContext, task: RestoreTask, e: InetSkEntry): number {
     const fd = socket(e.family, SOCK.STREAM | SOCK.CLOEXEC, 0);
-    try {
-      const o = optionsOf(e);
-      const local = endpointOf(e, 'src');
-      if (e.amberClosed) return fd;
-      if (e.state === TCP_STATE.LISTEN) {
-        applyBeforeBind(fd, e.family, o);
-        bindInet(fd, local);
-        listen(fd, e.backlog);
-        return fd;
-      }
-      if (CONNECTED.has(e.state)) {
-        const what = `${formatEndpoint(local)} -> ${formatEndpoint(endpointOf(e, 'dst'))} (${tcpStateName(e.state)})`;
-        if (ctx.options.tcpClose) return fd;
-        if (!ctx.options.tcpEstablished) throw new TcpRestoreRefusedError(task.pid, what);
-        applyBeforeBind(fd, e.family, o);
-        const img = this.store.read<TcpStreamEntry>('tcp-stream', tcpStreamImage(e.ino));
-        restoreTcpStream(fd, fromEntry(e.state, img.entries[0], img.blobs[0] ?? Buffer.alloc(0)), local, endpointOf(e, 'dst'));
-        return fd;
-      }
-      // TCP_CLOSE: a socket made and maybe bound, never connected
-      if (local.port) {
-        applyBeforeBind(fd, e.family, o);
-        bindInet(fd, local);
-      }
+    const o = optionsOf(e);
+    const local = endpointOf(e, 'src');
+    if (e.amberClosed) return fd;
+    if (e.state === TCP_STATE.LISTEN) {
+      applyBeforeBind(fd, e.family, o);
+      bindInet(fd, local);
+      listen(fd, e.backlog);
       return fd;
-    } catch (err) {
-      ctx.log.debug(`TCP socket ${e.ino}: ${(err as Error).message}`);
-      throw err;
     }
+    if (CONNECTED.has(e.state)) {
+      if (ctx.options.tcpClose) return fd;
+      const peer = endpointOf(e, 'dst');
+      if (!ctx.options.tcpEstablished) throw new TcpRestoreRefusedError(task.pid, `${formatEndpoint(local)} -> ${formatEndpoint(peer)} (${tcpStateName(e.state)})`);
+      applyBeforeBind(fd, e.family, o);
+      const img = this.store.read<TcpStreamEntry>('tcp-stream', tcpStreamImage(e.ino));
+      restoreTcpStream(fd, fromEntry(e.state, img.entries[0], img.blobs[0] ?? Buffer.alloc(0)), local, peer);
+      return fd;
+    }
+    // TCP_CLOSE: a socket made and maybe bound, never connected
+    if (local.port) {
+      applyBeforeBind(fd, e.family, o);
+      bindInet(fd, local);
+    }
+    return fd;
   }
 
   /** Right before the tree runs: connections leave repair mode (and start sending), SO_REUSEADDR gets its dumped value. */
