@@ -1,6 +1,9 @@
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import { IMAGE_STORE, close, repairOff, type DumpContext, type FileKind, type ImageStore, type ResourcePlugin, type RestoreContext } from '@amber/core';
+import {
+  AF, IMAGE_STORE, SOCK, close, repairOff, repairOn, socket,
+  type DumpContext, type FeatureCheck, type FileKind, type ImageStore, type ResourcePlugin, type RestoreContext,
+} from '@amber/core';
 import { registerNetImages } from './images';
 import { InetSocketKind, type MadeSocket } from './inet-socket';
 import type { InetProtocol } from './inet-protocol';
@@ -50,6 +53,10 @@ export class NetTcpPlugin implements ResourcePlugin {
     afterRestoreUnlock(ctx, succeeded);
   }
 
+  checks(): FeatureCheck[] {
+    return [{ name: 'TCP repair mode', present: tcpRepairWorks(), required: false, why: 'dumping and restoring established TCP connections (--tcp-established)' }];
+  }
+
   readonly laterSteps = [{
     phase: 'resume' as const,
     restore: (ctx: RestoreContext): void => {
@@ -59,6 +66,19 @@ export class NetTcpPlugin implements ResourcePlugin {
       made.clear();
     },
   }];
+}
+
+/** TCP repair mode on a socket of amber's own (it needs CAP_NET_ADMIN in amber's network namespace). */
+function tcpRepairWorks(): boolean {
+  const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC);
+  try {
+    repairOn(fd);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    close(fd);
+  }
 }
 
 export default NetTcpPlugin;

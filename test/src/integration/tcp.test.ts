@@ -168,6 +168,8 @@ test('listeners, a loopback connection between two processes of the tree, a boun
   assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
   assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
   assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
+  const shown = amberInOk(a, ['show', dir]).stdout;
+  assert.match(shown, /tcp-stream-[0-9a-f]+\.img/, 'amber show decodes the tcp-stream images');
 
   amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
   assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
