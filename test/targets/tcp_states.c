@@ -6,7 +6,11 @@
  * gets y's FIN; the connection being set up (restored unconnected with --skip-in-flight) has no
  * peer. PASS or FAIL: lines, exit 0 or 1.
  *
- * Usage: tcp_states [ADDR PORT]
+ * With "fin1 ADDR PORT" instead: one connection to a peer outside the tree that does not
+ * acknowledge (the test drops what it sends): "bye" and the FIN wait unacknowledged
+ * (FIN_WAIT1); after the restore the peer gets them and answers "ok", which x reads before EOF.
+ *
+ * Usage: tcp_states [ADDR PORT] | tcp_states fin1 ADDR PORT
  */
 #include "target.h"
 #include <arpa/inet.h>
@@ -47,9 +51,41 @@ static size_t read_some(int fd, char *buf, size_t n, int *eof)
 	return got;
 }
 
+static int fin_wait1(const char *addr, int port)
+{
+	struct sockaddr_in far = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, addr, &far.sin_addr);
+	int x = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(x, (struct sockaddr *)&far, sizeof far) < 0)
+		die("connect");
+	/* the peer says "go" once the test drops what it sends */
+	char buf[64] = { 0 };
+	int eof = 0;
+	if (read_some(x, buf, 3, &eof) != 3 || memcmp(buf, "go\n", 3))
+		die("go");
+	if (write(x, "bye", 3) != 3 || shutdown(x, SHUT_WR) < 0)
+		die("write and shut");
+	usleep(200000);
+	if (state_of(x) != TCP_FIN_WAIT1)
+		die("FIN_WAIT1 before the dump");
+	ready_and_wait();
+	memset(buf, 0, sizeof buf);
+	size_t n = read_some(x, buf, sizeof buf - 1, &eof);
+	if (n != 2 || memcmp(buf, "ok", 2) || !eof)
+		fail("x read %zu bytes \"%s\" and %s, expected \"ok\" then EOF", n, buf, eof ? "EOF" : "no EOF");
+	/* its sending side stays shut: the FIN came back with it */
+	if (send(x, "z", 1, MSG_NOSIGNAL) >= 0 || errno != EPIPE)
+		fail("x could still send after its shutdown (%s)", strerror(errno));
+	if (state_of(x) == TCP_CLOSE_WAIT || state_of(x) == TCP_ESTABLISHED)
+		fail("x is in state %d after both FINs", state_of(x));
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	start(1);
+	if (argc == 4 && !strcmp(argv[1], "fin1"))
+		return fin_wait1(argv[2], atoi(argv[3]));
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof lo;
 	int l = socket(AF_INET, SOCK_STREAM, 0);

@@ -261,3 +261,55 @@ test('--leave-running takes the connection out of repair mode and it goes on; th
   const closed = await verdict(target, 30_000);
   assert.ok(!closed.passed && closed.lines.some((l) => /Transport endpoint is not connected|EOF/.test(l)), `the restored socket is not connected: ${closed.lines.join(' | ')}`);
 });
+
+// A peer that says "go" when told, reports what came before the FIN, and answers "ok" and its own FIN when told.
+const FIN_PEER = `
+const net = require('node:net');
+const say = (l) => process.stdout.write(l + '\\n');
+const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+  srv.close();
+  let got = '';
+  s.on('data', (d) => { got += d; });
+  s.on('end', () => say('got ' + JSON.stringify(got) + ' then end'));
+  s.on('error', (e) => say('error ' + e.code));
+  say('accepted');
+  process.stdin.on('data', (c) => { if (String(c).includes('go')) s.write('go\\n'); if (String(c).includes('answer')) s.end('ok'); });
+});
+srv.listen(Number(process.argv[1]), () => say('listening'));
+`;
+
+test('a connection whose FIN the peer has not acknowledged (FIN_WAIT1) comes back: the peer then gets the last bytes and the FIN, and its answer arrives', async (t) => {
+  const pair = makeHostPair('tcpfin');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7150;
+  const child = spawn('nsenter', [`--net=${b.nsPath}`, process.execPath, '-e', FIN_PEER, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l)));
+  const waitFor = async (re: RegExp) => {
+    for (const deadline = Date.now() + 20_000; !lines.some((l) => re.test(l)); await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`peer did not say ${re}: ${lines.join(' | ')}`);
+    }
+  };
+  await waitFor(/^listening$/);
+  const starting = startTarget('tcp_states', ['fin1', b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  await waitFor(/^accepted$/);
+  // host A hears host B's data but none of its bare acknowledgements: the FIN stays unacknowledged
+  const deaf = dropRule(a, `ip saddr ${b.ipv4} tcp sport ${port} tcp flags & (psh | fin) == 0`);
+  t.after(() => deaf.remove());
+  child.stdin!.write('go\n');
+  const target = await starting;
+  const dir = makeTmpDir('tcp-fin1');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  const isk = critDecode(join(dir, 'files.img')).entries.find((f) => f.type === 'INETSK')?.isk as { state: number };
+  assert.equal(isk.state, 4, 'FIN_WAIT1 at dump time');
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  deaf.remove();
+  child.stdin!.write('answer\n');
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+  await waitFor(/^got /);
+  assert.deepEqual(lines.filter((l) => l.startsWith('got') || l.startsWith('error')), ['got "bye" then end'], lines.join(' | '));
+});
