@@ -3,9 +3,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { AF, IPPROTO, inetSocketList, inNetnsOf } from '@amber/core';
 import {
   assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
-  removeAllHosts, startTarget, verdict, type AmberResult, type Host,
+  removeAllHosts, startTarget, targetPath, verdict, type AmberResult, type Host,
 } from '../harness';
 
 after(async () => {
@@ -209,6 +210,24 @@ test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAI
   const states = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => (f.isk as { state: number }).state);
   assert.deepEqual(states.sort((x, y) => x - y), [2, 5, 8], `SYN_SENT, FIN_WAIT2, CLOSE_WAIT: ${states}`);
   amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test("a process of another user gets its connection back owned by that user, as sock_diag and firewall owner matches see it", async (t) => {
+  const pair = makeHostPair('tcpuid');
+  t.after(() => pair.remove());
+  const { a } = pair;
+  const nobody = 65534;
+  const workdir = makeTmpDir('tcp-uid-work');
+  const target = await startTarget('tcp_states', ['--reuid=65534', '--regid=65534', '--clear-groups', targetPath('tcp_states')], { binary: '/usr/bin/setpriv', workdir, owner: nobody, netns: a.nsPath });
+  const owners = () => inNetnsOf(target.pid, () => inetSocketList(AF.INET, IPPROTO.TCP)).map((r) => r.uid);
+  assert.deepEqual(owners(), [nobody, nobody], 'both ends, made by the target');
+  const dir = makeTmpDir('tcp-uid');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  assert.deepEqual(owners(), [nobody, nobody], 'the restored sockets are the user\'s, not amber\'s');
   const v = await verdict(target);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
