@@ -1,7 +1,7 @@
 import { bindInet, connectInet, type InetEndpoint } from '../kernel/sockaddr-inet';
 import { TCP_STATE, TCPI_OPT } from '../kernel/inet-diag';
-import { getsockoptInt, setsockoptInt, shutdown, SHUT, SOL_SOCKET } from '../kernel/sockets';
-import { REPAIR_QUEUE, sendAll, TCP, TCPOPT, tcpSet, tcpSetBytes } from './kernel-calls';
+import { shutdown, SHUT } from '../kernel/sockets';
+import { REPAIR_QUEUE, roomForQueues, sendAll, TCP, TCPOPT, tcpSet, tcpSetBytes } from './kernel-calls';
 import { FIN_RECEIVED, FIN_SENT, repairOff, repairOn } from './save';
 import { sendFakeSegment, TH } from './fake-segment';
 import type { TcpStream } from './stream';
@@ -54,16 +54,10 @@ export function restoreTcpStream(fd: number, s: TcpStream, local: InetEndpoint, 
   tcpSetBytes(fd, TCP.REPAIR_OPTIONS, repairOptions(s), 'TCP_REPAIR_OPTIONS');
   if (s.timestamp !== undefined) tcpSet(fd, TCP.TIMESTAMP, s.timestamp | 0, 'TCP_TIMESTAMP');
 
+  roomForQueues(fd, s.inqLen, s.outqLen);
   if (s.inqLen) {
     tcpSet(fd, TCP.REPAIR_QUEUE, REPAIR_QUEUE.RECV, 'TCP_REPAIR_QUEUE');
     sendAll(fd, s.inq, 'receive queue');
-  }
-  // A fresh socket's send buffer is far smaller than a dumped queue can be (autotuned up to
-  // tcp_wmem's max): the fill would block for good, since the lock holds off every ack.
-  const SO_SNDBUF = 7;
-  const SO_SNDBUFFORCE = 32;
-  if (s.outqLen && getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, 'getsockopt(SO_SNDBUF)') < 2 * s.outqLen + (64 << 10)) {
-    setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, s.outqLen + (64 << 10), 'setsockopt(SO_SNDBUFFORCE)');
   }
   const sent = s.outqLen - s.unsqLen;
   if (sent) {

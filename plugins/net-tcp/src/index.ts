@@ -1,15 +1,18 @@
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import { IMAGE_STORE, close, repairOff, type DumpContext, type FileKind, type ImageStore, type ResourcePlugin, type RestoreContext } from '@amber/core';
+import {
+  AF, IMAGE_STORE, SOCK, close, repairOff, repairOn, socket,
+  type DumpContext, type FeatureCheck, type FileKind, type ImageStore, type ResourcePlugin, type RestoreContext,
+} from '@amber/core';
 import { registerNetImages } from './images';
 import { InetSocketKind, type MadeSocket } from './inet-socket';
 import type { InetProtocol } from './inet-protocol';
 import { repairedCopies, TcpProtocol } from './tcp';
+import { afterDumpUnlock, lockForDump, lockForRestore, restoreUnlock } from './lock-step';
 
 registerNetImages();
 
 export type { InetProtocol, DumpedInetSocket, LiveInetSocket } from './inet-protocol';
-import { afterDumpUnlock, lockForDump, lockForRestore, restoreUnlock } from './lock-step';
 
 /**
  * Inet sockets: one fd kind for AF_INET/AF_INET6 that dispatches by protocol (TCP here; UDP and
@@ -50,6 +53,10 @@ export class NetTcpPlugin implements ResourcePlugin {
     restoreUnlock(ctx, succeeded);
   }
 
+  checks(): FeatureCheck[] {
+    return [{ name: 'TCP repair mode', present: tcpRepairWorks(), required: false, why: 'dumping and restoring established TCP connections (--tcp-established)' }];
+  }
+
   readonly laterSteps = [{
     // before the fd table makes any socket (the start of the resources phase)
     phase: 'shared' as const,
@@ -67,6 +74,19 @@ export class NetTcpPlugin implements ResourcePlugin {
     phase: 'resume' as const,
     restore: (ctx: RestoreContext): void => restoreUnlock(ctx, true),
   }];
+}
+
+/** TCP repair mode on a socket of amber's own (it needs CAP_NET_ADMIN in amber's network namespace). */
+function tcpRepairWorks(): boolean {
+  const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC);
+  try {
+    repairOn(fd);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    close(fd);
+  }
 }
 
 export default NetTcpPlugin;

@@ -4,7 +4,7 @@ import {
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type InetDiagRecord, type InetEndpoint,
   type RestoreContext, type RestoreTask, type SocketIdentity,
 } from '@amber/core';
-import { constants } from 'node:fs';
+import { constants, fchownSync } from 'node:fs';
 import type { InetSkEntry } from './generated';
 import type { DumpedInetSocket, InetProtocol } from './inet-protocol';
 import { SK_INET_PROTO } from './images';
@@ -39,6 +39,17 @@ function diagOf(lists: Map<string, InetDiagRecord[]>, pid: number, id: SocketIde
     lists.set(key, list);
   }
   return list.find((r) => r.inode === ino);
+}
+
+/**
+ * amber made the socket, so amber owns it; it goes back to the owner it had (which firewall
+ * owner matches and sock_diag see), if that is one of the task's own uids, else the task's fsuid.
+ */
+function giveOwner(task: RestoreTask, e: InetSkEntry, fd: number): void {
+  const c = task.creds;
+  if (!c) return;
+  const uid = e.amberUid !== undefined && [c.uid, c.euid, c.suid, c.fsuid].includes(e.amberUid) ? e.amberUid : c.fsuid;
+  if (uid !== 0) fchownSync(fd, uid, -1);
 }
 
 /** A socket amber made for a description, kept until the resume step (protocols finish it there). */
@@ -87,9 +98,9 @@ export class InetSocketKind implements FileKind<InetSkEntry> {
       srcAddr: addrToWords(sock.local.addr), dstAddr: sock.peer ? addrToWords(sock.peer.addr) : [], fown: NO_FOWN,
       opts: o.opts, ipOpts: o.ipOpts, shutdown: diag?.shutdown ?? 0,
     };
+    if (diag) entry.amberUid = diag.uid;
     if (o.v6only !== undefined) entry.v6only = o.v6only;
     if (o.tcpOpts) entry.tcpOpts = o.tcpOpts;
-    if (o.opts.soBoundDev) entry.ifname = o.opts.soBoundDev;
     protocol.dump(ctx, task, sock, entry);
     return entry;
   }
@@ -99,6 +110,7 @@ export class InetSocketKind implements FileKind<InetSkEntry> {
     // made in the task's network namespace: a socket keeps the one it was made in
     const mine = inNetnsOf(task.pid, () => protocol.open(ctx, task, e));
     ctx.state('net-tcp:made', () => new Map<number, MadeSocket>()).set(e.id, { protocol, entry: e, fd: mine });
+    giveOwner(task, e, mine);
     applyInetOptions(mine, e.family, optionsOf(e));
     const fd = fetchFd(task.remote, process.pid, mine);
     setStatusFlags(task.remote, fd, e.flags);

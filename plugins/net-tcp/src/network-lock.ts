@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { AmberError, type Logger, type NetworkLockMethod } from '@amber/core';
+import { AmberError, FAKE_SEGMENT_MARK, type Logger, type NetworkLockMethod } from '@amber/core';
 
 /**
  * The network lock: from the freeze until the restored sockets are live, packets of the dumped
@@ -94,11 +94,13 @@ export function nftLockScript(table: string, conns: readonly LockedConnection[])
     '  set conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }',
     '  chain input {',
     '    type filter hook input priority -150; policy accept;',
+    `    meta mark ${FAKE_SEGMENT_MARK} accept`,
     '    ip daddr . tcp dport . ip saddr . tcp sport @conns4 drop',
     '    ip6 daddr . tcp dport . ip6 saddr . tcp sport @conns6 drop',
     '  }',
     '  chain output {',
     '    type filter hook output priority -150; policy accept;',
+    `    meta mark ${FAKE_SEGMENT_MARK} accept`,
     '    ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop',
     '    ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop',
     '  }',
@@ -113,7 +115,7 @@ export function nftLockScript(table: string, conns: readonly LockedConnection[])
 
 /** iptables-restore input (one table, applied at once) for one family's connections. */
 export function iptablesLockScript(chain: string, conns: readonly WireConnection[]): string {
-  const lines = ['*filter', `:${chain} - [0:0]`, `-I INPUT 1 -j ${chain}`, `-I OUTPUT 1 -j ${chain}`];
+  const lines = ['*filter', `:${chain} - [0:0]`, `-I INPUT 1 -j ${chain}`, `-I OUTPUT 1 -j ${chain}`, `-A ${chain} -m mark --mark ${FAKE_SEGMENT_MARK} -j RETURN`];
   for (const c of conns) {
     const { local: l, remote: r } = c;
     lines.push(`-A ${chain} -p tcp -s ${r.address} --sport ${r.port} -d ${l.address} --dport ${l.port} -j DROP`);

@@ -49,7 +49,7 @@ describe('iptablesLockScript', () => {
   it('jumps from INPUT and OUTPUT into a chain of its own dropping both directions', () => {
     const s = iptablesLockScript('amber-7', [{ family: 4, local: V4.local, remote: V4.remote }]);
     assert.deepEqual(s.trim().split('\n'), [
-      '*filter', ':amber-7 - [0:0]', '-I INPUT 1 -j amber-7', '-I OUTPUT 1 -j amber-7',
+      '*filter', ':amber-7 - [0:0]', '-I INPUT 1 -j amber-7', '-I OUTPUT 1 -j amber-7', '-A amber-7 -m mark --mark 0xc114 -j RETURN',
       '-A amber-7 -p tcp -s 10.77.1.2 --sport 40001 -d 10.77.1.1 --dport 6379 -j DROP',
       '-A amber-7 -p tcp -s 10.77.1.1 --sport 6379 -d 10.77.1.2 --dport 40001 -j DROP',
       'COMMIT',

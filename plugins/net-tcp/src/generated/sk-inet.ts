@@ -75,6 +75,8 @@ export interface InetSkEntry {
   tcpOpts?: TcpSockOptsEntry;
   /** amber: a connection restored closed (--tcp-close) or skipped while being set up (--skip-in-flight) */
   amberClosed?: boolean;
+  /** amber: the socket's owner (sock_diag's uid: who made it), given back to the restored one */
+  amberUid?: number;
 }
 
 /** amber: TCP's own options (CRIU keeps cork and nodelay in tcp_stream_entry, for connections only) */
