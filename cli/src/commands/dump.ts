@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { counterLine, plural } from '../format';
+import { networkLockFlag } from '../network-lock-flag';
 
 export default class Dump extends EngineCommand {
   static override summary = 'Checkpoint a process tree into an image directory';
@@ -19,6 +20,8 @@ export default class Dump extends EngineCommand {
     tree: Flags.integer({ char: 't', description: 'pid of the root of the tree to dump', required: true, min: 1, helpValue: 'PID' }),
     'images-dir': Flags.string({ char: 'D', description: 'directory to write the images into', required: true, helpValue: 'DIR' }),
     'leave-running': Flags.boolean({ description: 'let the tree continue after the dump instead of killing it' }),
+    'tcp-established': Flags.boolean({ description: 'dump established TCP connections (TCP repair mode); without it a dump holding one is refused' }),
+    'skip-in-flight': Flags.boolean({ description: 'drop TCP connections still being set up and those a listener has not accepted, instead of refusing the dump' }),
     'ghost-limit': Flags.integer({ description: 'largest unlinked open file whose contents are saved, in bytes (default 1 MiB)', min: 0, helpValue: 'BYTES' }),
     'prev-images-dir': Flags.string({
       description: 'previous (pre-)dump of this tree, relative to DIR unless absolute: pages unchanged since it are not written again (DIR/parent links to it)',
@@ -28,6 +31,7 @@ export default class Dump extends EngineCommand {
     only: listFlag('dump only these resource plugins (e.g. mm,fs): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources'),
     skip: listFlag('do not dump these resource plugins (a partial snapshot, as with --only)'),
     'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
+    'network-lock': networkLockFlag,
     plugin: pluginFlag,
   };
 
@@ -42,8 +46,11 @@ export default class Dump extends EngineCommand {
         imagesDir: flags['images-dir'],
         leaveRunning: flags['leave-running'],
         ghostLimit: flags['ghost-limit'],
+        tcpEstablished: flags['tcp-established'],
+        skipInFlight: flags['skip-in-flight'],
         prevImagesDir: flags['prev-images-dir'],
         trackMem: flags['track-mem'],
+        networkLock: flags['network-lock'],
         only: flags.only,
         skip: flags.skip,
         extUnixSk: flags['ext-unix-sk'],

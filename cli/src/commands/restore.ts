@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { CliError } from '../errors';
 import { plural } from '../format';
+import { networkLockFlag } from '../network-lock-flag';
 
 export default class Restore extends EngineCommand {
   static override summary = 'Restore a process tree from an image directory';
@@ -16,12 +17,15 @@ export default class Restore extends EngineCommand {
     'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
     pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
     skip: listFlag('do not restore these resource plugins (allows restoring a partial image; the process comes back without what they hold)'),
+    'tcp-established': Flags.boolean({ description: 'restore established TCP connections (needed when the images hold one)' }),
+    'tcp-close': Flags.boolean({ description: 'restore the images\' TCP connections as closed sockets instead' }),
     'inherit-fd': Flags.string({
       description: "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree (repeatable)",
       multiple: true,
       helpValue: 'fd[N]:KEY',
     }),
     'ext-unix-sk': Flags.boolean({ description: 'reconnect unix sockets dumped with --ext-unix-sk to their peers outside the tree' }),
+    'network-lock': networkLockFlag,
     plugin: pluginFlag,
   };
 
@@ -41,7 +45,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, extUnixSk: flags['ext-unix-sk'], log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;

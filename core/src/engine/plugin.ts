@@ -104,7 +104,19 @@ export interface DumpOptions {
   trackMem?: boolean;
   /** CRIU's --ext-unix-sk: unix sockets whose peer is outside the tree are dumped, not refused. */
   extUnixSk?: boolean;
+  /** Dump established TCP connections (CRIU's --tcp-established); without it they are refused. */
+  tcpEstablished?: boolean;
+  /** Drop TCP connections still being set up, and connections a listener has not accepted (--skip-in-flight). */
+  skipInFlight?: boolean;
+  /**
+   * How the dumped TCP connections are held from the freeze until their restore (net-tcp's
+   * network lock): nftables (default; iptables when nft is missing), iptables, or skip.
+   */
+  networkLock?: NetworkLockMethod;
 }
+
+export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;
+export type NetworkLockMethod = (typeof NETWORK_LOCK_METHODS)[number];
 
 export interface DumpContext {
   readonly options: DumpOptions;
@@ -153,8 +165,13 @@ export interface RestoreOptions {
   plugins?: string[];
   log?: Logger;
   progress?: (done: number, total: number, what: string) => void;
+  /** Restore established TCP connections (--tcp-established), or restore them closed (--tcp-close). */
+  tcpEstablished?: boolean;
+  tcpClose?: boolean;
   /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
+  /** How the restore holds the connections until their sockets are live (any lock of the dump is removed whatever this says). */
+  networkLock?: NetworkLockMethod;
 }
 
 export interface RestoreContext {
@@ -232,6 +249,11 @@ export interface ResourcePlugin {
    */
   afterDump?(ctx: DumpContext, succeeded: boolean): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
+  /**
+   * Runs once the restored tree runs (succeeded) or, when the restore failed, once every task it
+   * had made is gone: what holds the tree's resources from outside (the network lock) goes here.
+   */
+  afterRestore?(ctx: RestoreContext, succeeded: boolean): Promise<void>;
   /** Steps run in later phases, after every plugin's restore() of that phase. */
   readonly laterSteps?: readonly LaterRestoreStep[];
   compare?(ctx: CompareContext): Promise<Difference[]>;

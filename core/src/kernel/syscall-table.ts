@@ -167,6 +167,7 @@ export const SYSCALLS = {
   fanotify_mark: sys(301, 'fd', 'flags', 'mask', 'dirfd', 'path:str'),
   prlimit64: sys(302, 'pid', 'resource', 'newLimit:in', 'oldLimit:ptr'),
   open_by_handle_at: sys(304, 'mountFd', 'handle:in', 'flags'),
+  setns: sys(308, 'fd', 'nstype'),
   process_vm_readv: sys(310, 'pid', 'localIov:in', 'liovcnt', 'remoteIov:in', 'riovcnt', 'flags'),
   process_vm_writev: sys(311, 'pid', 'localIov:in', 'liovcnt', 'remoteIov:in', 'riovcnt', 'flags'),
   kcmp: sys(312, 'pid1', 'pid2', 'type', 'idx1', 'idx2'),

@@ -34,6 +34,12 @@ export interface StartOptions {
    * it, as they would be its own (a restore opens the log again with the target's credentials).
    */
   owner?: number;
+  /**
+   * A network namespace file (/run/netns/NAME, Host.nsPath) to start the target in. Only the
+   * network namespace changes (nsenter --net): `ip netns exec` would also give it a mount
+   * namespace of its own.
+   */
+  netns?: string;
 }
 
 export interface Verdict {
@@ -84,7 +90,8 @@ export async function startTarget(name: string, args: string[] = [], opts: Start
     // (a pipe of the caller's shell, say) would be a pipe to a process outside the dumped tree.
     // (bash, not dash: dash's redirections take one-digit fds only)
     const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done;';
-    const r = spawnSync('setsid', ['-f', 'bash', '-c', `${closeInherited} echo $$ >"$1"; shift; exec "$@"`, 'bash', pidFile, opts.binary ?? targetPath(name), ...argv], {
+    const enter = opts.netns !== undefined ? ['nsenter', `--net=${opts.netns}`] : [];
+    const r = spawnSync('setsid', ['-f', ...enter, 'bash', '-c', `${closeInherited} echo $$ >"$1"; shift; exec "$@"`, 'bash', pidFile, opts.binary ?? targetPath(name), ...argv], {
       stdio: ['ignore', logFd, logFd],
       env: { ...process.env, ...opts.env },
     });
