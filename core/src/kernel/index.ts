@@ -11,3 +11,4 @@ export * from './netns';
 export * from './netlink-diag';
 export * from './packet-diag';
 export * from './socket-identity';
+export * from './socket-filter';

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
 import type { FileKind, ResourcePlugin } from '@amber/core';
+import { NetlinkSocketKind } from './netlink';
+import { PacketSocketKind } from './packet';
 
 /**
  * Inet sockets: TCP (through repair mode), and the other inet protocols, netlink and packet
@@ -10,7 +12,10 @@ import type { FileKind, ResourcePlugin } from '@amber/core';
 export class NetTcpPlugin implements ResourcePlugin {
   readonly name = 'net-tcp';
   readonly phase = 'resources' as const;
-  readonly fileKinds: readonly FileKind[] = [];
+  readonly fileKinds: readonly FileKind[] = [
+    new NetlinkSocketKind(),
+    new PacketSocketKind(),
+  ];
 }
 
 export default NetTcpPlugin;
