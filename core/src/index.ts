@@ -5,3 +5,4 @@ export * from './images';
 export * from './objects/shared-objects';
 export * from './task';
 export * from './engine';
+export * from './tcp-repair';

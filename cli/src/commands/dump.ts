@@ -19,6 +19,8 @@ export default class Dump extends EngineCommand {
     tree: Flags.integer({ char: 't', description: 'pid of the root of the tree to dump', required: true, min: 1, helpValue: 'PID' }),
     'images-dir': Flags.string({ char: 'D', description: 'directory to write the images into', required: true, helpValue: 'DIR' }),
     'leave-running': Flags.boolean({ description: 'let the tree continue after the dump instead of killing it' }),
+    'tcp-established': Flags.boolean({ description: 'dump established TCP connections (TCP repair mode); without it a dump holding one is refused' }),
+    'skip-in-flight': Flags.boolean({ description: 'drop TCP connections still being set up and those a listener has not accepted, instead of refusing the dump' }),
     'ghost-limit': Flags.integer({ description: 'largest unlinked open file whose contents are saved, in bytes (default 1 MiB)', min: 0, helpValue: 'BYTES' }),
     'prev-images-dir': Flags.string({
       description: 'previous (pre-)dump of this tree, relative to DIR unless absolute: pages unchanged since it are not written again (DIR/parent links to it)',
@@ -41,6 +43,8 @@ export default class Dump extends EngineCommand {
         imagesDir: flags['images-dir'],
         leaveRunning: flags['leave-running'],
         ghostLimit: flags['ghost-limit'],
+        tcpEstablished: flags['tcp-established'],
+        skipInFlight: flags['skip-in-flight'],
         prevImagesDir: flags['prev-images-dir'],
         trackMem: flags['track-mem'],
         only: flags.only,

@@ -16,6 +16,8 @@ export default class Restore extends EngineCommand {
     'restore-detached': Flags.boolean({ char: 'd', description: 'return once the tree runs instead of waiting for it to exit' }),
     pidfile: Flags.string({ description: 'write the pid of the restored root into this file', helpValue: 'FILE' }),
     skip: listFlag('do not restore these resource plugins (allows restoring a partial image; the process comes back without what they hold)'),
+    'tcp-established': Flags.boolean({ description: 'restore established TCP connections (needed when the images hold one)' }),
+    'tcp-close': Flags.boolean({ description: 'restore the images\' TCP connections as closed sockets instead' }),
     'inherit-fd': Flags.string({
       description: "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree (repeatable)",
       multiple: true,
@@ -40,7 +42,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;

@@ -101,6 +101,10 @@ export interface DumpOptions {
   preDump?: boolean;
   prevImagesDir?: string;
   trackMem?: boolean;
+  /** Dump established TCP connections (CRIU's --tcp-established); without it they are refused. */
+  tcpEstablished?: boolean;
+  /** Drop TCP connections still being set up, and connections a listener has not accepted (--skip-in-flight). */
+  skipInFlight?: boolean;
 }
 
 export interface DumpContext {
@@ -146,6 +150,9 @@ export interface RestoreOptions {
   plugins?: string[];
   log?: Logger;
   progress?: (done: number, total: number, what: string) => void;
+  /** Restore established TCP connections (--tcp-established), or restore them closed (--tcp-close). */
+  tcpEstablished?: boolean;
+  tcpClose?: boolean;
   /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
 }

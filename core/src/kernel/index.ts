@@ -12,3 +12,5 @@ export * from './netlink-diag';
 export * from './packet-diag';
 export * from './socket-identity';
 export * from './socket-filter';
+export * from './inet-diag';
+export * from './sockaddr-inet';

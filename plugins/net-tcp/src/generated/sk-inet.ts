@@ -71,4 +71,15 @@ export interface InetSkEntry {
   nsId?: number;
   /** 0 none, 1 read, 2 write, 3 both (CRIU's sk_shutdown) */
   shutdown?: number;
+  /** amber: TCP_NODELAY, TCP_CORK, TCP_USER_TIMEOUT */
+  tcpOpts?: TcpSockOptsEntry;
+  /** amber: a connection restored closed (--tcp-close) or skipped while being set up (--skip-in-flight) */
+  amberClosed?: boolean;
+}
+
+/** amber: TCP's own options (CRIU keeps cork and nodelay in tcp_stream_entry, for connections only) */
+export interface TcpSockOptsEntry {
+  nodelay?: boolean;
+  cork?: boolean;
+  userTimeout?: number;
 }
