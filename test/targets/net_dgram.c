@@ -25,10 +25,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "net_dgram_inet.h"
 
 static const char *parts, *ifname, *peer4, *peer6;
 static int ifindex;
+
+#include "net_dgram_inet.h"
 
 /* ---- netlink ---- */
 

@@ -14,3 +14,4 @@ export * from './socket-identity';
 export * from './socket-filter';
 export * from './inet-diag';
 export * from './sockaddr-inet';
+export * from './datagrams';

@@ -7,6 +7,8 @@ import type { InetProtocol } from './inet-protocol';
 import { repairedCopies, TcpProtocol } from './tcp';
 import { NetlinkSocketKind } from './netlink';
 import { PacketSocketKind } from './packet';
+import { UdpProtocol } from './udp';
+import { PingProtocol, RawProtocol } from './raw';
 
 registerNetImages();
 
@@ -24,7 +26,7 @@ export class NetTcpPlugin implements ResourcePlugin {
   private readonly protocols: readonly InetProtocol[];
 
   constructor(@inject(IMAGE_STORE) store: ImageStore) {
-    this.protocols = [new TcpProtocol(store)];
+    this.protocols = [new TcpProtocol(store), new UdpProtocol(), new PingProtocol(), new RawProtocol()];
     this.fileKinds = [new InetSocketKind(this.protocols), new NetlinkSocketKind(), new PacketSocketKind()];
   }
 

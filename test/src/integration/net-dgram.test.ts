@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, describeAmber, isAlive, inHostOk, makeHostPair, makeTmpDir, reap, removeAllHosts,
-  startTarget, verdict, type AmberResult, type Host, type Target,
+  sleep, startTarget, verdict, type AmberResult, type Host, type Target,
 } from '../harness';
 
 // Netlink, packet, UDP and ping sockets of a target living in a network namespace the test
@@ -128,6 +128,57 @@ test('packet sockets (bound to the veth with version, aux data, promiscuous memb
   assert.equal(raw.fanout, 77 | (0 << 16));
   assert.equal((raw.mclist as { index: number; type: number }[])[0].type, 1, 'PACKET_MR_PROMISC');
   restoreIn(hosts.a, dir);
+  amberOk(['compare', '-t', String(target.pid), '-D', dir]);
+  const v = await verdict(target);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+/** The Recv-Q ss shows for UDP port `port` in host (a number of bytes of memory, not of data). */
+function udpRecvQ(host: Host, port: number): number {
+  const line = inHostOk(host, ['ss', '-Hunl', `sport = :${port}`]).trim().split('\n')[0] ?? '';
+  return Number(line.split(/\s+/)[1] ?? 0);
+}
+
+test('UDP and UDP-lite sockets (bound, connected, IPv4 and IPv6, a multicast member, unbound) come back with every queued datagram, byte for byte, from the same sender', async (t) => {
+  const hosts = makeHostPair('udp');
+  t.after(() => hosts.remove());
+  const { a, b } = hosts;
+  const target = await startIn(a, b, 'u');
+  // one more datagram for *:7105, from the other host: its sender is not an address of host A
+  const before = udpRecvQ(a, 7105);
+  inHostOk(b, ['socat', '-u', 'STDIN', `UDP4-SENDTO:${a.ipv4}:7105,sourceport=7200`], 'from-b\n');
+  for (let i = 0; i < 100 && udpRecvQ(a, 7105) === before; i++) await sleep(10);
+  assert.ok(udpRecvQ(a, 7105) > before, 'the datagram from B is queued');
+  const dir = makeTmpDir('net-dgram-udp');
+  amberOk(['dump', '-t', String(target.pid), '-D', dir]);
+  await reap(target.pid);
+  const isk = filesOf(dir).filter((f) => f.type === 'INETSK');
+  assert.equal(isk.length, 8, JSON.stringify(isk));
+  // crit reads the queue as CRIU's sk-queues: 3 + 2 + 2 + 1 + 2 + 1 datagrams, 20000 bytes among them
+  const queues = critDecode(join(dir, 'sk-queues.img')).entries as unknown as { id_for: number; length: number }[];
+  assert.equal(queues.length, 11, JSON.stringify(queues));
+  assert.ok(queues.some((q) => q.length === 20000) && queues.some((q) => q.length === 0));
+  restoreIn(a, dir);
+  amberOk(['compare', '-t', String(target.pid), '-D', dir]);
+  // a multicast datagram, after the restore, from B: the membership on the veth is back
+  inHostOk(b, ['socat', '-u', 'STDIN', `UDP4-SENDTO:239.1.2.3:7105,ip-multicast-if=${b.ipv4}`], 'mcast-after\n');
+  const v = await verdict(target);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with a filter, IPPROTO_RAW) come back and still ping', async (t) => {
+  const hosts = makeHostPair('ping');
+  t.after(() => hosts.remove());
+  const { a, b } = hosts;
+  // ping sockets for every group, in host A's namespace only
+  inHostOk(a, ['sysctl', '-q', '-w', 'net.ipv4.ping_group_range=0 2147483647']);
+  const target = await startIn(a, b, 'i');
+  const dir = makeTmpDir('net-dgram-ping');
+  amberOk(['dump', '-t', String(target.pid), '-D', dir]);
+  await reap(target.pid);
+  const isk = filesOf(dir).filter((f) => f.type === 'INETSK').map((f) => (f as unknown as { isk: { type: number; proto: number } }).isk);
+  assert.deepEqual(isk.map((e) => `${e.type}/${e.proto}`).sort(), ['2/1', '2/58', '3/1', '3/255']);
+  restoreIn(a, dir);
   amberOk(['compare', '-t', String(target.pid), '-D', dir]);
   const v = await verdict(target);
   assert.ok(v.passed, v.lines.join(' | '));

@@ -1,4 +1,5 @@
 // Generated from plugins/net-tcp/proto/sk-inet.proto by `npm run protos` (scripts/protos.js): do not edit.
+import type { DgramSkEntry } from './sk-dgram';
 import type { FownEntry } from '@amber/core';
 
 /** Socket options every socket has (CRIU's sk_opts_entry). */
@@ -75,6 +76,8 @@ export interface InetSkEntry {
   tcpOpts?: TcpSockOptsEntry;
   /** amber: a connection restored closed (--tcp-close) or skipped while being set up (--skip-in-flight) */
   amberClosed?: boolean;
+  /** amber: datagram sockets' memberships, options and queue (UDP, ping, raw) */
+  dgram?: DgramSkEntry;
 }
 
 /** amber: TCP's own options (CRIU keeps cork and nodelay in tcp_stream_entry, for connections only) */
