@@ -4,7 +4,9 @@
  * for SIGUSR1, then checks each socket is the same and still works, printing PASS or FAIL lines.
  *
  * Usage: net_dgram PARTS IFNAME PEER4 [PEER6]
- *   PARTS  letters: n netlink, p packet, u UDP, i ping
+ *   PARTS  letters: n netlink, p packet, u UDP, i ping and raw, R a packet socket with a mapped
+ *          PACKET_RX_RING, r one with the ring set up but not mapped (amber refuses to dump
+ *          either: the check is that it is still there)
  *   IFNAME the interface of this namespace the packet socket binds to (its veth end)
  *   PEER4  an IPv4 address reachable through IFNAME (the other host), PEER6 its IPv6 one
  */
@@ -22,6 +24,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -339,6 +342,36 @@ static void check_packet(void)
 	fail("packet socket: did not see the probe datagram sent to %s through %s", peer4, ifname);
 }
 
+static int pk_ring;
+static void *ring;
+#define RING_BYTES (4 * 4096)
+
+static void setup_ring(void)
+{
+	pk_ring = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	int v2 = TPACKET_V2;
+	struct tpacket_req req = { .tp_block_size = 4096, .tp_block_nr = 4, .tp_frame_size = 2048, .tp_frame_nr = 8 };
+	if (pk_ring < 0 || setsockopt(pk_ring, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) < 0 ||
+	    setsockopt(pk_ring, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
+		die("PACKET_RX_RING");
+	if (!strchr(parts, 'R'))
+		return;
+	ring = mmap(NULL, RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, pk_ring, 0);
+	if (ring == MAP_FAILED)
+		die("mmap(ring)");
+}
+
+static void check_ring(void)
+{
+	/* still mapped and readable, and the socket still has its version */
+	if (ring) {
+		volatile unsigned status = ((struct tpacket2_hdr *)ring)->tp_status;
+		(void)status;
+	}
+	if (packet_option(pk_ring, PACKET_VERSION) != TPACKET_V2)
+		fail("ring socket: PACKET_VERSION %d", packet_option(pk_ring, PACKET_VERSION));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -361,6 +394,8 @@ int main(int argc, char **argv)
 		setup_udp(peer4, peer6);
 	if (strchr(parts, 'i'))
 		setup_ping(peer4);
+	if (strchr(parts, 'R') || strchr(parts, 'r'))
+		setup_ring();
 	ready_and_wait();
 	if (strchr(parts, 'n'))
 		check_netlink();
@@ -370,5 +405,7 @@ int main(int argc, char **argv)
 		check_udp();
 	if (strchr(parts, 'i'))
 		check_ping();
+	if (strchr(parts, 'R') || strchr(parts, 'r'))
+		check_ring();
 	return finish();
 }

@@ -78,7 +78,7 @@ export class PacketSocketKind implements FileKind<PacketSockEntry> {
     const rec = diagOfNetns(ctx, 'packet-diag', task.pid, packetSockets).get(socketInode(fd));
     if (!rec) throw refuse(`sock_diag does not know packet socket ${fd.link} in the process's network namespace`);
     const ring = rec.rxRing ? `PACKET_RX_RING (${ringText(rec.rxRing)})` : rec.txRing ? `PACKET_TX_RING (${ringText(rec.txRing)})` : undefined;
-    if (ring) throw refuse(`${describePacket(rec)} has a ${ring} mapped, and amber does not restore packet rings`);
+    if (ring) throw refuse(`${describePacket(rec)} has a ${ring} (a ring shared with the process), which amber does not restore`);
     const copy = takeFd(fd.pid, fd.fd);
     try {
       const e: PacketSockEntry = { id, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN, opts: readSocketOptions(copy), ...entryOf(rec) };

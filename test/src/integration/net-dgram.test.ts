@@ -183,3 +183,21 @@ test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with
   const v = await verdict(target);
   assert.ok(v.passed, v.lines.join(' | '));
 });
+
+for (const [parts, how, refusal] of [
+  ['r', 'set up', /packet SOCK_RAW socket \(protocol 0x0003, every interface\) has a PACKET_RX_RING \(8 frames of 2048 bytes in 4 blocks\) \(a ring shared with the process\), which amber does not restore/],
+  // mapped, the ring is a shared mapping of the socket: the memory plugin refuses it first
+  ['R', 'set up and mapped', /mapping 0x[0-9a-f]+-0x[0-9a-f]+ is shared memory \(socket:\[\d+\]\), which amber cannot dump yet/],
+] as const) {
+  test(`a packet socket with a PACKET_RX_RING ${how}: the dump refuses in one line, and the target keeps running untouched`, async (t) => {
+    const hosts = makeHostPair('ring');
+    t.after(() => hosts.remove());
+    const target = await startIn(hosts.a, hosts.b, parts);
+    const dir = makeTmpDir('net-dgram-ring');
+    const args = ['dump', '-t', String(target.pid), '-D', dir];
+    assertOneLineError(args, amber(args), refusal);
+    assert.ok(isAlive(target.pid));
+    const v = await verdict(target);
+    assert.ok(v.passed, v.lines.join(' | '));
+  });
+}
