@@ -66,6 +66,11 @@ static void setup_udp(const char *peer4, const char *peer6)
 	setsockopt(u1, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	socklen_t len = sizeof u1_rcvbuf;
 	getsockopt(u1, SOL_SOCKET, SO_RCVBUF, &u1_rcvbuf, &len);
+	/* a classic BPF filter that accepts every datagram whole */
+	static struct sock_filter accept_all[] = { { BPF_RET | BPF_K, 0, 0, 0xffff } };
+	struct sock_fprog prog = { .len = 1, .filter = accept_all };
+	if (setsockopt(u1, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+		die("SO_ATTACH_FILTER");
 	u2 = udp_bound(AF_INET, 0, &a2, sizeof a2);
 	if (connect(u2, (struct sockaddr *)&a1, sizeof a1) < 0)
 		die("connect u2");
@@ -191,6 +196,10 @@ static void check_udp(void)
 	getsockopt(u1, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len);
 	if (rcvbuf != u1_rcvbuf)
 		fail("u1: SO_RCVBUF %d, was %d", rcvbuf, u1_rcvbuf);
+	struct sock_filter insn[4];
+	len = sizeof insn / sizeof insn[0]; /* SO_GET_FILTER counts in instructions */
+	if (getsockopt(u1, SOL_SOCKET, SO_GET_FILTER, insn, &len) < 0 || len != 1 || insn[0].code != (BPF_RET | BPF_K) || insn[0].k != 0xffff)
+		fail("u1: socket filter not back (%u instructions)", len);
 	/* the pair still talks */
 	send_to(u2, "again", 5, NULL, 0);
 	usleep(20000);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
-  AF, AmberError, IPPROTO, addrFromWords, addrToWords, errnoName, formatInetAddr, getsockoptInt, getsockoptRaw, setsockoptInt, setsockoptRaw,
+  AF, AmberError, IPPROTO, SOL_SOCKET, addrFromWords, addressOf, addrToWords, errnoName, formatInetAddr, getsockoptInt, getsockoptRaw, setsockoptInt, setsockoptRaw,
   sockaddrInet, type FieldDifference,
 } from '@amber/core';
 import type { DgramSkEntry, McGroupEntry } from './generated';
@@ -125,6 +125,26 @@ export function applyDgramOptions(fd: number, family: number, e: DgramSkEntry, w
   if (e.hdrincl) set(SOL_IP, IP.HDRINCL, 1, 'IP_HDRINCL');
   if (e.icmpFilter) set(SOL_RAW, ICMP_FILTER, e.icmpFilter | 0, 'ICMP_FILTER');
   joinMemberships(fd, family, e.mcGroups, where);
+}
+
+const SO_ATTACH_FILTER = 26;
+
+/** A classic BPF program (one u64 per instruction, as socketFilterOf reads it) attached to amber's fd. */
+export function attachFilter(fd: number, filter: readonly bigint[], where: string): void {
+  if (!filter.length) return;
+  const prog = Buffer.alloc(filter.length * 8);
+  filter.forEach((insn, i) => prog.writeBigUInt64LE(insn, i * 8));
+  // struct sock_fprog: len u16, (pad), pointer to the instructions
+  const fprog = Buffer.alloc(16);
+  fprog.writeUInt16LE(filter.length, 0);
+  fprog.writeBigUInt64LE(addressOf(prog), 8);
+  const r = setsockoptRaw(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog);
+  if (r < 0) throw new DgramOptionError(`${where}: cannot attach its socket filter (${filter.length} BPF instructions) again: ${errnoName(-r)}`);
+}
+
+export function compareFilter(live: readonly bigint[], dumped: readonly bigint[]): FieldDifference[] {
+  const text = (f: readonly bigint[]) => `${f.length} BPF instructions${f.length ? ` (${f.map((i) => i.toString(16)).join(' ')})` : ''}`;
+  return live.join() === dumped.join() ? [] : [{ what: 'socket filter', expected: text(dumped), actual: text(live) }];
 }
 
 export function compareDgramOptions(live: DgramSkEntry, e: DgramSkEntry, family: number): FieldDifference[] {

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import {
-  AF, AmberError, IPPROTO, KernelError, SOCK, TCP_STATE, addrFromWords, bindInet, formatInetAddr, connectInet, formatEndpoint, inNetnsOf, peekDatagrams, socket,
+  AF, AmberError, IPPROTO, KernelError, SOCK, TCP_STATE, addrFromWords, bindInet, formatInetAddr, connectInet, formatEndpoint, inNetnsOf, peekDatagrams, socket, socketFilterOf,
   type DumpContext, type DumpTask, type FieldDifference, type PeekedDatagram, type RestoreContext, type RestoreTask, type SocketIdentity,
 } from '@amber/core';
 import type { InetSkEntry } from './generated';
 import type { DumpedInetSocket, InetProtocol, LiveInetSocket } from './inet-protocol';
 import { endpointOf, optionsOf } from './inet-socket';
 import { applyBeforeBind, applyReuse } from './options';
-import { applyDgramOptions, compareDgramOptions, readDgramOptions } from './dgram-opts';
+import { applyDgramOptions, attachFilter, compareDgramOptions, compareFilter, readDgramOptions } from './dgram-opts';
 
 // ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / ICMPV6: the "port" is the echo identifier) and
 // raw sockets (SOCK_RAW, any protocol): bound address or identifier, peer, options and
@@ -65,6 +65,7 @@ abstract class DatagramLikeProtocol implements InetProtocol {
     entry.state = peer.length ? TCP_STATE.ESTABLISHED : TCP_STATE.CLOSE;
     entry.dgram = readDgramOptions(task.pid, sock.copy, entry.family, entry.proto, this.raw, where);
     if (peer.length) entry.dgram.peerAddr = peer;
+    entry.opts.soFilter = socketFilterOf(sock.copy);
     warnDropped(ctx, where, sock.copy, this.queuedWhat);
     ctx.count(`${this.name} sockets`, 1);
   }
@@ -77,6 +78,7 @@ abstract class DatagramLikeProtocol implements InetProtocol {
     if (local.port || local.addr.some((b) => b !== 0)) bindInet(fd, { ...local, port: this.raw ? 0 : local.port });
     if (e.state === TCP_STATE.ESTABLISHED && e.dgram?.peerAddr.length) connectInet(fd, { family: e.family, addr: addrFromWords(e.family, e.dgram.peerAddr), port: 0 });
     if (e.dgram) applyDgramOptions(fd, e.family, e.dgram, `pid ${task.pid}: ${this.name} socket ${formatEndpoint(local)}`);
+    attachFilter(fd, e.opts.soFilter, `pid ${task.pid}: ${this.name} socket ${formatEndpoint(local)}`);
     return fd;
   }
 
@@ -93,6 +95,7 @@ abstract class DatagramLikeProtocol implements InetProtocol {
     const now = procPeerOf(live.fd.pid, e.family, this.raw, Number(live.fd.ino));
     if (peer(now) !== peer(e.dgram?.peerAddr ?? [])) out.push({ what: `${this.name} peer`, expected: peer(e.dgram?.peerAddr ?? []), actual: peer(now) });
     if (e.dgram) out.push(...compareDgramOptions(readDgramOptions(live.fd.pid, live.copy, e.family, e.proto, this.raw, 'compare'), e.dgram, e.family));
+    out.push(...compareFilter(socketFilterOf(live.copy), e.opts.soFilter));
     return out;
   }
 }

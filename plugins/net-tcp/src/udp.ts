@@ -1,12 +1,12 @@
 import {
-  AmberError, IPPROTO, SO, SOCK, SOL_SOCKET, TCP_STATE, bindInet, connectInet, formatEndpoint, getsockoptInt, peekDatagrams, socket,
+  AmberError, IPPROTO, SO, SOCK, SOL_SOCKET, TCP_STATE, bindInet, connectInet, formatEndpoint, getsockoptInt, peekDatagrams, socket, socketFilterOf,
   type DumpContext, type DumpTask, type FieldDifference, type RestoreContext, type RestoreTask, type SocketIdentity,
 } from '@amber/core';
 import type { DgramSkEntry, InetSkEntry } from './generated';
 import type { DumpedInetSocket, InetProtocol, LiveInetSocket } from './inet-protocol';
 import { endpointOf, optionsOf } from './inet-socket';
 import { applyBeforeBind, applyReuse } from './options';
-import { applyDgramOptions, compareDgramOptions, readDgramOptions } from './dgram-opts';
+import { applyDgramOptions, attachFilter, compareDgramOptions, compareFilter, readDgramOptions } from './dgram-opts';
 import { dumpDatagrams, refillDatagrams } from './dgram-queue';
 
 // UDP and UDP-lite sockets: bound, connected (a default peer) or neither, with their multicast
@@ -47,6 +47,7 @@ export class UdpProtocol implements InetProtocol {
     if (peekOff >= 0) dgram.peekOff = peekOff;
     dumpDatagrams(ctx, sock.copy, entry, dgram);
     entry.dgram = dgram;
+    entry.opts.soFilter = socketFilterOf(sock.copy);
     ctx.count('udp sockets', 1);
   }
 
@@ -57,6 +58,7 @@ export class UdpProtocol implements InetProtocol {
     if (local.port || local.addr.some((b) => b !== 0)) bindInet(fd, local);
     if (e.state === TCP_STATE.ESTABLISHED) connectInet(fd, endpointOf(e, 'dst'));
     if (e.dgram) applyDgramOptions(fd, e.family, e.dgram, dgramWhere(task.pid, e));
+    attachFilter(fd, e.opts.soFilter, dgramWhere(task.pid, e));
     return fd;
   }
 
@@ -79,6 +81,7 @@ export class UdpProtocol implements InetProtocol {
     const have = `${queued.length} (${bytes} bytes)`;
     if (want !== have) out.push({ what: 'datagrams queued', expected: want, actual: have });
     if (e.dgram) out.push(...compareDgramOptions(readDgramOptions(live.fd.pid, live.copy, e.family, e.proto, false, 'compare'), e.dgram, e.family));
+    out.push(...compareFilter(socketFilterOf(live.copy), e.opts.soFilter));
     return out;
   }
 }
