@@ -90,6 +90,10 @@ static void setup_netlink(void)
 		die("SO_RCVBUF");
 	socklen_t len = sizeof route_rcvbuf;
 	getsockopt(nl_route, SOL_SOCKET, SO_RCVBUF, &route_rcvbuf, &len);
+	static struct sock_filter accept_all[] = { { BPF_RET | BPF_K, 0, 0, 0xffff } };
+	struct sock_fprog prog = { .len = 1, .filter = accept_all };
+	if (setsockopt(nl_route, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+		die("SO_ATTACH_FILTER(netlink)");
 	route_port = nl_port(nl_route);
 
 	nl_explicit = nl_socket(SOCK_RAW, NETLINK_ROUTE, NL_EXPLICIT_PORT, 0);
@@ -223,6 +227,10 @@ static void check_netlink(void)
 	getsockopt(nl_route, SOL_SOCKET, SO_RCVBUF, &v, &len);
 	if (v != route_rcvbuf)
 		fail("netlink route socket: SO_RCVBUF %d, was %d", v, route_rcvbuf);
+	struct sock_filter insn[4];
+	len = sizeof insn / sizeof insn[0]; /* SO_GET_FILTER counts in instructions */
+	if (getsockopt(nl_route, SOL_SOCKET, SO_GET_FILTER, insn, &len) < 0 || len != 1 || insn[0].k != 0xffff)
+		fail("netlink route socket: socket filter not back (%u instructions)", len);
 	if (nl_port(nl_explicit) != NL_EXPLICIT_PORT)
 		fail("netlink socket bound to %u: now %u", NL_EXPLICIT_PORT, nl_port(nl_explicit));
 	len = sizeof v;
