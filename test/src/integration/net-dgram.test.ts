@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, describeAmber, isAlive, inHostOk, makeHostPair, makeTmpDir, reap, removeAllHosts,
-  sleep, startTarget, verdict, type AmberResult, type Host, type Target,
+  procState, sleep, startTarget, verdict, type AmberResult, type Host, type Target,
 } from '../harness';
 
 // Netlink, packet, UDP and ping sockets of a target living in a network namespace the test
@@ -171,13 +171,23 @@ test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with
   t.after(() => hosts.remove());
   const { a, b } = hosts;
   // ping sockets for every group, in host A's namespace only
-  inHostOk(a, ['sysctl', '-q', '-w', 'net.ipv4.ping_group_range=0 2147483647']);
+  inHostOk(a, ['sh', '-c', 'echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range']);
   const target = await startIn(a, b, 'i');
   const dir = makeTmpDir('net-dgram-ping');
   amberOk(['dump', '-t', String(target.pid), '-D', dir]);
   await reap(target.pid);
   const isk = filesOf(dir).filter((f) => f.type === 'INETSK').map((f) => (f as unknown as { isk: { type: number; proto: number } }).isk);
   assert.deepEqual(isk.map((e) => `${e.type}/${e.proto}`).sort(), ['2/1', '2/58', '3/1', '3/255']);
+  // amber makes the ping socket itself: only for a task whose group the namespace lets ping now
+  const setRange = (range: string) => inHostOk(a, ['sh', '-c', `echo "${range}" > /proc/sys/net/ipv4/ping_group_range`]);
+  setRange('1 0');
+  const args = ['restore', '-D', dir, '-d'];
+  const r = spawnSync('nsenter', [`--net=${a.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 120_000 });
+  assertOneLineError(args, { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, /ping socket .* needs group 0 in net\.ipv4\.ping_group_range of its network namespace, which is 1 0 now/);
+  assert.ok(!isAlive(target.pid), 'nothing restored');
+  // the task the refused restore had begun is gone; its zombie comes to us (the subreaper)
+  if (procState(target.pid) !== null) await reap(target.pid);
+  setRange('0 2147483647');
   restoreIn(a, dir);
   amberOk(['compare', '-t', String(target.pid), '-D', dir]);
   const v = await verdict(target);
