@@ -34,6 +34,8 @@ export function dumpDatagrams(ctx: DumpContext, fd: number, entry: InetSkEntry, 
   if (queued.length) {
     dgram.queued = queued.length;
     dgram.queuedBytes = queued.reduce((n, d) => n + d.data.length, 0);
+    const empty = queued.filter((d) => d.data.length === 0).length;
+    if (empty) dgram.queuedEmpty = empty;
     ctx.count('datagrams queued', queued.length);
   }
   return queued;

@@ -75,11 +75,16 @@ export class UdpProtocol implements InetProtocol {
     const out: FieldDifference[] = [];
     const state = live.peer ? TCP_STATE.ESTABLISHED : TCP_STATE.CLOSE;
     if (state !== e.state) out.push({ what: 'UDP state', expected: e.state === TCP_STATE.ESTABLISHED ? 'connected' : 'not connected', actual: live.peer ? 'connected' : 'not connected' });
-    const queued = peekDatagrams(live.copy);
-    const bytes = queued.reduce((n, d) => n + d.data.length, 0);
-    const want = `${e.dgram?.queued ?? 0} (${e.dgram?.queuedBytes ?? 0} bytes)`;
-    const have = `${queued.length} (${bytes} bytes)`;
-    if (want !== have) out.push({ what: 'datagrams queued', expected: want, actual: have });
+    // An empty datagram is marked when a peek at an offset returns it, and every later such peek
+    // passes over it: compare would not see one the dump saw, and its own peek would hide a
+    // restored one from the next dump. A queue that held one is left unpeeked.
+    if (!e.dgram?.queuedEmpty) {
+      const queued = peekDatagrams(live.copy);
+      const bytes = queued.reduce((n, d) => n + d.data.length, 0);
+      const want = `${e.dgram?.queued ?? 0} (${e.dgram?.queuedBytes ?? 0} bytes)`;
+      const have = `${queued.length} (${bytes} bytes)`;
+      if (want !== have) out.push({ what: 'datagrams queued', expected: want, actual: have });
+    }
     if (e.dgram) out.push(...compareDgramOptions(readDgramOptions(live.fd.pid, live.copy, e.family, e.proto, false, 'compare'), e.dgram, e.family));
     out.push(...compareFilter(socketFilterOf(live.copy), e.opts.soFilter));
     return out;

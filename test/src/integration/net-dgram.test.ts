@@ -160,7 +160,29 @@ test('UDP and UDP-lite sockets (bound, connected, IPv4 and IPv6, a multicast mem
   assert.ok(queues.some((q) => q.length === 20000) && queues.some((q) => q.length === 0));
   restoreIn(a, dir);
   amberOk(['compare', '-t', String(target.pid), '-D', dir]);
+  // and once more, from the restored sockets
+  const again = makeTmpDir('net-dgram-udp-2');
+  amberOk(['dump', '-t', String(target.pid), '-D', again]);
+  await reap(target.pid);
+  restoreIn(a, again);
+  amberOk(['compare', '-t', String(target.pid), '-D', again]);
   // a multicast datagram, after the restore, from B: the membership on the veth is back
+  inHostOk(b, ['socat', '-u', 'STDIN', `UDP4-SENDTO:239.1.2.3:7105,ip-multicast-if=${b.ipv4}`], 'mcast-after\n');
+  const v = await verdict(target);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('a --leave-running dump reads the UDP queues without consuming them: the target still gets every datagram', async (t) => {
+  const hosts = makeHostPair('udplr');
+  t.after(() => hosts.remove());
+  const { a, b } = hosts;
+  const target = await startIn(a, b, 'u');
+  const before = udpRecvQ(a, 7105);
+  inHostOk(b, ['socat', '-u', 'STDIN', `UDP4-SENDTO:${a.ipv4}:7105,sourceport=7200`], 'from-b\n');
+  for (let i = 0; i < 100 && udpRecvQ(a, 7105) === before; i++) await sleep(10);
+  const dir = makeTmpDir('net-dgram-udp-lr');
+  amberOk(['dump', '-t', String(target.pid), '-D', dir, '--leave-running']);
+  amberOk(['compare', '-t', String(target.pid), '-D', dir]);
   inHostOk(b, ['socat', '-u', 'STDIN', `UDP4-SENDTO:239.1.2.3:7105,ip-multicast-if=${b.ipv4}`], 'mcast-after\n');
   const v = await verdict(target);
   assert.ok(v.passed, v.lines.join(' | '));

@@ -29,4 +29,6 @@ export interface DgramSkEntry {
   icmpFilter?: number;
   /** ping and raw: the peer connect() gave (getpeername does not tell it: these sockets have no port) */
   peerAddr: number[];
+  /** how many of the queued datagrams are empty (see udp.ts: a peek hides them from the next one) */
+  queuedEmpty?: number;
 }
