@@ -42,8 +42,8 @@ static int ifindex;
 static const int route_groups[] = { RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_RULE, RTNLGRP_HIGH };
 #define N_ROUTE_GROUPS (int)(sizeof route_groups / sizeof route_groups[0])
 
-static int nl_route, nl_explicit, nl_unbound, nl_generic, nl_uevent;
-static uint32_t route_port, generic_port, uevent_port;
+static int nl_route, nl_explicit, nl_unbound, nl_generic, nl_uevent, nl_diag, nl_audit;
+static uint32_t route_port, generic_port, uevent_port, diag_port, audit_port;
 static int route_rcvbuf;
 
 static uint32_t nl_port(int fd)
@@ -111,6 +111,10 @@ static void setup_netlink(void)
 	generic_port = nl_port(nl_generic);
 	nl_uevent = nl_socket(SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, 0, 1);
 	uevent_port = nl_port(nl_uevent);
+	nl_diag = nl_socket(SOCK_RAW, NETLINK_SOCK_DIAG, 0, 0);
+	diag_port = nl_port(nl_diag);
+	nl_audit = nl_socket(SOCK_RAW, NETLINK_AUDIT, 0, 0);
+	audit_port = nl_port(nl_audit);
 	/* the namespace's interfaces were just set up: let their notifications pass before READY */
 	char buf[16384];
 	struct pollfd p = { .fd = nl_route, .events = POLLIN };
@@ -120,6 +124,8 @@ static void setup_netlink(void)
 	printf("NL route port %u\n", NL_EXPLICIT_PORT);
 	printf("NL generic port %u\n", generic_port);
 	printf("NL uevent port %u groups 1\n", uevent_port);
+	printf("NL sock_diag port %u\n", diag_port);
+	printf("NL audit port %u\n", audit_port);
 }
 
 /* Adds 10.99.0.1/32 to lo through a socket of its own and waits for the route socket to hear of it. */
@@ -250,6 +256,15 @@ static void check_netlink(void)
 		fail("uevent socket: protocol %d type %d", proto, type);
 	if (nl_port(nl_uevent) != uevent_port || nl_bound_groups(nl_uevent) != 1)
 		fail("uevent socket: port %u groups %x, was %u groups 1", nl_port(nl_uevent), nl_bound_groups(nl_uevent), uevent_port);
+	int diag_proto = -1, audit_proto = -1;
+	len = sizeof diag_proto;
+	getsockopt(nl_diag, SOL_SOCKET, SO_PROTOCOL, &diag_proto, &len);
+	len = sizeof audit_proto;
+	getsockopt(nl_audit, SOL_SOCKET, SO_PROTOCOL, &audit_proto, &len);
+	if (nl_port(nl_diag) != diag_port || diag_proto != NETLINK_SOCK_DIAG)
+		fail("sock_diag socket: port %u protocol %d, was %u", nl_port(nl_diag), diag_proto, diag_port);
+	if (nl_port(nl_audit) != audit_port || audit_proto != NETLINK_AUDIT)
+		fail("audit socket: port %u protocol %d, was %u", nl_port(nl_audit), audit_proto, audit_port);
 	check_generic();
 	check_route_notification();
 }

@@ -38,7 +38,7 @@ function filesOf(dir: string): FileEntryJson[] {
   return critDecode(join(dir, 'files.img')).entries as unknown as FileEntryJson[];
 }
 
-test('netlink sockets (route with groups above 32, bound to a chosen port, unbound, generic, uevent) come back with their port ids and groups, and the route socket still hears of a new address', async (t) => {
+test('netlink sockets (route with groups above 32, bound to a chosen port, unbound, generic, uevent, sock_diag, audit) come back with their port ids and groups, and the route socket still hears of a new address', async (t) => {
   const hosts = makeHostPair('nl');
   t.after(() => hosts.remove());
   const target = await startIn(hosts.a, hosts.b, 'n');
@@ -51,7 +51,7 @@ test('netlink sockets (route with groups above 32, bound to a chosen port, unbou
 
   // crit reads the members as CRIU's: protocol, port id, groups bitmap
   const files = filesOf(dir).filter((f) => f.type === 'NETLINKSK');
-  assert.equal(files.length, 5, JSON.stringify(files));
+  assert.equal(files.length, 7, JSON.stringify(files));
   const ports = target.readyLines.filter((l) => l.startsWith('NL ')).map((l) => Number(/port (\d+)/.exec(l)![1]));
   const dumped = files.map((f) => Number(f.nlsk!.portid));
   for (const p of ports) assert.ok(dumped.includes(p), `port ${p} in files.img: ${dumped.join(',')}`);
