@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { counterLine, plural } from '../format';
+import { networkLockFlag } from '../network-lock-flag';
 
 export default class Dump extends EngineCommand {
   static override summary = 'Checkpoint a process tree into an image directory';
@@ -29,6 +30,7 @@ export default class Dump extends EngineCommand {
     'track-mem': Flags.boolean({ description: 'use the kernel\'s dirty-page tracking; with --leave-running, keep it armed for a further incremental dump' }),
     only: listFlag('dump only these resource plugins (e.g. mm,fs): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources'),
     skip: listFlag('do not dump these resource plugins (a partial snapshot, as with --only)'),
+    'network-lock': networkLockFlag,
     plugin: pluginFlag,
   };
 
@@ -47,6 +49,7 @@ export default class Dump extends EngineCommand {
         skipInFlight: flags['skip-in-flight'],
         prevImagesDir: flags['prev-images-dir'],
         trackMem: flags['track-mem'],
+        networkLock: flags['network-lock'],
         only: flags.only,
         skip: flags.skip,
         log,

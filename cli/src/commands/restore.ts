@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { CliError } from '../errors';
 import { plural } from '../format';
+import { networkLockFlag } from '../network-lock-flag';
 
 export default class Restore extends EngineCommand {
   static override summary = 'Restore a process tree from an image directory';
@@ -23,6 +24,7 @@ export default class Restore extends EngineCommand {
       multiple: true,
       helpValue: 'fd[N]:KEY',
     }),
+    'network-lock': networkLockFlag,
     plugin: pluginFlag,
   };
 
@@ -42,7 +44,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;

@@ -105,7 +105,15 @@ export interface DumpOptions {
   tcpEstablished?: boolean;
   /** Drop TCP connections still being set up, and connections a listener has not accepted (--skip-in-flight). */
   skipInFlight?: boolean;
+  /**
+   * How the dumped TCP connections are held from the freeze until their restore (net-tcp's
+   * network lock): nftables (default; iptables when nft is missing), iptables, or skip.
+   */
+  networkLock?: NetworkLockMethod;
 }
+
+export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;
+export type NetworkLockMethod = (typeof NETWORK_LOCK_METHODS)[number];
 
 export interface DumpContext {
   readonly options: DumpOptions;
@@ -155,6 +163,8 @@ export interface RestoreOptions {
   tcpClose?: boolean;
   /** Called once the whole tree runs, before a restore without `detached` waits for it to exit. */
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
+  /** Which network lock the dump left, to remove once the tree runs (default: whichever is found). */
+  networkLock?: NetworkLockMethod;
 }
 
 export interface RestoreContext {
@@ -230,6 +240,11 @@ export interface ResourcePlugin {
    */
   afterDump?(ctx: DumpContext, succeeded: boolean): Promise<void>;
   restore?(ctx: RestoreContext): Promise<void>;
+  /**
+   * Runs once the restored tree runs (succeeded) or, when the restore failed, once every task it
+   * had made is gone: what holds the tree's resources from outside (the network lock) goes here.
+   */
+  afterRestore?(ctx: RestoreContext, succeeded: boolean): Promise<void>;
   /** Steps run in later phases, after every plugin's restore() of that phase. */
   readonly laterSteps?: readonly LaterRestoreStep[];
   compare?(ctx: CompareContext): Promise<Difference[]>;

@@ -115,11 +115,13 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     const left = collectExits(plans.flatMap((p) => p.threads.map((th) => th.tracee)));
     if (left.length) log.warn(`restore undo: task(s) ${left.join(', ')} did not end within 10 s of SIGKILL`);
     creator.dispose();
+    for (const p of plugins) await p.afterRestore?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
     throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
   } finally {
     guard.disarm();
   }
   creator.dispose();
+  for (const p of plugins) await p.afterRestore?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
   const rootPid = plans[0].entry.pid;
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };

@@ -1,6 +1,6 @@
 import { addressOf, syscall } from '../kernel/libc';
 import { SYS } from '../kernel/constants';
-import { AF, SOCK, socket } from '../kernel/sockets';
+import { AF, SOCK, SOL_SOCKET, setsockoptInt, socket } from '../kernel/sockets';
 import { close } from '../kernel/syscalls';
 import { sockaddrInet, type InetEndpoint } from '../kernel/sockaddr-inet';
 
@@ -8,6 +8,13 @@ import { sockaddrInet, type InetEndpoint } from '../kernel/sockaddr-inet';
 // connection must have received its peer's FIN (or the ACK of its own), and the only way into the
 // kernel's state is a segment from the peer — which, addressed to a local address, never leaves
 // the machine.
+
+/**
+ * SO_MARK of amber's own segments (CRIU's soccr uses the same): a network lock lets them through
+ * while it holds the connection's real traffic off.
+ */
+export const FAKE_SEGMENT_MARK = '0xc114';
+const SO_MARK = 36;
 
 export const TH = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
 const IPPROTO_TCP = 6;
@@ -83,6 +90,7 @@ export function sendFakeSegment(s: FakeSegment): void {
   }
   const raw = socket(s.from.family, SOCK_RAW | SOCK.CLOEXEC, IPPROTO_RAW);
   try {
+    setsockoptInt(raw, SOL_SOCKET, SO_MARK, Number(FAKE_SEGMENT_MARK), 'setsockopt(SO_MARK)');
     const dst = sockaddrInet({ ...s.to, port: 0 });
     syscall('sendto(raw TCP segment)', SYS.sendto, [raw, addressOf(packet), packet.length, 0, addressOf(dst), dst.length]);
   } finally {

@@ -4,3 +4,4 @@ export * from './stream';
 export { saveTcpStream, repairOn, repairOff, TcpRepairError, FIN_RECEIVED, FIN_SENT } from './save';
 export { restoreTcpStream } from './restore';
 export { SOL_TCP, TCP, tcpGet, tcpSet } from './kernel-calls';
+export { FAKE_SEGMENT_MARK } from './fake-segment';

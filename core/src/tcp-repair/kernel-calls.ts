@@ -52,16 +52,38 @@ export function peekQueue(fd: number, len: number, what: string): Buffer {
 }
 
 /**
- * Sends all of data into the selected queue. In repair mode the receive queue takes each send as
+ * Sends all of data into the selected queue, never waiting (a full buffer is an error, not a hang). In repair mode the receive queue takes each send as
  * one linear buffer, which a large one may not get (ENOMEM): the chunk is halved until it fits.
  */
 export function sendAll(fd: number, data: Buffer, what: string): void {
   let chunk = data.length;
   for (let off = 0; off < data.length;) {
     const len = Math.min(chunk, data.length - off);
-    const n = syscallRaw(SYS.sendto, [fd, addressOf(data) + BigInt(off), len, 0, 0, 0]);
+    const n = syscallRaw(SYS.sendto, [fd, addressOf(data) + BigInt(off), len, MSG_DONTWAIT, 0, 0]);
     if (n > 0) { off += n; continue; }
     if (chunk > 1024 && (n === -12 /* ENOMEM */ || n === 0 || n === -11 /* EAGAIN */)) { chunk >>= 1; continue; }
     throw new KernelError(`send(${what})`, n < 0 ? -n : 5, undefined, `fd ${fd}: ${off} of ${data.length} bytes`);
   }
+}
+
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_BUF_LOCK = 72;
+
+/**
+ * Makes the buffers of a new socket big enough for the queues about to be put back (a new
+ * socket starts small, and its send buffer would refuse the unsent part), then lets the kernel
+ * tune them again (SO_BUF_LOCK 0): the caller sets any size the program itself had set.
+ */
+export function roomForQueues(fd: number, inq: number, outq: number): void {
+  const grow = (get: number, force: number, need: number, what: string) => {
+    // the kernel doubles what it is given and reports the doubled size
+    if (getsockoptInt(fd, SOL_SOCKET, get, `getsockopt(${what})`) < 2 * need) setsockoptInt(fd, SOL_SOCKET, force, need + 65536, `setsockopt(${what}FORCE)`);
+  };
+  grow(SO_SNDBUF, SO_SNDBUFFORCE, outq, 'SO_SNDBUF');
+  grow(SO_RCVBUF, SO_RCVBUFFORCE, inq, 'SO_RCVBUF');
+  setsockoptInt(fd, SOL_SOCKET, SO_BUF_LOCK, 0, 'setsockopt(SO_BUF_LOCK)');
 }

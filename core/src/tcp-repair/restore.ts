@@ -1,7 +1,7 @@
 import { bindInet, connectInet, type InetEndpoint } from '../kernel/sockaddr-inet';
 import { TCP_STATE, TCPI_OPT } from '../kernel/inet-diag';
 import { shutdown, SHUT } from '../kernel/sockets';
-import { REPAIR_QUEUE, sendAll, TCP, TCPOPT, tcpSet, tcpSetBytes } from './kernel-calls';
+import { REPAIR_QUEUE, roomForQueues, sendAll, TCP, TCPOPT, tcpSet, tcpSetBytes } from './kernel-calls';
 import { FIN_RECEIVED, FIN_SENT, repairOff, repairOn } from './save';
 import { sendFakeSegment, TH } from './fake-segment';
 import type { TcpStream } from './stream';
@@ -54,6 +54,7 @@ export function restoreTcpStream(fd: number, s: TcpStream, local: InetEndpoint, 
   tcpSetBytes(fd, TCP.REPAIR_OPTIONS, repairOptions(s), 'TCP_REPAIR_OPTIONS');
   if (s.timestamp !== undefined) tcpSet(fd, TCP.TIMESTAMP, s.timestamp | 0, 'TCP_TIMESTAMP');
 
+  roomForQueues(fd, s.inqLen, s.outqLen);
   if (s.inqLen) {
     tcpSet(fd, TCP.REPAIR_QUEUE, REPAIR_QUEUE.RECV, 'TCP_REPAIR_QUEUE');
     sendAll(fd, s.inq, 'receive queue');

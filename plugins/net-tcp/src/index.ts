@@ -13,6 +13,7 @@ import { PingProtocol, RawProtocol } from './raw';
 registerNetImages();
 
 export type { InetProtocol, DumpedInetSocket, LiveInetSocket } from './inet-protocol';
+import { afterDumpUnlock, afterRestoreUnlock, lockForDump } from './lock-step';
 
 /**
  * Inet sockets: one fd kind for AF_INET/AF_INET6 that dispatches by protocol (TCP here; UDP and
@@ -39,6 +40,18 @@ export class NetTcpPlugin implements ResourcePlugin {
     const keepRepair = succeeded && !ctx.options.leaveRunning;
     if (!keepRepair) for (const fd of repairedCopies(ctx)) repairOff(fd);
     for (const fd of ctx.state('net-tcp:copies', () => [] as number[])) close(fd);
+    // the sockets are live again (or stay dead until the restore): the lock goes, or stays
+    afterDumpUnlock(ctx, succeeded);
+  }
+
+  /** The network lock, before any socket is described (the fd table runs after every plugin's dump). */
+  async dump(ctx: DumpContext): Promise<void> {
+    lockForDump(ctx);
+  }
+
+  /** Once the restored tree runs (its sockets left repair mode at resume), or the restore failed. */
+  async afterRestore(ctx: RestoreContext, succeeded: boolean): Promise<void> {
+    afterRestoreUnlock(ctx, succeeded);
   }
 
   readonly laterSteps = [{

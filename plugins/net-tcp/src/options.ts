@@ -103,6 +103,8 @@ export function applyInetOptions(fd: number, family: number, o: InetOptions): vo
   if ((s.soBufLock ?? 0) & BUF_LOCK.RCV) set(fd, SOL_SOCKET, SO.RCVBUFFORCE, s.soRcvbuf / 2, 'SO_RCVBUFFORCE');
   if (s.soSndTmoSec || s.soSndTmoUsec) setTimeval(fd, SO.SNDTIMEO, s.soSndTmoSec, s.soSndTmoUsec, 'SO_SNDTIMEO');
   if (s.soRcvTmoSec || s.soRcvTmoUsec) setTimeval(fd, SO.RCVTIMEO, s.soRcvTmoSec, s.soRcvTmoUsec, 'SO_RCVTIMEO');
+  // IP_TOS also sets the priority: the dumped SO_PRIORITY comes after it
+  if (family === AF.INET && o.ipOpts.tos) set(fd, SOL_IP, IP.TOS, o.ipOpts.tos, 'IP_TOS');
   if (s.soPriority) set(fd, SOL_SOCKET, SO.PRIORITY, s.soPriority, 'SO_PRIORITY');
   if (s.soRcvlowat !== undefined && s.soRcvlowat !== 1) set(fd, SOL_SOCKET, SO.RCVLOWAT, s.soRcvlowat, 'SO_RCVLOWAT');
   if (s.soMark) set(fd, SOL_SOCKET, SO.MARK, s.soMark, 'SO_MARK');
@@ -116,7 +118,6 @@ export function applyInetOptions(fd: number, family: number, o: InetOptions): vo
     l.writeInt32LE(s.soLinger, 4);
     setBytes(fd, SOL_SOCKET, SO.LINGER, l, 'SO_LINGER');
   }
-  if (family === AF.INET && o.ipOpts.tos) set(fd, SOL_IP, IP.TOS, o.ipOpts.tos, 'IP_TOS');
   if (o.tcpOpts) {
     if (s.tcpKeepidle) tcpSet(fd, TCP.KEEPIDLE, s.tcpKeepidle, 'TCP_KEEPIDLE');
     if (s.tcpKeepintvl) tcpSet(fd, TCP.KEEPINTVL, s.tcpKeepintvl, 'TCP_KEEPINTVL');

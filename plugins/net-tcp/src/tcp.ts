@@ -12,7 +12,12 @@ import { applyBeforeBind, applyReuse } from './options';
 const CONNECTED = new Set<number>([TCP_STATE.ESTABLISHED, TCP_STATE.FIN_WAIT1, TCP_STATE.FIN_WAIT2, TCP_STATE.CLOSE_WAIT, TCP_STATE.LAST_ACK, TCP_STATE.CLOSING]);
 const IN_FLIGHT = new Set<number>([TCP_STATE.SYN_SENT, TCP_STATE.SYN_RECV]);
 
-const describe = (sock: DumpedInetSocket) => `${formatEndpoint(sock.local)}${sock.peer ? ` -> ${formatEndpoint(sock.peer)}` : ''}`;
+/** local -> peer; a connection being set up has no peer yet for getpeername, but sock_diag knows where it goes. */
+function describe(sock: DumpedInetSocket): string {
+  const d = sock.diag;
+  const peer = sock.peer ?? (d && d.dstPort ? { family: d.family, addr: d.dst, port: d.dstPort } : undefined);
+  return `${formatEndpoint(sock.local)}${peer ? ` -> ${formatEndpoint(peer)}` : ''}`;
+}
 
 export class TcpEstablishedError extends AmberError {
   constructor(readonly pid: number, readonly fd: number, what: string, state: string) {
@@ -21,8 +26,8 @@ export class TcpEstablishedError extends AmberError {
 }
 
 export class TcpInFlightError extends AmberError {
-  constructor(readonly pid: number, readonly fd: number, what: string) {
-    super(`fd ${fd} of pid ${pid} is ${what}, which amber (like CRIU) cannot dump; --skip-in-flight drops it (the peer sees a reset); nothing was changed and the process keeps running`);
+  constructor(readonly pid: number, readonly fd: number, what: string, skipped: string) {
+    super(`fd ${fd} of pid ${pid} is ${what}, which amber (like CRIU) cannot dump; --skip-in-flight drops it (${skipped}); nothing was changed and the process keeps running`);
   }
 }
 
@@ -69,14 +74,14 @@ export class TcpProtocol implements InetProtocol {
       const pending = sock.diag?.rqueue ?? 0;
       if (pending) {
         const what = `a TCP listener on ${where} with ${pending} connection(s) not yet accepted`;
-        if (!ctx.options.skipInFlight) throw new TcpInFlightError(task.pid, sock.fd.fd, what);
+        if (!ctx.options.skipInFlight) throw new TcpInFlightError(task.pid, sock.fd.fd, what, 'the listener comes back without them; their clients see a reset');
         ctx.log.warn(`pid ${task.pid} fd ${sock.fd.fd}: ${what}: dropped (--skip-in-flight); their clients see a reset`);
       }
       return;
     }
     if (IN_FLIGHT.has(state)) {
       const what = `a TCP connection ${where} still being set up (${tcpStateName(state)})`;
-      if (!ctx.options.skipInFlight) throw new TcpInFlightError(task.pid, sock.fd.fd, what);
+      if (!ctx.options.skipInFlight) throw new TcpInFlightError(task.pid, sock.fd.fd, what, 'the socket comes back unconnected');
       ctx.log.warn(`pid ${task.pid} fd ${sock.fd.fd}: ${what}: restored as a new unconnected socket (--skip-in-flight)`);
       entry.amberClosed = true;
       return;

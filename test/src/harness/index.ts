@@ -11,6 +11,7 @@ export { makeTmpDir, removeTmpDirs } from './tmp';
 export { amberOk, assertOneLineError, critDecode, rewriteImage, descendants, type CritImage } from './checks';
 export { mapsOf, spawnAmber, tracerOf, until, type RunningAmber } from './async-cli';
 export {
-  canPing, dropRule, inHost, inHostOk, makeHostPair, netnsExists, nftTables, rateLimit, removeAllHosts,
+  amberInHost, canPing, dropRule, inHost, inHostOk, makeHostPair, netnsExists, nftTables, rateLimit, removeAllHosts,
   type Host, type HostPair, type RunResult,
 } from './netns';
+export { startPeer, stopPeers, type Peer, type PeerEvent, type PeerMode, type PeerStats } from './net-peer';

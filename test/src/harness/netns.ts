@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import type { AmberResult } from './cli';
+import { cliEntry } from './paths';
 
 /**
  * Test hosts made of network namespaces: two namespaces this test run creates, joined by a veth
@@ -162,4 +164,21 @@ export function dropRule(host: Host, match: string, hook: 'input' | 'output' = '
 export function nftTables(host: Host | string): string[] {
   const r = inHostOk(host, ['nft', 'list', 'tables']);
   return r.split('\n').map((l) => l.replace(/^table\s+/, '').trim()).filter((l) => l !== '');
+}
+
+/**
+ * Runs amber inside host's network namespace (nsenter --net, nothing else changes): a restore
+ * makes its tasks in the namespace it runs in, so a tree dumped in host A is restored from there.
+ */
+export function amberInHost(host: Host, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): AmberResult {
+  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...args], {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 120_000,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+    killSignal: 'SIGKILL',
+  });
+  const stderr = r.error ? `${r.stderr ?? ''}${r.error.message}\n` : r.stderr ?? '';
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr };
 }

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import {
+  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
+  removeAllHosts, startTarget, verdict, type AmberResult, type Host,
+} from '../harness';
+
+after(async () => {
+  await cleanup();
+  removeAllHosts();
+});
+
+/** amber run inside host's network namespace (only the network namespace: nsenter --net): a restored task lives where amber does. */
+function amberIn(host: Host, args: string[]): AmberResult & { seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 40_000, killSignal: 'SIGKILL' });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', seconds: (performance.now() - t0) / 1000 };
+}
+
+function amberInOk(host: Host, args: string[]): AmberResult & { seconds: number } {
+  const r = amberIn(host, args);
+  assert.equal(r.status, 0, describeAmber(args, r));
+  return r;
+}
+
+// The peer on host B: sends 5 KiB at once, reads nothing until told ("read" on stdin), then checks
+// the target's 200 KiB and answers its PING. Every event is a line on stdout.
+const PEER = `
+const net = require('node:net');
+const [port, outBytes, inBytes] = process.argv.slice(1).map(Number);
+const say = (l) => process.stdout.write(l + '\\n');
+const srv = net.createServer((s) => {
+  srv.close();
+  say('accepted');
+  const five = Buffer.alloc(inBytes);
+  for (let i = 0; i < inBytes; i++) five[i] = (i * 13 + 5) & 255;
+  s.write(five);
+  s.pause();
+  const parts = [];
+  let got = 0;
+  s.on('data', (d) => {
+    parts.push(d);
+    got += d.length;
+    if (got < outBytes + 5) return;
+    const all = Buffer.concat(parts);
+    let bad = -1;
+    for (let i = 0; i < outBytes && bad < 0; i++) if (all[i] !== ((i * 31 + 7) & 255)) bad = i;
+    say(bad < 0 ? 'verified ' + outBytes : 'corrupt at ' + bad);
+    say(all.subarray(outBytes).toString() === 'PING\\n' ? 'ping' : 'no ping: ' + JSON.stringify(all.subarray(outBytes).toString()));
+    s.write('PONG\\n');
+    say('pong');
+  });
+  s.on('error', (e) => say('error ' + e.code));
+  s.on('end', () => say('end'));
+  process.stdin.on('data', (c) => { if (String(c).includes('read')) s.resume(); });
+});
+srv.listen(port, '::', () => say('listening'));
+`;
+
+interface Peer {
+  child: ChildProcess;
+  lines: string[];
+  waitFor(line: string | RegExp, ms?: number): Promise<void>;
+}
+
+function startPeer(host: Host, port: number, outBytes: number, inBytes: number): Peer {
+  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  });
+  const waitFor = async (line: string | RegExp, ms = 30_000) => {
+    const ok = () => lines.some((l) => (typeof line === 'string' ? l === line : line.test(l)));
+    for (const deadline = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`peer did not say ${line} within ${ms} ms: ${lines.join(' | ')}`);
+    }
+  };
+  return { child, lines, waitFor };
+}
+
+const OUT_BYTES = 200 * 1024;
+const IN_BYTES = 5 * 1024;
+
+for (const family of ['ipv4', 'ipv6'] as const) {
+  test(`an established ${family} connection to a peer on another host survives dump and restore: every byte both ways, in order, then a round trip; the peer sees no reset or EOF`, async (t) => {
+    const pair = makeHostPair('tcp');
+    t.after(() => pair.remove());
+    const { a, b } = pair;
+    // host A sends slowly: the target's 200 KiB stay in its send queue and in flight
+    const unlimit = rateLimit(a, '256kbit', '16kb', '5s');
+    const port = 7100 + (family === 'ipv4' ? 0 : 1);
+    const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+    t.after(() => { peer.child.kill('SIGKILL'); });
+    await peer.waitFor('listening');
+    const target = await startTarget('tcp_conn', [b[family], String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+    await peer.waitFor('accepted');
+
+    const dir = makeTmpDir(`tcp-${family}`);
+    const dump = amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+    const exit = await reap(target.pid);
+    assert.equal(exit.signal, 9, exit.text);
+
+    const files = critDecode(join(dir, 'files.img')).entries;
+    const isk = files.find((f) => f.type === 'INETSK')?.isk as { ino: number; state: number; dst_port: number } | undefined;
+    assert.ok(isk, `files.img has an inet socket: ${JSON.stringify(files)}`);
+    assert.equal(isk.state, 1, 'ESTABLISHED');
+    assert.equal(isk.dst_port, port);
+    const stream = critDecode(join(dir, `tcp-stream-${isk.ino.toString(16)}.img`)).entries[0] as { inq_len: number; outq_len: number; extra: { inq: string; outq: string } };
+    assert.equal(stream.inq_len, IN_BYTES, "the peer's bytes, unread, in the receive queue");
+    assert.ok(stream.outq_len > 0, `some of the 200 KiB still unacknowledged at dump time (outq ${stream.outq_len})`);
+    assert.equal(Buffer.from(stream.extra.outq, 'base64').length, stream.outq_len);
+
+    const restore = amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+    assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
+    // the network lock (nftables, the default) held host B's packets off between the two commands
+    assert.deepEqual(nftTables(a), [], 'no lock left in host A after the restore');
+    unlimit();
+    peer.child.stdin!.write('read\n');
+    const v = await verdict(target, 30_000);
+    assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+    await peer.waitFor('pong');
+    const before = peer.lines.slice(0, peer.lines.indexOf('pong') + 1);
+    assert.deepEqual(before, ['listening', 'accepted', `verified ${OUT_BYTES}`, 'ping', 'pong'], `peer's events: ${peer.lines.join(' | ')}`);
+    t.diagnostic(`pause (dump + restore commands, outq ${stream.outq_len} bytes): ${(dump.seconds + restore.seconds).toFixed(2)} s (dump ${dump.seconds.toFixed(2)} s, restore ${restore.seconds.toFixed(2)} s)`);
+  });
+}
+
+test('an established connection without --tcp-established is refused with one line naming it and the flag; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpno');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7110;
+  const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+  t.after(() => { peer.child.kill('SIGKILL'); });
+  await peer.waitFor('listening');
+  const target = await startTarget('tcp_conn', [b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  const dir = makeTmpDir('tcp-refused');
+  const args = ['dump', '-t', String(target.pid), '-D', dir];
+  assertOneLineError(args, amberIn(a, args), new RegExp(`fd \\d+ of pid ${target.pid} is a TCP connection ${a.ipv4.replace(/\./g, '\\.')}:\\d+ -> ${b.ipv4.replace(/\./g, '\\.')}:${port} \\(ESTABLISHED\\); dumping it needs --tcp-established`));
+  assert.ok(isAlive(target.pid), 'the target keeps running');
+  peer.child.stdin!.write('read\n');
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+  await peer.waitFor('pong');
+});
+
+test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back; compare agrees; crit decodes every image', async (t) => {
+  const pair = makeHostPair('tcplo');
+  t.after(() => pair.remove());
+  const { a } = pair;
+  const target = await startTarget('tcp_local', [], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-local');
+  const pids = descendants(target.pid);
+  assert.equal(pids.length, 2, 'the target and its child');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `pid ${pid} killed by the dump`);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
+  const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
+  assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
+  assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
+  assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
+
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
+  amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a listener with a connection it has not accepted is refused (as CRIU does) with one line naming it and --skip-in-flight; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpin');
+  t.after(() => pair.remove());
+  const { a } = pair;
+  const target = await startTarget('tcp_local', ['pending'], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-pending');
+  const args = ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established'];
+  assertOneLineError(args, amberIn(a, args), new RegExp(`of pid ${target.pid} is a TCP listener on 127\\.0\\.0\\.1:\\d+ with 1 connection\\(s\\) not yet accepted, which amber \\(like CRIU\\) cannot dump; --skip-in-flight drops it`));
+  assert.ok(isAlive(target.pid), 'the target keeps running');
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+});
+
+test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAIT, the FIN unread); a connection being set up is refused without --skip-in-flight and comes back unconnected with it', async (t) => {
+  const pair = makeHostPair('tcpst');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7120;
+  // host B drops the SYN: the target's connect stays in SYN_SENT
+  const drop = dropRule(b, `tcp dport ${port}`);
+  t.after(() => drop.remove());
+  const target = await startTarget('tcp_states', [b.ipv4, String(port)], { netns: a.nsPath });
+  const dir = makeTmpDir('tcp-states');
+  const refused = ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established'];
+  assertOneLineError(refused, amberIn(a, refused), new RegExp(`of pid ${target.pid} is a TCP connection ${a.ipv4.replace(/\./g, '\\.')}:\\d+ -> ${b.ipv4.replace(/\./g, '\\.')}:${port} still being set up \\(SYN_SENT\\).*--skip-in-flight`));
+  assert.ok(isAlive(target.pid), 'the target keeps running after the refusal');
+  amberInOk(a, [...refused, '--skip-in-flight']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  const states = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => (f.isk as { state: number }).state);
+  assert.deepEqual(states.sort((x, y) => x - y), [2, 5, 8], `SYN_SENT, FIN_WAIT2, CLOSE_WAIT: ${states}`);
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('--leave-running: the connection leaves repair mode and goes on; --tcp-close restores it closed; a restore of a connection without either flag is refused with one line', async (t) => {
+  const pair = makeHostPair('tcplr');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7130;
+  const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
+  t.after(() => { peer.child.kill('SIGKILL'); });
+  await peer.waitFor('listening');
+  const target = await startTarget('tcp_conn', [b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  const dir = makeTmpDir('tcp-leave');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established', '--leave-running']);
+  assert.deepEqual(nftTables(a), [], 'no lock left after a --leave-running dump');
+  peer.child.stdin!.write('read\n');
+  // the tree runs on: a round trip only works once the socket is out of repair mode
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks after --leave-running: ${v.lines.join(' | ')}`);
+  await peer.waitFor('pong');
+
+  // the images outlive their target: restored closed (its checks then see no connection), or refused
+  const args = ['restore', '-D', dir, '-d'];
+  assertOneLineError(args, amberIn(a, args), /the images hold a TCP connection .* -> .*:7130 \(ESTABLISHED\); restoring it needs --tcp-established \(or --tcp-close/);
+  assert.ok(!isAlive(target.pid), 'nothing left of the refused restore');
+  if (procState(target.pid) !== null) await reap(target.pid);
+  amberInOk(a, [...args, '--tcp-close']);
+  const closed = await verdict(target, 30_000);
+  assert.ok(!closed.passed && closed.lines.some((l) => /ENOTCONN|Transport endpoint is not connected|EOF|PING/.test(l)), `the restored socket is not connected: ${closed.lines.join(' | ')}`);
+});
