@@ -17,12 +17,17 @@ after(async () => {
   removeAllHosts();
 });
 
+const restoreArgs = (dir: string) => ['restore', '-D', dir, '-d'];
+
 /** amber restore inside host's network namespace (only that one: nsenter --net). */
+function tryRestoreIn(host: Host, dir: string): AmberResult {
+  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...restoreArgs(dir)], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
 function restoreIn(host: Host, dir: string): AmberResult {
-  const args = ['restore', '-D', dir, '-d'];
-  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
-  const res: AmberResult = { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  assert.equal(res.status, 0, describeAmber(args, res));
+  const res = tryRestoreIn(host, dir);
+  assert.equal(res.status, 0, describeAmber(restoreArgs(dir), res));
   return res;
 }
 
@@ -102,10 +107,7 @@ test('a netlink port id another socket holds at restore: the restore refuses in 
   const script = 'import os, signal, socket\ns = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\ns.bind((0x7abc1234, 0))\nprint("READY", os.getpid(), flush=True)\nsignal.pause()\n';
   const squatter = await startTarget('netlink-squatter', ['-c', script], { binary: '/usr/bin/python3', netns: hosts.a.nsPath });
   t.after(() => cleanup());
-  const args = ['restore', '-D', dir, '-d'];
-  const r = spawnSync('nsenter', [`--net=${hosts.a.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 120_000 });
-  const res: AmberResult = { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-  assertOneLineError(args, res, new RegExp(`NETLINK_ROUTE port ${0x7abc1234}: port id ${0x7abc1234} is taken in this network namespace`));
+  assertOneLineError(restoreArgs(dir), tryRestoreIn(hosts.a, dir), new RegExp(`NETLINK_ROUTE port ${0x7abc1234}: port id ${0x7abc1234} is taken in this network namespace`));
   assert.ok(!isAlive(target.pid), 'no restored process is left');
   assert.ok(isAlive(squatter.pid), 'the squatter is untouched');
 });
@@ -203,9 +205,7 @@ test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with
   // amber makes the ping socket itself: only for a task whose group the namespace lets ping now
   const setRange = (range: string) => inHostOk(a, ['sh', '-c', `echo "${range}" > /proc/sys/net/ipv4/ping_group_range`]);
   setRange('1 0');
-  const args = ['restore', '-D', dir, '-d'];
-  const r = spawnSync('nsenter', [`--net=${a.nsPath}`, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 120_000 });
-  assertOneLineError(args, { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, /ping socket .* needs group 0 in net\.ipv4\.ping_group_range of its network namespace, which is 1 0 now/);
+  assertOneLineError(restoreArgs(dir), tryRestoreIn(a, dir), /ping socket .* needs group 0 in net\.ipv4\.ping_group_range of its network namespace, which is 1 0 now/);
   assert.ok(!isAlive(target.pid), 'nothing restored');
   // the task the refused restore had begun is gone; its zombie comes to us (the subreaper)
   if (procState(target.pid) !== null) await reap(target.pid);
