@@ -10,7 +10,7 @@
 #ifndef NET_DGRAM_INET_H
 #define NET_DGRAM_INET_H
 #include <linux/icmp.h>
-#include <linux/icmpv6.h>
+#include <netinet/icmp6.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
 
@@ -21,7 +21,8 @@
 #define MCAST_GROUP "239.1.2.3"
 
 static int u1, u2, u3, u4, u5, u6, u7, u8, u1_rcvbuf;
-static int p1, p2, r1, r2;
+static int p1, p2, r1, r2, r3;
+static struct icmp6_filter r3_filter;
 static const char *peer4_addr, *peer6_addr;
 
 static unsigned char big_byte(int i) { return (unsigned char)(i * 13 + 5); }
@@ -223,6 +224,11 @@ static void setup_ping(const char *peer4)
 	r2 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	if (r2 < 0)
 		die("raw socket");
+	r3 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	ICMP6_FILTER_SETBLOCKALL(&r3_filter);
+	ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &r3_filter);
+	if (r3 < 0 || setsockopt(r3, IPPROTO_ICMPV6, ICMP6_FILTER, &r3_filter, sizeof r3_filter) < 0)
+		die("raw ICMPv6 socket");
 	printf("PING ready\n");
 }
 
@@ -266,9 +272,13 @@ static void check_ping(void)
 	getsockopt(r2, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
 	if (proto != IPPROTO_RAW)
 		fail("raw socket: protocol %d", proto);
+	struct icmp6_filter f6;
+	len = sizeof f6;
+	if (getsockopt(r3, IPPROTO_ICMPV6, ICMP6_FILTER, &f6, &len) < 0 || memcmp(&f6, &r3_filter, sizeof f6))
+		fail("raw ICMPv6 socket: ICMP6_FILTER not back");
 	if (peer6_addr) {
 		struct sockaddr_in6 to6 = in6(peer6_addr, 0);
-		if (ping_once(p2, &to6, sizeof to6, ICMPV6_ECHO_REQUEST, 12) < 0)
+		if (ping_once(p2, &to6, sizeof to6, ICMP6_ECHO_REQUEST, 12) < 0)
 			fail("ping6 socket: no echo reply from %s", peer6_addr);
 	}
 }

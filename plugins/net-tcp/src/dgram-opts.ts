@@ -22,6 +22,8 @@ const IP = { HDRINCL: 3, PKTINFO: 8, RECVERR: 11, MULTICAST_TTL: 33, MULTICAST_L
 const IPV6 = { MULTICAST_IF: 17, MULTICAST_HOPS: 18, MULTICAST_LOOP: 19, RECVERR: 25, RECVPKTINFO: 49 } as const;
 const UDPLITE = { SEND_CSCOV: 10, RECV_CSCOV: 11 } as const;
 const ICMP_FILTER = 1;
+const SOL_ICMPV6 = 58;
+const ICMP6_FILTER = 1;
 /** struct group_filter up to gf_slist: interface u32, pad, sockaddr_storage group, fmode u32, numsrc u32. */
 const GROUP_FILTER_SIZE = 144;
 /** struct group_req: interface u32, pad, sockaddr_storage group. */
@@ -108,6 +110,13 @@ export function readDgramOptions(pid: number, fd: number, family: number, protoc
     e.hdrincl = int(fd, SOL_IP, IP.HDRINCL, 'IP_HDRINCL') !== 0;
     if (protocol === IPPROTO.ICMP) e.icmpFilter = int(fd, SOL_RAW, ICMP_FILTER, 'ICMP_FILTER') >>> 0;
   }
+  if (raw && v6 && protocol === IPPROTO.ICMPV6) {
+    const filter = Buffer.alloc(32);
+    const { r, len } = getsockoptRaw(fd, SOL_ICMPV6, ICMP6_FILTER, filter);
+    if (r < 0) throw new DgramOptionError(`${where}: getsockopt(ICMP6_FILTER) failed: ${errnoName(-r)}`);
+    // all clear passes every type, as a new socket does
+    if (filter.subarray(0, len).some((b) => b !== 0)) e.icmp6Filter = Buffer.from(filter.subarray(0, len));
+  }
   return e;
 }
 
@@ -124,6 +133,10 @@ export function applyDgramOptions(fd: number, family: number, e: DgramSkEntry, w
   if (e.recvCscov) set(SOL_UDPLITE, UDPLITE.RECV_CSCOV, e.recvCscov, 'UDPLITE_RECV_CSCOV');
   if (e.hdrincl) set(SOL_IP, IP.HDRINCL, 1, 'IP_HDRINCL');
   if (e.icmpFilter) set(SOL_RAW, ICMP_FILTER, e.icmpFilter | 0, 'ICMP_FILTER');
+  if (e.icmp6Filter) {
+    const r = setsockoptRaw(fd, SOL_ICMPV6, ICMP6_FILTER, e.icmp6Filter);
+    if (r < 0) throw new DgramOptionError(`${where}: cannot set ICMP6_FILTER again: ${errnoName(-r)}`);
+  }
   joinMemberships(fd, family, e.mcGroups, where);
 }
 
@@ -153,5 +166,6 @@ export function compareDgramOptions(live: DgramSkEntry, e: DgramSkEntry, family:
   const groups = (l: McGroupEntry[]) => l.map((g) => `${formatInetAddr(family, addrFromWords(family, g.addr))}%${g.ifindex}`).sort().join(' ');
   diff('multicast groups', groups(e.mcGroups), groups(live.mcGroups));
   for (const k of ['mcTtl', 'mcLoop', 'mcIfindex', 'pktinfo', 'recverr', 'sendCscov', 'recvCscov', 'hdrincl', 'icmpFilter'] as const) diff(k, e[k], live[k]);
+  diff('ICMP6_FILTER', e.icmp6Filter?.toString('hex'), live.icmp6Filter?.toString('hex'));
   return out;
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
-  AF, AmberError, IPPROTO, KernelError, SOCK, TCP_STATE, addrFromWords, bindInet, formatInetAddr, connectInet, formatEndpoint, inNetnsOf, peekDatagrams, socket, socketFilterOf,
+  AF, AmberError, IPPROTO, KernelError, SOCK, TCP_STATE, addrFromWords, bindInet, formatInetAddr, connectInet, formatEndpoint, inNetnsOf, peekDatagrams, setsockoptRaw, socket, socketFilterOf,
   type DumpContext, type DumpTask, type FieldDifference, type PeekedDatagram, type RestoreContext, type RestoreTask, type SocketIdentity,
 } from '@amber/core';
 import type { InetSkEntry } from './generated';
@@ -52,6 +52,11 @@ function warnDropped(ctx: DumpContext, where: string, fd: number, what: string):
   ctx.log.warn(`${where}: ${queued.length} ${what}(s) (${bytes} bytes) queued to read are not restored`);
 }
 
+function bindToDevice(fd: number, dev: string): void {
+  const r = setsockoptRaw(fd, 1 /* SOL_SOCKET */, 25 /* SO_BINDTODEVICE */, Buffer.from(`${dev}\0`));
+  if (r < 0) throw new KernelError('setsockopt(SO_BINDTODEVICE)', -r, undefined, dev);
+}
+
 abstract class DatagramLikeProtocol implements InetProtocol {
   abstract readonly name: string;
   protected abstract readonly type: number;
@@ -74,7 +79,9 @@ abstract class DatagramLikeProtocol implements InetProtocol {
     this.mayOpen(ctx, task, e);
     const fd = socket(e.family, this.type | SOCK.CLOEXEC, e.proto);
     const local = endpointOf(e, 'src');
-    applyBeforeBind(fd, e.family, optionsOf(e));
+    // a raw socket has no port to share and refuses IPV6_V6ONLY: of what goes before bind, only the device
+    if (!this.raw) applyBeforeBind(fd, e.family, optionsOf(e));
+    else if (e.opts.soBoundDev) bindToDevice(fd, e.opts.soBoundDev);
     if (local.port || local.addr.some((b) => b !== 0)) bindInet(fd, { ...local, port: this.raw ? 0 : local.port });
     if (e.state === TCP_STATE.ESTABLISHED && e.dgram?.peerAddr.length) connectInet(fd, { family: e.family, addr: addrFromWords(e.family, e.dgram.peerAddr), port: 0 });
     if (e.dgram) applyDgramOptions(fd, e.family, e.dgram, `pid ${task.pid}: ${this.name} socket ${formatEndpoint(local)}`);

@@ -190,7 +190,7 @@ test('a --leave-running dump reads the UDP queues without consuming them: the ta
   assert.ok(v.passed, v.lines.join(' | '));
 });
 
-test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with a filter, IPPROTO_RAW) come back and still ping', async (t) => {
+test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP and ICMPv6 with filters, IPPROTO_RAW) come back and still ping', async (t) => {
   const hosts = makeHostPair('ping');
   t.after(() => hosts.remove());
   const { a, b } = hosts;
@@ -201,7 +201,7 @@ test('ICMP ping sockets (an identifier, a peer; IPv6) and raw sockets (ICMP with
   amberOk(['dump', '-t', String(target.pid), '-D', dir]);
   await reap(target.pid);
   const isk = filesOf(dir).filter((f) => f.type === 'INETSK').map((f) => (f as unknown as { isk: { type: number; proto: number } }).isk);
-  assert.deepEqual(isk.map((e) => `${e.type}/${e.proto}`).sort(), ['2/1', '2/58', '3/1', '3/255']);
+  assert.deepEqual(isk.map((e) => `${e.type}/${e.proto}`).sort(), ['2/1', '2/58', '3/1', '3/255', '3/58']);
   // amber makes the ping socket itself: only for a task whose group the namespace lets ping now
   const setRange = (range: string) => inHostOk(a, ['sh', '-c', `echo "${range}" > /proc/sys/net/ipv4/ping_group_range`]);
   setRange('1 0');

@@ -31,4 +31,6 @@ export interface DgramSkEntry {
   peerAddr: number[];
   /** how many of the queued datagrams are empty (see udp.ts: a peek hides them from the next one) */
   queuedEmpty?: number;
+  /** raw ICMPv6: ICMP6_FILTER as the kernel holds it (256 bits, a set bit blocks that type) */
+  icmp6Filter?: Buffer;
 }
