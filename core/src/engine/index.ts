@@ -16,3 +16,4 @@ export * from './restore';
 export * from './compare';
 export * from './check';
 export * from './peak-rss';
+export * from './socket-queues';

@@ -9,4 +9,5 @@ export * from './mm';
 export * from './pagemap';
 export * from './pstree';
 export * from './seccomp';
+export * from './sk-queues';
 export * from './stats';

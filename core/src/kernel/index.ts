@@ -13,5 +13,7 @@ export * from './netns';
 export * from './netlink-diag';
 export * from './packet-diag';
 export * from './socket-identity';
+export * from './socket-filter';
 export * from './inet-diag';
 export * from './sockaddr-inet';
+export * from './datagrams';

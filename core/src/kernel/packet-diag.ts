@@ -33,7 +33,7 @@ export interface PacketDiagRecord {
   inode: number;
   /** SOCK_RAW or SOCK_DGRAM. */
   type: number;
-  /** The protocol as the socket holds it: an ETH_P_* number in network byte order, as socket(2) and bind take it. */
+  /** ETH_P_* as a number (the kernel answers it in host order; socket(2) and bind take it in network order). */
   protocol: number;
   ifindex: number;
   version: number;
@@ -57,7 +57,7 @@ function ring(b: Buffer | undefined): PacketRing | undefined {
 }
 
 function parsePacket(msg: Buffer): PacketDiagRecord {
-  // packet_diag_msg: family u8, type u8, num u16 (as the socket holds it), ino u32, cookie[2]
+  // packet_diag_msg: family u8, type u8, num u16, ino u32, cookie[2]
   const rec: PacketDiagRecord = {
     type: msg.readUInt8(1), protocol: msg.readUInt16LE(2), inode: msg.readUInt32LE(4),
     ifindex: 0, version: 0, reserve: 0, copyThresh: 0, tstamp: 0, flags: 0, mclist: [], meminfo: [],

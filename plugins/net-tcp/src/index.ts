@@ -9,6 +9,10 @@ import { InetSocketKind, type MadeSocket } from './inet-socket';
 import type { InetProtocol } from './inet-protocol';
 import { repairedCopies, TcpProtocol } from './tcp';
 import { afterDumpUnlock, lockForDump, lockForRestore, restoreUnlock } from './lock-step';
+import { NetlinkSocketKind } from './netlink';
+import { PacketSocketKind } from './packet';
+import { UdpProtocol } from './udp';
+import { PingProtocol, RawProtocol } from './raw';
 
 registerNetImages();
 
@@ -26,8 +30,8 @@ export class NetTcpPlugin implements ResourcePlugin {
   private readonly protocols: readonly InetProtocol[];
 
   constructor(@inject(IMAGE_STORE) store: ImageStore) {
-    this.protocols = [new TcpProtocol(store)];
-    this.fileKinds = [new InetSocketKind(this.protocols)];
+    this.protocols = [new TcpProtocol(store), new UdpProtocol(), new PingProtocol(), new RawProtocol()];
+    this.fileKinds = [new InetSocketKind(this.protocols), new NetlinkSocketKind(), new PacketSocketKind()];
   }
 
   /**

@@ -1,11 +1,8 @@
 import 'reflect-metadata';
 import { injectable } from 'tsyringe';
 import type { DumpContext, ResourcePlugin } from '@amber/core';
-import { registerUnixImages } from './images';
 import { releaseInFlight } from './queues';
 import { UnixSocketKind } from './unix-socket';
-
-registerUnixImages();
 
 /** AF_UNIX sockets: every type, names, peers, queues, options. */
 @injectable()

@@ -1,8 +1,8 @@
 import {
-  AmberError, MSG, SCM, SO, SOCK, SOL_SOCKET, close, errnoName, getsockoptInt, recvmsg, setsockoptInt,
-  type DumpContext, type DumpTask, type ReceivedMessage, type RestoreContext, type RestoreTask,
+  AmberError, MSG, SCM, SO, SOCK, SOL_SOCKET, close, errnoName, getsockoptInt, recordSocketQueue, recvmsg, setsockoptInt, socketQueuesOf,
+  type DumpContext, type DumpTask, type QueuedRecord, type ReceivedMessage, type RestoreContext, type RestoreTask, type SkPacketEntry,
 } from '@amber/core';
-import { SK_QUEUES, type SkPacketEntry, type UnixSkEntry } from './images';
+import type { UnixSkEntry } from './images';
 import { sendIn } from './remote';
 
 // What waits in a socket's receive queue: read without consuming it (SO_PEEK_OFF + MSG_PEEK on
@@ -14,11 +14,6 @@ const RECORD_ROOM = 1 << 20;
 const STREAM_PIECE = 64 * 1024;
 
 export class UnixQueueError extends AmberError {}
-
-interface Queued {
-  entry: SkPacketEntry;
-  data: Buffer;
-}
 
 /** A socket's queue as peeked, with the files in flight installed in amber. */
 export interface PeekedQueue {
@@ -64,35 +59,19 @@ export function peekQueue(ctx: DumpContext, copy: number, type: number, where: s
  * kind as one more description of the tree (the same one as any fd of the tree that holds it).
  */
 export function recordQueue(ctx: DumpContext, task: DumpTask, e: UnixSkEntry, queue: PeekedQueue): void {
-  if (!queue.messages.length) return;
-  const all = ctx.state('unix:queues', () => ({ entries: [] as SkPacketEntry[], blobs: [] as Buffer[] }));
-  for (const m of queue.messages) {
+  const records: QueuedRecord[] = queue.messages.map((m) => {
     const rights = m.fds.map((fd) => ctx.describeFile(task, process.pid, fd));
     const entry: SkPacketEntry = { idFor: e.id, length: m.data.length, scm: rights.length ? [{ type: SCM.RIGHTS, rights }] : [] };
     if (m.name.length) entry.addr = m.name;
     if (m.creds) entry.ucred = m.creds;
-    all.entries.push(entry);
-    all.blobs.push(m.data);
     ctx.count('unix queued bytes', m.data.length);
-  }
-  // the fd table is dumped after every plugin's dump step: the image is rewritten as it grows
-  ctx.store.write(SK_QUEUES, SK_QUEUES, all.entries, { blobs: all.blobs });
+    return { entry, data: m.data };
+  });
+  recordSocketQueue(ctx, records);
 }
 
-/** The dumped queues, by the id of the socket they are queued to. */
-export function queuesOf(ctx: RestoreContext): Map<number, Queued[]> {
-  return ctx.state('unix:queues-read', () => {
-    const out = new Map<number, Queued[]>();
-    if (!ctx.store.has(SK_QUEUES)) return out;
-    const img = ctx.store.read<SkPacketEntry>(SK_QUEUES, SK_QUEUES);
-    img.entries.forEach((entry, i) => {
-      const list = out.get(entry.idFor) ?? [];
-      list.push({ entry, data: img.blobs[i] ?? Buffer.alloc(0) });
-      out.set(entry.idFor, list);
-    });
-    return out;
-  });
-}
+/** The dumped queues, by the id of the socket they are queued to (the core's sk-queues.img). */
+export const queuesOf = (ctx: RestoreContext): Map<number, QueuedRecord[]> => socketQueuesOf(ctx);
 
 /**
  * Refills socket `e`'s queue by sending from `sender` (the peer end, or an unbound socket that

@@ -15,12 +15,15 @@ interface Job {
 function staleTargets(): Job[] {
   fs.mkdirSync(targetsBinDir, { recursive: true });
   const jobs: Job[] = [];
-  for (const file of fs.readdirSync(targetsDir).sort()) {
+  const files = fs.readdirSync(targetsDir).sort();
+  // a target is stale when its source or any header beside it (target.h ...) is newer
+  const headers = Math.max(0, ...files.filter((f) => f.endsWith('.h')).map((f) => fs.statSync(path.join(targetsDir, f)).mtimeMs));
+  for (const file of files) {
     if (!file.endsWith('.c')) continue;
     const source = path.join(targetsDir, file);
     const output = path.join(targetsBinDir, file.slice(0, -2));
     const built = fs.statSync(output, { throwIfNoEntry: false });
-    if (built && built.mtimeMs >= fs.statSync(source).mtimeMs) continue;
+    if (built && built.mtimeMs >= Math.max(fs.statSync(source).mtimeMs, headers)) continue;
     // Build beside the output and rename, so a concurrent run never executes a half-written file.
     jobs.push({ source, output, tmp: `${output}.tmp-${process.pid}` });
   }

@@ -1,4 +1,5 @@
 // Generated from plugins/net-tcp/proto/sk-inet.proto by `npm run protos` (scripts/protos.js): do not edit.
+import type { DgramSkEntry } from './sk-dgram';
 import type { FownEntry } from '@amber/core';
 
 /** Socket options every socket has (CRIU's sk_opts_entry). */
@@ -77,6 +78,8 @@ export interface InetSkEntry {
   amberClosed?: boolean;
   /** amber: the socket's owner (sock_diag's uid: who made it), given back to the restored one */
   amberUid?: number;
+  /** amber: datagram sockets' memberships, options and queue (UDP, ping, raw) */
+  dgram?: DgramSkEntry;
 }
 
 /** amber: TCP's own options (CRIU keeps cork and nodelay in tcp_stream_entry, for connections only) */

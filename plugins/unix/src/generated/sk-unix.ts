@@ -65,26 +65,3 @@ export interface UnixSkEntry {
   /** amber: bytes queued to read (stream, seqpacket) or the first record's length (datagram) */
   rqlen?: number;
 }
-
-export interface ScmEntry {
-  type: number;
-  /** files.img ids of the fds in flight (SCM_RIGHTS) */
-  rights: number[];
-}
-
-export interface SkUcredEntry {
-  pid: number;
-  uid: number;
-  gid: number;
-}
-
-/** One record queued to the socket id_for, followed in the image by its `length` bytes. */
-export interface SkPacketEntry {
-  idFor: number;
-  length: number;
-  /** the sender's name (datagrams) */
-  addr?: Buffer;
-  scm: ScmEntry[];
-  /** amber: credentials attached (the receiver had SO_PASSCRED) */
-  ucred?: SkUcredEntry;
-}
