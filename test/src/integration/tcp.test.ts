@@ -154,27 +154,29 @@ test('an established connection without --tcp-established is refused with one li
   await peer.waitFor('pong');
 });
 
-test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back; compare agrees; crit decodes every image', async (t) => {
+test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back, twice in a row; compare agrees; crit decodes every image', async (t) => {
   const pair = makeHostPair('tcplo');
   t.after(() => pair.remove());
   const { a } = pair;
   const target = await startTarget('tcp_local', [], { netns: a.nsPath });
-  const dir = makeTmpDir('tcp-local');
   const pids = descendants(target.pid);
   assert.equal(pids.length, 2, 'the target and its child');
-  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
-  for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `pid ${pid} killed by the dump`);
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
-  const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
-  assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
-  assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
-  assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
-  const shown = amberInOk(a, ['show', dir]).stdout;
-  assert.match(shown, /tcp-stream-[0-9a-f]+\.img/, 'amber show decodes the tcp-stream images');
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`tcp-local-${round}`);
+    amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+    for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `round ${round}: pid ${pid} killed by the dump`);
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
+    const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
+    assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `round ${round}: two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
+    assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
+    const shown = amberInOk(a, ['show', dir]).stdout;
+    assert.match(shown, /tcp-stream-[0-9a-f]+\.img/, 'amber show decodes the tcp-stream images');
 
-  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
-  assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
-  amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+    amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+    assert.ok(isAlive(target.pid), `round ${round}: pid ${target.pid} is back`);
+    amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+  }
   const v = await verdict(target);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
