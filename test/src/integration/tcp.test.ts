@@ -223,6 +223,16 @@ test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAI
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
+test('TCP sockets with TCP-MD5 keys, which amber cannot read back, are refused with one line; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpmd5');
+  t.after(() => pair.remove());
+  const target = await startTarget('tcp_local', ['md5'], { netns: pair.a.nsPath });
+  const args = ['dump', '-t', String(target.pid), '-D', makeTmpDir('tcp-md5'), '--tcp-established'];
+  assertOneLineError(args, amberIn(pair.a, args), new RegExp(`of pid ${target.pid} is a TCP socket 127\\.0\\.0\\.1:\\d+.* that has TCP-MD5 signature keys, which amber cannot dump`));
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+});
+
 test("a process of another user gets its connection back owned by that user, as sock_diag and firewall owner matches see it", async (t) => {
   const pair = makeHostPair('tcpuid');
   t.after(() => pair.remove());
