@@ -351,3 +351,39 @@ test('a connection whose FIN the peer has not acknowledged (FIN_WAIT1) comes bac
   await waitFor(/^got /);
   assert.deepEqual(lines.filter((l) => l.startsWith('got') || l.startsWith('error')), ['got "bye" then end'], lines.join(' | '));
 });
+
+test('a connection closed by the peer first and then by the target, its FIN not acknowledged yet (LAST_ACK), comes back and finishes closing', async (t) => {
+  const pair = makeHostPair('tcpla');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7160;
+  const child = spawn('nsenter', [`--net=${b.nsPath}`, process.execPath, '-e', FIN_PEER, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l)));
+  const waitFor = async (re: RegExp) => {
+    for (const deadline = Date.now() + 20_000; !lines.some((l) => re.test(l)); await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`peer did not say ${re}: ${lines.join(' | ')}`);
+    }
+  };
+  await waitFor(/^listening$/);
+  const starting = startTarget('tcp_states', ['lastack', b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  await waitFor(/^accepted$/);
+  const deaf = dropRule(a, `ip saddr ${b.ipv4} tcp sport ${port} tcp flags & (psh | fin) == 0`);
+  t.after(() => deaf.remove());
+  child.stdin!.write('go\n');
+  await new Promise((r) => setTimeout(r, 100));
+  child.stdin!.write('answer\n');
+  const target = await starting;
+  const dir = makeTmpDir('tcp-lastack');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  const isk = critDecode(join(dir, 'files.img')).entries.find((f) => f.type === 'INETSK')?.isk as { state: number };
+  assert.equal(isk.state, 9, 'LAST_ACK at dump time');
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  deaf.remove();
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+  await waitFor(/^got /);
+  assert.deepEqual(lines.filter((l) => l.startsWith('got') || l.startsWith('error')), ['got "bye" then end'], lines.join(' | '));
+});
