@@ -7,7 +7,9 @@
  * checks every socket: options, addresses, the unread bytes, a round trip on the connection, and
  * that both listeners accept new connections. PASS or FAIL: lines, exit 0 or 1.
  *
- * Usage: tcp_local [pending]
+ * With "md5", the listener and the connection carry TCP-MD5 keys (which amber refuses).
+ *
+ * Usage: tcp_local [pending|md5]
  */
 #include "target.h"
 #include <arpa/inet.h>
@@ -96,12 +98,18 @@ static void accepts(int l, struct sockaddr *addr, socklen_t len, const char *wha
 int main(int argc, char **argv)
 {
 	int pending = argc > 1 && !strcmp(argv[1], "pending");
+	int md5 = argc > 1 && !strcmp(argv[1], "md5");
 	start(1);
 	struct sockaddr_in lo4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 
 	int l4 = socket(AF_INET, SOCK_STREAM, 0);
 	set(l4, SOL_SOCKET, SO_REUSEADDR, 1);
+	struct tcp_md5sig key = { .tcpm_keylen = 4 };
+	memcpy(key.tcpm_key, "abcd", 4);
+	memcpy(&key.tcpm_addr, &lo4, sizeof lo4);
+	if (md5 && setsockopt(l4, IPPROTO_TCP, TCP_MD5SIG, &key, sizeof key) < 0)
+		die("TCP_MD5SIG");
 	if (bind(l4, (struct sockaddr *)&lo4, sizeof lo4) < 0 || listen(l4, 17) < 0)
 		die("listener 4");
 	lo4.sin_port = htons((uint16_t)port_of(l4));
@@ -117,6 +125,8 @@ int main(int argc, char **argv)
 
 	/* the connection: the parent's end c, the child's end s */
 	int c = socket(AF_INET, SOCK_STREAM, 0);
+	if (md5 && setsockopt(c, IPPROTO_TCP, TCP_MD5SIG, &key, sizeof key) < 0)
+		die("TCP_MD5SIG");
 	if (connect(c, (struct sockaddr *)&lo4, sizeof lo4) < 0)
 		die("connect");
 	int s = accept(l4, NULL, NULL);
@@ -221,7 +231,9 @@ int main(int argc, char **argv)
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail("the child failed its checks (status %#x)", status);
 
-	accepts(l4, (struct sockaddr *)&lo4, sizeof lo4, "listener 4");
+	/* (with md5 the listener wants a key from every client) */
+	if (!md5)
+		accepts(l4, (struct sockaddr *)&lo4, sizeof lo4, "listener 4");
 	accepts(l6, (struct sockaddr *)&lo6, sizeof lo6, "listener 6");
 	if (pending)
 		close(waiting);

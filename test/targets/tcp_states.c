@@ -10,7 +10,10 @@
  * acknowledge (the test drops what it sends): "bye" and the FIN wait unacknowledged
  * (FIN_WAIT1); after the restore the peer gets them and answers "ok", which x reads before EOF.
  *
- * Usage: tcp_states [ADDR PORT] | tcp_states fin1 ADDR PORT
+ * With "lastack ADDR PORT": the peer closed first ("ok" and its FIN, read), then x sent "bye"
+ * and its FIN, which the peer does not acknowledge (LAST_ACK).
+ *
+ * Usage: tcp_states [ADDR PORT] | tcp_states fin1|lastack ADDR PORT
  */
 #include "target.h"
 #include <arpa/inet.h>
@@ -81,9 +84,41 @@ static int fin_wait1(const char *addr, int port)
 	return finish();
 }
 
+static int last_ack(const char *addr, int port)
+{
+	struct sockaddr_in far = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, addr, &far.sin_addr);
+	int x = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(x, (struct sockaddr *)&far, sizeof far) < 0)
+		die("connect");
+	char buf[64] = { 0 };
+	int eof = 0;
+	if (read_some(x, buf, 3, &eof) != 3 || memcmp(buf, "go\n", 3))
+		die("go");
+	/* the peer's "ok" and FIN, read: CLOSE_WAIT */
+	memset(buf, 0, sizeof buf);
+	if (read_some(x, buf, sizeof buf - 1, &eof) != 2 || memcmp(buf, "ok", 2) || !eof)
+		die("ok and EOF");
+	if (write(x, "bye", 3) != 3 || shutdown(x, SHUT_WR) < 0)
+		die("write and shut");
+	usleep(200000);
+	if (state_of(x) != TCP_LAST_ACK)
+		die("LAST_ACK before the dump");
+	ready_and_wait();
+	for (int i = 0; i < 100 && state_of(x) == TCP_LAST_ACK; i++)
+		usleep(50000);
+	if (state_of(x) != TCP_CLOSE)
+		fail("x is in state %d, expected CLOSE once the peer acknowledged its FIN", state_of(x));
+	if (send(x, "z", 1, MSG_NOSIGNAL) >= 0)
+		fail("x could still send after its shutdown");
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	start(1);
+	if (argc == 4 && !strcmp(argv[1], "lastack"))
+		return last_ack(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "fin1"))
 		return fin_wait1(argv[2], atoi(argv[3]));
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

@@ -29,7 +29,8 @@ export function tcpStateName(state: number): string {
 }
 
 /** Attribute types of an inet_diag answer (INET_DIAG_*). */
-const ATTR = { MEMINFO: 1, INFO: 2, TOS: 5, TCLASS: 6, SKMEMINFO: 7, SHUTDOWN: 8, PROTOCOL: 10, SKV6ONLY: 11, MARK: 15 } as const;
+const ATTR = { MEMINFO: 1, INFO: 2, TOS: 5, TCLASS: 6, SKMEMINFO: 7, SHUTDOWN: 8, PROTOCOL: 10, SKV6ONLY: 11, MARK: 15, MD5SIG: 18, ULP_INFO: 19 } as const;
+const INET_ULP_INFO_NAME = 1;
 /** idiag_ext asks for the attributes numbered 1..8, bit (n - 1) each. */
 const ALL_EXT = 0xff;
 
@@ -63,6 +64,10 @@ export interface InetDiagRecord {
   mark?: number;
   /** Raw sockets: the protocol they were opened with. */
   rawProtocol?: number;
+  /** TCP: the upper-layer protocol on the socket (kTLS's "tls", "mptcp" ...), which TCP repair knows nothing of. */
+  ulp?: string;
+  /** TCP: the socket has TCP-MD5 signature keys. */
+  md5sig?: boolean;
   /** TCP: struct tcp_info as the kernel filled it (INET_DIAG_INFO). */
   tcpInfo?: Buffer;
   /** Retransmissions and the pending timer (1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 probe). */
@@ -86,6 +91,17 @@ function request(family: number, protocol: number, states: number, rawProtocol: 
   req.writeUInt32LE(0xffffffff, 64);
   req.writeUInt32LE(0xffffffff, 68);
   return req;
+}
+
+/** INET_ULP_INFO_NAME out of the nested INET_DIAG_ULP_INFO attribute. */
+function ulpName(body: Buffer): string {
+  for (let at = 0; at + 4 <= body.length;) {
+    const len = body.readUInt16LE(at);
+    if (len < 4) break;
+    if ((body.readUInt16LE(at + 2) & 0x3fff) === INET_ULP_INFO_NAME) return body.subarray(at + 4, at + len).toString().replace(/\0.*$/s, '');
+    at += (len + 3) & ~3;
+  }
+  return 'unknown';
 }
 
 function parseRecord(msg: Buffer, protocol: number): InetDiagRecord {
@@ -113,6 +129,8 @@ function parseRecord(msg: Buffer, protocol: number): InetDiagRecord {
       case ATTR.MARK: rec.mark = body.readUInt32LE(0); break;
       case ATTR.PROTOCOL: rec.rawProtocol = body.readUInt8(0); break;
       case ATTR.INFO: rec.tcpInfo = Buffer.from(body); break;
+      case ATTR.MD5SIG: rec.md5sig = true; break;
+      case ATTR.ULP_INFO: rec.ulp = ulpName(body); break;
     }
     at += (len + 3) & ~3;
   }

@@ -31,6 +31,12 @@ export class TcpInFlightError extends AmberError {
   }
 }
 
+export class TcpUnsupportedError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, where: string, what: string) {
+    super(`fd ${fd} of pid ${pid} is a TCP socket ${where} that ${what}, which amber cannot dump; nothing was changed and the process keeps running`);
+  }
+}
+
 export class TcpRestoreRefusedError extends AmberError {
   constructor(readonly pid: number, what: string) {
     super(`pid ${pid}: the images hold a TCP connection ${what}; restoring it needs --tcp-established (or --tcp-close to restore it closed)`);
@@ -69,6 +75,8 @@ export class TcpProtocol implements InetProtocol {
   dump(ctx: DumpContext, task: DumpTask, sock: DumpedInetSocket, entry: InetSkEntry): void {
     const state = entry.state;
     const where = describe(sock);
+    // keys amber cannot read back: the socket would come back without them
+    if (sock.diag?.md5sig) throw new TcpUnsupportedError(task.pid, sock.fd.fd, where, 'has TCP-MD5 signature keys');
     if (state === TCP_STATE.LISTEN) {
       entry.backlog = sock.diag?.wqueue ?? 0;
       const pending = sock.diag?.rqueue ?? 0;
@@ -88,6 +96,8 @@ export class TcpProtocol implements InetProtocol {
     }
     if (!CONNECTED.has(state)) return;
     if (!ctx.options.tcpEstablished) throw new TcpEstablishedError(task.pid, sock.fd.fd, where, tcpStateName(state));
+    // state TCP repair does not carry: the connection would come back silently different
+    if (sock.diag?.ulp) throw new TcpUnsupportedError(task.pid, sock.fd.fd, where, `runs the upper-layer protocol "${sock.diag.ulp}" (kernel TLS or the like)`);
     repairOn(sock.copy);
     repairedCopies(ctx).push(sock.copy);
     const stream = saveTcpStream(sock.copy);

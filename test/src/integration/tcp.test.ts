@@ -154,32 +154,34 @@ test('an established connection without --tcp-established is refused with one li
   await peer.waitFor('pong');
 });
 
-test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back; compare agrees; crit decodes every image', async (t) => {
+test('listeners, a loopback connection between two processes of the tree, a bound and a fresh socket, and their options come back, twice in a row; compare agrees; crit decodes every image', async (t) => {
   const pair = makeHostPair('tcplo');
   t.after(() => pair.remove());
   const { a } = pair;
   const target = await startTarget('tcp_local', [], { netns: a.nsPath });
-  const dir = makeTmpDir('tcp-local');
   const pids = descendants(target.pid);
   assert.equal(pids.length, 2, 'the target and its child');
-  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
-  for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `pid ${pid} killed by the dump`);
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
-  const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
-  assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
-  assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
-  assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
-  const shown = amberInOk(a, ['show', dir]).stdout;
-  assert.match(shown, /tcp-stream-[0-9a-f]+\.img/, 'amber show decodes the tcp-stream images');
+  for (let round = 1; round <= 2; round++) {
+    const dir = makeTmpDir(`tcp-local-${round}`);
+    amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+    for (const pid of pids) assert.equal((await reap(pid)).signal, 9, `round ${round}: pid ${pid} killed by the dump`);
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.img') && !n.startsWith('pages-'))) critDecode(join(dir, f));
+    const isk = critDecode(join(dir, 'files.img')).entries.filter((f) => f.type === 'INETSK').map((f) => f.isk as { state: number; backlog: number; family: number });
+    assert.deepEqual(isk.map((e) => e.state).sort((x, y) => x - y), [1, 1, 7, 7, 10, 10], `round ${round}: two connection ends, two closed sockets, two listeners: ${JSON.stringify(isk)}`);
+    assert.deepEqual(isk.filter((e) => e.state === 10).map((e) => e.backlog).sort((x, y) => x - y), [5, 17]);
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('tcp-stream-')).length, 2, 'one tcp-stream image per connection end');
+    const shown = amberInOk(a, ['show', dir]).stdout;
+    assert.match(shown, /tcp-stream-[0-9a-f]+\.img/, 'amber show decodes the tcp-stream images');
 
-  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
-  assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
-  amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+    amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+    assert.ok(isAlive(target.pid), `round ${round}: pid ${target.pid} is back`);
+    amberInOk(a, ['compare', '-t', String(target.pid), '-D', dir]);
+  }
   const v = await verdict(target);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
-test('a listener with a connection it has not accepted is refused (as CRIU does) with one line naming it and --skip-in-flight; the target goes on', async (t) => {
+test('a listener with a connection it has not accepted is refused (as CRIU does) with one line naming it and --skip-in-flight; with the flag the listener comes back without it and still accepts', async (t) => {
   const pair = makeHostPair('tcpin');
   t.after(() => pair.remove());
   const { a } = pair;
@@ -188,8 +190,15 @@ test('a listener with a connection it has not accepted is refused (as CRIU does)
   const args = ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established'];
   assertOneLineError(args, amberIn(a, args), new RegExp(`of pid ${target.pid} is a TCP listener on 127\\.0\\.0\\.1:\\d+ with 1 connection\\(s\\) not yet accepted, which amber \\(like CRIU\\) cannot dump; --skip-in-flight drops it`));
   assert.ok(isAlive(target.pid), 'the target keeps running');
+  const pids = descendants(target.pid);
+  const skipped = amberInOk(a, [...args, '--skip-in-flight']);
+  assert.match(skipped.stderr, /not yet accepted: dropped \(--skip-in-flight\)/);
+  for (const pid of pids) await reap(pid);
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  const backlog = inNetnsOf(target.pid, () => inetSocketList(AF.INET, IPPROTO.TCP)).find((r) => r.state === 10);
+  assert.equal(backlog?.rqueue, 0, 'the listener came back without the connection it had not accepted');
   const v = await verdict(target);
-  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
 test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAIT, the FIN unread); a connection being set up is refused without --skip-in-flight and comes back unconnected with it', async (t) => {
@@ -212,6 +221,16 @@ test('half-closed connections come back in their states (FIN_WAIT2 and CLOSE_WAI
   amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
   const v = await verdict(target);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('TCP sockets with TCP-MD5 keys, which amber cannot read back, are refused with one line; the target goes on', async (t) => {
+  const pair = makeHostPair('tcpmd5');
+  t.after(() => pair.remove());
+  const target = await startTarget('tcp_local', ['md5'], { netns: pair.a.nsPath });
+  const args = ['dump', '-t', String(target.pid), '-D', makeTmpDir('tcp-md5'), '--tcp-established'];
+  assertOneLineError(args, amberIn(pair.a, args), new RegExp(`of pid ${target.pid} is a TCP socket 127\\.0\\.0\\.1:\\d+.* that has TCP-MD5 signature keys, which amber cannot dump`));
+  const v = await verdict(target);
+  assert.ok(v.passed, `target's own checks after the refused dump: ${v.lines.join(' | ')}`);
 });
 
 test("a process of another user gets its connection back owned by that user, as sock_diag and firewall owner matches see it", async (t) => {
@@ -327,6 +346,42 @@ test('a connection whose FIN the peer has not acknowledged (FIN_WAIT1) comes bac
   amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
   deaf.remove();
   child.stdin!.write('answer\n');
+  const v = await verdict(target, 30_000);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+  await waitFor(/^got /);
+  assert.deepEqual(lines.filter((l) => l.startsWith('got') || l.startsWith('error')), ['got "bye" then end'], lines.join(' | '));
+});
+
+test('a connection closed by the peer first and then by the target, its FIN not acknowledged yet (LAST_ACK), comes back and finishes closing', async (t) => {
+  const pair = makeHostPair('tcpla');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  const port = 7160;
+  const child = spawn('nsenter', [`--net=${b.nsPath}`, process.execPath, '-e', FIN_PEER, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l)));
+  const waitFor = async (re: RegExp) => {
+    for (const deadline = Date.now() + 20_000; !lines.some((l) => re.test(l)); await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`peer did not say ${re}: ${lines.join(' | ')}`);
+    }
+  };
+  await waitFor(/^listening$/);
+  const starting = startTarget('tcp_states', ['lastack', b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
+  await waitFor(/^accepted$/);
+  const deaf = dropRule(a, `ip saddr ${b.ipv4} tcp sport ${port} tcp flags & (psh | fin) == 0`);
+  t.after(() => deaf.remove());
+  child.stdin!.write('go\n');
+  await new Promise((r) => setTimeout(r, 100));
+  child.stdin!.write('answer\n');
+  const target = await starting;
+  const dir = makeTmpDir('tcp-lastack');
+  amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
+  assert.equal((await reap(target.pid)).signal, 9);
+  const isk = critDecode(join(dir, 'files.img')).entries.find((f) => f.type === 'INETSK')?.isk as { state: number };
+  assert.equal(isk.state, 9, 'LAST_ACK at dump time');
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  deaf.remove();
   const v = await verdict(target, 30_000);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
   await waitFor(/^got /);
