@@ -175,11 +175,8 @@ export class RemoteSyscall {
     return raw ? this.callRaw(nr, regs) : this.call(callName(name, args), nr, regs, about);
   }
 
-  /**
-   * Runs one syscall; returns rax, or throws a KernelError naming the call and the pid.
-   * @deprecated use `sys` (the table's typed calls); kept until every branch is converted
-   */
-  call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
+  /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. */
+  private call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
     const r = this.callRaw(nr, args);
     if (r < 0 && r > -4096) throw new KernelError(`${name} (in the task)`, -r, this.pid, detail);
     return r;
@@ -213,8 +210,8 @@ export class RemoteSyscall {
     return this.parkedAt !== undefined;
   }
 
-  /** Runs one syscall and returns the raw rax: -errno on failure. Outside this class, use `sysRaw`. */
-  callRaw(nr: number, args: (number | bigint)[]): number {
+  /** Runs one syscall and returns the raw rax: -errno on failure (`sysRaw` outside this class). */
+  private callRaw(nr: number, args: (number | bigint)[]): number {
     // A call that releases what an earlier one gave the task (the close in a finally) is never
     // where an interruption stops: the task must not keep it.
     if (!RELEASING_CALLS.has(nr)) checkpoint();
