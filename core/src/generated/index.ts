@@ -9,5 +9,6 @@ export * from './mm';
 export * from './pagemap';
 export * from './pstree';
 export * from './seccomp';
+export * from './sk-opts';
 export * from './sk-queues';
 export * from './stats';

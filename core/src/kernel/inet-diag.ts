@@ -1,20 +1,11 @@
-import { addressOf, syscall, syscallRaw } from './libc';
-import { SYS } from './constants';
-import { KernelError } from './errors';
 import { AF, SOCK, socket } from './sockets';
 import { close } from './syscalls';
+import { NETLINK_SOCK_DIAG, sockDiagExchange } from './sock-diag-netlink';
 
 // NETLINK_SOCK_DIAG for inet sockets (linux/inet_diag.h): state, both endpoints, queue lengths,
 // bound device, shutdown, owner and memory of every TCP/UDP/UDP-lite/raw socket of amber's network
 // namespace. The kernel looks a single socket up by its 4-tuple, not by inode, so a socket is
 // found by dumping its family and protocol and picking the inode (as CRIU does).
-
-const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
-const NLM_F_REQUEST = 1;
-const NLM_F_DUMP = 0x300;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
 
 export const IPPROTO = { IP: 0, ICMP: 1, TCP: 6, UDP: 17, IPV6: 41, ICMPV6: 58, UDPLITE: 136, RAW: 255 } as const;
 
@@ -76,20 +67,17 @@ export interface InetDiagRecord {
 }
 
 function request(family: number, protocol: number, states: number, rawProtocol: number): Buffer {
-  // nlmsghdr (16) + inet_diag_req_v2 (56)
-  const req = Buffer.alloc(72);
-  req.writeUInt32LE(req.length, 0);
-  req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-  req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-  req.writeUInt8(family, 16);
-  req.writeUInt8(protocol, 17);
-  req.writeUInt8(ALL_EXT, 18);
+  // inet_diag_req_v2
+  const req = Buffer.alloc(56);
+  req.writeUInt8(family, 0);
+  req.writeUInt8(protocol, 1);
+  req.writeUInt8(ALL_EXT, 2);
   // sdiag_raw_protocol: which raw sockets (IPPROTO_RAW: all of them)
-  req.writeUInt8(protocol === IPPROTO.RAW ? rawProtocol : 0, 19);
-  req.writeUInt32LE(states >>> 0, 20);
+  req.writeUInt8(protocol === IPPROTO.RAW ? rawProtocol : 0, 3);
+  req.writeUInt32LE(states >>> 0, 4);
   // id: ports, addresses, interface 0 (any); cookie "none"
-  req.writeUInt32LE(0xffffffff, 64);
-  req.writeUInt32LE(0xffffffff, 68);
+  req.writeUInt32LE(0xffffffff, 48);
+  req.writeUInt32LE(0xffffffff, 52);
   return req;
 }
 
@@ -141,27 +129,9 @@ function parseRecord(msg: Buffer, protocol: number): InetDiagRecord {
 export function inetSocketList(family: number, protocol: number, opts: { states?: number; rawProtocol?: number } = {}): InetDiagRecord[] {
   const nl = socket(AF.NETLINK, SOCK.DGRAM | SOCK.CLOEXEC, NETLINK_SOCK_DIAG);
   try {
-    const req = request(family, protocol, opts.states ?? 0xffffffff, opts.rawProtocol ?? IPPROTO.RAW);
-    syscall('sendto(inet_diag)', SYS.sendto, [nl, addressOf(req), req.length, 0, 0, 0]);
-    const out: InetDiagRecord[] = [];
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const n = syscallRaw(SYS.recvfrom, [nl, addressOf(buf), buf.length, 0, 0, 0]);
-      if (n === -4) continue;
-      if (n < 0) throw new KernelError('recvfrom(inet_diag)', -n);
-      for (let at = 0; at + 16 <= n;) {
-        const len = buf.readUInt32LE(at);
-        const type = buf.readUInt16LE(at + 4);
-        if (len < 16 || type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) {
-          const err = -buf.readInt32LE(at + 16);
-          if (err === 0) return out;
-          throw new KernelError('sock_diag (inet)', err, undefined, `family ${family} protocol ${protocol}`);
-        }
-        if (type === SOCK_DIAG_BY_FAMILY) out.push(parseRecord(buf.subarray(at + 16, at + len), protocol));
-        at += (len + 3) & ~3;
-      }
-    }
+    const body = request(family, protocol, opts.states ?? 0xffffffff, opts.rawProtocol ?? IPPROTO.RAW);
+    const answers = sockDiagExchange(nl, { body, dump: true, what: 'sock_diag (inet)', detail: `family ${family} protocol ${protocol}` });
+    return answers.map((a) => parseRecord(a, protocol));
   } finally {
     close(nl);
   }

@@ -1,7 +1,5 @@
-import { addressOf, syscall, syscallRaw } from './libc';
-import { SYS } from './constants';
-import { KernelError } from './errors';
 import { AF, SOCK } from './sockets';
+import { diagAttributes, NETLINK_SOCK_DIAG, sockDiagExchange } from './sock-diag-netlink';
 import { close } from './syscalls';
 import { socketInNetnsOf } from './netns';
 
@@ -10,57 +8,14 @@ import { socketInNetnsOf } from './netns';
 // netlink and packet queries only as dumps (a request for one inode is EOPNOTSUPP), so a caller
 // takes the whole namespace's list and picks its sockets from it.
 
-const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
-const NLM_F_REQUEST = 1;
-const NLM_F_DUMP = 0x300;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-
-/** One sock_diag dump: the request's body (after the nlmsghdr), each answer's body. */
+/** One sock_diag dump in pid's network namespace: the request's body (after the nlmsghdr), each answer's body. */
 export function sockDiagDump(pid: number, body: Buffer, what: string): Buffer[] {
   const nl = socketInNetnsOf(pid, AF.NETLINK, SOCK.DGRAM | SOCK.CLOEXEC, NETLINK_SOCK_DIAG);
   try {
-    const req = Buffer.alloc(16 + body.length);
-    req.writeUInt32LE(req.length, 0);
-    req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    body.copy(req, 16);
-    syscall(`sendto(${what})`, SYS.sendto, [nl, addressOf(req), req.length, 0, 0, 0]);
-    const out: Buffer[] = [];
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const n = syscallRaw(SYS.recvfrom, [nl, addressOf(buf), buf.length, 0, 0, 0]);
-      if (n === -4) continue;
-      if (n < 0) throw new KernelError(`recvfrom(${what})`, -n, pid);
-      for (let at = 0; at + 16 <= n;) {
-        const len = buf.readUInt32LE(at);
-        const type = buf.readUInt16LE(at + 4);
-        if (len < 16 || type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) {
-          const err = -buf.readInt32LE(at + 16);
-          if (err === 0) return out;
-          throw new KernelError(what, err, pid);
-        }
-        if (type === SOCK_DIAG_BY_FAMILY) out.push(Buffer.from(buf.subarray(at + 16, at + len)));
-        at += (len + 3) & ~3;
-      }
-    }
+    return sockDiagExchange(nl, { body, dump: true, what, pid });
   } finally {
     close(nl);
   }
-}
-
-/** The netlink attributes after a fixed header of `from` bytes: type -> body. */
-export function diagAttributes(msg: Buffer, from: number): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  for (let at = from; at + 4 <= msg.length;) {
-    const len = msg.readUInt16LE(at);
-    if (len < 4) break;
-    out.set(msg.readUInt16LE(at + 2), msg.subarray(at + 4, at + len));
-    at += (len + 3) & ~3;
-  }
-  return out;
 }
 
 export const NETLINK = { ROUTE: 0, SOCK_DIAG: 4, AUDIT: 9, KOBJECT_UEVENT: 15, GENERIC: 16 } as const;

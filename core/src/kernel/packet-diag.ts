@@ -1,4 +1,5 @@
-import { diagAttributes, sockDiagDump } from './netlink-diag';
+import { sockDiagDump } from './netlink-diag';
+import { diagAttributes } from './sock-diag-netlink';
 
 // NETLINK_SOCK_DIAG for AF_PACKET (linux/packet_diag.h): a packet socket's binding, version,
 // options, multicast list, rings and fanout, which getsockopt tells only in part (PACKET_FANOUT

@@ -1,19 +1,11 @@
-import { addressOf, syscall, syscallRaw } from './libc';
-import { SYS } from './constants';
 import { KernelError } from './errors';
 import { AF, SOCK, socket } from './sockets';
 import { close } from './syscalls';
+import { NETLINK_SOCK_DIAG, sockDiagExchange } from './sock-diag-netlink';
 
 // NETLINK_SOCK_DIAG for AF_UNIX (linux/unix_diag.h): what the kernel knows of every unix socket
 // of amber's network namespace — peers, queues, names, listeners' pending connections — that
 // neither /proc/net/unix nor getsockopt tells.
-
-const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
-const NLM_F_REQUEST = 1;
-const NLM_F_DUMP = 0x300;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
 
 export const UDIAG_SHOW = {
   NAME: 0x01, VFS: 0x02, PEER: 0x04, ICONS: 0x08, RQLEN: 0x10, MEMINFO: 0x20, SHUTDOWN: 0x40, UID: 0x80,
@@ -52,18 +44,15 @@ export interface UnixDiagRecord {
 const ALL_SHOW = Object.values(UDIAG_SHOW).reduce((a, b) => a | b, 0);
 
 function request(inode: number, show: number): Buffer {
-  // nlmsghdr (16) + unix_diag_req (24)
-  const req = Buffer.alloc(40);
-  req.writeUInt32LE(40, 0);
-  req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-  req.writeUInt16LE(NLM_F_REQUEST | (inode ? 0 : NLM_F_DUMP), 6);
-  req.writeUInt8(AF.UNIX, 16);
-  req.writeUInt32LE(0xffffffff, 20); // udiag_states: all
-  req.writeUInt32LE(inode, 24);
-  req.writeUInt32LE(show, 28);
+  // unix_diag_req
+  const req = Buffer.alloc(24);
+  req.writeUInt8(AF.UNIX, 0);
+  req.writeUInt32LE(0xffffffff, 4); // udiag_states: all
+  req.writeUInt32LE(inode, 8);
+  req.writeUInt32LE(show, 12);
   // a single-socket query must name the socket's cookie or pass "no cookie" (~0, ~0)
-  req.writeUInt32LE(0xffffffff, 32);
-  req.writeUInt32LE(0xffffffff, 36);
+  req.writeUInt32LE(0xffffffff, 16);
+  req.writeUInt32LE(0xffffffff, 20);
   return req;
 }
 
@@ -102,30 +91,8 @@ function parseRecord(msg: Buffer): UnixDiagRecord {
 function query(inode: number, show: number): UnixDiagRecord[] {
   const nl = socket(AF.NETLINK, SOCK.DGRAM | SOCK.CLOEXEC, NETLINK_SOCK_DIAG);
   try {
-    const req = request(inode, show);
-    syscall('sendto(sock_diag)', SYS.sendto, [nl, addressOf(req), req.length, 0, 0, 0]);
-    const out: UnixDiagRecord[] = [];
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const n = syscallRaw(SYS.recvfrom, [nl, addressOf(buf), buf.length, 0, 0, 0]);
-      if (n === -4) continue;
-      if (n < 0) throw new KernelError('recvfrom(sock_diag)', -n);
-      for (let at = 0; at + 16 <= n;) {
-        const len = buf.readUInt32LE(at);
-        const type = buf.readUInt16LE(at + 4);
-        if (len < 16) return out;
-        if (type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) {
-          const err = -buf.readInt32LE(at + 16);
-          if (err === 0) return out;
-          throw new KernelError('sock_diag (unix)', err, undefined, inode ? `socket inode ${inode}` : undefined);
-        }
-        if (type === SOCK_DIAG_BY_FAMILY) out.push(parseRecord(Buffer.from(buf.subarray(at + 16, at + len))));
-        at += (len + 3) & ~3;
-      }
-      // a query for one socket gets one answer and no DONE
-      if (inode && out.length) return out;
-    }
+    const answers = sockDiagExchange(nl, { body: request(inode, show), dump: !inode, what: 'sock_diag (unix)', detail: inode ? `socket inode ${inode}` : undefined });
+    return answers.map(parseRecord);
   } finally {
     close(nl);
   }

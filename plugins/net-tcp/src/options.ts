@@ -2,7 +2,8 @@ import {
   SOL_SOCKET, TCP, getsockoptBytes, getsockoptInt, setsockoptInt, tcpGet, tcpSet, AF, addressOf, SYS, syscall,
   type FieldDifference,
 } from '@amber/core';
-import type { IpOptsEntry, SkOptsEntry, TcpSockOptsEntry } from './generated';
+import type { SkOptsEntry } from '@amber/core';
+import type { IpOptsEntry, TcpSockOptsEntry } from './generated';
 
 // Options every inet socket carries, read from and set on amber's own copy of the socket.
 

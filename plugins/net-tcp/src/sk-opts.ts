@@ -1,8 +1,7 @@
 import {
   AmberError, SO, SOL_SOCKET, SO_TIMEO, errnoName, getsockoptBytes, getsockoptInt, KernelError, socketFilterOf,
-  type FieldDifference, type RemoteSyscall,
+  type FieldDifference, type RemoteSyscall, type SkOptsEntry,
 } from '@amber/core';
-import type { SkOptsEntry } from './generated';
 
 // The SOL_SOCKET options every socket has (CRIU's sk_opts_entry), read from amber's copy of a
 // socket and set again by injected calls in the restored task: buffer sizes, timeouts, priority,

@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import type { FileEntryMember } from '@amber/core';
 
-export type { FilePermsEntry, SkOptsEntry, UnixSkEntry } from './generated';
+export type { FilePermsEntry, UnixSkEntry } from './generated';
+export type { SkOptsEntry } from '@amber/core';
 
 export const UNIX_PROTO = path.resolve(__dirname, '..', 'proto', 'sk-unix.proto');
 

@@ -22,6 +22,8 @@ export function readOptions(fd: number): SkOptsEntry {
     soRcvlowat: getsockoptInt(fd, SOL_SOCKET, SO.RCVLOWAT),
     soPasscred: getsockoptInt(fd, SOL_SOCKET, SO.PASSCRED) !== 0,
     soPasssec: getsockoptInt(fd, SOL_SOCKET, SO.PASSSEC) !== 0,
+    // a classic BPF filter on a unix socket is not kept yet (net-tcp's kinds keep theirs)
+    soFilter: [],
   };
 }
 

@@ -1,36 +1,6 @@
 // Generated from plugins/net-tcp/proto/sk-inet.proto by `npm run protos` (scripts/protos.js): do not edit.
 import type { DgramSkEntry } from './sk-dgram';
-import type { FownEntry } from '@amber/core';
-
-/** Socket options every socket has (CRIU's sk_opts_entry). */
-export interface SkOptsEntry {
-  soSndbuf: number;
-  soRcvbuf: number;
-  soSndTmoSec: bigint;
-  soSndTmoUsec: bigint;
-  soRcvTmoSec: bigint;
-  soRcvTmoUsec: bigint;
-  reuseaddr?: boolean;
-  soPriority?: number;
-  soRcvlowat?: number;
-  soMark?: number;
-  soPasscred?: boolean;
-  soPasssec?: boolean;
-  soDontroute?: boolean;
-  soNoCheck?: boolean;
-  soBoundDev?: string;
-  soFilter: bigint[];
-  soReuseport?: boolean;
-  soBroadcast?: boolean;
-  soKeepalive?: boolean;
-  tcpKeepcnt?: number;
-  tcpKeepidle?: number;
-  tcpKeepintvl?: number;
-  soOobinline?: number;
-  /** seconds of SO_LINGER when it is on; absent when off */
-  soLinger?: number;
-  soBufLock?: number;
-}
+import type { FownEntry, SkOptsEntry } from '@amber/core';
 
 export interface IpOptsRawEntry {
   hdrincl?: boolean;

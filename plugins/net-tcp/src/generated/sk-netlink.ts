@@ -1,6 +1,5 @@
 // Generated from plugins/net-tcp/proto/sk-netlink.proto by `npm run protos` (scripts/protos.js): do not edit.
-import type { SkOptsEntry } from './sk-inet';
-import type { FownEntry } from '@amber/core';
+import type { FownEntry, SkOptsEntry } from '@amber/core';
 
 /** NETLINK_* socket options that are on/off switches. */
 export interface NlSkOptsEntry {

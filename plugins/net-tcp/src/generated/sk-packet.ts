@@ -1,6 +1,5 @@
 // Generated from plugins/net-tcp/proto/sk-packet.proto by `npm run protos` (scripts/protos.js): do not edit.
-import type { SkOptsEntry } from './sk-inet';
-import type { FownEntry } from '@amber/core';
+import type { FownEntry, SkOptsEntry } from '@amber/core';
 
 /** One PACKET_ADD_MEMBERSHIP: the interface, PACKET_MR_* type and the link-layer address. */
 export interface PacketMclist {

@@ -1,18 +1,5 @@
 // Generated from plugins/unix/proto/sk-unix.proto by `npm run protos` (scripts/protos.js): do not edit.
-import type { FownEntry } from '@amber/core';
-
-export interface SkOptsEntry {
-  /** as getsockopt reports them (the kernel doubles what setsockopt asked) */
-  soSndbuf: number;
-  soRcvbuf: number;
-  soSndTmoSec: bigint;
-  soSndTmoUsec: bigint;
-  soRcvTmoSec: bigint;
-  soRcvTmoUsec: bigint;
-  soRcvlowat?: number;
-  soPasscred?: boolean;
-  soPasssec?: boolean;
-}
+import type { FownEntry, SkOptsEntry } from '@amber/core';
 
 export interface FilePermsEntry {
   mode: number;
