@@ -5,7 +5,14 @@
  * Then it reads the IN_BYTES (every byte in order), sends "PING\n", expects "PONG\n" and checks
  * the connection saw no reset and no EOF. PASS or FAIL: lines, exit 0 or 1.
  *
- * Usage: tcp_conn ADDR PORT
+ * With STREAM_PORT, a second connection to ADDR STREAM_PORT on which the peer sends a byte
+ * stream without pause (byte i is stream_byte(i)): the target reads and checks it all along,
+ * before READY, while it waits for SIGUSR1 and across the dump and restore. After the PONG it
+ * sends "STOP\n" on it and reads until the peer's FIN; a byte missing, duplicated or out of order
+ * shows as the first wrong byte, a reset as an error. It prints "STREAM <bytes>" for the test to
+ * compare with what the peer sent.
+ *
+ * Usage: tcp_conn ADDR PORT [STREAM_PORT]
  */
 #include "target.h"
 #include <arpa/inet.h>
@@ -21,6 +28,8 @@
 
 static unsigned char out_byte(int i) { return (unsigned char)(i * 31 + 7); }
 static unsigned char in_byte(int i) { return (unsigned char)(i * 13 + 5); }
+/* the top byte of a multiplicative hash: no period a lost or repeated segment could hide in */
+static unsigned char stream_byte(uint64_t i) { return (unsigned char)((uint32_t)(i * 2654435761u) >> 24); }
 
 /* Reads exactly n bytes within 20 s; returns what it got (0 on EOF before, -errno on error). */
 static long read_n(int fd, unsigned char *buf, size_t n)
@@ -44,25 +53,20 @@ static long read_n(int fd, unsigned char *buf, size_t n)
 	return (long)got;
 }
 
-int main(int argc, char **argv)
+static int dial(const char *addr, const char *port)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: tcp_conn ADDR PORT\n");
-		return 2;
-	}
-	start(1);
 	struct sockaddr_storage ss;
 	socklen_t len;
 	memset(&ss, 0, sizeof ss);
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, argv[1], &v4->sin_addr) == 1) {
+	if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
 		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)atoi(argv[2]));
+		v4->sin_port = htons((uint16_t)atoi(port));
 		len = sizeof *v4;
-	} else if (inet_pton(AF_INET6, argv[1], &v6->sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
 		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)atoi(argv[2]));
+		v6->sin6_port = htons((uint16_t)atoi(port));
 		len = sizeof *v6;
 	} else {
 		errno = EINVAL;
@@ -73,6 +77,62 @@ int main(int argc, char **argv)
 		die("socket");
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0)
 		die("connect");
+	return fd;
+}
+
+/* The stream connection: what was read and checked so far, and how it went wrong (once). */
+static int stream_fd = -1;
+static uint64_t stream_got;
+static int stream_bad, stream_eof;
+
+/* Reads what is there (waiting up to ms) and checks it; 0 once the stream ended or went wrong. */
+static int stream_step(int ms)
+{
+	if (stream_bad || stream_eof)
+		return 0;
+	struct pollfd p = { .fd = stream_fd, .events = POLLIN };
+	if (poll(&p, 1, ms) <= 0)
+		return 1; /* EINTR included: the dump's freeze can interrupt the wait */
+	static unsigned char buf[65536];
+	ssize_t r = read(stream_fd, buf, sizeof buf);
+	if (r < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return 1;
+		fail("stream: read after %llu bytes: %s", (unsigned long long)stream_got, strerror(errno));
+		stream_bad = 1;
+		return 0;
+	}
+	if (r == 0) {
+		stream_eof = 1;
+		return 0;
+	}
+	for (ssize_t k = 0; k < r; k++)
+		if (buf[k] != stream_byte(stream_got + (uint64_t)k)) {
+			fail("stream: byte %llu is %u, expected %u", (unsigned long long)(stream_got + (uint64_t)k), buf[k], stream_byte(stream_got + (uint64_t)k));
+			stream_bad = 1;
+			return 0;
+		}
+	stream_got += (uint64_t)r;
+	return 1;
+}
+
+static int usr1_pending(void)
+{
+	sigset_t p;
+	sigpending(&p);
+	return sigismember(&p, SIGUSR1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: tcp_conn ADDR PORT [STREAM_PORT]\n");
+		return 2;
+	}
+	start(1);
+	int fd = dial(argv[1], argv[2]);
+	if (argc == 4)
+		stream_fd = dial(argv[1], argv[3]);
 
 	static unsigned char out[OUT_BYTES], in[IN_BYTES];
 	for (int i = 0; i < OUT_BYTES; i++)
@@ -98,7 +158,22 @@ int main(int argc, char **argv)
 		}
 		usleep(50000);
 	}
-	ready_and_wait();
+	if (stream_fd < 0) {
+		ready_and_wait();
+	} else {
+		/* the stream is flowing before READY; read it until told (SIGUSR1 stays blocked, pending) */
+		for (time_t deadline = time(NULL) + 20; stream_got == 0 && time(NULL) < deadline;)
+			stream_step(100);
+		if (stream_got == 0) {
+			errno = ETIMEDOUT;
+			die("stream's first bytes");
+		}
+		printf("READY %d\n", getpid());
+		while (!usr1_pending() && stream_step(100))
+			;
+		while (!usr1_pending())
+			usleep(10000);
+	}
 
 	long r = read_n(fd, in, IN_BYTES);
 	if (r != IN_BYTES)
@@ -120,5 +195,14 @@ int main(int argc, char **argv)
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 	if (err)
 		fail("socket error %s", strerror(err));
+	if (stream_fd >= 0) {
+		if (!stream_bad && write(stream_fd, "STOP\n", 5) != 5)
+			fail("stream: write STOP: %s", strerror(errno));
+		for (time_t deadline = time(NULL) + 30; stream_step(100) && time(NULL) < deadline;)
+			;
+		if (!stream_bad && !stream_eof)
+			fail("stream: no end within 30 s of STOP (%llu bytes)", (unsigned long long)stream_got);
+		printf("STREAM %llu\n", (unsigned long long)stream_got);
+	}
 	return finish();
 }

@@ -30,10 +30,13 @@ function amberInOk(host: Host, args: string[]): AmberResult & { seconds: number 
 }
 
 // The peer on host B: sends 5 KiB at once, reads nothing until told ("read" on stdin), then checks
-// the target's 200 KiB and answers its PING. Every event is a line on stdout.
+// the target's 200 KiB and answers its PING. With a stream port, it also accepts a second
+// connection and writes a byte stream on it without pause (byte i is the top byte of
+// i * 2654435761, as tcp_conn checks it) until the target says STOP; then its FIN. Every event is
+// a line on stdout, the stream's prefixed "stream".
 const PEER = `
 const net = require('node:net');
-const [port, outBytes, inBytes] = process.argv.slice(1).map(Number);
+const [port, outBytes, inBytes, streamPort] = process.argv.slice(1).map(Number);
 const say = (l) => process.stdout.write(l + '\\n');
 const srv = net.createServer((s) => {
   srv.close();
@@ -61,6 +64,34 @@ const srv = net.createServer((s) => {
   process.stdin.on('data', (c) => { if (String(c).includes('read')) s.resume(); });
 });
 srv.listen(port, '::', () => say('listening'));
+if (streamPort) {
+  const st = net.createServer((s) => {
+    st.close();
+    say('stream accepted');
+    let sent = 0;
+    let stopped = false;
+    // a little at a time, the socket never idle: node's own buffer stays small, the kernel's full
+    const timer = setInterval(() => {
+      if (s.writableLength >= 65536) return;
+      const b = Buffer.alloc(4096);
+      for (let k = 0; k < b.length; k++) b[k] = Math.imul(sent + k, 2654435761) >>> 24;
+      sent += b.length;
+      s.write(b);
+    }, 5);
+    let cmd = '';
+    s.on('data', (d) => {
+      cmd += d;
+      if (stopped || !cmd.includes('STOP\\n')) return;
+      stopped = true;
+      clearInterval(timer);
+      say('stream stop');
+      s.end(() => say('stream sent ' + sent));
+    });
+    s.on('error', (e) => { clearInterval(timer); say('stream error ' + e.code); });
+    s.on('end', () => say('stream end'));
+  });
+  st.listen(streamPort, '::', () => say('stream listening'));
+}
 `;
 
 interface Peer {
@@ -69,8 +100,8 @@ interface Peer {
   waitFor(line: string | RegExp, ms?: number): Promise<void>;
 }
 
-function startPeer(host: Host, port: number, outBytes: number, inBytes: number): Peer {
-  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes)], { stdio: ['pipe', 'pipe', 'inherit'] });
+function startPeer(host: Host, port: number, outBytes: number, inBytes: number, streamPort = 0): Peer {
+  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes), String(streamPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -91,49 +122,104 @@ function startPeer(host: Host, port: number, outBytes: number, inBytes: number):
 const OUT_BYTES = 200 * 1024;
 const IN_BYTES = 5 * 1024;
 
-for (const family of ['ipv4', 'ipv6'] as const) {
-  test(`an established ${family} connection to a peer on another host survives dump and restore: every byte both ways, in order, then a round trip; the peer sees no reset or EOF`, async (t) => {
-    const pair = makeHostPair('tcp');
-    t.after(() => pair.remove());
-    const { a, b } = pair;
-    // host A sends slowly: the target's 200 KiB stay in its send queue and in flight
-    const unlimit = rateLimit(a, '256kbit', '16kb', '5s');
-    const port = 7100 + (family === 'ipv4' ? 0 : 1);
-    const peer = startPeer(b, port, OUT_BYTES, IN_BYTES);
-    t.after(() => { peer.child.kill('SIGKILL'); });
-    await peer.waitFor('listening');
-    const target = await startTarget('tcp_conn', [b[family], String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
-    await peer.waitFor('accepted');
+/** host's TCP connections on its local port `port`, as `ss -tni` shows them (state, unacked, retrans). */
+function ssLine(host: Host, port: number): string {
+  const r = spawnSync('ip', ['netns', 'exec', host.netns, 'ss', '-tniH', 'state', 'all', `( sport = :${port} )`], { encoding: 'utf8', timeout: 10_000 });
+  return (r.stdout ?? '').replace(/\s+/g, ' ').trim();
+}
 
-    const dir = makeTmpDir(`tcp-${family}`);
-    const dump = amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established']);
-    const exit = await reap(target.pid);
-    assert.equal(exit.signal, 9, exit.text);
+const retransmitted = (ssText: string) => Number(/bytes_retrans:(\d+)/.exec(ssText)?.[1] ?? 0);
+
+/**
+ * A tcp_conn target on host A with its two connections to a peer on host B, the second one the
+ * peer's stream, dumped with lockArgs; returns once the peer has retransmitted on the stream into
+ * whatever holds its packets (or its connection ended), before any restore.
+ */
+async function dumpedWithStream(t: { after(fn: () => void): void }, family: 'ipv4' | 'ipv6', port: number, streamPort: number, lockArgs: string[]) {
+  const pair = makeHostPair('tcp');
+  t.after(() => pair.remove());
+  const { a, b } = pair;
+  // host A sends slowly: the target's 200 KiB stay in its send queue and in flight
+  const unlimit = rateLimit(a, '256kbit', '16kb', '5s');
+  const peer = startPeer(b, port, OUT_BYTES, IN_BYTES, streamPort);
+  t.after(() => { peer.child.kill('SIGKILL'); });
+  await peer.waitFor('listening');
+  await peer.waitFor('stream listening');
+  const target = await startTarget('tcp_conn', [b[family], String(port), String(streamPort)], { netns: a.nsPath, timeoutMs: 30_000 });
+  await peer.waitFor('accepted');
+  await peer.waitFor('stream accepted');
+
+  const dir = makeTmpDir(`tcp-${family}`);
+  const dump = amberInOk(a, ['dump', '-t', String(target.pid), '-D', dir, '--tcp-established', ...lockArgs]);
+  const exit = await reap(target.pid);
+  assert.equal(exit.signal, 9, exit.text);
+  // The target is gone, its sockets with it; the peer goes on writing the stream. Host A's rate
+  // limit goes now: a reset A would send must not wait in (and vanish with) its queue. The peer
+  // has filled its window and waits for acknowledgements: wait until it retransmits.
+  const dumped = ssLine(b, streamPort);
+  unlimit();
+  let locked = dumped;
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline && /^ESTAB /.test(locked) && retransmitted(locked) <= retransmitted(dumped);) {
+    await new Promise((r) => setTimeout(r, 100));
+    locked = ssLine(b, streamPort);
+  }
+  return { a, b, peer, target, dir, dump, dumped, locked, lockTables: nftTables(a) };
+}
+
+for (const family of ['ipv4', 'ipv6'] as const) {
+  test(`an established ${family} connection to a peer on another host survives dump and restore: every byte both ways, in order, then a round trip; the peer sees no reset or EOF; a second connection the peer writes on all along loses no byte`, async (t) => {
+    const port = 7100 + (family === 'ipv4' ? 0 : 1);
+    const streamPort = 7200 + (family === 'ipv4' ? 0 : 1);
+    const { a, peer, target, dir, dump, dumped, locked, lockTables } = await dumpedWithStream(t, family, port, streamPort, []);
 
     const files = critDecode(join(dir, 'files.img')).entries;
-    const isk = files.find((f) => f.type === 'INETSK')?.isk as { ino: number; state: number; dst_port: number } | undefined;
-    assert.ok(isk, `files.img has an inet socket: ${JSON.stringify(files)}`);
+    const isk = files.find((f) => f.type === 'INETSK' && (f.isk as { dst_port: number }).dst_port === port)?.isk as { ino: number; state: number; dst_port: number } | undefined;
+    assert.ok(isk, `files.img has the inet socket to port ${port}: ${JSON.stringify(files)}`);
     assert.equal(isk.state, 1, 'ESTABLISHED');
-    assert.equal(isk.dst_port, port);
     const stream = critDecode(join(dir, `tcp-stream-${isk.ino.toString(16)}.img`)).entries[0] as { inq_len: number; outq_len: number; extra: { inq: string; outq: string } };
     assert.equal(stream.inq_len, IN_BYTES, "the peer's bytes, unread, in the receive queue");
     assert.ok(stream.outq_len > 0, `some of the 200 KiB still unacknowledged at dump time (outq ${stream.outq_len})`);
     assert.equal(Buffer.from(stream.extra.outq, 'base64').length, stream.outq_len);
+    assert.ok(files.some((f) => f.type === 'INETSK' && (f.isk as { dst_port: number; state: number }).dst_port === streamPort), 'the stream connection is dumped too');
 
     const restore = amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
     assert.ok(isAlive(target.pid), `pid ${target.pid} is back`);
     // the network lock (nftables, the default) held host B's packets off between the two commands
     assert.deepEqual(nftTables(a), [], 'no lock left in host A after the restore');
-    unlimit();
     peer.child.stdin!.write('read\n');
-    const v = await verdict(target, 30_000);
-    assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+    const v = await verdict(target, 60_000);
+    assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}; peer: ${peer.lines.join(' | ')}`);
     await peer.waitFor('pong');
-    const before = peer.lines.slice(0, peer.lines.indexOf('pong') + 1);
+    const main = peer.lines.filter((l) => !l.startsWith('stream '));
+    const before = main.slice(0, main.indexOf('pong') + 1);
     assert.deepEqual(before, ['listening', 'accepted', `verified ${OUT_BYTES}`, 'ping', 'pong'], `peer's events: ${peer.lines.join(' | ')}`);
+
+    // the stream: every byte the peer wrote was read, in order (the target checked each), and the
+    // peer's end saw neither reset nor EOF before it closed it itself
+    await peer.waitFor(/^stream sent \d+$/);
+    const sent = Number(peer.lines.find((l) => l.startsWith('stream sent '))!.split(' ')[2]);
+    const read = Number(v.lines.find((l) => l.startsWith('STREAM '))?.split(' ')[1]);
+    assert.equal(read, sent, `the target read every byte the peer wrote on the stream (target ${v.lines.join(' | ')})`);
+    const streamEvents = peer.lines.filter((l) => l.startsWith('stream ') && l !== 'stream end');
+    assert.deepEqual(streamEvents, ['stream listening', 'stream accepted', 'stream stop', `stream sent ${sent}`], `peer's stream events: ${peer.lines.join(' | ')}`);
+    assert.match(locked, /^ESTAB .*unacked:\d+/, `while the tree was dumped the peer's stream connection was open, its bytes unacknowledged: ${locked}`);
+    assert.ok(retransmitted(locked) > retransmitted(dumped), `the peer retransmitted into the lock (bytes_retrans ${retransmitted(dumped)} -> ${retransmitted(locked)})`);
+    assert.deepEqual(lockTables, [`inet amber-${target.pid}`], 'the lock held them off');
+    const field = (name: string) => new RegExp(`\\b${name}:(\\S+)`).exec(locked)?.[1] ?? '-';
+    t.diagnostic(`stream: ${sent} bytes; peer's socket in the lock: unacked ${field('unacked')}, retrans ${field('retrans')}, backoff ${field('backoff')}, rto ${field('rto')} ms`);
     t.diagnostic(`pause (dump + restore commands, outq ${stream.outq_len} bytes): ${(dump.seconds + restore.seconds).toFixed(2)} s (dump ${dump.seconds.toFixed(2)} s, restore ${restore.seconds.toFixed(2)} s)`);
   });
 }
+
+test('without the network lock (--network-lock skip) host A answers the peer\'s retransmission with a reset: the stream check sees it', async (t) => {
+  const { a, peer, target, dir, locked, lockTables } = await dumpedWithStream(t, 'ipv4', 7102, 7202, ['--network-lock', 'skip']);
+  assert.deepEqual(lockTables, [], 'no lock');
+  assert.doesNotMatch(locked, /^ESTAB /, `the peer's stream connection was reset while the tree was dumped: ${locked}`);
+  amberInOk(a, ['restore', '-D', dir, '-d', '--tcp-established']);
+  const v = await verdict(target, 60_000);
+  assert.ok(!v.passed && v.lines.some((l) => /^FAIL: stream: read after \d+ bytes: Connection reset by peer$/.test(l)), `the target saw the reset: ${v.lines.join(' | ')}`);
+  assert.ok(peer.lines.includes('stream error ECONNRESET'), `the peer saw it: ${peer.lines.join(' | ')}`);
+});
 
 test('an established connection without --tcp-established is refused with one line naming it and the flag; the target goes on', async (t) => {
   const pair = makeHostPair('tcpno');
