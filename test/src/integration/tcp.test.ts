@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { AF, IPPROTO, inetSocketList, inNetnsOf } from '@amber/core';
 import {
-  assertOneLineError, cleanup, cliEntry, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
+  amberInHost, assertOneLineError, cleanup, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
   removeAllHosts, startTarget, targetPath, verdict, type AmberResult, type Host,
 } from '../harness';
+import { FIN_PEER, startStreamPeer as startPeer } from '../harness/tcp-peers';
 
 after(async () => {
   await cleanup();
@@ -17,106 +18,14 @@ after(async () => {
 /** amber run inside host's network namespace (only the network namespace: nsenter --net): a restored task lives where amber does. */
 function amberIn(host: Host, args: string[], env: NodeJS.ProcessEnv = {}): AmberResult & { seconds: number } {
   const t0 = performance.now();
-  const r = spawnSync('nsenter', [`--net=${host.nsPath}`, process.execPath, cliEntry, ...args], {
-    encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL', env: { ...process.env, ...env },
-  });
-  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', seconds: (performance.now() - t0) / 1000 };
+  const r = amberInHost(host, args, { env, timeoutMs: 60_000 });
+  return { ...r, seconds: (performance.now() - t0) / 1000 };
 }
 
 function amberInOk(host: Host, args: string[]): AmberResult & { seconds: number } {
   const r = amberIn(host, args);
   assert.equal(r.status, 0, describeAmber(args, r));
   return r;
-}
-
-// The peer on host B: sends 5 KiB at once, reads nothing until told ("read" on stdin), then checks
-// the target's 200 KiB and answers its PING. With a stream port, it also accepts a second
-// connection and writes a byte stream on it without pause (byte i is the top byte of
-// i * 2654435761, as tcp_conn checks it) until the target says STOP; then its FIN. Every event is
-// a line on stdout, the stream's prefixed "stream".
-const PEER = `
-const net = require('node:net');
-const [port, outBytes, inBytes, streamPort] = process.argv.slice(1).map(Number);
-const say = (l) => process.stdout.write(l + '\\n');
-const srv = net.createServer((s) => {
-  srv.close();
-  say('accepted');
-  const five = Buffer.alloc(inBytes);
-  for (let i = 0; i < inBytes; i++) five[i] = (i * 13 + 5) & 255;
-  s.write(five);
-  s.pause();
-  const parts = [];
-  let got = 0;
-  s.on('data', (d) => {
-    parts.push(d);
-    got += d.length;
-    if (got < outBytes + 5) return;
-    const all = Buffer.concat(parts);
-    let bad = -1;
-    for (let i = 0; i < outBytes && bad < 0; i++) if (all[i] !== ((i * 31 + 7) & 255)) bad = i;
-    say(bad < 0 ? 'verified ' + outBytes : 'corrupt at ' + bad);
-    say(all.subarray(outBytes).toString() === 'PING\\n' ? 'ping' : 'no ping: ' + JSON.stringify(all.subarray(outBytes).toString()));
-    s.write('PONG\\n');
-    say('pong');
-  });
-  s.on('error', (e) => say('error ' + e.code));
-  s.on('end', () => say('end'));
-  process.stdin.on('data', (c) => { if (String(c).includes('read')) s.resume(); });
-});
-srv.listen(port, '::', () => say('listening'));
-if (streamPort) {
-  const st = net.createServer((s) => {
-    st.close();
-    say('stream accepted');
-    let sent = 0;
-    let stopped = false;
-    // a little at a time, the socket never idle: node's own buffer stays small, the kernel's full
-    const timer = setInterval(() => {
-      if (s.writableLength >= 65536) return;
-      const b = Buffer.alloc(4096);
-      for (let k = 0; k < b.length; k++) b[k] = Math.imul(sent + k, 2654435761) >>> 24;
-      sent += b.length;
-      s.write(b);
-    }, 5);
-    let cmd = '';
-    s.on('data', (d) => {
-      cmd += d;
-      if (stopped || !cmd.includes('STOP\\n')) return;
-      stopped = true;
-      clearInterval(timer);
-      say('stream stop');
-      s.end(() => say('stream sent ' + sent));
-    });
-    s.on('error', (e) => { clearInterval(timer); say('stream error ' + e.code); });
-    s.on('end', () => say('stream end'));
-  });
-  st.listen(streamPort, '::', () => say('stream listening'));
-}
-`;
-
-interface Peer {
-  child: ChildProcess;
-  lines: string[];
-  waitFor(line: string | RegExp, ms?: number): Promise<void>;
-}
-
-function startPeer(host: Host, port: number, outBytes: number, inBytes: number, streamPort = 0): Peer {
-  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes), String(streamPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    lines.push(...parts);
-  });
-  const waitFor = async (line: string | RegExp, ms = 30_000) => {
-    const ok = () => lines.some((l) => (typeof line === 'string' ? l === line : line.test(l)));
-    for (const deadline = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 50))) {
-      if (Date.now() > deadline) throw new Error(`peer did not say ${line} within ${ms} ms: ${lines.join(' | ')}`);
-    }
-  };
-  return { child, lines, waitFor };
 }
 
 const OUT_BYTES = 200 * 1024;
@@ -385,22 +294,6 @@ test('--leave-running takes the connection out of repair mode and it goes on; th
   const closed = await verdict(target, 30_000);
   assert.ok(!closed.passed && closed.lines.some((l) => /Transport endpoint is not connected|EOF/.test(l)), `the restored socket is not connected: ${closed.lines.join(' | ')}`);
 });
-
-// A peer that says "go" when told, reports what came before the FIN, and answers "ok" and its own FIN when told.
-const FIN_PEER = `
-const net = require('node:net');
-const say = (l) => process.stdout.write(l + '\\n');
-const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-  srv.close();
-  let got = '';
-  s.on('data', (d) => { got += d; });
-  s.on('end', () => say('got ' + JSON.stringify(got) + ' then end'));
-  s.on('error', (e) => say('error ' + e.code));
-  say('accepted');
-  process.stdin.on('data', (c) => { if (String(c).includes('go')) s.write('go\\n'); if (String(c).includes('answer')) s.end('ok'); });
-});
-srv.listen(Number(process.argv[1]), () => say('listening'));
-`;
 
 test('a connection whose FIN the peer has not acknowledged (FIN_WAIT1) comes back: the peer then gets the last bytes and the FIN, and its answer arrives', async (t) => {
   const pair = makeHostPair('tcpfin');
