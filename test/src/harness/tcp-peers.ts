@@ -74,8 +74,9 @@ export interface StreamPeer {
   waitFor(line: string | RegExp, ms?: number): Promise<void>;
 }
 
-export function startStreamPeer(host: Host, port: number, outBytes: number, inBytes: number, streamPort = 0): StreamPeer {
-  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', PEER, String(port), String(outBytes), String(inBytes), String(streamPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** A node script run inside host (nsenter --net) whose stdout lines the test waits for. */
+function startScriptPeer(host: Host, script: string, args: (string | number)[]): StreamPeer {
+  const child = spawn('nsenter', [`--net=${host.nsPath}`, process.execPath, '-e', script, ...args.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -93,8 +94,17 @@ export function startStreamPeer(host: Host, port: number, outBytes: number, inBy
   return { child, lines, waitFor };
 }
 
+export function startStreamPeer(host: Host, port: number, outBytes: number, inBytes: number, streamPort = 0): StreamPeer {
+  return startScriptPeer(host, PEER, [port, outBytes, inBytes, streamPort]);
+}
+
+/** The FIN peer (below) listening on port inside host. */
+export function startFinPeer(host: Host, port: number): StreamPeer {
+  return startScriptPeer(host, FIN_PEER, [port]);
+}
+
 // A peer that says "go" when told, reports what came before the FIN, and answers "ok" and its own FIN when told.
-export const FIN_PEER = `
+const FIN_PEER = `
 const net = require('node:net');
 const say = (l) => process.stdout.write(l + '\\n');
 const srv = net.createServer({ allowHalfOpen: true }, (s) => {

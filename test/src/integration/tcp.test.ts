@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -8,7 +8,7 @@ import {
   amberInHost, assertOneLineError, cleanup, critDecode, descendants, describeAmber, dropRule, nftTables, isAlive, makeHostPair, procState, makeTmpDir, rateLimit, reap,
   removeAllHosts, startTarget, targetPath, verdict, type AmberResult, type Host,
 } from '../harness';
-import { FIN_PEER, startStreamPeer as startPeer } from '../harness/tcp-peers';
+import { startFinPeer, startStreamPeer as startPeer } from '../harness/tcp-peers';
 
 after(async () => {
   await cleanup();
@@ -300,15 +300,8 @@ test('a connection whose FIN the peer has not acknowledged (FIN_WAIT1) comes bac
   t.after(() => pair.remove());
   const { a, b } = pair;
   const port = 7150;
-  const child = spawn('nsenter', [`--net=${b.nsPath}`, process.execPath, '-e', FIN_PEER, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { child, lines, waitFor } = startFinPeer(b, port);
   t.after(() => { child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l)));
-  const waitFor = async (re: RegExp) => {
-    for (const deadline = Date.now() + 20_000; !lines.some((l) => re.test(l)); await new Promise((r) => setTimeout(r, 50))) {
-      if (Date.now() > deadline) throw new Error(`peer did not say ${re}: ${lines.join(' | ')}`);
-    }
-  };
   await waitFor(/^listening$/);
   const starting = startTarget('tcp_states', ['fin1', b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
   await waitFor(/^accepted$/);
@@ -336,15 +329,8 @@ test('a connection closed by the peer first and then by the target, its FIN not 
   t.after(() => pair.remove());
   const { a, b } = pair;
   const port = 7160;
-  const child = spawn('nsenter', [`--net=${b.nsPath}`, process.execPath, '-e', FIN_PEER, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { child, lines, waitFor } = startFinPeer(b, port);
   t.after(() => { child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l)));
-  const waitFor = async (re: RegExp) => {
-    for (const deadline = Date.now() + 20_000; !lines.some((l) => re.test(l)); await new Promise((r) => setTimeout(r, 50))) {
-      if (Date.now() > deadline) throw new Error(`peer did not say ${re}: ${lines.join(' | ')}`);
-    }
-  };
   await waitFor(/^listening$/);
   const starting = startTarget('tcp_states', ['lastack', b.ipv4, String(port)], { netns: a.nsPath, timeoutMs: 30_000 });
   await waitFor(/^accepted$/);
