@@ -25,7 +25,7 @@ function amberInstallDirs(): string[] {
 }
 
 /** The plugins every run knows without being told. */
-const BUILTIN_PLUGINS = ['@amber/plugin-mm', '@amber/plugin-fs', '@amber/plugin-unix', '@amber/plugin-net-tcp'];
+const BUILTIN_PLUGINS = ['@amber/plugin-mm', '@amber/plugin-fs', '@amber/plugin-unix', '@amber/plugin-net-tcp', '@amber/plugin-tty', '@amber/plugin-ipc'];
 
 export const pluginFlag = Flags.string({
   description: 'load a resource plugin from this file or package (repeatable)',
