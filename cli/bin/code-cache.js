@@ -4,10 +4,13 @@
  * command whose start-up is mostly compiling ~330 modules (oclif, protobufjs, tsyringe, amber's
  * own), and node 20 has no module.enableCompileCache (22 has).
  *
- * One file per user, ~/.cache/amber/code-<node version>-<arch>.bin: an index (JSON) of
- * filename -> [offset, length, mtime, size] and the cached data after it. An entry whose file
- * changed is ignored; V8 itself rejects data made by another V8 or from other flags. The cache is
- * read only from a directory owned by this user and closed to others, since code from it runs.
+ * One file per user and installation, ~/.cache/amber/code-<node version>-<arch>-<hash of this
+ * directory>.bin: an index (JSON) of filename -> [offset, length, mtime, size] and the cached data
+ * after it. Per installation, since every start reads the whole file and a run that compiled
+ * anything writes it whole again (one file shared by several checkouts had grown to 11 MB, ~3000
+ * modules, of which a run uses ~370). An entry whose file changed is ignored; V8 itself rejects
+ * data made by another V8 or from other flags. The cache is read only from a directory owned by
+ * this user and closed to others, since code from it runs.
  * Written once at exit, only when some module was compiled without it. AMBER_CODE_CACHE=0 turns
  * it off.
  */
@@ -63,6 +66,13 @@ function writeCache(file, entries) {
   fs.renameSync(tmp, file);
 }
 
+/** FNV-1a of this file's directory: which installation of amber a cache belongs to. */
+function installationHash() {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(__dirname)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 /** The `require` a module sees, as node builds it. */
 function requireFor(mod) {
   const req = (id) => mod.require(id);
@@ -83,7 +93,7 @@ function install() {
     return;
   }
   if (!dir) return;
-  const file = path.join(dir, `code-${process.version}-${process.arch}.bin`);
+  const file = path.join(dir, `code-${process.version}-${process.arch}-${installationHash()}.bin`);
   let entries;
   try {
     entries = readCache(file);

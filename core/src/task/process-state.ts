@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { PR } from '../kernel/constants';
 import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
-import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
 
 // Task state that only the task can report or set: read and written by syscalls injected into it.
@@ -33,20 +33,23 @@ export function dumpRlimits(remote: RemoteSyscall): TaskRlimitsEntry {
  * limit above what the restore helper was given is clipped to it, and reported.
  */
 export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, warn: (m: string) => void): void {
+  // what the helper was given, then the task's own: two stops of the task, not 32
   remote.resetData();
-  const slot = remote.reserve(16);
-  const buf = Buffer.alloc(16);
-  limits.rlimits.forEach((l, r) => {
-    remote.sys.prlimit64(0, r, 0, slot);
-    const now = remote.memory.read(slot, 16).readBigUInt64LE(8);
-    const max = l.max > now ? now : l.max;
+  const slots = remote.reserve(16 * limits.rlimits.length);
+  remote.invokeMany(limits.rlimits.map((_, r) => ({ name: 'prlimit64', args: [0, r, 0, slots + BigInt(16 * r)], detail: `resource ${r}` })));
+  const now = remote.memory.read(slots, 16 * limits.rlimits.length);
+  const sets = limits.rlimits.map((l, r): TableCall => {
+    const hard = now.readBigUInt64LE(16 * r + 8);
+    const max = l.max > hard ? hard : l.max;
     const cur = l.cur > max ? max : l.cur;
     if (max !== l.max) warn(`pid ${remote.pid}: resource limit ${r} had hard limit ${l.max}, restored as ${max} (raising it needs CAP_SYS_RESOURCE)`);
+    const buf = Buffer.alloc(16);
     buf.writeBigUInt64LE(cur, 0);
     buf.writeBigUInt64LE(max, 8);
-    remote.memory.write(slot, buf);
-    remote.sys.with(`resource ${r}`).prlimit64(0, r, slot, 0);
+    return { name: 'prlimit64', args: [0, r, buf, 0], detail: `resource ${r}` };
   });
+  remote.invokeMany(sets);
+  remote.resetData();
 }
 
 export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {

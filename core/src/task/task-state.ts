@@ -11,7 +11,7 @@ import {
 import { parseStatus, procRead } from './proc';
 import { restoreSeccomp, type SeccompTable } from './seccomp';
 import { dumpPosixTimers, restorePosixTimers } from './posix-timers';
-import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
 
@@ -124,17 +124,21 @@ export function registersOf(core: CoreEntry): Registers {
 export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: SeccompEntry | undefined, warn: (m: string) => void): void {
   remote.resetData();
   if (core.tc) {
-    const act = Buffer.alloc(KSIGACTION_SIZE);
+    // all of them in one stop of the task (62 round trips were a third of a restore's)
+    const calls: TableCall[] = [];
     core.tc.sigactions.forEach((sa, i) => {
       const sig = i + 1;
       if (sig === SIG.KILL || sig === SIG.STOP) return;
+      const act = Buffer.alloc(KSIGACTION_SIZE);
       act.writeBigUInt64LE(sa.sigaction, 0);
       act.writeBigUInt64LE(sa.flags, 8);
       act.writeBigUInt64LE(sa.restorer, 16);
       act.writeBigUInt64LE(sa.mask, 24);
-      remote.resetData();
-      remote.setSigaction(sig, act);
+      calls.push({ name: 'rt_sigaction', args: [sig, act, 0, 8], detail: `signal ${sig}` });
     });
+    remote.resetData();
+    remote.invokeMany(calls);
+    remote.resetData();
     if (core.tc.rlimits) restoreRlimits(remote, core.tc.rlimits, warn);
     if (core.tc.timers) {
       restoreItimers(remote, core.tc.timers);

@@ -16,7 +16,7 @@ const fs = require('node:fs');
 process.on('exit', () => fs.writeFileSync(process.env.AMBER_TEST_MODULES_OUT, JSON.stringify(Object.keys(require.cache))));
 `;
 
-function loadedModules(args: string[]): { r: AmberResult; amberModules: string[] } {
+function loadedModules(args: string[]): { r: AmberResult; amberModules: string[]; all: string[] } {
   const dir = makeTmpDir('cli-probe');
   const probe = path.join(dir, 'probe.js');
   const out = path.join(dir, 'modules.json');
@@ -24,7 +24,7 @@ function loadedModules(args: string[]): { r: AmberResult; amberModules: string[]
   const r = amber(args, { env: { NODE_OPTIONS: `--require ${probe}`, AMBER_TEST_MODULES_OUT: out } });
   const all = JSON.parse(fs.readFileSync(out, 'utf8')) as string[];
   const engine = [path.join(repoRoot, 'core') + path.sep, path.join(repoRoot, 'plugins') + path.sep];
-  return { r, amberModules: all.filter((f) => engine.some((prefix) => f.startsWith(prefix))) };
+  return { r, all, amberModules: all.filter((f) => engine.some((prefix) => f.startsWith(prefix))) };
 }
 
 describe('amber CLI', () => {
@@ -46,6 +46,21 @@ describe('amber CLI', () => {
     const { r, amberModules } = loadedModules(['check', '--json']);
     assert.notEqual(r.status, null, describeAmber(['check', '--json'], r));
     assert.ok(amberModules.length > 0, 'amber check loads @amber/core');
+  });
+
+  test('--version prints the package line without loading oclif or the engine', () => {
+    const { r, all } = loadedModules(['--version']);
+    assert.equal(r.status, 0, describeAmber(['--version'], r));
+    const { name, version } = JSON.parse(fs.readFileSync(path.join(repoRoot, 'cli', 'package.json'), 'utf8')) as { name: string; version: string };
+    assert.equal(r.stdout, `${name}/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
+    assert.deepEqual(all.filter((f) => f.includes(`${path.sep}node_modules${path.sep}`)), [], 'modules loaded by --version');
+  });
+
+  test("--version's fast path prints what oclif prints for it", () => {
+    // --verbose is no fast path: oclif answers that one
+    const viaOclif = amber(['--version', '--verbose']);
+    assert.equal(viaOclif.status, 0, describeAmber(['--version', '--verbose'], viaOclif));
+    assert.equal(amber(['--version']).stdout, viaOclif.stdout);
   });
 
   test('dump without -t: one line naming the missing flag, exit 1', () => {

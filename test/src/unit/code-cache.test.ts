@@ -9,9 +9,9 @@ after(removeTmpDirs);
 
 const CODE_CACHE = path.join(repoRoot, 'cli', 'bin', 'code-cache.js');
 
-/** Runs node with amber's code cache preloaded and prints what `mod` exports. */
-function load(cacheHome: string, mod: string): string {
-  const r = spawnSync(process.execPath, ['--require', CODE_CACHE, '-e', `console.log(require(${JSON.stringify(mod)}))`], {
+/** Runs node with amber's code cache (or a copy of it) preloaded and prints what `mod` exports. */
+function load(cacheHome: string, mod: string, codeCache = CODE_CACHE): string {
+  const r = spawnSync(process.execPath, ['--require', codeCache, '-e', `console.log(require(${JSON.stringify(mod)}))`], {
     encoding: 'utf8',
     env: { ...process.env, XDG_CACHE_HOME: cacheHome, AMBER_CODE_CACHE: '1' },
   });
@@ -45,6 +45,28 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     fs.writeFileSync(mod, 'module.exports = "other " + (() => 40 + 3)();\n');
     fs.utimesSync(mod, new Date(), new Date(Date.now() + 5000));
     assert.equal(load(home, mod), 'other 43');
+  });
+
+  test('each installation keeps its own cache file, holding only what it loaded', () => {
+    // every start reads the whole file: one shared by all checkouts had grown to 11 MB
+    const dir = makeTmpDir('code-cache-installs');
+    const home = path.join(dir, 'cache');
+    const other = path.join(dir, 'other-install', 'bin');
+    fs.mkdirSync(other, { recursive: true });
+    fs.copyFileSync(CODE_CACHE, path.join(other, 'code-cache.js'));
+    const mine = path.join(dir, 'mine.js');
+    const theirs = path.join(dir, 'theirs.js');
+    fs.writeFileSync(mine, 'module.exports = "mine";\n');
+    fs.writeFileSync(theirs, 'module.exports = "theirs";\n');
+    assert.equal(load(home, mine), 'mine');
+    assert.equal(load(home, theirs, path.join(other, 'code-cache.js')), 'theirs');
+    const files = cacheFiles(home);
+    assert.equal(files.length, 2, `cache files: ${files.join(', ')}`);
+    const indexOf = (f: string) => {
+      const blob = fs.readFileSync(path.join(home, 'amber', f));
+      return Object.keys(JSON.parse(blob.subarray(4, 4 + blob.readUInt32LE(0)).toString('utf8')) as object);
+    };
+    assert.deepEqual(files.map(indexOf).sort(), [[mine], [theirs]].sort());
   });
 
   test('a cache directory others can write to is not used', () => {
