@@ -23,6 +23,7 @@ import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
 import { linkParent } from './image-parent';
 import { lockPid } from './pid-lock';
+import { MappingKinds } from './mapping-kinds';
 import { RunState } from './run-state';
 import { DumpedInodes } from './inodes';
 import { silentLogger, type Logger } from './logger';
@@ -143,6 +144,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       inodes,
       createPages: (data) => ({ pagesId: ++pagesIds, path: store.createPages(pagesIds, data) }),
       describeFile: (holder, pid, fd) => fdTable.describeFile(ctx!, holder, pid, fd),
+      mappings: new MappingKinds(plugins),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

@@ -13,6 +13,7 @@ import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilit
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
 import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
+import { MappingKinds } from './mapping-kinds';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
@@ -73,7 +74,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id) };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id), mappings: new MappingKinds(plugins) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {

@@ -40,6 +40,7 @@ export const SYSCALLS = {
   writev: sys(20, 'fd', 'iov:in', 'iovcnt'),
   sched_yield: sys(24),
   mremap: sys(25, 'oldAddr:ptr', 'oldSize', 'newSize', 'flags', 'newAddr:ptr'),
+  mincore: sys(27, 'addr:ptr', 'length', 'vec:ptr'),
   madvise: sys(28, 'addr:ptr', 'length', 'advice'),
   shmget: sys(29, 'key', 'size', 'shmflg'),
   shmat: sys(30, 'shmid', 'shmaddr:ptr', 'shmflg'),

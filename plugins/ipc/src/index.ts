@@ -1,12 +1,54 @@
 import 'reflect-metadata';
-import { injectable } from 'tsyringe';
-import type { ResourcePlugin } from '@amber/core';
+import { inject, injectable } from 'tsyringe';
+import { LOGGER, shmRemove, type Logger, type CompareContext, type Difference, type DumpContext, type IdentityHolder, type LaterRestoreStep, type ResourcePlugin, type RestoreContext } from '@amber/core';
+import { treeIpcNamespace } from './namespace';
+import { dumpShm, SysvShmMappingKind } from './shm';
+import { removeMarkedShm, restoreShm, undoShm } from './shm-restore';
+import { compareShm, shmHolders } from './shm-compare';
+import type { IpcShmEntry } from './images';
 
 /** SysV IPC (shared memory, message queues, semaphores) and POSIX message queues. */
 @injectable()
 export class IpcPlugin implements ResourcePlugin {
   readonly name = 'ipc';
-  readonly phase = 'resources' as const;
+  readonly phase = 'shared' as const;
+  readonly mappingKinds = [new SysvShmMappingKind()];
+  readonly laterSteps: readonly LaterRestoreStep[] = [{ phase: 'task-state', restore: (ctx) => removeMarkedShm(ctx) }];
+
+  constructor(@inject(LOGGER) private readonly log: Logger) {}
+
+  async dump(ctx: DumpContext): Promise<void> {
+    const ns = treeIpcNamespace(ctx.tasks);
+    ctx.state('ipc:dumped-shm', () => dumpShm(ctx, ns));
+  }
+
+  /**
+   * A complete dump that ends the tree takes its segments with it: in the host's namespace they
+   * would outlive it, and their ids, taken, would keep the restore from having them again.
+   */
+  async afterDump(ctx: DumpContext, succeeded: boolean): Promise<void> {
+    if (!succeeded || ctx.options.leaveRunning || ctx.options.preDump) return;
+    for (const e of ctx.state<IpcShmEntry[]>('ipc:dumped-shm', () => [])) {
+      if (!(e.desc.mode & 0o1000)) shmRemove(e.desc.id);
+    }
+  }
+
+  async restore(ctx: RestoreContext): Promise<void> {
+    restoreShm(ctx, 1);
+  }
+
+  async afterRestore(ctx: RestoreContext, succeeded: boolean): Promise<void> {
+    if (succeeded) return;
+    for (const p of undoShm(ctx)) this.log.warn(`restore undo: ${p}`);
+  }
+
+  async compare(ctx: CompareContext): Promise<Difference[]> {
+    return compareShm(ctx, 1);
+  }
+
+  identities(ctx: CompareContext): IdentityHolder[] {
+    return shmHolders(ctx);
+  }
 }
 
 export default IpcPlugin;

@@ -1,0 +1,33 @@
+import { statSync } from 'node:fs';
+import { AmberError, type DumpTask } from '@amber/core';
+
+export class IpcNamespaceError extends AmberError {}
+
+/** The IPC namespace the dumped tree lives in. */
+export interface TreeIpcNamespace {
+  /** its number in the images (ipcns-*-<id>, ids-<pid>'s ipc_ns_id) */
+  id: number;
+  /** st_ino of /proc/PID/ns/ipc */
+  ino: bigint;
+  /** amber's own (the host's): the tree shares it with processes outside the tree */
+  host: boolean;
+}
+
+const nsIno = (pid: number | 'self') => statSync(`/proc/${pid}/ns/ipc`, { bigint: true }).ino;
+
+/**
+ * The tree's IPC namespace. Every task must be in the root's: children in another one are
+ * refused. A tree in its own namespace is refused too, for now: amber dumps the SysV objects of the
+ * host's namespace that the tree uses.
+ */
+export function treeIpcNamespace(tasks: readonly DumpTask[]): TreeIpcNamespace {
+  const root = tasks[0];
+  const ino = nsIno(root.pid);
+  for (const t of tasks.slice(1)) {
+    const other = nsIno(t.pid);
+    if (other !== ino) throw new IpcNamespaceError(`pid ${t.pid} is in IPC namespace ipc:[${other}], not its tree's root's (pid ${root.pid}, ipc:[${ino}]): amber dumps one IPC namespace per tree`);
+  }
+  const host = ino === nsIno('self');
+  if (!host) throw new IpcNamespaceError(`pid ${root.pid} is in its own IPC namespace ipc:[${ino}], which amber cannot dump yet`);
+  return { id: 1, ino, host };
+}
