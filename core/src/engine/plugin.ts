@@ -99,6 +99,20 @@ export interface OwnedMapping {
   fdflags?: number;
 }
 
+/**
+ * Which shared kernel objects a task uses (ids-<pid>.img): tasks sharing one share its id.
+ * ipcNsId only for an IPC namespace other than amber's; amberSysvsemId is the ipc plugin's (the
+ * SysV undo list, shared through CLONE_SYSVSEM).
+ */
+export interface TaskIds {
+  vmId: number;
+  filesId: number;
+  fsId: number;
+  sighandId: number;
+  ipcNsId?: number;
+  amberSysvsemId?: number;
+}
+
 /** A frozen task during dump. */
 export interface DumpTask {
   pid: number;
@@ -109,7 +123,7 @@ export interface DumpTask {
   tracee: Tracee;
   remote: RemoteSyscall;
   fds: FdResource[];
-  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+  ids: TaskIds;
 }
 
 export interface DumpOptions {
@@ -175,7 +189,7 @@ export interface RestoreTask {
   pid: number;
   tracee: Tracee;
   remote: RemoteSyscall;
-  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+  ids: TaskIds;
   /** Its dumped credentials: files it gets are opened with them (core's asTask / openAsTask). */
   creds?: CredsEntry;
 }

@@ -17,3 +17,5 @@ export * from './sockaddr-inet';
 export * from './datagrams';
 export * from './sock-diag-netlink';
 export * from './sysv-shm';
+export * from './sysv-msg-sem';
+export * from './posix-mqueue';

@@ -17,8 +17,7 @@ const nsIno = (pid: number | 'self') => statSync(`/proc/${pid}/ns/ipc`, { bigint
 
 /**
  * The tree's IPC namespace. Every task must be in the root's: children in another one are
- * refused. A tree in its own namespace is refused too, for now: amber dumps the SysV objects of the
- * host's namespace that the tree uses.
+ * refused. In its own namespace the tree has every object of it; in the host's, the objects it uses.
  */
 export function treeIpcNamespace(tasks: readonly DumpTask[]): TreeIpcNamespace {
   const root = tasks[0];
@@ -28,6 +27,5 @@ export function treeIpcNamespace(tasks: readonly DumpTask[]): TreeIpcNamespace {
     if (other !== ino) throw new IpcNamespaceError(`pid ${t.pid} is in IPC namespace ipc:[${other}], not its tree's root's (pid ${root.pid}, ipc:[${ino}]): amber dumps one IPC namespace per tree`);
   }
   const host = ino === nsIno('self');
-  if (!host) throw new IpcNamespaceError(`pid ${root.pid} is in its own IPC namespace ipc:[${ino}], which amber cannot dump yet`);
   return { id: 1, ino, host };
 }

@@ -62,7 +62,7 @@ export function treeSegments(tasks: readonly DumpTask[], all: SysvShmLine[]): Sy
 
 /** Dumps the tree's segments into ipcns-shm-<ns>: each entry, with its contents. Returns what it dumped. */
 export function dumpShm(ctx: DumpContext, ns: TreeIpcNamespace): IpcShmEntry[] {
-  const segments = treeSegments(ctx.tasks, listShmSegments());
+  const segments = ns.host ? treeSegments(ctx.tasks, listShmSegments()) : listShmSegments();
   const entries: IpcShmEntry[] = [];
   const blobs: Buffer[] = [];
   for (const s of segments) {
