@@ -9,6 +9,9 @@
  *    SEM_UNDO (its adjustment -2), the parent takes 1 from semaphore 2 with SEM_UNDO.
  *  POSIX queue MQNAME (0640, maxmsg 8, msgsize 256): 5 messages of priorities 1 9 1 5 0; the
  *    child holds the same description (fork).
+ *  A second child, made with CLONE_SYSVSEM, shares the parent's undo list: it takes 1 from
+ *    semaphore 0 with SEM_UNDO before the dump and once more after the restore, then exits; the
+ *    list being the parent's, its exit undoes nothing (semaphore 0 stays at 1).
  * Prints READY <pid>; on SIGUSR1 the parent checks ids, keys, modes, contents and values, wakes
  * the child, which writes into A and B and exits, then sees the child's writes and its undo
  * applied (semaphore 1 back to 0), reads every message in order, removes everything. PASS / FAIL.
@@ -23,6 +26,7 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define PAGE 4096
 static const long types[] = { 1, 2, 3, 7 };
@@ -126,10 +130,21 @@ int main(int argc, char **argv)
 		strcpy(pb + 100, "child-in-b");
 		_exit(0);
 	}
+	/* like fork, but sharing the parent's SEM_UNDO list */
+	pid_t sharer = syscall(SYS_clone, CLONE_SYSVSEM | SIGCHLD, 0, 0, 0, 0);
+	if (sharer == 0) {
+		struct sembuf take = { 0, -1, SEM_UNDO };
+		if (semop(s, &take, 1))
+			_exit(3);
+		if (write(ready[1], "k", 1) != 1)
+			_exit(3);
+		wait_usr1();
+		_exit(semop(s, &take, 1) ? 4 : 0);
+	}
 	close(ready[1]);
 	char k;
-	if (read(ready[0], &k, 1) != 1)
-		die("child setup");
+	if (read(ready[0], &k, 1) != 1 || read(ready[0], &k, 1) != 1)
+		die("children's setup");
 	close(ready[0]);
 	printf("READY %d\n", getpid());
 	wait_usr1();
@@ -162,8 +177,8 @@ int main(int argc, char **argv)
 		check_perm(&semds.sem_perm, key + 2, 0660, "sem set S");
 	unsigned short now[3] = { 0 };
 	semctl(s, 0, GETALL, now);
-	if (now[0] != 3 || now[1] != 2 || now[2] != 6)
-		fail("semaphore values %u %u %u, expected 3 2 6", now[0], now[1], now[2]);
+	if (now[0] != 2 || now[1] != 2 || now[2] != 6)
+		fail("semaphore values %u %u %u, expected 2 2 6", now[0], now[1], now[2]);
 	struct mq_attr got;
 	if (mq_getattr(mq, &got) || got.mq_maxmsg != 8 || got.mq_msgsize != 256 || got.mq_curmsgs != 5)
 		fail("POSIX queue: maxmsg %ld msgsize %ld, %ld messages; expected 8 256 5", got.mq_maxmsg, got.mq_msgsize, got.mq_curmsgs);
@@ -177,6 +192,12 @@ int main(int argc, char **argv)
 		fail("the child failed (0x%x)", status);
 	if (strcmp(pa + 100, "child-was-here") || strcmp(pb + 100, "child-in-b"))
 		fail("the child's writes are not seen: A \"%s\", B \"%s\"", pa + 100, pb + 100);
+	kill(sharer, SIGUSR1);
+	if (waitpid(sharer, &status, 0) != sharer || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("the CLONE_SYSVSEM child failed (0x%x)", status);
+	int v0 = semctl(s, 0, GETVAL);
+	if (v0 != 1)
+		fail("semaphore 0 is %d after the CLONE_SYSVSEM child exited, expected 1 (its undo list is the parent's: nothing undone)", v0);
 	int v1 = semctl(s, 1, GETVAL);
 	if (v1 != 0)
 		fail("semaphore 1 is %d after the child exited, expected 0 (its SEM_UNDO adjustment undone)", v1);
@@ -193,7 +214,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 5; i++) {
 		char buf[256];
 		unsigned prio = 99;
-		ssize_t n = mq_receive(mq, buf, sizeof buf, &prio);
+		struct timespec soon;
+		clock_gettime(CLOCK_REALTIME, &soon);
+		soon.tv_sec += 1;
+		ssize_t n = mq_timedreceive(mq, buf, sizeof buf, &prio, &soon);
 		int w = mq_order[i];
 		if (n != (ssize_t)strlen(mq_texts[w]) || prio != prios[w] || memcmp(buf, mq_texts[w], n))
 			fail("POSIX message %d: priority %u, %zd bytes; expected \"%s\" priority %u", i, prio, n, mq_texts[w], prios[w]);

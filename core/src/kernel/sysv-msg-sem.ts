@@ -111,6 +111,15 @@ export function copyMessage(id: number, index: number, maxSize: number): { mtype
   return { mtype: buf.readBigInt64LE(0), text: Buffer.from(buf.subarray(8, 8 + n)) };
 }
 
+/** Takes the first message off a queue (amber's own receive); false when it is empty. */
+export function takeMessage(id: number): boolean {
+  const buf = Buffer.alloc(8 + 65536);
+  const n = syscallRaw(SYS.msgrcv, [id, addressOf(buf), 65536, 0, IPC.NOWAIT]);
+  if (n === -ENOMSG) return false;
+  if (n < 0) throw new IpcObjectError(`msgrcv of msg queue id ${id} failed: errno ${-n}`);
+  return true;
+}
+
 const ENOMSG = 42;
 const ENOSPC = 28;
 const EEXIST = 17;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
-  AmberError, copyMessage, createWithId, listMsgQueues, msgQueueBytesLimit, removeIpcObject, sendMessage, setIpcPerm,
-  type CompareContext, type Difference, type DumpContext, type MsgQueueState, type RestoreContext,
+  AmberError, copyMessage, createWithId, IPC, takeMessage, listMsgQueues, msgQueueBytesLimit, removeIpcObject, sendMessage, setIpcPerm,
+  type CompareContext, type Difference, type DumpContext, type MsgQueueState, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { msgImageName, type IpcMsgEntry } from './objs-images';
 import { describeDesc, descOf, diffDesc, type IpcCreated } from './objs-common';
@@ -82,7 +82,7 @@ export function dumpMsgQueues(ctx: DumpContext, ns: TreeIpcNamespace): IpcMsgEnt
       frames.push(frameMessage(m.mtype, m.text));
     }
     const blob = Buffer.concat(frames);
-    entries.push({ desc: descOf(q), qbytes, qnum: q.qnum, amberMessagesBytes: blob.length });
+    entries.push({ desc: descOf(q), qbytes, qnum: q.qnum, amberMessagesBytes: blob.length, amberLspid: q.lspid, amberLrpid: q.lrpid });
     blobs.push(blob);
     ctx.count('msg queues', 1);
     ctx.count('msg messages', q.qnum);
@@ -106,17 +106,50 @@ export function checkMsgIdsFree(ctx: RestoreContext, nsId: number): void {
   }
 }
 
-/** Makes every queue again with its id, key, owners, mode and limit, and sends its messages back in order. */
+/**
+ * Makes every queue again with its id, key, owners, mode and limit, and sends its messages back in
+ * order. Its last sender and receiver, when in the tree, are made so again (the host's
+ * namespace tells the tree's queues by them): a message of no consequence is sent by the one and
+ * taken by the other first, and the last message is sent by the last sender.
+ */
 export function restoreMsgQueues(ctx: RestoreContext, nsId: number, created: IpcCreated[]): void {
   if (!ctx.store.has(msgImageName(nsId))) return;
   const image = ctx.store.read<IpcMsgEntry>('ipcns-msg', msgImageName(nsId));
+  const inTree = (pid: number | undefined) => ctx.tasks.find((t) => t.pid === pid);
   image.entries.forEach((e, i) => {
     const { desc } = e;
     createWithId({ kind: 'msg', key: desc.key, id: desc.id, mode: desc.mode & 0o777, cuid: desc.cuid, cgid: desc.cgid });
     created.push({ kind: 'msg', id: desc.id });
     setIpcPerm('msg', desc.id, desc, e.qbytes);
-    for (const m of unframeMessages(image.blobs[i] ?? Buffer.alloc(0), e.qnum)) sendMessage(desc.id, m.mtype, m.text);
+    const [sender, receiver] = [inTree(e.amberLspid), inTree(e.amberLrpid)];
+    if (sender || receiver) {
+      if (sender) injectSend(sender, desc.id, 1n, Buffer.alloc(0));
+      else sendMessage(desc.id, 1n, Buffer.alloc(0));
+      if (receiver) injectReceive(receiver, desc.id);
+      else if (!takeMessage(desc.id)) throw new MsgQueueError(`msg queue id ${desc.id}: the placeholder message is gone`);
+    }
+    const messages = unframeMessages(image.blobs[i] ?? Buffer.alloc(0), e.qnum);
+    messages.forEach((m, k) => {
+      if (sender && k === messages.length - 1 && m.text.length + 64 < sender.remote.dataRoom) injectSend(sender, desc.id, m.mtype, m.text);
+      else sendMessage(desc.id, m.mtype, m.text);
+    });
   });
+}
+
+function injectSend(task: RestoreTask, id: number, mtype: bigint, text: Buffer): void {
+  const buf = Buffer.alloc(8 + text.length);
+  buf.writeBigInt64LE(mtype, 0);
+  text.copy(buf, 8);
+  task.remote.resetData();
+  task.remote.sys.with(`msg queue id ${id}`).msgsnd(id, buf, text.length, IPC.NOWAIT);
+  task.remote.resetData();
+}
+
+function injectReceive(task: RestoreTask, id: number): void {
+  task.remote.resetData();
+  const at = task.remote.reserve(16);
+  task.remote.sys.with(`msg queue id ${id}`).msgrcv(id, at, 8, 0, IPC.NOWAIT);
+  task.remote.resetData();
 }
 
 export function compareMsgQueues(ctx: CompareContext, nsId: number): Difference[] {

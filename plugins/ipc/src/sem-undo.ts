@@ -16,7 +16,7 @@ export class SemUndoError extends AmberError {}
 const { ERANGE, EAGAIN, EACCES, EINVAL, EIDRM } = constants.errno;
 const SEMAEM = SEMVMX;
 
-interface SemOp {
+export interface SemOp {
   num: number;
   op: number;
   undo: boolean;
@@ -35,7 +35,7 @@ function shiftOps(num: number, v: number, add: number): SemOp[] {
   return ops;
 }
 
-function encode(ops: SemOp[]): Buffer {
+export function encodeSemOps(ops: SemOp[]): Buffer {
   const b = Buffer.alloc(6 * ops.length);
   ops.forEach((o, i) => {
     b.writeUInt16LE(o.num, 6 * i);
@@ -50,7 +50,7 @@ function probe(task: DumpTask, semid: number, ops: SemOp[]): boolean {
   const last = ops.length ? ops[ops.length - 1].num : 0;
   const all = [...ops, { num: last, op: -32768, undo: false }];
   task.remote.resetData();
-  const r = task.remote.sysRaw.semop(semid, encode(all), all.length);
+  const r = task.remote.sysRaw.semop(semid, encodeSemOps(all), all.length);
   task.remote.resetData();
   if (r === -ERANGE) return true;
   if (r === -EAGAIN) return false;
@@ -131,7 +131,7 @@ function search(task: DumpTask, semid: number, n: number, v: number): number {
  */
 export function ensureUndoList(task: DumpTask, missingId: number): void {
   task.remote.resetData();
-  const r = task.remote.sysRaw.semop(missingId, encode([{ num: 0, op: 0, undo: true }]), 1);
+  const r = task.remote.sysRaw.semop(missingId, encodeSemOps([{ num: 0, op: 0, undo: true }]), 1);
   task.remote.resetData();
   if (r !== -EINVAL) throw new SemUndoError(`pid ${task.pid}: semop on the unused sem id ${missingId} gave ${r}, not EINVAL`);
 }
@@ -154,7 +154,7 @@ export function applyAdjustments(task: RestoreTask, semid: number, adjustments: 
         ? [{ num: n, op: -undoOp, undo: false }, { num: n, op: undoOp, undo: true }]
         : [{ num: n, op: undoOp, undo: true }, { num: n, op: -undoOp, undo: false }];
       task.remote.resetData();
-      task.remote.sys.with(`sem set id ${semid}: SEM_UNDO adjustment of semaphore ${n}`).semop(semid, encode(ops), ops.length);
+      task.remote.sys.with(`sem set id ${semid}: SEM_UNDO adjustment of semaphore ${n}`).semop(semid, encodeSemOps(ops), ops.length);
       task.remote.resetData();
     }
   });

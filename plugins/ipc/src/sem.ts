@@ -1,10 +1,10 @@
 import {
-  AmberError, createWithId, listSemSets, semLastPid, semValues, setIpcPerm, setSemValues,
+  AmberError, createWithId, listSemSets, SEMVMX, semLastPid, semValues, setIpcPerm, setSemValues,
   type CompareContext, type Difference, type DumpContext, type DumpTask, type RestoreContext, type SemSetState,
 } from '@amber/core';
 import { semImageName, type IpcSemEntry, type SemUndoEntry } from './objs-images';
 import { describeDesc, descOf, diffDesc, type IpcCreated } from './objs-common';
-import { applyAdjustments, ensureUndoList, readAdjustments } from './sem-undo';
+import { applyAdjustments, encodeSemOps, ensureUndoList, readAdjustments } from './sem-undo';
 import type { TreeIpcNamespace } from './namespace';
 
 export class SemSetError extends AmberError {}
@@ -69,7 +69,8 @@ export function dumpSemSets(ctx: DumpContext, ns: TreeIpcNamespace): IpcSemEntry
     }
     if (ns.host && !held.length && !lastOperatorIn(set, pids)) continue;
     const values = semValues(set.id, set.nsems);
-    entries.push({ desc: descOf(set), nsems: set.nsems, amberUndo: held });
+    const sempids = Array.from({ length: set.nsems }, (_, n) => semLastPid(set.id, n));
+    entries.push({ desc: descOf(set), nsems: set.nsems, amberUndo: held, amberSempids: sempids });
     blobs.push(valuesBlob(values));
     adjustments += held.length;
     ctx.count('sem sets', 1);
@@ -110,7 +111,27 @@ export function restoreSemSets(ctx: RestoreContext, nsId: number, created: IpcCr
     const v = valuesOf(image.blobs[i], e.nsems);
     setSemValues(desc.id, v);
     for (const u of e.amberUndo) applyUndo(ctx, desc.id, u, v);
+    touchAsLastOperators(ctx, desc.id, e.amberSempids, v);
   });
+}
+
+/**
+ * The last task to operate on each semaphore (sempid), when in the tree, operates on it once more:
+ * up and down again in one semop, which changes no value and no adjustment (the host's namespace
+ * tells the tree's sets by sempid).
+ */
+function touchAsLastOperators(ctx: RestoreContext, semid: number, sempids: readonly number[], values: readonly number[]): void {
+  for (const task of ctx.tasks) {
+    const ops = sempids.flatMap((pid, n) => {
+      if (pid !== task.pid) return [];
+      const up = values[n] < SEMVMX;
+      return [{ num: n, op: up ? 1 : -1, undo: false }, { num: n, op: up ? -1 : 1, undo: false }];
+    });
+    if (!ops.length) continue;
+    task.remote.resetData();
+    task.remote.sys.with(`sem set id ${semid}: its last operator`).semop(semid, encodeSemOps(ops), ops.length);
+    task.remote.resetData();
+  }
 }
 
 function applyUndo(ctx: RestoreContext, semid: number, u: SemUndoEntry, values: number[]): void {

@@ -14,4 +14,7 @@ export interface IpcMsgEntry {
   qnum: number;
   /** amber: length of what follows the entry (the messages, framed), so a reader can skip it */
   amberMessagesBytes?: number;
+  /** amber: msg_lspid and msg_lrpid, the last sender and receiver (made so again at restore when they are in the tree) */
+  amberLspid?: number;
+  amberLrpid?: number;
 }

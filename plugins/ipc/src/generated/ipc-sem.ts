@@ -9,6 +9,8 @@ export interface IpcSemEntry {
    * this set, one entry per undo list that holds any
    */
   amberUndo: SemUndoEntry[];
+  /** amber: sempid of each semaphore, the last task to operate on it (made so again at restore when in the tree) */
+  amberSempids: number[];
 }
 
 /**
