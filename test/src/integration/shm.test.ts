@@ -181,3 +181,33 @@ test('a segment also attached outside the tree is refused, and the tree keeps ru
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
+
+test('pre-dump of a tree with SysV segments, then the final dump: the segments come back from it', async () => {
+  const { t } = await started();
+  const base = makeTmpDir('shm-predump');
+  const [pre, fin] = [join(base, '1'), join(base, '2')];
+  amberOk(['pre-dump', '-t', String(t.pid), '-D', pre]);
+  assert.ok(isAlive(t.pid), 'a pre-dump leaves the tree running');
+  assert.equal(readdirSync(pre).filter((f) => f.startsWith('ipcns-')).length, 0, 'a pre-dump is memory only');
+  const pids = descendants(t.pid);
+  amberOk(['dump', '-t', String(t.pid), '-D', fin, '--prev-images-dir', '../1']);
+  for (const pid of pids) await reap(pid);
+  amberOk(['restore', '-D', fin, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', fin]);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('a dump interrupted after the segments were read leaves them, and the tree, as they were', async () => {
+  const { t, key } = await started();
+  const before = ours().filter((s) => [key, key + 1, key + 2].includes(s.key >>> 0));
+  const dir = makeTmpDir('shm-interrupted');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args, { env: { AMBER_FAULT: 'dump:before-inventory' } });
+  assert.notEqual(r.status, 0, r.stderr);
+  assert.match(r.stderr, /injected fault at dump:before-inventory/);
+  const now = ours().filter((s) => [key, key + 1, key + 2].includes(s.key >>> 0));
+  assert.deepEqual(now.map((s) => [s.id, s.key, s.mode, s.nattch, s.size]), before.map((s) => [s.id, s.key, s.mode, s.nattch, s.size]));
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
