@@ -88,10 +88,10 @@ test('crit decodes the segments: descs, inline contents, and only the present pa
   const live = new Map(ours().map((s) => [s.key >>> 0, s]));
   const byKey = (k: number) => segs.find((s) => s.desc.key === k);
   assert.equal(segs.length, 4, JSON.stringify(segs.map((s) => s.desc)));
-  for (const [k, mode, uid, gid, size] of [[key, 0o2640, 0, 0, 3 * 4096 + 100], [key + 1, 0o604, 1234, 2345, 8192], [key + 2, 0o600, 0, 0, 2 << 20]]) {
+  for (const [k, mode, uid, gid, cuid, cgid, size] of [[key, 0o2640, 0, 0, 0, 0, 3 * 4096 + 100], [key + 1, 0o604, 1234, 2345, 4321, 5432, 8192], [key + 2, 0o600, 0, 0, 0, 0, 2 << 20]]) {
     const s = byKey(k);
     assert.ok(s, `key 0x${k.toString(16)} dumped`);
-    assert.deepEqual([s.desc.id, s.desc.mode, s.desc.uid, s.desc.gid, s.desc.cuid, s.desc.cgid, Number(s.size)], [live.get(k)!.id, mode, uid, gid, 0, 0, size]);
+    assert.deepEqual([s.desc.id, s.desc.mode, s.desc.uid, s.desc.gid, s.desc.cuid, s.desc.cgid, Number(s.size)], [live.get(k)!.id, mode, uid, gid, cuid, cgid, size]);
   }
   const removed = segs.filter((s) => s.desc.key === 0);
   assert.equal(removed.length, 1);
