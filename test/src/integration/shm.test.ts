@@ -57,7 +57,7 @@ async function started(): Promise<{ t: Target; key: number }> {
 }
 
 test('SysV segments come back with their ids, keys, modes, owners, contents and holders, twice in a row', async () => {
-  const { t, key } = await started();
+  const { t } = await started();
   const before = snapshotProc(t.pid);
   const ids = ours().map((s) => s.id).sort();
   assert.equal(ids.length, 3, 'A, C and D have our keys (B is removed)');
@@ -76,7 +76,6 @@ test('SysV segments come back with their ids, keys, modes, owners, contents and 
   const v = await verdict(t);
   assert.ok(v.passed, `sysv_shm's own checks: ${v.lines.join(' | ')}`);
   assert.deepEqual(ours(), [], 'the target removed its segments');
-  void key;
 });
 
 test('crit decodes the segments: descs, inline contents, and only the present pages of a large one', async () => {
