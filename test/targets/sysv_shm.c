@@ -1,11 +1,12 @@
 /*
  * sysv_shm KEY: SysV shared memory as the ipc plugin restores it, in the host's IPC namespace.
  *  A (key KEY, 3 pages + 100 bytes, 0640, SHM_LOCKed): attached by the parent, its last page made
- *    read-only (two VMAs), inherited by the child, which also attaches it SHM_RDONLY; pages 0 and 2
- *    written, page 1 never touched.
+ *    read-only (two VMAs), inherited by the child, which also attaches it SHM_RDONLY and unmaps the
+ *    last page of that; pages 0 and 2 written, page 1 never touched.
  *  B (IPC_PRIVATE, one page): attached by the parent before the fork, then IPC_RMID: removed but
  *    attached by both.
- *  C (key KEY+1, 2 pages, 0604, owner 1234:2345): filled, then detached: attached by nobody.
+ *  C (key KEY+1, 2 pages, 0604, created as 4321:5432, owner 1234:2345): filled, then detached:
+ *    attached by nobody.
  *  D (key KEY+2, 2 MiB, 0600): attached by the parent, pages 0 and 300 written, the rest absent.
  * Prints READY <pid>; on SIGUSR1 the parent checks ids, keys, modes, owners, sizes, contents and
  * attach counts, writes into A, and wakes the child, which sees that write through both its
@@ -24,6 +25,8 @@
 #define C_SIZE (2 * PAGE)
 #define C_UID 1234
 #define C_GID 2345
+#define C_CUID 4321
+#define C_CGID 5432
 #define D_SIZE (2UL << 20)
 #define D_PAGE 300
 
@@ -63,7 +66,8 @@ static struct shmid_ds stat_of(int id, const char *what)
 	return ds;
 }
 
-static void expect_desc(int id, const char *what, key_t key, unsigned mode, uid_t uid, gid_t gid, size_t size, unsigned long nattch)
+static void expect_desc(int id, const char *what, key_t key, unsigned mode, uid_t uid, gid_t gid, uid_t cuid, gid_t cgid, size_t size,
+			unsigned long nattch)
 {
 	struct shmid_ds ds = stat_of(id, what);
 	if (ds.shm_perm.__key != key)
@@ -72,8 +76,8 @@ static void expect_desc(int id, const char *what, key_t key, unsigned mode, uid_
 		fail("%s: mode 0%o, expected 0%o", what, ds.shm_perm.mode, mode);
 	if (ds.shm_perm.uid != uid || ds.shm_perm.gid != gid)
 		fail("%s: owner %u:%u, expected %u:%u", what, ds.shm_perm.uid, ds.shm_perm.gid, uid, gid);
-	if (ds.shm_perm.cuid != 0 || ds.shm_perm.cgid != 0)
-		fail("%s: creator %u:%u, expected 0:0", what, ds.shm_perm.cuid, ds.shm_perm.cgid);
+	if (ds.shm_perm.cuid != cuid || ds.shm_perm.cgid != cgid)
+		fail("%s: creator %u:%u, expected %u:%u", what, ds.shm_perm.cuid, ds.shm_perm.cgid, cuid, cgid);
 	if (ds.shm_segsz != size)
 		fail("%s: size %zu, expected %zu", what, ds.shm_segsz, size);
 	if (ds.shm_nattch != nattch)
@@ -89,7 +93,11 @@ int main(int argc, char **argv)
 
 	int a = shmget(key, A_SIZE, IPC_CREAT | IPC_EXCL | 0640);
 	int b = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0600);
+	if (setegid(C_CGID) < 0 || seteuid(C_CUID) < 0)
+		die("seteuid");
 	int c = shmget(key + 1, C_SIZE, IPC_CREAT | IPC_EXCL | 0604);
+	if (seteuid(0) < 0 || setegid(0) < 0)
+		die("seteuid back");
 	int d = shmget(key + 2, D_SIZE, IPC_CREAT | IPC_EXCL | 0600);
 	if (a < 0 || b < 0 || c < 0 || d < 0)
 		die("shmget");
@@ -127,12 +135,14 @@ int main(int argc, char **argv)
 		unsigned char *ro = shmat(a, NULL, SHM_RDONLY);
 		if (ro == (void *)-1)
 			die("shmat SHM_RDONLY");
+		if (munmap(ro + 3 * PAGE, PAGE) < 0)
+			die("munmap");
 		if (write(sync[1], "x", 1) != 1)
 			die("write");
 		wait_usr1();
 		if (pa[10] != 0xab || ro[10] != 0xab)
 			fail("child: the parent's write into A is not seen (%u through its attach, %u read-only)", pa[10], ro[10]);
-		same(ro + 2 * PAGE, A_SIZE - 2 * PAGE, 3, "child: A page 2 read-only");
+		same(ro + 2 * PAGE, PAGE, 3, "child: A page 2 read-only");
 		if (mprotect(ro, PAGE, PROT_READ | PROT_WRITE) == 0 || errno != EACCES)
 			fail("child: its SHM_RDONLY attach of A could be made writable");
 		if (pb[20] != 0xcd)
@@ -149,10 +159,10 @@ int main(int argc, char **argv)
 	printf("READY %d\n", getpid());
 	wait_usr1();
 
-	expect_desc(a, "A", key, 0640 | SHM_LOCKED, 0, 0, A_SIZE, a_attaches);
-	expect_desc(b, "B", IPC_PRIVATE, 0600 | SHM_DEST, 0, 0, PAGE, b_attaches);
-	expect_desc(c, "C", key + 1, 0604, C_UID, C_GID, C_SIZE, 0);
-	expect_desc(d, "D", key + 2, 0600, 0, 0, D_SIZE, 2);
+	expect_desc(a, "A", key, 0640 | SHM_LOCKED, 0, 0, 0, 0, A_SIZE, a_attaches);
+	expect_desc(b, "B", IPC_PRIVATE, 0600 | SHM_DEST, 0, 0, 0, 0, PAGE, b_attaches);
+	expect_desc(c, "C", key + 1, 0604, C_UID, C_GID, C_CUID, C_CGID, C_SIZE, 0);
+	expect_desc(d, "D", key + 2, 0600, 0, 0, 0, 0, D_SIZE, 2);
 	same(pd, PAGE, 9, "D page 0");
 	same(pd + D_PAGE * PAGE, PAGE, 11, "D page 300");
 	zeros(pd + PAGE, PAGE, "D page 1");

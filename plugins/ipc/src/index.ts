@@ -21,6 +21,8 @@ export class IpcPlugin implements ResourcePlugin {
   constructor(@inject(LOGGER) private readonly log: Logger) {}
 
   async dump(ctx: DumpContext): Promise<void> {
+    // a pre-dump is memory only: the SysV mappings are mm's VMAs there, their segments dumped by the final dump
+    if (ctx.options.preDump) return;
     const ns = dumpNamespace(ctx);
     inIpcnsOf(ctx.tasks[0].pid, () => {
       ctx.state('ipc:dumped-shm', () => dumpShm(ctx, ns));

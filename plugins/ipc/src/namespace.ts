@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { AmberError, type DumpTask } from '@amber/core';
+import { AmberError, type DumpTask, type RestoreContext, type TaskKobjIdsEntry } from '@amber/core';
 
 export class IpcNamespaceError extends AmberError {}
 
@@ -28,4 +28,14 @@ export function treeIpcNamespace(tasks: readonly DumpTask[]): TreeIpcNamespace {
   }
   const host = ino === nsIno('self');
   return { id: 1, ino, host };
+}
+
+/**
+ * Whether the restore makes the tree's objects in amber's own IPC namespace (the dump's was the
+ * host's: its root's ids carry no ipc_ns_id) rather than in a new one. Read from the images, not
+ * from /proc/self: while objects are made, amber's thread may be inside the tree's namespace.
+ */
+export function restoresIntoHostNamespace(ctx: RestoreContext): boolean {
+  const root = ctx.tasks[0];
+  return ctx.store.readOne<TaskKobjIdsEntry>('ids', `ids-${root.pid}`).ipcNsId === undefined;
 }

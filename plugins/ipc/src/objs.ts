@@ -1,8 +1,8 @@
-import { ipcnsOf, removeIpcObject, type CompareContext, type Difference, type DumpContext, type RestoreContext } from '@amber/core';
+import { removeIpcObject, type CompareContext, type Difference, type DumpContext, type RestoreContext } from '@amber/core';
 import { dumpIpcVar, restoreIpcLimits, restoreNextIds } from './ipc-var';
 import { checkMsgIdsFree, compareMsgQueues, dumpMsgQueues, restoreMsgQueues } from './msg';
 import { mqueueDumpState, mqueueRestoreState, unlinkQueue } from './mqueue';
-import { treeIpcNamespace, type TreeIpcNamespace } from './namespace';
+import { restoresIntoHostNamespace, treeIpcNamespace, type TreeIpcNamespace } from './namespace';
 import { checkSemIdsFree, compareSemSets, dumpSemSets, restoreSemSets } from './sem';
 import type { IpcCreated } from './objs-common';
 import type { IpcMsgEntry, IpcSemEntry } from './objs-images';
@@ -49,7 +49,7 @@ const createdOf = (ctx: RestoreContext) => ctx.state<{ host?: boolean; objects: 
 
 export function restoreObjects(ctx: RestoreContext, nsId: number): void {
   const created = createdOf(ctx);
-  created.host = ipcnsOf(ctx.tasks[0].pid) === ipcnsOf('self');
+  created.host = restoresIntoHostNamespace(ctx);
   restoreMsgQueues(ctx, nsId, created.objects);
   restoreSemSets(ctx, nsId, created.objects);
   restoreNextIds(ctx, nsId);

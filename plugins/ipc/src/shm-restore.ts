@@ -4,6 +4,7 @@ import {
   type OwnedMapping, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { shmImageName, type IpcShmEntry } from './images';
+import { restoresIntoHostNamespace } from './namespace';
 import { fillShmContents, type ShmContents } from './shm-pages';
 
 export class ShmIdTakenError extends AmberError {}
@@ -19,6 +20,8 @@ interface ShmRestoreState {
   created: Set<number>;
   /** shm_next_id written and not consumed by a shmget yet */
   nextIdPending: boolean;
+  /** made in amber's own IPC namespace (the host's): only then does a failed restore remove them itself */
+  host?: boolean;
 }
 
 const stateOf = (ctx: RestoreContext) => ctx.state<ShmRestoreState>('ipc:shm', () => ({ segments: new Map(), created: new Set(), nextIdPending: false }));
@@ -41,6 +44,7 @@ export function restoreShm(ctx: RestoreContext, nsId: number): void {
   const name = shmImageName(nsId);
   if (!ctx.store.has(name)) return;
   const state = stateOf(ctx);
+  state.host = restoresIntoHostNamespace(ctx);
   const image = ctx.store.read<IpcShmEntry>('ipcns-shm', name);
   const entries = image.entries;
   for (const e of entries) state.segments.set(e.desc.id, e);
@@ -152,10 +156,15 @@ export function removeMarkedShm(ctx: RestoreContext): void {
   }
 }
 
-/** A failed restore: the segments it made go (the tasks that could do it in-task are gone). */
+/**
+ * A failed restore: the segments it made in the host's namespace go (the tasks that could do it
+ * in-task are gone); a new namespace went with its tasks, and the host's segments of the same ids
+ * are not ours.
+ */
 export function undoShm(ctx: RestoreContext): string[] {
   const state = stateOf(ctx);
   const problems: string[] = [];
+  if (!state.host) return problems;
   for (const id of state.created) {
     try {
       if (shmStatIfExists(id)) shmRemove(id);

@@ -21,7 +21,14 @@ import { classify, classifyOwned, hasPrivatePages, type MemoryObjectRef, type Mm
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
-    super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which amber cannot dump`);
+    super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which amber cannot dump yet`);
+  }
+}
+
+/** A mapping another plugin owns (a MappingKind), when that plugin is not in the dump. */
+export class UnownedMappingError extends AmberError {
+  constructor(readonly pid: number, start: bigint, end: bigint, what: string, owner: string) {
+    super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which only the ${owner} plugin dumps, and it is not in this dump`);
   }
 }
 
@@ -121,7 +128,7 @@ export class MemoryPlugin implements ResourcePlugin {
       const owner = ctx.mappings.claim(pid, m);
       if (owner) return classifyOwned(m, vmFlags.get(m.start) ?? [], owner.status, owner.dumpMapping(ctx, task, m));
       const kind = objectKind(m);
-      if (kind === 'sysv') throw new UnsupportedMappingError(pid, m.start, m.end, `SysV shared memory (${m.path}) and no plugin of this dump owns it (the ipc plugin does)`);
+      if (kind === 'sysv') throw new UnownedMappingError(pid, m.start, m.end, `SysV shared memory (${m.path})`, 'ipc');
       if (kind) object = objects.ref(pid, m, kind);
       else if (m.inode !== 0 && m.path.startsWith('/')) {
         const writableShared = m.perms[3] === 's' && m.perms[1] === 'w';

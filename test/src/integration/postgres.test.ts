@@ -59,7 +59,8 @@ async function startPostmaster(db: Instance, name: string): Promise<Target> {
   const script = `echo READY $$; exec setpriv --reuid=postgres --regid=postgres --init-groups ${PG}/postgres -D "$1/data" -k "$1/sock" -p "$2" ` +
     '-c listen_addresses=127.0.0.1 -c autovacuum_naptime=3600';
   const t = await startTarget(name, ['-c', script, 'sh', db.work, String(db.port)], { binary: '/bin/sh', workdir: db.work, owner: postgresUser().uid });
-  await waitFor(() => spawnSync(join(PG, 'pg_isready'), ['-h', db.sock, '-p', String(db.port), '-U', 'postgres', '-d', 'postgres', '-q']).status === 0, 30_000, 'postgres accepts connections');
+  // its log says so (a probe connected while it starts up would log a FATAL)
+  await waitFor(() => readFileSync(t.logPath, 'utf8').includes('database system is ready to accept connections'), 30_000, 'postgres accepts connections');
   return t;
 }
 

@@ -57,7 +57,7 @@ async function started(): Promise<{ t: Target; key: number }> {
 }
 
 test('SysV segments come back with their ids, keys, modes, owners, contents and holders, twice in a row', async () => {
-  const { t, key } = await started();
+  const { t } = await started();
   const before = snapshotProc(t.pid);
   const ids = ours().map((s) => s.id).sort();
   assert.equal(ids.length, 3, 'A, C and D have our keys (B is removed)');
@@ -76,7 +76,6 @@ test('SysV segments come back with their ids, keys, modes, owners, contents and 
   const v = await verdict(t);
   assert.ok(v.passed, `sysv_shm's own checks: ${v.lines.join(' | ')}`);
   assert.deepEqual(ours(), [], 'the target removed its segments');
-  void key;
 });
 
 test('crit decodes the segments: descs, inline contents, and only the present pages of a large one', async () => {
@@ -88,10 +87,10 @@ test('crit decodes the segments: descs, inline contents, and only the present pa
   const live = new Map(ours().map((s) => [s.key >>> 0, s]));
   const byKey = (k: number) => segs.find((s) => s.desc.key === k);
   assert.equal(segs.length, 4, JSON.stringify(segs.map((s) => s.desc)));
-  for (const [k, mode, uid, gid, size] of [[key, 0o2640, 0, 0, 3 * 4096 + 100], [key + 1, 0o604, 1234, 2345, 8192], [key + 2, 0o600, 0, 0, 2 << 20]]) {
+  for (const [k, mode, uid, gid, cuid, cgid, size] of [[key, 0o2640, 0, 0, 0, 0, 3 * 4096 + 100], [key + 1, 0o604, 1234, 2345, 4321, 5432, 8192], [key + 2, 0o600, 0, 0, 0, 0, 2 << 20]]) {
     const s = byKey(k);
     assert.ok(s, `key 0x${k.toString(16)} dumped`);
-    assert.deepEqual([s.desc.id, s.desc.mode, s.desc.uid, s.desc.gid, s.desc.cuid, s.desc.cgid, Number(s.size)], [live.get(k)!.id, mode, uid, gid, 0, 0, size]);
+    assert.deepEqual([s.desc.id, s.desc.mode, s.desc.uid, s.desc.gid, s.desc.cuid, s.desc.cgid, Number(s.size)], [live.get(k)!.id, mode, uid, gid, cuid, cgid, size]);
   }
   const removed = segs.filter((s) => s.desc.key === 0);
   assert.equal(removed.length, 1);
@@ -178,6 +177,36 @@ test('a segment also attached outside the tree is refused, and the tree keeps ru
     shmDetach(at);
   }
   assert.equal(ours().filter((s) => [key, key + 1, key + 2].includes(s.key >>> 0)).length, 3, 'the segments are all there');
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('pre-dump of a tree with SysV segments, then the final dump: the segments come back from it', async () => {
+  const { t } = await started();
+  const base = makeTmpDir('shm-predump');
+  const [pre, fin] = [join(base, '1'), join(base, '2')];
+  amberOk(['pre-dump', '-t', String(t.pid), '-D', pre]);
+  assert.ok(isAlive(t.pid), 'a pre-dump leaves the tree running');
+  assert.equal(readdirSync(pre).filter((f) => f.startsWith('ipcns-')).length, 0, 'a pre-dump is memory only');
+  const pids = descendants(t.pid);
+  amberOk(['dump', '-t', String(t.pid), '-D', fin, '--prev-images-dir', '../1']);
+  for (const pid of pids) await reap(pid);
+  amberOk(['restore', '-D', fin, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', fin]);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('a dump interrupted after the segments were read leaves them, and the tree, as they were', async () => {
+  const { t, key } = await started();
+  const before = ours().filter((s) => [key, key + 1, key + 2].includes(s.key >>> 0));
+  const dir = makeTmpDir('shm-interrupted');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args, { env: { AMBER_FAULT: 'dump:before-inventory' } });
+  assert.notEqual(r.status, 0, r.stderr);
+  assert.match(r.stderr, /injected fault at dump:before-inventory/);
+  const now = ours().filter((s) => [key, key + 1, key + 2].includes(s.key >>> 0));
+  assert.deepEqual(now.map((s) => [s.id, s.key, s.mode, s.nattch, s.size]), before.map((s) => [s.id, s.key, s.mode, s.nattch, s.size]));
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
