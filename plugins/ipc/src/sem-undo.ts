@@ -67,9 +67,10 @@ class ProbeRefused extends Error {
 /**
  * The adjustments of every semaphore of a set in the undo list `task` holds; undefined when all
  * are 0 (or the set is gone, or the task may not alter it: it can hold no adjustment then, unless
- * the set's mode changed since).
+ * the set's mode changed since). 'changing': a process outside the tree kept operating on the set
+ * while it was probed, so the answers cannot be trusted.
  */
-export function readAdjustments(task: DumpTask, set: SemSetState): number[] | undefined {
+export function readAdjustments(task: DumpTask, set: SemSetState): number[] | undefined | 'changing' {
   const semopm = Number(readIpcSysctl('kernel/sem')?.[2] ?? 32n);
   for (let attempt = 0; attempt < 3; attempt++) {
     const values = semValues(set.id, set.nsems);
@@ -85,7 +86,7 @@ export function readAdjustments(task: DumpTask, set: SemSetState): number[] | un
       throw e;
     }
   }
-  throw new SemUndoError(`sem set id ${set.id} keeps changing (a process outside the tree operates on it): its undo adjustments cannot be read`);
+  return 'changing';
 }
 
 function probeSet(task: DumpTask, set: SemSetState, values: number[], semopm: number): number[] | undefined {

@@ -1,5 +1,5 @@
 import {
-  AmberError, createWithId, listSemSets, SEMVMX, semLastPid, semValues, setIpcPerm, setSemValues,
+  AmberError, createWithId, KernelError, listSemSets, SEMVMX, semLastPid, semValues, setIpcPerm, setSemValues,
   type CompareContext, type Difference, type DumpContext, type DumpTask, type RestoreContext, type SemSetState,
 } from '@amber/core';
 import { semImageName, type IpcSemEntry, type SemUndoEntry } from './objs-images';
@@ -62,12 +62,19 @@ export function dumpSemSets(ctx: DumpContext, ns: TreeIpcNamespace): IpcSemEntry
   const entries: IpcSemEntry[] = [];
   const blobs: Buffer[] = [];
   for (const set of listSemSets()) {
+    // a set amber may not read (another user's, amber not root) cannot be the tree's in the host's namespace
+    if (ns.host && !readable(set)) continue;
     const held: SemUndoEntry[] = [];
+    const ours = !ns.host || lastOperatorIn(set, pids);
     for (const [sysvsemId, task] of lists) {
       const adj = readAdjustments(task, set);
-      if (adj) held.push({ sysvsemId, pid: task.pid, adjustments: adj });
+      if (adj === 'changing') {
+        // a busy set of the host's that is not the tree's by its last operators is passed over, not a reason to fail
+        if (ours) throw new SemSetError(`sem set id ${set.id} keeps changing while amber probes pid ${task.pid}'s undo adjustments on it (a process outside the tree operates on it): they cannot be read`);
+        ctx.log.warn(`sem set id ${set.id} kept changing while amber probed pid ${task.pid}'s undo adjustments on it: taken as none (its last operators are outside the tree)`);
+      } else if (adj) held.push({ sysvsemId, pid: task.pid, adjustments: adj });
     }
-    if (ns.host && !held.length && !lastOperatorIn(set, pids)) continue;
+    if (!ours && !held.length) continue;
     const values = semValues(set.id, set.nsems);
     const sempids = Array.from({ length: set.nsems }, (_, n) => semLastPid(set.id, n));
     entries.push({ desc: descOf(set), nsems: set.nsems, amberUndo: held, amberSempids: sempids });
@@ -78,6 +85,16 @@ export function dumpSemSets(ctx: DumpContext, ns: TreeIpcNamespace): IpcSemEntry
   if (entries.length) ctx.store.write('ipcns-sem', semImageName(ns.id), entries, { blobs });
   ctx.count('sem undo lists held', adjustments);
   return entries;
+}
+
+function readable(set: SemSetState): boolean {
+  try {
+    semValues(set.id, set.nsems);
+    return true;
+  } catch (e) {
+    if (e instanceof KernelError && e.errnoName === 'EACCES') return false;
+    throw e;
+  }
 }
 
 function lastOperatorIn(set: SemSetState, pids: ReadonlySet<number>): boolean {
