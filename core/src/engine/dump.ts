@@ -83,7 +83,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   // this dump's own plugin instances, given its services (engine/services.ts)
   const plugins = registry.forRun(selected, { [IMAGE_STORE]: store, [LOGGER]: log, [SHARED_OBJECTS]: objects, [FILE_REGISTRY]: files, [DUMPED_INODES]: inodes }, 'in a dump');
   const fdTable = new FdTable(plugins);
-  // a pre-dump is memory only: the fd kinds of the plugins that come along for their mappings stay out
+  // a pre-dump is memory only, whatever else its plugins own (predump.ts brings mapping owners)
   const withFds = !options.preDump && plugins.some((p) => p.fileKinds?.length);
   const counters: Record<string, number> = {};
 

@@ -210,3 +210,21 @@ test('a dump interrupted after the segments were read leaves them, and the tree,
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
 });
+
+test('without the ipc plugin a SysV mapping is refused in one line, at dump and at restore, and nothing is lost', async () => {
+  const { t } = await started();
+  const skipped = ['dump', '-t', String(t.pid), '-D', makeTmpDir('shm-skip-dump'), '--skip', 'ipc'];
+  assertOneLineError(skipped, amber(skipped), new RegExp(`^amber: pid ${t.pid}: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is SysV shared memory \\(/SYSV[0-9a-f]{8} \\(deleted\\)\\), which only the ipc plugin dumps, and it is not in this dump$`));
+  assert.ok(isAlive(t.pid));
+  const dir = makeTmpDir('shm-skip-restore');
+  const pids = await dumpAndReap(t, dir);
+  const ids = dumpedSegments(dir).map((s) => s.desc.id);
+  const restore = ['restore', '-D', dir, '-d', '--skip', 'ipc'];
+  const r = amber(restore);
+  assertOneLineError(restore, r, /VMA 0x[0-9a-f]+ is SysV shared memory \(shm id \d+\), and the ipc plugin that restores it is not in this restore/);
+  assert.ok(ids.includes(Number(/shm id (\d+)/.exec(r.stderr)![1])), r.stderr);
+  await reapFailedRestore(pids);
+  amberOk(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, v.lines.join(' | '));
+});
