@@ -1,5 +1,5 @@
 /*
- * ipc own|host KEY MQNAME: every kind of IPC object, in an IPC namespace of its own (own: the
+ * ipc own|host KEY MQNAME [notify]: every kind of IPC object, in an IPC namespace of its own (own: the
  * target unshares one first) or in the host's.
  *  shm A (key KEY): attached by the parent and the child, which shares it; shm B (private):
  *    attached by both, then IPC_RMID'd.
@@ -12,6 +12,7 @@
  *  A second child, made with CLONE_SYSVSEM, shares the parent's undo list: it takes 1 from
  *    semaphore 0 with SEM_UNDO before the dump and once more after the restore, then exits; the
  *    list being the parent's, its exit undoes nothing (semaphore 0 stays at 1).
+ *  With notify, a second POSIX queue MQNAME-n, empty, with a notification registered (SIGUSR2).
  * Prints READY <pid>; on SIGUSR1 the parent checks ids, keys, modes, contents and values, wakes
  * the child, which writes into A and B and exits, then sees the child's writes and its undo
  * applied (semaphore 1 back to 0), reads every message in order, removes everything. PASS / FAIL.
@@ -58,7 +59,7 @@ static void check_perm(struct ipc_perm *p, key_t key, int mode, const char *what
 int main(int argc, char **argv)
 {
 	start(1);
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return 2;
 	if (strcmp(argv[1], "own") == 0 && unshare(CLONE_NEWIPC))
 		die("unshare(CLONE_NEWIPC)");
@@ -113,6 +114,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 5; i++)
 		if (mq_send(mq, mq_texts[i], strlen(mq_texts[i]), prios[i]))
 			die("mq_send");
+
+	char notified[300];
+	snprintf(notified, sizeof notified, "%s-n", mqname);
+	if (argc == 5) {
+		mqd_t n = mq_open(notified, O_CREAT | O_EXCL | O_RDONLY, 0600, &attr);
+		struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR2 };
+		if (n == (mqd_t)-1 || mq_notify(n, &ev))
+			die("mq_notify");
+	}
 
 	int ready[2];
 	if (pipe(ready))
@@ -228,5 +238,7 @@ int main(int argc, char **argv)
 	msgctl(p, IPC_RMID, NULL);
 	semctl(s, 0, IPC_RMID);
 	mq_unlink(mqname);
+	if (argc == 5)
+		mq_unlink(notified);
 	return finish();
 }

@@ -47,9 +47,10 @@ function removeOurs(): void {
 }
 after(removeOurs);
 
-async function started(ns: 'own' | 'host'): Promise<{ t: Target; key: number; mq: string }> {
+async function started(ns: 'own' | 'host', notify = false): Promise<{ t: Target; key: number; mq: string }> {
   const { key, mq } = newRun();
-  const t = await startTarget('ipc', [ns, `0x${key.toString(16)}`, mq]);
+  if (notify) mqNames.push(`${mq}-n`);
+  const t = await startTarget('ipc', [ns, `0x${key.toString(16)}`, mq, ...(notify ? ['notify'] : [])]);
   assert.equal(descendants(t.pid).length, 3, 'the target and its two children');
   return { t, key, mq };
 }
@@ -156,6 +157,17 @@ test('a dump that fails with POSIX messages taken off their queue, or just befor
     assert.deepEqual(snapshot(), before, `${point}: every queue, set and segment as it was`);
   }
   // the target checks every message (both kinds, in order) and the child's undo applied at its exit
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a POSIX queue with a notification registered is refused at dump in one line (its sigev_value cannot be read), and the tree runs on', async () => {
+  const { t, mq } = await started('host', true);
+  const dir = makeTmpDir('ipc-notify');
+  const args = ['dump', '-t', String(t.pid), '-D', dir];
+  const r = amber(args);
+  assertOneLineError(args, r, new RegExp(`POSIX queue ${mq}-n has a notification registered by pid ${t.pid} \\(sigev_notify 0, signal 12\\)`));
+  assert.ok(isAlive(t.pid), 'the target runs on');
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
