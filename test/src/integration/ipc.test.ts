@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { closeSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { addressOf, listMsgQueues, listSemSets, listShmSegments, removeIpcObject, shmRemove, SYS, syscallRaw } from '@amber/core';
@@ -23,12 +23,15 @@ function newRun(): { key: number; mq: string } {
   return { key, mq };
 }
 
-/** Objects of the host's namespace with our keys (the private ones our targets made are removed by id). */
-const ours = () => ({
-  msg: listMsgQueues().filter((q) => keysInUse.includes(q.key >>> 0)),
-  sem: listSemSets().filter((s) => keysInUse.includes(s.key >>> 0)),
-  shm: listShmSegments().filter((s) => keysInUse.includes(s.key >>> 0)),
-});
+/** Objects of the host's namespace with our keys, or those of one run (KEY..KEY+2); the private ones our targets made are removed by id. */
+const ours = (key?: number) => {
+  const mine = (k: number) => (key === undefined ? keysInUse.includes(k >>> 0) : (k >>> 0) - key >= 0 && (k >>> 0) - key <= 2);
+  return {
+    msg: listMsgQueues().filter((q) => mine(q.key)),
+    sem: listSemSets().filter((s) => mine(s.key)),
+    shm: listShmSegments().filter((s) => mine(s.key)),
+  };
+};
 const privateIds = { msg: new Set<number>(), shm: new Set<number>() };
 
 function unlinkMq(name: string): void {
@@ -93,7 +96,7 @@ function checkImagesWithCrit(dir: string, key: number): { msgIds: number[]; semI
 for (const ns of ['own', 'host'] as const) {
   test(`every IPC object kind comes back in the ${ns === 'own' ? "tree's own IPC namespace" : "host's IPC namespace"}, with ids, keys, modes, contents, sharing and a child's SEM_UNDO, twice in a row`, async () => {
     const { t, key } = await started(ns);
-    const ids = () => ({ msg: ours().msg.map((q) => q.id), sem: ours().sem.map((s) => s.id), shm: ours().shm.map((s) => s.id) });
+    const ids = () => ({ msg: ours(key).msg.map((q) => q.id), sem: ours(key).sem.map((s) => s.id), shm: ours(key).shm.map((s) => s.id) });
     const liveIds = ids();
     for (let round = 1; round <= 2; round++) {
       const dir = makeTmpDir(`ipc-${ns}-${round}`);
@@ -101,7 +104,7 @@ for (const ns of ['own', 'host'] as const) {
       const { msgIds, semId } = checkImagesWithCrit(dir, key);
       if (ns === 'host') {
         for (const id of msgIds) privateIds.msg.add(id);
-        assert.deepEqual(ours(), { msg: [], sem: [], shm: [] }, `round ${round}: the dump took the tree's objects with it`);
+        assert.deepEqual(ours(key), { msg: [], sem: [], shm: [] }, `round ${round}: the dump took the tree's objects with it`);
         assert.deepEqual([semId], liveIds.sem, "the dumped set is the target's");
       }
       if (ns === 'own') assert.ok(readdirSync(dir).includes('ipcns-var-1.img'), 'the namespace\'s sysctls');
@@ -131,7 +134,7 @@ test('an IPC id taken at restore stops it with one line naming the id, and nothi
   for (const pid of pids) await reap(pid);
   // (other processes of this machine make and remove objects meanwhile: only ours are compared)
   const idsOfOurs = () => {
-    const o = ours();
+    const o = ours(key);
     return { msg: o.msg.map((q) => [q.id, q.qnum]), sem: o.sem.map((x) => x.id), shm: o.shm.map((x) => x.id) };
   };
   const before = idsOfOurs();
@@ -145,8 +148,8 @@ test('an IPC id taken at restore stops it with one line naming the id, and nothi
 });
 
 test('a dump that fails with POSIX messages taken off their queue, or just before its end, loses no message and no SEM_UNDO adjustment', async () => {
-  const { t } = await started('host');
-  const snapshot = () => ({ msg: ours().msg.map((q) => [q.id, q.qnum, q.cbytes]), sem: ours().sem.map((s) => s.id), shm: ours().shm.map((s) => s.id) });
+  const { t, key } = await started('host');
+  const snapshot = () => ({ msg: ours(key).msg.map((q) => [q.id, q.qnum, q.cbytes]), sem: ours(key).sem.map((s) => s.id), shm: ours(key).shm.map((s) => s.id) });
   const before = snapshot();
   for (const point of ['dump:mqueue-taken', 'dump:before-inventory', 'dump:after-ipc']) {
     const dir = makeTmpDir('ipc-fault');
@@ -171,3 +174,32 @@ test('a POSIX queue with a notification registered is refused at dump in one lin
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
+
+for (const ns of ['own', 'host'] as const) {
+  test(`a restore failing after the IPC objects were made (${ns} namespace) leaves none of them, and no task, behind; the next restore works`, async () => {
+    const { t, mq, key } = await started(ns);
+    const dir = makeTmpDir(`ipc-undo-${ns}`);
+    const thisRun = () => ours(key);
+    const pids = await dumpAndReap(t, dir);
+    for (const point of ['restore:shared', 'restore:resources']) {
+      const args = ['restore', '-D', dir, '-d'];
+      const r = amber(args, { env: { AMBER_FAULT: point } });
+      assertOneLineError(args, r, new RegExp(`injected fault at ${point}`));
+      for (const pid of pids) if (parentOf(pid) === process.pid) await reap(pid);
+      for (const pid of pids) assert.ok(!isAlive(pid), `${point}: pid ${pid} is not left behind`);
+      assert.deepEqual(thisRun(), { msg: [], sem: [], shm: [] }, `${point}: no queue, set or segment of the target's is left`);
+      assert.equal(mqueueExists(mq), false, `${point}: the POSIX queue is not left`);
+    }
+    amberOk(['restore', '-D', dir, '-d']);
+    const v = await verdict(t);
+    assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+  });
+}
+
+/** Whether a POSIX queue of amber's (the host's) namespace exists: mq_open without O_CREAT. */
+function mqueueExists(name: string): boolean {
+  const bare = Buffer.from(`${name.slice(1)}\0`);
+  const fd = syscallRaw(SYS.mq_open, [addressOf(bare), 0, 0, 0]);
+  if (fd >= 0) closeSync(fd);
+  return fd >= 0;
+}
