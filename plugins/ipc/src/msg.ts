@@ -76,8 +76,9 @@ export function dumpMsgQueues(ctx: DumpContext, ns: TreeIpcNamespace): IpcMsgEnt
   for (const q of treeQueues(ns, pids)) {
     const qbytes = msgQueueBytesLimit(q.id);
     const frames: Buffer[] = [];
+    // no message is larger than every byte the queue holds
     for (let i = 0; i < q.qnum; i++) {
-      const m = copyMessage(q.id, i, Math.max(qbytes, q.cbytes, 65536));
+      const m = copyMessage(q.id, i, Math.max(q.cbytes, 1));
       if (!m) throw new MsgQueueError(`msg queue id ${q.id} held ${q.qnum} messages but message ${i} is gone: something outside the tree took it during the dump`);
       frames.push(frameMessage(m.mtype, m.text));
     }
@@ -167,7 +168,7 @@ export function compareMsgQueues(ctx: CompareContext, nsId: number): Difference[
     diff('byte limit', String(e.qbytes), String(msgQueueBytesLimit(q.id)));
     diff('message count', String(e.qnum), String(q.qnum));
     const dumped = unframeMessages(image.blobs[i] ?? Buffer.alloc(0), e.qnum);
-    const now = Array.from({ length: q.qnum }, (_, k) => copyMessage(q.id, k, Math.max(e.qbytes, q.cbytes, 65536)));
+    const now = Array.from({ length: q.qnum }, (_, k) => copyMessage(q.id, k, Math.max(q.cbytes, 1)));
     diff('messages', dumped.map(show).join(' '), now.map((m) => (m ? show(m) : '?')).join(' '));
   });
   return out;
