@@ -10,7 +10,7 @@ import type { TreeIpcNamespace } from './namespace';
 export class MsgQueueError extends AmberError {}
 
 /** One message of a queue as CRIU frames it after the queue's entry: [u32 len][IpcMsg], then its bytes padded to 8. */
-function frameMessage(mtype: bigint, text: Buffer): Buffer {
+export function frameMessage(mtype: bigint, text: Buffer): Buffer {
   const head = Buffer.concat([Buffer.from([0x08]), varint(mtype), Buffer.from([0x10]), varint(BigInt(text.length))]);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(head.length);
