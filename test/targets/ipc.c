@@ -12,7 +12,8 @@
  *  A second child, made with CLONE_SYSVSEM, shares the parent's undo list: it takes 1 from
  *    semaphore 0 with SEM_UNDO before the dump and once more after the restore, then exits; the
  *    list being the parent's, its exit undoes nothing (semaphore 0 stays at 1).
- *  With notify, a second POSIX queue MQNAME-n, empty, with a notification registered (SIGUSR2).
+ *  With notify, a second POSIX queue MQNAME-n, empty, with a notification registered (SIGUSR2);
+ *  with notify-none, the same holding one message, with a SIGEV_NONE notification, checked after.
  * Prints READY <pid>; on SIGUSR1 the parent checks ids, keys, modes, contents and values, wakes
  * the child, which writes into A and B and exits, then sees the child's writes and its undo
  * applied (semaphore 1 back to 0), reads every message in order, removes everything. PASS / FAIL.
@@ -117,10 +118,13 @@ int main(int argc, char **argv)
 
 	char notified[300];
 	snprintf(notified, sizeof notified, "%s-n", mqname);
+	int none = argc == 5 && strcmp(argv[4], "notify-none") == 0;
+	mqd_t n = (mqd_t)-1;
 	if (argc == 5) {
-		mqd_t n = mq_open(notified, O_CREAT | O_EXCL | O_RDONLY, 0600, &attr);
-		struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR2 };
-		if (n == (mqd_t)-1 || mq_notify(n, &ev))
+		n = mq_open(notified, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+		struct sigevent ev = { .sigev_notify = none ? SIGEV_NONE : SIGEV_SIGNAL, .sigev_signo = SIGUSR2 };
+		/* the message first: its arrival in the empty queue would fire (and drop) the notification */
+		if (n == (mqd_t)-1 || (none && mq_send(n, "kept", 4, 3)) || mq_notify(n, &ev))
 			die("mq_notify");
 	}
 
@@ -237,6 +241,22 @@ int main(int argc, char **argv)
 	msgctl(q, IPC_RMID, NULL);
 	msgctl(p, IPC_RMID, NULL);
 	semctl(s, 0, IPC_RMID);
+	if (none) {
+		/* the registration is back: the queue's file says whose, and another registration is refused */
+		char st[128] = "";
+		ssize_t len = pread(n, st, sizeof st - 1, 0);
+		char want[32];
+		snprintf(want, sizeof want, "NOTIFY_PID:%d", getpid());
+		struct sigevent ev = { .sigev_notify = SIGEV_NONE };
+		if (len <= 0 || !strstr(st, "NOTIFY:1") || !strstr(st, want))
+			fail("the SIGEV_NONE notification is gone: \"%s\"", st);
+		if (mq_notify(n, &ev) == 0 || errno != EBUSY)
+			fail("a second registration was not refused (EBUSY)");
+		char buf[256];
+		unsigned prio;
+		if (mq_receive(n, buf, sizeof buf, &prio) != 4 || prio != 3 || memcmp(buf, "kept", 4))
+			fail("the notified queue's message");
+	}
 	mq_unlink(mqname);
 	if (argc == 5)
 		mq_unlink(notified);

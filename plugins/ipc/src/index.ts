@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import { inIpcnsOf, LOGGER, shmRemove, type Logger, type CompareContext, type Difference, type DumpContext, type IdentityHolder, type LaterRestoreStep, type ResourcePlugin, type RestoreContext } from '@amber/core';
 import './objs-images';
-import { MqueueKind } from './mqueue';
+import { MqueueKind, restoreNotifications } from './mqueue';
 import { compareObjects, dumpNamespace, dumpObjects, prepareObjects, releaseDumpedObjects, restoreObjects, undoObjects } from './objs';
 import { dumpShm, SysvShmMappingKind } from './shm';
 import { removeMarkedShm, restoreShm, undoShm } from './shm-restore';
@@ -16,7 +16,10 @@ export class IpcPlugin implements ResourcePlugin {
   readonly phase = 'shared' as const;
   readonly mappingKinds = [new SysvShmMappingKind()];
   readonly fileKinds = [new MqueueKind(dumpNamespace)];
-  readonly laterSteps: readonly LaterRestoreStep[] = [{ phase: 'task-state', restore: (ctx) => removeMarkedShm(ctx) }];
+  readonly laterSteps: readonly LaterRestoreStep[] = [
+    { phase: 'task-state', restore: (ctx) => removeMarkedShm(ctx) },
+    { phase: 'task-state', restore: (ctx) => restoreNotifications(ctx) },
+  ];
 
   constructor(@inject(LOGGER) private readonly log: Logger) {}
 

@@ -1,6 +1,6 @@
 import {
   addressOf, AmberError, closeMqueue, FdType, faultPoint, isOnMqueueFs, mqAttrBuffer, mqGetAttr, mqReceive, mqSend, mqStatus, O, openMqueueOf, SYS, syscallRaw,
-  type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type RestoreContext, type RestoreTask,
+  type DumpContext, type DumpTask, type FdinfoEntry, type FdResource, type MqStatus, type FieldDifference, type FileKind, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { constants } from 'node:fs';
 import { MQUEUE_PROTO, type MqueueFileEntry, type MqueueMessage } from './objs-images';
@@ -21,13 +21,15 @@ interface MqueueDumpState {
 interface MqueueRestoreState {
   /** queues made, by dumped inode: the name they were made under */
   made: Map<bigint, string>;
+  /** every description opened, by id: where a notification's owner finds its fd */
+  descriptions: Map<number, MqueueFileEntry>;
   unlinked: Set<bigint>;
   /** made by this restore, removed again if it fails (host namespace: they would outlive it) */
   created: string[];
 }
 
 export const mqueueDumpState = (ctx: DumpContext) => ctx.state<MqueueDumpState>('ipc:mqueue', () => ({ seen: new Set(), names: new Set() }));
-export const mqueueRestoreState = (ctx: RestoreContext) => ctx.state<MqueueRestoreState>('ipc:mqueue', () => ({ made: new Map(), unlinked: new Set(), created: [] }));
+export const mqueueRestoreState = (ctx: RestoreContext) => ctx.state<MqueueRestoreState>('ipc:mqueue', () => ({ made: new Map(), descriptions: new Map(), unlinked: new Set(), created: [] }));
 
 const nameOf = (link: string) => {
   const path = link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
@@ -39,7 +41,7 @@ const nameOf = (link: string) => {
  * runs (the kernel cannot show a message without taking it): each priority's messages stay in
  * their order, and so does the queue. Whatever fails midway, what was taken goes back.
  */
-function readMessages(pid: number, fd: number, curmsgs: number, msgsize: number): MqueueMessage[] {
+function readMessages(pid: number, fd: number, curmsgs: number, msgsize: number, afterRefill: () => void): MqueueMessage[] {
   const mqd = openMqueueOf(pid, fd, O.RDWR);
   const taken: { priority: number; data: Buffer }[] = [];
   try {
@@ -58,6 +60,8 @@ function readMessages(pid: number, fd: number, curmsgs: number, msgsize: number)
           throw new MqueueError(`pid ${pid} fd ${fd}: could not put message ${i + 1} of ${taken.length} back on its queue (${(e as Error).message}): ${taken.length - i} lost`);
         }
       });
+      // the first message back into the empty queue fired (and so dropped) a registered notification
+      if (taken.length) afterRefill();
     }
   } finally {
     closeMqueue(mqd);
@@ -88,29 +92,27 @@ export class MqueueKind implements FileKind<MqueueFileEntry> {
       closeMqueue(mqd);
     }
     const name = nameOf(fd.link);
-    if (status.notifyPid) {
-      throw new MqueueError(
-        `pid ${fd.pid} fd ${fd.fd}: POSIX queue ${name} has a notification registered by pid ${status.notifyPid} (sigev_notify ${status.notify}, signal ${status.signo}); ` +
-          `the kernel does not show its sigev_value, so amber cannot restore it`,
-      );
-    }
+    const owner = status.notifyPid ? notificationOwner(ctx, fd, name, status) : undefined;
     const state = mqueueDumpState(ctx);
     let messages: MqueueMessage[] = [];
-    if (!state.seen.has(fd.ino)) {
+    const first = !state.seen.has(fd.ino);
+    if (first) {
       state.seen.add(fd.ino);
-      messages = readMessages(fd.pid, fd.fd, Number(attr.curmsgs), Number(attr.msgsize));
+      messages = readMessages(fd.pid, fd.fd, Number(attr.curmsgs), Number(attr.msgsize), () => owner && registerNone(owner.task.remote, owner.fd, name));
       if (!fd.link.endsWith(DELETED) && this.namespace(ctx).host) state.names.add(name);
       ctx.count('mqueue messages', Number(attr.curmsgs));
     }
     return {
       id, name, flags: fd.info.flags & (O.ACCMODE | O.NONBLOCK), uid: fd.uid, gid: fd.gid, mode: fd.mode & 0o777,
       maxmsg: attr.maxmsg, msgsize: attr.msgsize, unlinked: fd.link.endsWith(DELETED), ino: fd.ino, curmsgs: Number(attr.curmsgs), bytes: status.bytes, messages,
+      ...(owner && first ? { notifyPid: owner.task.pid } : {}),
     };
   }
 
   /** The first description of a queue makes it (O_EXCL: a name taken is an error), as the queue's owner; the rest open it. */
-  openDescription(ctx: RestoreContext, task: RestoreTask, e: MqueueFileEntry): number {
+  openDescription(ctx: RestoreContext, task: RestoreTask, e: MqueueFileEntry, id: number): number {
     const state = mqueueRestoreState(ctx);
+    state.descriptions.set(id, e);
     const r = task.remote;
     const flags = e.flags & (O.ACCMODE | O.NONBLOCK);
     // the syscall takes the name without its slash (glibc's mq_open strips it)
@@ -175,4 +177,51 @@ function fillQueue(pid: number, fd: number, messages: readonly MqueueMessage[]):
 export function unlinkQueue(name: string): void {
   const bare = Buffer.from(`${name.slice(1)}\0`);
   syscallRaw(SYS.mq_unlink, [addressOf(bare)]);
+}
+
+const SIGEV_NONE = 1;
+
+/** struct sigevent asking for no notification at all (SIGEV_NONE). */
+function sigeventNone(): Buffer {
+  const sev = Buffer.alloc(64);
+  sev.writeInt32LE(SIGEV_NONE, 12);
+  return sev;
+}
+
+function registerNone(remote: RestoreTask['remote'] | DumpTask['remote'], fd: number, name: string): void {
+  remote.resetData();
+  remote.sys.with(`POSIX queue ${name}: its SIGEV_NONE notification`).mq_notify(fd, sigeventNone());
+  remote.resetData();
+}
+
+/**
+ * The task of the tree that registered a queue's notification, and its fd on the queue. Only
+ * SIGEV_NONE is kept: for a signal or a thread the kernel does not show sigev_value (nor the
+ * thread's attributes).
+ */
+function notificationOwner(ctx: DumpContext, fd: FdResource, name: string, status: MqStatus): { task: DumpTask; fd: number } {
+  const what = `pid ${fd.pid} fd ${fd.fd}: POSIX queue ${name} has a notification registered by pid ${status.notifyPid} (sigev_notify ${status.notify}, signal ${status.signo})`;
+  if (status.notify !== SIGEV_NONE) throw new MqueueError(`${what}; the kernel does not show its sigev_value, so amber cannot restore it`);
+  const task = ctx.tasks.find((t) => t.pid === status.notifyPid);
+  if (!task) throw new MqueueError(`${what}, a process outside the tree`);
+  const held = task.fds.find((f) => f.ino === fd.ino && f.dev === fd.dev);
+  if (!held) throw new MqueueError(`${what}, which holds no fd of it now`);
+  return { task, fd: held.fd };
+}
+
+/**
+ * SIGEV_NONE notifications, registered again by their owners once every fd is in place (closing
+ * any fd of a queue in its owner drops the notification, so not before amber's own are closed).
+ */
+export function restoreNotifications(ctx: RestoreContext): void {
+  const state = mqueueRestoreState(ctx);
+  for (const e of state.descriptions.values()) {
+    if (!e.notifyPid) continue;
+    const owner = ctx.tasks.find((t) => t.pid === e.notifyPid);
+    if (!owner) throw new MqueueError(`POSIX queue ${e.name}: pid ${e.notifyPid}, which registered its notification, is not in the restored tree`);
+    const ids = new Set([...state.descriptions].filter(([, d]) => d.ino === e.ino).map(([id]) => id));
+    const fd = ctx.store.read<FdinfoEntry>('fdinfo', `fdinfo-${owner.ids.filesId}`).entries.find((f) => ids.has(f.id))?.fd;
+    if (fd === undefined) throw new MqueueError(`POSIX queue ${e.name}: pid ${e.notifyPid}, which registered its notification, has no fd of it`);
+    registerNone(owner.remote, fd, e.name);
+  }
 }

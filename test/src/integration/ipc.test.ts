@@ -50,10 +50,10 @@ function removeOurs(): void {
 }
 after(removeOurs);
 
-async function started(ns: 'own' | 'host', notify = false): Promise<{ t: Target; key: number; mq: string }> {
+async function started(ns: 'own' | 'host', notify?: 'notify' | 'notify-none'): Promise<{ t: Target; key: number; mq: string }> {
   const { key, mq } = newRun();
   if (notify) mqNames.push(`${mq}-n`);
-  const t = await startTarget('ipc', [ns, `0x${key.toString(16)}`, mq, ...(notify ? ['notify'] : [])]);
+  const t = await startTarget('ipc', [ns, `0x${key.toString(16)}`, mq, ...(notify ? [notify] : [])]);
   assert.equal(descendants(t.pid).length, 3, 'the target and its two children');
   return { t, key, mq };
 }
@@ -165,7 +165,7 @@ test('a dump that fails with POSIX messages taken off their queue, or just befor
 });
 
 test('a POSIX queue with a notification registered is refused at dump in one line (its sigev_value cannot be read), and the tree runs on', async () => {
-  const { t, mq } = await started('host', true);
+  const { t, mq } = await started('host', 'notify');
   const dir = makeTmpDir('ipc-notify');
   const args = ['dump', '-t', String(t.pid), '-D', dir];
   const r = amber(args);
@@ -203,3 +203,16 @@ function mqueueExists(name: string): boolean {
   if (fd >= 0) closeSync(fd);
   return fd >= 0;
 }
+
+test('a SIGEV_NONE notification of a queue holding a message is kept through a failed dump and comes back with a restore', async () => {
+  const { t } = await started('own', 'notify-none');
+  // the dump takes the message and puts it back, which fires the notification: it is registered again
+  const failed = makeTmpDir('ipc-none-fault');
+  const args = ['dump', '-t', String(t.pid), '-D', failed];
+  assertOneLineError(args, amber(args, { env: { AMBER_FAULT: 'dump:before-inventory' } }), /injected fault/);
+  const dir = makeTmpDir('ipc-none');
+  await dumpAndReap(t, dir);
+  amberOk(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});

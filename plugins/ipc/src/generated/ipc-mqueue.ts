@@ -21,6 +21,11 @@ export interface MqueueFileEntry {
   bytes?: number;
   /** the queue's messages, in the order mq_receive gives them: with the first description of each queue */
   messages: MqueueMessage[];
+  /**
+   * a SIGEV_NONE notification registered by this process (the only kind whose every field the
+   * kernel shows), with the first description of the queue
+   */
+  notifyPid?: number;
 }
 
 export interface MqueueMessage {
