@@ -4,9 +4,16 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { listShmSegments, shmRemove } from '@amber/core';
 import { amberOk, cleanup, descendants, isAlive, makeTmpDir, parentOf, reap, sleep, startTarget, type Target } from '../harness';
 
 after(cleanup);
+/** A postmaster killed by a failing test leaves its SysV segment behind: those of our postmasters go. */
+const postmasters = new Set<number>();
+after(() => {
+  const uid = postgresUser().uid;
+  for (const s of listShmSegments()) if (s.nattch === 0 && s.uid === uid && postmasters.has(s.cpid)) shmRemove(s.id);
+});
 
 /** Debian's PostgreSQL 15 (package postgresql-15; .ci/run installs it without a cluster of its own). */
 const PG = '/usr/lib/postgresql/15/bin';
@@ -59,6 +66,7 @@ async function startPostmaster(db: Instance, name: string): Promise<Target> {
   const script = `echo READY $$; exec setpriv --reuid=postgres --regid=postgres --init-groups ${PG}/postgres -D "$1/data" -k "$1/sock" -p "$2" ` +
     '-c listen_addresses=127.0.0.1 -c autovacuum_naptime=3600';
   const t = await startTarget(name, ['-c', script, 'sh', db.work, String(db.port)], { binary: '/bin/sh', workdir: db.work, owner: postgresUser().uid });
+  postmasters.add(t.pid);
   // its log says so (a probe connected while it starts up would log a FATAL)
   await waitFor(() => readFileSync(t.logPath, 'utf8').includes('database system is ready to accept connections'), 30_000, 'postgres accepts connections');
   return t;
