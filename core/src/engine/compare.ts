@@ -35,7 +35,9 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
       return rseq ? [{ start: rseq.rseqAbiPointer, end: rseq.rseqAbiPointer + BigInt(rseq.rseqAbiSize) }] : [];
     });
   const ctx: CompareContext = { options: { ...options, imagesDir: store.dir }, store, pids, files, liveFds: (pid) => collectFds(pid, plugins), kernelOwned };
-  if (plugins.some((p) => p.fileKinds?.length)) diffs.push(...compareFdTables(ctx, plugins));
+  // a pre-dump has no fd tables, whatever plugins came along for their mappings
+  const fdTables = pstree.some((e) => !zombie(e.pid) && store.has(`fdinfo-${store.readOne<TaskKobjIdsEntry>('ids', `ids-${e.pid}`).filesId}`));
+  if (fdTables && plugins.some((p) => p.fileKinds?.length)) diffs.push(...compareFdTables(ctx, plugins));
   for (const p of plugins) if (p.compare) diffs.push(...(await p.compare(ctx)));
   diffs.push(...compareIdentities(plugins.flatMap((p) => p.identities?.(ctx) ?? [])));
   return diffs;

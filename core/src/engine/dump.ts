@@ -23,6 +23,7 @@ import { FileRegistry } from './files';
 import { kcmpIdsOf } from './ids';
 import { linkParent } from './image-parent';
 import { lockPid } from './pid-lock';
+import { MappingKinds } from './mapping-kinds';
 import { RunState } from './run-state';
 import { DumpedInodes } from './inodes';
 import { silentLogger, type Logger } from './logger';
@@ -82,7 +83,8 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   // this dump's own plugin instances, given its services (engine/services.ts)
   const plugins = registry.forRun(selected, { [IMAGE_STORE]: store, [LOGGER]: log, [SHARED_OBJECTS]: objects, [FILE_REGISTRY]: files, [DUMPED_INODES]: inodes }, 'in a dump');
   const fdTable = new FdTable(plugins);
-  const withFds = plugins.some((p) => p.fileKinds?.length);
+  // a pre-dump is memory only, whatever else its plugins own (predump.ts brings mapping owners)
+  const withFds = !options.preDump && plugins.some((p) => p.fileKinds?.length);
   const counters: Record<string, number> = {};
 
   // TRACESYSGOOD: see isSyscallStop (a parked thread must survive amber's death).
@@ -143,6 +145,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       inodes,
       createPages: (data) => ({ pagesId: ++pagesIds, path: store.createPages(pagesIds, data) }),
       describeFile: (holder, pid, fd) => fdTable.describeFile(ctx!, holder, pid, fd),
+      mappings: new MappingKinds(plugins),
     };
     const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();

@@ -1,4 +1,5 @@
 export * from './plugin';
+export * from './mapping-kinds';
 export * from './logger';
 export * from './files';
 export * from './run-state';

@@ -28,13 +28,27 @@ export interface DumpedInode {
  */
 export class DumpedInodes {
   private readonly byKey = new Map<string, DumpedInode>();
+  private readonly taken = new Set<number>();
+  private next = 1;
 
   meet(key: string): { inode: DumpedInode; isNew: boolean } {
     const known = this.byKey.get(key);
     if (known) return { inode: known, isNew: false };
-    const inode: DumpedInode = { id: this.byKey.size + 1 };
+    while (this.taken.has(this.next)) this.next++;
+    const inode: DumpedInode = { id: this.next };
+    this.taken.add(this.next);
     this.byKey.set(key, inode);
     return { inode, isNew: true };
+  }
+
+  /**
+   * Takes an id of pagemap-shmem-<id> for an object the kernel numbers itself (a SysV segment, by
+   * its shmid, as CRIU names it): false if an object of the dump already has it.
+   */
+  reserve(id: number): boolean {
+    if (this.taken.has(id)) return false;
+    this.taken.add(id);
+    return true;
   }
 }
 

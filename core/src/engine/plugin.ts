@@ -7,6 +7,7 @@ import type { Logger } from './logger';
 import type { FileRegistry } from './files';
 import type { DumpedInodes, IdentityHolder, SharedInodes } from './inodes';
 import type { TaskFds } from './task-fds';
+import type { MappingKinds } from './mapping-kinds';
 
 /** Restore phases, in the order they run. A plugin's restore() runs in the phase it names. */
 export const RESTORE_PHASES = ['tree', 'namespaces', 'shared', 'resources', 'memory', 'task-state', 'resume'] as const;
@@ -69,6 +70,49 @@ export interface FileKind<E extends object = object> {
   compareDescription?(live: FdResource, entry: E): FieldDifference[];
 }
 
+/**
+ * A kind of mapping a plugin owns instead of mm (SysV shared memory). mm writes its VMAs as CRIU
+ * does, with the kind's status bit and the object id the kind names (VmaEntry.shmid), dumps none
+ * of their pages (the owner dumps the object once), and at restore, in the memory phase, hands each
+ * such VMA to the kind to map at its address, in address order among the task's other mappings.
+ */
+export interface MappingKind {
+  readonly name: string;
+  /** The VmaStatus bit its VMAs carry (CRIU's VMA_AREA_SYSVIPC): one kind per bit. */
+  readonly status: number;
+  claims(m: MapsEntry): boolean;
+  /** At dump, from mm's: what the mapping maps (VmaEntry.shmid) and how it was opened (fdflags, O_RDWR/O_RDONLY). */
+  dumpMapping(ctx: DumpContext, task: DumpTask, m: MapsEntry): { shmid: bigint; fdflags: number };
+  /** At restore, from mm's memory phase: maps the VMA at its address in the task (the range is free). */
+  restoreMapping(ctx: RestoreContext, task: RestoreTask, vma: OwnedMapping): void;
+}
+
+/** The fields of a dumped VMA a mapping kind restores from. */
+export interface OwnedMapping {
+  start: bigint;
+  end: bigint;
+  pgoff: bigint;
+  shmid: bigint;
+  prot: number;
+  flags: number;
+  status: number;
+  fdflags?: number;
+}
+
+/**
+ * Which shared kernel objects a task uses (ids-<pid>.img): tasks sharing one share its id.
+ * ipcNsId only for an IPC namespace other than amber's; amberSysvsemId is the ipc plugin's (the
+ * SysV undo list, shared through CLONE_SYSVSEM).
+ */
+export interface TaskIds {
+  vmId: number;
+  filesId: number;
+  fsId: number;
+  sighandId: number;
+  ipcNsId?: number;
+  amberSysvsemId?: number;
+}
+
 /** A frozen task during dump. */
 export interface DumpTask {
   pid: number;
@@ -79,7 +123,7 @@ export interface DumpTask {
   tracee: Tracee;
   remote: RemoteSyscall;
   fds: FdResource[];
-  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+  ids: TaskIds;
 }
 
 export interface DumpOptions {
@@ -136,6 +180,8 @@ export interface DumpContext {
   state<T>(key: string, init: () => T): T;
   /** The description id of a file amber holds at fd of pid (a file in flight), dumped by its kind once. */
   describeFile(holder: DumpTask, pid: number, fd: number): number;
+  /** Mapping kinds of the dump's plugins: the one that claims a mapping mm meets. */
+  readonly mappings: MappingKinds;
 }
 
 /** A task being rebuilt during restore. */
@@ -143,7 +189,7 @@ export interface RestoreTask {
   pid: number;
   tracee: Tracee;
   remote: RemoteSyscall;
-  ids: { vmId: number; filesId: number; fsId: number; sighandId: number };
+  ids: TaskIds;
   /** Its dumped credentials: files it gets are opened with them (core's asTask / openAsTask). */
   creds?: CredsEntry;
 }
@@ -190,6 +236,8 @@ export interface RestoreContext {
   state<T>(key: string, init: () => T): T;
   /** An fd in task for description id, outside its fd table (a file to send in flight); left open, the core closes it. */
   openFile(task: RestoreTask, id: number): number;
+  /** Mapping kinds of the restore's plugins, by the status bit of a VMA. */
+  readonly mappings: MappingKinds;
 }
 
 export interface CompareOptions {
@@ -241,6 +289,7 @@ export interface ResourcePlugin {
   readonly name: string;
   readonly phase: RestorePhase;
   readonly fileKinds?: readonly FileKind[];
+  readonly mappingKinds?: readonly MappingKind[];
   dump?(ctx: DumpContext): Promise<void>;
   /**
    * Runs once the dump has succeeded (the inventory is written) or failed, while the tree is still

@@ -12,5 +12,7 @@ import type { PluginRegistry } from './registry';
  */
 export async function preDump(options: DumpOptions, registry: PluginRegistry): Promise<DumpReport> {
   if (!registry.get('mm')) throw new PreDumpError('pre-dump needs the mm plugin');
-  return dump({ ...options, preDump: true, only: ['mm'], skip: undefined, leaveRunning: true, trackMem: true }, registry);
+  // plugins owning mappings mm meets (ipc's SysV segments) come along; their dump() skips a pre-dump
+  const owners = registry.all().filter((p) => p.mappingKinds?.length).map((p) => p.name);
+  return dump({ ...options, preDump: true, only: ['mm', ...owners], skip: undefined, leaveRunning: true, trackMem: true }, registry);
 }

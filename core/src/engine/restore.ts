@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { IPC_NEWNS_FLAG as CLONE_NEWIPC } from '../kernel/sysv-msg-sem';
 import { RESTORE_PHASES, type ResourcePlugin, type RestoreContext, type RestoreOptions, type RestoreTask } from './plugin';
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
@@ -13,6 +14,7 @@ import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilit
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
 import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
+import { MappingKinds } from './mapping-kinds';
 import { faultPoint } from './fault';
 import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
@@ -73,7 +75,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const creator = new TaskCreator(avoid);
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
-  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id) };
+  const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id), mappings: new MappingKinds(plugins) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
   try {
@@ -176,6 +178,7 @@ function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[
 function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[], store: ImageStore): void {
   const byPid = new Map(plans.map((p) => [p.entry.pid, p]));
   const stand = new StandIns(creator);
+  const rootIpcNs = store.readOne<TaskKobjIdsEntry>('ids', `ids-${plans[0].entry.pid}`).ipcNsId;
   for (const plan of plans) {
     const { entry } = plan;
     const parentPlan = byPid.get(entry.ppid);
@@ -190,7 +193,12 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
         flags |= CLONE.PARENT;
       }
     }
+    if (ids && parent && ids.ipcNsId !== rootIpcNs) {
+      throw new IncompleteImageError(`pid ${entry.pid} was in another IPC namespace than its tree's root (pid ${plans[0].entry.pid}): amber restores one IPC namespace per tree`);
+    }
     const created = creator.createTask(entry.pid, maker, flags);
+    // A tree dumped in its own IPC namespace gets a new one, made by its root before any child.
+    if (!parent && ids?.ipcNsId !== undefined) created.remote.sys.with('a new IPC namespace for the tree').unshare(CLONE_NEWIPC);
     const task: RestoreTask = { pid: entry.pid, tracee: created.tracee, remote: created.remote, ids: ids ?? { vmId: 0, filesId: 0, fsId: 0, sighandId: 0 }, creds: plan.cores.get(entry.pid)?.threadCore?.creds };
     plan.task = task;
     plan.threads.push({ tid: entry.pid, tracee: created.tracee, remote: created.remote });
@@ -266,6 +274,7 @@ function sharingFlags(child: TaskKobjIdsEntry, parent: TaskKobjIdsEntry): number
   let flags = 0;
   if (child.filesId === parent.filesId) flags |= CLONE.FILES;
   if (child.fsId === parent.fsId) flags |= CLONE.FS;
+  if (child.amberSysvsemId !== undefined && child.amberSysvsemId === parent.amberSysvsemId) flags |= CLONE.SYSVSEM;
   return flags;
 }
 

@@ -22,6 +22,8 @@ export const FdTypes = {
   MEMFD: 18,
   BPFMAP: 19,
   PIDFD: 20,
+  /** amber's own: POSIX message queues (CRIU has no fd type for them) */
+  MQUEUE: 40,
   /** pseudo types used at restore time only, at the top of the range */
   CTL_TTY: 65534,
   AUTOFS_PIPE: 65535,

@@ -8,10 +8,16 @@ export interface TaskKobjIdsEntry {
   sighandId: number;
   pidNsId?: number;
   netNsId?: number;
+  /** amber: set only when the task's IPC namespace is not amber's own (the nsfs inode number) */
   ipcNsId?: number;
   utsNsId?: number;
   mntNsId?: number;
   userNsId?: number;
   cgroupNsId?: number;
   timeNsId?: number;
+  /**
+   * amber's own: the task's SysV semaphore undo list (tasks made with CLONE_SYSVSEM share one),
+   * written by the ipc plugin
+   */
+  amberSysvsemId?: number;
 }

@@ -16,3 +16,6 @@ export * from './inet-diag';
 export * from './sockaddr-inet';
 export * from './datagrams';
 export * from './sock-diag-netlink';
+export * from './sysv-shm';
+export * from './sysv-msg-sem';
+export * from './posix-mqueue';

@@ -1,5 +1,5 @@
 import {
-  FdType, NO_FOWN, O, openAsTask, REG_MEMBER, SEEK_SET, SYS,
+  FdType, isOnMqueueFs, NO_FOWN, O, openAsTask, REG_MEMBER, SEEK_SET, SYS,
   type DumpContext, type DumpTask, type FdResource, type FieldDifference, type FileKind, type RegFileEntry,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
@@ -23,6 +23,7 @@ export class RegularFileKind implements FileKind<RegFileEntry> {
 
   claims(fd: FdResource): boolean {
     if (!fd.link.startsWith('/') || fd.link.startsWith('/memfd:')) return false;
+    if ((fd.mode & constants.S_IFMT) === constants.S_IFREG && isOnMqueueFs(`/proc/${fd.pid}/fd/${fd.fd}`)) return false; // the ipc plugin's
     const type = fd.mode & constants.S_IFMT;
     if (isUnlinked(fd.link)) return (type === constants.S_IFREG || isDevice(fd.mode)) && !(fd.info.flags & O.PATH);
     if (type === constants.S_IFREG || type === constants.S_IFDIR) return true;

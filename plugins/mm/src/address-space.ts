@@ -23,6 +23,8 @@ export async function rebuildAddressSpace(
   ctx: RestoreContext, task: RestoreTask, mm: MmEntry, pagemap: PagemapEntry[], pieces: PagePiece[], objects: Map<number, ShmemObject>,
 ): Promise<number> {
   const remote = task.remote;
+  const unowned = mm.vmas.find((v) => v.status & VMA.SYSVIPC && !ctx.mappings.byStatus(v.status));
+  if (unowned) throw new AmberError(`pid ${task.pid}: VMA 0x${unowned.start.toString(16)} is SysV shared memory (shm id ${unowned.shmid}), and the ipc plugin that restores it is not in this restore`);
   const keep = ctx.reserved(task);
   unmapHelper(remote, keep);
   moveSpecials(remote, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep);
@@ -47,6 +49,11 @@ export async function rebuildAddressSpace(
   const restorer = new ObjectRestorer(ctx, task, objects, mm.vmas);
   for (const v of mm.vmas) {
     if (isSpecial(v)) continue;
+    const owner = ctx.mappings.byStatus(v.status);
+    if (owner) {
+      owner.restoreMapping(ctx, task, v);
+      continue;
+    }
     const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
     if (v.amberObject) {
       restorer.map(v, prot);

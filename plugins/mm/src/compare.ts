@@ -1,9 +1,11 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { PAGE_SIZE, processVmRead, readMaps, type PagemapHead, type CompareContext, type Difference } from '@amber/core';
+import { PAGE_SIZE, processVmRead, readMaps, type MapsEntry, type PagemapHead, type CompareContext, type Difference } from '@amber/core';
 import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
 import { locatePages, PagemapLevel } from './parent';
-import { protOf, type MmEntry } from './vmas';
+import { protOf, VMA, type MmEntry } from './vmas';
+
+const SYSV_NAME = 'SysV shared memory';
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
@@ -19,9 +21,11 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const nameOf = (v: (typeof mm.vmas)[number]) => {
     const o = v.amberObject ? objects.get(v.amberObject) : undefined;
     if (o) return mapsName(o);
+    if (v.status & VMA.SYSVIPC) return SYSV_NAME; // which segment: the ipc plugin's compare says
     return v.shmid ? files.regular(Number(v.shmid)).name : '';
   };
-  const live = keyed(readMaps(pid).map((m) => ({ start: m.start, end: m.end, prot: protOf(m.perms), path: m.inode ? m.path : '', offset: m.offset })));
+  const liveName = (m: MapsEntry) => (m.path.startsWith('/SYSV') ? SYSV_NAME : !m.inode ? '' : m.path);
+  const live = keyed(readMaps(pid).map((m) => ({ start: m.start, end: m.end, prot: protOf(m.perms), path: liveName(m), offset: m.offset })));
   const dumped = keyed(mm.vmas.map((v) => ({ start: v.start, end: v.end, prot: v.prot, path: nameOf(v), offset: v.pgoff })));
   const liveKeys = new Set(live.map((l) => l.key));
   const dumpedKeys = new Set(dumped.map((d) => d.key));

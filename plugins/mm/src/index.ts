@@ -17,11 +17,18 @@ import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tr
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
-import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
+import { classify, classifyOwned, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
     super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which amber cannot dump yet`);
+  }
+}
+
+/** A mapping another plugin owns (a MappingKind), when that plugin is not in the dump. */
+export class UnownedMappingError extends AmberError {
+  constructor(readonly pid: number, start: bigint, end: bigint, what: string, owner: string) {
+    super(`pid ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} is ${what}, which only the ${owner} plugin dumps, and it is not in this dump`);
   }
 }
 
@@ -118,8 +125,10 @@ export class MemoryPlugin implements ResourcePlugin {
     const vmas: VmaEntry[] = task.maps.map((m) => {
       let fileId = 0;
       let object: MemoryObjectRef | undefined;
+      const owner = ctx.mappings.claim(pid, m);
+      if (owner) return classifyOwned(m, vmFlags.get(m.start) ?? [], owner.status, owner.dumpMapping(ctx, task, m));
       const kind = objectKind(m);
-      if (kind === 'sysv') throw new UnsupportedMappingError(pid, m.start, m.end, `SysV shared memory (${m.path})`);
+      if (kind === 'sysv') throw new UnownedMappingError(pid, m.start, m.end, `SysV shared memory (${m.path})`, 'ipc');
       if (kind) object = objects.ref(pid, m, kind);
       else if (m.inode !== 0 && m.path.startsWith('/')) {
         const writableShared = m.perms[3] === 's' && m.perms[1] === 'w';

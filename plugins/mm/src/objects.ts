@@ -68,10 +68,11 @@ export function mapsName(o: ShmemObject): string {
 
 /** What kind of object a line of /proc/PID/maps maps, if any. */
 export function objectKind(m: MapsEntry): MemoryObjectRef['kind'] | 'sysv' | undefined {
+  // a SysV segment's inode number is its shmid, and 0 is one
+  if (m.path.startsWith('/SYSV') && m.perms[3] === 's') return 'sysv';
   if (!m.inode || !m.path.endsWith(' (deleted)')) return undefined;
   if (m.path === '/dev/zero (deleted)' && m.perms[3] === 's') return 'anon';
   if (m.path.startsWith('/memfd:')) return 'memfd';
-  if (m.path.startsWith('/SYSV')) return 'sysv';
   return 'deleted';
 }
 

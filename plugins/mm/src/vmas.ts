@@ -8,7 +8,7 @@ export const VMA = {
   REGULAR: VmaStatus.AREA_REGULAR, STACK: VmaStatus.AREA_STACK, VSYSCALL: VmaStatus.AREA_VSYSCALL,
   VDSO: VmaStatus.AREA_VDSO, HEAP: VmaStatus.AREA_HEAP, FILE_PRIVATE: VmaStatus.FILE_PRIVATE,
   FILE_SHARED: VmaStatus.FILE_SHARED, ANON_SHARED: VmaStatus.ANON_SHARED, ANON_PRIVATE: VmaStatus.ANON_PRIVATE,
-  VVAR: VmaStatus.AREA_VVAR, MEMFD: VmaStatus.AREA_MEMFD,
+  VVAR: VmaStatus.AREA_VVAR, MEMFD: VmaStatus.AREA_MEMFD, SYSVIPC: VmaStatus.AREA_SYSVIPC,
 } as const;
 
 export const SPECIAL_NAMES = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -66,4 +66,18 @@ export function classify(m: MapsEntry, vmFlags: string[], fileId: number, object
   };
   if (object) v.amberObject = object.id;
   return v;
+}
+
+/**
+ * A mapping another plugin owns (a MappingKind: SysV shared memory), written as CRIU writes a SysV
+ * one: shared anonymous memory with the kind's status bit, the object in shmid, no pages of its own.
+ */
+export function classifyOwned(m: MapsEntry, vmFlags: string[], status: number, owned: { shmid: bigint; fdflags: number }): VmaEntry {
+  let flags = MAP.SHARED | MAP.ANONYMOUS;
+  if (vmFlags.includes('gd')) flags |= MAP.GROWSDOWN;
+  if (vmFlags.includes('nr')) flags |= MAP.NORESERVE;
+  return {
+    start: m.start, end: m.end, pgoff: m.offset, shmid: owned.shmid, prot: protOf(m.perms), flags,
+    status: VMA.REGULAR | VMA.ANON_SHARED | status, fd: -1n, madv: madvOf(vmFlags) | lockOf(vmFlags), fdflags: owned.fdflags,
+  };
 }
