@@ -17,3 +17,4 @@ export * from './compare';
 export * from './check';
 export * from './peak-rss';
 export * from './socket-queues';
+export * from './shell-job';

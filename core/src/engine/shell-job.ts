@@ -1,0 +1,93 @@
+import { close } from '../kernel/syscalls';
+import { getpgid, getsid, openControllingTerminal, tcgetpgrp, tcsetpgrp } from '../kernel/terminal';
+import type { PstreeEntry } from '../images';
+import type { Logger } from './logger';
+
+/**
+ * CRIU's --inherit-fd key for a terminal: `tty[RDEV:DEV]`, the slave's st_rdev and st_dev in hex
+ * (as fstat gives them for the dumped fd), e.g. `--inherit-fd fd[0]:tty[8803:19]`.
+ */
+export function ttyInheritKey(rdev: bigint | number, dev: bigint | number): string {
+  return `tty[${BigInt(rdev).toString(16)}:${BigInt(dev).toString(16)}]`;
+}
+
+/** Parses a `tty[RDEV:DEV]` key, or undefined when key is not one. */
+export function parseTtyInheritKey(key: string): { rdev: bigint; dev: bigint } | undefined {
+  const m = /^tty\[([0-9a-f]+):([0-9a-f]+)\]$/i.exec(key);
+  return m ? { rdev: BigInt(`0x${m[1]}`), dev: BigInt(`0x${m[2]}`) } : undefined;
+}
+
+/**
+ * amber's side of restoring a shell job (--shell-job), as a shell runs a job: the tree joins
+ * amber's own session (the dumped one belonged to a shell outside the tree), its root leads a
+ * process group of its own, that group becomes the foreground of amber's terminal, and when the
+ * job ends amber's group gets the terminal back.
+ */
+export class ShellJob {
+  private handedTo: number | undefined;
+
+  private constructor(
+    private readonly log: Logger,
+    readonly sid: number,
+    readonly pgrp: number,
+    /** amber's controlling terminal, when it has one. */
+    private readonly terminal: number | undefined,
+    /** A detached restore (-d) does not wait for the job, so it leaves it in the background. */
+    private readonly background: boolean,
+  ) {}
+
+  /** Taken before anything is created, so that what it finds decides before the restore begins. */
+  static forRestore(shellJob: boolean | undefined, detached: boolean, log: Logger): ShellJob | undefined {
+    if (!shellJob) return undefined;
+    const job = new ShellJob(log, getsid(0), getpgid(0), openControllingTerminal(), detached);
+    if (job.terminal === undefined) log.info('--shell-job: amber has no controlling terminal; the job joins its session without one');
+    return job;
+  }
+
+  /**
+   * The root's dumped session and group, led from outside the tree, become amber's session and
+   * a group the root leads (every member of the old group joins it).
+   */
+  adopt(entries: PstreeEntry[]): void {
+    const root = entries[0];
+    const inTree = new Set(entries.map((e) => e.pid));
+    const oldSid = root.sid !== root.pid && !inTree.has(root.sid) ? root.sid : undefined;
+    const oldPgid = root.pgid !== root.pid && !inTree.has(root.pgid) ? root.pgid : undefined;
+    for (const e of entries) {
+      if (oldSid !== undefined && e.sid === oldSid) e.sid = this.sid;
+      if (oldPgid !== undefined && e.pgid === oldPgid) e.pgid = root.pid;
+    }
+    if (oldSid !== undefined) this.log.debug(`shell job: session ${oldSid} -> amber's ${this.sid}`);
+    if (oldPgid !== undefined) this.log.debug(`shell job: process group ${oldPgid} -> ${root.pid}`);
+  }
+
+  /**
+   * Hands the terminal to the job's group, if the job is in amber's session and amber itself is
+   * the foreground there (a restore started in the background leaves the job in the background).
+   */
+  makeForeground(root: PstreeEntry): void {
+    if (this.terminal === undefined || this.background || root.sid !== this.sid) return;
+    if (tcgetpgrp(this.terminal) !== this.pgrp) {
+      this.log.warn(`--shell-job: amber is not the foreground job of its terminal; pid ${root.pid} stays in the background`);
+      return;
+    }
+    tcsetpgrp(this.terminal, root.pgid);
+    this.handedTo = root.pgid;
+  }
+
+  /** The terminal back to amber's group once the job is over, as a shell takes it back (also after a failed restore). */
+  giveBack(): void {
+    if (this.terminal === undefined || this.handedTo === undefined) return;
+    try {
+      tcsetpgrp(this.terminal, this.pgrp);
+    } catch (err) {
+      this.log.warn(`--shell-job: could not take the terminal back: ${(err as Error).message}`);
+    } finally {
+      this.handedTo = undefined;
+    }
+  }
+
+  close(): void {
+    if (this.terminal !== undefined) close(this.terminal);
+  }
+}
