@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { kill, SIG } from '@amber/core';
+import { amber, amberOk, assertOneLineError, cleanup, cliEntry, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
+import { childrenOf, stopTmuxServers, TmuxServer, waitForFile } from '../harness/tmux';
+
+after(async () => {
+  await stopTmuxServers();
+  await cleanup();
+});
+
+interface JobStat {
+  ppid: number;
+  pgrp: number;
+  sid: number;
+  ttyNr: number;
+  /** The foreground group of its controlling terminal. */
+  tpgid: number;
+}
+
+function jobStat(pid: number): JobStat {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(f[1]), pgrp: Number(f[2]), sid: Number(f[3]), ttyNr: Number(f[4]), tpgid: Number(f[5]) };
+}
+
+/** st_rdev of a pane's tty: for /dev/pts/N the same number as a task's tty_nr. */
+const ttyDevice = (tty: string) => statSync(tty).rdev;
+
+async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * A script for a pane: `amber restore -j` (amber's terminal is then the pane's), its status, and
+ * then a read from the terminal by the same process group as amber: it only gets the line if
+ * amber took the terminal back when the job ended (else the read stops the group with SIGTTOU's
+ * sibling, SIGTTIN, and "after=" never shows).
+ */
+function restoreScript(dir: string, images: string, extra: string[] = []): string {
+  const script = join(dir, 'restore.sh');
+  writeFileSync(
+    script,
+    [
+      `"${process.execPath}" "${cliEntry}" restore -j -D "${images}" ${extra.join(' ')}`,
+      'echo "amber-exit=$?"',
+      'read -r x',
+      'echo "after=$x"',
+      '',
+    ].join('\n'),
+  );
+  return script;
+}
+
+/** The restored task must be amber's child (the one the pane runs) before a test signals it. */
+function assertRestoredByAmber(pid: number): void {
+  const parent = jobStat(pid).ppid;
+  const cmd = readFileSync(`/proc/${parent}/cmdline`, 'utf8');
+  assert.ok(cmd.includes(cliEntry), `pid ${pid}'s parent ${parent} is amber (${cmd.replace(/\0/g, ' ')})`);
+}
+
+test("a shell job (output redirected) comes back in the session of amber's shell, as the foreground job of amber's terminal, which amber takes back when it ends", async () => {
+  const tmux = TmuxServer.start('job');
+  const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  await tmux.waitForText(paneA, '$ ');
+  await tmux.waitForText(paneB, '$ ');
+  const log = join(tmux.dir, 'counter.log');
+  tmux.type(paneA, `${targetPath('counter')} >>${log} 2>&1 </dev/null`);
+  const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
+  const shellA = tmux.panePid(paneA);
+  assert.deepEqual(jobStat(pid), { ppid: shellA, pgrp: pid, sid: shellA, ttyNr: ttyDevice(tmux.paneTty(paneA)), tpgid: pid }, 'a foreground job of pane A');
+
+  const images = makeTmpDir('job-img');
+  const refused = ['dump', '-t', String(pid), '-D', images];
+  assertOneLineError(
+    refused,
+    amber(refused),
+    new RegExp(`^amber: pid ${pid} \\(on terminal ${tmux.paneTty(paneA)}\\) is in session ${shellA}, whose leader \\(pid ${shellA}, bash\\) is outside the dumped tree: .*-j/--shell-job`),
+  );
+  assert.ok(isAlive(pid), 'a refused dump leaves the job running');
+
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  // Without -j the restore refuses: the images hold a session led from outside the tree.
+  const plain = ['restore', '-D', images];
+  assertOneLineError(plain, amber(plain), new RegExp(`^amber: pid ${pid} was dumped in session ${shellA}, whose leader was outside the tree \\(a shell job\\): restore it with -j/--shell-job`));
+  assert.equal(procState(pid), null, 'a refused restore creates nothing');
+
+  tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
+  await until(`pid ${pid} to be restored`, () => isAlive(pid));
+  await tmux.waitForText(paneB, `Restored pid ${pid}`);
+  assertRestoredByAmber(pid);
+  const shellB = tmux.panePid(paneB);
+  const now = jobStat(pid);
+  assert.deepEqual(
+    { pgrp: now.pgrp, sid: now.sid, ttyNr: now.ttyNr, tpgid: now.tpgid },
+    { pgrp: pid, sid: shellB, ttyNr: ttyDevice(tmux.paneTty(paneB)), tpgid: pid },
+    "in pane B's session, leading its group, the foreground job of pane B's terminal",
+  );
+
+  kill(pid, SIG.USR1);
+  await tmux.waitForText(paneB, 'amber-exit=0');
+  const verdict = readFileSync(log, 'utf8').split('\n');
+  assert.ok(verdict.includes('PASS') && !verdict.some((l) => l.startsWith('FAIL')), verdict.slice(-5).join(' | '));
+  tmux.type(paneB, 'back');
+  await tmux.waitForText(paneB, 'after=back', 10_000);
+  await tmux.stop();
+});
+
+test('a self-checking program reading its terminal, dumped with -j from outside and restored with -j in another pane, gets its keys and ^C there', async () => {
+  const tmux = TmuxServer.start('shelljob');
+  const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  await tmux.waitForText(paneA, '$ ');
+  await tmux.waitForText(paneB, '$ ');
+  const log = join(tmux.dir, 'shelljob.log');
+  tmux.type(paneA, `${targetPath('shelljob')} ${log}`);
+  const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
+  await tmux.waitForText(paneA, `shelljob ${pid} ready`);
+  tmux.type(paneA, 'before');
+  await tmux.waitForText(paneA, 'line: before');
+  tmux.sendKeys(paneA, 'C-c');
+  await tmux.waitForText(paneA, 'sigint 1');
+
+  const images = makeTmpDir('shelljob-img');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
+  await until(`pid ${pid} to be restored`, () => isAlive(pid));
+  await tmux.waitForText(paneB, `Restored pid ${pid}`);
+  assertRestoredByAmber(pid);
+  tmux.type(paneB, 'after');
+  await tmux.waitForText(paneB, 'line: after');
+  tmux.sendKeys(paneB, 'C-c');
+  await tmux.waitForText(paneB, 'sigint 2');
+  tmux.type(paneB, 'q', false);
+  const shown = await tmux.waitForText(paneB, /amber-exit=\d+/);
+  const lines = readFileSync(log, 'utf8').split('\n');
+  const checks = lines.slice(lines.findIndex((l) => l.startsWith('TTY ')));
+  assert.ok(checks.includes('PASS') && !checks.some((l) => l.startsWith('FAIL')), `its own checks: ${checks.join(' | ')}\npane B:\n${shown}`);
+  assert.equal(checks[0], `TTY ${tmux.paneTty(paneB)}`, "it ended on pane B's terminal");
+  assert.match(shown, /amber-exit=0/);
+  tmux.type(paneB, 'back');
+  await tmux.waitForText(paneB, 'after=back', 10_000);
+  await tmux.stop();
+});
+
+test('vim editing a file, dumped with -j and restored into another pane: after ^L the buffer is there, more can be typed, :wq writes it all', async () => {
+  const tmux = TmuxServer.start('vim');
+  const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  await tmux.waitForText(paneA, '$ ');
+  await tmux.waitForText(paneB, '$ ');
+  const file = join(tmux.dir, 'notes.txt');
+  tmux.type(paneA, `vim -u NONE -N -n ${file}`);
+  await tmux.waitForText(paneA, 'notes.txt');
+  const shellA = tmux.panePid(paneA);
+  await until('vim to start under pane A', () => childrenOf(shellA).length === 1);
+  const pid = childrenOf(shellA)[0];
+  assert.match(readFileSync(`/proc/${pid}/comm`, 'utf8'), /^vim/);
+  tmux.type(paneA, 'ifirst line typed before the dump', false);
+  tmux.sendKeys(paneA, 'Escape');
+  await tmux.waitForText(paneA, 'first line typed before the dump');
+
+  const images = makeTmpDir('vim-img');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`vim ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
+  await until(`vim ${pid} to be restored`, () => isAlive(pid));
+  await tmux.waitForText(paneB, `Restored pid ${pid}`);
+  assertRestoredByAmber(pid);
+  tmux.sendKeys(paneB, 'C-l');
+  await tmux.waitForText(paneB, 'first line typed before the dump');
+  tmux.type(paneB, 'osecond line typed after the restore', false);
+  tmux.sendKeys(paneB, 'Escape');
+  await tmux.waitForText(paneB, 'second line typed after the restore');
+  tmux.type(paneB, ':wq');
+  await tmux.waitForText(paneB, 'amber-exit=0');
+  assert.equal(readFileSync(file, 'utf8'), 'first line typed before the dump\nsecond line typed after the restore\n');
+  tmux.type(paneB, 'back');
+  await tmux.waitForText(paneB, 'after=back', 10_000);
+  await tmux.stop();
+});
+
+test('a whole tmux server (a shell in a pane running a loop, no client) comes back: old contents, the loop goes on, send-keys and attach from another server work', async () => {
+  const tmux = TmuxServer.start('server');
+  const pane = tmux.firstPane;
+  await tmux.waitForText(pane, '$ ');
+  const tick = join(tmux.dir, 'tick');
+  // one loop, in the shell itself: it counts into a file, and answers each line typed
+  tmux.type(pane, `n=0; while :; do n=$((n+1)); echo $n >${tick}; if read -r -t 0.2 l; then echo "got:$l"; fi; done`);
+  tmux.type(pane, 'before the dump');
+  await tmux.waitForText(pane, 'got:before the dump');
+  const server = tmux.pid;
+  const tree = [server, ...childrenOf(server)];
+  assert.equal(tree.length, 2, `the server and its pane's shell: ${tree.join(' ')}`);
+
+  const images = makeTmpDir('tmux-img');
+  amberOk(['dump', '-t', String(server), '-D', images]);
+  await until('the server tree to be gone', () => tree.every((p) => procState(p) === null || procState(p) === 'Z'));
+  for (const p of tree) if (procState(p) === 'Z' && parentOf(p) === process.pid) await reap(p);
+
+  amberOk(['restore', '-D', images, '-d']);
+  assert.ok(tree.every(isAlive), 'every task of the tree runs again');
+  const shown = await tmux.waitForText(pane, 'got:before the dump');
+  assert.match(shown, /\$ n=0; while/, "the pane's old contents");
+  const n0 = Number(readFileSync(tick, 'utf8'));
+  await until('the loop to go on', () => Number(readFileSync(tick, 'utf8')) > n0 + 3);
+  tmux.type(pane, 'after the restore');
+  await tmux.waitForText(pane, 'got:after the restore');
+
+  const other = TmuxServer.start('attacher');
+  const otherPane = other.firstPane;
+  await other.waitForText(otherPane, '$ ');
+  other.type(otherPane, `TMUX= tmux -S ${tmux.socket} attach`);
+  await other.waitForText(otherPane, 'got:after the restore');
+  tmux.type(pane, 'while attached');
+  await other.waitForText(otherPane, 'got:while attached');
+  other.sendKeys(otherPane, 'C-b', 'd');
+  await other.waitForText(otherPane, '[detached');
+  await other.stop();
+  await tmux.stop();
+});
