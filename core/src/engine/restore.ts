@@ -136,7 +136,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
   options.onRunning?.(report);
-  if (!options.detached) report.exitCode = await waitForExit(rootPid);
+  if (!options.detached) report.exitCode = await (job ? job.wait(rootPid) : waitForExit(rootPid));
   job?.giveBack();
   job?.close();
   return report;

@@ -1,7 +1,13 @@
-import { close } from '../kernel/syscalls';
+import { SIG, WNOHANG } from '../kernel/constants';
+import { KernelError } from '../kernel/errors';
+import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
 import { getpgid, getsid, openControllingTerminal, tcgetpgrp, tcsetpgrp } from '../kernel/terminal';
 import type { PstreeEntry } from '../images';
 import type { Logger } from './logger';
+import { waitForExit } from './wait-exit';
+
+const WUNTRACED = 2;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * CRIU's --inherit-fd key for a terminal: `tty[RDEV:DEV]`, the slave's st_rdev and st_dev in hex
@@ -25,6 +31,7 @@ export function parseTtyInheritKey(key: string): { rdev: bigint; dev: bigint } |
  */
 export class ShellJob {
   private handedTo: number | undefined;
+  private jobPgrp: number | undefined;
 
   private constructor(
     private readonly log: Logger,
@@ -66,6 +73,7 @@ export class ShellJob {
    * the foreground there (a restore started in the background leaves the job in the background).
    */
   makeForeground(root: PstreeEntry): void {
+    this.jobPgrp = root.pgid;
     if (this.terminal === undefined || this.background || root.sid !== this.sid) return;
     if (tcgetpgrp(this.terminal) !== this.pgrp) {
       this.log.warn(`--shell-job: amber is not the foreground job of its terminal; pid ${root.pid} stays in the background`);
@@ -85,6 +93,49 @@ export class ShellJob {
     } finally {
       this.handedTo = undefined;
     }
+  }
+
+  /**
+   * Waits for the job's root to exit, as a shell waits for its foreground job, and returns its
+   * status as a shell would. When the job stops (^Z reaches its group), amber does what makes the
+   * shell that started amber see it: takes the terminal back and stops its own group, so to
+   * that shell amber and the job are one stopped job. Once continued (fg, or bg) it continues
+   * the job, giving it the terminal again if amber got it back.
+   */
+  async wait(rootPid: number): Promise<number | undefined> {
+    for (;;) {
+      let r;
+      try {
+        r = waitpid(rootPid, WNOHANG | WUNTRACED);
+      } catch (e) {
+        if (e instanceof KernelError && e.errnoName === 'ECHILD') return waitForExit(rootPid);
+        throw e;
+      }
+      if (r.pid === rootPid) {
+        if (!WaitStatus.stopped(r.status)) return WaitStatus.exited(r.status) ? WaitStatus.exitCode(r.status) : 128 + WaitStatus.termSig(r.status);
+        this.suspend(rootPid);
+        continue;
+      }
+      await sleep(50);
+    }
+  }
+
+  private suspend(rootPid: number): void {
+    // A job that never had the terminal (amber in the background, or on none) is waited for as a
+    // shell without job control waits: it stays stopped until someone continues it.
+    const hadTerminal = this.handedTo !== undefined;
+    if (!hadTerminal) return;
+    this.giveBack();
+    this.log.debug(`shell job: pid ${rootPid} stopped; amber's group ${this.pgrp} stops too`);
+    // The kernel discards SIGTSTP for an orphaned group (no shell to continue it): then amber just goes on.
+    kill(-this.pgrp, SIG.TSTP);
+    // ... continued by the shell
+    if (this.jobPgrp === undefined) return;
+    if (this.terminal !== undefined && tcgetpgrp(this.terminal) === this.pgrp) {
+      tcsetpgrp(this.terminal, this.jobPgrp);
+      this.handedTo = this.jobPgrp;
+    }
+    kill(-this.jobPgrp, SIG.CONT);
   }
 
   close(): void {

@@ -114,6 +114,40 @@ test("a shell job (output redirected) comes back in the session of amber's shell
   await tmux.stop();
 });
 
+test('^Z stops a restored shell job and its amber as one job of the shell; fg continues both, the job in the foreground again', async () => {
+  const tmux = TmuxServer.start('job-stop');
+  const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  await tmux.waitForText(paneA, '$ ');
+  await tmux.waitForText(paneB, '$ ');
+  const log = join(tmux.dir, 'counter.log');
+  tmux.type(paneA, `${targetPath('counter')} >>${log} 2>&1 </dev/null`);
+  const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
+  const images = makeTmpDir('job-stop-img');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+  tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
+  await until(`pid ${pid} to be restored`, () => isAlive(pid));
+  await tmux.waitForText(paneB, `Restored pid ${pid}`);
+  assertRestoredByAmber(pid);
+  const shellB = tmux.panePid(paneB);
+
+  tmux.sendKeys(paneB, 'C-z');
+  await tmux.waitForText(paneB, /Stopped\s+bash /);
+  assert.equal(procState(pid), 'T', 'the job is stopped');
+  assert.equal(jobStat(pid).tpgid, shellB, "the shell has its terminal again");
+  tmux.type(paneB, 'fg');
+  await until(`pid ${pid} to run again`, () => procState(pid) !== 'T');
+  await until('the job to be the foreground again', () => jobStat(pid).tpgid === pid);
+
+  kill(pid, SIG.USR1);
+  await tmux.waitForText(paneB, 'amber-exit=0');
+  const verdict = readFileSync(log, 'utf8').split('\n');
+  assert.ok(verdict.includes('PASS') && !verdict.some((l) => l.startsWith('FAIL')), verdict.slice(-5).join(' | '));
+  tmux.type(paneB, 'back');
+  await tmux.waitForText(paneB, 'after=back', 10_000);
+  await tmux.stop();
+});
+
 test('a self-checking program reading its terminal, dumped with -j from outside and restored with -j in another pane, gets its keys and ^C there', async () => {
   const tmux = TmuxServer.start('shelljob');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
