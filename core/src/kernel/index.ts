@@ -16,3 +16,4 @@ export * from './inet-diag';
 export * from './sockaddr-inet';
 export * from './datagrams';
 export * from './sock-diag-netlink';
+export * from './tty';
