@@ -17,3 +17,4 @@ export * from './sockaddr-inet';
 export * from './datagrams';
 export * from './sock-diag-netlink';
 export * from './terminal';
+export * from './tty';

@@ -1,0 +1,70 @@
+import { openSync, closeSync, fstatSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import {
+  AmberError, O, fetchFd,
+  type DumpContext, type DumpOptions, type FdResource, type RestoreContext, type RestoreOptions, type RestoreTask,
+} from '@amber/core';
+import { encodeDev, majorOf, minorOf, slaveRdev } from './devices';
+import { TtyType, type TtyInfoEntry } from './images';
+
+/** --shell-job (DumpOptions/RestoreOptions.shellJob, from the job work): a terminal outside the tree is the caller's. */
+export const shellJob = (options: DumpOptions | RestoreOptions) => (options as { shellJob?: boolean }).shellJob === true;
+
+/** A terminal end whose pty master no task of the tree holds: without -j there is nothing to restore it from. */
+export class OutsideTerminalError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly path: string) {
+    super(`fd ${fd} of pid ${pid} is ${path}, a terminal whose master is outside the dumped tree: dump it as a shell job (-j/--shell-job) to have it restored on amber's own terminal; nothing was changed and the process keeps running`);
+  }
+}
+
+export class NoTerminalError extends AmberError {
+  constructor(readonly pid: number, key: string) {
+    super(`pid ${pid} had the outside terminal ${key} (a shell job), but amber runs on no terminal to give it: run amber restore -j from a terminal, or hand one in with --inherit-fd fd[N]:${key}`);
+  }
+}
+
+/** CRIU's key of an external terminal (--inherit-fd fd[N]:tty[RDEV:DEV], hex). */
+export const outsideTerminalKey = (info: TtyInfoEntry) => `tty[${info.rdev.toString(16)}:${(info.dev ?? 0).toString(16)}]`;
+
+/** The outside terminal, recorded (CRIU's EXT_TTY), not dumped: its state belongs to whoever holds its master. */
+export function dumpOutsideTerminal(ctx: DumpContext, fd: FdResource, index: number): Omit<TtyInfoEntry, 'id'> {
+  if (!shellJob(ctx.options)) throw new OutsideTerminalError(fd.pid, fd.fd, fd.link === '/dev/tty' ? `/dev/tty (/dev/pts/${index})` : fd.link);
+  return { type: TtyType.EXT_TTY, locked: false, exclusive: false, packetMode: false, sid: 0, pgrp: 0, rdev: slaveRdev(index), pty: { index }, dev: encodeDev(majorOf(fd.dev), minorOf(fd.dev)) };
+}
+
+/** amber's own terminal: its stdin if that is one, else its /dev/tty. The fd stays amber's. */
+function callersTerminal(): { fd: number; opened: boolean } | undefined {
+  if (isatty(0)) return { fd: 0, opened: false };
+  try {
+    return { fd: openSync('/dev/tty', O.RDWR | O.NOCTTY), opened: true };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * In task, the terminal an outside terminal end stands for: the one handed in with --inherit-fd,
+ * else amber's own; a /dev/tty fd gets amber's /dev/tty.
+ */
+export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info: TtyInfoEntry, viaDevTty: boolean): number {
+  const key = outsideTerminalKey(info);
+  const inherited = ctx.options.inheritFds?.find((i) => i.key === key);
+  if (inherited) return fetchFd(task.remote, process.pid, inherited.fd);
+  if (!shellJob(ctx.options)) throw new AmberError(`pid ${task.pid} had the outside terminal ${key}: restore it as a shell job (-j/--shell-job) or hand one in with --inherit-fd fd[N]:${key}`);
+  let mine: { fd: number; opened: boolean } | undefined;
+  if (viaDevTty) {
+    try {
+      mine = { fd: openSync('/dev/tty', O.RDWR | O.NOCTTY), opened: true };
+    } catch {
+      mine = undefined;
+    }
+  } else {
+    mine = callersTerminal();
+  }
+  if (!mine || !fstatSync(mine.fd).isCharacterDevice()) throw new NoTerminalError(task.pid, key);
+  try {
+    return fetchFd(task.remote, process.pid, mine.fd);
+  } finally {
+    if (mine.opened) closeSync(mine.fd);
+  }
+}
