@@ -11,7 +11,6 @@
 #include "target.h"
 #include <fcntl.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <termios.h>
 
 static volatile sig_atomic_t sigints;
@@ -55,10 +54,14 @@ static void check(const struct termios *set)
 	pid_t tty_sid;
 	if (ioctl(0, TIOCGSID, &tty_sid) != 0 || tty_sid != getsid(0))
 		bad("fd 0 is not my session's controlling terminal (%s)", strerror(errno));
+	/* fstat of a /dev/tty fd shows /dev/tty itself: TIOCGDEV names the terminal behind it */
 	int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
-	struct stat a, b;
-	if (tty < 0 || fstat(tty, &a) || fstat(0, &b) || a.st_rdev != b.st_rdev)
+	unsigned int a = 0, b = 0;
+	if (tty < 0 || ioctl(tty, TIOCGDEV, &a) || ioctl(0, TIOCGDEV, &b) || a != b)
 		bad("/dev/tty is not fd 0's terminal (%s)", tty < 0 ? strerror(errno) : "another device");
+	int fl = fcntl(0, F_GETFL);
+	if (fl < 0 || (fl & O_NONBLOCK))
+		bad("fd 0 is non-blocking (flags %#x): its mode is not the one it had", fl);
 	if (tty >= 0)
 		close(tty);
 	struct termios now;

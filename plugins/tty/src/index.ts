@@ -7,6 +7,7 @@ import {
 import { compareSessions, restoreTerminalState } from './ctty';
 import { dumpTerminals, putQueuesBack } from './dump-ttys';
 import { registerTtyImages } from './images';
+import { releaseCallersMode } from './outside-terminal';
 import { TtyFileKind } from './tty-file';
 
 registerTtyImages();
@@ -36,6 +37,10 @@ export class TerminalsPlugin implements ResourcePlugin {
   // runs after the fd tables (same phase): every terminal end is open by now
   async restore(ctx: RestoreContext): Promise<void> {
     restoreTerminalState(ctx);
+  }
+
+  async afterRestore(ctx: RestoreContext, succeeded: boolean): Promise<void> {
+    releaseCallersMode(ctx, succeeded);
   }
 
   async compare(ctx: CompareContext): Promise<Difference[]> {

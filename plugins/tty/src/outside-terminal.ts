@@ -1,11 +1,12 @@
 import { openSync, closeSync, fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import {
-  AmberError, O, fetchFd,
-  type DumpContext, type DumpOptions, type FdResource, type RestoreContext, type RestoreOptions, type RestoreTask,
+  AmberError, O, close, fetchFd, getTermios, getWinsize, setTermios, takeFd,
+  type Termios, type DumpContext, type DumpOptions, type FdResource, type RestoreContext, type RestoreOptions, type RestoreTask,
 } from '@amber/core';
 import { encodeDev, majorOf, minorOf, slaveRdev } from './devices';
 import { TtyType, type TtyInfoEntry } from './images';
+import { termiosEntry, termiosOf, winsizeEntry } from './termios';
 
 /** --shell-job (DumpOptions/RestoreOptions.shellJob, from the job work): a terminal outside the tree is the caller's. */
 export const shellJob = (options: DumpOptions | RestoreOptions) => (options as { shellJob?: boolean }).shellJob === true;
@@ -29,7 +30,43 @@ export const outsideTerminalKey = (info: TtyInfoEntry) => `tty[${info.rdev.toStr
 /** The outside terminal, recorded (CRIU's EXT_TTY), not dumped: its state belongs to whoever holds its master. */
 export function dumpOutsideTerminal(ctx: DumpContext, fd: FdResource, index: number): Omit<TtyInfoEntry, 'id'> {
   if (!shellJob(ctx.options)) throw new OutsideTerminalError(fd.pid, fd.fd, fd.link === '/dev/tty' ? `/dev/tty (/dev/pts/${index})` : fd.link);
-  return { type: TtyType.EXT_TTY, locked: false, exclusive: false, packetMode: false, sid: 0, pgrp: 0, rdev: slaveRdev(index), pty: { index }, dev: encodeDev(majorOf(fd.dev), minorOf(fd.dev)) };
+  // Its mode is the job's (an editor's raw mode): it goes onto the terminal the job is restored on.
+  const copy = takeFd(fd.pid, fd.fd);
+  let mode: Pick<TtyInfoEntry, 'termios' | 'winsize'>;
+  try {
+    mode = { termios: termiosEntry(getTermios(copy)), winsize: winsizeEntry(getWinsize(copy)) };
+  } finally {
+    close(copy);
+  }
+  return { type: TtyType.EXT_TTY, locked: false, exclusive: false, packetMode: false, sid: 0, pgrp: 0, rdev: slaveRdev(index), pty: { index }, dev: encodeDev(majorOf(fd.dev), minorOf(fd.dev)), ...mode };
+}
+
+/** amber's terminal as it was before the job's mode went onto it, put back if the restore fails. */
+interface CallersMode {
+  fd: number;
+  termios: Termios;
+}
+const callersMode = (ctx: RestoreContext) => ctx.state<{ saved?: CallersMode }>('tty:callers-mode', () => ({}));
+
+/** The job's dumped terminal mode onto amber's terminal (once), keeping amber's to put back after a failure. */
+function applyJobMode(ctx: RestoreContext, fd: number, info: TtyInfoEntry): void {
+  const state = callersMode(ctx);
+  if (state.saved || !info.termios) return;
+  const own = openSync(`/proc/self/fd/${fd}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
+  state.saved = { fd: own, termios: getTermios(own) };
+  setTermios(own, termiosOf(info.termios));
+}
+
+/** After the restore: a failed one puts amber's terminal mode back. */
+export function releaseCallersMode(ctx: RestoreContext, succeeded: boolean): void {
+  const { saved } = callersMode(ctx);
+  if (!saved) return;
+  try {
+    if (!succeeded) setTermios(saved.fd, saved.termios);
+  } finally {
+    close(saved.fd);
+    callersMode(ctx).saved = undefined;
+  }
 }
 
 /** amber's own terminal: its stdin if that is one, else its /dev/tty. The fd stays amber's. */
@@ -46,7 +83,7 @@ function callersTerminal(): { fd: number; opened: boolean } | undefined {
  * In task, the terminal an outside terminal end stands for: the one handed in with --inherit-fd,
  * else amber's own; a /dev/tty fd gets amber's /dev/tty.
  */
-export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info: TtyInfoEntry, viaDevTty: boolean): number {
+export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info: TtyInfoEntry, viaDevTty: boolean, flags: number = O.RDWR): number {
   const key = outsideTerminalKey(info);
   const inherited = ctx.options.inheritFds?.find((i) => i.key === key);
   if (inherited) return fetchFd(task.remote, process.pid, inherited.fd);
@@ -62,9 +99,15 @@ export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info
     mine = callersTerminal();
   }
   if (!mine || !fstatSync(mine.fd).isCharacterDevice()) throw new NoTerminalError(task.pid, key);
+  // A description of its own (opened again through /proc): amber's fd 0 is its shell's, whose
+  // status flags (O_NONBLOCK) the job must neither see nor change.
+  let own: number | undefined;
   try {
-    return fetchFd(task.remote, process.pid, mine.fd);
+    applyJobMode(ctx, mine.fd, info);
+    own = openSync(`/proc/self/fd/${mine.fd}`, (flags & (O.ACCMODE | O.NONBLOCK | O.APPEND)) | O.NOCTTY | O.CLOEXEC);
+    return fetchFd(task.remote, process.pid, own);
   } finally {
+    if (own !== undefined) closeSync(own);
     if (mine.opened) closeSync(mine.fd);
   }
 }

@@ -43,7 +43,7 @@ export class TtyFileKind implements FileKind<TtyFileEntry> {
     const state = ttyRestoreState(ctx);
     const info = state.infos.get(entry.ttyInfoId);
     if (!info) throw new Error(`pid ${task.pid}: tty-info.img has no terminal ${entry.ttyInfoId}`);
-    if (info.type === TtyType.EXT_TTY) return openOutsideTerminal(ctx, task, info, false);
+    if (info.type === TtyType.EXT_TTY) return openOutsideTerminal(ctx, task, info, false, entry.flags);
     if (info.type === TtyType.CTTY) return openCttyFile(ctx, task, info);
     const index = info.pty!.index;
     let fd: number;

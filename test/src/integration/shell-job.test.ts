@@ -186,6 +186,34 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
   await tmux.stop();
 });
 
+test('a -j restore that fails once the job had the terminal kills the job and gives the terminal back to amber\'s group', async () => {
+  const tmux = TmuxServer.start('shelljob-fail');
+  const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  await tmux.waitForText(paneA, '$ ');
+  await tmux.waitForText(paneB, '$ ');
+  const log = join(tmux.dir, 'shelljob.log');
+  tmux.type(paneA, `${targetPath('shelljob')} ${log}`);
+  const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
+  await tmux.waitForText(paneA, `shelljob ${pid} ready`);
+  const images = makeTmpDir('shelljob-fail-img');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  // the fault comes at the very end, once the job is the foreground job (as its threads get their registers)
+  tmux.type(paneB, `AMBER_FAULT=restore:resume-thread bash ${restoreScript(tmux.dir, images)}`);
+  const shown = await tmux.waitForText(paneB, /amber-exit=\d+/);
+  assert.match(shown, /amber: injected fault at restore:resume-thread/);
+  assert.doesNotMatch(shown, /amber-exit=0/);
+  tmux.type(paneB, 'back');
+  await tmux.waitForText(paneB, 'after=back', 10_000);
+  assert.ok(!isAlive(pid), 'nothing of the job is left');
+  if (procState(pid) === 'Z' && parentOf(pid) === process.pid) await reap(pid); // an orphan of amber's: ours
+  // (node itself puts its terminal's mode back when amber exits; releaseCallersMode does it for a restore run as a library)
+  tmux.type(paneB, 'stty -a | tr " ;" "\\n\\n" | grep -xE -- "-?(icanon|echo)" | tr "\\n" " "; echo');
+  await tmux.waitForText(paneB, /^icanon echo $/m);
+  await tmux.stop();
+});
+
 test('vim editing a file, dumped with -j and restored into another pane: after ^L the buffer is there, more can be typed, :wq writes it all', async () => {
   const tmux = TmuxServer.start('vim');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
