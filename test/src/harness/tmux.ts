@@ -131,11 +131,16 @@ export class TmuxServer {
   }
 }
 
+// Only stdin/out/err reach tmux: the server it starts would keep any other fd the test runner
+// inherited (a pipe of whoever started it), and a dump of the server would find a pipe to outside.
+const CLOSE_INHERITED = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec tmux "$@"';
+
 function run(socket: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' };
   delete env.TMUX;
   delete env.TMUX_PANE;
-  const r = spawnSync('tmux', ['-S', socket, '-f', '/dev/null', ...args], { encoding: 'utf8', env, timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = ['-c', CLOSE_INHERITED, 'bash', '-S', socket, '-f', '/dev/null', ...args];
+  const r = spawnSync('bash', argv, { encoding: 'utf8', env, timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '' };
 }
 
