@@ -160,6 +160,23 @@ export async function waitForFile(file: string, pattern: RegExp, timeoutMs = 15_
   }
 }
 
+/**
+ * Holds n pty pairs of this machine (devpts hands out the lowest free index). A pty is restored
+ * at its dumped index, which any program on the machine may take between a dump and its restore,
+ * and the next one opened gets the lowest free index: holding n ptys while a test's terminals are
+ * made, and freeing them once those are dumped, leaves n lower indexes for whoever opens a pty
+ * meanwhile, so the dumped ones stay free.
+ */
+export function holdPtys(n: number): { release(): void } {
+  const fds: number[] = [];
+  for (let i = 0; i < n; i++) fds.push(fs.openSync('/dev/ptmx', fs.constants.O_RDWR | fs.constants.O_NOCTTY));
+  return {
+    release() {
+      for (const fd of fds.splice(0)) fs.closeSync(fd);
+    },
+  };
+}
+
 /** Children of pid now (/proc/PID/task/PID/children). */
 export function childrenOf(pid: number): number[] {
   const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { kill, SIG } from '@amber/core';
-import { amber, amberOk, assertOneLineError, cleanup, cliEntry, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
-import { childrenOf, stopTmuxServers, TmuxServer, waitForFile } from '../harness/tmux';
+import { amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
+import { childrenOf, holdPtys, stopTmuxServers, TmuxServer, waitForFile } from '../harness/tmux';
 
 after(async () => {
   await stopTmuxServers();
@@ -165,6 +165,10 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
   const images = makeTmpDir('shelljob-img');
   amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
   await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+  // crit reads the outside terminal as CRIU's external tty, with the job's mode (no ICANON, no ECHO)
+  const [outside] = critDecode(join(images, 'tty-info.img')).entries;
+  assert.equal(outside.type, 'EXT_TTY');
+  assert.equal(outside.termios.c_lflag & 0o12, 0, `c_lflag ${outside.termios.c_lflag.toString(8)}`);
 
   tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
   await until(`pid ${pid} to be restored`, () => isAlive(pid));
@@ -252,6 +256,7 @@ test('vim editing a file, dumped with -j and restored into another pane: after ^
 });
 
 test('a whole tmux server (a shell in a pane running a loop, no client) comes back: old contents, the loop goes on, send-keys and attach from another server work', async () => {
+  const lower = holdPtys(8);
   const tmux = TmuxServer.start('server');
   const pane = tmux.firstPane;
   await tmux.waitForText(pane, '$ ');
@@ -262,15 +267,21 @@ test('a whole tmux server (a shell in a pane running a loop, no client) comes ba
   await tmux.waitForText(pane, 'got:before the dump');
   const server = tmux.pid;
   const tree = [server, ...childrenOf(server)];
+  const ptyName = tmux.paneTty(pane);
   assert.equal(tree.length, 2, `the server and its pane's shell: ${tree.join(' ')}`);
 
   const images = makeTmpDir('tmux-img');
-  amberOk(['dump', '-t', String(server), '-D', images]);
+  try {
+    amberOk(['dump', '-t', String(server), '-D', images]);
+  } finally {
+    lower.release();
+  }
   await until('the server tree to be gone', () => tree.every((p) => procState(p) === null || procState(p) === 'Z'));
   for (const p of tree) if (procState(p) === 'Z' && parentOf(p) === process.pid) await reap(p);
 
   amberOk(['restore', '-D', images, '-d']);
   assert.ok(tree.every(isAlive), 'every task of the tree runs again');
+  assert.equal(readlinkSync(`/proc/${tree[1]}/fd/0`), ptyName, "the pane's shell is on the pty it had (same index)");
   const shown = await tmux.waitForText(pane, 'got:before the dump');
   assert.match(shown, /\$ n=0; while/, "the pane's old contents");
   const n0 = Number(readFileSync(tick, 'utf8'));
