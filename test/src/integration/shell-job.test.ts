@@ -43,8 +43,8 @@ async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Pro
  * amber took the terminal back when the job ended (else the read stops the group with SIGTTOU's
  * sibling, SIGTTIN, and "after=" never shows).
  */
-function restoreScript(dir: string, images: string, extra: string[] = []): string {
-  const script = join(dir, 'restore.sh');
+function restoreScript(dir: string, images: string, extra: string[] = [], name = 'restore.sh'): string {
+  const script = join(dir, name);
   writeFileSync(
     script,
     [
@@ -148,7 +148,7 @@ test('^Z stops a restored shell job and its amber as one job of the shell; fg co
   await tmux.stop();
 });
 
-test('a self-checking program reading its terminal, dumped with -j from outside and restored with -j in another pane, gets its keys and ^C there', async () => {
+test('a self-checking program reading its terminal, dumped with -j from outside and restored with -j in another pane, gets its keys and ^C there, twice', async () => {
   const tmux = TmuxServer.start('shelljob');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
   await tmux.waitForText(paneA, '$ ');
@@ -178,15 +178,32 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
   await tmux.waitForText(paneB, 'line: after');
   tmux.sendKeys(paneB, 'C-c');
   await tmux.waitForText(paneB, 'sigint 2');
-  tmux.type(paneB, 'q', false);
-  const shown = await tmux.waitForText(paneB, /amber-exit=\d+/);
-  const lines = readFileSync(log, 'utf8').split('\n');
-  const checks = lines.slice(lines.findIndex((l) => l.startsWith('TTY ')));
-  assert.ok(checks.includes('PASS') && !checks.some((l) => l.startsWith('FAIL')), `its own checks: ${checks.join(' | ')}\npane B:\n${shown}`);
-  assert.equal(checks[0], `TTY ${tmux.paneTty(paneB)}`, "it ended on pane B's terminal");
-  assert.match(shown, /amber-exit=0/);
+
+  // again, from pane B back to pane A: the restored job is amber's child there, and amber's
+  // wait ends with the job's SIGKILL (137) as the dump ends it
+  const again = makeTmpDir('shelljob-img2');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', again]);
+  await until(`pid ${pid} to be gone after the second dump`, () => procState(pid) === null);
+  await tmux.waitForText(paneB, 'amber-exit=137');
   tmux.type(paneB, 'back');
   await tmux.waitForText(paneB, 'after=back', 10_000);
+  tmux.type(paneA, `clear; bash ${restoreScript(tmux.dir, again, [], 'again.sh')}`);
+  await until(`pid ${pid} to be restored again`, () => isAlive(pid));
+  await tmux.waitForText(paneA, `Restored pid ${pid}`);
+  assertRestoredByAmber(pid);
+  tmux.type(paneA, 'third');
+  await tmux.waitForText(paneA, 'line: third');
+  tmux.sendKeys(paneA, 'C-c');
+  await tmux.waitForText(paneA, 'sigint 3');
+  tmux.type(paneA, 'q', false);
+  const shown = await tmux.waitForText(paneA, /amber-exit=\d+/);
+  const lines = readFileSync(log, 'utf8').split('\n');
+  const checks = lines.slice(lines.findIndex((l) => l.startsWith('TTY ')));
+  assert.ok(checks.includes('PASS') && !checks.some((l) => l.startsWith('FAIL')), `its own checks: ${checks.join(' | ')}\npane A:\n${shown}`);
+  assert.equal(checks[0], `TTY ${tmux.paneTty(paneA)}`, "it ended on pane A's terminal");
+  assert.match(shown, /amber-exit=0/);
+  tmux.type(paneA, 'back');
+  await tmux.waitForText(paneA, 'after=back', 10_000);
   await tmux.stop();
 });
 
