@@ -156,9 +156,58 @@ static void session_child(const char *slave_name)
 	_exit(0);
 }
 
-int main(void)
+/* ttys outside: a child in its own session keeps only a slave; its master stays with the root,
+ * outside a dump of the child. After SIGUSR1 the child still answers through the terminal. */
+static int outside(void)
+{
+	struct pair p;
+	open_pair(&p);
+	tcgetattr(p.slave, &p.t);
+	cfmakeraw(&p.t);
+	set_pair(&p);
+	pid_t child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		setsid();
+		close(p.master);
+		char c;
+		while (read(p.slave, &c, 1) == 1) {
+			c ^= 0x20;
+			put(p.slave, &c, 1);
+		}
+		_exit(0);
+	}
+	close(p.slave);
+	ready_and_wait();
+	put(p.master, "hi", 2);
+	expect_bytes(p.master, "HI", 2, "the child answers through its terminal", 1);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return finish();
+}
+
+/* ttys console|vt: holds /dev/console or /dev/tty1, which amber refuses. */
+static int device(const char *path)
+{
+	int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		die(path);
+	ready_and_wait();
+	if (fcntl(fd, F_GETFD) < 0)
+		fail("%s: fd lost", path);
+	return finish();
+}
+
+int main(int argc, char **argv)
 {
 	start(1);
+	if (argc > 1 && !strcmp(argv[1], "outside"))
+		return outside();
+	if (argc > 1 && !strcmp(argv[1], "console"))
+		return device("/dev/console");
+	if (argc > 1 && !strcmp(argv[1], "vt"))
+		return device("/dev/tty1");
 	struct pair a, b;
 	open_pair(&a);
 	open_pair(&b);
@@ -185,6 +234,9 @@ int main(void)
 	int one = 1;
 	if (ioctl(b.master, TIOCPKT, &one))
 		die("TIOCPKT");
+	/* B's slave is locked once open; A's is exclusive, group tty, mode 0620 */
+	if (ioctl(b.master, TIOCSPTLCK, &one) || ioctl(a.slave, TIOCEXCL) || fchown(a.slave, -1, 5) || fchmod(a.slave, 0620))
+		die("lock, exclusive, owner");
 
 	/* queued: typed into the masters (a completed line, a line ended by VEOL, a partial one), written by the slaves */
 	put(a.master, "first line\nsecond%partial", 25);
@@ -207,6 +259,19 @@ int main(void)
 
 	same_termios(&a, "pty A");
 	same_termios(&b, "pty B");
+	int flag = -1;
+	if (ioctl(b.master, TIOCGPTLCK, &flag) || flag != 1)
+		fail("pty B: lock %d", flag);
+	/* (no open of the locked slave to check: a refused open leaves the open slave in I/O error) */
+	if (ioctl(a.master, TIOCGPTLCK, &flag) || flag != 0)
+		fail("pty A: lock %d", flag);
+	if (ioctl(a.slave, TIOCGEXCL, &flag) || flag != 1)
+		fail("pty A: slave exclusive %d", flag);
+	if (ioctl(b.slave, TIOCGEXCL, &flag) || flag != 0)
+		fail("pty B: slave exclusive %d", flag);
+	struct stat st;
+	if (fstat(a.slave, &st) || st.st_uid != 0 || st.st_gid != 5 || (st.st_mode & 07777) != 0620)
+		fail("pty A: slave %u:%u mode %o, was 0:5 mode 620", st.st_uid, st.st_gid, st.st_mode & 07777);
 	int pkt = -1;
 	if (ioctl(b.master, TIOCGPKT, &pkt) || pkt != 1)
 		fail("pty B: packet mode %d", pkt);

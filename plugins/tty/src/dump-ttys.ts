@@ -11,21 +11,23 @@ import { termiosEntry, winsizeEntry } from './termios';
 
 /** What the dump found, for the kind's dumpDescription and for afterDump. */
 export interface TtyDumpState {
-  /** tty-info id of each terminal end: `master:N`, `slave:N`, `ctty:RDEV`, `outside:RDEV` */
+  /** tty-info id of each terminal end: `master:N`, `slave:N`, `ctty:RDEV` (/dev/tty reaching RDEV), `outside:RDEV` */
   infoIds: Map<string, number>;
+  /** the key of each /dev/tty fd (`PID:FD`): the terminal it reaches */
+  cttyKeys: Map<string, string>;
   infos: TtyInfoEntry[];
   /** queues read out of each pair, to put back if the tree keeps running */
   drained: { index: number; master: FdResource; slave?: FdResource; termios: Termios; toMaster: Queued; toSlave?: Queued }[];
 }
 
-export const ttyDumpState = (ctx: DumpContext) => ctx.state<TtyDumpState>('tty:dump', () => ({ infoIds: new Map(), infos: [], drained: [] }));
+export const ttyDumpState = (ctx: DumpContext) => ctx.state<TtyDumpState>('tty:dump', () => ({ infoIds: new Map(), cttyKeys: new Map(), infos: [], drained: [] }));
 
 /** The key of the terminal end an fd is, as TtyDumpState.infoIds has it. */
-export function endKey(fd: FdResource): string {
+export function endKey(state: TtyDumpState, fd: FdResource): string {
   const end = classify(fd);
   if (end.what === 'master') return `master:${masterIndexOf(fd)}`;
-  if (end.what === 'slave') return `slave:${end.index}`;
-  if (end.what === 'ctty') return `ctty:${fd.pid}:${fd.fd}`;
+  if (end.what === 'slave') return state.infoIds.has(`slave:${end.index}`) ? `slave:${end.index}` : `outside:${end.rdev}`;
+  if (end.what === 'ctty') return state.cttyKeys.get(`${fd.pid}:${fd.fd}`) ?? '?';
   throw new UnsupportedTerminalError(fd.pid, fd.fd, fd.link, end.name);
 }
 
@@ -131,8 +133,10 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     ctx.count('tty queued bytes', toMaster.data.length + (drained.toSlave?.data.length ?? 0));
   }
   for (const { fd, target } of cttyTargets) {
+    state.cttyKeys.set(`${fd.pid}:${fd.fd}`, `ctty:${target}`);
+    if (state.infoIds.has(`ctty:${target}`)) continue;
     const session = sessions.get(target) ?? { sid: 0, pgrp: 0 };
-    add(`ctty:${fd.pid}:${fd.fd}`, { type: TtyType.CTTY, locked: false, exclusive: false, packetMode: false, sid: session.sid, pgrp: session.pgrp, rdev: CTTY_RDEV, cttyRdev: target });
+    add(`ctty:${target}`, { type: TtyType.CTTY, locked: false, exclusive: false, packetMode: false, sid: session.sid, pgrp: session.pgrp, rdev: CTTY_RDEV, cttyRdev: target });
   }
   if (state.infos.length) ctx.store.write('tty-info', 'tty-info', state.infos);
   if (data.length) ctx.store.write('tty-data', 'tty-data', data);

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { registerImageType, type FileEntryMember } from '@amber/core';
+import { AmberError, registerImageType, type FileEntryMember } from '@amber/core';
 
 export type { TermiosEntry, TtyDataEntry, TtyFileEntry, TtyInfoEntry, WinsizeEntry } from './generated';
 export { TtyType } from './generated';
@@ -14,3 +14,6 @@ export function registerTtyImages(): void {
   registerImageType({ type: 'tty-info', magic: 0x59453036, protoFile: TTY_PROTO, message: 'ambertty.TtyInfoEntry' });
   registerImageType({ type: 'tty-data', magic: 0x59413026, protoFile: TTY_PROTO, message: 'ambertty.TtyDataEntry' });
 }
+
+/** tty images that do not fit together (damaged, or from different dumps). */
+export class TtyImageError extends AmberError {}

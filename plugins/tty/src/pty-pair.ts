@@ -3,7 +3,7 @@ import {
   AmberError, O, TERMIOS_SIZE, TIOC, close, encodeTermios, ioctlBuf, ioctlSetInt, setWinsize, syscall, takeFd, SYS,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { TtyType, type TtyDataEntry, type TtyInfoEntry } from './images';
+import { TtyType, TtyImageError, type TtyDataEntry, type TtyInfoEntry } from './images';
 import { PTMX_RDEV } from './devices';
 import { refillPair } from './queue';
 import { termiosOf, winsizeOf } from './termios';
@@ -120,7 +120,7 @@ export function makePair(ctx: RestoreContext, task: RestoreTask, index: number):
   const state = ttyRestoreState(ctx);
   const { master: mInfo, slave: sInfo } = pairInfos(state, index);
   const info = mInfo ?? sInfo;
-  if (!info?.termios) throw new AmberError(`pty ${index}: tty-info.img has no termios for it`);
+  if (!info?.termios) throw new TtyImageError(`pty ${index}: tty-info.img has no termios for it (a damaged image set)`);
   const master = openPtmxAt(ctx, task, index);
   ioctlInTask(task, master, TIOC.TIOCSPTLCK, 'ioctl(TIOCSPTLCK)', 0);
   const slave = ctx.fds.open(task, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);

@@ -5,7 +5,7 @@ import {
 } from '@amber/core';
 import { classify, isTerminalFd, slaveIndexOf } from './devices';
 import { endKey, masterIndexOf, ttyDumpState } from './dump-ttys';
-import { TTY_MEMBER, TtyType, type TtyDataEntry, type TtyFileEntry, type TtyInfoEntry } from './images';
+import { TTY_MEMBER, TtyType, TtyImageError, type TtyDataEntry, type TtyFileEntry, type TtyInfoEntry } from './images';
 import { openOutsideTerminal } from './outside-terminal';
 import { isMasterInfo, makePair, ttyRestoreState } from './pty-pair';
 import { openCttyFile } from './ctty';
@@ -32,17 +32,15 @@ export class TtyFileKind implements FileKind<TtyFileEntry> {
 
   dumpDescription(ctx: DumpContext, _task: DumpTask, fd: FdResource, id: number): TtyFileEntry {
     const state = ttyDumpState(ctx);
-    const end = classify(fd);
-    const key = end.what === 'slave' && !state.infoIds.has(endKey(fd)) ? `outside:${end.rdev}` : endKey(fd);
-    const ttyInfoId = state.infoIds.get(key);
-    if (ttyInfoId === undefined) throw new Error(`fd ${fd.fd} of pid ${fd.pid} (${fd.link}): its terminal was not dumped`);
+    const ttyInfoId = state.infoIds.get(endKey(state, fd));
+    if (ttyInfoId === undefined) throw new TtyImageError(`fd ${fd.fd} of pid ${fd.pid} (${fd.link}): its terminal was not dumped`);
     return { id, ttyInfoId, flags: fd.info.flags & ~O.CLOEXEC, fown: NO_FOWN };
   }
 
   openDescription(ctx: RestoreContext, task: RestoreTask, entry: TtyFileEntry): number {
     const state = ttyRestoreState(ctx);
     const info = state.infos.get(entry.ttyInfoId);
-    if (!info) throw new Error(`pid ${task.pid}: tty-info.img has no terminal ${entry.ttyInfoId}`);
+    if (!info) throw new TtyImageError(`pid ${task.pid}: files.img names terminal ${entry.ttyInfoId}, which tty-info.img does not have (a damaged or mixed image set)`);
     if (info.type === TtyType.EXT_TTY) return openOutsideTerminal(ctx, task, info, false, entry.flags);
     if (info.type === TtyType.CTTY) return openCttyFile(ctx, task, info);
     const index = info.pty!.index;
