@@ -41,32 +41,34 @@ export function dumpOutsideTerminal(ctx: DumpContext, fd: FdResource, index: num
   return { type: TtyType.EXT_TTY, locked: false, exclusive: false, packetMode: false, sid: 0, pgrp: 0, rdev: slaveRdev(index), pty: { index }, dev: encodeDev(majorOf(fd.dev), minorOf(fd.dev)), ...mode };
 }
 
-/** amber's terminal as it was before the job's mode went onto it, put back if the restore fails. */
+/** A terminal as it was before the job's mode went onto it, put back if the restore fails. */
 interface CallersMode {
   fd: number;
   termios: Termios;
 }
-const callersMode = (ctx: RestoreContext) => ctx.state<{ saved?: CallersMode }>('tty:callers-mode', () => ({}));
+/** By the tty-info id of the outside terminal it stands for. */
+const callersModes = (ctx: RestoreContext) => ctx.state('tty:callers-modes', () => new Map<number, CallersMode>());
 
-/** The job's dumped terminal mode onto amber's terminal (once), keeping amber's to put back after a failure. */
+/** The job's dumped mode onto the terminal it gets (amber's, or one handed in), once, keeping that terminal's to put back after a failure. */
 function applyJobMode(ctx: RestoreContext, fd: number, info: TtyInfoEntry): void {
-  const state = callersMode(ctx);
-  if (state.saved || !info.termios) return;
+  const saved = callersModes(ctx);
+  if (saved.has(info.id) || !info.termios) return;
   const own = openSync(`/proc/self/fd/${fd}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
-  state.saved = { fd: own, termios: getTermios(own) };
+  saved.set(info.id, { fd: own, termios: getTermios(own) });
   setTermios(own, termiosOf(info.termios));
 }
 
-/** After the restore: a failed one puts amber's terminal mode back. */
+/** After the restore: a failed one puts those terminals' modes back. */
 export function releaseCallersMode(ctx: RestoreContext, succeeded: boolean): void {
-  const { saved } = callersMode(ctx);
-  if (!saved) return;
-  try {
-    if (!succeeded) setTermios(saved.fd, saved.termios);
-  } finally {
-    close(saved.fd);
-    callersMode(ctx).saved = undefined;
+  const saved = callersModes(ctx);
+  for (const { fd, termios } of saved.values()) {
+    try {
+      if (!succeeded) setTermios(fd, termios);
+    } finally {
+      close(fd);
+    }
   }
+  saved.clear();
 }
 
 /** amber's own terminal: its stdin if that is one, else its /dev/tty. The fd stays amber's. */
@@ -86,7 +88,10 @@ function callersTerminal(): { fd: number; opened: boolean } | undefined {
 export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info: TtyInfoEntry, viaDevTty: boolean, flags: number = O.RDWR): number {
   const key = outsideTerminalKey(info);
   const inherited = ctx.options.inheritFds?.find((i) => i.key === key);
-  if (inherited) return fetchFd(task.remote, process.pid, inherited.fd);
+  if (inherited) {
+    applyJobMode(ctx, inherited.fd, info);
+    return fetchFd(task.remote, process.pid, inherited.fd);
+  }
   if (!shellJob(ctx.options)) throw new AmberError(`pid ${task.pid} had the outside terminal ${key}: restore it as a shell job (-j/--shell-job) or hand one in with --inherit-fd fd[N]:${key}`);
   let mine: { fd: number; opened: boolean } | undefined;
   if (viaDevTty) {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { kill, SIG } from '@amber/core';
+import { kill, SIG, ttyInheritKey } from '@amber/core';
 import { amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
 import { childrenOf, holdPtys, stopTmuxServers, TmuxServer, waitForFile } from '../harness/tmux';
 
@@ -269,6 +270,46 @@ test('vim editing a file, dumped with -j and restored into another pane: after ^
   assert.equal(readFileSync(file, 'utf8'), 'first line typed before the dump\nsecond line typed after the restore\n');
   tmux.type(paneB, 'back');
   await tmux.waitForText(paneB, 'after=back', 10_000);
+  await tmux.stop();
+});
+
+test('--inherit-fd fd[N]:tty[RDEV:DEV] hands a restored shell job (vim) another terminal than amber\'s: it draws there, in its own mode, and takes keys from there', async () => {
+  const tmux = TmuxServer.start('vim-inherit');
+  const [paneA, paneB, paneC] = [tmux.firstPane, tmux.newWindow('b'), tmux.newWindow('c')];
+  for (const p of [paneA, paneB, paneC]) await tmux.waitForText(p, '$ ');
+  const file = join(tmux.dir, 'handed.txt');
+  tmux.type(paneA, `vim -u NONE -N -n ${file}`);
+  await tmux.waitForText(paneA, 'handed.txt');
+  const shellA = tmux.panePid(paneA);
+  await until('vim to start under pane A', () => childrenOf(shellA).length === 1);
+  const pid = childrenOf(shellA)[0];
+  tmux.type(paneA, 'ityped in pane A', false);
+  tmux.sendKeys(paneA, 'Escape');
+  await tmux.waitForText(paneA, 'typed in pane A');
+  const dumped = statSync(tmux.paneTty(paneA));
+  const images = makeTmpDir('vim-inherit-img');
+  amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
+  await until(`vim ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  // pane C's shell gives way to a program that never reads: what is typed there goes to vim
+  tmux.type(paneC, 'clear; exec sleep 100000');
+  const key = ttyInheritKey(dumped.rdev, dumped.dev);
+  const script = join(tmux.dir, 'inherit.sh');
+  writeFileSync(script, `exec 3<>${tmux.paneTty(paneC)}\n"${process.execPath}" "${cliEntry}" restore -j -D "${images}" --inherit-fd 'fd[3]:${key}'\necho "amber-exit=$?"\n`);
+  tmux.type(paneB, `bash ${script}`);
+  await until(`vim ${pid} to be restored`, () => isAlive(pid));
+  await tmux.waitForText(paneB, `Restored pid ${pid}`);
+  assert.equal(readlinkSync(`/proc/${pid}/fd/0`), tmux.paneTty(paneC), 'vim is on the terminal handed in');
+  const mode = spawnSync('stty', ['-F', tmux.paneTty(paneC), '-a'], { encoding: 'utf8' }).stdout.split(/[\s;]+/);
+  assert.ok(mode.includes('-icanon') && mode.includes('-echo'), `the handed-in terminal is in vim's raw mode: ${mode.join(' ')}`);
+  tmux.sendKeys(paneC, 'C-l');
+  await tmux.waitForText(paneC, 'typed in pane A');
+  tmux.type(paneC, 'otyped in pane C', false);
+  tmux.sendKeys(paneC, 'Escape');
+  await tmux.waitForText(paneC, 'typed in pane C');
+  tmux.type(paneC, ':wq');
+  await tmux.waitForText(paneB, 'amber-exit=0');
+  assert.equal(readFileSync(file, 'utf8'), 'typed in pane A\ntyped in pane C\n');
   await tmux.stop();
 });
 
