@@ -1,12 +1,14 @@
 import { openSync, closeSync, fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import {
-  AmberError, O, close, fetchFd, getTermios, getWinsize, setTermios, takeFd,
-  type Termios, type DumpContext, type DumpOptions, type FdResource, type RestoreContext, type RestoreOptions, type RestoreTask,
+  AmberError, O, close, fetchFd, getpgid, getTermios, getWinsize, kill, setTermios, takeFd,
+  type Termios, type Winsize, type DumpContext, type DumpOptions, type FdResource, type RestoreContext, type RestoreOptions, type RestoreTask,
 } from '@amber/core';
 import { encodeDev, majorOf, minorOf, slaveRdev } from './devices';
 import { TtyType, type TtyInfoEntry } from './images';
-import { termiosEntry, termiosOf, winsizeEntry } from './termios';
+import { termiosEntry, termiosOf, winsizeEntry, winsizeOf } from './termios';
+
+const SIGWINCH = 28;
 
 /** --shell-job (DumpOptions/RestoreOptions.shellJob, from the job work): a terminal outside the tree is the caller's. */
 export const shellJob = (options: DumpOptions | RestoreOptions) => (options as { shellJob?: boolean }).shellJob === true;
@@ -45,27 +47,52 @@ export function dumpOutsideTerminal(ctx: DumpContext, fd: FdResource, index: num
 interface CallersMode {
   fd: number;
   termios: Termios;
+  /** The size the job's terminal had at dump, and the tasks given the terminal. */
+  dumpedSize?: Winsize;
+  holders: Set<number>;
 }
 /** By the tty-info id of the outside terminal it stands for. */
 const callersModes = (ctx: RestoreContext) => ctx.state('tty:callers-modes', () => new Map<number, CallersMode>());
 
 /** The job's dumped mode onto the terminal it gets (amber's, or one handed in), once, keeping that terminal's to put back after a failure. */
-function applyJobMode(ctx: RestoreContext, fd: number, info: TtyInfoEntry): void {
+function applyJobMode(ctx: RestoreContext, fd: number, info: TtyInfoEntry, pid: number): void {
   const saved = callersModes(ctx);
-  if (saved.has(info.id) || !info.termios) return;
+  const known = saved.get(info.id);
+  if (known) known.holders.add(pid);
+  if (known || !info.termios) return;
   const own = openSync(`/proc/self/fd/${fd}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
-  saved.set(info.id, { fd: own, termios: getTermios(own) });
+  saved.set(info.id, { fd: own, termios: getTermios(own), dumpedSize: info.winsize && winsizeOf(info.winsize), holders: new Set([pid]) });
   setTermios(own, termiosOf(info.termios));
 }
 
-/** After the restore: a failed one puts those terminals' modes back. */
+/**
+ * A job restored onto a terminal of another size than its old one is told, as the kernel tells
+ * a terminal's foreground group when its size changes (SIGWINCH to each group holding it).
+ */
+function tellResized(mode: CallersMode): void {
+  const now = getWinsize(mode.fd);
+  const was = mode.dumpedSize;
+  if (!was || (now.row === was.row && now.col === was.col)) return;
+  const groups = new Set<number>();
+  for (const pid of mode.holders) {
+    try {
+      groups.add(getpgid(pid));
+    } catch {
+      // exited already
+    }
+  }
+  for (const g of groups) kill(-g, SIGWINCH);
+}
+
+/** After the restore: a failed one puts those terminals' modes back; once the job runs, a resized terminal is announced. */
 export function releaseCallersMode(ctx: RestoreContext, succeeded: boolean): void {
   const saved = callersModes(ctx);
-  for (const { fd, termios } of saved.values()) {
+  for (const mode of saved.values()) {
     try {
-      if (!succeeded) setTermios(fd, termios);
+      if (!succeeded) setTermios(mode.fd, mode.termios);
+      else tellResized(mode);
     } finally {
-      close(fd);
+      close(mode.fd);
     }
   }
   saved.clear();
@@ -89,7 +116,7 @@ export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info
   const key = outsideTerminalKey(info);
   const inherited = ctx.options.inheritFds?.find((i) => i.key === key);
   if (inherited) {
-    applyJobMode(ctx, inherited.fd, info);
+    applyJobMode(ctx, inherited.fd, info, task.pid);
     return fetchFd(task.remote, process.pid, inherited.fd);
   }
   if (!shellJob(ctx.options)) throw new AmberError(`pid ${task.pid} had the outside terminal ${key}: restore it as a shell job (-j/--shell-job) or hand one in with --inherit-fd fd[N]:${key}`);
@@ -108,7 +135,7 @@ export function openOutsideTerminal(ctx: RestoreContext, task: RestoreTask, info
   // status flags (O_NONBLOCK) the job must neither see nor change.
   let own: number | undefined;
   try {
-    applyJobMode(ctx, mine.fd, info);
+    applyJobMode(ctx, mine.fd, info, task.pid);
     own = openSync(`/proc/self/fd/${mine.fd}`, (flags & (O.ACCMODE | O.NONBLOCK | O.APPEND)) | O.NOCTTY | O.CLOEXEC);
     return fetchFd(task.remote, process.pid, own);
   } finally {

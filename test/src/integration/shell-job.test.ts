@@ -236,11 +236,13 @@ test('a -j restore that fails once the job had the terminal kills the job and gi
   await tmux.stop();
 });
 
-test('vim editing a file, dumped with -j and restored into another pane: after ^L the buffer is there, more can be typed, :wq writes it all', async () => {
+test('vim editing a file, dumped with -j and restored into a smaller pane: it learns the new size, after ^L the buffer is there, more can be typed, :wq writes it all', async () => {
   const tmux = TmuxServer.start('vim');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
+  tmux.tmux(['resize-window', '-t', paneB, '-x', '80', '-y', '24']);
   await tmux.waitForText(paneA, '$ ');
   await tmux.waitForText(paneB, '$ ');
+  assert.equal(tmux.tmux(['display-message', '-p', '-t', paneB, '#{pane_width}x#{pane_height}']).trim(), '80x24');
   const file = join(tmux.dir, 'notes.txt');
   tmux.type(paneA, `vim -u NONE -N -n ${file}`);
   await tmux.waitForText(paneA, 'notes.txt');
@@ -262,6 +264,8 @@ test('vim editing a file, dumped with -j and restored into another pane: after ^
   assertRestoredByAmber(pid);
   tmux.sendKeys(paneB, 'C-l');
   await tmux.waitForText(paneB, 'first line typed before the dump');
+  tmux.type(paneB, ":echo 'size ' . &columns . 'x' . &lines");
+  await tmux.waitForText(paneB, 'size 80x24');
   tmux.type(paneB, 'osecond line typed after the restore', false);
   tmux.sendKeys(paneB, 'Escape');
   await tmux.waitForText(paneB, 'second line typed after the restore');
