@@ -22,6 +22,7 @@ struct pair {
 };
 
 static int report[2]; /* children -> root */
+static struct pair a, b;
 
 static void open_pair(struct pair *p)
 {
@@ -99,8 +100,9 @@ static void same_termios(const struct pair *p, const char *which)
 		fail("%s: slave is %s, was %s", which, tn ? tn : "?", p->name);
 }
 
-static volatile sig_atomic_t got_int;
+static volatile sig_atomic_t got_int, got_hup;
 static void on_int(int sig) { (void)sig; got_int = 1; }
+static void on_hup(int sig) { (void)sig; got_hup = 1; }
 
 /* In the foreground group: waits for the SIGINT the terminal sends, says so. */
 static void foreground_child(void)
@@ -118,6 +120,12 @@ static void foreground_child(void)
 static void session_child(const char *slave_name)
 {
 	close(report[0]);
+	/* only the root holds the pairs: A's master closing there is the last close */
+	close(a.master);
+	close(a.slave);
+	close(b.master);
+	close(b.slave);
+	signal(SIGHUP, on_hup);
 	if (setsid() < 0)
 		die("setsid");
 	int ctty = open(slave_name, O_RDWR | O_NOCTTY);
@@ -153,6 +161,12 @@ static void session_child(const char *slave_name)
 	int status;
 	if (waitpid(fg, &status, 0) != fg || !WIFEXITED(status) || WEXITSTATUS(status))
 		put(report[1], "X", 1);
+	/* the master's last close hangs the terminal up: its session leader gets SIGHUP */
+	sigset_t none;
+	sigemptyset(&none);
+	while (!got_hup)
+		sigsuspend(&none);
+	put(report[1], "H", 1);
 	_exit(0);
 }
 
@@ -208,7 +222,6 @@ int main(int argc, char **argv)
 		return device("/dev/console");
 	if (argc > 1 && !strcmp(argv[1], "vt"))
 		return device("/dev/tty1");
-	struct pair a, b;
 	open_pair(&a);
 	open_pair(&b);
 
@@ -305,6 +318,9 @@ int main(int argc, char **argv)
 	memset(msg, 0, sizeof msg);
 	if (poll(&pfd, 1, 5000) != 1 || read(report[0], msg, 1) != 1 || msg[0] != 'I')
 		fail("VINTR typed into A: the foreground group got no SIGINT (%s)", msg);
+	close(a.master);
+	if (poll(&pfd, 1, 5000) != 1 || read(report[0], msg, 1) != 1 || msg[0] != 'H')
+		fail("A's master closed: the session leader got no SIGHUP (%c)", msg[0] ? msg[0] : '-');
 	int status;
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
 		fail("session leader did not exit by itself (it got a signal meant for the foreground group?)");
