@@ -114,7 +114,8 @@ export class TaskCreator {
   private ensureHelper(): CreatedTask {
     if (this.helper) return this.helper;
     // The helper runs a program that exists only in a memfd (helper-image.ts), handed to the
-    // shell as fd 3: setsid execs it through /proc/self/fd/3; its exe is the memfd.
+    // shell as fd 3: setsid (or, for a shell job, sh itself) execs it through /proc/self/fd/3; its
+    // exe is the memfd.
     const memfd = helperMemfd();
     let pid: number;
     try {
