@@ -161,6 +161,23 @@ test('a damaged tty-info.img is refused at restore with one line, and leaves not
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
+test('a pty whose slave was closed again comes back with its other end closed and its queues; one whose slave was never opened is refused', async () => {
+  const t = await startTarget('ttys', ['closed']);
+  const dir = makeTmpDir('tty-closed');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+
+  const n = await startTarget('ttys', ['never']);
+  const args = ['dump', '-t', String(n.pid), '-D', makeTmpDir('tty-never')];
+  assertOneLineError(args, amber(args), new RegExp(`^amber: fd \\d+ of pid ${n.pid} is the master of /dev/pts/\\d+, whose slave was never opened: .*keeps running`));
+  const w = await verdict(n);
+  assert.ok(w.passed, `target's own checks: ${w.lines.join(' | ')}`);
+});
+
 test('a terminal whose master is outside the tree is refused with one line naming it and -j/--shell-job; the tree keeps running', async () => {
   const t = await startTarget('ttys', ['outside']);
   const child = descendants(t.pid)[1];
