@@ -289,8 +289,8 @@ int main(int argc, char **argv)
 	if (ioctl(b.master, TIOCSPTLCK, &one) || ioctl(a.slave, TIOCEXCL) || fchown(a.slave, -1, 5) || fchmod(a.slave, 0620))
 		die("lock, exclusive, owner");
 
-	/* queued: typed into the masters (a completed line, a line ended by VEOL, a partial one), written by the slaves */
-	put(a.master, "first line\nsecond%partial", 25);
+	/* queued: typed into the masters (a completed line, one ended by VEOL, one by VEOF, a partial one), written by the slaves */
+	put(a.master, "first line\nsecond%eof-ended\x04partial", 35);
 	put(a.slave, "out A\n", 6);
 	put(b.master, "raw-in", 6);
 	put(b.slave, "raw-out", 7);
@@ -331,7 +331,8 @@ int main(int argc, char **argv)
 
 	expect(a.master, "out A\r\n", 7, "A: output queued for the master");
 	expect_bytes(a.slave, "first line\n", 11, "A: first queued line", 0);
-	expect(a.slave, "second%", 7, "A: line ended by VEOL");
+	expect_bytes(a.slave, "second%", 7, "A: line ended by VEOL", 0);
+	expect(a.slave, "eof-ended", 9, "A: line ended by VEOF");
 	put(a.master, "!\r", 2); /* completes the partial line; ICRNL makes \r a newline */
 	expect(a.slave, "partial!\n", 9, "A: the partial line, completed");
 	expect(b.master, "\0raw-out", 8, "B: output queued for the master (one packet)");

@@ -74,7 +74,7 @@ test('crit decodes tty-info, tty-data and the tty entries of files.img; with --l
   const [session, fg] = [descendants(t.pid)[1], descendants(t.pid)[2]];
   assert.ok(ptys.some((i) => i.sid === session && i.pgrp === fg), `a pty controls session ${session} with ${fg} in the foreground: ${JSON.stringify(ptys)}`);
   const data = (critDecode(join(dir, 'tty-data.img')).entries as { data: string }[]).map((d) => Buffer.from(d.data, 'base64').toString('latin1'));
-  assert.deepEqual(data.sort(), ['first line\nsecond%partial', 'out A\r\n', 'raw-in', 'raw-out'].sort());
+  assert.deepEqual(data.sort(), ['first line\nsecond%eof-endedpartial', 'out A\r\n', 'raw-in', 'raw-out'].sort());
   const files = critDecode(join(dir, 'files.img')).entries as { type: string; tty?: { tty_info_id: number } }[];
   assert.ok(files.filter((f) => f.type === 'TTY').every((f) => infos.some((i) => i.id === f.tty?.tty_info_id)));
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
