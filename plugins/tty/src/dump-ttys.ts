@@ -70,6 +70,18 @@ export class ForegroundOutsideError extends AmberError {
   }
 }
 
+/** A terminal only a session's control (no fd) ties to the tree, from a master amber does not dump. */
+export class OutsideControllingTerminalError extends AmberError {
+  constructor(readonly pid: number, what: string) {
+    super(`pid ${pid} ${what}; nothing was changed and the process keeps running`);
+  }
+}
+
+const deviceName = (rdev: number) => {
+  const index = slaveIndexOf(rdev);
+  return index === undefined ? `device ${rdev >> 8}:${rdev & 0xff}` : `/dev/pts/${index}`;
+};
+
 /**
  * With amber's fd of the pair's slave, runs fn: a copy of the tree's slave fd, or, when no task
  * holds one (its last holder closed it), the slave opened again for the purpose (the lock lifted
@@ -122,6 +134,13 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     const c = controllingTerminalOf(task.pid);
     if (c.ttyNr && (task.pid === c.session || !sessions.has(c.ttyNr))) sessions.set(c.ttyNr, { sid: c.session, pgrp: c.tpgid > 0 ? c.tpgid : 0 });
   }
+  for (const task of ctx.tasks) {
+    const c = controllingTerminalOf(task.pid);
+    const index = slaveIndexOf(c.ttyNr);
+    if (task.pid === c.session && c.ttyNr && (index === undefined || !masters.has(index))) {
+      throw new OutsideControllingTerminalError(task.pid, `leads a session whose controlling terminal ${deviceName(c.ttyNr)} has its master outside the dumped tree: amber cannot make it that session's terminal again (dump the process holding the master too)`);
+    }
+  }
   for (const [index, master] of masters) {
     const session = sessions.get(slaveRdev(index));
     if (session?.pgrp && ctx.tasks.some((t) => t.pid === session.sid) && !groups.has(session.pgrp)) throw new ForegroundOutsideError(session.sid, index, session.pgrp);
@@ -142,6 +161,10 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     const index = slaveIndexOf(target);
     if (index === undefined) throw new UnsupportedTerminalError(fd.pid, fd.fd, fd.link, `which reaches device ${target >> 8}:${target & 0xff}, no pseudo-terminal`);
     if (!masters.has(index) && !state.infoIds.has(`outside:${target}`)) add(`outside:${target}`, dumpOutsideTerminal(ctx, fd, index));
+    const session = sessions.get(target);
+    if (masters.has(index) && !(session && ctx.tasks.some((t) => t.pid === session.sid))) {
+      throw new OutsideControllingTerminalError(fd.pid, `holds /dev/tty (fd ${fd.fd}) of /dev/pts/${index}, which no session of the dumped tree has as its controlling terminal any more: amber could not open it again`);
+    }
   }
 
   const data: TtyDataEntry[] = [];

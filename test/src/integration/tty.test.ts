@@ -22,6 +22,20 @@ function terminalsOf(pid: number): { slaves: { fd: number; index: number }[]; ma
   };
 }
 
+/**
+ * Starts a ttys target above 8 free pty indexes: devpts hands out the lowest free one, so a pty
+ * other tests on this machine open while the target is dumped takes one of those, not one the
+ * restore needs again.
+ */
+async function startTtys(args: string[] = []): Promise<Target> {
+  const decoys = Array.from({ length: 8 }, () => openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY));
+  try {
+    return await startTarget('ttys', args);
+  } finally {
+    for (const fd of decoys) closeSync(fd);
+  }
+}
+
 /** Dumps the ttys tree (killing it) and waits until every pid is free again. */
 async function dumpTree(t: Target, dir: string, pids: number[]): Promise<void> {
   amberOk(['dump', '-t', String(t.pid), '-D', dir]);
@@ -38,7 +52,7 @@ async function noneLeft(pids: number[]): Promise<void> {
 }
 
 test('two pty pairs (termios, window size, packet mode, lock, exclusive, owner, bytes queued both ways), a session with its controlling terminal, /dev/tty and foreground group come back, twice in a row', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   assert.equal(pids.length, 3, `root, session leader, foreground child: ${pids.join(' ')}`);
   const before = pids.map((pid) => snapshotProc(pid));
@@ -57,7 +71,7 @@ test('two pty pairs (termios, window size, packet mode, lock, exclusive, owner, 
 });
 
 test('crit decodes tty-info, tty-data and the tty entries of files.img; with --leave-running the queued bytes stay where they were', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const { slaves } = terminalsOf(t.pid);
   const dir = makeTmpDir('tty-crit');
   amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
@@ -83,7 +97,7 @@ test('crit decodes tty-info, tty-data and the tty entries of files.img; with --l
 });
 
 test('a dump that fails after the terminals were read puts every queued byte back', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const dir = makeTmpDir('tty-fault');
   const args = ['dump', '-t', String(t.pid), '-D', dir];
   const r = amber(args, { env: { AMBER_FAULT: 'dump:after-tty' } });
@@ -94,7 +108,7 @@ test('a dump that fails after the terminals were read puts every queued byte bac
 });
 
 test('compare reports a window size that changed since the dump', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const dir = makeTmpDir('tty-compare');
   amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
   const { slaves } = terminalsOf(t.pid);
@@ -111,7 +125,7 @@ test('compare reports a window size that changed since the dump', async () => {
 });
 
 test('a restore whose pty index is taken refuses with one line naming it and leaves nothing; once free, it restores', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   const wanted = terminalsOf(t.pid).slaves[0].index;
   const dir = makeTmpDir('tty-taken');
@@ -141,7 +155,7 @@ test('a restore whose pty index is taken refuses with one line naming it and lea
 });
 
 test('a damaged tty-info.img is refused at restore with one line, and leaves nothing', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   const dir = makeTmpDir('tty-damaged');
   await dumpTree(t, dir, pids);
@@ -162,7 +176,7 @@ test('a damaged tty-info.img is refused at restore with one line, and leaves not
 });
 
 test('a pty whose slave was closed again comes back with its other end closed and its queues; one whose slave was never opened is refused', async () => {
-  const t = await startTarget('ttys', ['closed']);
+  const t = await startTtys(['closed']);
   const dir = makeTmpDir('tty-closed');
   amberOk(['dump', '-t', String(t.pid), '-D', dir]);
   await reap(t.pid);
