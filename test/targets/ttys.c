@@ -71,7 +71,7 @@ static void expect_bytes(int fd, const char *want, size_t n, const char *what, i
 	if (got != n || memcmp(buf, want, n))
 		fail("%s: got %zu bytes \"%.*s\"", what, got, (int)got, buf);
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (last && poll(&pfd, 1, 50) == 1)
+	if (last && poll(&pfd, 1, 50) == 1 && (pfd.revents & POLLIN))
 		fail("%s: more bytes than queued", what);
 }
 
@@ -201,6 +201,40 @@ static int outside(void)
 	return finish();
 }
 
+/* ttys closed: a pair whose slave was opened, written to, typed into (echo on) and closed again:
+ * the master alone holds the pty, its other end closed, bytes queued both ways. */
+static int closed_slave(void)
+{
+	struct pair p;
+	open_pair(&p);
+	put(p.slave, "from slave\n", 11);
+	close(p.slave);
+	put(p.master, "typed\n", 6);
+	ready_and_wait();
+	struct pollfd pfd = { .fd = p.master, .events = POLLIN };
+	if (poll(&pfd, 1, 1000) != 1 || !(pfd.revents & POLLHUP))
+		fail("the master no longer sees its other end closed (revents %x)", pfd.revents);
+	expect(p.master, "from slave\r\ntyped\r\n", 19, "output and echo queued for the master");
+	int slave = open(p.name, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		fail("open %s again: %s", p.name, strerror(errno));
+	else
+		expect(slave, "typed\n", 6, "input queued for the closed slave");
+	return finish();
+}
+
+/* ttys never: a pty master whose slave nobody opened, which amber refuses. */
+static int never_opened(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0 || grantpt(m) || unlockpt(m))
+		die("posix_openpt");
+	ready_and_wait();
+	if (fcntl(m, F_GETFD) < 0)
+		fail("master lost");
+	return finish();
+}
+
 /* ttys console|vt: holds /dev/console or /dev/tty1, which amber refuses. */
 static int device(const char *path)
 {
@@ -218,6 +252,10 @@ int main(int argc, char **argv)
 	start(1);
 	if (argc > 1 && !strcmp(argv[1], "outside"))
 		return outside();
+	if (argc > 1 && !strcmp(argv[1], "closed"))
+		return closed_slave();
+	if (argc > 1 && !strcmp(argv[1], "never"))
+		return never_opened();
 	if (argc > 1 && !strcmp(argv[1], "console"))
 		return device("/dev/console");
 	if (argc > 1 && !strcmp(argv[1], "vt"))
@@ -251,8 +289,8 @@ int main(int argc, char **argv)
 	if (ioctl(b.master, TIOCSPTLCK, &one) || ioctl(a.slave, TIOCEXCL) || fchown(a.slave, -1, 5) || fchmod(a.slave, 0620))
 		die("lock, exclusive, owner");
 
-	/* queued: typed into the masters (a completed line, a line ended by VEOL, a partial one), written by the slaves */
-	put(a.master, "first line\nsecond%partial", 25);
+	/* queued: typed into the masters (a completed line, one ended by VEOL, one by VEOF, a partial one), written by the slaves */
+	put(a.master, "first line\nsecond%eof-ended\x04partial", 35);
 	put(a.slave, "out A\n", 6);
 	put(b.master, "raw-in", 6);
 	put(b.slave, "raw-out", 7);
@@ -293,7 +331,8 @@ int main(int argc, char **argv)
 
 	expect(a.master, "out A\r\n", 7, "A: output queued for the master");
 	expect_bytes(a.slave, "first line\n", 11, "A: first queued line", 0);
-	expect(a.slave, "second%", 7, "A: line ended by VEOL");
+	expect_bytes(a.slave, "second%", 7, "A: line ended by VEOL", 0);
+	expect(a.slave, "eof-ended", 9, "A: line ended by VEOF");
 	put(a.master, "!\r", 2); /* completes the partial line; ICRNL makes \r a newline */
 	expect(a.slave, "partial!\n", 9, "A: the partial line, completed");
 	expect(b.master, "\0raw-out", 8, "B: output queued for the master (one packet)");

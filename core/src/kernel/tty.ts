@@ -133,19 +133,24 @@ export function setWinsize(fd: number, w: Winsize): void {
   ioctlBuf(fd, TIOC.TIOCSWINSZ, encodeWinsize(w), 'ioctl(TIOCSWINSZ)');
 }
 
-const POLLIN = 1;
+export const POLL = { IN: 0x1, HUP: 0x10 } as const;
 
-/**
- * Whether fd has something to read now (poll with no timeout). On a tty, a poll that finds
- * nothing first lets the flip buffers reach the line discipline, so it also waits for bytes
- * written from the other end to be processed.
- */
-export function readableNow(fd: number): boolean {
+/** poll(2) of one fd with no timeout: its revents. */
+export function pollNow(fd: number, events: number = POLL.IN): number {
   const p = Buffer.alloc(8);
   p.writeInt32LE(fd, 0);
-  p.writeInt16LE(POLLIN, 4);
+  p.writeInt16LE(events, 4);
   syscall('poll', SYS.poll, [addressOf(p), 1, 0], { detail: `fd ${fd}` });
-  return (p.readInt16LE(6) & POLLIN) !== 0;
+  return p.readInt16LE(6);
+}
+
+/**
+ * Whether fd has something to read now. On a tty, a poll that finds nothing first lets the flip
+ * buffers reach the line discipline, so it also waits for bytes written from the other end to be
+ * processed.
+ */
+export function readableNow(fd: number): boolean {
+  return (pollNow(fd) & POLL.IN) !== 0;
 }
 
 /** write(2) of all of data, from amber. */

@@ -1,6 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import {
-  AmberError, TERMIOS_SIZE, TIOC, close, decodeTermios, getTermios, getWinsize, ioctlBuf, ioctlGetInt, ioctlSetInt, takeFd,
+  AmberError, O, POLL, TERMIOS_SIZE, TIOC, close, decodeTermios, getTermios, getWinsize, ioctlBuf, ioctlGetInt, ioctlSetInt, pollNow, takeFd,
   type DumpContext, type FdResource, type Termios,
 } from '@amber/core';
 import { classify, CTTY_RDEV, PTMX_RDEV, slaveIndexOf, slaveRdev, UnsupportedTerminalError } from './devices';
@@ -17,7 +17,7 @@ export interface TtyDumpState {
   cttyKeys: Map<string, string>;
   infos: TtyInfoEntry[];
   /** queues read out of each pair, to put back if the tree keeps running */
-  drained: { index: number; master: FdResource; slave?: FdResource; termios: Termios; toMaster: Queued; toSlave?: Queued }[];
+  drained: { index: number; master: FdResource; slave?: FdResource; termios: Termios; toMaster: Queued; toSlave: Queued }[];
 }
 
 export const ttyDumpState = (ctx: DumpContext) => ctx.state<TtyDumpState>('tty:dump', () => ({ infoIds: new Map(), cttyKeys: new Map(), infos: [], drained: [] }));
@@ -56,6 +56,57 @@ function withCopy<T>(fd: FdResource, fn: (copy: number) => T): T {
 
 const flag = (copy: number, request: number, what: string) => ioctlGetInt(copy, request, what) !== 0;
 
+/** A pty master whose slave no task holds and none ever opened: opening it to read its queue would change it. */
+export class SlaveNeverOpenedError extends AmberError {
+  constructor(readonly pid: number, readonly fd: number, readonly index: number) {
+    super(`fd ${fd} of pid ${pid} is the master of /dev/pts/${index}, whose slave was never opened: amber can neither read its queue nor restore that state without opening it; dump again once it is in use; nothing was changed and the process keeps running`);
+  }
+}
+
+/** A foreground group no task of the tree is in: the restored terminal could not be given to it. */
+export class ForegroundOutsideError extends AmberError {
+  constructor(readonly pid: number, readonly index: number, readonly pgrp: number) {
+    super(`pid ${pid} leads a session whose terminal /dev/pts/${index} has process group ${pgrp} in the foreground, and no task of the tree is in that group; nothing was changed and the process keeps running`);
+  }
+}
+
+/** A terminal only a session's control (no fd) ties to the tree, from a master amber does not dump. */
+export class OutsideControllingTerminalError extends AmberError {
+  constructor(readonly pid: number, what: string) {
+    super(`pid ${pid} ${what}; nothing was changed and the process keeps running`);
+  }
+}
+
+const deviceName = (rdev: number) => {
+  const index = slaveIndexOf(rdev);
+  return index === undefined ? `device ${rdev >> 8}:${rdev & 0xff}` : `/dev/pts/${index}`;
+};
+
+/**
+ * With amber's fd of the pair's slave, runs fn: a copy of the tree's slave fd, or, when no task
+ * holds one (its last holder closed it), the slave opened again for the purpose (the lock lifted
+ * meanwhile: a refused open would put the open slave in I/O error). Closing it again leaves the
+ * master as it was, its other end closed.
+ */
+function withSlave<T>(master: FdResource, slave: FdResource | undefined, index: number, fn: (copy: number) => T): T {
+  if (slave) return withCopy(slave, fn);
+  return withCopy(master, (m) => {
+    const locked = flag(m, TIOC.TIOCGPTLCK, 'ioctl(TIOCGPTLCK)');
+    if (locked) ioctlSetInt(m, TIOC.TIOCSPTLCK, 0, 'ioctl(TIOCSPTLCK)');
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${master.pid}/root/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    } finally {
+      if (locked) ioctlSetInt(m, TIOC.TIOCSPTLCK, 1, 'ioctl(TIOCSPTLCK)');
+    }
+    try {
+      return fn(fd);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
 /**
  * The terminals of the tree, once each: tty-info.img (both ends of every pty pair, /dev/tty fds,
  * outside terminals), tty-data.img (the bytes queued in either direction, read out: afterDump puts
@@ -78,9 +129,22 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     }
   }
   const sessions = new Map<number, { sid: number; pgrp: number }>();
+  const groups = new Set(ctx.tasks.map((t) => t.stat.pgrp));
   for (const task of ctx.tasks) {
     const c = controllingTerminalOf(task.pid);
     if (c.ttyNr && (task.pid === c.session || !sessions.has(c.ttyNr))) sessions.set(c.ttyNr, { sid: c.session, pgrp: c.tpgid > 0 ? c.tpgid : 0 });
+  }
+  for (const task of ctx.tasks) {
+    const c = controllingTerminalOf(task.pid);
+    const index = slaveIndexOf(c.ttyNr);
+    if (task.pid === c.session && c.ttyNr && (index === undefined || !masters.has(index))) {
+      throw new OutsideControllingTerminalError(task.pid, `leads a session whose controlling terminal ${deviceName(c.ttyNr)} has its master outside the dumped tree: amber cannot make it that session's terminal again (dump the process holding the master too)`);
+    }
+  }
+  for (const [index, master] of masters) {
+    const session = sessions.get(slaveRdev(index));
+    if (session?.pgrp && ctx.tasks.some((t) => t.pid === session.sid) && !groups.has(session.pgrp)) throw new ForegroundOutsideError(session.sid, index, session.pgrp);
+    if (!slaves.has(index) && !(withCopy(master, (m) => pollNow(m, POLL.HUP)) & POLL.HUP)) throw new SlaveNeverOpenedError(master.pid, master.fd, index);
   }
   const add = (key: string, info: Omit<TtyInfoEntry, 'id'>) => {
     const id = state.infos.length + 1;
@@ -97,6 +161,10 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     const index = slaveIndexOf(target);
     if (index === undefined) throw new UnsupportedTerminalError(fd.pid, fd.fd, fd.link, `which reaches device ${target >> 8}:${target & 0xff}, no pseudo-terminal`);
     if (!masters.has(index) && !state.infoIds.has(`outside:${target}`)) add(`outside:${target}`, dumpOutsideTerminal(ctx, fd, index));
+    const session = sessions.get(target);
+    if (masters.has(index) && !(session && ctx.tasks.some((t) => t.pid === session.sid))) {
+      throw new OutsideControllingTerminalError(fd.pid, `holds /dev/tty (fd ${fd.fd}) of /dev/pts/${index}, which no session of the dumped tree has as its controlling terminal any more: amber could not open it again`);
+    }
   }
 
   const data: TtyDataEntry[] = [];
@@ -120,17 +188,17 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
       uid: Number(owner.uid), gid: Number(owner.gid), mode: Number(owner.mode) & 0o7777,
     };
     const masterId = add(`master:${index}`, { ...info, rdev: PTMX_RDEV, exclusive: common.exclusive, packetMode: common.packet });
-    const slaveId = slave && add(`slave:${index}`, {
-      ...info, rdev: slaveRdev(index), exclusive: withCopy(slave, (s) => flag(s, TIOC.TIOCGEXCL, 'ioctl(TIOCGEXCL)')), packetMode: false,
-    });
+    // (a slave no task holds gets an entry too: its queue is kept under it)
+    const slaveExclusive = withSlave(master, slave, index, (s) => flag(s, TIOC.TIOCGEXCL, 'ioctl(TIOCGEXCL)'));
+    const slaveId = add(slave ? `slave:${index}` : `closed-slave:${index}`, { ...info, rdev: slaveRdev(index), exclusive: slaveExclusive, packetMode: false });
     // every property is read before any byte: a failure leaves the queues as they were
-    const toMaster = withCopy(master, (m) => readMasterQueue(m));
-    const drained: TtyDumpState['drained'][number] = { index, master, slave, termios: common.termios, toMaster };
+    const drained: TtyDumpState['drained'][number] = { index, master, slave, termios: common.termios, toMaster: { data: Buffer.alloc(0), eofAt: [] }, toSlave: { data: Buffer.alloc(0), eofAt: [] } };
     state.drained.push(drained);
-    if (slave) drained.toSlave = withCopy(slave, (s) => readSlaveQueue(s, common.termios));
-    if (toMaster.data.length) data.push({ ttyId: masterId, data: toMaster.data, eofAt: [] });
-    if (drained.toSlave?.data.length && slaveId) data.push({ ttyId: slaveId, ...drained.toSlave });
-    ctx.count('tty queued bytes', toMaster.data.length + (drained.toSlave?.data.length ?? 0));
+    drained.toMaster = withCopy(master, (m) => readMasterQueue(m));
+    drained.toSlave = withSlave(master, slave, index, (s) => readSlaveQueue(s, common.termios));
+    if (drained.toMaster.data.length) data.push({ ttyId: masterId, data: drained.toMaster.data, eofAt: [] });
+    if (drained.toSlave.data.length) data.push({ ttyId: slaveId, ...drained.toSlave });
+    ctx.count('tty queued bytes', drained.toMaster.data.length + drained.toSlave.data.length);
   }
   for (const { fd, target } of cttyTargets) {
     state.cttyKeys.set(`${fd.pid}:${fd.fd}`, `ctty:${target}`);
@@ -146,11 +214,8 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
 /** The queues read out at dump go back where they were: the tree keeps running (--leave-running, or a failed dump). */
 export function putQueuesBack(ctx: DumpContext): void {
   for (const d of ttyDumpState(ctx).drained.splice(0)) {
-    if (!d.slave) {
-      if (d.toMaster.data.length) ctx.log.warn(`pty ${d.index}: ${d.toMaster.data.length} bytes the master had to read are lost: no slave fd in the tree to write them back through`);
-      continue;
-    }
-    withCopy(d.master, (m) => withCopy(d.slave!, (s) => {
+    if (!d.toMaster.data.length && !d.toSlave.data.length) continue;
+    withCopy(d.master, (m) => withSlave(d.master, d.slave, d.index, (s) => {
       const packet = ioctlGetInt(m, TIOC.TIOCGPKT, 'ioctl(TIOCGPKT)');
       if (packet) ioctlSetInt(m, TIOC.TIOCPKT, 0, 'ioctl(TIOCPKT)');
       try {

@@ -22,6 +22,20 @@ function terminalsOf(pid: number): { slaves: { fd: number; index: number }[]; ma
   };
 }
 
+/**
+ * Starts a ttys target above 8 free pty indexes: devpts hands out the lowest free one, so a pty
+ * other tests on this machine open while the target is dumped takes one of those, not one the
+ * restore needs again.
+ */
+async function startTtys(args: string[] = []): Promise<Target> {
+  const decoys = Array.from({ length: 8 }, () => openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY));
+  try {
+    return await startTarget('ttys', args);
+  } finally {
+    for (const fd of decoys) closeSync(fd);
+  }
+}
+
 /** Dumps the ttys tree (killing it) and waits until every pid is free again. */
 async function dumpTree(t: Target, dir: string, pids: number[]): Promise<void> {
   amberOk(['dump', '-t', String(t.pid), '-D', dir]);
@@ -38,7 +52,7 @@ async function noneLeft(pids: number[]): Promise<void> {
 }
 
 test('two pty pairs (termios, window size, packet mode, lock, exclusive, owner, bytes queued both ways), a session with its controlling terminal, /dev/tty and foreground group come back, twice in a row', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   assert.equal(pids.length, 3, `root, session leader, foreground child: ${pids.join(' ')}`);
   const before = pids.map((pid) => snapshotProc(pid));
@@ -57,7 +71,7 @@ test('two pty pairs (termios, window size, packet mode, lock, exclusive, owner, 
 });
 
 test('crit decodes tty-info, tty-data and the tty entries of files.img; with --leave-running the queued bytes stay where they were', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const { slaves } = terminalsOf(t.pid);
   const dir = makeTmpDir('tty-crit');
   amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
@@ -74,7 +88,7 @@ test('crit decodes tty-info, tty-data and the tty entries of files.img; with --l
   const [session, fg] = [descendants(t.pid)[1], descendants(t.pid)[2]];
   assert.ok(ptys.some((i) => i.sid === session && i.pgrp === fg), `a pty controls session ${session} with ${fg} in the foreground: ${JSON.stringify(ptys)}`);
   const data = (critDecode(join(dir, 'tty-data.img')).entries as { data: string }[]).map((d) => Buffer.from(d.data, 'base64').toString('latin1'));
-  assert.deepEqual(data.sort(), ['first line\nsecond%partial', 'out A\r\n', 'raw-in', 'raw-out'].sort());
+  assert.deepEqual(data.sort(), ['first line\nsecond%eof-endedpartial', 'out A\r\n', 'raw-in', 'raw-out'].sort());
   const files = critDecode(join(dir, 'files.img')).entries as { type: string; tty?: { tty_info_id: number } }[];
   assert.ok(files.filter((f) => f.type === 'TTY').every((f) => infos.some((i) => i.id === f.tty?.tty_info_id)));
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
@@ -83,7 +97,7 @@ test('crit decodes tty-info, tty-data and the tty entries of files.img; with --l
 });
 
 test('a dump that fails after the terminals were read puts every queued byte back', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const dir = makeTmpDir('tty-fault');
   const args = ['dump', '-t', String(t.pid), '-D', dir];
   const r = amber(args, { env: { AMBER_FAULT: 'dump:after-tty' } });
@@ -94,7 +108,7 @@ test('a dump that fails after the terminals were read puts every queued byte bac
 });
 
 test('compare reports a window size that changed since the dump', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const dir = makeTmpDir('tty-compare');
   amberOk(['dump', '-t', String(t.pid), '-D', dir, '--leave-running']);
   const { slaves } = terminalsOf(t.pid);
@@ -111,7 +125,7 @@ test('compare reports a window size that changed since the dump', async () => {
 });
 
 test('a restore whose pty index is taken refuses with one line naming it and leaves nothing; once free, it restores', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   const wanted = terminalsOf(t.pid).slaves[0].index;
   const dir = makeTmpDir('tty-taken');
@@ -141,7 +155,7 @@ test('a restore whose pty index is taken refuses with one line naming it and lea
 });
 
 test('a damaged tty-info.img is refused at restore with one line, and leaves nothing', async () => {
-  const t = await startTarget('ttys');
+  const t = await startTtys();
   const pids = descendants(t.pid);
   const dir = makeTmpDir('tty-damaged');
   await dumpTree(t, dir, pids);
@@ -159,6 +173,23 @@ test('a damaged tty-info.img is refused at restore with one line, and leaves not
   amberOk(['restore', '-D', good, '-d']);
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a pty whose slave was closed again comes back with its other end closed and its queues; one whose slave was never opened is refused', async () => {
+  const t = await startTtys(['closed']);
+  const dir = makeTmpDir('tty-closed');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+
+  const n = await startTarget('ttys', ['never']);
+  const args = ['dump', '-t', String(n.pid), '-D', makeTmpDir('tty-never')];
+  assertOneLineError(args, amber(args), new RegExp(`^amber: fd \\d+ of pid ${n.pid} is the master of /dev/pts/\\d+, whose slave was never opened: .*keeps running`));
+  const w = await verdict(n);
+  assert.ok(w.passed, `target's own checks: ${w.lines.join(' | ')}`);
 });
 
 test('a terminal whose master is outside the tree is refused with one line naming it and -j/--shell-job; the tree keeps running', async () => {
