@@ -207,6 +207,8 @@ export interface CompareOptions {
   imagesDir: string;
   pages?: boolean;
   plugins?: string[];
+  /** The tree was restored as a shell job (-j): its root's outside session and group are the restoring shell's now. */
+  shellJob?: boolean;
 }
 
 export interface CompareContext {

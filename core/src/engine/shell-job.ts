@@ -24,6 +24,31 @@ export function parseTtyInheritKey(key: string): { rdev: bigint; dev: bigint } |
 }
 
 /**
+ * The tree as a -j restore made it (what ShellJob.adopt does), for compare: the root's outside
+ * session is the live one when that too is led from outside the tree, and its outside group is
+ * the one the root leads.
+ */
+export function asRestoredShellJob(entries: PstreeEntry[], liveRootSid: number): void {
+  if (!entries.some((e) => e.pid === liveRootSid)) intoSession(entries, liveRootSid);
+}
+
+/**
+ * The root's session and group led from outside the tree become `sid` and a group the root
+ * leads (every member of the old group joins it). Returns what was replaced.
+ */
+function intoSession(entries: PstreeEntry[], sid: number): { oldSid?: number; oldPgid?: number } {
+  const root = entries[0];
+  const inTree = new Set(entries.map((e) => e.pid));
+  const oldSid = root.sid !== root.pid && !inTree.has(root.sid) ? root.sid : undefined;
+  const oldPgid = root.pgid !== root.pid && !inTree.has(root.pgid) ? root.pgid : undefined;
+  for (const e of entries) {
+    if (oldSid !== undefined && e.sid === oldSid) e.sid = sid;
+    if (oldPgid !== undefined && e.pgid === oldPgid) e.pgid = root.pid;
+  }
+  return { oldSid, oldPgid };
+}
+
+/**
  * amber's side of restoring a shell job (--shell-job), as a shell runs a job: the tree joins
  * amber's own session (the dumped one belonged to a shell outside the tree), its root leads a
  * process group of its own, that group becomes the foreground of amber's terminal, and when the
@@ -56,16 +81,9 @@ export class ShellJob {
    * a group the root leads (every member of the old group joins it).
    */
   adopt(entries: PstreeEntry[]): void {
-    const root = entries[0];
-    const inTree = new Set(entries.map((e) => e.pid));
-    const oldSid = root.sid !== root.pid && !inTree.has(root.sid) ? root.sid : undefined;
-    const oldPgid = root.pgid !== root.pid && !inTree.has(root.pgid) ? root.pgid : undefined;
-    for (const e of entries) {
-      if (oldSid !== undefined && e.sid === oldSid) e.sid = this.sid;
-      if (oldPgid !== undefined && e.pgid === oldPgid) e.pgid = root.pid;
-    }
+    const { oldSid, oldPgid } = intoSession(entries, this.sid);
     if (oldSid !== undefined) this.log.debug(`shell job: session ${oldSid} -> amber's ${this.sid}`);
-    if (oldPgid !== undefined) this.log.debug(`shell job: process group ${oldPgid} -> ${root.pid}`);
+    if (oldPgid !== undefined) this.log.debug(`shell job: process group ${oldPgid} -> ${entries[0].pid}`);
   }
 
   /**

@@ -4,7 +4,7 @@ import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { kill, SIG, ttyInheritKey } from '@amber/core';
-import { amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
+import { amber, amberOk, assertOneLineError, cleanup, cliEntry, critDecode, describeAmber, isAlive, makeTmpDir, parentOf, procState, reap, sleep, targetPath } from '../harness';
 import { childrenOf, holdPtys, stopTmuxServers, TmuxServer, waitForFile } from '../harness/tmux';
 
 after(async () => {
@@ -175,6 +175,12 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
   await until(`pid ${pid} to be restored`, () => isAlive(pid));
   await tmux.waitForText(paneB, `Restored pid ${pid}`);
   assertRestoredByAmber(pid);
+  // before it reads on, compare sees the job's new session (pane B's shell's) unless told it is a shell job
+  const cmp = ['compare', '-t', String(pid), '-D', images];
+  const plain = amber(cmp);
+  assert.equal(plain.status, 1, describeAmber(cmp, plain));
+  assert.match(plain.stdout, new RegExp(`session: expected ${tmux.panePid(paneA)}, found ${tmux.panePid(paneB)}`));
+  assert.match(amberOk([...cmp, '-j']).stdout, new RegExp(`^pid ${pid} matches`));
   tmux.type(paneB, 'after');
   await tmux.waitForText(paneB, 'line: after');
   tmux.sendKeys(paneB, 'C-c');
