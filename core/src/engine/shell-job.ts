@@ -1,6 +1,6 @@
-import { SIG, WNOHANG } from '../kernel/constants';
+import { KSIGACTION_SIZE, SIG, WNOHANG } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
-import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
+import { close, kill, rtSigaction, waitpid, WaitStatus } from '../kernel/syscalls';
 import { getpgid, getsid, openControllingTerminal, tcgetpgrp, tcsetpgrp } from '../kernel/terminal';
 import type { PstreeEntry } from '../images';
 import type { Logger } from './logger';
@@ -57,6 +57,8 @@ function intoSession(entries: PstreeEntry[], sid: number): { oldSid?: number; ol
 export class ShellJob {
   private handedTo: number | undefined;
   private jobPgrp: number | undefined;
+  /** amber's SIGTTOU action while it ignores the signal, as a shell does. */
+  private ttou: Buffer | undefined;
 
   private constructor(
     private readonly log: Logger,
@@ -99,6 +101,14 @@ export class ShellJob {
     }
     tcsetpgrp(this.terminal, root.pgid);
     this.handedTo = root.pgid;
+    // From now on amber is in the background of its terminal: on one with TOSTOP set its own
+    // output (the "Restored" line, warnings) would stop it, unless it ignores SIGTTOU.
+    if (!this.ttou) {
+      const ignore = Buffer.alloc(KSIGACTION_SIZE);
+      ignore.writeBigUInt64LE(1n, 0); // SIG_IGN
+      this.ttou = Buffer.alloc(KSIGACTION_SIZE);
+      rtSigaction(SIG.TTOU, ignore, this.ttou);
+    }
   }
 
   /** The terminal back to amber's group once the job is over, as a shell takes it back (also after a failed restore). */
@@ -157,6 +167,8 @@ export class ShellJob {
   }
 
   close(): void {
+    if (this.ttou) rtSigaction(SIG.TTOU, this.ttou, null);
+    this.ttou = undefined;
     if (this.terminal !== undefined) close(this.terminal);
   }
 }

@@ -94,7 +94,8 @@ test("a shell job (output redirected) comes back in the session of amber's shell
   assertOneLineError(plain, amber(plain), new RegExp(`^amber: pid ${pid} was dumped in session ${shellA}, whose leader was outside the tree \\(a shell job\\): restore it with -j/--shell-job`));
   assert.equal(procState(pid), null, 'a refused restore creates nothing');
 
-  tmux.type(paneB, `bash ${restoreScript(tmux.dir, images)}`);
+  // with TOSTOP, amber's own "Restored" line, written once the job has the terminal, would stop amber
+  tmux.type(paneB, `stty tostop; bash ${restoreScript(tmux.dir, images)}`);
   await until(`pid ${pid} to be restored`, () => isAlive(pid));
   await tmux.waitForText(paneB, `Restored pid ${pid}`);
   assertRestoredByAmber(pid);
