@@ -215,7 +215,7 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
   await tmux.stop();
 });
 
-test('a -j restore that fails once the job had the terminal kills the job and gives the terminal back to amber\'s group', async () => {
+test('a -j restore with no terminal to give is refused in one line; one that fails once the job had the terminal kills the job and gives the terminal back', async () => {
   const tmux = TmuxServer.start('shelljob-fail');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
   await tmux.waitForText(paneA, '$ ');
@@ -227,6 +227,15 @@ test('a -j restore that fails once the job had the terminal kills the job and gi
   const images = makeTmpDir('shelljob-fail-img');
   amberOk(['dump', '-j', '-t', String(pid), '-D', images]);
   await until(`pid ${pid} to be gone after the dump`, () => procState(pid) === null);
+
+  // an amber with no terminal (a session of its own) has none to give the job: one line, nothing made
+  const noTty = spawnSync('setsid', ['-w', process.execPath, cliEntry, 'restore', '-j', '-D', images], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.notEqual(noTty.status, 0);
+  const errLines = noTty.stderr.trim().split('\n');
+  assert.equal(errLines.length, 1, noTty.stderr);
+  assert.match(errLines[0], new RegExp(`^amber: pid ${pid} had the outside terminal tty\\[[0-9a-f]+:[0-9a-f]+\\] \\(a shell job\\), but amber runs on no terminal`));
+  assert.ok(!isAlive(pid), 'nothing of the job is left');
+  if (procState(pid) === 'Z' && parentOf(pid) === process.pid) await reap(pid);
 
   // the fault comes at the very end, once the job is the foreground job (as its threads get their registers)
   tmux.type(paneB, `AMBER_FAULT=restore:resume-thread bash ${restoreScript(tmux.dir, images)}`);
