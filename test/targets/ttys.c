@@ -171,8 +171,9 @@ static void session_child(const char *slave_name)
 }
 
 /* ttys outside: a child in its own session keeps only a slave; its master stays with the root,
- * outside a dump of the child. After SIGUSR1 the child still answers through the terminal. */
-static int outside(void)
+ * outside a dump of the child. After SIGUSR1 the child still answers through the terminal.
+ * ttys outside-ctty: the child makes the slave its controlling terminal and closes its fd. */
+static int outside(int ctty_only)
 {
 	struct pair p;
 	open_pair(&p);
@@ -185,6 +186,13 @@ static int outside(void)
 	if (child == 0) {
 		setsid();
 		close(p.master);
+		if (ctty_only) {
+			if (ioctl(p.slave, TIOCSCTTY, 0))
+				die("TIOCSCTTY");
+			close(p.slave);
+			pause();
+			_exit(0);
+		}
 		char c;
 		while (read(p.slave, &c, 1) == 1) {
 			c ^= 0x20;
@@ -194,8 +202,13 @@ static int outside(void)
 	}
 	close(p.slave);
 	ready_and_wait();
-	put(p.master, "hi", 2);
-	expect_bytes(p.master, "HI", 2, "the child answers through its terminal", 1);
+	if (ctty_only) {
+		if (kill(child, 0))
+			fail("the child is gone");
+	} else {
+		put(p.master, "hi", 2);
+		expect_bytes(p.master, "HI", 2, "the child answers through its terminal", 1);
+	}
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	return finish();
@@ -251,7 +264,9 @@ int main(int argc, char **argv)
 {
 	start(1);
 	if (argc > 1 && !strcmp(argv[1], "outside"))
-		return outside();
+		return outside(0);
+	if (argc > 1 && !strcmp(argv[1], "outside-ctty"))
+		return outside(1);
 	if (argc > 1 && !strcmp(argv[1], "closed"))
 		return closed_slave();
 	if (argc > 1 && !strcmp(argv[1], "never"))

@@ -202,6 +202,16 @@ test('a terminal whose master is outside the tree is refused with one line namin
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
+test('a session leader whose controlling terminal has its master outside the tree (and no fd of it) is refused with one line', async () => {
+  const t = await startTarget('ttys', ['outside-ctty']);
+  const child = descendants(t.pid)[1];
+  const args = ['dump', '-t', String(child), '-D', makeTmpDir('tty-outside-ctty')];
+  assertOneLineError(args, amber(args), new RegExp(`^amber: pid ${child} leads a session whose controlling terminal /dev/pts/\\d+ has its master outside the dumped tree: .*keeps running`));
+  assert.equal(tracerOf(child), 0);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
 for (const [mode, path, name] of [['console', '/dev/console', 'the system console'], ['vt', '/dev/tty1', 'virtual console 1']]) {
   test(`${path} is refused with one line, and the target keeps running`, async () => {
     const t = await startTarget('ttys', [mode]);
