@@ -23,6 +23,7 @@ struct pair {
 
 static int report[2]; /* children -> root */
 static struct pair a, b;
+static int as_user; /* ttys user: started unprivileged, A's slave keeps its owner (only its mode changes) */
 
 static void open_pair(struct pair *p)
 {
@@ -171,8 +172,9 @@ static void session_child(const char *slave_name)
 }
 
 /* ttys outside: a child in its own session keeps only a slave; its master stays with the root,
- * outside a dump of the child. After SIGUSR1 the child still answers through the terminal. */
-static int outside(void)
+ * outside a dump of the child. After SIGUSR1 the child still answers through the terminal.
+ * ttys outside-ctty: the child makes the slave its controlling terminal and closes its fd. */
+static int outside(int ctty_only)
 {
 	struct pair p;
 	open_pair(&p);
@@ -185,6 +187,13 @@ static int outside(void)
 	if (child == 0) {
 		setsid();
 		close(p.master);
+		if (ctty_only) {
+			if (ioctl(p.slave, TIOCSCTTY, 0))
+				die("TIOCSCTTY");
+			close(p.slave);
+			pause();
+			_exit(0);
+		}
 		char c;
 		while (read(p.slave, &c, 1) == 1) {
 			c ^= 0x20;
@@ -194,8 +203,13 @@ static int outside(void)
 	}
 	close(p.slave);
 	ready_and_wait();
-	put(p.master, "hi", 2);
-	expect_bytes(p.master, "HI", 2, "the child answers through its terminal", 1);
+	if (ctty_only) {
+		if (kill(child, 0))
+			fail("the child is gone");
+	} else {
+		put(p.master, "hi", 2);
+		expect_bytes(p.master, "HI", 2, "the child answers through its terminal", 1);
+	}
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	return finish();
@@ -251,7 +265,10 @@ int main(int argc, char **argv)
 {
 	start(1);
 	if (argc > 1 && !strcmp(argv[1], "outside"))
-		return outside();
+		return outside(0);
+	if (argc > 1 && !strcmp(argv[1], "outside-ctty"))
+		return outside(1);
+	as_user = argc > 1 && !strcmp(argv[1], "user");
 	if (argc > 1 && !strcmp(argv[1], "closed"))
 		return closed_slave();
 	if (argc > 1 && !strcmp(argv[1], "never"))
@@ -285,8 +302,8 @@ int main(int argc, char **argv)
 	int one = 1;
 	if (ioctl(b.master, TIOCPKT, &one))
 		die("TIOCPKT");
-	/* B's slave is locked once open; A's is exclusive, group tty, mode 0620 */
-	if (ioctl(b.master, TIOCSPTLCK, &one) || ioctl(a.slave, TIOCEXCL) || fchown(a.slave, -1, 5) || fchmod(a.slave, 0620))
+	/* B's slave is locked once open; A's is group tty, mode 0620 (and exclusive, below) */
+	if (ioctl(b.master, TIOCSPTLCK, &one) || (!as_user && fchown(a.slave, -1, 5)) || fchmod(a.slave, 0620))
 		die("lock, exclusive, owner");
 
 	/* queued: typed into the masters (a completed line, one ended by VEOL, one by VEOF, a partial one), written by the slaves */
@@ -306,6 +323,9 @@ int main(int argc, char **argv)
 	char c;
 	if (read(report[0], &c, 1) != 1 || c != 'R')
 		die("child setup");
+	/* once the child has opened it: an exclusive slave opens for CAP_SYS_ADMIN only */
+	if (ioctl(a.slave, TIOCEXCL))
+		die("TIOCEXCL");
 	ready_and_wait();
 
 	same_termios(&a, "pty A");
@@ -321,8 +341,10 @@ int main(int argc, char **argv)
 	if (ioctl(b.slave, TIOCGEXCL, &flag) || flag != 0)
 		fail("pty B: slave exclusive %d", flag);
 	struct stat st;
-	if (fstat(a.slave, &st) || st.st_uid != 0 || st.st_gid != 5 || (st.st_mode & 07777) != 0620)
-		fail("pty A: slave %u:%u mode %o, was 0:5 mode 620", st.st_uid, st.st_gid, st.st_mode & 07777);
+	uid_t uid = as_user ? getuid() : 0;
+	gid_t gid = as_user ? getgid() : 5;
+	if (fstat(a.slave, &st) || st.st_uid != uid || st.st_gid != gid || (st.st_mode & 07777) != 0620)
+		fail("pty A: slave %u:%u mode %o, was %u:%u mode 620", st.st_uid, st.st_gid, st.st_mode & 07777, uid, gid);
 	int pkt = -1;
 	if (ioctl(b.master, TIOCGPKT, &pkt) || pkt != 1)
 		fail("pty B: packet mode %d", pkt);

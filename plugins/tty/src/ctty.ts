@@ -1,31 +1,18 @@
-import { readFileSync } from 'node:fs';
 import {
-  AmberError, O, TIOC, close, fetchFd, ioctlSetInt, ioctlRaw, takeFd,
+  AmberError, KernelError, O, TIOC, close, fetchFd, ioctlSetInt, ioctlRaw, takeFd,
   type CompareContext, type Difference, type ImageStore, type RestoreContext, type RestoreTask,
 } from '@amber/core';
-import { slaveIndexOf, slaveRdev } from './devices';
+import { controllingTerminalOf, slaveIndexOf, slaveRdev } from './devices';
 import { TtyType, type TtyInfoEntry } from './images';
 import { openOutsideTerminal } from './outside-terminal';
 import { isMasterInfo, pairInfos, ttyRestoreState } from './pty-pair';
+import { ioctlSetIntIn, ioctlValueIn } from './remote-ioctl';
 
 /** A controlling terminal or foreground group the restore could not give back. */
 export class ControllingTerminalError extends AmberError {
   constructor(readonly pid: number, readonly index: number, what: string) {
     super(`pid ${pid}: /dev/pts/${index}: ${what}`);
   }
-}
-
-function injectedIoctl(task: RestoreTask, fd: number, request: number, what: string, value?: number): void {
-  const remote = task.remote;
-  remote.resetData();
-  let arg: bigint | number = 0;
-  if (value !== undefined) {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(value, 0);
-    arg = remote.stage(b);
-  }
-  remote.sys.with(what).ioctl(fd, request, arg);
-  remote.resetData();
 }
 
 /**
@@ -42,7 +29,7 @@ function takeControllingTerminal(ctx: RestoreContext, info: TtyInfoEntry): Resto
   if (!state.made.has(index)) throw new ControllingTerminalError(leader.pid, index, 'the controlling terminal of this session is held by no fd of the tree, so it cannot be made again');
   const fd = ctx.fds.open(leader, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
   try {
-    injectedIoctl(leader, fd, TIOC.TIOCSCTTY, 'ioctl(TIOCSCTTY)');
+    ioctlValueIn(leader, fd, TIOC.TIOCSCTTY, 0, 'ioctl(TIOCSCTTY)');
   } finally {
     leader.remote.sys.close(fd);
   }
@@ -88,7 +75,7 @@ export function restoreTerminalState(ctx: RestoreContext): void {
     const index = info.pty!.index;
     const fd = ctx.fds.open(leader, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
     try {
-      injectedIoctl(leader, fd, TIOC.TIOCSPGRP, `ioctl(TIOCSPGRP ${info.pgrp})`, info.pgrp);
+      ioctlSetIntIn(leader, fd, TIOC.TIOCSPGRP, info.pgrp, `ioctl(TIOCSPGRP ${info.pgrp})`);
     } finally {
       leader.remote.sys.close(fd);
     }
@@ -102,7 +89,7 @@ export function restoreTerminalState(ctx: RestoreContext): void {
       if (info.locked && isMasterInfo(info)) ioctlSetInt(copy, TIOC.TIOCSPTLCK, 1, 'ioctl(TIOCSPTLCK)');
       if (info.exclusive) {
         const r = ioctlRaw(copy, TIOC.TIOCEXCL);
-        if (r < 0) throw new ControllingTerminalError(at.pid, info.pty!.index, `ioctl(TIOCEXCL) failed: errno ${-r}`);
+        if (r < 0) throw new KernelError('ioctl(TIOCEXCL)', -r, at.pid, `/dev/pts/${info.pty!.index}`);
       }
     } finally {
       close(copy);
@@ -110,13 +97,11 @@ export function restoreTerminalState(ctx: RestoreContext): void {
   }
 }
 
-function statOf(pid: number): { session: number; ttyNr: number; tpgid: number } | undefined {
+function statOf(pid: number): ReturnType<typeof controllingTerminalOf> | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { session: Number(f[3]), ttyNr: Number(f[4]) >>> 0, tpgid: Number(f[5]) };
+    return controllingTerminalOf(pid);
   } catch {
-    return undefined;
+    return undefined; // gone since: reported as having no terminal
   }
 }
 

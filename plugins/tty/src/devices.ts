@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { AmberError, O, type FdResource } from '@amber/core';
 
 // device numbers (linux/major.h): what a terminal fd is, from its rdev
@@ -56,4 +56,11 @@ export class UnsupportedTerminalError extends AmberError {
   constructor(readonly pid: number, readonly fd: number, readonly path: string, name: string) {
     super(`fd ${fd} of pid ${pid} is ${path} (${name}): amber restores pseudo-terminals only, not consoles or serial lines; nothing was changed and the process keeps running`);
   }
+}
+
+/** /proc/PID/stat's session, tty_nr and tpgid: the controlling terminal and its foreground group. */
+export function controllingTerminalOf(pid: number): { session: number; ttyNr: number; tpgid: number } {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { session: Number(f[3]), ttyNr: Number(f[4]) >>> 0, tpgid: Number(f[5]) };
 }

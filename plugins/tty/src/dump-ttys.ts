@@ -1,9 +1,9 @@
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import {
   AmberError, O, POLL, TERMIOS_SIZE, TIOC, close, decodeTermios, getTermios, getWinsize, ioctlBuf, ioctlGetInt, ioctlSetInt, pollNow, takeFd,
   type DumpContext, type FdResource, type Termios,
 } from '@amber/core';
-import { classify, CTTY_RDEV, PTMX_RDEV, slaveIndexOf, slaveRdev, UnsupportedTerminalError } from './devices';
+import { classify, controllingTerminalOf, CTTY_RDEV, PTMX_RDEV, slaveIndexOf, slaveRdev, UnsupportedTerminalError } from './devices';
 import { TtyType, type TtyDataEntry, type TtyInfoEntry } from './images';
 import { dumpOutsideTerminal } from './outside-terminal';
 import { readMasterQueue, readSlaveQueue, refillPair, type Queued } from './queue';
@@ -35,13 +35,6 @@ export function masterIndexOf(fd: FdResource): number {
   const index = fd.info.extra.get('tty-index');
   if (index === undefined) throw new AmberError(`fd ${fd.fd} of pid ${fd.pid} is ${fd.link}, whose fdinfo has no tty-index`);
   return Number(index);
-}
-
-/** /proc/PID/stat's tty_nr and tpgid: the controlling terminal and its foreground group. */
-function controllingTerminalOf(pid: number): { ttyNr: number; tpgid: number; session: number } {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { session: Number(f[3]), ttyNr: Number(f[4]) >>> 0, tpgid: Number(f[5]) };
 }
 
 /** With an amber-held copy of fd (pidfd_getfd: the same open file), runs fn. */

@@ -34,10 +34,9 @@ export class TerminalsPlugin implements ResourcePlugin {
     if (!succeeded || ctx.options.leaveRunning) putQueuesBack(ctx);
   }
 
-  // runs after the fd tables (same phase): every terminal end is open by now
-  async restore(ctx: RestoreContext): Promise<void> {
-    restoreTerminalState(ctx);
-  }
+  // after the fd tables (same phase): every terminal end is open by now. A step, not restore():
+  // a dump without terminals (--only mm) needs nothing of this plugin to be restored.
+  readonly laterSteps = [{ phase: 'resources' as const, restore: restoreTerminalState }];
 
   async afterRestore(ctx: RestoreContext, succeeded: boolean): Promise<void> {
     releaseCallersMode(ctx, succeeded);

@@ -1,11 +1,12 @@
 import { fstatSync } from 'node:fs';
 import {
-  AmberError, O, TERMIOS_SIZE, TIOC, close, encodeTermios, ioctlBuf, ioctlSetInt, setWinsize, syscall, takeFd, SYS,
+  AmberError, O, TERMIOS_SIZE, TIOC, close, encodeTermios, fchmod, fchown, ioctlBuf, ioctlSetInt, setWinsize, takeFd,
   type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { TtyType, TtyImageError, type TtyDataEntry, type TtyInfoEntry } from './images';
 import { PTMX_RDEV } from './devices';
 import { refillPair } from './queue';
+import { ioctlGetIntIn, ioctlSetIntIn } from './remote-ioctl';
 import { termiosOf, winsizeOf } from './termios';
 
 /** The pty index the dump had is held by another terminal on this machine. */
@@ -58,21 +59,6 @@ export function pairInfos(state: TtyRestoreState, index: number): { master?: Tty
   return out;
 }
 
-function ioctlInTask(task: RestoreTask, fd: number, request: number, what: string, value?: number): number {
-  const remote = task.remote;
-  remote.resetData();
-  const arg = remote.reserve(4);
-  if (value !== undefined) {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(value, 0);
-    remote.memory.write(arg, b);
-  }
-  remote.sys.with(what).ioctl(fd, request, arg);
-  const out = remote.memory.read(arg, 4).readInt32LE(0);
-  remote.resetData();
-  return out;
-}
-
 /**
  * Opens /dev/ptmx in the task until the kernel hands out `index`: it gives the lowest free index,
  * so the ones below that are free are taken meanwhile and let go after. An index above the wanted
@@ -83,7 +69,7 @@ function openPtmxAt(ctx: RestoreContext, task: RestoreTask, index: number): numb
   try {
     for (;;) {
       const fd = ctx.fds.open(task, '/dev/ptmx', O.RDWR | O.NOCTTY | O.CLOEXEC);
-      const got = ioctlInTask(task, fd, TIOC.TIOCGPTN, 'ioctl(TIOCGPTN)');
+      const got = ioctlGetIntIn(task, fd, TIOC.TIOCGPTN, 'ioctl(TIOCGPTN)');
       if (got === index) return fd;
       held.push(fd);
       if (got > index || held.length > index + 16) throw new PtyIndexTakenError(task.pid, index);
@@ -102,11 +88,11 @@ function restoreOwner(task: RestoreTask, slave: number, info: TtyInfoEntry, inde
   if (st.uid !== info.uid || st.gid !== info.gid) {
     const mayChown = root || (info.uid === creds.euid && (info.gid === creds.egid || creds.groups.includes(info.gid) || info.gid === st.gid));
     if (!mayChown) throw new PtyOwnerError(task.pid, index, `owned by ${info.uid}:${info.gid}`);
-    syscall('fchown', SYS.fchown, [slave, info.uid, info.gid], { pid: task.pid, detail: `/dev/pts/${index}` });
+    fchown(slave, info.uid, info.gid, `/dev/pts/${index} of pid ${task.pid}`);
   }
   if ((st.mode & 0o7777) !== info.mode) {
     if (!root && info.uid !== creds.euid) throw new PtyOwnerError(task.pid, index, `mode 0${info.mode.toString(8)}`);
-    syscall('fchmod', SYS.fchmod, [slave, info.mode], { pid: task.pid, detail: `/dev/pts/${index}` });
+    fchmod(slave, info.mode, `/dev/pts/${index} of pid ${task.pid}`);
   }
 }
 
@@ -122,7 +108,7 @@ export function makePair(ctx: RestoreContext, task: RestoreTask, index: number):
   const info = mInfo ?? sInfo;
   if (!info?.termios) throw new TtyImageError(`pty ${index}: tty-info.img has no termios for it (a damaged image set)`);
   const master = openPtmxAt(ctx, task, index);
-  ioctlInTask(task, master, TIOC.TIOCSPTLCK, 'ioctl(TIOCSPTLCK)', 0);
+  ioctlSetIntIn(task, master, TIOC.TIOCSPTLCK, 0, 'ioctl(TIOCSPTLCK)');
   const slave = ctx.fds.open(task, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
   try {
     const m = takeFd(task.pid, master);

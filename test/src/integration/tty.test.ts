@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { closeSync, constants, cpSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, cpSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ImageStore, setWinsize } from '@amber/core';
 import { registerTtyImages, type TtyInfoEntry } from '@amber/plugin-tty/dist/images';
 import {
   amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, diffSnapshots, isAlive, makeTmpDir, reap, rewriteImage,
-  snapshotProc, startTarget, tracerOf, verdict, type Target,
+  snapshotProc, startTarget, targetPath, tracerOf, verdict, type Target,
 } from '../harness';
 
 registerTtyImages();
@@ -66,6 +66,27 @@ test('two pty pairs (termios, window size, packet mode, lock, exclusive, owner, 
     pids.forEach((pid, i) => assert.deepEqual(diffs(i), [], `round ${round}: pid ${pid} as before`));
     amberOk(['compare', '-t', String(t.pid), '-D', dir]);
   }
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('the same tree started unprivileged (uid 65534) comes back as its own user: ptys opened with its credentials, the slave it owns with its mode', async () => {
+  const decoys = Array.from({ length: 8 }, () => openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY));
+  let t: Target;
+  try {
+    const workdir = makeTmpDir('tty-user');
+    t = await startTarget('ttys', ['--reuid=65534', '--regid=65534', '--clear-groups', targetPath('ttys'), 'user'], { binary: '/usr/bin/setpriv', workdir, owner: 65534 });
+  } finally {
+    for (const fd of decoys) closeSync(fd);
+  }
+  const pids = descendants(t.pid);
+  const dir = makeTmpDir('tty-user-dump');
+  await dumpTree(t, dir, pids);
+  amberOk(['restore', '-D', dir, '-d']);
+  const { slaves } = terminalsOf(t.pid);
+  assert.ok(slaves.length >= 2);
+  for (const s of slaves.slice(0, 2)) assert.equal(statSync(`/dev/pts/${s.index}`).uid, 65534, `/dev/pts/${s.index} is the task's`);
+  amberOk(['compare', '-t', String(t.pid), '-D', dir]);
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
@@ -197,6 +218,16 @@ test('a terminal whose master is outside the tree is refused with one line namin
   const child = descendants(t.pid)[1];
   const args = ['dump', '-t', String(child), '-D', makeTmpDir('tty-outside')];
   assertOneLineError(args, amber(args), new RegExp(`^amber: fd \\d+ of pid ${child} is /dev/pts/\\d+, a terminal whose master is outside the dumped tree: .*-j/--shell-job.*keeps running`));
+  assert.equal(tracerOf(child), 0);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a session leader whose controlling terminal has its master outside the tree (and no fd of it) is refused with one line', async () => {
+  const t = await startTarget('ttys', ['outside-ctty']);
+  const child = descendants(t.pid)[1];
+  const args = ['dump', '-t', String(child), '-D', makeTmpDir('tty-outside-ctty')];
+  assertOneLineError(args, amber(args), new RegExp(`^amber: pid ${child} leads a session whose controlling terminal /dev/pts/\\d+ has its master outside the dumped tree: .*keeps running`));
   assert.equal(tracerOf(child), 0);
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
