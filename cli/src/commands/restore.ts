@@ -55,7 +55,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], shellJob: flags['shell-job'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map((arg) => parseInheritFd(arg, core.parseTtyInheritKey)), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], shellJob: flags['shell-job'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;
@@ -66,10 +66,10 @@ export default class Restore extends EngineCommand {
 }
 
 /** CRIU's --inherit-fd syntax: fd[N]:KEY, N an fd amber was started with. */
-function parseInheritFd(arg: string): { fd: number; key: string } {
+function parseInheritFd(arg: string, ttyKey: (key: string) => object | undefined): { fd: number; key: string } {
   const m = /^fd\[(\d+)\]:(.+)$/.exec(arg);
   if (!m) throw new CliError(`--inherit-fd ${arg}: expected fd[N]:KEY, e.g. fd[3]:pipe:[12345]`);
-  if (m[2].startsWith('tty') && !/^tty\[[0-9a-f]+:[0-9a-f]+\]$/i.test(m[2])) {
+  if (m[2].startsWith('tty') && !ttyKey(m[2])) {
     throw new CliError(`--inherit-fd ${arg}: a terminal's key is tty[RDEV:DEV], its st_rdev and st_dev in hex, e.g. fd[0]:tty[8803:19]`);
   }
   const fd = Number(m[1]);
