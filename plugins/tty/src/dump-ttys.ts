@@ -104,7 +104,8 @@ function withSlave<T>(master: FdResource, slave: FdResource | undefined, index: 
  * The terminals of the tree, once each: tty-info.img (both ends of every pty pair, /dev/tty fds,
  * outside terminals), tty-data.img (the bytes queued in either direction, read out: afterDump puts
  * them back if the tree goes on running). Runs before the fd table is dumped; every refusal comes
- * before any queue is read.
+ * before any queue is read (but too much typed input in canonical mode, found reading it: afterDump
+ * puts back what was read).
  */
 export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => boolean): void {
   const state = ttyDumpState(ctx);
