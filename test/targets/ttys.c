@@ -237,6 +237,61 @@ static int closed_slave(void)
 	return finish();
 }
 
+/* ttys bulk N M: a raw pair with N bytes the slave wrote and M typed into the master, unread:
+ * more than the line discipline holds at once for N. After SIGUSR1 each reads back exactly. */
+static void expect_pattern(int fd, size_t n, int seed, const char *what)
+{
+	char buf[4096];
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 1000) != 1 || !(pfd.revents & POLLIN)) {
+			fail("%s: %zu of %zu bytes, then nothing", what, got, n);
+			return;
+		}
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r <= 0) {
+			fail("%s: read: %s", what, strerror(errno));
+			return;
+		}
+		for (ssize_t i = 0; i < r; i++, got++)
+			if ((unsigned char)buf[i] != (unsigned char)((got * 7 + seed) % 251)) {
+				fail("%s: byte %zu differs", what, got);
+				return;
+			}
+	}
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, 50) == 1 && (pfd.revents & POLLIN))
+		fail("%s: more than %zu bytes", what, n);
+}
+
+static void put_pattern(int fd, size_t n, int seed)
+{
+	char buf[1024];
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof buf ? n - done : sizeof buf;
+		for (size_t i = 0; i < k; i++)
+			buf[i] = (char)(((done + i) * 7 + seed) % 251);
+		put(fd, buf, k);
+		done += k;
+	}
+}
+
+static int bulk(size_t out, size_t in)
+{
+	struct pair p;
+	open_pair(&p);
+	tcgetattr(p.slave, &p.t);
+	cfmakeraw(&p.t);
+	set_pair(&p);
+	put_pattern(p.slave, out, 1);
+	put_pattern(p.master, in, 2);
+	ready_and_wait();
+	expect_pattern(p.master, out, 1, "written by the slave");
+	expect_pattern(p.slave, in, 2, "typed into the master");
+	return finish();
+}
+
 /* ttys never: a pty master whose slave nobody opened, which amber refuses. */
 static int never_opened(void)
 {
@@ -271,6 +326,8 @@ int main(int argc, char **argv)
 	as_user = argc > 1 && !strcmp(argv[1], "user");
 	if (argc > 1 && !strcmp(argv[1], "closed"))
 		return closed_slave();
+	if (argc > 3 && !strcmp(argv[1], "bulk"))
+		return bulk(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0));
 	if (argc > 1 && !strcmp(argv[1], "never"))
 		return never_opened();
 	if (argc > 1 && !strcmp(argv[1], "console"))

@@ -6,7 +6,7 @@ import {
 import { classify, controllingTerminalOf, CTTY_RDEV, PTMX_RDEV, slaveIndexOf, slaveRdev, UnsupportedTerminalError } from './devices';
 import { TtyType, type TtyDataEntry, type TtyInfoEntry } from './images';
 import { dumpOutsideTerminal } from './outside-terminal';
-import { readMasterQueue, readSlaveQueue, refillPair, type Queued } from './queue';
+import { LDISC_HOLDS, readMasterQueue, readSlaveQueue, refillPair, TooMuchInputError, type Queued } from './queue';
 import { termiosEntry, winsizeEntry } from './termios';
 
 /** What the dump found, for the kind's dumpDescription and for afterDump. */
@@ -81,14 +81,14 @@ const deviceName = (rdev: number) => {
  * meanwhile: a refused open would put the open slave in I/O error). Closing it again leaves the
  * master as it was, its other end closed.
  */
-function withSlave<T>(master: FdResource, slave: FdResource | undefined, index: number, fn: (copy: number) => T): T {
-  if (slave) return withCopy(slave, fn);
+function withSlave<T>(master: FdResource, slave: FdResource | undefined, index: number, fn: (copy: number) => T, fresh = false): T {
+  if (slave && !fresh) return withCopy(slave, fn);
   return withCopy(master, (m) => {
     const locked = flag(m, TIOC.TIOCGPTLCK, 'ioctl(TIOCGPTLCK)');
     if (locked) ioctlSetInt(m, TIOC.TIOCSPTLCK, 0, 'ioctl(TIOCSPTLCK)');
     let fd: number;
     try {
-      fd = openSync(`/proc/${master.pid}/root/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
+      fd = openSync(`/proc/${master.pid}/root/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC | (fresh ? O.NONBLOCK : 0));
     } finally {
       if (locked) ioctlSetInt(m, TIOC.TIOCSPTLCK, 1, 'ioctl(TIOCSPTLCK)');
     }
@@ -104,7 +104,8 @@ function withSlave<T>(master: FdResource, slave: FdResource | undefined, index: 
  * The terminals of the tree, once each: tty-info.img (both ends of every pty pair, /dev/tty fds,
  * outside terminals), tty-data.img (the bytes queued in either direction, read out: afterDump puts
  * them back if the tree goes on running). Runs before the fd table is dumped; every refusal comes
- * before any queue is read.
+ * before any queue is read (but too much typed input in canonical mode, found reading it: afterDump
+ * puts back what was read).
  */
 export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => boolean): void {
   const state = ttyDumpState(ctx);
@@ -188,7 +189,8 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
     const drained: TtyDumpState['drained'][number] = { index, master, slave, termios: common.termios, toMaster: { data: Buffer.alloc(0), eofAt: [] }, toSlave: { data: Buffer.alloc(0), eofAt: [] } };
     state.drained.push(drained);
     drained.toMaster = withCopy(master, (m) => readMasterQueue(m));
-    drained.toSlave = withSlave(master, slave, index, (s) => readSlaveQueue(s, common.termios));
+    drained.toSlave = withSlave(master, slave, index, (s) => readSlaveQueue(s, common.termios, index));
+    if (drained.toSlave.data.length > LDISC_HOLDS) throw new TooMuchInputError(index, `${drained.toSlave.data.length}`);
     if (drained.toMaster.data.length) data.push({ ttyId: masterId, data: drained.toMaster.data, eofAt: [] });
     if (drained.toSlave.data.length) data.push({ ttyId: slaveId, ...drained.toSlave });
     ctx.count('tty queued bytes', drained.toMaster.data.length + drained.toSlave.data.length);
@@ -208,6 +210,7 @@ export function dumpTerminals(ctx: DumpContext, claims: (fd: FdResource) => bool
 export function putQueuesBack(ctx: DumpContext): void {
   for (const d of ttyDumpState(ctx).drained.splice(0)) {
     if (!d.toMaster.data.length && !d.toSlave.data.length) continue;
+    // through a slave of amber's own, opened non-blocking: the task's description is left alone
     withCopy(d.master, (m) => withSlave(d.master, d.slave, d.index, (s) => {
       const packet = ioctlGetInt(m, TIOC.TIOCGPKT, 'ioctl(TIOCGPKT)');
       if (packet) ioctlSetInt(m, TIOC.TIOCPKT, 0, 'ioctl(TIOCPKT)');
@@ -216,6 +219,6 @@ export function putQueuesBack(ctx: DumpContext): void {
       } finally {
         if (packet) ioctlSetInt(m, TIOC.TIOCPKT, 1, 'ioctl(TIOCPKT)');
       }
-    }));
+    }, true));
   }
 }

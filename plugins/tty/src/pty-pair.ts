@@ -109,7 +109,8 @@ export function makePair(ctx: RestoreContext, task: RestoreTask, index: number):
   if (!info?.termios) throw new TtyImageError(`pty ${index}: tty-info.img has no termios for it (a damaged image set)`);
   const master = openPtmxAt(ctx, task, index);
   ioctlSetIntIn(task, master, TIOC.TIOCSPTLCK, 0, 'ioctl(TIOCSPTLCK)');
-  const slave = ctx.fds.open(task, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC);
+  // non-blocking: a refill that finds no room fails rather than hang (it is a description of its own)
+  const slave = ctx.fds.open(task, `/dev/pts/${index}`, O.RDWR | O.NOCTTY | O.CLOEXEC | O.NONBLOCK);
   try {
     const m = takeFd(task.pid, master);
     const s = takeFd(task.pid, slave);

@@ -21,6 +21,20 @@ export class TtyQueueError extends AmberError {
 
 const CHUNK = 64 * 1024;
 
+/**
+ * The line discipline holds at most N_TTY_BUF_SIZE - 1 bytes to read; what is written beyond
+ * waits in the tty's flip buffers and reaches the line discipline only as a reader makes room.
+ */
+export const LDISC_HOLDS = 4095;
+
+/** More typed input than amber can put back with nothing acting on it. */
+export class TooMuchInputError extends AmberError {
+  constructor(readonly index: number, bytes: string) {
+    super(`/dev/pts/${index}: ${bytes} bytes typed into it wait to be read, more than its line discipline holds (${LDISC_HOLDS}); ` +
+      `amber could not put them back unchanged: let the program read its input and dump again; nothing was changed and the process keeps running`);
+  }
+}
+
 function readAvailable(fd: number, onRead: (bytes: Buffer) => boolean): void {
   const buf = Buffer.alloc(CHUNK);
   for (;;) {
@@ -52,7 +66,9 @@ export function readMasterQueue(master: number): Queued {
  * empty one as 0 bytes); the partial line after them only reads once canonical mode is off. The
  * termios is put back as it was.
  */
-export function readSlaveQueue(slave: number, termios: Termios): Queued {
+export function readSlaveQueue(slave: number, termios: Termios, index: number): Queued {
+  // a full line discipline may have more behind it, in the flip buffers: refused before a byte is read
+  if (!isCanonical(termios) && ioctlGetInt(slave, TIOC.TIOCINQ, 'ioctl(TIOCINQ)') >= LDISC_HOLDS) throw new TooMuchInputError(index, `${LDISC_HOLDS} or more`);
   const parts: Buffer[] = [];
   const eofAt: number[] = [];
   let size = 0;
@@ -112,7 +128,8 @@ function waitQueued(fd: number, n: number, index: number, side: string): void {
 }
 
 /**
- * Puts queued bytes back into a pty pair through amber's fds of both ends: what the master had to
+ * Puts queued bytes back into a pty pair through amber's fds of both ends (the slave's must not
+ * block: a write that finds no room fails instead of hanging amber): what the master had to
  * read is written by the slave, what the slave had to read is typed into the master, both with
  * the slave's termios in refill mode (refillMode); then `termios` is set. Packet mode must be off.
  */
@@ -120,13 +137,12 @@ export function refillPair(index: number, master: number, slave: number, termios
   const input = toSlave ? typed(toSlave, termios.cc[VC.EOF]) : Buffer.alloc(0);
   setTermios(slave, refillMode(termios, unusedByte(toSlave?.data ?? Buffer.alloc(0), termios)));
   try {
-    if (toMaster?.data.length) {
-      writeFdAll(slave, toMaster.data, `pty ${index} slave`);
-      waitQueued(master, toMaster.data.length, index, 'master');
-    }
+    // the master's own line discipline is always raw, whatever the slave's termios: what the
+    // slave writes needs no wait (and may exceed what the line discipline holds at once)
+    if (toMaster?.data.length) writeFdAll(slave, toMaster.data, `pty ${index} slave`);
     if (input.length && toSlave) {
       writeFdAll(master, input, `pty ${index} master`);
-      const lines = toSlave.linesBytes ?? toSlave.data.length;
+      const lines = Math.min(toSlave.linesBytes ?? toSlave.data.length, LDISC_HOLDS);
       waitQueued(slave, lines, index, 'slave');
       // only a partial line left: a poll that finds nothing readable waits for the flip buffers
       if (lines === 0) readableNow(slave);

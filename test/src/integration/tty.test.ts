@@ -213,6 +213,22 @@ test('a pty whose slave was closed again comes back with its other end closed an
   assert.ok(w.passed, `target's own checks: ${w.lines.join(' | ')}`);
 });
 
+test('12000 bytes the slave wrote (more than the line discipline holds) and 3000 typed come back exactly; 6000 typed and unread are refused before a byte is read', async () => {
+  const t = await startTtys(['bulk', '12000', '3000']);
+  const dir = makeTmpDir('tty-bulk');
+  amberOk(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  amberOk(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
+
+  const f = await startTtys(['bulk', '0', '6000']);
+  const args = ['dump', '-t', String(f.pid), '-D', makeTmpDir('tty-flood')];
+  assertOneLineError(args, amber(args), /^amber: \/dev\/pts\/\d+: 4095 or more bytes typed into it wait to be read, more than its line discipline holds \(4095\).*keeps running/);
+  const w = await verdict(f);
+  assert.ok(w.passed, `target's own checks: ${w.lines.join(' | ')}`);
+});
+
 test('a terminal whose master is outside the tree is refused with one line naming it and -j/--shell-job; the tree keeps running', async () => {
   const t = await startTarget('ttys', ['outside']);
   const child = descendants(t.pid)[1];
