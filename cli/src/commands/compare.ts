@@ -16,6 +16,7 @@ export default class Compare extends AmberCommand {
     tree: Flags.integer({ char: 't', description: 'pid of the root of the live tree', required: true, min: 1, helpValue: 'PID' }),
     'images-dir': Flags.string({ char: 'D', description: 'directory holding the images', required: true, helpValue: 'DIR' }),
     pages: Flags.boolean({ description: 'compare memory contents page by page too (slower)' }),
+    'shell-job': Flags.boolean({ char: 'j', description: "the tree was restored with -j: its root's outside session and group are the restoring shell's now, not a difference" }),
     json: Flags.boolean({ description: 'print the differences as JSON' }),
     plugin: pluginFlag,
   };
@@ -24,7 +25,7 @@ export default class Compare extends AmberCommand {
     const { flags } = await this.parse(Compare);
     const core = await this.loadCore();
     const registry = this.discoverPlugins(core, flags.plugin);
-    const diffs = await core.compare({ pid: flags.tree, imagesDir: flags['images-dir'], pages: flags.pages }, registry);
+    const diffs = await core.compare({ pid: flags.tree, imagesDir: flags['images-dir'], pages: flags.pages, shellJob: flags['shell-job'] }, registry);
     if (flags.json) this.log(toJson(diffs));
     else if (diffs.length === 0) this.log(`pid ${flags.tree} matches ${flags['images-dir']}`);
     else this.log(describeDifferences(diffs, flags.tree, flags['images-dir']).join('\n'));

@@ -10,6 +10,7 @@ export default class Dump extends EngineCommand {
     'A dump that fails leaves the tree running as it was.';
   static override examples = [
     { description: 'Checkpoint 4242 and its children; they are killed once the images are complete', command: '<%= config.bin %> dump -t 4242 -D /tmp/ckpt' },
+    { description: 'Checkpoint vim (pid 4242), started from an interactive shell on a terminal', command: '<%= config.bin %> dump -j -t 4242 -D /tmp/vim' },
     {
       description: 'A memory-only snapshot for inspection (show, compare); 4242 keeps running. It cannot be restored to a working process',
       command: '<%= config.bin %> dump -t 4242 -D /tmp/snap --leave-running --only mm',
@@ -30,6 +31,10 @@ export default class Dump extends EngineCommand {
     'track-mem': Flags.boolean({ description: 'use the kernel\'s dirty-page tracking; with --leave-running, keep it armed for a further incremental dump' }),
     only: listFlag('dump only these resource plugins (e.g. mm,fs): a partial snapshot for inspection, which restore refuses unless the rest is skipped, and then the process lacks those resources'),
     skip: listFlag('do not dump these resource plugins (a partial snapshot, as with --only)'),
+    'shell-job': Flags.boolean({
+      char: 'j',
+      description: "the tree is a job started from a shell: its root's session and group leader (the shell) and its terminal stay outside; restore it with -j too",
+    }),
     'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
     'network-lock': networkLockFlag,
     plugin: pluginFlag,
@@ -54,6 +59,7 @@ export default class Dump extends EngineCommand {
         only: flags.only,
         skip: flags.skip,
         extUnixSk: flags['ext-unix-sk'],
+        shellJob: flags['shell-job'],
         log,
         progress: this.progress,
       },

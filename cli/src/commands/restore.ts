@@ -10,7 +10,11 @@ export default class Restore extends EngineCommand {
   static override description =
     'Recreates the dumped tree with its original pids and lets it run. Without -d, waits for the ' +
     'restored root to exit and exits with its status.';
-  static override examples = ['<%= config.bin %> restore -D /tmp/ckpt -d', '<%= config.bin %> restore -D /tmp/ckpt --pidfile /run/app.pid'];
+  static override examples = [
+    '<%= config.bin %> restore -D /tmp/ckpt -d',
+    '<%= config.bin %> restore -D /tmp/ckpt --pidfile /run/app.pid',
+    { description: 'Bring back a shell job (dumped with -j) as the foreground job of this terminal', command: '<%= config.bin %> restore -j -D /tmp/vim' },
+  ];
 
   static override flags = {
     'images-dir': Flags.string({ char: 'D', description: 'directory holding the images', required: true, helpValue: 'DIR' }),
@@ -20,9 +24,15 @@ export default class Restore extends EngineCommand {
     'tcp-established': Flags.boolean({ description: 'restore established TCP connections (needed when the images hold one)' }),
     'tcp-close': Flags.boolean({ description: 'restore the images\' TCP connections as closed sockets instead' }),
     'inherit-fd': Flags.string({
-      description: "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree (repeatable)",
+      description:
+        "use amber's open fd N for the dumped file KEY, e.g. fd[3]:pipe:[12345] for a pipe whose other end was outside the tree, " +
+        'fd[0]:tty[RDEV:DEV] for a terminal (st_rdev and st_dev of the dumped one, in hex) (repeatable)',
       multiple: true,
       helpValue: 'fd[N]:KEY',
+    }),
+    'shell-job': Flags.boolean({
+      char: 'j',
+      description: "restore a tree dumped with -j into amber's own session: its terminal is amber's, and it runs as the foreground job until it exits",
     }),
     'ext-unix-sk': Flags.boolean({ description: 'reconnect unix sockets dumped with --ext-unix-sk to their peers outside the tree' }),
     'network-lock': networkLockFlag,
@@ -45,7 +55,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map(parseInheritFd), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map((arg) => parseInheritFd(arg, core.parseTtyInheritKey)), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], shellJob: flags['shell-job'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;
@@ -56,9 +66,12 @@ export default class Restore extends EngineCommand {
 }
 
 /** CRIU's --inherit-fd syntax: fd[N]:KEY, N an fd amber was started with. */
-function parseInheritFd(arg: string): { fd: number; key: string } {
+function parseInheritFd(arg: string, ttyKey: (key: string) => object | undefined): { fd: number; key: string } {
   const m = /^fd\[(\d+)\]:(.+)$/.exec(arg);
   if (!m) throw new CliError(`--inherit-fd ${arg}: expected fd[N]:KEY, e.g. fd[3]:pipe:[12345]`);
+  if (m[2].startsWith('tty') && !ttyKey(m[2])) {
+    throw new CliError(`--inherit-fd ${arg}: a terminal's key is tty[RDEV:DEV], its st_rdev and st_dev in hex, e.g. fd[0]:tty[8803:19]`);
+  }
   const fd = Number(m[1]);
   try {
     fstatSync(fd);

@@ -11,6 +11,7 @@ import { compareIdentities } from './inodes';
 import type { AddressRange, CompareContext, CompareOptions, Difference, FileKind, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
 import { FILE_REGISTRY, IMAGE_STORE } from './services';
+import { asRestoredShellJob } from './shell-job';
 
 /** Differences between a live process tree and its images, per plugin; empty when they match. */
 export async function compare(options: CompareOptions, registry: PluginRegistry): Promise<Difference[]> {
@@ -27,6 +28,7 @@ export async function compare(options: CompareOptions, registry: PluginRegistry)
   const cores = new Map<number, CoreEntry>();
   for (const e of pstree) for (const tid of e.threads) cores.set(tid, store.readOne<CoreEntry>('core', `core-${tid}`));
   const zombie = (pid: number) => cores.get(pid)?.tc?.taskState === TaskState.DEAD;
+  if (options.shellJob) asRestoredShellJob(pstree, readStat(options.pid).session);
   const diffs = [...compareTree(pstree, cores), ...compareSharing(store, pstree, cores), ...compareSignals(pstree, cores)];
   const pids = pstree.map((e) => e.pid).filter((pid) => !zombie(pid) && existsSync(`/proc/${pid}`));
   const kernelOwned = (pid: number): AddressRange[] =>

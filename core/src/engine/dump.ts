@@ -99,7 +99,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
     const runState = new RunState();
     let pagesIds = 0;
     for (const f of frozen) stats.set(f.pid, readStat(f.pid));
-    if (!options.preDump) checkLeadersInside(stats.values());
+    if (!options.preDump) checkLeadersInside(stats.values(), options.pid, options.shellJob);
     for (const f of frozen) {
       if (f.zombie) continue;
       const leader = f.tracees.get(f.pid)!;

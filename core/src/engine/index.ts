@@ -18,3 +18,4 @@ export * from './compare';
 export * from './check';
 export * from './peak-rss';
 export * from './socket-queues';
+export * from './shell-job';

@@ -157,6 +157,11 @@ export interface DumpOptions {
    * network lock): nftables (default; iptables when nft is missing), iptables, or skip.
    */
   networkLock?: NetworkLockMethod;
+  /**
+   * CRIU's --shell-job: the tree is a job of a shell outside it. The root's session and group
+   * leader may be outside the tree, and a terminal whose other end is outside is recorded, not dumped.
+   */
+  shellJob?: boolean;
 }
 
 export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;
@@ -218,6 +223,11 @@ export interface RestoreOptions {
   onRunning?: (running: { rootPid: number; pids: number[]; seconds: number }) => void;
   /** How the restore holds the connections until their sockets are live (any lock of the dump is removed whatever this says). */
   networkLock?: NetworkLockMethod;
+  /**
+   * CRIU's --shell-job: the tree comes back in amber's own session, its root's group the
+   * foreground job of amber's terminal until it exits; outside terminals become amber's terminal.
+   */
+  shellJob?: boolean;
 }
 
 export interface RestoreContext {
@@ -245,6 +255,8 @@ export interface CompareOptions {
   imagesDir: string;
   pages?: boolean;
   plugins?: string[];
+  /** The tree was restored as a shell job (-j): its root's outside session and group are the restoring shell's now. */
+  shellJob?: boolean;
 }
 
 export interface CompareContext {

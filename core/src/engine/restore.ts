@@ -11,6 +11,7 @@ import { collectExits } from '../ptrace/wait';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
+import { checkShellJobRoot } from '../task/leaders';
 import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
 import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
@@ -23,6 +24,7 @@ import { TaskFds } from './task-fds';
 import { silentLogger } from './logger';
 import type { PluginRegistry } from './registry';
 import { FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_INODES, TASK_FDS } from './services';
+import { ShellJob } from './shell-job';
 import { waitForExit } from './wait-exit';
 import type { Tracee } from '../ptrace/tracee';
 
@@ -66,13 +68,16 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const withFds = plugins.some((p) => p.fileKinds?.length);
 
   const plans = readPlans(store);
+  checkShellJobRoot(plans[0].entry, (pid) => plans.some((p) => p.entry.pid === pid), options.shellJob ?? false);
+  const job = ShellJob.forRestore(options.shellJob, options.detached ?? false, log);
+  job?.adopt(plans.map((p) => p.entry));
   const live = plans.filter((p) => !p.zombie);
   const avoid = live.flatMap((p) => plugins.flatMap((pl) => pl.addressRanges?.(store, p.entry.pid) ?? []));
 
   // Without -d amber waits for the root and passes on its exit status, so it must become the
   // root's parent: as a subreaper it inherits the root when the restore helper goes.
   if (!options.detached) prctl(PR.SET_CHILD_SUBREAPER, 1);
-  const creator = new TaskCreator(avoid);
+  const creator = new TaskCreator(avoid, job !== undefined);
   const tasks: RestoreTask[] = [];
   const runState = new RunState();
   const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id), mappings: new MappingKinds(plugins) };
@@ -98,7 +103,10 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       }
       faultPoint(`restore:${phase}`);
       checkpoint();
-      if (phase === 'resume') resumeAll(plans);
+      if (phase === 'resume') {
+        job?.makeForeground(plans[0].entry);
+        resumeAll(plans);
+      }
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
   } catch (err) {
@@ -117,6 +125,8 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     const left = collectExits(plans.flatMap((p) => p.threads.map((th) => th.tracee)));
     if (left.length) log.warn(`restore undo: task(s) ${left.join(', ')} did not end within 10 s of SIGKILL`);
     creator.dispose();
+    job?.giveBack();
+    job?.close();
     for (const p of plugins) await p.afterRestore?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
     throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
   } finally {
@@ -128,7 +138,9 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
   const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
   options.onRunning?.(report);
-  if (!options.detached) report.exitCode = await waitForExit(rootPid);
+  if (!options.detached) report.exitCode = await (job ? job.wait(rootPid) : waitForExit(rootPid));
+  job?.giveBack();
+  job?.close();
   return report;
 }
 

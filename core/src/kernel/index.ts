@@ -19,3 +19,5 @@ export * from './sock-diag-netlink';
 export * from './sysv-shm';
 export * from './sysv-msg-sem';
 export * from './posix-mqueue';
+export * from './terminal';
+export * from './tty';

@@ -244,3 +244,13 @@ export function timerSetPeriodic(id: number, periodMs: number): void {
   }
   syscall('timer_settime', SYS.timer_settime, [id, 0, addressOf(itimerspec), 0]);
 }
+
+/** fchown(2) of an fd of amber's; what names the file for the error. */
+export function fchown(fd: number, uid: number, gid: number, what: string): void {
+  syscall('fchown', SYS.fchown, [fd, uid, gid], { detail: what });
+}
+
+/** fchmod(2) of an fd of amber's. */
+export function fchmod(fd: number, mode: number, what: string): void {
+  syscall('fchmod', SYS.fchmod, [fd, mode], { detail: what });
+}

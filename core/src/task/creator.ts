@@ -51,7 +51,12 @@ const CLONE_ARGS_SIZE = 88;
 export class TaskCreator {
   private helper?: CreatedTask;
 
-  constructor(private readonly avoid: { start: bigint; end: bigint }[]) {}
+  /**
+   * `inCallersSession`: the helper (and so every task it makes) stays in amber's session and
+   * process group, with amber's controlling terminal, for a shell job; else it leads a session
+   * of its own.
+   */
+  constructor(private readonly avoid: { start: bigint; end: bigint }[], private readonly inCallersSession = false) {}
 
   /** The helper's scratch area; every created task inherits it at the same address. */
   get scratch() {
@@ -109,11 +114,13 @@ export class TaskCreator {
   private ensureHelper(): CreatedTask {
     if (this.helper) return this.helper;
     // The helper runs a program that exists only in a memfd (helper-image.ts), handed to the
-    // shell as fd 3: setsid execs it through /proc/self/fd/3; its exe is the memfd.
+    // shell as fd 3: setsid (or, for a shell job, sh itself) execs it through /proc/self/fd/3; its
+    // exe is the memfd.
     const memfd = helperMemfd();
     let pid: number;
     try {
-      const out = spawnSync('/bin/sh', ['-c', 'setsid /proc/self/fd/3 </dev/null >/dev/null 2>&1 & echo $!'], { stdio: ['ignore', 'pipe', 'ignore', memfd] });
+      const start = `${this.inCallersSession ? '' : 'setsid '}/proc/self/fd/3 </dev/null >/dev/null 2>&1 & echo $!`;
+      const out = spawnSync('/bin/sh', ['-c', start], { stdio: ['ignore', 'pipe', 'ignore', memfd] });
       pid = Number(out.stdout?.toString().trim());
       if (out.status !== 0 || !pid) throw new AmberError(`restore helper did not start (${out.error?.message ?? `sh exit ${out.status}`})`);
     } finally {

@@ -25,6 +25,8 @@ export interface ProcStat {
   ppid: number;
   pgrp: number;
   session: number;
+  /** Its controlling terminal's device number (new_encode_dev), 0 when it has none. */
+  ttyNr: number;
   flags: number;
   nice: number;
   numThreads: number;
@@ -53,7 +55,7 @@ export function parseStat(text: string): ProcStat {
     pid: Number(text.slice(0, open).trim()),
     comm: text.slice(open + 1, close),
     state: f[0],
-    ppid: n(4), pgrp: n(5), session: n(6), flags: n(9), nice: n(19), numThreads: n(20),
+    ppid: n(4), pgrp: n(5), session: n(6), ttyNr: n(7), flags: n(9), nice: n(19), numThreads: n(20),
     startCode: b(26), endCode: b(27), startStack: b(28),
     startData: b(45), endData: b(46), startBrk: b(47),
     argStart: b(48), argEnd: b(49), envStart: b(50), envEnd: b(51), exitCode: n(52),

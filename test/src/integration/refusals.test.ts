@@ -43,7 +43,7 @@ function assertRefusedByLeader(args: string[], r: ReturnType<typeof amber>, pid:
   assert.equal(
     lines[0],
     `amber: pid ${pid} is in ${kind} ${leader}, whose leader (pid ${leader}, ${comm}) is outside the dumped tree: ` +
-      `dump from the ${kind === 'session' ? 'session' : 'group'} leader, or use --shell-job (not supported yet)`,
+      `dump from the ${kind === 'session' ? 'session' : 'group'} leader, or use -j/--shell-job to dump it as a job of that shell`,
   );
 }
 
