@@ -17,7 +17,7 @@ import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tr
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
-import { classify, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
+import { classify, hasPrivatePages, joinVvar, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
@@ -142,7 +142,7 @@ export class MemoryPlugin implements ResourcePlugin {
       mmStartStack: st.startStack, mmStartBrk: st.startBrk, mmBrk: brk, mmArgStart: st.argStart, mmArgEnd: st.argEnd,
       mmEnvStart: st.envStart, mmEnvEnd: st.envEnd,
       exeFileId,
-      mmSavedAuxv: readAuxv(pid), vmas, dumpable, aios: [],
+      mmSavedAuxv: withoutAtNull(readAuxv(pid)), vmas: joinVvar(vmas), dumpable, aios: [],
       amberMlockall: mlockallOf(vmFlags.get(remote.scratch.base)),
       amberFileStamps: [...stamps.values()],
     };
@@ -155,6 +155,13 @@ export class MemoryPlugin implements ResourcePlugin {
     let inParent = 0;
     try {
       for (const v of vmas) {
+        if (v.status & VMA.VDSO) {
+          // CRIU's restore reads the dumped vDSO to decide whether the running one can take its place
+          const nr = Number((v.end - v.start) / BigInt(PAGE_SIZE));
+          addRun(runs, v.start, nr, PagemapFlag.PRESENT);
+          pages += nr;
+          continue;
+        }
         if (!hasPrivatePages(v)) continue;
         // Only a VMA still registered since the parent was dumped ("uw") can say what did not change.
         if (parent && (parent.mode === 'soft-dirty' || vmFlags.get(v.start)?.includes('uw'))) {
@@ -277,3 +284,11 @@ export class MemoryPlugin implements ResourcePlugin {
 }
 
 export default MemoryPlugin;
+
+/**
+ * The auxv without its closing AT_NULL pair: PR_SET_MM_MAP zero-fills the rest, and CRIU takes at
+ * most 44 words (this kernel's auxv is 22 pairs and the AT_NULL).
+ */
+function withoutAtNull(auxv: bigint[]): bigint[] {
+  return auxv.length >= 2 && auxv[auxv.length - 2] === 0n ? auxv.slice(0, -2) : auxv;
+}

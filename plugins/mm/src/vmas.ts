@@ -42,11 +42,13 @@ export function protOf(perms: string): number {
  */
 export function classify(m: MapsEntry, vmFlags: string[], fileId: number, object?: MemoryObjectRef): VmaEntry {
   const shared = m.perms[3] === 's';
-  let status = VMA.REGULAR;
-  let flags = shared ? MAP.SHARED : MAP.PRIVATE;
-  if (m.path === '[vdso]') status |= VMA.VDSO;
-  else if (m.path === '[vvar]' || m.path === '[vvar_vclock]') status |= VMA.VVAR;
-  else if (m.path === '[vsyscall]') status = VMA.VSYSCALL;
+  let status: number = VMA.REGULAR;
+  let flags: number = shared ? MAP.SHARED : MAP.PRIVATE;
+  // The kernel's special mappings are anonymous private memory to CRIU, which maps a VMA entry
+  // with its flags as they are (without MAP_ANONYMOUS its mmap of fd -1 fails).
+  if (m.path === '[vdso]') [status, flags] = [status | VMA.VDSO | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
+  else if (m.path === '[vvar]' || m.path === '[vvar_vclock]') [status, flags] = [status | VMA.VVAR | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
+  else if (m.path === '[vsyscall]') [status, flags] = [VMA.VSYSCALL | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
   else if (object?.kind === 'anon') {
     status |= VMA.ANON_SHARED;
     flags |= MAP.ANONYMOUS;
@@ -66,4 +68,18 @@ export function classify(m: MapsEntry, vmFlags: string[], fileId: number, object
   };
   if (object) v.amberObject = object.id;
   return v;
+}
+
+/**
+ * [vvar] and [vvar_vclock] as one entry, as CRIU stores them (it treats "vvar" as a single area
+ * whose size it compares with the running kernel's).
+ */
+export function joinVvar(vmas: VmaEntry[]): VmaEntry[] {
+  const out: VmaEntry[] = [];
+  for (const v of vmas) {
+    const last = out[out.length - 1];
+    if (last && v.status & VMA.VVAR && last.status & VMA.VVAR && last.end === v.start) out[out.length - 1] = { ...last, end: v.end };
+    else out.push(v);
+  }
+  return out;
 }
