@@ -1,4 +1,4 @@
-/* interop WORKDIR [tree]: what a dump by one tool and a restore by another (amber, CRIU) must keep.
+/* interop WORKDIR [tree|shm]: what a dump by one tool and a restore by another (amber, CRIU) must keep.
  *
  * Alone: a counter that ticks every 100 ms in nanosleep (dumped inside it), with a SIGUSR2 handler
  * installed with SA_SIGINFO and a mask, and its own FPU control state (MXCSR: round toward zero,
@@ -10,6 +10,8 @@
  *   - child A, which reads from a pipe, and child B, which wrote "one\n" into it before the dump
  *     and writes "two\n" after; each has the handler and FPU state too.
  *
+ * shm: the root alone, with 4 pages of shared anonymous memory holding a pattern.
+ *
  * On SIGUSR1 each process checks its own state (pid, parent, handler, FPU, file offset; A reads
  * both lines), children report by exit status, the root prints PASS or FAIL: lines. */
 #include "target.h"
@@ -17,6 +19,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -147,15 +150,24 @@ static int child(char name, int pipe_fd, int data_fd)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: interop WORKDIR [tree]\n");
+		fprintf(stderr, "usage: interop WORKDIR [tree|shm]\n");
 		return 2;
 	}
 	int tree = argc > 2 && strcmp(argv[2], "tree") == 0;
+	int shm = argc > 2 && strcmp(argv[2], "shm") == 0;
 	start(tree);
 	install_usr2();
 	set_fpu(MXCSR_WANT);
 	pid_t pid = getpid();
 
+	unsigned char *shared = NULL;
+	if (shm) {
+		shared = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (shared == MAP_FAILED)
+			die("mmap shared");
+		for (int i = 0; i < 4 * 4096; i++)
+			shared[i] = (unsigned char)(i * 7 + 3);
+	}
 	pid_t kids[2] = { 0, 0 };
 	int data_fd = -1;
 	pthread_t thread;
@@ -214,6 +226,11 @@ int main(int argc, char **argv)
 	if (tick != steps || tick == 0)
 		fail("tick count %lu does not match %lu loop steps", tick, steps);
 	check_self("root", pid, MXCSR_WANT);
+	for (int i = 0; shared && i < 4 * 4096; i++)
+		if (shared[i] != (unsigned char)(i * 7 + 3)) {
+			fail("shared memory: byte %d is %u, expected %u", i, shared[i], (unsigned char)(i * 7 + 3));
+			break;
+		}
 	if (tree) {
 		check_offset("root", data_fd);
 		thread_go = 1;

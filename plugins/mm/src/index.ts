@@ -17,7 +17,7 @@ import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tr
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
-import { classify, hasPrivatePages, joinVvar, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
+import { classify, hasPrivatePages, joinVvar, refuseForeignShared, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
@@ -75,6 +75,7 @@ export class MemoryPlugin implements ResourcePlugin {
   async restore(ctx: RestoreContext): Promise<void> {
     const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
+    ctx.tasks.forEach((task, i) => refuseForeignShared(task.pid, mms[i].vmas));
     const objects = readObjects(this.store);
     for (const [i, task] of ctx.tasks.entries()) {
       const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);

@@ -1,5 +1,5 @@
 import { madvOf, lockOf } from './madvise';
-import { MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
+import { AmberError, MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
 
 export type { MmEntry, VmaEntry };
 
@@ -8,7 +8,7 @@ export const VMA = {
   REGULAR: VmaStatus.AREA_REGULAR, STACK: VmaStatus.AREA_STACK, VSYSCALL: VmaStatus.AREA_VSYSCALL,
   VDSO: VmaStatus.AREA_VDSO, HEAP: VmaStatus.AREA_HEAP, FILE_PRIVATE: VmaStatus.FILE_PRIVATE,
   FILE_SHARED: VmaStatus.FILE_SHARED, ANON_SHARED: VmaStatus.ANON_SHARED, ANON_PRIVATE: VmaStatus.ANON_PRIVATE,
-  VVAR: VmaStatus.AREA_VVAR, MEMFD: VmaStatus.AREA_MEMFD,
+  VVAR: VmaStatus.AREA_VVAR, MEMFD: VmaStatus.AREA_MEMFD, SYSVIPC: VmaStatus.AREA_SYSVIPC,
 } as const;
 
 export const SPECIAL_NAMES = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -82,4 +82,19 @@ export function joinVvar(vmas: VmaEntry[]): VmaEntry[] {
     else out.push(v);
   }
   return out;
+}
+
+/**
+ * Shared memory that is not one of amber's memory objects (shmem.img) is CRIU's: CRIU 4.x keeps
+ * shared anonymous memory as a memfd (files.img, memfd.img, pagemap-shmem-<shmid>.img), which
+ * amber does not read yet. Mapping it empty would give the task different memory, so the restore
+ * refuses (and undoes what it made).
+ */
+export function refuseForeignShared(pid: number, vmas: VmaEntry[]): void {
+  const foreign = vmas.find((v) => !v.amberObject && (v.status & (VMA.ANON_SHARED | VMA.MEMFD | VMA.SYSVIPC)) !== 0);
+  if (!foreign) return;
+  throw new AmberError(
+    `pid ${pid}: VMA 0x${foreign.start.toString(16)}-0x${foreign.end.toString(16)} is shared memory as CRIU stores it ` +
+      `(${foreign.status & VMA.MEMFD ? `a memfd, file id ${foreign.shmid}` : `shmid ${foreign.shmid}`}), which amber cannot restore yet`,
+  );
 }
