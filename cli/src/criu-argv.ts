@@ -8,6 +8,7 @@ import * as path from 'node:path';
 export type CriuCall =
   | { kind: 'version' }
   | { kind: 'run'; argv: string[]; statusFd?: number }
+  | { kind: 'feature'; name: string; rows: string[] }
   | { kind: 'refuse'; message: string };
 
 type Command = 'dump' | 'pre-dump' | 'restore' | 'check';
@@ -51,6 +52,7 @@ const OPTIONS: Option[] = [
   { long: 'work-dir', short: 'W', value: true, to: 'accept' },
   { long: 'verbosity', value: true, to: 'accept' },
   { long: 'status-fd', value: true, to: 'accept' },
+  { long: 'feature', value: true, to: (_v, cmd) => (cmd === 'check' ? [] : 'is an option of check only') },
   { long: 'all', value: false, to: (_v, cmd) => (cmd === 'check' ? [] : 'is an option of check only') },
 ];
 
@@ -64,10 +66,21 @@ const REFUSED: Record<string, string> = {
   external: 'amber has no external resources yet',
   'restore-sibling': 'amber restores the tree as a child of itself only',
   timeout: 'amber does not time out a freeze',
-  feature: 'amber check has no per-feature test yet',
   'lazy-pages': 'amber has no lazy pages yet',
   'page-server': 'amber has no page server yet',
 };
+/**
+ * `check --feature NAME`: the rows of `amber check` that say amber can use it (any one present
+ * will do), or why amber cannot whatever the kernel has.
+ */
+export const CRIU_FEATURES: Record<string, string[] | string> = {
+  mem_dirty_track: ['PAGEMAP_SCAN (Linux 6.7)', 'soft-dirty bits'],
+  kcmp_epoll: ['kcmp'],
+  timerfd: ['Linux >= 5.10 on x86-64'],
+  userns: 'amber does not dump user namespaces',
+  lazy_pages: 'amber has no lazy pages',
+};
+
 const REFUSED_SHORT: Record<string, string> = { j: 'shell-job' };
 
 export function translateCriuArgv(argv: string[]): CriuCall {
@@ -114,6 +127,13 @@ export function translateCriuArgv(argv: string[]): CriuCall {
   }
   if (!cmd) return { kind: 'refuse', message: `amber-criu: no command (one of ${COMMANDS.join(', ')})` };
 
+  const feature = seen.find((s) => s.opt.long === 'feature')?.value;
+  if (feature !== undefined) {
+    const rows = CRIU_FEATURES[feature];
+    if (rows === undefined) return { kind: 'refuse', message: `amber-criu: check --feature ${feature}: amber knows ${Object.keys(CRIU_FEATURES).join(', ')}` };
+    if (typeof rows === 'string') return { kind: 'refuse', message: `amber-criu: check --feature ${feature}: ${rows}` };
+    return { kind: 'feature', name: feature, rows };
+  }
   const out: string[] = [cmd];
   for (const { opt, value, word } of seen) {
     if (opt.to === 'accept') continue;

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { translateCriuArgv } from './criu-argv';
@@ -19,6 +20,15 @@ export async function criuMain(argv: string[]): Promise<void> {
   }
   if (call.kind === 'refuse') {
     process.stderr.write(`${call.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (call.kind === 'feature') {
+    // amber's own check, in a child: its rows as JSON
+    const r = spawnSync(process.execPath, [path.resolve(__dirname, '..', 'bin', 'run.js'), 'check', '--json'], { encoding: 'utf8' });
+    const rows = (JSON.parse(r.stdout || '[]') as { name: string; present: boolean }[]).filter((f) => call.rows.includes(f.name));
+    if (rows.some((f) => f.present)) return;
+    process.stderr.write(`amber-criu: check --feature ${call.name}: missing (${call.rows.join(' or ')})\n`);
     process.exitCode = 1;
     return;
   }

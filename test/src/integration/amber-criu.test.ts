@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { translateCriuArgv } from '@amber/cli';
-import { cleanup, isAlive, makeTmpDir, reap, repoRoot, startTarget, verdict, WORKDIR } from '../harness';
+import { amber, cleanup, isAlive, makeTmpDir, reap, repoRoot, startTarget, verdict, WORKDIR } from '../harness';
 
 after(cleanup);
 
@@ -71,6 +71,20 @@ test("zdtm's and lxc-checkpoint's dump lines are refused in one line naming the 
   assert.equal(existsSync(join(dir, 'inventory.img')), false);
   const v = await verdict(t);
   assert.ok(v.passed, v.lines.join(' | '));
+});
+
+test('check --feature NAME exits 0 when amber can use it, 1 with one line otherwise', () => {
+  // zdtm asks: criu check --feature mem_dirty_track (and userns, lazy_pages ...)
+  const r = amberCriu(['check', '--feature', 'kcmp_epoll']);
+  assert.equal(r.status, 0, r.stderr);
+  // as amber check sees this kernel: PAGEMAP_SCAN or soft-dirty
+  const rows = JSON.parse(amber(['check', '--json']).stdout) as { name: string; present: boolean }[];
+  const tracks = rows.some((f) => (f.name === 'PAGEMAP_SCAN (Linux 6.7)' || f.name === 'soft-dirty bits') && f.present);
+  const dirty = amberCriu(['check', '--feature', 'mem_dirty_track']);
+  assert.equal(dirty.status, tracks ? 0 : 1, dirty.stderr);
+  refusedInOneLine(['check', '--feature', 'lazy_pages'], /lazy_pages: amber has no lazy pages/);
+  refusedInOneLine(['check', '--feature', 'userns'], /userns: amber does not dump user namespaces/);
+  refusedInOneLine(['check', '--feature', 'no_such'], /no_such: amber knows/);
 });
 
 test('CRIU options map to amber flags of the same meaning, or are accepted where amber already does that', () => {
