@@ -70,6 +70,11 @@ export interface ImageTypeRegistration<E extends object = object> {
   blobLength?(entry: E): number;
   /** the blob is zero-padded to a multiple of this (default 1) */
   blobAlign?: number;
+  /**
+   * Set for an image CRIU has no counterpart of (its tools do not read it): why amber keeps it.
+   * `amber show` says so.
+   */
+  amberOnly?: string;
   /** Each decoded entry passes through this: a field CRIU moved is read from where it now is. */
   onRead?(entry: E): E;
   /** Each entry passes through this before encoding: what both CRIU's old and new readers want. */

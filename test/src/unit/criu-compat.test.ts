@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import {
   decodeImageFile, fpregsFromXsave, imageRegisters, NSIG, Registers, registersOf, SIG, SIGACTION_SIGNALS, sigactionOf, signalOfSigaction,
-  SYS, xsaveFromFpregs, type CoreEntry,
+  ImageStore, SYS, xsaveFromFpregs, type CoreEntry,
 } from '@amber/core';
+import '@amber/plugin-mm'; // registers shmem.img
 
 const varint = (n: number): number[] => {
   const out: number[] = [];
@@ -89,4 +90,17 @@ test('an xsave buffer rebuilt from CRIU\'s field-by-field FPU message carries MX
   assert.deepEqual(rebuilt.subarray(32, 416), raw.subarray(32, 416), 'st0-7 and xmm0-15');
   assert.equal(rebuilt.readBigUInt64LE(512), 7n, 'xstate_bv');
   assert.deepEqual(rebuilt.subarray(576, 832), raw.subarray(576, 832), 'upper halves of ymm0-15');
+});
+
+test("amber show says which images are amber's own, which CRIU does not read", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amber-criu-compat-'));
+  try {
+    const store = ImageStore.forDump(dir);
+    store.write('mm-shmem', 'shmem', [{ id: 1, kind: 1, size: 4096n, pagesId: 1 }]);
+    store.write('ids', 'ids-1', [{ vmId: 1, filesId: 2, fsId: 3, sighandId: 4 }]);
+    assert.match(decodeImageFile(path.join(dir, 'shmem.img')).notes?.[0] ?? '', /^an image of amber's own, which CRIU does not read: /);
+    assert.equal(decodeImageFile(path.join(dir, 'ids-1.img')).notes, undefined, 'a CRIU image has no such note');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
