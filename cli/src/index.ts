@@ -3,3 +3,4 @@ export { CliError, markLogged, oclifMessage, QuietExit, reportError, type Report
 export { bytes, counterLine, hex, table } from './format';
 export { progressText } from './progress';
 export { jsonReplacer, renderImage, renderValue, toJson, type DecodedImage } from './render';
+export { translateCriuArgv, type CriuCall } from './criu-argv';

@@ -5,6 +5,7 @@ import { listThreads, parseStatus, procRead, readStat } from '../task/proc';
 import { SharedObjects } from '../objects/shared-objects';
 import { kcmpIdsOf } from './ids';
 import { NoSuchProcessError } from '../task/tree';
+import { signalOfSigaction } from '../task/sigactions';
 import { collectFds } from './fd-table';
 import { FileRegistry } from './files';
 import { compareIdentities } from './inodes';
@@ -109,9 +110,11 @@ function compareSignals(pstree: PstreeEntry[], cores: Map<number, CoreEntry>): D
     const st = parseStatus(procRead(e.pid, 'status'));
     let ignored = 0n;
     let caught = 0n;
-    (leader?.tc?.sigactions ?? []).forEach((sa, i) => {
-      if (sa.sigaction === 1n) ignored |= 1n << BigInt(i);
-      else if (sa.sigaction > 1n) caught |= 1n << BigInt(i);
+    const sigactions = leader?.tc?.sigactions ?? [];
+    sigactions.forEach((sa, i) => {
+      const bit = 1n << BigInt(signalOfSigaction(i, sigactions.length) - 1);
+      if (sa.sigaction === 1n) ignored |= bit;
+      else if (sa.sigaction > 1n) caught |= bit;
     });
     const liveIgnored = BigInt('0x' + (st.get('SigIgn') ?? '0'));
     const liveCaught = BigInt('0x' + (st.get('SigCgt') ?? '0'));

@@ -177,7 +177,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
     if (options.prevImagesDir) linkParent(store, options.prevImagesDir);
     checkpoint();
     faultPoint('dump:before-inventory');
-    store.writeInventory(inventoryOf(tasks[0], plugins));
+    store.writeInventory(inventoryOf(kcmpIdsOf(objects, process.pid), plugins));
     succeeded = true;
     // The images are complete whatever happens now: a plugin that cannot finish says so.
     for (const p of plugins) await p.afterDump?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
@@ -204,18 +204,21 @@ function deathInstead(e: unknown, frozen: FrozenTask[]): unknown {
 function writeTaskImages(ctx: DumpContext, frozen: FrozenTask[], stats: Map<number, ProcStat>, cores: Map<number, CoreEntry>): void {
   const pstree: PstreeEntry[] = frozen.map((f) => {
     const st = stats.get(f.pid)!;
-    return { pid: f.pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, threads: f.zombie ? [f.pid] : [...f.tracees.keys()] };
+    // CRIU's reader finds the root as the entry whose ppid is 0: the root's real parent is not in the tree
+    const ppid = f === frozen[0] ? 0 : st.ppid;
+    return { pid: f.pid, ppid, pgid: st.pgrp, sid: st.session, threads: f.zombie ? [f.pid] : [...f.tracees.keys()] };
   });
   ctx.store.write('pstree', 'pstree', pstree);
   for (const [tid, core] of cores) ctx.store.write('core', `core-${tid}`, [core]);
   for (const t of ctx.tasks) ctx.store.write('ids', `ids-${t.pid}`, [t.ids]);
 }
 
-function inventoryOf(root: DumpTask, plugins: ResourcePlugin[]): ToWrite<InventoryEntry> {
+/** rootIds are the dumper's own: CRIU restores the root as a child of itself, sharing nothing with it. */
+function inventoryOf(dumperIds: ReturnType<typeof kcmpIdsOf>, plugins: ResourcePlugin[]): ToWrite<InventoryEntry> {
   return {
     imgVersion: IMG_VERSION_V1_1,
     fdinfoPerId: true,
-    rootIds: root.ids,
+    rootIds: dumperIds,
     nsPerId: true,
     amberPlugins: plugins.map((p) => p.name),
     dumpUptime: BigInt(Math.round(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1e6)),

@@ -4,7 +4,7 @@ import { RESTORE_PHASES, type ResourcePlugin, type RestoreContext, type RestoreO
 import { CLONE, KSIGACTION_SIZE, PR, RSEQ_FLAG_UNREGISTER, SIG, SYS } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
-import { ImageStore, readPstree, TaskState, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
+import { ImageStore, readPstree, TaskState, xsaveFromFpregs, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
 import { collectExits } from '../ptrace/wait';
@@ -314,8 +314,8 @@ function resumeAll(plans: TaskPlan[]): void {
       const core = plan.cores.get(th.tid)!;
       if (th.tid === plan.entry.pid) th.remote.finish(registersOf(core), 'new-task');
       else th.remote.finishThread(registersOf(core), 'new-task');
-      const xsave = threadInfoOf(core).xsaveRaw;
-      if (xsave) th.tracee.setXstate(xsave);
+      const info = threadInfoOf(core);
+      th.tracee.setXstate(info.xsaveRaw ?? xsaveFromFpregs(info.fpregs, th.tracee.getXstate()));
       th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);
       faultPoint('restore:resume-thread');
     }

@@ -103,4 +103,10 @@ export interface ThreadInfoX86 {
    * PTRACE_GETREGSET NT_X86_XSTATE buffer, restored as is with SETREGSET.
    */
   xsaveRaw?: Buffer;
+  /**
+   * amber extension: the -ERESTART* code rax held when the thread was dumped inside a syscall.
+   * gpregs hold what CRIU's restore wants instead (rax = orig_rax and rip on the syscall to run it
+   * again, or -EINTR for a restart_syscall kind); amber rebuilds the kernel's restart from this.
+   */
+  amberRestartAx?: bigint;
 }

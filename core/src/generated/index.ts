@@ -12,3 +12,4 @@ export * from './seccomp';
 export * from './sk-opts';
 export * from './sk-queues';
 export * from './stats';
+export * from './timens';

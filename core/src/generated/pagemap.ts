@@ -19,4 +19,6 @@ export interface PagemapEntry {
   inParent?: boolean;
   /** PARENT = 1, LAZY = 2, PRESENT = 4 */
   flags?: number;
+  /** CRIU 4.x: the page count as 64 bits (it writes 0 in nr_pages); amber writes both */
+  nrPages64?: bigint;
 }

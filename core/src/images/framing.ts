@@ -85,7 +85,7 @@ export function buildImage(
   if (head !== undefined) frame(encodeOrThrow(head, r, true, file, 'head'));
   entries.forEach((entry, i) => {
     const where = `entry ${i}`;
-    frame(encodeOrThrow(entry, r, false, file, where));
+    frame(encodeOrThrow(r.def.onWrite ? r.def.onWrite(entry) : entry, r, false, file, where));
     const { len, padded } = blobSize(r, entry, file, where);
     const blob = blobs?.[i];
     if ((blob?.length ?? 0) !== len) {
@@ -166,7 +166,7 @@ export function parseImage(r: ResolvedImageType, file: string, buf: Buffer): Par
         blob = Buffer.from(buf.subarray(off, off + blen));
         off += padded;
       }
-      out.entries.push(msg);
+      out.entries.push(r.def.onRead ? (r.def.onRead(msg) as Record<string, unknown>) : msg);
       out.blobs.push(blob);
       out.payloads.push(payload);
     }

@@ -17,5 +17,5 @@ export {
   type ImageTypeRegistration,
 } from './registry';
 export { decodeImageFile, imageTypeOfFile, type DecodedImageFile, type ShownObject, type ShownValue } from './show';
-export { fpregsFromXsave } from './xsave';
+export { fpregsFromXsave, xsaveFromFpregs } from './xsave';
 export * from './types';

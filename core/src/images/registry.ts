@@ -35,7 +35,8 @@ export type BuiltinImageType =
   | 'fdinfo'
   | 'files'
   | 'stats'
-  | 'seccomp';
+  | 'seccomp'
+  | 'timens';
 
 /** A built-in image type, or one a plugin registered. */
 export type ImageType = BuiltinImageType | (string & {});
@@ -69,6 +70,15 @@ export interface ImageTypeRegistration<E extends object = object> {
   blobLength?(entry: E): number;
   /** the blob is zero-padded to a multiple of this (default 1) */
   blobAlign?: number;
+  /**
+   * Set for an image CRIU has no counterpart of (its tools do not read it): why amber keeps it.
+   * `amber show` says so.
+   */
+  amberOnly?: string;
+  /** Each decoded entry passes through this: a field CRIU moved is read from where it now is. */
+  onRead?(entry: E): E;
+  /** Each entry passes through this before encoding: what both CRIU's old and new readers want. */
+  onWrite?(entry: E): E;
 }
 
 /** A registered type with its schema resolved. */
@@ -126,12 +136,23 @@ builtin('pstree', 0x50273030, 'pstree.proto', 'PstreeEntry');
 builtin('core', 0x55053847, 'core.proto', 'CoreEntry');
 builtin('ids', 0x54432030, 'ids.proto', 'TaskKobjIdsEntry');
 builtin('mm', 0x57492820, 'mm.proto', 'MmEntry');
-builtin('pagemap', 0x56084025, 'pagemap.proto', 'PagemapEntry', { headMessage: 'amber.PagemapHead' });
+// CRIU 4.x moved nr_pages to a 64-bit field 5 and writes 0 in field 2; older readers (crit 3.17)
+// only know field 2. amber writes both and reads field 5 when it is there.
+type PagemapOnDisk = { nrPages: number; nrPages64?: bigint };
+builtin('pagemap', 0x56084025, 'pagemap.proto', 'PagemapEntry', {
+  headMessage: 'amber.PagemapHead',
+  onRead: (e: object) => {
+    const { nrPages64, ...rest } = e as PagemapOnDisk;
+    return nrPages64 === undefined ? rest : { ...rest, nrPages: Number(nrPages64) };
+  },
+  onWrite: (e: object) => ({ ...e, nrPages64: BigInt((e as PagemapOnDisk).nrPages) }),
+});
 builtin('fs', 0x51403912, 'fs.proto', 'FsEntry');
 builtin('fdinfo', 0x56213732, 'files.proto', 'FdinfoEntry');
 builtin('files', 0x56303138, 'files.proto', 'FileEntry');
 builtin('stats', 0x57093306, 'stats.proto', 'StatsEntry', { prefix: 'service' });
 builtin('seccomp', 0x64413049, 'seccomp.proto', 'SeccompEntry');
+builtin('timens', 0x43114433, 'timens.proto', 'TimensEntry');
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 

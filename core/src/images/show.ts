@@ -109,6 +109,7 @@ export function decodeImageFile(file: string): DecodedImageFile {
     entries: parsed.entries.map((e) => render(e, r.entryType)),
   };
   const notes = unknownNotes(parsed.payloads, r.entryType, out.entries);
+  if (r.def.amberOnly) notes.unshift(`an image of amber's own, which CRIU does not read: ${r.def.amberOnly}`);
   if (notes.length) out.notes = notes;
   if (parsed.head && r.headType) out.head = render(parsed.head, r.headType);
   if (r.def.blobLength) out.blobs = parsed.blobs.map((b) => (b ? bytesOf(b) : null));

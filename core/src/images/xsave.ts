@@ -1,7 +1,8 @@
 /**
  * Fill CRIU's field-by-field FPU message from a raw NT_X86_XSTATE buffer
  * (what PTRACE_GETREGSET returns), so decoders show real values. amber
- * itself restores from the raw buffer (ThreadInfoX86.xsaveRaw).
+ * itself restores from the raw buffer (ThreadInfoX86.xsaveRaw); an image
+ * without one (CRIU's) is turned back into a buffer by xsaveFromFpregs.
  *
  * Layout (standard, non-compacted XSAVE format, little-endian):
  *   0    u16 fcw, u16 fsw, u16 ftw (abridged tag in the low byte), u16 fop
@@ -56,4 +57,34 @@ export function fpregsFromXsave(raw: Buffer): UserX86FpregsEntry {
     entry.xsave = xsave;
   }
   return entry;
+}
+
+function putWords(buf: Buffer, offset: number, values: number[], count: number): void {
+  for (let i = 0; i < Math.min(values.length, count); i++) buf.writeUInt32LE(values[i] >>> 0, offset + i * 4);
+}
+
+/**
+ * The NT_X86_XSTATE buffer for CRIU's field-by-field FPU message: the legacy area, xstate_bv and
+ * the AVX upper halves written over `template` (the thread's own current buffer, which gives the
+ * kernel's size and layout; components CRIU's message has no field for keep its values).
+ */
+export function xsaveFromFpregs(fp: UserX86FpregsEntry, template: Buffer): Buffer {
+  if (template.length < FXSAVE_SIZE) throw new ImageError(`xsave buffer of ${template.length} bytes is shorter than the ${FXSAVE_SIZE}-byte FXSAVE area`);
+  const raw = Buffer.from(template);
+  raw.writeUInt16LE(fp.cwd & 0xffff, 0);
+  raw.writeUInt16LE(fp.swd & 0xffff, 2);
+  raw.writeUInt16LE(fp.twd & 0xffff, 4);
+  raw.writeUInt16LE(fp.fop & 0xffff, 6);
+  raw.writeBigUInt64LE(fp.rip, 8);
+  raw.writeBigUInt64LE(fp.rdp, 16);
+  raw.writeUInt32LE(fp.mxcsr >>> 0, 24);
+  raw.writeUInt32LE(fp.mxcsrMask >>> 0, 28);
+  putWords(raw, 32, fp.stSpace, 32);
+  putWords(raw, 160, fp.xmmSpace, 64);
+  if (fp.xsave && raw.length >= XSAVE_HDR_END) {
+    // x87 and SSE (bits 0, 1) are always taken from the legacy area just written
+    raw.writeBigUInt64LE(fp.xsave.xstateBv | 3n, FXSAVE_SIZE);
+    if (raw.length >= YMMH_OFFSET + YMMH_WORDS * 4) putWords(raw, YMMH_OFFSET, fp.xsave.ymmhSpace, YMMH_WORDS);
+  }
+  return raw;
 }

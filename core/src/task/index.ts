@@ -10,3 +10,4 @@ export * from './io-uring';
 export * from './task-files';
 export * from './unlinked-file';
 export * from './capabilities';
+export * from './sigactions';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { KSIGACTION_SIZE, NSIG, PR, SIG } from '../kernel/constants';
+import { ERESTART, KSIGACTION_SIZE, PR, SIG } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
@@ -11,6 +11,7 @@ import {
 import { parseStatus, procRead } from './proc';
 import { restoreSeccomp, type SeccompTable } from './seccomp';
 import { dumpPosixTimers, restorePosixTimers } from './posix-timers';
+import { SIGACTION_SIGNALS, signalOfSigaction } from './sigactions';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
@@ -20,11 +21,7 @@ const X86_MODE_NATIVE = 1;
 /** What only the task itself can tell, read by injected syscalls in its main thread. */
 export function dumpSigactions(remote: RemoteSyscall): SaEntry[] {
   const out: SaEntry[] = [];
-  for (let sig = 1; sig <= NSIG; sig++) {
-    if (sig === SIG.KILL || sig === SIG.STOP) {
-      out.push({ sigaction: 0n, flags: 0n, restorer: 0n, mask: 0n });
-      continue;
-    }
+  for (const sig of SIGACTION_SIGNALS) {
     remote.resetData();
     const raw = remote.getSigaction(sig);
     out.push({
@@ -68,7 +65,8 @@ export function buildCoreEntry(
   const isLeader = snap.tid === pid;
   const robust = getRobustList(snap.tid);
   const rseq = tracee.getRseqConfig();
-  const gpregs: UserX86RegsEntry = { ...snap.regs.toRecord(), mode: X86_MODE_NATIVE };
+  const { regs, restartAx } = imageRegisters(snap.regs);
+  const gpregs: UserX86RegsEntry = { ...regs.toRecord(), mode: X86_MODE_NATIVE };
   const entry: CoreEntry = {
     mtype: 1,
     threadInfo: {
@@ -77,6 +75,7 @@ export function buildCoreEntry(
       fpregs: fpregsFromXsave(snap.xstate),
       tls: [],
       xsaveRaw: snap.xstate,
+      ...(restartAx !== undefined ? { amberRestartAx: restartAx } : {}),
     },
     threadCore: {
       futexRla: robust.head,
@@ -111,10 +110,37 @@ export function buildCoreEntry(
   return entry;
 }
 
+/** The registers as the kernel held them: gpregs, with amber's record of an interrupted syscall put back. */
 export function registersOf(core: CoreEntry): Registers {
   const r = new Registers();
-  for (const n of REG_NAMES) r.set(n, threadInfoOf(core).gpregs[n]);
+  const info = threadInfoOf(core);
+  for (const n of REG_NAMES) r.set(n, info.gpregs[n]);
+  const code = info.amberRestartAx;
+  if (code === undefined) return r;
+  if (reExecuted(code)) r.set('ip', r.get('ip') + 2n);
+  r.set('ax', BigInt.asUintN(64, code));
   return r;
+}
+
+const reExecuted = (code: bigint) => code === -BigInt(ERESTART.SYS) || code === -BigInt(ERESTART.NOINTR) || code === -BigInt(ERESTART.NOHAND);
+
+/**
+ * The registers of a thread stopped inside a syscall as CRIU writes them (its restore cannot
+ * restart a syscall): one the kernel would restart is set up to run again (rax = orig_rax, rip
+ * back on the syscall instruction); a restart_syscall kind returns -EINTR. restartAx keeps the
+ * kernel's code, for amber's own restore.
+ */
+export function imageRegisters(regs: Registers): { regs: Registers; restartAx?: bigint } {
+  if (regs.getSigned('origAx') < 0n) return { regs };
+  const code = regs.getSigned('ax');
+  const out = regs.clone();
+  if (reExecuted(code)) {
+    out.set('ax', regs.get('origAx'));
+    out.set('ip', regs.get('ip') - 2n);
+  } else if (code === -BigInt(ERESTART.RESTARTBLOCK)) {
+    out.set('ax', BigInt.asUintN(64, -4n /* -EINTR */));
+  } else return { regs };
+  return { regs: out, restartAx: code };
 }
 
 /**
@@ -126,9 +152,10 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
   if (core.tc) {
     // all of them in one stop of the task (62 round trips were a third of a restore's)
     const calls: TableCall[] = [];
+    const count = core.tc.sigactions.length;
     core.tc.sigactions.forEach((sa, i) => {
-      const sig = i + 1;
-      if (sig === SIG.KILL || sig === SIG.STOP) return;
+      const sig = signalOfSigaction(i, count);
+      if (sig === undefined || sig === SIG.KILL || sig === SIG.STOP) return;
       const act = Buffer.alloc(KSIGACTION_SIZE);
       act.writeBigUInt64LE(sa.sigaction, 0);
       act.writeBigUInt64LE(sa.flags, 8);

@@ -2,6 +2,7 @@ import { KSIGACTION_SIZE, NSIG, PR, SIG } from '../kernel/constants';
 import { TaskState, type CoreEntry, type SaEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead, type ProcStat } from './proc';
+import { sigactionOf, SIGACTION_SIGNALS } from './sigactions';
 
 const SIG_DFL = 0n;
 const SIG_IGN = 1n;
@@ -21,7 +22,7 @@ export function zombieCore(pid: number, stat: ProcStat, waitStatus: number): Cor
   const ignored = mask('SigIgn');
   const caught = mask('SigCgt');
   const sigactions: SaEntry[] = [];
-  for (let sig = 1; sig <= NSIG; sig++) {
+  for (const sig of SIGACTION_SIGNALS) {
     const bit = 1n << BigInt(sig - 1);
     const handler = ignored & bit ? SIG_IGN : caught & bit ? CAUGHT : SIG_DFL;
     sigactions.push({ sigaction: handler, flags: 0n, restorer: 0n, mask: 0n });
@@ -46,7 +47,7 @@ export function prepareZombie(remote: RemoteSyscall, tc: NonNullable<CoreEntry['
   const act = Buffer.alloc(KSIGACTION_SIZE);
   for (let sig = 1; sig <= NSIG; sig++) {
     if (sig === SIG.KILL || sig === SIG.STOP) continue;
-    const handler = sig === killedBy ? SIG_DFL : tc.sigactions[sig - 1]?.sigaction ?? SIG_DFL;
+    const handler = sig === killedBy ? SIG_DFL : sigactionOf(tc.sigactions, sig)?.sigaction ?? SIG_DFL;
     act.writeBigUInt64LE(handler, 0);
     remote.resetData();
     remote.setSigaction(sig, act, `signal ${sig} of a zombie`);

@@ -65,7 +65,10 @@ export async function rebuildAddressSpace(
   }
   restorer.finish();
 
-  const bytes = await fillPages(ctx, remote, pieces, mm.vmas);
+  // CRIU's images hold the vDSO's pages too; the running kernel's own vDSO was moved in instead
+  const specials = mm.vmas.filter(isSpecial);
+  const ownPieces = pieces.filter((p) => !specials.some((v) => p.addr >= v.start && p.addr < v.end));
+  const bytes = await fillPages(ctx, remote, ownPieces, mm.vmas);
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
     remote.sys.with(`VMA 0x${v.start.toString(16)}`).mprotect(v.start, v.end - v.start, v.prot);
@@ -97,10 +100,12 @@ function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
 function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRange[]): void {
   const current = readMaps(remote.pid).filter((m) => SPECIAL_NAMES.has(m.path) && m.path !== '[vsyscall]');
   const want = [...dumped].sort((a, b) => Number(a.start - b.start));
-  if (current.length !== want.length || current.some((c, i) => c.end - c.start !== want[i].end - want[i].start)) {
+  const here = specialShape(current.map((c) => ({ ...c, vvar: c.path.startsWith('[vvar') })));
+  const then = specialShape(want.map((v) => ({ start: v.start, end: v.end, vvar: (v.status & VMA.VVAR) !== 0 })));
+  if (here.join() !== then.join()) {
     throw new AmberError(
-      `pid ${remote.pid}: the vDSO layout of this kernel (${current.map((c) => `${c.path} ${(c.end - c.start) / 4096n}p`).join(', ')}) ` +
-        `differs from the dumped one (${want.length} areas); restore on a kernel like the one that dumped`,
+      `pid ${remote.pid}: the vDSO layout of this kernel (${here.join(', ')}) differs from the dumped one (${then.join(', ')}); ` +
+        'restore on a kernel like the one that dumped',
     );
   }
   if (!current.length || current[0].start === want[0].start) return;
@@ -119,6 +124,20 @@ function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRa
   };
   move(lo(current), temp);
   move(temp, lo(want));
+}
+
+/**
+ * The special areas as "vvar 6p", "vdso 2p": [vvar] and [vvar_vclock] next to each other count as
+ * one vvar, since CRIU stores them as one VMA entry.
+ */
+function specialShape(areas: { start: bigint; end: bigint; vvar: boolean }[]): string[] {
+  const out: { end: bigint; vvar: boolean; pages: bigint }[] = [];
+  for (const a of areas) {
+    const last = out[out.length - 1];
+    if (last && a.vvar && last.vvar && last.end === a.start) [last.end, last.pages] = [a.end, last.pages + (a.end - a.start) / 4096n];
+    else out.push({ end: a.end, vvar: a.vvar, pages: (a.end - a.start) / 4096n });
+  }
+  return out.map((a) => `${a.vvar ? 'vvar' : 'vdso'} ${a.pages}p`);
 }
 
 function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry): void {

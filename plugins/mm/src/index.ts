@@ -17,7 +17,7 @@ import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tr
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
-import { classify, classifyOwned, hasPrivatePages, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
+import { classify, classifyOwned, hasPrivatePages, joinVvar, refuseForeignShared, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
   constructor(readonly pid: number, start: bigint, end: bigint, what: string) {
@@ -82,6 +82,7 @@ export class MemoryPlugin implements ResourcePlugin {
   async restore(ctx: RestoreContext): Promise<void> {
     const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
+    ctx.tasks.forEach((task, i) => refuseForeignShared(task.pid, mms[i].vmas));
     const objects = readObjects(this.store);
     for (const [i, task] of ctx.tasks.entries()) {
       const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
@@ -151,7 +152,7 @@ export class MemoryPlugin implements ResourcePlugin {
       mmStartStack: st.startStack, mmStartBrk: st.startBrk, mmBrk: brk, mmArgStart: st.argStart, mmArgEnd: st.argEnd,
       mmEnvStart: st.envStart, mmEnvEnd: st.envEnd,
       exeFileId,
-      mmSavedAuxv: readAuxv(pid), vmas, dumpable, aios: [],
+      mmSavedAuxv: withoutAtNull(readAuxv(pid)), vmas: joinVvar(vmas), dumpable, aios: [],
       amberMlockall: mlockallOf(vmFlags.get(remote.scratch.base)),
       amberFileStamps: [...stamps.values()],
     };
@@ -164,6 +165,13 @@ export class MemoryPlugin implements ResourcePlugin {
     let inParent = 0;
     try {
       for (const v of vmas) {
+        if (v.status & VMA.VDSO) {
+          // CRIU's restore reads the dumped vDSO to decide whether the running one can take its place
+          const nr = Number((v.end - v.start) / BigInt(PAGE_SIZE));
+          addRun(runs, v.start, nr, PagemapFlag.PRESENT);
+          pages += nr;
+          continue;
+        }
         if (!hasPrivatePages(v)) continue;
         // Only a VMA still registered since the parent was dumped ("uw") can say what did not change.
         if (parent && (parent.mode === 'soft-dirty' || vmFlags.get(v.start)?.includes('uw'))) {
@@ -286,3 +294,11 @@ export class MemoryPlugin implements ResourcePlugin {
 }
 
 export default MemoryPlugin;
+
+/**
+ * The auxv without its closing AT_NULL pair: PR_SET_MM_MAP zero-fills the rest, and CRIU takes at
+ * most 44 words (this kernel's auxv is 22 pairs and the AT_NULL).
+ */
+function withoutAtNull(auxv: bigint[]): bigint[] {
+  return auxv.length >= 2 && auxv[auxv.length - 2] === 0n ? auxv.slice(0, -2) : auxv;
+}

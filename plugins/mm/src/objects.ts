@@ -21,6 +21,7 @@ export const kindName = (k: number): MemoryObjectRef['kind'] => (k === 1 ? 'anon
 registerImageType({
   type: 'mm-shmem', magic: 0x4d454d31, protoFile: path.resolve(__dirname, '..', 'proto', 'shmem.proto'),
   message: 'amber.mm.ShmemObject',
+  amberOnly: 'CRIU finds a shared mapping\'s object from the VMA alone (shmid; memfd.img for memfds); amber records each object\'s kind, size and identity here',
 });
 
 const SHMEM_IMAGE = 'shmem';

@@ -6,7 +6,7 @@ import {
 } from '@amber/core';
 import type { PagePiece } from './parent';
 import { uffdApi, uffdRegister } from './uffd';
-import { VMA } from './vmas';
+import { isSpecial, VMA } from './vmas';
 
 /** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
 const CHUNK = 8 << 20;
@@ -22,7 +22,7 @@ const EAGAIN = 11;
  * Returns the pieces it could not take (file-backed VMAs, which userfaultfd cannot register).
  */
 export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pieces: PagePiece[], progress: (n: number) => void): Promise<PagePiece[]> {
-  const anon = vmas.filter((v) => v.status & VMA.ANON_PRIVATE && !v.amberObject);
+  const anon = vmas.filter((v) => v.status & VMA.ANON_PRIVATE && !v.amberObject && !isSpecial(v));
   const inAnon = (p: PagePiece) => anon.some((v) => p.addr >= v.start && p.addr + BigInt(p.len) <= v.end);
   const mine = pieces.filter(inAnon);
   if (!mine.length) return pieces;

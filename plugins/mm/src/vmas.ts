@@ -1,5 +1,5 @@
 import { madvOf, lockOf } from './madvise';
-import { MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
+import { AmberError, MAP, PROT, VmaStatus, type MapsEntry, type MmEntry, type VmaEntry } from '@amber/core';
 
 export type { MmEntry, VmaEntry };
 
@@ -42,11 +42,13 @@ export function protOf(perms: string): number {
  */
 export function classify(m: MapsEntry, vmFlags: string[], fileId: number, object?: MemoryObjectRef): VmaEntry {
   const shared = m.perms[3] === 's';
-  let status = VMA.REGULAR;
-  let flags = shared ? MAP.SHARED : MAP.PRIVATE;
-  if (m.path === '[vdso]') status |= VMA.VDSO;
-  else if (m.path === '[vvar]' || m.path === '[vvar_vclock]') status |= VMA.VVAR;
-  else if (m.path === '[vsyscall]') status = VMA.VSYSCALL;
+  let status: number = VMA.REGULAR;
+  let flags: number = shared ? MAP.SHARED : MAP.PRIVATE;
+  // The kernel's special mappings are anonymous private memory to CRIU, which maps a VMA entry
+  // with its flags as they are (without MAP_ANONYMOUS its mmap of fd -1 fails).
+  if (m.path === '[vdso]') [status, flags] = [status | VMA.VDSO | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
+  else if (m.path === '[vvar]' || m.path === '[vvar_vclock]') [status, flags] = [status | VMA.VVAR | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
+  else if (m.path === '[vsyscall]') [status, flags] = [VMA.VSYSCALL | VMA.ANON_PRIVATE, flags | MAP.ANONYMOUS];
   else if (object?.kind === 'anon') {
     status |= VMA.ANON_SHARED;
     flags |= MAP.ANONYMOUS;
@@ -80,4 +82,34 @@ export function classifyOwned(m: MapsEntry, vmFlags: string[], status: number, o
     start: m.start, end: m.end, pgoff: m.offset, shmid: owned.shmid, prot: protOf(m.perms), flags,
     status: VMA.REGULAR | VMA.ANON_SHARED | status, fd: -1n, madv: madvOf(vmFlags) | lockOf(vmFlags), fdflags: owned.fdflags,
   };
+}
+
+/**
+ * [vvar] and [vvar_vclock] as one entry, as CRIU stores them (it treats "vvar" as a single area
+ * whose size it compares with the running kernel's).
+ */
+export function joinVvar(vmas: VmaEntry[]): VmaEntry[] {
+  const out: VmaEntry[] = [];
+  for (const v of vmas) {
+    const last = out[out.length - 1];
+    if (last && v.status & VMA.VVAR && last.status & VMA.VVAR && last.end === v.start) out[out.length - 1] = { ...last, end: v.end };
+    else out.push(v);
+  }
+  return out;
+}
+
+/**
+ * Shared memory that is not one of amber's memory objects (shmem.img) is CRIU's: CRIU 4.x keeps
+ * shared anonymous memory as a memfd (files.img, memfd.img, pagemap-shmem-<shmid>.img), which
+ * amber does not read yet. Mapping it empty would give the task different memory, so the restore
+ * refuses (and undoes what it made). SysV segments belong to the plugin that owns their mappings
+ * (address-space.ts refuses them when it is missing).
+ */
+export function refuseForeignShared(pid: number, vmas: VmaEntry[]): void {
+  const foreign = vmas.find((v) => !v.amberObject && (v.status & (VMA.ANON_SHARED | VMA.MEMFD)) !== 0 && !(v.status & VMA.SYSVIPC));
+  if (!foreign) return;
+  throw new AmberError(
+    `pid ${pid}: VMA 0x${foreign.start.toString(16)}-0x${foreign.end.toString(16)} is shared memory as CRIU stores it ` +
+      `(${foreign.status & VMA.MEMFD ? `a memfd, file id ${foreign.shmid}` : `shmid ${foreign.shmid}`}), which amber cannot restore yet`,
+  );
 }
