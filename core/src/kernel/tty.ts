@@ -1,4 +1,4 @@
-import { addressOf, syscall, syscallRaw } from './libc';
+import { addressOf, sleepSync, syscall, syscallRaw } from './libc';
 import { SYS } from './constants';
 import { KernelError } from './errors';
 
@@ -133,7 +133,7 @@ export function setWinsize(fd: number, w: Winsize): void {
   ioctlBuf(fd, TIOC.TIOCSWINSZ, encodeWinsize(w), 'ioctl(TIOCSWINSZ)');
 }
 
-export const POLL = { IN: 0x1, HUP: 0x10 } as const;
+export const POLL = { IN: 0x1, OUT: 0x4, HUP: 0x10 } as const;
 
 /** poll(2) of one fd with no timeout: its revents. */
 export function pollNow(fd: number, events: number = POLL.IN): number {
@@ -153,11 +153,26 @@ export function readableNow(fd: number): boolean {
   return (pollNow(fd) & POLL.IN) !== 0;
 }
 
-/** write(2) of all of data, from amber. */
-export function writeFdAll(fd: number, data: Buffer, what: string): void {
+/**
+ * write(2) of all of data, from amber, into a tty fd that may be non-blocking. The other end's
+ * line discipline takes bytes from the flip buffers asynchronously (a kworker), so on a busy
+ * machine a write can find no room for a while although the bytes fit: it is retried while poll
+ * says there is room again, for up to settleMs, and only then fails with EAGAIN.
+ */
+export function writeFdAll(fd: number, data: Buffer, what: string, settleMs = 5000): void {
+  const until = Date.now() + settleMs;
   for (let done = 0; done < data.length;) {
-    const n = syscall('write', SYS.write, [fd, addressOf(data) + BigInt(done), data.length - done], { detail: what });
-    if (n === 0) throw new KernelError('write', 11 /* EAGAIN */, undefined, what);
-    done += n;
+    let n = 0;
+    try {
+      n = syscall('write', SYS.write, [fd, addressOf(data) + BigInt(done), data.length - done], { detail: what });
+    } catch (e) {
+      if (!(e instanceof KernelError) || e.errno !== 11 /* EAGAIN */) throw e;
+    }
+    if (n > 0) {
+      done += n;
+      continue;
+    }
+    if (Date.now() > until) throw new KernelError('write', 11 /* EAGAIN */, undefined, `${what}, no room for ${data.length - done} more bytes within ${settleMs / 1000} s`);
+    if (!(pollNow(fd, POLL.OUT) & POLL.OUT)) sleepSync(1);
   }
 }
