@@ -228,22 +228,7 @@ export class RemoteSyscall {
     regs.set('bx', at);
     regs.set('r12', calls.length);
     this.tracee.setRegs(regs);
-    this.tracee.cont(0);
-    for (;;) {
-      const status = this.tracee.wait(`injected call loop (${calls[0].name} ...)`);
-      const event = WaitStatus.event(status);
-      if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
-        this.lastNewTask = this.tracee.getEventMsg();
-        this.tracee.cont(0);
-        continue;
-      }
-      if (event === PTRACE_EVENT.STOP) {
-        this.tracee.cont(0);
-        continue;
-      }
-      if (WaitStatus.stopSig(status) !== SIG.TRAP || event !== 0) throw new UnexpectedStopError(this.pid, status, 'SIGTRAP after an injected call loop');
-      break;
-    }
+    this.runToTrap(`injected call loop (${calls[0].name} ...)`);
     const done = this.memory.read(at, table.length);
     return calls.map((c, i) => {
       const r = Number(done.readBigInt64LE(i * CALL_ENTRY + 56));
@@ -292,6 +277,31 @@ export class RemoteSyscall {
     return this.parkedAt !== undefined;
   }
 
+  /**
+   * Resumes the task at the registers just set and waits for the int3 after the injected code.
+   * A fork or clone the code makes is noted (lastNewTask) on the way.
+   */
+  private runToTrap(what: string): void {
+    this.tracee.cont(0);
+    for (;;) {
+      const status = this.tracee.wait(what);
+      const event = WaitStatus.event(status);
+      if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
+        this.lastNewTask = this.tracee.getEventMsg();
+        this.tracee.cont(0);
+        continue;
+      }
+      // A job-control stop or a late interrupt trap of a stopped task, before our code ran:
+      // the registers are ours, so going on runs it.
+      if (event === PTRACE_EVENT.STOP) {
+        this.tracee.cont(0);
+        continue;
+      }
+      if (WaitStatus.stopSig(status) !== SIG.TRAP || event !== 0) throw new UnexpectedStopError(this.pid, status, `SIGTRAP after ${what}`);
+      return;
+    }
+  }
+
   /** Runs one syscall and returns the raw rax: -errno on failure (`sysRaw` outside this class). */
   private callRaw(nr: number, args: (number | bigint)[]): number {
     // A call that releases what an earlier one gave the task (the close in a finally) is never
@@ -299,26 +309,7 @@ export class RemoteSyscall {
     if (!RELEASING_CALLS.has(nr)) checkpoint();
     if (this.parked) return this.callParked(nr, args);
     this.tracee.setRegs(this.syscallRegs(nr, args));
-    this.tracee.cont(0);
-    for (;;) {
-      const status = this.tracee.wait(`injected syscall ${nr}`);
-      const event = WaitStatus.event(status);
-      if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
-        this.lastNewTask = this.tracee.getEventMsg();
-        this.tracee.cont(0);
-        continue;
-      }
-      // A job-control stop or a late interrupt trap of a stopped task, before our syscall ran:
-      // the registers are ours, so going on runs it.
-      if (event === PTRACE_EVENT.STOP) {
-        this.tracee.cont(0);
-        continue;
-      }
-      if (WaitStatus.stopSig(status) !== SIG.TRAP || event !== 0) {
-        throw new UnexpectedStopError(this.pid, status, `SIGTRAP after injected syscall ${nr}`);
-      }
-      break;
-    }
+    this.runToTrap(`injected syscall ${nr}`);
     const ax = this.tracee.getRegs().getSigned('ax');
     return Number(ax);
   }

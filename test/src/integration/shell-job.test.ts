@@ -66,11 +66,29 @@ function assertRestoredByAmber(pid: number): void {
   assert.ok(cmd.includes(cliEntry), `pid ${pid}'s parent ${parent} is amber (${cmd.replace(/\0/g, ' ')})`);
 }
 
+/** Both panes' shells are at their prompt. */
+async function waitForPrompts(tmux: TmuxServer, ...panes: string[]): Promise<void> {
+  for (const pane of panes) await tmux.waitForText(pane, '$ ');
+}
+
+/**
+ * Ends a restored counter job: SIGUSR1 makes it check itself and exit, the script in `pane` sees
+ * amber exit 0, and its shell reads a line from the terminal again (amber gave it back).
+ */
+async function endCounter(tmux: TmuxServer, pane: string, pid: number, log: string): Promise<void> {
+  kill(pid, SIG.USR1);
+  await tmux.waitForText(pane, 'amber-exit=0');
+  const verdict = readFileSync(log, 'utf8').split('\n');
+  assert.ok(verdict.includes('PASS') && !verdict.some((l) => l.startsWith('FAIL')), verdict.slice(-5).join(' | '));
+  tmux.type(pane, 'back');
+  await tmux.waitForText(pane, 'after=back', 10_000);
+  await tmux.stop();
+}
+
 test("a shell job (output redirected) comes back in the session of amber's shell, as the foreground job of amber's terminal, which amber takes back when it ends", async () => {
   const tmux = TmuxServer.start('job');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
-  await tmux.waitForText(paneA, '$ ');
-  await tmux.waitForText(paneB, '$ ');
+  await waitForPrompts(tmux, paneA, paneB);
   const log = join(tmux.dir, 'counter.log');
   tmux.type(paneA, `${targetPath('counter')} >>${log} 2>&1 </dev/null`);
   const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
@@ -107,20 +125,13 @@ test("a shell job (output redirected) comes back in the session of amber's shell
     "in pane B's session, leading its group, the foreground job of pane B's terminal",
   );
 
-  kill(pid, SIG.USR1);
-  await tmux.waitForText(paneB, 'amber-exit=0');
-  const verdict = readFileSync(log, 'utf8').split('\n');
-  assert.ok(verdict.includes('PASS') && !verdict.some((l) => l.startsWith('FAIL')), verdict.slice(-5).join(' | '));
-  tmux.type(paneB, 'back');
-  await tmux.waitForText(paneB, 'after=back', 10_000);
-  await tmux.stop();
+  await endCounter(tmux, paneB, pid, log);
 });
 
 test('^Z stops a restored shell job and its amber as one job of the shell; fg continues both, the job in the foreground again', async () => {
   const tmux = TmuxServer.start('job-stop');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
-  await tmux.waitForText(paneA, '$ ');
-  await tmux.waitForText(paneB, '$ ');
+  await waitForPrompts(tmux, paneA, paneB);
   const log = join(tmux.dir, 'counter.log');
   tmux.type(paneA, `${targetPath('counter')} >>${log} 2>&1 </dev/null`);
   const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
@@ -141,20 +152,13 @@ test('^Z stops a restored shell job and its amber as one job of the shell; fg co
   await until(`pid ${pid} to run again`, () => procState(pid) !== 'T');
   await until('the job to be the foreground again', () => jobStat(pid).tpgid === pid);
 
-  kill(pid, SIG.USR1);
-  await tmux.waitForText(paneB, 'amber-exit=0');
-  const verdict = readFileSync(log, 'utf8').split('\n');
-  assert.ok(verdict.includes('PASS') && !verdict.some((l) => l.startsWith('FAIL')), verdict.slice(-5).join(' | '));
-  tmux.type(paneB, 'back');
-  await tmux.waitForText(paneB, 'after=back', 10_000);
-  await tmux.stop();
+  await endCounter(tmux, paneB, pid, log);
 });
 
 test('a self-checking program reading its terminal, dumped with -j from outside and restored with -j in another pane, gets its keys and ^C there, twice', async () => {
   const tmux = TmuxServer.start('shelljob');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
-  await tmux.waitForText(paneA, '$ ');
-  await tmux.waitForText(paneB, '$ ');
+  await waitForPrompts(tmux, paneA, paneB);
   const log = join(tmux.dir, 'shelljob.log');
   tmux.type(paneA, `${targetPath('shelljob')} ${log}`);
   const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
@@ -218,8 +222,7 @@ test('a self-checking program reading its terminal, dumped with -j from outside 
 test('a -j restore with no terminal to give is refused in one line; one that fails once the job had the terminal kills the job and gives the terminal back', async () => {
   const tmux = TmuxServer.start('shelljob-fail');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
-  await tmux.waitForText(paneA, '$ ');
-  await tmux.waitForText(paneB, '$ ');
+  await waitForPrompts(tmux, paneA, paneB);
   const log = join(tmux.dir, 'shelljob.log');
   tmux.type(paneA, `${targetPath('shelljob')} ${log}`);
   const pid = Number((await waitForFile(log, /^READY (\d+)$/m))[1]);
@@ -256,8 +259,7 @@ test('vim editing a file, dumped with -j and restored into a smaller pane: it le
   const tmux = TmuxServer.start('vim');
   const [paneA, paneB] = [tmux.firstPane, tmux.newWindow('b')];
   tmux.tmux(['resize-window', '-t', paneB, '-x', '80', '-y', '24']);
-  await tmux.waitForText(paneA, '$ ');
-  await tmux.waitForText(paneB, '$ ');
+  await waitForPrompts(tmux, paneA, paneB);
   assert.equal(tmux.tmux(['display-message', '-p', '-t', paneB, '#{pane_width}x#{pane_height}']).trim(), '80x24');
   const file = join(tmux.dir, 'notes.txt');
   tmux.type(paneA, `vim -u NONE -N -n ${file}`);
