@@ -130,8 +130,35 @@ async function stopTarget(pid: number): Promise<string> {
   if (!started.has(pid)) throw new Error(`refusing to stop pid ${pid}: not started by this harness`);
   // Guards against pid reuse: a pid we started that is no longer our child is someone else's.
   if (procState(pid) === null || parentOf(pid) !== process.pid) return 'gone';
+  // What the target forked is killed with it: children outlive a SIGKILLed parent (a session
+  // leader that ignores the hangup keeps running). They are its descendants now, so ours.
+  const forked = forkedBy(pid);
   if (isAlive(pid)) kill(pid, SIG.KILL);
-  return (await reap(pid, 5_000)).text;
+  for (const p of forked) if (isAlive(p)) kill(p, SIG.KILL);
+  const text = (await reap(pid, 5_000)).text;
+  for (const p of forked) await reap(p, 5_000).catch(() => undefined);
+  return text;
+}
+
+/** Every descendant of pid, as /proc shows them now (none if it is gone meanwhile). */
+function forkedBy(pid: number): number[] {
+  const out: number[] = [];
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let kids = '';
+    try {
+      kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    for (const k of kids ? kids.split(/\s+/).map(Number) : []) out.push(k, ...forkedBy(k));
+  }
+  return out;
 }
 
 /** Sends SIGUSR1, waits for the target to exit and reads its self-check from the log. */
