@@ -1,8 +1,9 @@
-import { closeSync, fstatSync, openSync, readFileSync, writeFileSync, constants as fsConstants } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { SYS } from './constants';
 import { AmberError } from './errors';
 import { addressOf, syscall, syscallRaw } from './libc';
-import { IPC } from './sysv-shm';
+import { namespaceOf, inNamespaceOf, namespaceFlag } from './namespaces';
+import { IPC, parseSysvipcTable } from './sysv-shm';
 
 // SysV message queues and semaphore sets, and the IPC namespace they live in, as amber's own
 // process sees them. An IPC namespace is per thread in the kernel: amber's main thread visits a
@@ -11,7 +12,6 @@ import { IPC } from './sysv-shm';
 
 export const SYSV_MSG = { NOERROR: 0o10000, COPY: 0o40000 } as const;
 export const SEM = { UNDO: 0x1000, GETPID: 11, GETVAL: 12, GETALL: 13, SETALL: 17 } as const;
-const CLONE_NEWIPC = 0x08000000;
 /** The kernel's ceiling for a semaphore value, and for an undo adjustment either way (SEMVMX, SEMAEM). */
 export const SEMVMX = 32767;
 
@@ -39,43 +39,15 @@ export interface SemSetState extends IpcPerm {
 }
 
 /** An IPC namespace's identity: the inode of its nsfs file. */
-export function ipcnsOf(pid: number | 'self'): bigint {
-  const fd = openSync(pid === 'self' ? '/proc/thread-self/ns/ipc' : `/proc/${pid}/ns/ipc`, fsConstants.O_RDONLY);
-  try {
-    return fstatSync(fd, { bigint: true }).ino;
-  } finally {
-    closeSync(fd);
-  }
-}
+export const ipcnsOf = (pid: number | 'self'): bigint => namespaceOf('ipc', pid);
 
 /** Runs fn with amber's main thread in pid's IPC namespace, and comes back whatever happens. */
-export function inIpcnsOf<T>(pid: number, fn: () => T): T {
-  const theirs = openSync(`/proc/${pid}/ns/ipc`, fsConstants.O_RDONLY);
-  const home = openSync('/proc/thread-self/ns/ipc', fsConstants.O_RDONLY);
-  try {
-    if (fstatSync(theirs, { bigint: true }).ino === fstatSync(home, { bigint: true }).ino) return fn();
-    syscall('setns(ipc)', SYS.setns, [theirs, CLONE_NEWIPC], { pid });
-    try {
-      return fn();
-    } finally {
-      const back = syscallRaw(SYS.setns, [home, CLONE_NEWIPC]);
-      if (back < 0) throw new AmberError(`amber could not return to its own IPC namespace after visiting pid ${pid}'s (errno ${-back}); stopping`);
-    }
-  } finally {
-    closeSync(theirs);
-    closeSync(home);
-  }
-}
+export const inIpcnsOf = <T>(pid: number, fn: () => T): T => inNamespaceOf('ipc', pid, fn);
 
-export const IPC_NEWNS_FLAG = CLONE_NEWIPC;
+export const IPC_NEWNS_FLAG = namespaceFlag('ipc');
 
 function sysvipcTable(kind: 'msg' | 'sem' | 'shm'): Record<string, number>[] {
-  const lines = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n');
-  const head = lines[0].trim().split(/\s+/);
-  return lines.slice(1).map((l) => {
-    const cols = l.trim().split(/\s+/);
-    return Object.fromEntries(head.map((h, i) => [h, Number(cols[i])]));
-  });
+  return parseSysvipcTable(readFileSync(`/proc/sysvipc/${kind}`, 'utf8')).map((row) => Object.fromEntries(Object.entries(row).map(([h, v]) => [h, Number(v)])));
 }
 
 function permOf(r: Record<string, number>, idCol: string): IpcPerm {

@@ -73,26 +73,28 @@ export interface SysvShmLine {
   swap: bigint;
 }
 
-/** Parses /proc/sysvipc/shm text (recorded text in unit tests). */
-export function parseSysvShm(text: string): SysvShmLine[] {
+/** The rows of a /proc/sysvipc/{shm,msg,sem} text, by column name as its header line names them. */
+export function parseSysvipcTable(text: string): Record<string, string>[] {
   const lines = text.split('\n').filter((l) => l.trim());
   const head = lines.shift()?.trim().split(/\s+/) ?? [];
-  const col = (name: string) => {
-    const i = head.indexOf(name);
-    if (i < 0) throw new Error(`/proc/sysvipc/shm has no column ${name}`);
-    return i;
-  };
-  const [key, id, perms, size, cpid, lpid, nattch, uid, gid, cuid, cgid] =
-    ['key', 'shmid', 'perms', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid'].map(col);
-  const swap = head.indexOf('swap');
   return lines.map((l) => {
-    const f = l.trim().split(/\s+/);
-    return {
-      key: Number(f[key]) | 0, id: Number(f[id]), mode: parseInt(f[perms], 8), size: BigInt(f[size]), cpid: Number(f[cpid]),
-      lpid: Number(f[lpid]), nattch: Number(f[nattch]), uid: Number(f[uid]), gid: Number(f[gid]), cuid: Number(f[cuid]), cgid: Number(f[cgid]),
-      swap: swap < 0 ? 0n : BigInt(f[swap]),
-    };
+    const cols = l.trim().split(/\s+/);
+    return Object.fromEntries(head.map((h, i) => [h, cols[i]]));
   });
+}
+
+/** Parses /proc/sysvipc/shm text (recorded text in unit tests). */
+export function parseSysvShm(text: string): SysvShmLine[] {
+  const rows = parseSysvipcTable(text);
+  const head = text.trimStart().split('\n', 1)[0].trim().split(/\s+/);
+  for (const name of ['key', 'shmid', 'perms', 'size', 'cpid', 'lpid', 'nattch', 'uid', 'gid', 'cuid', 'cgid']) {
+    if (!head.includes(name)) throw new Error(`/proc/sysvipc/shm has no column ${name}`);
+  }
+  return rows.map((r) => ({
+    key: Number(r.key) | 0, id: Number(r.shmid), mode: parseInt(r.perms, 8), size: BigInt(r.size), cpid: Number(r.cpid),
+    lpid: Number(r.lpid), nattch: Number(r.nattch), uid: Number(r.uid), gid: Number(r.gid), cuid: Number(r.cuid), cgid: Number(r.cgid),
+    swap: r.swap === undefined ? 0n : BigInt(r.swap),
+  }));
 }
 
 /** The SysV shm segments of amber's own IPC namespace. */

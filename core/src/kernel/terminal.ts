@@ -3,12 +3,10 @@ import { KSIGACTION_SIZE, O, SIG, SYS } from './constants';
 import { KernelError } from './errors';
 import { addressOf, syscall, syscallRaw } from './libc';
 import { rtSigaction } from './syscalls';
+import { ioctlGetInt, TIOC } from './tty';
 
 // amber's own controlling terminal: the terminal a shell job is restored onto (--shell-job).
 // (The ioctls a plugin injects into a task go through remote.sys.ioctl; these are amber's own.)
-
-const TIOCGPGRP = 0x540f;
-const TIOCSPGRP = 0x5410;
 
 export function getsid(pid = 0): number {
   return syscall('getsid', SYS.getsid, [pid], { pid: pid || undefined });
@@ -28,12 +26,9 @@ export function openControllingTerminal(): number | undefined {
   }
 }
 
-const pgrpBuf = Buffer.alloc(4);
-
 /** The foreground process group of the terminal behind fd. */
 export function tcgetpgrp(fd: number): number {
-  syscall('ioctl(TIOCGPGRP)', SYS.ioctl, [fd, TIOCGPGRP, addressOf(pgrpBuf)], { detail: `fd ${fd}` });
-  return pgrpBuf.readInt32LE(0);
+  return ioctlGetInt(fd, TIOC.TIOCGPGRP, 'ioctl(TIOCGPGRP)');
 }
 
 /**
@@ -48,8 +43,9 @@ export function tcsetpgrp(fd: number, pgrp: number): void {
   const old = Buffer.alloc(KSIGACTION_SIZE);
   rtSigaction(SIG.TTOU, ignore, old);
   try {
+    const pgrpBuf = Buffer.alloc(4);
     pgrpBuf.writeInt32LE(pgrp, 0);
-    const r = syscallRaw(SYS.ioctl, [fd, TIOCSPGRP, addressOf(pgrpBuf)]);
+    const r = syscallRaw(SYS.ioctl, [fd, TIOC.TIOCSPGRP, addressOf(pgrpBuf)]);
     if (r < 0) throw new KernelError('ioctl(TIOCSPGRP)', -r, undefined, `fd ${fd}, process group ${pgrp}`);
   } finally {
     rtSigaction(SIG.TTOU, old, null);
