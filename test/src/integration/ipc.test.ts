@@ -3,6 +3,7 @@ import { closeSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { addressOf, listMsgQueues, listSemSets, listShmSegments, removeIpcObject, shmRemove, SYS, syscallRaw } from '@amber/core';
+import { interruptTrials } from '../harness/interrupt';
 import {
   amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, isAlive, makeTmpDir, parentOf, reap, startTarget, verdict, type Target,
 } from '../harness';
@@ -216,3 +217,11 @@ test('a SIGEV_NONE notification of a queue holding a message is kept through a f
   const v = await verdict(t);
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
+
+for (const ns of ['host', 'own'] as const) {
+  test(`SIGINT/SIGTERM during dumps of the ipc tree (${ns} namespace), at random moments, lose no message, value or undo`, async () => {
+    const { t } = await started(ns);
+    const r = await interruptTrials(t, ['dump', 'pre-dump', 'dump'], ['SIGINT', 'SIGTERM'], 150, 6);
+    console.log(`# ipc (${ns}): ${r.done} interrupted, ${r.late} finished first, slowest run ${r.maxMs} ms`);
+  });
+}

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ImageStore, setWinsize } from '@amber/core';
 import { registerTtyImages, type TtyInfoEntry } from '@amber/plugin-tty/dist/images';
+import { interruptTrials } from '../harness/interrupt';
 import {
   amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, diffSnapshots, isAlive, makeTmpDir, reap, rewriteImage,
   snapshotProc, startTarget, targetPath, tracerOf, verdict, type Target,
@@ -258,3 +259,9 @@ for (const [mode, path, name] of [['console', '/dev/console', 'the system consol
     assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
   });
 }
+
+test('SIGINT/SIGTERM during dumps of the ttys tree, at random moments, leave its queued bytes and terminals as they were', async () => {
+  const t = await startTtys();
+  const r = await interruptTrials(t, ['dump', 'pre-dump', 'dump'], ['SIGINT', 'SIGTERM'], 150, 6);
+  console.log(`# ttys: ${r.done} interrupted, ${r.late} finished first, slowest run ${r.maxMs} ms`);
+});
