@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
+import { freezeTimeoutFlag, freezeTimeoutMs } from '../timeout-flag';
 import { counterLine, plural } from '../format';
 import { networkLockFlag } from '../network-lock-flag';
 
@@ -37,6 +38,7 @@ export default class Dump extends EngineCommand {
     }),
     'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
     'network-lock': networkLockFlag,
+    timeout: freezeTimeoutFlag,
     plugin: pluginFlag,
   };
 
@@ -60,6 +62,7 @@ export default class Dump extends EngineCommand {
         skip: flags.skip,
         extUnixSk: flags['ext-unix-sk'],
         shellJob: flags['shell-job'],
+        freezeTimeoutMs: freezeTimeoutMs(flags.timeout),
         log,
         progress: this.progress,
       },

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { EngineCommand, pluginFlag } from '../base';
+import { freezeTimeoutFlag, freezeTimeoutMs } from '../timeout-flag';
 import { counterLine } from '../format';
 
 export default class PreDump extends EngineCommand {
@@ -23,6 +24,7 @@ export default class PreDump extends EngineCommand {
       helpValue: 'DIR',
     }),
     'track-mem': Flags.boolean({ description: 'track memory changes (always on for pre-dump; accepted for CRIU compatibility)', default: true }),
+    timeout: freezeTimeoutFlag,
     plugin: pluginFlag,
   };
 
@@ -32,7 +34,9 @@ export default class PreDump extends EngineCommand {
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
     const report = await core.preDump(
-      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'], log, progress: this.progress },
+      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'],
+        freezeTimeoutMs: freezeTimeoutMs(flags.timeout),
+        log, progress: this.progress },
       registry,
     );
     this.progressLine.clear();

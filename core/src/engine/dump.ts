@@ -88,7 +88,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   const counters: Record<string, number> = {};
 
   // TRACESYSGOOD: see isSyscallStop (a parked thread must survive amber's death).
-  const frozen = freezeTree(options.pid, suspendSeccompOption() | PTRACE_O.TRACESYSGOOD);
+  const frozen = freezeTree(options.pid, suspendSeccompOption() | PTRACE_O.TRACESYSGOOD, options.freezeTimeoutMs);
   log.debug(`froze ${frozen.length} task(s): ${frozen.map((t) => `${t.pid}[${[...t.tracees.keys()].join(',')}]${t.zombie ? 'Z' : ''}`).join(' ')}`);
   const holds = new Map<number, ThreadHold>();
   const tasks: DumpTask[] = [];

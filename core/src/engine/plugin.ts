@@ -162,6 +162,8 @@ export interface DumpOptions {
    * leader may be outside the tree, and a terminal whose other end is outside is recorded, not dumped.
    */
   shellJob?: boolean;
+  /** CRIU's --timeout: the whole tree must be frozen within this long, else the dump fails (tree left running). */
+  freezeTimeoutMs?: number;
 }
 
 export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;

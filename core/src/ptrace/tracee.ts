@@ -27,12 +27,13 @@ export class Tracee {
   private constructor(readonly tid: number) {}
 
   /** Attaches with PTRACE_SEIZE and stops the thread with PTRACE_INTERRUPT. */
-  static seize(tid: number, options = 0): Tracee {
+  /** stopWithinMs: how long the thread is given to stop (WaitTimeoutError after). */
+  static seize(tid: number, options = 0, stopWithinMs?: number): Tracee {
     ptrace(PTRACE.SEIZE, tid, 0, options, 'PTRACE_SEIZE');
     const t = new Tracee(tid);
     try {
       ptrace(PTRACE.INTERRUPT, tid, 0, 0, 'PTRACE_INTERRUPT');
-      t.firstStop = t.waitForInterrupt();
+      t.firstStop = t.waitForInterrupt(stopWithinMs);
     } catch (e) {
       t.detachQuietly();
       throw e;
@@ -49,9 +50,10 @@ export class Tracee {
    * Waits for the PTRACE_EVENT_STOP of an interrupt. A real signal arriving first is delivered
    * (the task would have taken it anyway) and we wait again.
    */
-  waitForInterrupt(): number {
+  waitForInterrupt(withinMs?: number): number {
+    const until = withinMs === undefined ? undefined : Date.now() + withinMs;
     for (;;) {
-      const status = this.wait('seizing');
+      const status = this.wait('seizing', until === undefined ? undefined : Math.max(0, until - Date.now()));
       if (WaitStatus.event(status) === PTRACE_EVENT.STOP) return status;
       const sig = WaitStatus.stopSig(status);
       if (WaitStatus.event(status) !== 0) {
@@ -67,8 +69,8 @@ export class Tracee {
    * cannot be reported yet, see waitForStop). A signal that interrupts amber (InterruptGuard)
    * does not end the wait: it is thrown at the next injected call's start.
    */
-  wait(during: string): number {
-    const { status } = waitForStop(this.tid, during);
+  wait(during: string, limitMs?: number): number {
+    const { status } = waitForStop(this.tid, during, limitMs);
     if (!WaitStatus.stopped(status)) throw new TaskGoneError(this.tid, status, during);
     return status;
   }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { SIG } from '../kernel/constants';
 import { AmberError, KernelError } from '../kernel/errors';
-import { TaskGoneError } from '../ptrace/errors';
+import { describeThread, TaskGoneError, WaitTimeoutError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
 import { checkpoint } from '../ptrace/interrupt';
 import { Tracee } from '../ptrace/tracee';
@@ -20,6 +20,22 @@ export class AlreadyTracedError extends AmberError {
   constructor(readonly pid: number, readonly tracer: number, readonly tracerComm: string) {
     super(`pid ${pid} is already traced by pid ${tracer} (${tracerComm}): a task has one tracer (a debugger, or a checkpoint in progress): detach it or wait until it is done`);
   }
+}
+
+/**
+ * The freeze took longer than the dump allowed (CRIU's --timeout). A thread that never stopped
+ * (a vfork parent, a task in uninterruptible sleep) cannot be detached while it runs: the kernel
+ * detaches it, untouched, when amber exits.
+ */
+export class FreezeTimeoutError extends AmberError {
+  constructor(readonly pid: number, readonly timeoutMs: number, readonly tid?: number) {
+    super(`pid ${pid}: the tree was not frozen within ${timeoutMs / 1000} s (--timeout)${tid === undefined ? '' : `: ${describeThread(tid)}${stateOf(tid)} did not stop`}; it was left running`);
+  }
+}
+
+function stateOf(tid: number): string {
+  const st = gone(false, () => readStat(tid));
+  return st ? ` (${st.comm}, state ${st.state})` : '';
 }
 
 export interface FrozenTask {
@@ -42,8 +58,9 @@ const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
  * io_uring is refused before anything is seized (its workers never stop, see io-uring.ts): the
  * whole tree is looked at first, and each task and thread again as the walk comes to it.
  */
-export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
+export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): FrozenTask[] {
   if (!existsSync(`/proc/${rootPid}`)) throw new NoSuchProcessError(rootPid);
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   refuseIoUringInTree(rootPid);
   const tasks = new Map<number, FrozenTask>();
   try {
@@ -72,7 +89,15 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
             refuseIoUring(pid);
             throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });
           }
-          const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options));
+          if (deadline !== undefined && Date.now() > deadline) throw new FreezeTimeoutError(rootPid, timeoutMs!);
+          const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+          let tracee: Tracee | undefined;
+          try {
+            tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, within));
+          } catch (e) {
+            if (e instanceof WaitTimeoutError && deadline !== undefined) throw new FreezeTimeoutError(rootPid, timeoutMs!, tid);
+            throw e;
+          }
           if (!tracee) {
             // exited under our hands: a process that became a zombie is dumped as one
             if (tid === pid && task.tracees.size === 0) {
@@ -106,11 +131,11 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
  * PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. On one
  * that another process traces it fails the same way: that one is named.
  */
-function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
+function seizeUnlessExiting(tid: number, options: number, stopWithinMs?: number): Tracee | undefined {
   const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
   if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
   try {
-    return Tracee.seize(tid, options);
+    return Tracee.seize(tid, options, stopWithinMs);
   } catch (e) {
     if (e instanceof KernelError && e.errnoName === 'EPERM') {
       const st = gone(false, () => readStat(tid));
