@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { translateCriuArgv } from './criu-argv';
+import { mountOptionMatters } from './criu-mounts';
 import { main } from './main';
 
 /** The CRIU release whose images and command line amber-criu speaks. */
@@ -12,7 +13,10 @@ const CRIU_VERSION = '4.2';
  * failure), so that zdtm (--criu-bin), lxc-checkpoint and scripts can call amber instead.
  */
 export async function criuMain(argv: string[]): Promise<void> {
-  const call = translateCriuArgv(argv);
+  const home = process.env.HOME;
+  const call = translateCriuArgv(argv, {
+    config: { global: '/etc/criu/default.conf', user: home ? path.join(home, '.criu', 'default.conf') : undefined, env: process.env.CRIU_CONFIG_FILE },
+  });
   if (call.kind === 'version') {
     const own = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
     process.stdout.write(`Version: ${CRIU_VERSION}\nGitID: amber-${own.version}\n`);
@@ -29,6 +33,12 @@ export async function criuMain(argv: string[]): Promise<void> {
     const rows = (JSON.parse(r.stdout || '[]') as { name: string; present: boolean }[]).filter((f) => call.rows.includes(f.name));
     if (rows.some((f) => f.present)) return;
     process.stderr.write(`amber-criu: check --feature ${call.name}: missing (${call.rows.join(' or ')})\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const matters = call.mountOption && mountOptionMatters(call.mountOption);
+  if (matters) {
+    process.stderr.write(`amber-criu: ${matters}\n`);
     process.exitCode = 1;
     return;
   }
