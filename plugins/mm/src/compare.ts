@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { PAGE_SIZE, processVmRead, readMaps, type MapsEntry, type PagemapHead, type CompareContext, type Difference } from '@amber/core';
+import { adoptCriuSharedAnon } from './criu-shared';
 import { mapsName, readObjects } from './objects';
 import type { PagemapEntry } from './pagemap';
 import { locatePages, PagemapLevel } from './parent';
@@ -18,6 +19,7 @@ export function compareMemory(ctx: CompareContext, pid: number): Difference[] {
   const describe = (r: Area) => `${hex(r.start)}-${hex(r.end)} prot ${r.prot} ${r.path}`.trim();
   const keyed = (areas: Area[]) => coalesce(areas).map((a) => ({ key: describe(a), start: a.start }));
   const objects = readObjects(ctx.store);
+  adoptCriuSharedAnon(ctx.store, files, [mm.vmas], objects);
   const nameOf = (v: (typeof mm.vmas)[number]) => {
     const o = v.amberObject ? objects.get(v.amberObject) : undefined;
     if (o) return mapsName(o);

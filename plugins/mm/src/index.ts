@@ -10,6 +10,7 @@ import {
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
 import { mlockallOf } from './madvise';
+import { adoptCriuSharedAnon } from './criu-shared';
 import { ObjectDumper, objectHolders, objectKind, readObjects } from './objects';
 import { dirtyRuns, dumpableRuns, scannedRuns, type PagemapEntry } from './pagemap';
 import { locatePages, PagemapLevel } from './parent';
@@ -82,8 +83,9 @@ export class MemoryPlugin implements ResourcePlugin {
   async restore(ctx: RestoreContext): Promise<void> {
     const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
-    ctx.tasks.forEach((task, i) => refuseForeignShared(task.pid, mms[i].vmas));
     const objects = readObjects(this.store);
+    adoptCriuSharedAnon(this.store, ctx.files, mms.map((m) => m.vmas), objects);
+    ctx.tasks.forEach((task, i) => refuseForeignShared(task.pid, mms[i].vmas));
     for (const [i, task] of ctx.tasks.entries()) {
       const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
       // an incremental dump's unchanged pages are found down its parent chain
@@ -98,7 +100,11 @@ export class MemoryPlugin implements ResourcePlugin {
 
   identities(ctx: CompareContext): IdentityHolder[] {
     const objects = readObjects(this.store);
-    return ctx.pids.flatMap((pid) => objectHolders(pid, this.store.read<MmEntry>('mm', `mm-${pid}`).entries[0].vmas, objects));
+    return ctx.pids.flatMap((pid) => {
+      const { vmas } = this.store.read<MmEntry>('mm', `mm-${pid}`).entries[0];
+      adoptCriuSharedAnon(this.store, ctx.files, [vmas], objects);
+      return objectHolders(pid, vmas, objects);
+    });
   }
 
   /** The dirty-tracking userfaultfd a pre-dump left in the task (tracker.ts); a final dump closes it. */

@@ -99,11 +99,11 @@ export function joinVvar(vmas: VmaEntry[]): VmaEntry[] {
 }
 
 /**
- * Shared memory that is not one of amber's memory objects (shmem.img) is CRIU's: CRIU 4.x keeps
- * shared anonymous memory as a memfd (files.img, memfd.img, pagemap-shmem-<shmid>.img), which
- * amber does not read yet. Mapping it empty would give the task different memory, so the restore
- * refuses (and undoes what it made). SysV segments belong to the plugin that owns their mappings
- * (address-space.ts refuses them when it is missing).
+ * Shared memory that is not one of amber's memory objects (shmem.img), even after CRIU's shared
+ * anonymous memory was read as one (criu-shared.ts), is a memfd of the program's own mapped in a
+ * CRIU image, which amber does not read yet. Mapping it empty would give the task different
+ * memory, so the restore refuses (and undoes what it made). SysV segments belong to the plugin
+ * that owns their mappings (address-space.ts refuses them when it is missing).
  */
 export function refuseForeignShared(pid: number, vmas: VmaEntry[]): void {
   const foreign = vmas.find((v) => !v.amberObject && (v.status & (VMA.ANON_SHARED | VMA.MEMFD)) !== 0 && !(v.status & VMA.SYSVIPC));
