@@ -33,12 +33,12 @@ function prefixMagic(r: ResolvedImageType): number | undefined {
   }
 }
 
-function blobSize(r: ResolvedImageType, entry: object, file: string, where: string): { len: number; padded: number } {
+function blobSize(r: ResolvedImageType, entry: object, file: string, where: string, rest: number): { len: number; padded: number } {
   const fn = r.def.blobLength;
   if (!fn) return { len: 0, padded: 0 };
   let len: number;
   try {
-    len = fn(entry);
+    len = fn(entry, rest);
   } catch (e) {
     throw new ImageError(`${file}: ${where}: blobLength failed: ${(e as Error).message}`);
   }
@@ -86,8 +86,9 @@ export function buildImage(
   entries.forEach((entry, i) => {
     const where = `entry ${i}`;
     frame(encodeOrThrow(r.def.onWrite ? r.def.onWrite(entry) : entry, r, false, file, where));
-    const { len, padded } = blobSize(r, entry, file, where);
     const blob = blobs?.[i];
+    // writing, what follows the entry is its blob
+    const { len, padded } = blobSize(r, entry, file, where, blob?.length ?? 0);
     if ((blob?.length ?? 0) !== len) {
       throw new ImageError(`${file}: ${where}: blob is ${blob?.length ?? 0} bytes but the entry says ${len}`);
     }
@@ -158,7 +159,7 @@ export function parseImage(r: ResolvedImageType, file: string, buf: Buffer): Par
     if (isHead) {
       out.head = msg;
     } else {
-      const { len: blen, padded } = blobSize(r, msg, file, where);
+      const { len: blen, padded } = blobSize(r, msg, file, where, buf.length - off);
       let blob: Buffer | undefined;
       if (r.def.blobLength) {
         const rest = buf.length - off;

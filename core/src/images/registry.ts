@@ -66,8 +66,9 @@ export interface ImageTypeRegistration<E extends object = object> {
    * For images whose entries are followed by raw data: the data's length in
    * bytes, computed from the decoded entry (as CRIU does: pipe data carries
    * `bytes`, socket queues `length`, ...). Absent: entries have no blobs.
+   * `rest`: the bytes left in the file after the entry (CRIU's ghost files run to its end).
    */
-  blobLength?(entry: E): number;
+  blobLength?(entry: E, rest: number): number;
   /** the blob is zero-padded to a multiple of this (default 1) */
   blobAlign?: number;
   /**

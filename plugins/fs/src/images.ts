@@ -15,7 +15,8 @@ export function registerFsImages(): void {
   registerImageType<PipeDataEntry>({ type: 'fifo-data', magic: 0x59333054, protoFile: PROTO, message: 'amberfs.PipeDataEntry', blobLength: blobOfPipe });
   registerImageType<GhostFileEntry>({
     type: 'ghost-file', magic: 0x52583605, protoFile: PROTO, message: 'amberfs.GhostFileEntry',
-    blobLength: (e) => Number((e.chunks ? e.chunksBytes : e.size) ?? 0n),
+    // CRIU writes neither chunks_bytes nor, for a small file, size: its data runs to the end
+    blobLength: (e, rest) => Number((e.chunks ? e.chunksBytes : e.size) ?? BigInt(rest)),
   });
   registerImageType({ type: 'memfd-inode', magic: 0x48453499, protoFile: PROTO, message: 'amberfs.MemfdInodeEntry' });
   registerImageType({ type: 'remap-fpath', magic: 0x59133954, protoFile: PROTO, message: 'amberfs.RemapFilePathEntry' });

@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { kill, SIG } from '@amber/core';
+import { decodeImageFile, kill, SIG } from '@amber/core';
+import '@amber/plugin-fs'; // ghost-file.img's schema
 import {
   amber, amberOk, assertOneLineError, cleanup, critDecode, descendants, isAlive, makeTmpDir, parentOf, procState, reap, startTarget, verdict, WORKDIR, type Target,
 } from '../harness';
@@ -113,6 +114,20 @@ test('CRIU 4.x dumps shared anonymous memory (as a memfd named /dev/zero): amber
   assert.match(shared[0], /\/dev\/zero \(deleted\)$/, 'shared anonymous memory again, as the program made it');
   amberOk(['compare', '-t', String(t.pid), '-D', dir]);
   await passes(t, pids);
+});
+
+test("CRIU 4.x dumps two unlinked open files, a small one whole and a sparse one as chunks: amber restores both, holes and sizes as they were", { skip: criu.skip }, async () => {
+  const t = await startTarget('ghosts', [WORKDIR]);
+  leftovers.add(t.pid);
+  const dir = makeTmpDir('criu-dump-ghosts');
+  criuOk(['dump', '-t', String(t.pid)], dir, 'dump.log');
+  const ghosts = readdirSync(dir).filter((n) => n.startsWith('ghost-file-'));
+  assert.equal(ghosts.length, 2, `two ghost files: ${ghosts.join(' ')}`);
+  const chunked = ghosts.filter((g) => (decodeImageFile(join(dir, g)).entries[0] as { chunks?: boolean }).chunks === true);
+  assert.equal(chunked.length, 1, 'CRIU kept the big one as chunks');
+  await gone([t.pid]);
+  amberOk(['restore', '-D', dir, '-d']);
+  await passes(t, [t.pid]);
 });
 
 const crit4 = process.env.CRIU_CRIT;
