@@ -105,8 +105,10 @@ function install() {
 
   const compile = Module.prototype._compile;
   Module.prototype._compile = function compileWithCache(content, filename) {
-    // A vm.Script has no loader for import() without an experimental flag: node compiles those.
-    if (content.includes('import(')) return compile.call(this, content, filename);
+    // A vm.Script has a loader for import() only when given node's own (node >= 20.12); without
+    // it node compiles the module (the one-file build has oclif's import() of ESM commands in it).
+    const dynamicImport = content.includes('import(') ? vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER : null;
+    if (dynamicImport === undefined) return compile.call(this, content, filename);
     let stat;
     try {
       stat = fs.statSync(filename);
@@ -120,6 +122,7 @@ function install() {
     const script = new vm.Script(Module.wrap(source), {
       filename,
       cachedData: usable ? known.data : undefined,
+      ...(dynamicImport ? { importModuleDynamically: dynamicImport } : {}),
     });
     if (stat && (!usable || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
     const wrapper = script.runInThisContext({ displayErrors: true });

@@ -3,4 +3,4 @@
 // amber-criu: CRIU's command line for amber (see cli/src/criu-main.ts).
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 require('./code-cache');
-require('../dist/criu-main').criuMain(process.argv.slice(2));
+require('./entry')('criu-main.js').criuMain(process.argv.slice(2));

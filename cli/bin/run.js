@@ -12,4 +12,4 @@ if (argv.length === 1 && argv[0] === '--version') {
 // start just to check node's version against its own engines field; package.json already says.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 require('./code-cache');
-require('../dist/main').main(argv);
+require('./entry')('main.js').main(argv);
