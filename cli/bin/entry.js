@@ -27,6 +27,9 @@ function bundleIsCurrent() {
 }
 
 /** The bundle (it exports main and criuMain), or tsc's module `name` of dist/. */
-module.exports = function cliModule(name) {
+function cliModule(name) {
   return require(bundleIsCurrent() ? path.join(DIST, 'amber.js') : path.join(DIST, name));
-};
+}
+
+module.exports = cliModule;
+module.exports.bundleIsCurrent = bundleIsCurrent;
