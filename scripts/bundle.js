@@ -46,7 +46,7 @@ function copyProtos() {
     if (!fs.existsSync(from)) continue;
     const to = path.join(PKGS, ws, 'proto');
     fs.mkdirSync(to, { recursive: true });
-    for (const f of fs.readdirSync(from)) if (f.endsWith('.proto')) fs.copyFileSync(path.join(from, f), path.join(to, f));
+    for (const f of fs.readdirSync(from)) if (f.endsWith('.proto') || f.endsWith('.proto.json')) fs.copyFileSync(path.join(from, f), path.join(to, f));
   }
 }
 
