@@ -3,7 +3,8 @@
  * Which build of the CLI to run: the one-file build (dist/amber.js, scripts/bundle.js) when it is
  * there and current, else tsc's modules. In a checkout, `tsc -b` alone rebuilds the modules and
  * leaves the bundle behind: one older than any package's tsbuildinfo is stale and not used
- * (an installed package has no tsbuildinfo: its bundle is the build).
+ * (an installed package has no tsbuildinfo: its bundle is the build). AMBER_BUNDLE=0 runs the
+ * modules (a profile split by source file needs their paths: the bench's --profile).
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -21,6 +22,7 @@ function mtime(file) {
 }
 
 function bundleIsCurrent() {
+  if (process.env.AMBER_BUNDLE === '0') return false;
   const bundle = mtime(path.join(DIST, 'amber.js'));
   if (bundle === undefined) return false;
   return BUILD_INFOS.every((f) => (mtime(f) ?? 0) <= bundle);
