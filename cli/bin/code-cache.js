@@ -4,9 +4,9 @@
  * command whose start-up is mostly compiling ~330 modules (oclif, protobufjs, tsyringe, amber's
  * own), and node 20 has no module.enableCompileCache (22 has).
  *
- * One file per user and installation, ~/.cache/amber/code-<node version>-<arch>-<hash of this
- * directory>.bin: an index (JSON) of filename -> [offset, length, mtime, size] and the cached data
- * after it. Per installation, since every start reads the whole file and a run that compiled
+ * One file per user, installation and set of node flags,
+ * ~/.cache/amber/code-<node version>-<arch>-<hash of this directory and the flags>.bin: an index
+ * (JSON) of filename -> [offset, length, mtime, size] and the cached data after it. Per installation, since every start reads the whole file and a run that compiled
  * anything writes it whole again (one file shared by several checkouts had grown to 11 MB, ~3000
  * modules, of which a run uses ~370). An entry whose file changed is ignored; V8 itself rejects
  * data made by another V8 or from other flags. The cache is read only from a directory owned by
@@ -66,10 +66,14 @@ function writeCache(file, entries) {
   fs.renameSync(tmp, file);
 }
 
-/** FNV-1a of this file's directory: which installation of amber a cache belongs to. */
+/**
+ * FNV-1a of this file's directory and node's flags: which installation of amber a cache belongs
+ * to, and which flags (V8 rejects data made under other flags: `node run.js` and the command
+ * itself, whose #! line adds flags, would overwrite each other's cache at every change).
+ */
 function installationHash() {
   let h = 0x811c9dc5;
-  for (const c of Buffer.from(__dirname)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  for (const c of Buffer.from(`${__dirname}\0${process.execArgv.join(' ')}`)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');
 }
 
@@ -105,8 +109,10 @@ function install() {
 
   const compile = Module.prototype._compile;
   Module.prototype._compile = function compileWithCache(content, filename) {
-    // A vm.Script has no loader for import() without an experimental flag: node compiles those.
-    if (content.includes('import(')) return compile.call(this, content, filename);
+    // A vm.Script has a loader for import() only when given node's own (node >= 20.12); without
+    // it node compiles the module (the one-file build has oclif's import() of ESM commands in it).
+    const dynamicImport = content.includes('import(') ? vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER : null;
+    if (dynamicImport === undefined) return compile.call(this, content, filename);
     let stat;
     try {
       stat = fs.statSync(filename);
@@ -120,6 +126,7 @@ function install() {
     const script = new vm.Script(Module.wrap(source), {
       filename,
       cachedData: usable ? known.data : undefined,
+      ...(dynamicImport ? { importModuleDynamically: dynamicImport } : {}),
     });
     if (stat && (!usable || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
     const wrapper = script.runInThisContext({ displayErrors: true });

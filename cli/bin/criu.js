@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --optimize-for-size --max-semi-space-size=1
 'use strict';
+// node's flags: see run.js
 // amber-criu: CRIU's command line for amber (see cli/src/criu-main.ts).
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 require('./code-cache');
-require('../dist/criu-main').criuMain(process.argv.slice(2));
+require('./entry')('criu-main.js').criuMain(process.argv.slice(2));

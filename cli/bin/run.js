@@ -1,5 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --optimize-for-size --max-semi-space-size=1
 'use strict';
+// The flags above (run as a command; `node run.js` goes without them): amber's heap is small and
+// short-lived, and V8's defaults size it for throughput. With them a tiny dump peaks at ~71 MB
+// instead of ~80, the 50 x 4 tree at ~82 instead of ~104, for the same CPU time.
 const argv = process.argv.slice(2);
 // `amber --version` answers before anything is loaded: oclif, its config scan and the code cache
 // cost ~0.1 s of a command that only prints a line (the same line oclif prints).
@@ -12,4 +15,4 @@ if (argv.length === 1 && argv[0] === '--version') {
 // start just to check node's version against its own engines field; package.json already says.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 require('./code-cache');
-require('../dist/main').main(argv);
+require('./entry')('main.js').main(argv);

@@ -20,7 +20,8 @@ function amberInstallDirs(): string[] {
     const i = p.lastIndexOf(`${path.sep}node_modules${path.sep}`);
     return i < 0 ? undefined : p.slice(0, i + `${path.sep}node_modules`.length);
   };
-  const dirs = [upToNodeModules(require.resolve('@oclif/core/package.json')), upToNodeModules(fs.realpathSync(CLI_PACKAGE_DIR) + path.sep)];
+  // koffi: the one dependency that is a package in every build (the one-file build holds the rest)
+  const dirs = [upToNodeModules(require.resolve('koffi')), upToNodeModules(fs.realpathSync(CLI_PACKAGE_DIR) + path.sep)];
   return [...new Set(dirs.filter((d): d is string => d !== undefined))];
 }
 

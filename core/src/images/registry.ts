@@ -1,28 +1,21 @@
 /**
  * The table of image types: magic numbers, schema messages and blob rules.
  * Built-in types are declared here; plugins add theirs at run time with
- * registerImageType(). Schemas (.proto) are parsed lazily, on first use, into
- * one shared protobufjs Root so a plugin's .proto can import amber's own
- * (e.g. `import "files.proto";` for FownEntry).
+ * registerImageType(). Schemas are loaded lazily, on first use, into one shared
+ * protobufjs Root (schemas.ts).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import Long from 'long';
 import { ImageError } from './errors';
+import { loadSchemaFile, PROTO_DIR, schemaRoot } from './schemas';
 
-// 64-bit fields must decode to Long (exact), never to a lossy number.
-protobuf.util.Long = Long;
-protobuf.configure();
+export { PROTO_DIR };
 
 /** First u32 of every image file except inventory.img and raw pages. */
 export const IMG_COMMON_MAGIC = 0x54564319;
 /** First u32 of "service" files (stats-*.img) instead of the common one. */
 export const IMG_SERVICE_MAGIC = 0x55105940;
 export const INVENTORY_MAGIC = 0x58313116;
-
-/** Directory holding amber's built-in .proto files. */
-export const PROTO_DIR = path.resolve(__dirname, '..', '..', 'proto');
 
 export type BuiltinImageType =
   | 'inventory'
@@ -89,31 +82,18 @@ export interface ResolvedImageType {
   readonly headType?: protobuf.Type;
 }
 
-const root = new protobuf.Root();
-root.resolvePath = (origin: string, target: string): string => {
-  if (path.isAbsolute(target)) return target;
-  const beside = origin ? path.resolve(path.dirname(origin), target) : path.resolve(target);
-  if (fs.existsSync(beside)) return beside;
-  const builtin = path.join(PROTO_DIR, target);
-  return fs.existsSync(builtin) ? builtin : beside;
-};
-const loadedFiles = new Set<string>();
-
 function loadSchema(file: string): void {
-  if (loadedFiles.has(file)) return;
   try {
-    root.loadSync(file, { keepCase: false });
-    root.resolveAll();
+    loadSchemaFile(file);
   } catch (e) {
     throw new ImageError(`cannot load image schema ${file}: ${(e as Error).message}`);
   }
-  loadedFiles.add(file);
 }
 
 function lookupMessage(file: string, name: string): protobuf.Type {
   loadSchema(file);
   try {
-    return root.lookupType(name);
+    return schemaRoot.lookupType(name);
   } catch {
     throw new ImageError(`image schema ${file} has no message ${name}`);
   }

@@ -4,10 +4,10 @@
 // each size measured in the same run. Not a test: figures depend on the machine and its load.
 import { loadavg } from 'node:os';
 import { buildTargetsSync } from '../harness';
-import { measureCeilings } from './ceilings';
+import { bareNodeStartup, measureCeilings } from './ceilings';
 import { profileTree } from './profile';
 import { dataPaths, dumpRestore, forest, incremental, memhog, startup } from './scenarios';
-import { BenchUsageError, COMPARISON_HEAD, comparisonCells, footnoted, formatTable, parseBenchArgs, type ComparisonRow } from './stats';
+import { BenchUsageError, COMPARISON_HEAD, comparisonCells, footnoted, formatTable, parseBenchArgs, summarize, type ComparisonRow, type Sample } from './stats';
 import { amberTool, criuFromEnv, removeScratch, type CheckpointTool } from './tools';
 
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
 
   const rows: ComparisonRow[] = [];
   const ceilings: string[][] = [];
+  let nodeFloor: Sample | undefined;
   const print = (r: ComparisonRow[]) => {
     rows.push(...r);
     for (const row of r) console.error(`  ${comparisonCells(row).join('  ')}`);
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     console.error(`bench: ${s} ... (load ${load()})`);
     if (s === 'startup') {
       print(await startup(tools, opts.rounds));
+      nodeFloor = summarize(Array.from({ length: opts.rounds }, bareNodeStartup));
       print(await dumpRestore(tools, opts.rounds, memhog(1), 'of a tiny process (1 MiB)'));
     } else if (s === 'memory') {
       for (const mb of opts.sizesMb) {
@@ -53,6 +55,9 @@ async function main(): Promise<void> {
   const table = footnoted(rows);
   for (const l of formatTable(COMPARISON_HEAD, table.rows.map(comparisonCells))) console.log(l);
   for (const n of table.notes) console.log(n);
+  if (nodeFloor) {
+    console.log(`\nbare node start-up, same run (node -e 0, whole command: the floor of any amber command): ${nodeFloor.seconds.toFixed(3)} s, peak RSS ${Math.round(nodeFloor.peakRssKb / 1024)} MB`);
+  }
   if (ceilings.length) {
     console.log('\nthe machine, same run (each in a fresh process):');
     for (const l of formatTable(['', 'memcpy s', 'fresh memory write s', 'tmpfs first write s', 'memcpy MB/s', 'fresh write MB/s', 'tmpfs write MB/s'], ceilings)) console.log(l);

@@ -4,6 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Sample } from './stats';
+import { timed } from './tools';
 
 export interface Ceilings {
   memcpy: number;
@@ -55,6 +57,14 @@ function tmpfsFirstWrite(bytes: number): number {
     closeSync(fd);
     rmSync(file);
   }
+}
+
+/**
+ * Bare node start-up, the whole command `node -e 0`: the floor of any amber command (amber is a
+ * node program), with its peak RSS, the floor of amber's own memory.
+ */
+export function bareNodeStartup(): Sample {
+  return timed([process.execPath, '-e', '0']);
 }
 
 /** The ceilings of `bytes`, each measured in its own child so none inherits another's pages. */

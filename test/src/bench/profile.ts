@@ -138,9 +138,14 @@ function readProfile(dir: string): CpuProfile {
 }
 
 function straced(args: string[], out: string): void {
-  const r = spawnSync('strace', ['-qq', '-e', 'signal=none', '-o', out, process.execPath, cliEntry, ...args], { encoding: 'utf8', timeout: 600_000, killSignal: 'SIGKILL' });
+  const r = spawnSync('strace', ['-qq', '-e', 'signal=none', '-o', out, process.execPath, cliEntry, ...args], {
+    encoding: 'utf8', timeout: 600_000, killSignal: 'SIGKILL', env: { ...process.env, ...MODULES },
+  });
   if (r.status !== 0) throw new Error(`bench: strace amber ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim()}`);
 }
+
+/** Runs amber from tsc's modules (cli/bin/entry.js), whose paths name what each frame is. */
+const MODULES = { AMBER_BUNDLE: '0' };
 
 export async function profileTree(procs = 50, threads = 4): Promise<void> {
   const work = mkdtempSync('/dev/shm/amber-bench-profile-');
@@ -148,7 +153,8 @@ export async function profileTree(procs = 50, threads = 4): Promise<void> {
   try {
     const images = join(work, 'images');
     // 1. cpu profiles
-    const prof = (phase: string) => amberTool({ nodeFlags: ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir', join(work, phase)] });
+    // tsc's modules, not the one-file build: the split by file needs each module's own path
+    const prof = (phase: string) => amberTool({ nodeFlags: ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir', join(work, phase)], env: MODULES });
     let target = await startTarget('forest', [String(procs), String(threads)], { timeoutMs: 60_000 });
     let pids = descendants(target.pid);
     const dump = prof('dump').dump(target.pid, images);
@@ -157,6 +163,7 @@ export async function profileTree(procs = 50, threads = 4): Promise<void> {
     let v = await verdict(target, 60_000);
     if (!v.passed) throw new Error(`forest did not verify after the profiled restore: ${v.lines.join(' | ')}`);
     await cleanup();
+    console.log("\n(amber runs from tsc's modules here, AMBER_BUNDLE=0: module loading is theirs, not the one-file build's)");
     printProfile('dump, --cpu-prof', summarizeProfile(readProfile(join(work, 'dump'))), tasks, dump.seconds);
     printProfile('restore, --cpu-prof', summarizeProfile(readProfile(join(work, 'restore'))), tasks, restore.seconds);
     // 2. syscall counts

@@ -63,9 +63,13 @@ export interface CheckpointTool {
   dumpAfterPreDump(pid: number, dir: string, prevDir: string): Timed;
 }
 
-/** amber as a user runs it; nodeFlags (--cpu-prof ...) and env (its AMBER_* switches) for the bench's own studies. */
+/**
+ * amber as a user runs it: the command itself (its #! line gives node its flags); with nodeFlags
+ * (--cpu-prof ...), `node FLAGS run.js`. env (its AMBER_* switches) for the bench's own studies.
+ */
 export function amberTool(opts: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv } = {}): CheckpointTool {
-  const run = (args: string[]) => timed([process.execPath, ...(opts.nodeFlags ?? []), cliEntry, ...args], { env: opts.env });
+  const argv = opts.nodeFlags ? [process.execPath, ...opts.nodeFlags, cliEntry] : [cliEntry];
+  const run = (args: string[]) => timed([...argv, ...args], { env: opts.env });
   return {
     name: 'amber',
     version: () => run(['--version']),

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * The one-file build of the CLI (part of `npm run build`, after tsc): cli/dist/amber.js from the
+ * compiled cli/dist/bundle.js (tsc's output, so tsyringe's decorator metadata is there), with
+ * oclif, @amber/core, the built-in plugins and their dependencies in it. koffi (a native addon)
+ * and typescript (oclif names it for ts-node projects only) stay outside.
+ *
+ * Modules of amber's own packages find their files from __dirname (.proto schemas, mm's worker).
+ * In the bundle each gets the __dirname it would have in a checkout, under cli/dist/pkgs/
+ * (core/dist/images -> cli/dist/pkgs/core/dist/images), and the files they look for are copied
+ * there: every package's proto/ and mm's populate worker (bundled on its own).
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const esbuild = require('esbuild');
+
+const REPO = path.resolve(__dirname, '..');
+const CLI_DIST = path.join(REPO, 'cli', 'dist');
+const PKGS = path.join(CLI_DIST, 'pkgs');
+const WORKSPACES = ['core', 'plugins/mm', 'plugins/fs', 'plugins/unix', 'plugins/net-tcp', 'plugins/tty', 'plugins/ipc'];
+const EXTERNAL = ['koffi', 'typescript'];
+
+/** Gives each module of a workspace package (not the CLI's) its checkout __dirname under pkgs/. */
+const packageDirnames = {
+  name: 'amber-package-dirnames',
+  setup(build) {
+    build.onLoad({ filter: /\.js$/ }, async (args) => {
+      const rel = path.relative(REPO, args.path);
+      const ws = WORKSPACES.find((w) => rel.startsWith(`${w}/dist/`));
+      if (!ws) return undefined;
+      let contents = await fs.promises.readFile(args.path, 'utf8');
+      if (/\b__dirname\b/.test(contents)) {
+        const dir = JSON.stringify(path.relative(CLI_DIST, path.join(PKGS, path.dirname(rel))));
+        contents = `var __dirname = require("node:path").join(__amber_bundle_dir, ${dir});\n${contents}`;
+      }
+      return { contents, loader: 'js' };
+    });
+  },
+};
+
+function copyProtos() {
+  fs.rmSync(PKGS, { recursive: true, force: true });
+  for (const ws of WORKSPACES) {
+    const from = path.join(REPO, ws, 'proto');
+    if (!fs.existsSync(from)) continue;
+    const to = path.join(PKGS, ws, 'proto');
+    fs.mkdirSync(to, { recursive: true });
+    for (const f of fs.readdirSync(from)) if (f.endsWith('.proto') || f.endsWith('.proto.json')) fs.copyFileSync(path.join(from, f), path.join(to, f));
+  }
+}
+
+async function main() {
+  copyProtos();
+  const common = {
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: EXTERNAL,
+    plugins: [packageDirnames],
+    banner: { js: 'var __amber_bundle_dir = __dirname;' },
+    logLevel: 'warning',
+    // esbuild reports `require.resolve` of a name it cannot see at build time; that is on purpose
+    logOverride: { 'require-resolve-not-external': 'silent', 'indirect-require': 'silent' },
+    legalComments: 'none',
+  };
+  await esbuild.build({ ...common, entryPoints: [path.join(CLI_DIST, 'bundle.js')], outfile: path.join(CLI_DIST, 'amber.js') });
+  await esbuild.build({
+    ...common,
+    entryPoints: [path.join(REPO, 'plugins', 'mm', 'dist', 'populate-worker.js')],
+    outfile: path.join(PKGS, 'plugins', 'mm', 'dist', 'populate-worker.js'),
+  });
+}
+
+main().catch((e) => {
+  console.error(`bundle: ${e.message}`);
+  process.exit(1);
+});
