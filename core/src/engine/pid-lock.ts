@@ -56,12 +56,17 @@ export function lockPid(pid: number): PidLock {
   const file = path.join(dir, `dump-${pid}.lock`);
   const mine = `${process.pid} ${startTime(process.pid) ?? ''}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
+    // The lock appears with its holder already written in it (written aside, then linked into
+    // place): a second dump that found it created but still empty would take it for stale.
+    const aside = `${file}.${process.pid}`;
     try {
-      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-      fs.writeSync(fd, mine);
-      fs.closeSync(fd);
+      fs.rmSync(aside, { force: true }); // left by a killed amber that had this pid
+      fs.writeFileSync(aside, mine, { mode: 0o600, flag: 'wx' });
+      fs.linkSync(aside, file);
+      fs.rmSync(aside, { force: true });
       break;
     } catch (e) {
+      fs.rmSync(aside, { force: true });
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
         checkNotTraced(pid);
         return none;
