@@ -1,17 +1,22 @@
 import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
-import { SYSCALLS, type ArgsOf, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
+import { SYSCALLS, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
 import { Registers } from '../kernel/regs';
 import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { rebuildRestartBlock } from './restart-block';
-import { checkpoint, deferInterrupts } from './interrupt';
+import { checkpoint } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
+import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callTableResults, encodeCallTable, type TableCall } from './call-loop';
+import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } from './copy-loop';
+
+export type { TableCall } from './call-loop';
+export type { CopyFault } from './copy-loop';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -19,57 +24,9 @@ const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
 export const SCRATCH_SIZE = 256 * 1024;
 const DATA_OFFSET = 4096;
 
-/**
- * A copy loop, run by the task itself over a list of {dst, src, len} triples (rbx: the list,
- * r12: how many), then int3. Where memory is the thing to move, one `rep movsb` per run beats a
- * syscall: no file write path, and the pages are mapped where they go.
- *   top: test r12,r12; jz done; mov rdi,[rbx]; mov rsi,[rbx+8]; mov rcx,[rbx+16]; rep movsb
- *        add rbx,24; dec r12; jmp top
- *   done: int3
- */
-const COPY_LOOP = Buffer.from([
-  0x4d, 0x85, 0xe4, 0x74, 0x16, 0x48, 0x8b, 0x3b, 0x48, 0x8b, 0x73, 0x08, 0x48, 0x8b, 0x4b, 0x10,
-  0xf3, 0xa4, 0x48, 0x83, 0xc3, 0x18, 0x49, 0xff, 0xcc, 0xeb, 0xe5, 0xcc,
-]);
-const COPY_LOOP_OFFSET = 64;
-/** The copy loop of a parked thread: it ends in getpid (a syscall stop for amber) and the sigreturn. */
-const PARKED_COPY_LOOP = Buffer.concat([COPY_LOOP.subarray(0, COPY_LOOP.length - 1), Buffer.from([0xb8, SYS.getpid, 0, 0, 0]), PARKED_SYSCALL]);
-const PARKED_COPY_LOOP_OFFSET = 128;
 const PARKED_SYSCALL_OFFSET = 16;
-/**
- * A call loop, run by the task over a table of entries {nr, six args, result} of u64 (rbx: the
- * table, r12: how many): each call's rax goes into its entry, the first failure (-4095..-1) ends
- * the loop; then int3. Many calls for one stop: an injected call costs its round trip (two
- * context switches, ~120 us on this machine when loaded), not the syscall.
- *   top: test r12,r12; jz done; mov rax,[rbx]; mov rdi,[rbx+8]; mov rsi,[rbx+16]; mov rdx,[rbx+24]
- *        mov r10,[rbx+32]; mov r8,[rbx+40]; mov r9,[rbx+48]; syscall; mov [rbx+56],rax
- *        cmp rax,-4095; jae done; add rbx,64; dec r12; jmp top
- *   done: int3
- */
-const CALL_LOOP = Buffer.from([
-  0x4d, 0x85, 0xe4, 0x74, 0x32, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x7b, 0x08, 0x48, 0x8b, 0x73, 0x10,
-  0x48, 0x8b, 0x53, 0x18, 0x4c, 0x8b, 0x53, 0x20, 0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30,
-  0x0f, 0x05, 0x48, 0x89, 0x43, 0x38, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0x73, 0x09, 0x48, 0x83,
-  0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xc9, 0xcc,
-]);
-const CALL_LOOP_OFFSET = 256;
-const CALL_ENTRY = 64;
-const EFLAGS_DF = 1n << 10n;
-const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
-const SIG_DFL = 0n;
 const ALL_SIGNALS = 0xffffffffffffffffn;
 const RELEASING_CALLS = new Set<number>([SYS.close, SYS.munmap]);
-const SIG_IGN = 1n;
-
-/** One call of the table for invokeMany: its name, its arguments, what its error names. */
-export type TableCall = { [N in SyscallName]: { name: N; args: ArgsOf<N>; detail?: string } }[SyscallName];
-
-/** A copy that stopped on a fault: which signal, at which address, after how many triples. */
-export interface CopyFault {
-  signal: number;
-  address: bigint;
-  done: number;
-}
 
 /** A thread as amber found it: what its parking frame puts back. */
 export interface ThreadState {
@@ -107,6 +64,18 @@ export class RemoteSyscall {
     private readonly template: Registers,
   ) {
     this.memory = new TaskMemory(tracee.tid);
+    this.copyLoop = new CopyLoop({
+      pid: tracee.tid,
+      tracee,
+      memory: this.memory,
+      scratch,
+      isParked: () => this.parked,
+      templateRegisters: () => this.template.clone(),
+      resetData: () => this.resetData(),
+      getSigaction: (sig) => this.getSigaction(sig),
+      setSigaction: (sig, act) => this.setSigaction(sig, act),
+      stopAtSyscallExitFromEntry: (what) => this.stopAtSyscallExitFromEntry(what),
+    });
   }
 
   get pid(): number {
@@ -203,24 +172,13 @@ export class RemoteSyscall {
    * they still go one by one.
    */
   invokeMany(calls: readonly TableCall[]): number[] {
-    const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-    if (this.parked || calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOf(c), false, c.detail));
+    if (this.parked || calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOfCall(c), false, c.detail));
     checkpoint();
     if (!this.callLoopReady) {
       this.memory.write(this.scratch.base + BigInt(CALL_LOOP_OFFSET), CALL_LOOP);
       this.callLoopReady = true;
     }
-    const table = Buffer.alloc(calls.length * CALL_ENTRY);
-    calls.forEach((c, i) => {
-      const { nr, params } = SYSCALLS[c.name];
-      const args = argsOf(c);
-      if (args.length > params.length) throw new Error(`${c.name} takes ${params.length} arguments, given ${args.length}`);
-      table.writeBigInt64LE(BigInt(nr), i * CALL_ENTRY);
-      args.forEach((a, j) => {
-        const v = typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : BigInt(a);
-        table.writeBigInt64LE(BigInt.asIntN(64, v), i * CALL_ENTRY + 8 + j * 8);
-      });
-    });
+    const table = encodeCallTable(calls, (a) => (typeof a === 'string' ? this.stageString(a) : this.stage(a)));
     const at = this.stage(table);
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base + BigInt(CALL_LOOP_OFFSET));
@@ -229,15 +187,7 @@ export class RemoteSyscall {
     regs.set('r12', calls.length);
     this.tracee.setRegs(regs);
     this.runToTrap(`injected call loop (${calls[0].name} ...)`);
-    const done = this.memory.read(at, table.length);
-    return calls.map((c, i) => {
-      const r = Number(done.readBigInt64LE(i * CALL_ENTRY + 56));
-      if (r < 0 && r > -4096) {
-        const args = argsOf(c);
-        throw new KernelError(`${callName(c.name, args)} (in the task)`, -r, this.pid, c.detail ?? args.find((a): a is string => typeof a === 'string'));
-      }
-      return r;
-    });
+    return callTableResults(calls, this.memory.read(at, table.length), this.pid);
   }
 
   private callLoopReady = false;
@@ -336,43 +286,21 @@ export class RemoteSyscall {
 
   /**
    * Runs `body`, in which copyInTask may be called, with the fault signals set so that a fault in
-   * the copy only stops the task for amber. A fault signal that is blocked or ignored is forced:
-   * the kernel would unblock it and reset the task's handler to SIG_DFL for good. Unblocked and
-   * not ignored, it stops the task with its handler untouched. So, for the while: unblocked, and
-   * un-ignored; then as they were.
+   * the copy only stops the task for amber (copy-loop.ts).
    */
-  async withCopyFaultsStopping<T>(body: () => Promise<T>): Promise<T> {
-    if (!this.copyLoopReady) {
-      this.memory.write(this.scratch.base + BigInt(COPY_LOOP_OFFSET), COPY_LOOP);
-      this.copyLoopReady = true;
-    }
-    const mask = this.tracee.getSigmask();
-    this.resetData();
-    const ignored = FAULT_SIGNALS.filter((sig) => this.getSigaction(sig).readBigUInt64LE(0) === SIG_IGN);
-    this.copying = true;
-    try {
-      this.tracee.setSigmask(mask & ~FAULT_SIGNALS.reduce((m, sig) => m | (1n << BigInt(sig - 1)), 0n));
-      for (const sig of ignored) this.setHandler(sig, SIG_DFL);
-      return await body();
-    } finally {
-      this.copying = false;
-      this.resetData();
-      deferInterrupts(() => {
-        for (const sig of ignored) this.setHandler(sig, SIG_IGN);
-      });
-      this.tracee.setSigmask(mask);
-    }
+  withCopyFaultsStopping<T>(body: () => Promise<T>): Promise<T> {
+    return this.copyLoop.withFaultsStopping(body);
   }
 
   /**
    * Runs the copy loop over `count` triples staged at `list`, inside withCopyFaultsStopping().
-   * Returns undefined when all were copied, or the fault that stopped it (SIGSEGV, SIGBUS): the
-   * signal is never delivered, the next call the task makes discards it.
+   * Returns undefined when all were copied, or the fault that stopped it (SIGSEGV, SIGBUS).
    */
   copyInTask(list: bigint, count: number): CopyFault | undefined {
-    if (!this.copying) throw new Error(`pid ${this.pid}: copyInTask outside withCopyFaultsStopping`);
-    return this.runCopyLoop(list, count);
+    return this.copyLoop.copy(list, count);
   }
+
+  private readonly copyLoop: CopyLoop;
 
   /** The task's struct kernel_sigaction for sig (handler, flags, restorer, mask); staged after what is staged. */
   getSigaction(sig: number): Buffer {
@@ -385,49 +313,6 @@ export class RemoteSyscall {
   setSigaction(sig: number, act: Buffer, what = `signal ${sig}`): void {
     this.sys.with(what).rt_sigaction(sig, act, 0, 8);
   }
-
-  /** Sets just the handler of sig, keeping its flags, restorer and mask. */
-  private setHandler(sig: number, handler: bigint): void {
-    const act = this.getSigaction(sig);
-    act.writeBigUInt64LE(handler, 0);
-    this.setSigaction(sig, act);
-  }
-
-  private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
-    checkpoint();
-    const regs = this.template.clone();
-    regs.set('ip', this.scratch.base + BigInt(this.parked ? PARKED_COPY_LOOP_OFFSET : COPY_LOOP_OFFSET));
-    regs.set('origAx', -1n);
-    regs.set('bx', list);
-    regs.set('r12', count);
-    regs.set('flags', regs.get('flags') & ~EFLAGS_DF);
-    this.tracee.setRegs(regs);
-    const resume = () => (this.parked ? this.tracee.syscallStep(0) : this.tracee.cont(0));
-    resume();
-    for (;;) {
-      const status = this.tracee.wait('injected copy');
-      const event = WaitStatus.event(status);
-      if (event === PTRACE_EVENT.STOP) {
-        resume();
-        continue;
-      }
-      const sig = WaitStatus.stopSig(status);
-      if (this.parked ? isSyscallStop(status) : sig === SIG.TRAP && event === 0) {
-        // parked: that was the getpid's entry; its exit is where the thread waits
-        if (this.parked) this.stopAtSyscallExitFromEntry('injected copy');
-        return undefined;
-      }
-      if (event === 0 && FAULT_SIGNALS.includes(sig)) {
-        const after = this.tracee.getRegs();
-        const done = count - Number(after.get('r12'));
-        return { signal: sig, address: this.tracee.getSiginfo().readBigUInt64LE(16), done };
-      }
-      throw new UnexpectedStopError(this.pid, status, 'SIGTRAP after an injected copy');
-    }
-  }
-
-  private copyLoopReady = false;
-  private copying = false;
 
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {
