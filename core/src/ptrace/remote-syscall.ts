@@ -12,10 +12,10 @@ import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL }
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
-import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callTableResults, encodeCallTable, type TableCall } from './call-loop';
+import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callError, callTableOutcome, encodeCallTable, type TableCall, type TableOutcome } from './call-loop';
 import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } from './copy-loop';
 
-export type { TableCall } from './call-loop';
+export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
 
 /** `syscall; int3`, then int3 padding. */
@@ -61,7 +61,7 @@ export class RemoteSyscall {
   constructor(
     readonly tracee: Tracee,
     readonly scratch: Scratch,
-    private readonly template: Registers,
+    private template: Registers,
   ) {
     this.memory = new TaskMemory(tracee.tid);
     this.copyLoop = new CopyLoop({
@@ -139,8 +139,13 @@ export class RemoteSyscall {
   }
 
   /** A task that inherited its parent's scratch area (created by an injected clone). */
-  static inherit(tracee: Tracee, scratch: Scratch): RemoteSyscall {
-    return new RemoteSyscall(tracee, scratch, tracee.getRegs());
+  static inherit(tracee: Tracee, scratch: Scratch, stopped = true): RemoteSyscall {
+    return new RemoteSyscall(tracee, scratch, stopped ? tracee.getRegs() : new Registers());
+  }
+
+  /** For a task inherited before its first stop (`stopped` false): its registers, now that it is stopped. */
+  adoptRegisters(): void {
+    this.template = this.tracee.getRegs();
   }
 
   /**
@@ -168,18 +173,40 @@ export class RemoteSyscall {
   /**
    * Runs calls of the table one after another in one stop of the task (the call loop), as
    * `sys` would one by one: returns each rax; the first that fails throws its KernelError, and
-   * the calls after it do not run. A parked thread's calls are driven by syscall stops, so there
-   * they still go one by one.
+   * the calls after it do not run.
    */
   invokeMany(calls: readonly TableCall[]): number[] {
-    if (this.parked || calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOfCall(c), false, c.detail));
+    const { results, error } = this.runCalls(calls);
+    if (error) throw error;
+    return results as number[];
+  }
+
+  /**
+   * invokeMany that reports instead of throwing: each rax (undefined for the calls after the
+   * first failure, which do not run) and that failure's error. A parked thread's calls are driven
+   * by syscall stops, so there they still go one by one.
+   */
+  runCalls(calls: readonly TableCall[]): TableOutcome {
+    if (this.parked || calls.length < 2) return this.runCallsOneByOne(calls);
     checkpoint();
     if (!this.callLoopReady) {
       this.memory.write(this.scratch.base + BigInt(CALL_LOOP_OFFSET), CALL_LOOP);
       this.callLoopReady = true;
     }
-    const table = encodeCallTable(calls, (a) => (typeof a === 'string' ? this.stageString(a) : this.stage(a)));
-    const at = this.stage(table);
+    // the arguments' buffers and the table, laid out as stage() would, go in in one write
+    const from = (this.cursor + 15) & ~15;
+    const parts: { at: number; data: Buffer }[] = [];
+    const place = (data: Buffer): bigint => {
+      const at = this.claim(data.length);
+      parts.push({ at, data });
+      return this.scratch.base + BigInt(at);
+    };
+    const { table, link } = encodeCallTable(calls, (a) => place(typeof a === 'string' ? Buffer.from(a + '\0') : a));
+    const at = place(table);
+    link(at);
+    const image = Buffer.alloc(this.cursor - from);
+    for (const p of parts) p.data.copy(image, p.at - from);
+    this.memory.write(this.scratch.base + BigInt(from), image);
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base + BigInt(CALL_LOOP_OFFSET));
     regs.set('origAx', -1n);
@@ -187,7 +214,27 @@ export class RemoteSyscall {
     regs.set('r12', calls.length);
     this.tracee.setRegs(regs);
     this.runToTrap(`injected call loop (${calls[0].name} ...)`);
-    return callTableResults(calls, this.memory.read(at, table.length), this.pid);
+    return callTableOutcome(calls, this.memory.read(at, table.length), this.pid);
+  }
+
+  private runCallsOneByOne(calls: readonly TableCall[]): TableOutcome {
+    const results: (number | undefined)[] = [];
+    let error: KernelError | undefined;
+    for (const c of calls) {
+      if (error) {
+        results.push(undefined);
+        continue;
+      }
+      const args = argsOfCall(c);
+      for (const f of c.argsFrom ?? []) {
+        if (f.call >= results.length) throw new Error(`${c.name}: argument ${f.arg} from call ${f.call}, which does not run before it`);
+        args[f.arg] = results[f.call]!;
+      }
+      const r = this.invoke(c.name, args, true, c.detail);
+      results.push(r);
+      if (r < 0 && r > -4096) error = callError(c, args, -r, this.pid);
+    }
+    return { results, error };
   }
 
   private callLoopReady = false;
@@ -316,14 +363,19 @@ export class RemoteSyscall {
 
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {
-    const aligned = (this.cursor + 15) & ~15;
-    if (aligned + data.length > this.dataEnd) {
-      throw new Error(`scratch area of pid ${this.pid} is full (${data.length} bytes wanted)`);
-    }
-    const addr = this.scratch.base + BigInt(aligned);
+    const addr = this.scratch.base + BigInt(this.claim(data.length));
     this.memory.write(addr, data);
-    this.cursor = aligned + data.length;
     return addr;
+  }
+
+  /** The offset of the next n bytes of the data area, now taken. */
+  private claim(n: number): number {
+    const aligned = (this.cursor + 15) & ~15;
+    if (aligned + n > this.dataEnd) {
+      throw new Error(`scratch area of pid ${this.pid} is full (${n} bytes wanted)`);
+    }
+    this.cursor = aligned + n;
+    return aligned;
   }
 
   stageString(s: string): bigint {
@@ -402,6 +454,37 @@ export class RemoteSyscall {
     return this.tracee.getRegs().getSigned('ax');
   }
 
+  /** finishTogether's steps: the last call (munmap of the scratch area, or a getpid) set up and resumed to its entry. */
+  enterLastCall(unmaps: boolean): void {
+    this.tracee.setRegs(unmaps ? this.syscallRegs(SYS.munmap, [this.scratch.base, this.scratch.size]) : this.syscallRegs(SYS.getpid, []));
+    this.tracee.syscallStep();
+  }
+
+  /** Waits for the last call's entry or exit stop. */
+  awaitLastCallStop(phase: 'entry' | 'exit'): void {
+    const what = `last injected call (${phase})`;
+    for (;;) {
+      const status = this.tracee.wait(what);
+      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
+        this.tracee.syscallStep();
+        continue;
+      }
+      if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
+      return;
+    }
+  }
+
+  /** At the last call's exit stop: the task's own registers (and mask), to resume with. */
+  leaveFromLastCall(unmapped: boolean, final: Registers, mode: RestartMode, sigmask?: bigint): void {
+    if (unmapped) {
+      const result = this.tracee.getRegs().getSigned('ax');
+      if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
+    }
+    if (sigmask !== undefined) this.tracee.setSigmask(sigmask);
+    this.tracee.setRegs(resumeFromSyscallExit(final, mode));
+    this.memory.close();
+  }
+
   /**
    * Unmaps the scratch area and leaves the task at the munmap's syscall-exit stop with `final`
    * registers. The int3 after the syscall would be gone with the page, so the stop comes from
@@ -417,6 +500,36 @@ export class RemoteSyscall {
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
+  }
+}
+
+/** One task for finishTogether: its final registers; `unmaps`: the leader, whose finish unmaps the scratch area. */
+export interface FinishPart {
+  remote: RemoteSyscall;
+  final: Registers;
+  mode: RestartMode;
+  unmaps: boolean;
+  sigmask?: bigint;
+}
+
+/**
+ * finish() of the leaders and finishThread() of the other threads, for many tasks at once: each
+ * step (resume to the syscall entry, to its exit) is given to every task before amber waits for
+ * any, so their round trips overlap instead of adding up. The threads go first, then the leaders,
+ * whose munmap takes the scratch area the threads ran their last call in.
+ */
+export function finishTogether(parts: readonly FinishPart[]): void {
+  // a rebuilt restart block is an injected call that stages data: one task at a time
+  const ready = parts.map((p) => ({ ...p, ...(p.mode === 'new-task' ? rebuildRestartBlock(p.remote, p.final) : { regs: p.final, mode: p.mode }) }));
+  for (const group of [ready.filter((p) => !p.unmaps), ready.filter((p) => p.unmaps)]) {
+    for (const p of group) p.remote.enterLastCall(p.unmaps);
+    for (const p of group) p.remote.awaitLastCallStop('entry');
+    for (const p of group) {
+      if (p.unmaps && p.sigmask !== undefined) p.remote.tracee.setSigmask(p.sigmask);
+      p.remote.tracee.syscallStep();
+    }
+    for (const p of group) p.remote.awaitLastCallStop('exit');
+    for (const p of group) p.remote.leaveFromLastCall(p.unmaps, p.regs, p.mode, p.unmaps ? undefined : p.sigmask);
   }
 }
 
@@ -443,3 +556,4 @@ export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Regis
   }
   return out;
 }
+
