@@ -12,7 +12,7 @@ import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/cr
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
 import { checkShellJobRoot } from '../task/leaders';
-import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
+import { registersOf, startTaskState, threadInfoOf } from '../task/task-state';
 import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
 import { MappingKinds } from './mapping-kinds';
@@ -97,8 +97,14 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'memory') ctx.inodes.release();
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.readOne<SeccompEntry>('seccomp', 'seccomp') : undefined;
-        for (const plan of live) {
-          for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m), plan.entry.pid);
+        // a thread of every process at a time, their call loops running together (the threads
+        // of one process share its scratch area: one after another)
+        for (let round = 0; live.some((p) => round < p.threads.length); round++) {
+          const started = live.filter((p) => round < p.threads.length).map((plan) => {
+            const th = plan.threads[round];
+            return startTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m), plan.entry.pid);
+          });
+          for (const rest of started) rest();
         }
       }
       faultPoint(`restore:${phase}`);

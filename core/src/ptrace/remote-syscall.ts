@@ -187,7 +187,20 @@ export class RemoteSyscall {
    * by syscall stops, so there they still go one by one.
    */
   runCalls(calls: readonly TableCall[]): TableOutcome {
-    if (this.parked || calls.length < 2) return this.runCallsOneByOne(calls);
+    return this.beginCalls(calls)();
+  }
+
+  /**
+   * runCalls in two halves: this one sets the call loop going and returns the other, which
+   * waits for it and reports. Meanwhile amber may start other tasks' loops (tasks that do not
+   * share this one's scratch area), so that their stops overlap. Calls that cannot go through
+   * the loop have run by the time this returns.
+   */
+  beginCalls(calls: readonly TableCall[]): () => TableOutcome {
+    if (this.parked || calls.length < 2) {
+      const outcome = this.runCallsOneByOne(calls);
+      return () => outcome;
+    }
     checkpoint();
     if (!this.callLoopReady) {
       this.memory.write(this.scratch.base + BigInt(CALL_LOOP_OFFSET), CALL_LOOP);
@@ -213,8 +226,11 @@ export class RemoteSyscall {
     regs.set('bx', at);
     regs.set('r12', calls.length);
     this.tracee.setRegs(regs);
-    this.runToTrap(`injected call loop (${calls[0].name} ...)`);
-    return callTableOutcome(calls, this.memory.read(at, table.length), this.pid);
+    this.tracee.cont(0);
+    return () => {
+      this.awaitTrap(`injected call loop (${calls[0].name} ...)`);
+      return callTableOutcome(calls, this.memory.read(at, table.length), this.pid);
+    };
   }
 
   private runCallsOneByOne(calls: readonly TableCall[]): TableOutcome {
@@ -280,6 +296,11 @@ export class RemoteSyscall {
    */
   private runToTrap(what: string): void {
     this.tracee.cont(0);
+    this.awaitTrap(what);
+  }
+
+  /** The waiting half of runToTrap, for a task already resumed. */
+  private awaitTrap(what: string): void {
     for (;;) {
       const status = this.tracee.wait(what);
       const event = WaitStatus.event(status);

@@ -13,7 +13,6 @@ import { dumpPosixTimers, restorePosixTimers } from './posix-timers';
 import { SIGACTION_SIGNALS, signalOfSigaction } from './sigactions';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import type { Tracee } from '../ptrace/tracee';
-import { parseStatus, procRead } from './proc';
 import type { ProcStat } from './proc';
 
 const X86_MODE_NATIVE = 1;
@@ -145,11 +144,14 @@ export function imageRegisters(regs: Registers): { regs: Registers; restartAx?: 
 
 /**
  * Puts back the process-wide (leader only) and per-thread state that is set by syscalls in the
- * task. Credentials go last: after them the task may no longer be allowed the rest. What needs no
- * answer from the task runs in one call loop: one stop of the task instead of one per call (a
- * leader's 62 sigactions alone were a third of a restore's round trips).
+ * task, in two halves: this one sets the task's call loop going and returns the rest, which waits
+ * for it and then does what needs answers (POSIX timers, seccomp, credentials). Tasks that share
+ * no scratch area (other processes) can be started together. Credentials go last: after them
+ * the task may no longer be allowed the rest. What needs no answer runs in the one call loop: a
+ * stop of the task instead of one per call (a leader's 62 sigactions alone were a third of a
+ * restore's round trips).
  */
-export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: SeccompEntry | undefined, warn: (m: string) => void, tgid = tgidOf(remote.pid)): void {
+export function startTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: SeccompEntry | undefined, warn: (m: string) => void, tgid: number): () => void {
   remote.resetData();
   const calls: TableCall[] = [];
   if (core.tc) {
@@ -184,21 +186,21 @@ export function restoreTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp
   calls.push(...schedulerCalls(tc.schedPolicy ?? 0, tc.schedPrio ?? 0));
   if (core.tc) calls.push(...pendingSignalCalls(remote.pid, remote.pid, core.tc.signalsS, true));
   calls.push(...pendingSignalCalls(remote.pid, tgid, tc.signalsP, false));
-  remote.invokeMany(calls);
-  remote.resetData();
-  // timer_create must say which id it got, before the next
-  if (core.tc?.timers) restorePosixTimers(remote, core.tc.timers.posix);
-  restoreSeccomp(remote, tc, seccomp);
-  if (tc.creds) restoreCreds(remote, tc.creds);
-  // after the credentials: changing them clears the parent-death signal
-  if (tc.pdeathSig) remote.sys.prctl(PR.SET_PDEATHSIG, tc.pdeathSig);
+  const loop = remote.beginCalls(calls);
+  return () => {
+    const { error } = loop();
+    if (error) throw error;
+    remote.resetData();
+    // timer_create must say which id it got, before the next
+    if (core.tc?.timers) restorePosixTimers(remote, core.tc.timers.posix);
+    restoreSeccomp(remote, tc, seccomp);
+    if (tc.creds) restoreCreds(remote, tc.creds);
+    // after the credentials: changing them clears the parent-death signal
+    if (tc.pdeathSig) remote.sys.prctl(PR.SET_PDEATHSIG, tc.pdeathSig);
+  };
 }
 
 export function threadInfoOf(core: CoreEntry): NonNullable<CoreEntry['threadInfo']> {
   if (!core.threadInfo) throw new ImageError('core image has no x86-64 thread_info (dumped on another architecture?)');
   return core.threadInfo;
-}
-
-function tgidOf(tid: number): number {
-  return Number(parseStatus(procRead(tid, 'status')).get('Tgid') ?? tid);
 }
