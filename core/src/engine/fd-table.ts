@@ -223,8 +223,10 @@ export class FdTable {
       const entry = elsewhere ? undefined : ctx.files.entry(kind, e.id);
       const got = entry === undefined ? fetchFd(remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, e.id);
       if (got !== e.fd) {
-        remote.sys.with(`fd ${e.fd}`).dup3(got, e.fd, cloexec);
-        remote.sys.close(got);
+        remote.invokeMany([
+          { name: 'dup3', args: [got, e.fd, cloexec], detail: `fd ${e.fd}` },
+          { name: 'close', args: [got] },
+        ]);
       } else {
         // a fetched fd always arrives close-on-exec, and a kind may hand over one it fetched
         remote.sys.with(`fd ${e.fd}`).fcntl(e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0);

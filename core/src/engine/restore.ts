@@ -6,13 +6,13 @@ import { AmberError } from '../kernel/errors';
 import { kill, prctl } from '../kernel/syscalls';
 import { ImageStore, readPstree, TaskState, xsaveFromFpregs, type CoreEntry, type FdinfoEntry, type SeccompEntry, type PstreeEntry, type TaskKobjIdsEntry } from '../images';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
-import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { finishTogether, RemoteSyscall, type TableCall } from '../ptrace/remote-syscall';
 import { collectExits } from '../ptrace/wait';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
 import { checkShellJobRoot } from '../task/leaders';
-import { registersOf, restoreTaskState, threadInfoOf } from '../task/task-state';
+import { registersOf, startTaskState, threadInfoOf } from '../task/task-state';
 import { prepareZombie } from '../task/zombie';
 import { FdTable } from './fd-table';
 import { MappingKinds } from './mapping-kinds';
@@ -97,8 +97,14 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       if (phase === 'memory') ctx.inodes.release();
       if (phase === 'task-state') {
         const seccomp = store.has('seccomp') ? store.readOne<SeccompEntry>('seccomp', 'seccomp') : undefined;
-        for (const plan of live) {
-          for (const th of plan.threads) restoreTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m));
+        // a thread of every process at a time, their call loops running together (the threads
+        // of one process share its scratch area: one after another)
+        for (let round = 0; live.some((p) => round < p.threads.length); round++) {
+          const started = live.filter((p) => round < p.threads.length).map((plan) => {
+            const th = plan.threads[round];
+            return startTaskState(th.remote, plan.cores.get(th.tid)!, seccomp, (m) => log.warn(m), plan.entry.pid);
+          });
+          for (const rest of started) rest();
         }
       }
       faultPoint(`restore:${phase}`);
@@ -217,10 +223,12 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     const remote = created.remote;
     // The helper's rseq area is about to be unmapped; a registered one would then fault.
     const rseq = created.tracee.getRseqConfig();
-    if (rseq.pointer) remote.sys.with('unregister').rseq(rseq.pointer, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.signature);
-    if (!(flags & CLONE.FILES)) remote.sys.close_range(0, 0xffffffff, 0);
-    if (entry.sid === entry.pid) remote.sys.setsid();
-    else if (entry.pgid === entry.pid) remote.sys.setpgid(0, 0);
+    const calls: TableCall[] = [];
+    if (rseq.pointer) calls.push({ name: 'rseq', args: [rseq.pointer, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.signature], detail: 'unregister' });
+    if (!(flags & CLONE.FILES)) calls.push({ name: 'close_range', args: [0, 0xffffffff, 0] });
+    if (entry.sid === entry.pid) calls.push({ name: 'setsid', args: [] });
+    else if (entry.pgid === entry.pid) calls.push({ name: 'setpgid', args: [0, 0] });
+    remote.invokeMany(calls);
     if (!plan.zombie) tasks.push(task);
   }
   for (const plan of plans) {
@@ -294,11 +302,8 @@ function sharingFlags(child: TaskKobjIdsEntry, parent: TaskKobjIdsEntry): number
 function createThreads(creator: TaskCreator, plans: TaskPlan[]): void {
   const flags = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
   for (const plan of plans) {
-    for (const tid of plan.entry.threads) {
-      if (tid === plan.entry.pid) continue;
-      const created = creator.createTask(tid, plan.task!.remote, flags);
-      plan.threads.push({ tid, tracee: created.tracee, remote: created.remote });
-    }
+    const tids = plan.entry.threads.filter((tid) => tid !== plan.entry.pid);
+    creator.createThreads(tids, plan.task!.remote, flags, (made) => plan.threads.push({ tid: made.pid, tracee: made.tracee, remote: made.remote }));
   }
 }
 
@@ -308,12 +313,11 @@ function createThreads(creator: TaskCreator, plans: TaskPlan[]): void {
  */
 function resumeAll(plans: TaskPlan[]): void {
   for (const plan of plans) if (plan.zombie) becomeZombie(plan);
-  for (const plan of plans) {
-    if (plan.zombie) continue;
+  const live = plans.filter((p) => !p.zombie);
+  finishTogether(live.flatMap((plan) => plan.threads.map((th) => ({ remote: th.remote, final: registersOf(plan.cores.get(th.tid)!), mode: 'new-task' as const, unmaps: th.tid === plan.entry.pid }))));
+  for (const plan of live) {
     for (const th of [...plan.threads].reverse()) {
       const core = plan.cores.get(th.tid)!;
-      if (th.tid === plan.entry.pid) th.remote.finish(registersOf(core), 'new-task');
-      else th.remote.finishThread(registersOf(core), 'new-task');
       const info = threadInfoOf(core);
       th.tracee.setXstate(info.xsaveRaw ?? xsaveFromFpregs(info.fpregs, th.tracee.getXstate()));
       th.tracee.setSigmask(core.threadCore?.blkSigset ?? 0n);

@@ -1,17 +1,22 @@
 import { ERESTART, KSIGACTION_SIZE, MAP, PROT, PTRACE_EVENT, SIG, SYS } from '../kernel/constants';
 import { KernelError } from '../kernel/errors';
-import { SYSCALLS, type ArgsOf, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
+import { SYSCALLS, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
 import { Registers } from '../kernel/regs';
 import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { rebuildRestartBlock } from './restart-block';
-import { checkpoint, deferInterrupts } from './interrupt';
+import { checkpoint } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
+import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callError, callTableOutcome, encodeCallTable, type TableCall, type TableOutcome } from './call-loop';
+import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } from './copy-loop';
+
+export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
+export type { CopyFault } from './copy-loop';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -19,57 +24,9 @@ const ARG_REGS = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
 export const SCRATCH_SIZE = 256 * 1024;
 const DATA_OFFSET = 4096;
 
-/**
- * A copy loop, run by the task itself over a list of {dst, src, len} triples (rbx: the list,
- * r12: how many), then int3. Where memory is the thing to move, one `rep movsb` per run beats a
- * syscall: no file write path, and the pages are mapped where they go.
- *   top: test r12,r12; jz done; mov rdi,[rbx]; mov rsi,[rbx+8]; mov rcx,[rbx+16]; rep movsb
- *        add rbx,24; dec r12; jmp top
- *   done: int3
- */
-const COPY_LOOP = Buffer.from([
-  0x4d, 0x85, 0xe4, 0x74, 0x16, 0x48, 0x8b, 0x3b, 0x48, 0x8b, 0x73, 0x08, 0x48, 0x8b, 0x4b, 0x10,
-  0xf3, 0xa4, 0x48, 0x83, 0xc3, 0x18, 0x49, 0xff, 0xcc, 0xeb, 0xe5, 0xcc,
-]);
-const COPY_LOOP_OFFSET = 64;
-/** The copy loop of a parked thread: it ends in getpid (a syscall stop for amber) and the sigreturn. */
-const PARKED_COPY_LOOP = Buffer.concat([COPY_LOOP.subarray(0, COPY_LOOP.length - 1), Buffer.from([0xb8, SYS.getpid, 0, 0, 0]), PARKED_SYSCALL]);
-const PARKED_COPY_LOOP_OFFSET = 128;
 const PARKED_SYSCALL_OFFSET = 16;
-/**
- * A call loop, run by the task over a table of entries {nr, six args, result} of u64 (rbx: the
- * table, r12: how many): each call's rax goes into its entry, the first failure (-4095..-1) ends
- * the loop; then int3. Many calls for one stop: an injected call costs its round trip (two
- * context switches, ~120 us on this machine when loaded), not the syscall.
- *   top: test r12,r12; jz done; mov rax,[rbx]; mov rdi,[rbx+8]; mov rsi,[rbx+16]; mov rdx,[rbx+24]
- *        mov r10,[rbx+32]; mov r8,[rbx+40]; mov r9,[rbx+48]; syscall; mov [rbx+56],rax
- *        cmp rax,-4095; jae done; add rbx,64; dec r12; jmp top
- *   done: int3
- */
-const CALL_LOOP = Buffer.from([
-  0x4d, 0x85, 0xe4, 0x74, 0x32, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x7b, 0x08, 0x48, 0x8b, 0x73, 0x10,
-  0x48, 0x8b, 0x53, 0x18, 0x4c, 0x8b, 0x53, 0x20, 0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30,
-  0x0f, 0x05, 0x48, 0x89, 0x43, 0x38, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0x73, 0x09, 0x48, 0x83,
-  0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xc9, 0xcc,
-]);
-const CALL_LOOP_OFFSET = 256;
-const CALL_ENTRY = 64;
-const EFLAGS_DF = 1n << 10n;
-const FAULT_SIGNALS: number[] = [SIG.SEGV, SIG.BUS];
-const SIG_DFL = 0n;
 const ALL_SIGNALS = 0xffffffffffffffffn;
 const RELEASING_CALLS = new Set<number>([SYS.close, SYS.munmap]);
-const SIG_IGN = 1n;
-
-/** One call of the table for invokeMany: its name, its arguments, what its error names. */
-export type TableCall = { [N in SyscallName]: { name: N; args: ArgsOf<N>; detail?: string } }[SyscallName];
-
-/** A copy that stopped on a fault: which signal, at which address, after how many triples. */
-export interface CopyFault {
-  signal: number;
-  address: bigint;
-  done: number;
-}
 
 /** A thread as amber found it: what its parking frame puts back. */
 export interface ThreadState {
@@ -104,9 +61,21 @@ export class RemoteSyscall {
   constructor(
     readonly tracee: Tracee,
     readonly scratch: Scratch,
-    private readonly template: Registers,
+    private template: Registers,
   ) {
     this.memory = new TaskMemory(tracee.tid);
+    this.copyLoop = new CopyLoop({
+      pid: tracee.tid,
+      tracee,
+      memory: this.memory,
+      scratch,
+      isParked: () => this.parked,
+      templateRegisters: () => this.template.clone(),
+      resetData: () => this.resetData(),
+      getSigaction: (sig) => this.getSigaction(sig),
+      setSigaction: (sig, act) => this.setSigaction(sig, act),
+      stopAtSyscallExitFromEntry: (what) => this.stopAtSyscallExitFromEntry(what),
+    });
   }
 
   get pid(): number {
@@ -170,8 +139,13 @@ export class RemoteSyscall {
   }
 
   /** A task that inherited its parent's scratch area (created by an injected clone). */
-  static inherit(tracee: Tracee, scratch: Scratch): RemoteSyscall {
-    return new RemoteSyscall(tracee, scratch, tracee.getRegs());
+  static inherit(tracee: Tracee, scratch: Scratch, stopped = true): RemoteSyscall {
+    return new RemoteSyscall(tracee, scratch, stopped ? tracee.getRegs() : new Registers());
+  }
+
+  /** For a task inherited before its first stop (`stopped` false): its registers, now that it is stopped. */
+  adoptRegisters(): void {
+    this.template = this.tracee.getRegs();
   }
 
   /**
@@ -199,45 +173,84 @@ export class RemoteSyscall {
   /**
    * Runs calls of the table one after another in one stop of the task (the call loop), as
    * `sys` would one by one: returns each rax; the first that fails throws its KernelError, and
-   * the calls after it do not run. A parked thread's calls are driven by syscall stops, so there
-   * they still go one by one.
+   * the calls after it do not run.
    */
   invokeMany(calls: readonly TableCall[]): number[] {
-    const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-    if (this.parked || calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOf(c), false, c.detail));
+    const { results, error } = this.runCalls(calls);
+    if (error) throw error;
+    return results as number[];
+  }
+
+  /**
+   * invokeMany that reports instead of throwing: each rax (undefined for the calls after the
+   * first failure, which do not run) and that failure's error. A parked thread's calls are driven
+   * by syscall stops, so there they still go one by one.
+   */
+  runCalls(calls: readonly TableCall[]): TableOutcome {
+    return this.beginCalls(calls)();
+  }
+
+  /**
+   * runCalls in two halves: this one sets the call loop going and returns the other, which
+   * waits for it and reports. Meanwhile amber may start other tasks' loops (tasks that do not
+   * share this one's scratch area), so that their stops overlap. Calls that cannot go through
+   * the loop have run by the time this returns.
+   */
+  beginCalls(calls: readonly TableCall[]): () => TableOutcome {
+    if (this.parked || calls.length < 2) {
+      const outcome = this.runCallsOneByOne(calls);
+      return () => outcome;
+    }
     checkpoint();
     if (!this.callLoopReady) {
       this.memory.write(this.scratch.base + BigInt(CALL_LOOP_OFFSET), CALL_LOOP);
       this.callLoopReady = true;
     }
-    const table = Buffer.alloc(calls.length * CALL_ENTRY);
-    calls.forEach((c, i) => {
-      const { nr, params } = SYSCALLS[c.name];
-      const args = argsOf(c);
-      if (args.length > params.length) throw new Error(`${c.name} takes ${params.length} arguments, given ${args.length}`);
-      table.writeBigInt64LE(BigInt(nr), i * CALL_ENTRY);
-      args.forEach((a, j) => {
-        const v = typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : BigInt(a);
-        table.writeBigInt64LE(BigInt.asIntN(64, v), i * CALL_ENTRY + 8 + j * 8);
-      });
-    });
-    const at = this.stage(table);
+    // the arguments' buffers and the table, laid out as stage() would, go in in one write
+    const from = (this.cursor + 15) & ~15;
+    const parts: { at: number; data: Buffer }[] = [];
+    const place = (data: Buffer): bigint => {
+      const at = this.claim(data.length);
+      parts.push({ at, data });
+      return this.scratch.base + BigInt(at);
+    };
+    const { table, link } = encodeCallTable(calls, (a) => place(typeof a === 'string' ? Buffer.from(a + '\0') : a));
+    const at = place(table);
+    link(at);
+    const image = Buffer.alloc(this.cursor - from);
+    for (const p of parts) p.data.copy(image, p.at - from);
+    this.memory.write(this.scratch.base + BigInt(from), image);
     const regs = this.template.clone();
     regs.set('ip', this.scratch.base + BigInt(CALL_LOOP_OFFSET));
     regs.set('origAx', -1n);
     regs.set('bx', at);
     regs.set('r12', calls.length);
     this.tracee.setRegs(regs);
-    this.runToTrap(`injected call loop (${calls[0].name} ...)`);
-    const done = this.memory.read(at, table.length);
-    return calls.map((c, i) => {
-      const r = Number(done.readBigInt64LE(i * CALL_ENTRY + 56));
-      if (r < 0 && r > -4096) {
-        const args = argsOf(c);
-        throw new KernelError(`${callName(c.name, args)} (in the task)`, -r, this.pid, c.detail ?? args.find((a): a is string => typeof a === 'string'));
+    this.tracee.cont(0);
+    return () => {
+      this.awaitTrap(`injected call loop (${calls[0].name} ...)`);
+      return callTableOutcome(calls, this.memory.read(at, table.length), this.pid);
+    };
+  }
+
+  private runCallsOneByOne(calls: readonly TableCall[]): TableOutcome {
+    const results: (number | undefined)[] = [];
+    let error: KernelError | undefined;
+    for (const c of calls) {
+      if (error) {
+        results.push(undefined);
+        continue;
       }
-      return r;
-    });
+      const args = argsOfCall(c);
+      for (const f of c.argsFrom ?? []) {
+        if (f.call >= results.length) throw new Error(`${c.name}: argument ${f.arg} from call ${f.call}, which does not run before it`);
+        args[f.arg] = results[f.call]!;
+      }
+      const r = this.invoke(c.name, args, true, c.detail);
+      results.push(r);
+      if (r < 0 && r > -4096) error = callError(c, args, -r, this.pid);
+    }
+    return { results, error };
   }
 
   private callLoopReady = false;
@@ -283,6 +296,11 @@ export class RemoteSyscall {
    */
   private runToTrap(what: string): void {
     this.tracee.cont(0);
+    this.awaitTrap(what);
+  }
+
+  /** The waiting half of runToTrap, for a task already resumed. */
+  private awaitTrap(what: string): void {
     for (;;) {
       const status = this.tracee.wait(what);
       const event = WaitStatus.event(status);
@@ -336,43 +354,21 @@ export class RemoteSyscall {
 
   /**
    * Runs `body`, in which copyInTask may be called, with the fault signals set so that a fault in
-   * the copy only stops the task for amber. A fault signal that is blocked or ignored is forced:
-   * the kernel would unblock it and reset the task's handler to SIG_DFL for good. Unblocked and
-   * not ignored, it stops the task with its handler untouched. So, for the while: unblocked, and
-   * un-ignored; then as they were.
+   * the copy only stops the task for amber (copy-loop.ts).
    */
-  async withCopyFaultsStopping<T>(body: () => Promise<T>): Promise<T> {
-    if (!this.copyLoopReady) {
-      this.memory.write(this.scratch.base + BigInt(COPY_LOOP_OFFSET), COPY_LOOP);
-      this.copyLoopReady = true;
-    }
-    const mask = this.tracee.getSigmask();
-    this.resetData();
-    const ignored = FAULT_SIGNALS.filter((sig) => this.getSigaction(sig).readBigUInt64LE(0) === SIG_IGN);
-    this.copying = true;
-    try {
-      this.tracee.setSigmask(mask & ~FAULT_SIGNALS.reduce((m, sig) => m | (1n << BigInt(sig - 1)), 0n));
-      for (const sig of ignored) this.setHandler(sig, SIG_DFL);
-      return await body();
-    } finally {
-      this.copying = false;
-      this.resetData();
-      deferInterrupts(() => {
-        for (const sig of ignored) this.setHandler(sig, SIG_IGN);
-      });
-      this.tracee.setSigmask(mask);
-    }
+  withCopyFaultsStopping<T>(body: () => Promise<T>): Promise<T> {
+    return this.copyLoop.withFaultsStopping(body);
   }
 
   /**
    * Runs the copy loop over `count` triples staged at `list`, inside withCopyFaultsStopping().
-   * Returns undefined when all were copied, or the fault that stopped it (SIGSEGV, SIGBUS): the
-   * signal is never delivered, the next call the task makes discards it.
+   * Returns undefined when all were copied, or the fault that stopped it (SIGSEGV, SIGBUS).
    */
   copyInTask(list: bigint, count: number): CopyFault | undefined {
-    if (!this.copying) throw new Error(`pid ${this.pid}: copyInTask outside withCopyFaultsStopping`);
-    return this.runCopyLoop(list, count);
+    return this.copyLoop.copy(list, count);
   }
+
+  private readonly copyLoop: CopyLoop;
 
   /** The task's struct kernel_sigaction for sig (handler, flags, restorer, mask); staged after what is staged. */
   getSigaction(sig: number): Buffer {
@@ -386,59 +382,21 @@ export class RemoteSyscall {
     this.sys.with(what).rt_sigaction(sig, act, 0, 8);
   }
 
-  /** Sets just the handler of sig, keeping its flags, restorer and mask. */
-  private setHandler(sig: number, handler: bigint): void {
-    const act = this.getSigaction(sig);
-    act.writeBigUInt64LE(handler, 0);
-    this.setSigaction(sig, act);
-  }
-
-  private runCopyLoop(list: bigint, count: number): CopyFault | undefined {
-    checkpoint();
-    const regs = this.template.clone();
-    regs.set('ip', this.scratch.base + BigInt(this.parked ? PARKED_COPY_LOOP_OFFSET : COPY_LOOP_OFFSET));
-    regs.set('origAx', -1n);
-    regs.set('bx', list);
-    regs.set('r12', count);
-    regs.set('flags', regs.get('flags') & ~EFLAGS_DF);
-    this.tracee.setRegs(regs);
-    const resume = () => (this.parked ? this.tracee.syscallStep(0) : this.tracee.cont(0));
-    resume();
-    for (;;) {
-      const status = this.tracee.wait('injected copy');
-      const event = WaitStatus.event(status);
-      if (event === PTRACE_EVENT.STOP) {
-        resume();
-        continue;
-      }
-      const sig = WaitStatus.stopSig(status);
-      if (this.parked ? isSyscallStop(status) : sig === SIG.TRAP && event === 0) {
-        // parked: that was the getpid's entry; its exit is where the thread waits
-        if (this.parked) this.stopAtSyscallExitFromEntry('injected copy');
-        return undefined;
-      }
-      if (event === 0 && FAULT_SIGNALS.includes(sig)) {
-        const after = this.tracee.getRegs();
-        const done = count - Number(after.get('r12'));
-        return { signal: sig, address: this.tracee.getSiginfo().readBigUInt64LE(16), done };
-      }
-      throw new UnexpectedStopError(this.pid, status, 'SIGTRAP after an injected copy');
-    }
-  }
-
-  private copyLoopReady = false;
-  private copying = false;
-
   /** Copies data into the scratch area; returns its address in the task. Reset with resetData(). */
   stage(data: Buffer): bigint {
-    const aligned = (this.cursor + 15) & ~15;
-    if (aligned + data.length > this.dataEnd) {
-      throw new Error(`scratch area of pid ${this.pid} is full (${data.length} bytes wanted)`);
-    }
-    const addr = this.scratch.base + BigInt(aligned);
+    const addr = this.scratch.base + BigInt(this.claim(data.length));
     this.memory.write(addr, data);
-    this.cursor = aligned + data.length;
     return addr;
+  }
+
+  /** The offset of the next n bytes of the data area, now taken. */
+  private claim(n: number): number {
+    const aligned = (this.cursor + 15) & ~15;
+    if (aligned + n > this.dataEnd) {
+      throw new Error(`scratch area of pid ${this.pid} is full (${n} bytes wanted)`);
+    }
+    this.cursor = aligned + n;
+    return aligned;
   }
 
   stageString(s: string): bigint {
@@ -517,6 +475,37 @@ export class RemoteSyscall {
     return this.tracee.getRegs().getSigned('ax');
   }
 
+  /** finishTogether's steps: the last call (munmap of the scratch area, or a getpid) set up and resumed to its entry. */
+  enterLastCall(unmaps: boolean): void {
+    this.tracee.setRegs(unmaps ? this.syscallRegs(SYS.munmap, [this.scratch.base, this.scratch.size]) : this.syscallRegs(SYS.getpid, []));
+    this.tracee.syscallStep();
+  }
+
+  /** Waits for the last call's entry or exit stop. */
+  awaitLastCallStop(phase: 'entry' | 'exit'): void {
+    const what = `last injected call (${phase})`;
+    for (;;) {
+      const status = this.tracee.wait(what);
+      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
+        this.tracee.syscallStep();
+        continue;
+      }
+      if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
+      return;
+    }
+  }
+
+  /** At the last call's exit stop: the task's own registers (and mask), to resume with. */
+  leaveFromLastCall(unmapped: boolean, final: Registers, mode: RestartMode, sigmask?: bigint): void {
+    if (unmapped) {
+      const result = this.tracee.getRegs().getSigned('ax');
+      if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
+    }
+    if (sigmask !== undefined) this.tracee.setSigmask(sigmask);
+    this.tracee.setRegs(resumeFromSyscallExit(final, mode));
+    this.memory.close();
+  }
+
   /**
    * Unmaps the scratch area and leaves the task at the munmap's syscall-exit stop with `final`
    * registers. The int3 after the syscall would be gone with the page, so the stop comes from
@@ -532,6 +521,36 @@ export class RemoteSyscall {
     if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
+  }
+}
+
+/** One task for finishTogether: its final registers; `unmaps`: the leader, whose finish unmaps the scratch area. */
+export interface FinishPart {
+  remote: RemoteSyscall;
+  final: Registers;
+  mode: RestartMode;
+  unmaps: boolean;
+  sigmask?: bigint;
+}
+
+/**
+ * finish() of the leaders and finishThread() of the other threads, for many tasks at once: each
+ * step (resume to the syscall entry, to its exit) is given to every task before amber waits for
+ * any, so their round trips overlap instead of adding up. The threads go first, then the leaders,
+ * whose munmap takes the scratch area the threads ran their last call in.
+ */
+export function finishTogether(parts: readonly FinishPart[]): void {
+  // a rebuilt restart block is an injected call that stages data: one task at a time
+  const ready = parts.map((p) => ({ ...p, ...(p.mode === 'new-task' ? rebuildRestartBlock(p.remote, p.final) : { regs: p.final, mode: p.mode }) }));
+  for (const group of [ready.filter((p) => !p.unmaps), ready.filter((p) => p.unmaps)]) {
+    for (const p of group) p.remote.enterLastCall(p.unmaps);
+    for (const p of group) p.remote.awaitLastCallStop('entry');
+    for (const p of group) {
+      if (p.unmaps && p.sigmask !== undefined) p.remote.tracee.setSigmask(p.sigmask);
+      p.remote.tracee.syscallStep();
+    }
+    for (const p of group) p.remote.awaitLastCallStop('exit');
+    for (const p of group) p.remote.leaveFromLastCall(p.unmaps, p.regs, p.mode, p.unmaps ? undefined : p.sigmask);
   }
 }
 
@@ -558,3 +577,4 @@ export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Regis
   }
   return out;
 }
+

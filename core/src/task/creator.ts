@@ -73,16 +73,9 @@ export class TaskCreator {
     const deadline = Date.now() + waitForZombieMs;
     for (;;) {
       maker.resetData();
-      const args = Buffer.alloc(CLONE_ARGS_SIZE);
       const setTid = Buffer.alloc(4);
       setTid.writeInt32LE(pid, 0);
-      const setTidAddr = maker.stage(setTid);
-      args.writeBigUInt64LE(BigInt(flags), 0);
-      // with CLONE_THREAD or CLONE_PARENT the kernel wants 0 here: the exit signal is the caller's
-      args.writeBigUInt64LE(BigInt(flags & (CLONE.THREAD | CLONE.PARENT) ? 0 : SIG.CHLD), 32); // exit_signal
-      args.writeBigUInt64LE(setTidAddr, 64); // set_tid
-      args.writeBigUInt64LE(1n, 72); // set_tid_size
-      const r = maker.sysRaw.clone3(args, CLONE_ARGS_SIZE);
+      const r = maker.sysRaw.clone3(cloneArgs(flags, maker.stage(setTid)), CLONE_ARGS_SIZE);
       if (r === -errnoNumber('EEXIST')) {
         if (pidHolder(pid)?.state === 'Z' && Date.now() < deadline) {
           sleepSync(50);
@@ -97,6 +90,42 @@ export class TaskCreator {
       tracee.setSigmask(ALL_SIGNALS);
       return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, scratch) };
     }
+  }
+
+  /**
+   * Threads of one process (CLONE_THREAD in `flags`) with the given tids, made by `parent` in
+   * one call loop: a stop of the parent per thread for its clone event, not two. Each made thread
+   * is handed to `made` at once (so that an undo finds it) and then taken from its first stop. A
+   * clone3 that fails (a tid busy, or held by a zombie not yet reaped) and those after it go one
+   * by one through createTask, which waits for a zombie.
+   */
+  createThreads(tids: number[], parent: RemoteSyscall, flags: number, made: (t: CreatedTask) => void): void {
+    if (tids.length < 2) {
+      for (const tid of tids) made(this.createTask(tid, parent, flags));
+      return;
+    }
+    const scratch = this.scratch;
+    parent.resetData();
+    const setTids = Buffer.alloc(4 * tids.length);
+    tids.forEach((tid, i) => setTids.writeInt32LE(tid, 4 * i));
+    const setTidsAt = parent.stage(setTids);
+    const { results } = parent.runCalls(
+      tids.map((tid, i) => ({ name: 'clone3', args: [cloneArgs(flags, setTidsAt + BigInt(4 * i)), CLONE_ARGS_SIZE], detail: `thread ${tid}` })),
+    );
+    parent.resetData();
+    const created = results.filter((r): r is number => r !== undefined && r > 0);
+    const tasks = created.map((tid) => {
+      const tracee = Tracee.adopt(tid);
+      return { pid: tid, tracee, remote: RemoteSyscall.inherit(tracee, scratch, false) };
+    });
+    tasks.forEach(made);
+    for (const { pid: tid, tracee, remote } of tasks) {
+      const status = tracee.wait('creation');
+      if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(tid, status, 'the first stop of a new task');
+      tracee.setSigmask(ALL_SIGNALS);
+      remote.adoptRegisters();
+    }
+    for (const tid of tids.slice(created.length)) made(this.createTask(tid, parent, flags));
   }
 
   dispose(): void {
@@ -146,6 +175,17 @@ export class TaskCreator {
     this.helper = { pid, tracee, remote };
     return this.helper;
   }
+}
+
+/** struct clone_args for one task whose pid (tid) is the int at setTidAddr. */
+function cloneArgs(flags: number, setTidAddr: bigint): Buffer {
+  const args = Buffer.alloc(CLONE_ARGS_SIZE);
+  args.writeBigUInt64LE(BigInt(flags), 0);
+  // with CLONE_THREAD or CLONE_PARENT the kernel wants 0 here: the exit signal is the caller's
+  args.writeBigUInt64LE(BigInt(flags & (CLONE.THREAD | CLONE.PARENT) ? 0 : SIG.CHLD), 32); // exit_signal
+  args.writeBigUInt64LE(setTidAddr, 64); // set_tid
+  args.writeBigUInt64LE(1n, 72); // set_tid_size
+  return args;
 }
 
 function safeReadlink(p: string): string {

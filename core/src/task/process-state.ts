@@ -32,8 +32,8 @@ export function dumpRlimits(remote: RemoteSyscall): TaskRlimitsEntry {
  * Puts the limits back. Raising a hard limit needs CAP_SYS_RESOURCE, which amber may lack: a
  * limit above what the restore helper was given is clipped to it, and reported.
  */
-export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, warn: (m: string) => void): void {
-  // what the helper was given, then the task's own: two stops of the task, not 32
+export function rlimitCalls(remote: RemoteSyscall, limits: TaskRlimitsEntry, warn: (m: string) => void): TableCall[] {
+  // what the helper was given (one stop), then the task's own calls, for the caller's call loop
   remote.resetData();
   const slots = remote.reserve(16 * limits.rlimits.length);
   remote.invokeMany(limits.rlimits.map((_, r) => ({ name: 'prlimit64', args: [0, r, 0, slots + BigInt(16 * r)], detail: `resource ${r}` })));
@@ -48,8 +48,8 @@ export function restoreRlimits(remote: RemoteSyscall, limits: TaskRlimitsEntry, 
     buf.writeBigUInt64LE(max, 8);
     return { name: 'prlimit64', args: [0, r, buf, 0], detail: `resource ${r}` };
   });
-  remote.invokeMany(sets);
   remote.resetData();
+  return sets;
 }
 
 export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
@@ -65,19 +65,16 @@ export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
   return out;
 }
 
-export function restoreItimers(remote: RemoteSyscall, timers: TaskTimersEntry): void {
-  remote.resetData();
-  const slot = remote.reserve(32);
-  ITIMERS.forEach((name, which) => {
+export function itimerCalls(timers: TaskTimersEntry): TableCall[] {
+  return ITIMERS.flatMap((name, which): TableCall[] => {
     const t: ItimerEntry = timers[name];
-    if (!t.isec && !t.iusec && !t.vsec && !t.vusec) return;
+    if (!t.isec && !t.iusec && !t.vsec && !t.vusec) return [];
     const raw = Buffer.alloc(32);
     raw.writeBigInt64LE(t.isec, 0);
     raw.writeBigInt64LE(t.iusec, 8);
     raw.writeBigInt64LE(t.vsec, 16);
     raw.writeBigInt64LE(t.vusec, 24);
-    remote.memory.write(slot, raw);
-    remote.sys.with(`itimer ${name}`).setitimer(which, slot, 0);
+    return [{ name: 'setitimer', args: [which, raw, 0], detail: `itimer ${name}` }];
   });
 }
 
@@ -89,15 +86,14 @@ export function dumpAltStack(remote: RemoteSyscall): ThreadSasEntry {
   return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
 }
 
-export function restoreAltStack(remote: RemoteSyscall, sas: ThreadSasEntry): void {
-  if (sas.ssFlags & SS_DISABLE) return;
+export function altStackCalls(sas: ThreadSasEntry): TableCall[] {
+  if (sas.ssFlags & SS_DISABLE) return [];
   const raw = Buffer.alloc(24);
   raw.writeBigUInt64LE(sas.ssSp, 0);
   // A thread dumped while running on its alternate stack gets it back as configured, not in use.
   raw.writeInt32LE(sas.ssFlags & ~SS_ONSTACK, 8);
   raw.writeBigUInt64LE(sas.ssSize, 16);
-  remote.resetData();
-  remote.sys.sigaltstack(raw, 0);
+  return [{ name: 'sigaltstack', args: [raw, 0] }];
 }
 
 export function dumpChildSubreaper(remote: RemoteSyscall): boolean {
@@ -249,14 +245,13 @@ function capset(remote: RemoteSyscall, e: bigint, p: bigint, i: bigint): void {
 }
 
 /** Pending signals, each a raw siginfo: re-queued by the task to itself, so any si_code is allowed. */
-export function restorePendingSignals(remote: RemoteSyscall, tgid: number, signals: SignalQueueEntry | undefined, shared: boolean): void {
-  for (const { siginfo } of signals?.signals ?? []) {
-    remote.resetData();
+export function pendingSignalCalls(tid: number, tgid: number, signals: SignalQueueEntry | undefined, shared: boolean): TableCall[] {
+  return (signals?.signals ?? []).map(({ siginfo }): TableCall => {
     const sig = siginfo.readInt32LE(0);
-    const info = remote.stage(siginfo);
-    if (shared) remote.sys.with(`signal ${sig}`).rt_sigqueueinfo(tgid, sig, info);
-    else remote.sys.with(`signal ${sig}`).rt_tgsigqueueinfo(tgid, remote.pid, sig, info);
-  }
+    return shared
+      ? { name: 'rt_sigqueueinfo', args: [tgid, sig, siginfo], detail: `signal ${sig}` }
+      : { name: 'rt_tgsigqueueinfo', args: [tgid, tid, sig, siginfo], detail: `signal ${sig}` };
+  });
 }
 
 export function dumpNice(remote: RemoteSyscall): number {
@@ -264,8 +259,8 @@ export function dumpNice(remote: RemoteSyscall): number {
   return 20 - remote.sys.getpriority(0 /* PRIO_PROCESS */, 0);
 }
 
-export function restoreNice(remote: RemoteSyscall, nice: number): void {
-  remote.sys.with(`nice ${nice}`).setpriority(0, 0, nice);
+export function niceCall(nice: number): TableCall {
+  return { name: 'setpriority', args: [0, 0, nice], detail: `nice ${nice}` };
 }
 
 /** Scheduling policy (with SCHED_RESET_ON_FORK) and static priority of the calling thread. */
@@ -277,10 +272,9 @@ export function dumpScheduler(remote: RemoteSyscall): { schedPolicy: number; sch
   return { schedPolicy, schedPrio: remote.memory.read(param, 4).readInt32LE(0) };
 }
 
-export function restoreScheduler(remote: RemoteSyscall, policy: number, prio: number): void {
-  if (policy === 0 && prio === 0) return;
+export function schedulerCalls(policy: number, prio: number): TableCall[] {
+  if (policy === 0 && prio === 0) return [];
   const param = Buffer.alloc(4);
   param.writeInt32LE(prio, 0);
-  remote.resetData();
-  remote.sys.with(`policy ${policy}, priority ${prio}`).sched_setscheduler(0, policy, param);
+  return [{ name: 'sched_setscheduler', args: [0, policy, param], detail: `policy ${policy}, priority ${prio}` }];
 }

@@ -1,14 +1,14 @@
 import {
   MADV, AmberError, MAP, MREMAP, O, openAsTask, PR, PR_SET_MM_MAP, PROT, readMaps,
-  type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask,
+  type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask, type TableCall,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
-import { applyAdvice, applyLock } from './madvise';
+import { adviceCalls, lockCalls } from './madvise';
 import type { ShmemObject } from './objects';
 import { ObjectRestorer } from './objects-restore';
 import type { PagemapEntry } from './pagemap';
 import type { PagePiece } from './parent';
-import { transfer } from './transfer';
+import { readStretches, type Stretch } from './transfer';
 import { fillByUffdCopy } from './uffd-fill';
 import { bridgePieces } from './bridge';
 
@@ -47,50 +47,54 @@ export async function rebuildAddressSpace(
   for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
 
   const restorer = new ObjectRestorer(ctx, task, objects, mm.vmas);
+  // plain mappings go in by the call loop, a run of them per stop; what another plugin or the
+  // object restorer maps comes in between, in order
+  let mmaps: TableCall[] = [];
+  const mapPending = () => {
+    remote.resetData();
+    remote.invokeMany(mmaps);
+    mmaps = [];
+  };
   for (const v of mm.vmas) {
     if (isSpecial(v)) continue;
     const owner = ctx.mappings.byStatus(v.status);
-    if (owner) {
-      owner.restoreMapping(ctx, task, v);
-      continue;
-    }
     const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
-    if (v.amberObject) {
-      restorer.map(v, prot);
+    if (owner || v.amberObject) {
+      mapPending();
+      if (owner) owner.restoreMapping(ctx, task, v);
+      else restorer.map(v, prot);
       continue;
     }
     const fd = isFileBacked(v) ? openFile(v) : -1;
-    remote.resetData();
-    remote.sys.with(`VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`).mmap(v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff);
+    mmaps.push({ name: 'mmap', args: [v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff], detail: `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}` });
   }
+  mapPending();
   restorer.finish();
 
   // CRIU's images hold the vDSO's pages too; the running kernel's own vDSO was moved in instead
   const specials = mm.vmas.filter(isSpecial);
   const ownPieces = pieces.filter((p) => !specials.some((v) => p.addr >= v.start && p.addr < v.end));
   const bytes = await fillPages(ctx, remote, ownPieces, mm.vmas);
+  const settle: TableCall[] = [];
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
-    remote.sys.with(`VMA 0x${v.start.toString(16)}`).mprotect(v.start, v.end - v.start, v.prot);
+    settle.push({ name: 'mprotect', args: [v.start, v.end - v.start, v.prot], detail: `VMA 0x${v.start.toString(16)}` });
   }
-
-  for (const v of mm.vmas) {
-    if (isSpecial(v)) continue;
-    applyAdvice(remote, v);
-    applyLock(remote, v);
-  }
-  setMmFields(ctx, task, mm);
-  for (const fd of fileFds.values()) remote.sys.close(fd);
-  if (mm.amberMlockall) remote.sys.mlockall(mm.amberMlockall);
+  for (const v of mm.vmas) if (!isSpecial(v)) settle.push(...adviceCalls(v), ...lockCalls(v));
+  remote.resetData();
+  remote.invokeMany(settle);
+  const last: TableCall[] = [...fileFds.values()].map((fd) => ({ name: 'close', args: [fd] }));
+  if (mm.amberMlockall) last.push({ name: 'mlockall', args: [mm.amberMlockall] });
+  setMmFields(ctx, task, mm, last);
   return bytes;
 }
 
 function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
-  for (const m of readMaps(remote.pid)) {
-    if (SPECIAL_NAMES.has(m.path)) continue;
-    if (keep.some((k) => m.start < k.end && k.start < m.end)) continue;
-    remote.sys.with(`0x${m.start.toString(16)}`).munmap(m.start, m.end - m.start);
-  }
+  const unmaps = readMaps(remote.pid)
+    .filter((m) => !SPECIAL_NAMES.has(m.path) && !keep.some((k) => m.start < k.end && k.start < m.end))
+    .map((m): TableCall => ({ name: 'munmap', args: [m.start, m.end - m.start], detail: `0x${m.start.toString(16)}` }));
+  remote.resetData();
+  remote.invokeMany(unmaps);
 }
 
 /**
@@ -114,16 +118,19 @@ function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRa
   const overlaps = (a: bigint) => [...keep, { start: lo(current), end: lo(current) + span }, { start: lo(want), end: lo(want) + span }].some((k) => a < k.end && k.start < a + span);
   let temp = 0x200000000000n;
   while (overlaps(temp)) temp += 0x10000000n;
+  const moves: TableCall[] = [];
   const move = (from: bigint, to: bigint) => {
     current.forEach((c) => {
       const size = c.end - c.start;
-      remote.sys.with(c.path).mremap(c.start - from + from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, c.start - from + to);
+      moves.push({ name: 'mremap', args: [c.start - from + from, size, size, MREMAP.MAYMOVE | MREMAP.FIXED, c.start - from + to], detail: c.path });
       c.end = c.start - from + to + size;
       c.start = c.start - from + to;
     });
   };
   move(lo(current), temp);
   move(temp, lo(want));
+  remote.resetData();
+  remote.invokeMany(moves);
 }
 
 /**
@@ -140,7 +147,8 @@ function specialShape(areas: { start: bigint; end: bigint; vvar: boolean }[]): s
   return out.map((a) => `${a.vvar ? 'vvar' : 'vdso'} ${a.pages}p`);
 }
 
-function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry): void {
+/** PR_SET_MM_MAP, then `after` in the same stop. */
+function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry, after: TableCall[]): void {
   const remote = task.remote;
   const exe = ctx.files.regular(mm.exeFileId);
   remote.resetData();
@@ -153,9 +161,12 @@ function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry): void 
     mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd, auxvAddr].forEach((v, i) => map.writeBigUInt64LE(v, i * 8));
   map.writeUInt32LE(auxv.length, 96);
   map.writeUInt32LE(exeFd, 100);
-  remote.sys.with('PR_SET_MM_MAP').prctl(PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0);
-  remote.sys.close(exeFd);
-  if (mm.dumpable !== undefined) remote.sys.prctl(PR.SET_DUMPABLE, mm.dumpable);
+  const calls: TableCall[] = [
+    { name: 'prctl', args: [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0], detail: 'PR_SET_MM_MAP' },
+    { name: 'close', args: [exeFd] },
+  ];
+  if (mm.dumpable !== undefined) calls.push({ name: 'prctl', args: [PR.SET_DUMPABLE, mm.dumpable] });
+  remote.invokeMany([...calls, ...after]);
 }
 
 /**
@@ -192,7 +203,11 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     if (last && last.addr + BigInt(last.len) === p.addr) last.len += p.len;
     else ranges.push({ addr: p.addr, len: p.len });
   }
-  for (const r of ranges) remote.sysRaw.madvise(r.addr, r.len, MADV.POPULATE_WRITE);
+  // best effort: the calls after one that fails still run
+  for (let left = ranges; left.length; ) {
+    const { results } = remote.runCalls(left.map((r): TableCall => ({ name: 'madvise', args: [r.addr, r.len, MADV.POPULATE_WRITE] })));
+    left = left.slice(results.filter((r) => r !== undefined).length);
+  }
 
   let bytes = total - pieces.reduce((n, p) => n + p.len, 0);
   // files in the order of their first piece: oldest set first
@@ -207,13 +222,14 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     // amber's image: opened with amber's identity, which the task still has
     const fd = openAsTask({ remote }, path, O.RDONLY | O.CLOEXEC, { identity: 'current' });
     try {
+      const stretches: Stretch[] = [];
       for (let i = 0; i < list.length; ) {
         let j = i + 1;
         while (j < list.length && list[j].offset === list[j - 1].offset + list[j - 1].len) j++;
-        const segs = list.slice(i, j).map((p) => ({ addr: p.addr, len: p.len }));
-        bytes += transfer(remote, 'preadv', fd, segs, list[i].offset, progress);
+        stretches.push({ segments: list.slice(i, j).map((p) => ({ addr: p.addr, len: p.len })), fileOffset: list[i].offset });
         i = j;
       }
+      bytes += readStretches(remote, fd, stretches, progress);
     } finally {
       remote.sysRaw.close(fd);
     }

@@ -81,7 +81,7 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   async restore(ctx: RestoreContext): Promise<void> {
-    const mms = ctx.tasks.map((task) => this.store.readOne<MmEntry>('mm', `mm-${task.pid}`));
+    const mms = ctx.tasks.map((task) => this.mmOf(this.store, task.pid));
     ctx.tasks.forEach((task, i) => checkStamps(task.pid, mms[i].amberFileStamps, ctx.files));
     const objects = readObjects(this.store);
     adoptCriuSharedAnon(this.store, ctx.files, mms.map((m) => m.vmas), objects);
@@ -122,8 +122,18 @@ export class MemoryPlugin implements ResourcePlugin {
   }
 
   addressRanges(store: ImageStore, pid: number) {
-    return store.readOne<MmEntry>('mm', `mm-${pid}`).vmas.map((v) => ({ start: v.start, end: v.end }));
+    return this.mmOf(store, pid).vmas.map((v) => ({ start: v.start, end: v.end }));
   }
+
+  /** mm-<pid>, decoded once a run: the restore asks for every task's before its memory phase. */
+  private mmOf(store: ImageStore, pid: number): MmEntry {
+    if (store !== this.store) return store.readOne<MmEntry>('mm', `mm-${pid}`);
+    let mm = this.mms.get(pid);
+    if (!mm) this.mms.set(pid, (mm = store.readOne<MmEntry>('mm', `mm-${pid}`)));
+    return mm;
+  }
+
+  private readonly mms = new Map<number, MmEntry>();
 
   private async dumpTask(ctx: DumpContext, task: DumpTask, objects: ObjectDumper): Promise<void> {
     const { pid, remote } = task;

@@ -1,4 +1,4 @@
-import { MADV, MCL, MLOCK_ONFAULT, type RemoteSyscall } from '@amber/core';
+import { MADV, MCL, MLOCK_ONFAULT, type TableCall } from '@amber/core';
 import type { VmaEntry } from './vmas';
 
 /** smaps VmFlags that madvise() sets, and the advice that sets each. */
@@ -28,18 +28,18 @@ export function mlockallOf(scratchVmFlags: string[] | undefined): number {
   return MCL.FUTURE | (scratchVmFlags.includes('lf') ? MCL.ONFAULT : 0);
 }
 
-export function applyAdvice(remote: RemoteSyscall, v: VmaEntry): void {
+/** The madvise calls that give a mapping its advice back. */
+export function adviceCalls(v: VmaEntry): TableCall[] {
   const madv = v.madv ?? 0n;
   const len = v.end - v.start;
   const where = `0x${v.start.toString(16)}`;
-  for (const [flag, advice] of ADVICE_OF_FLAG) {
-    if (madv & (1n << BigInt(advice))) remote.sys.with(`${flag} ${where}`).madvise(v.start, len, advice);
-  }
+  return ADVICE_OF_FLAG.filter(([, advice]) => madv & (1n << BigInt(advice))).map(([flag, advice]): TableCall => ({ name: 'madvise', args: [v.start, len, advice], detail: `${flag} ${where}` }));
 }
 
-export function applyLock(remote: RemoteSyscall, v: VmaEntry): void {
+/** The mlock2 call that locks a mapping again, if it was locked. */
+export function lockCalls(v: VmaEntry): TableCall[] {
   const madv = v.madv ?? 0n;
-  if (!(madv & LOCKED_BIT)) return;
+  if (!(madv & LOCKED_BIT)) return [];
   const flags = madv & LOCKED_ONFAULT_BIT ? MLOCK_ONFAULT : 0;
-  remote.sys.with(`0x${v.start.toString(16)}`).mlock2(v.start, v.end - v.start, flags);
+  return [{ name: 'mlock2', args: [v.start, v.end - v.start, flags], detail: `0x${v.start.toString(16)}` }];
 }

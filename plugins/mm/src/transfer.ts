@@ -1,7 +1,7 @@
 import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AmberError, IOV_MAX, KernelError, MAP, PROT, SIG, SYS, syscallAsync, type RemoteSyscall } from '@amber/core';
+import { AmberError, IOV_MAX, KernelError, MAP, PROT, SIG, SYS, syscallAsync, type RemoteSyscall, type TableCall } from '@amber/core';
 
 import type { PopulateJob } from './populate-worker';
 
@@ -65,6 +65,59 @@ export function transfer(
     }
   }
   return total;
+}
+
+/** A stretch of a pages file read in order into task memory. */
+export interface Stretch {
+  segments: Segment[];
+  fileOffset: number;
+}
+
+/**
+ * preadv of every stretch from `fd` into the task, the small ones (one call each) together in one
+ * stop; a stretch read short, or too big for one call, goes on through transfer().
+ */
+export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stretch[], progress?: (bytes: number) => void): number {
+  const bytesOf = (s: Stretch) => s.segments.reduce((n, g) => n + g.len, 0);
+  const small = stretches.filter((s) => s.segments.length <= IOV_MAX && bytesOf(s) <= MAX_BYTES_PER_CALL);
+  let total = 0;
+  const rest: Stretch[] = stretches.filter((s) => !small.includes(s));
+  if (small.length > 1) {
+    remote.resetData();
+    const calls = small.map((s): TableCall => {
+      const iov = Buffer.alloc(s.segments.length * 16);
+      s.segments.forEach((g, i) => {
+        iov.writeBigUInt64LE(g.addr, i * 16);
+        iov.writeBigUInt64LE(BigInt(g.len), i * 16 + 8);
+      });
+      return { name: 'preadv', args: [fd, iov, s.segments.length, s.fileOffset, 0], detail: 'pages' };
+    });
+    const read = remote.invokeMany(calls);
+    remote.resetData();
+    small.forEach((s, i) => {
+      const n = read[i];
+      total += n;
+      if (n) progress?.(n);
+      if (n < bytesOf(s)) rest.push(unread(s, n));
+    });
+  } else rest.push(...small);
+  for (const s of rest) total += transfer(remote, 'preadv', fd, s.segments, s.fileOffset, progress);
+  return total;
+}
+
+/** What of a stretch is left after its first n bytes. */
+function unread(s: Stretch, n: number): Stretch {
+  const segments: Segment[] = [];
+  let skip = n;
+  for (const g of s.segments) {
+    if (skip >= g.len) {
+      skip -= g.len;
+      continue;
+    }
+    segments.push({ addr: g.addr + BigInt(skip), len: g.len - skip });
+    skip = 0;
+  }
+  return { segments, fileOffset: s.fileOffset + n };
 }
 
 const COPY_CHUNK = 8 << 20;

@@ -5,7 +5,6 @@ import {
   type RemoteSyscall, type VmaEntry,
 } from '@amber/core';
 import type { PagePiece } from './parent';
-import { uffdApi, uffdRegister } from './uffd';
 import { isSpecial, VMA } from './vmas';
 
 /** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
@@ -43,21 +42,38 @@ export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pi
   return pieces.filter((p) => !inAnon(p));
 }
 
-/** A userfaultfd of the task's, registered on `targets`, as an fd of amber's; undefined if the kernel refuses one. */
+/**
+ * A userfaultfd of the task's, registered on `targets`, as an fd of amber's; undefined if the
+ * kernel refuses one. The task only creates it: a userfaultfd acts on the mm of the task that
+ * made it whoever issues its ioctls, so amber does the handshake and the registrations on its
+ * copy, without a stop of the task for each. The registration lives as long as the userfaultfd
+ * does, so amber's copy alone keeps it.
+ */
 function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | undefined {
   remote.resetData();
   const fd = remote.sysRaw.userfaultfd(O.CLOEXEC | O.NONBLOCK);
   if (fd < 0) return undefined;
+  let uffd: number;
   try {
-    uffdApi(remote, fd, 0);
-    for (const v of targets) {
-      const r = uffdRegister(remote, fd, v.start, v.end, UFFD.REGISTER_MODE_MISSING);
-      if (r < 0) throw new KernelError('ioctl(UFFDIO_REGISTER) (in the task)', -r, remote.pid, `0x${v.start.toString(16)}`);
-    }
-    // The registration lives as long as the userfaultfd does, so amber's copy alone keeps it.
-    return takeFd(remote.pid, fd);
+    uffd = takeFd(remote.pid, fd);
   } finally {
     remote.sysRaw.close(fd);
+  }
+  try {
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+    syscall('ioctl(UFFDIO_API)', SYS.ioctl, [uffd, UFFD.IOC_API, addressOf(api)], { pid: remote.pid });
+    for (const v of targets) {
+      const reg = Buffer.alloc(32);
+      reg.writeBigUInt64LE(v.start, 0);
+      reg.writeBigUInt64LE(v.end - v.start, 8);
+      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
+      syscall('ioctl(UFFDIO_REGISTER)', SYS.ioctl, [uffd, UFFD.IOC_REGISTER, addressOf(reg)], { pid: remote.pid, detail: `0x${v.start.toString(16)}` });
+    }
+    return uffd;
+  } catch (e) {
+    close(uffd);
+    throw e;
   }
 }
 

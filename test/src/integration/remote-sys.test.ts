@@ -80,3 +80,53 @@ test('invokeMany runs several calls in one stop; the first failure throws and th
   const v = await verdict(t);
   assert.ok(v.passed, `the target's own checks: ${v.lines.join(' | ')}`);
 });
+
+// argsFrom: a call of the loop takes what an earlier one returned, in the same stop; runCalls
+// reports the failure and which calls ran instead of throwing.
+test('a call of the loop takes an earlier call\'s result as an argument; runCalls reports what ran', async () => {
+  const t = await startTarget('counter');
+  const tracee = Tracee.seize(t.pid);
+  const regs = tracee.getRegs();
+  let remote: RemoteSyscall | undefined;
+  try {
+    const r = (remote = RemoteSyscall.bootstrap(tracee));
+    let resumes = 0;
+    const cont = tracee.cont.bind(tracee);
+    tracee.cont = (sig?: number) => {
+      resumes++;
+      cont(sig);
+    };
+    // open, then F_DUPFD of what open returned, then close of the open's fd: the dup survives
+    const [fd, dup, closed] = r.invokeMany([
+      { name: 'open', args: ['/proc/self/status', O.RDONLY | O.CLOEXEC, 0] },
+      { name: 'fcntl', args: [-1, F.DUPFD, 250], argsFrom: [{ arg: 0, call: 0 }] },
+      { name: 'close', args: [-1], argsFrom: [{ arg: 0, call: 0 }] },
+    ]);
+    assert.equal(resumes, 1, 'one stop for the three calls');
+    assert.ok(fd >= 0 && fd < 250, `open gave ${fd}`);
+    assert.ok(dup >= 250, `F_DUPFD on the opened fd gave ${dup}`);
+    assert.equal(closed, 0);
+    assert.equal(r.sysRaw.fcntl(fd, F.GETFD, 0), -errnoNumber('EBADF'), 'the opened fd was closed through its forwarded number');
+    assert.ok(r.sysRaw.fcntl(dup, F.GETFD, 0) >= 0, 'the dup is open');
+    // a failure in the middle: the calls before it ran, the ones after did not
+    const out = r.runCalls([
+      { name: 'fcntl', args: [dup, F.DUPFD, 260] },
+      { name: 'close', args: [-1], argsFrom: [{ arg: 0, call: 0 }] },
+      { name: 'close', args: [-1], argsFrom: [{ arg: 0, call: 0 }], detail: 'again' },
+      { name: 'close', args: [dup] },
+    ]);
+    assert.equal(resumes, 4, 'one stop for the four (after two single calls)');
+    assert.ok(out.results[0]! >= 260);
+    assert.deepEqual(out.results.slice(1), [0, -errnoNumber('EBADF'), undefined]);
+    assert.ok(out.error instanceof KernelError && out.error.errnoName === 'EBADF' && out.error.message === `close (in the task) failed: EBADF (pid ${t.pid}, again)`, String(out.error));
+    assert.ok(r.sysRaw.fcntl(dup, F.GETFD, 0) >= 0, 'the call after the failure did not run');
+    assert.throws(() => r.invokeMany([{ name: 'getpid', args: [] }, { name: 'close', args: [0], argsFrom: [{ arg: 0, call: 1 }] }]), /does not run before it/);
+    tracee.cont = cont;
+    r.sys.close(dup);
+  } finally {
+    remote?.finish(regs, 'same-task');
+    tracee.detachQuietly();
+  }
+  const v = await verdict(t);
+  assert.ok(v.passed, `the target's own checks: ${v.lines.join(' | ')}`);
+});
