@@ -65,6 +65,9 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
           gone(pid === rootPid, () => refuseIoUring(pid));
         }
         if (task.zombie) continue;
+        // the main thread first, alone; the others are all interrupted before amber waits for
+        // any of them, so that they stop at the same time
+        const waiting: Tracee[] = [];
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
           checkpoint();
@@ -72,7 +75,13 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
             refuseIoUring(pid);
             throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });
           }
-          const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options));
+          const together = tid !== pid && task.tracees.size > 0;
+          const tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, !together));
+          if (tracee && together) {
+            task.tracees.set(tid, tracee); // thawed with the others should anything fail
+            waiting.push(tracee);
+            continue;
+          }
           if (!tracee) {
             // exited under our hands: a process that became a zombie is dumped as one
             if (tid === pid && task.tracees.size === 0) {
@@ -87,12 +96,28 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
           if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
           found = true;
         }
+        for (const tracee of waiting) {
+          if (gone(false, () => (tracee.awaitFirstStop(), true))) {
+            if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
+            found = true;
+          } else task.tracees.delete(tracee.tid); // exited under our hands: not part of the dump
+        }
         queue.push(...(gone(pid === rootPid, () => listChildren(pid)) ?? []));
       }
       if (!found) break;
       if (pass > 1000) throw new AmberError(`pid ${rootPid}: the tree keeps changing; could not freeze it`);
     }
   } catch (e) {
+    // a thread interrupted but not yet waited for is detached only once it has stopped
+    for (const t of tasks.values()) {
+      for (const tr of t.tracees.values()) {
+        try {
+          if (!tr.firstStop) tr.awaitFirstStop();
+        } catch {
+          // gone, or let go by awaitFirstStop
+        }
+      }
+    }
     thawTree([...tasks.values()]);
     throw e;
   }
@@ -104,13 +129,14 @@ export function freezeTree(rootPid: number, options = 0): FrozenTask[] {
 
 /**
  * PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. On one
- * that another process traces it fails the same way: that one is named.
+ * that another process traces it fails the same way: that one is named. Without `wait`, the
+ * interrupt's stop is left to awaitFirstStop().
  */
-function seizeUnlessExiting(tid: number, options: number): Tracee | undefined {
+function seizeUnlessExiting(tid: number, options: number, wait = true): Tracee | undefined {
   const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
   if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
   try {
-    return Tracee.seize(tid, options);
+    return wait ? Tracee.seize(tid, options) : Tracee.seizeInterrupting(tid, options);
   } catch (e) {
     if (e instanceof KernelError && e.errnoName === 'EPERM') {
       const st = gone(false, () => readStat(tid));
