@@ -12,6 +12,19 @@ interface Holder {
   idx: number;
 }
 
+/** kcmp(2)'s answer for two objects of one kind: 0 same, 1 first is less, 2 greater, 3 different but unordered. */
+export type ObjectOrder = (kind: SharedKind, pid1: number, idx1: number, pid2: number, idx2: number) => number;
+
+const byKcmp: ObjectOrder = (kind, pid1, idx1, pid2, idx2) => kcmp(pid1, pid2, KCMP[kind], idx1, idx2);
+
+/** Objects of one cheap key: who was asked about, and one holder per object in the kernel's order. */
+interface Group {
+  seen: Map<string, number>;
+  sorted: Holder[];
+  /** the kernel could not order two of them: searched one by one */
+  unordered?: boolean;
+}
+
 /**
  * One id per shared kernel object (an open file description, an mm, an fd table...), across every
  * task of a dump. Candidates are grouped by a cheap key and confirmed with kcmp(2), so tasks
@@ -20,7 +33,15 @@ interface Holder {
 @injectable()
 export class SharedObjects {
   private nextId = 1;
-  private readonly groups = new Map<string, Holder[]>();
+  private readonly groups = new Map<string, Group>();
+  private order: ObjectOrder = byKcmp;
+
+  /** For tests: objects compared by `order` (recorded kcmp answers) instead of kcmp. */
+  static ordered(order: ObjectOrder): SharedObjects {
+    const objects = new SharedObjects();
+    objects.order = order;
+    return objects;
+  }
 
   /**
    * The id of the object `kind` that `pid` reaches through `idx` (an fd number for FILE, unused
@@ -29,18 +50,42 @@ export class SharedObjects {
   identify(kind: SharedKind, pid: number, idx = 0, cheapKey = ''): { id: number; isNew: boolean } {
     const key = `${kind}:${cheapKey}`;
     let group = this.groups.get(key);
-    if (!group) this.groups.set(key, (group = []));
-    for (const h of group) {
-      if (h.pid === pid && h.idx === idx) return { id: h.id, isNew: false };
-      if (h.pid !== pid || kind === 'FILE' || kind === 'EPOLL_TFD') {
-        if (kcmp(pid, h.pid, KCMP[kind], idx, h.idx) === 0) {
-          group.push({ id: h.id, pid, idx });
-          return { id: h.id, isNew: false };
-        }
-      }
+    if (!group) this.groups.set(key, (group = { seen: new Map(), sorted: [] }));
+    const holder = `${pid}:${idx}`;
+    const known = group.seen.get(holder);
+    if (known !== undefined) return { id: known, isNew: false };
+    // kcmp orders objects (by their obfuscated kernel addresses): a binary search over one
+    // holder per object already seen, not a comparison with each of them
+    if (group.unordered) return this.unordered(kind, group, holder, pid, idx);
+    const { sorted } = group;
+    let [lo, hi] = [0, sorted.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const r = this.order(kind, pid, idx, sorted[mid].pid, sorted[mid].idx);
+      if (r === 0) return this.found(group, holder, sorted[mid].id);
+      if (r === 3) return this.unordered(kind, group, holder, pid, idx);
+      if (r === 1) hi = mid;
+      else lo = mid + 1;
     }
     const id = this.nextId++;
-    group.push({ id, pid, idx });
+    sorted.splice(lo, 0, { id, pid, idx });
+    group.seen.set(holder, id);
+    return { id, isNew: true };
+  }
+
+  private found(group: Group, holder: string, id: number): { id: number; isNew: boolean } {
+    group.seen.set(holder, id);
+    return { id, isNew: false };
+  }
+
+  /** A kernel that cannot order two objects: compared with every one then (no order kept). */
+  private unordered(kind: SharedKind, group: Group, holder: string, pid: number, idx: number): { id: number; isNew: boolean } {
+    group.unordered = true;
+    const same = group.sorted.find((h) => this.order(kind, pid, idx, h.pid, h.idx) === 0);
+    if (same) return this.found(group, holder, same.id);
+    const id = this.nextId++;
+    group.sorted.push({ id, pid, idx });
+    group.seen.set(holder, id);
     return { id, isNew: true };
   }
 

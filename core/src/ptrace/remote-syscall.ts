@@ -17,6 +17,7 @@ import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } f
 
 export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
+import { batchEnd, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET, runParkedBatch } from './parked-batch';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -123,6 +124,7 @@ export class RemoteSyscall {
       if (frames) {
         mem.write(base + BigInt(PARKED_SYSCALL_OFFSET), PARKED_SYSCALL);
         mem.write(base + BigInt(PARKED_COPY_LOOP_OFFSET), PARKED_COPY_LOOP);
+        mem.write(base + BigInt(PARKED_CALL_LOOP_OFFSET), PARKED_CALL_LOOP);
       }
       const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
       remote = new RemoteSyscall(tracee, scratch, template);
@@ -255,6 +257,30 @@ export class RemoteSyscall {
 
   private callLoopReady = false;
 
+  /**
+   * Independent calls, in one stop of a parked thread when it can be done (parked-batch.ts):
+   * every call runs whatever the others return; returns each rax as it is (-errno on failure).
+   */
+  queryMany(calls: readonly TableCall[]): number[] {
+    const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
+    const end = this.ownMask === undefined || calls.length < 2 ? undefined : batchEnd(this.tracee.tid, this.ownMask);
+    if (end === undefined) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+    checkpoint();
+    const raw = calls.map((c) => {
+      const args = argsOf(c);
+      if (args.length > SYSCALLS[c.name].params.length) throw new Error(`${c.name} takes ${SYSCALLS[c.name].params.length} arguments, given ${args.length}`);
+      return { nr: SYSCALLS[c.name].nr, args: args.map((a) => (typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : BigInt(a))) };
+    });
+    const thread = {
+      tracee: this.tracee, memory: this.memory, codeAt: this.scratch.base + BigInt(PARKED_CALL_LOOP_OFFSET), ownMask: this.ownMask!,
+      startRegs: () => this.template.clone(), parkedRegs: () => this.parkedRegs(), stage: (data: Buffer) => this.stage(data),
+    };
+    return runParkedBatch(thread, raw, end);
+  }
+
+  /** The thread's own signal mask while it is parked (its frame holds it); undefined: not parked. */
+  private ownMask: bigint | undefined;
+
   /** Runs one syscall; returns rax, or throws a KernelError naming the call and the pid. */
   private call(name: string, nr: number, args: (number | bigint)[], detail?: string): number {
     const r = this.callRaw(nr, args);
@@ -276,11 +302,17 @@ export class RemoteSyscall {
     const { frame, sp } = parkingFrame(at, frameRegisters(regs), xstate, sigmask);
     this.memory.write(at, frame.subarray(0, Math.min(frame.length, frameSlot)));
     this.template.set('sp', sp);
+    this.tracee.setRegs(this.parkedRegs());
+    this.parkedAt = PARKED_SYSCALL_OFFSET;
+    this.ownMask = sigmask;
+  }
+
+  /** Registers of a parked thread waiting at its sigreturn. */
+  private parkedRegs(): Registers {
     const parked = this.template.clone();
     parked.set('ip', this.scratch.base + BigInt(PARKED_SYSCALL_OFFSET + SIGRETURN_AFTER_SYSCALL));
     parked.set('origAx', -1n);
-    this.tracee.setRegs(parked);
-    this.parkedAt = PARKED_SYSCALL_OFFSET;
+    return parked;
   }
 
   /** Offset in the scratch area of the `syscall` a parked thread's calls run from; undefined: not parked. */

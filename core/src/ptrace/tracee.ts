@@ -29,16 +29,35 @@ export class Tracee {
   /** Attaches with PTRACE_SEIZE and stops the thread with PTRACE_INTERRUPT. */
   /** stopWithinMs: how long the thread is given to stop (WaitTimeoutError after). */
   static seize(tid: number, options = 0, stopWithinMs?: number): Tracee {
+    const t = Tracee.seizeInterrupting(tid, options);
+    t.awaitFirstStop(stopWithinMs);
+    return t;
+  }
+
+  /**
+   * PTRACE_SEIZE and PTRACE_INTERRUPT without waiting for the stop, so that several threads
+   * stop at once; awaitFirstStop() then waits for it.
+   */
+  static seizeInterrupting(tid: number, options = 0): Tracee {
     ptrace(PTRACE.SEIZE, tid, 0, options, 'PTRACE_SEIZE');
     const t = new Tracee(tid);
     try {
       ptrace(PTRACE.INTERRUPT, tid, 0, 0, 'PTRACE_INTERRUPT');
-      t.firstStop = t.waitForInterrupt(stopWithinMs);
     } catch (e) {
       t.detachQuietly();
       throw e;
     }
     return t;
+  }
+
+  /** The stop of the interrupt seizeInterrupting() sent (firstStop); on failure the thread is let go. */
+  awaitFirstStop(withinMs?: number): void {
+    try {
+      this.firstStop = this.waitForInterrupt(withinMs);
+    } catch (e) {
+      this.detachQuietly();
+      throw e;
+    }
   }
 
   /** A thread that became traced by itself (a child of a traced task with TRACEFORK/CLONE). */

@@ -5,8 +5,10 @@ import { PR } from '../kernel/constants';
 import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
+import type { QueryBatch } from './query-batch';
 
 // Task state that only the task can report or set: read and written by syscalls injected into it.
+// At dump the getters queue their calls on the thread's QueryBatch and read their answers after it ran.
 
 const RLIM_NLIMITS = 16;
 const ITIMERS = ['real', 'virt', 'prof'] as const;
@@ -16,16 +18,13 @@ const SECBIT_KEEP_CAPS = 1 << 4;
 
 export class PrivilegeError extends AmberError {}
 
-export function dumpRlimits(remote: RemoteSyscall): TaskRlimitsEntry {
-  remote.resetData();
-  const slot = remote.reserve(16);
-  const rlimits = [];
-  for (let r = 0; r < RLIM_NLIMITS; r++) {
-    remote.sys.with(`resource ${r}`).prlimit64(0, r, 0, slot);
-    const raw = remote.memory.read(slot, 16);
-    rlimits.push({ cur: raw.readBigUInt64LE(0), max: raw.readBigUInt64LE(8) });
-  }
-  return { rlimits };
+export function dumpRlimits(q: QueryBatch): () => TaskRlimitsEntry {
+  const slots = q.slot(16 * RLIM_NLIMITS);
+  for (let r = 0; r < RLIM_NLIMITS; r++) q.add({ name: 'prlimit64', args: [0, r, 0, slots + BigInt(16 * r)], detail: `resource ${r}` });
+  return () => {
+    const raw = q.bytes(slots, 16 * RLIM_NLIMITS);
+    return { rlimits: Array.from({ length: RLIM_NLIMITS }, (_, r) => ({ cur: raw.readBigUInt64LE(16 * r), max: raw.readBigUInt64LE(16 * r + 8) })) };
+  };
 }
 
 /**
@@ -52,17 +51,21 @@ export function rlimitCalls(remote: RemoteSyscall, limits: TaskRlimitsEntry, war
   return sets;
 }
 
-export function dumpItimers(remote: RemoteSyscall): TaskTimersEntry {
-  remote.resetData();
-  const slot = remote.reserve(32);
-  const unset: ItimerEntry = { isec: 0n, iusec: 0n, vsec: 0n, vusec: 0n }; // every one is read below
-  const out: TaskTimersEntry = { real: unset, virt: unset, prof: unset, posix: [] };
-  ITIMERS.forEach((name, which) => {
-    remote.sys.getitimer(which, slot);
-    const raw = remote.memory.read(slot, 32);
-    out[name] = { isec: raw.readBigInt64LE(0), iusec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vusec: raw.readBigInt64LE(24) };
+export function dumpItimers(q: QueryBatch): () => TaskTimersEntry {
+  const slots = ITIMERS.map((_, which) => {
+    const slot = q.slot(32);
+    q.add({ name: 'getitimer', args: [which, slot] });
+    return slot;
   });
-  return out;
+  return () => {
+    const unset: ItimerEntry = { isec: 0n, iusec: 0n, vsec: 0n, vusec: 0n }; // every one is read below
+    const out: TaskTimersEntry = { real: unset, virt: unset, prof: unset, posix: [] };
+    ITIMERS.forEach((name, which) => {
+      const raw = q.bytes(slots[which], 32);
+      out[name] = { isec: raw.readBigInt64LE(0), iusec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vusec: raw.readBigInt64LE(24) };
+    });
+    return out;
+  };
 }
 
 export function itimerCalls(timers: TaskTimersEntry): TableCall[] {
@@ -78,12 +81,13 @@ export function itimerCalls(timers: TaskTimersEntry): TableCall[] {
   });
 }
 
-export function dumpAltStack(remote: RemoteSyscall): ThreadSasEntry {
-  remote.resetData();
-  const slot = remote.reserve(24);
-  remote.sys.sigaltstack(0, slot);
-  const raw = remote.memory.read(slot, 24);
-  return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
+export function dumpAltStack(q: QueryBatch): () => ThreadSasEntry {
+  const slot = q.slot(24);
+  q.add({ name: 'sigaltstack', args: [0, slot] });
+  return () => {
+    const raw = q.bytes(slot, 24);
+    return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
+  };
 }
 
 export function altStackCalls(sas: ThreadSasEntry): TableCall[] {
@@ -96,23 +100,25 @@ export function altStackCalls(sas: ThreadSasEntry): TableCall[] {
   return [{ name: 'sigaltstack', args: [raw, 0] }];
 }
 
-export function dumpChildSubreaper(remote: RemoteSyscall): boolean {
-  remote.resetData();
-  const slot = remote.reserve(4);
-  remote.sys.prctl(PR.GET_CHILD_SUBREAPER, slot);
-  return remote.memory.read(slot, 4).readInt32LE(0) !== 0;
+export function dumpChildSubreaper(q: QueryBatch): () => boolean {
+  const slot = q.slot(4);
+  q.add({ name: 'prctl', args: [PR.GET_CHILD_SUBREAPER, slot] });
+  return () => q.bytes(slot, 4).readInt32LE(0) !== 0;
 }
 
-export function dumpPdeathsig(remote: RemoteSyscall): number {
-  remote.resetData();
-  const slot = remote.reserve(4);
-  remote.sys.prctl(PR.GET_PDEATHSIG, slot);
-  return remote.memory.read(slot, 4).readInt32LE(0);
+export function dumpPdeathsig(q: QueryBatch): () => number {
+  const slot = q.slot(4);
+  q.add({ name: 'prctl', args: [PR.GET_PDEATHSIG, slot] });
+  return () => q.bytes(slot, 4).readInt32LE(0);
 }
 
 /** Credentials from /proc/PID/task/TID/status, and the securebits the thread itself reports. */
-export function dumpCreds(remote: RemoteSyscall, pid: number, tid: number): CredsEntry {
-  const st = parseStatus(procRead(pid, `task/${tid}/status`));
+export function dumpCreds(q: QueryBatch, pid: number, tid: number): () => CredsEntry {
+  const secbits = q.add({ name: 'prctl', args: [PR.GET_SECUREBITS] });
+  return () => credsOf(parseStatus(procRead(pid, `task/${tid}/status`)), q.result(secbits));
+}
+
+function credsOf(st: Map<string, string>, secbits: number): CredsEntry {
   const ids = (k: string) => (st.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number);
   const caps = (k: string) => {
     const v = BigInt('0x' + (st.get(k) ?? '0'));
@@ -124,7 +130,7 @@ export function dumpCreds(remote: RemoteSyscall, pid: number, tid: number): Cred
     uid, euid, suid, fsuid, gid, egid, sgid, fsgid,
     capInh: caps('CapInh'), capPrm: caps('CapPrm'), capEff: caps('CapEff'), capBnd: caps('CapBnd'),
     amberCapAmb: caps('CapAmb'),
-    secbits: remote.sys.prctl(PR.GET_SECUREBITS), groups: ids('Groups'),
+    secbits, groups: ids('Groups'),
   };
 }
 
@@ -254,9 +260,10 @@ export function pendingSignalCalls(tid: number, tgid: number, signals: SignalQue
   });
 }
 
-export function dumpNice(remote: RemoteSyscall): number {
+export function dumpNice(q: QueryBatch): () => number {
+  const prio = q.add({ name: 'getpriority', args: [0 /* PRIO_PROCESS */, 0] });
   // the raw syscall returns 20 - nice, so that it is never negative
-  return 20 - remote.sys.getpriority(0 /* PRIO_PROCESS */, 0);
+  return () => 20 - q.result(prio);
 }
 
 export function niceCall(nice: number): TableCall {
@@ -264,12 +271,11 @@ export function niceCall(nice: number): TableCall {
 }
 
 /** Scheduling policy (with SCHED_RESET_ON_FORK) and static priority of the calling thread. */
-export function dumpScheduler(remote: RemoteSyscall): { schedPolicy: number; schedPrio: number } {
-  remote.resetData();
-  const param = remote.reserve(4);
-  const schedPolicy = remote.sys.sched_getscheduler(0);
-  remote.sys.sched_getparam(0, param);
-  return { schedPolicy, schedPrio: remote.memory.read(param, 4).readInt32LE(0) };
+export function dumpScheduler(q: QueryBatch): () => { schedPolicy: number; schedPrio: number } {
+  const param = q.slot(4);
+  const policy = q.add({ name: 'sched_getscheduler', args: [0] });
+  q.add({ name: 'sched_getparam', args: [0, param] });
+  return () => ({ schedPolicy: q.result(policy), schedPrio: q.bytes(param, 4).readInt32LE(0) });
 }
 
 export function schedulerCalls(policy: number, prio: number): TableCall[] {

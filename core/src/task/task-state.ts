@@ -12,32 +12,31 @@ import { restoreSeccomp, type SeccompTable } from './seccomp';
 import { dumpPosixTimers, restorePosixTimers } from './posix-timers';
 import { SIGACTION_SIGNALS, signalOfSigaction } from './sigactions';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
+import { QueryBatch } from './query-batch';
 import type { Tracee } from '../ptrace/tracee';
 import type { ProcStat } from './proc';
 
 const X86_MODE_NATIVE = 1;
 
 /** What only the task itself can tell, read by injected syscalls in its main thread. */
-export function dumpSigactions(remote: RemoteSyscall): SaEntry[] {
-  const out: SaEntry[] = [];
-  for (const sig of SIGACTION_SIGNALS) {
-    remote.resetData();
-    const raw = remote.getSigaction(sig);
-    out.push({
-      sigaction: raw.readBigUInt64LE(0),
-      flags: raw.readBigUInt64LE(8),
-      restorer: raw.readBigUInt64LE(16),
-      mask: raw.readBigUInt64LE(24),
-    });
-  }
-  return out;
+export function dumpSigactions(q: QueryBatch): () => SaEntry[] {
+  const slots = q.slot(KSIGACTION_SIZE * SIGACTION_SIGNALS.length);
+  SIGACTION_SIGNALS.forEach((sig, i) => q.add({ name: 'rt_sigaction', args: [sig, 0, slots + BigInt(i * KSIGACTION_SIZE), 8], detail: `signal ${sig}` }));
+  return () => {
+    const raw = q.bytes(slots, KSIGACTION_SIZE * SIGACTION_SIGNALS.length);
+    return SIGACTION_SIGNALS.map((_, i) => ({
+      sigaction: raw.readBigUInt64LE(i * KSIGACTION_SIZE),
+      flags: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 8),
+      restorer: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 16),
+      mask: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 24),
+    }));
+  };
 }
 
-export function dumpTidAddress(remote: RemoteSyscall): bigint {
-  remote.resetData();
-  const slot = remote.reserve(8);
-  remote.sys.prctl(PR.GET_TID_ADDRESS, slot);
-  return remote.memory.read(slot, 8).readBigUInt64LE(0);
+export function dumpTidAddress(q: QueryBatch): () => bigint {
+  const slot = q.slot(8);
+  q.add({ name: 'prctl', args: [PR.GET_TID_ADDRESS, slot] });
+  return () => q.bytes(slot, 8).readBigUInt64LE(0);
 }
 
 export interface ThreadSnapshot {
@@ -66,10 +65,18 @@ export function buildCoreEntry(
   const rseq = tracee.getRseqConfig();
   const { regs, restartAx } = imageRegisters(snap.regs);
   const gpregs: UserX86RegsEntry = { ...regs.toRecord(), mode: X86_MODE_NATIVE };
+  // every question to the thread in one stop of it
+  const q = new QueryBatch(remote);
+  const asked = {
+    clearTidAddr: dumpTidAddress(q), sas: dumpAltStack(q), nice: dumpNice(q), scheduler: dumpScheduler(q), pdeathSig: dumpPdeathsig(q),
+    creds: dumpCreds(q, pid, snap.tid),
+    ...(isLeader ? { sigactions: dumpSigactions(q), rlimits: dumpRlimits(q), childSubreaper: dumpChildSubreaper(q), itimers: dumpItimers(q) } : {}),
+  };
+  q.run();
   const entry: CoreEntry = {
     mtype: 1,
     threadInfo: {
-      clearTidAddr: dumpTidAddress(remote),
+      clearTidAddr: asked.clearTidAddr(),
       gpregs,
       fpregs: fpregsFromXsave(snap.xstate),
       tls: [],
@@ -81,17 +88,17 @@ export function buildCoreEntry(
       futexRlaLen: Number(robust.len),
       blkSigset: snap.sigmask,
       comm: readFileSync(`/proc/${pid}/task/${snap.tid}/comm`, 'utf8').trim(),
-      sas: dumpAltStack(remote),
-      schedNice: dumpNice(remote),
-      ...dumpScheduler(remote),
+      sas: asked.sas(),
+      schedNice: asked.nice(),
+      ...asked.scheduler(),
       signalsP: { signals: tracee.peekSiginfo(false).map((siginfo) => ({ siginfo })) },
-      pdeathSig: dumpPdeathsig(remote),
-      creds: dumpCreds(remote, pid, snap.tid),
+      pdeathSig: asked.pdeathSig(),
+      creds: asked.creds(),
       ...seccomp.dumpThread(pid, snap.tid),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
     },
   };
-  if (isLeader) {
+  if (asked.sigactions) {
     entry.tc = {
       taskState: stopped ? TaskState.STOPPED : TaskState.ALIVE,
       exitCode: 0,
@@ -99,11 +106,11 @@ export function buildCoreEntry(
       flags: stat.flags,
       blkSigset: snap.sigmask,
       comm: stat.comm,
-      sigactions: dumpSigactions(remote),
-      rlimits: dumpRlimits(remote),
-      childSubreaper: dumpChildSubreaper(remote),
+      sigactions: asked.sigactions(),
+      rlimits: asked.rlimits!(),
+      childSubreaper: asked.childSubreaper!(),
       signalsS: { signals: tracee.peekSiginfo(true).map((siginfo) => ({ siginfo })) },
-      timers: { ...dumpItimers(remote), posix: dumpPosixTimers(remote, readFileSync(`/proc/${pid}/timers`, 'utf8')) },
+      timers: { ...asked.itimers!(), posix: dumpPosixTimers(remote, readFileSync(`/proc/${pid}/timers`, 'utf8')) },
     };
   }
   return entry;

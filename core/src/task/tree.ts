@@ -82,6 +82,9 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
           gone(pid === rootPid, () => refuseIoUring(pid));
         }
         if (task.zombie) continue;
+        // the main thread first, alone; the others are all interrupted before amber waits for
+        // any of them, so that they stop at the same time
+        const waiting: Tracee[] = [];
         for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
           if (task.tracees.has(tid)) continue;
           checkpoint();
@@ -91,12 +94,18 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
           }
           if (deadline !== undefined && Date.now() > deadline) throw new FreezeTimeoutError(rootPid, timeoutMs!);
           const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+          const together = tid !== pid && task.tracees.size > 0;
           let tracee: Tracee | undefined;
           try {
-            tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, within));
+            tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, !together, within));
           } catch (e) {
             if (e instanceof WaitTimeoutError && deadline !== undefined) throw new FreezeTimeoutError(rootPid, timeoutMs!, tid);
             throw e;
+          }
+          if (tracee && together) {
+            task.tracees.set(tid, tracee); // thawed with the others should anything fail
+            waiting.push(tracee);
+            continue;
           }
           if (!tracee) {
             // exited under our hands: a process that became a zombie is dumped as one
@@ -112,12 +121,40 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
           if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
           found = true;
         }
+        for (const tracee of waiting) {
+          const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+          let stopped: boolean | undefined;
+          try {
+            stopped = gone(false, () => (tracee.awaitFirstStop(within), true));
+          } catch (e) {
+            if (e instanceof WaitTimeoutError && deadline !== undefined) {
+              task.tracees.delete(tracee.tid); // let go by awaitFirstStop; the kernel detaches it when amber exits
+              throw new FreezeTimeoutError(rootPid, timeoutMs!, tracee.tid);
+            }
+            throw e;
+          }
+          if (stopped) {
+            if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
+            found = true;
+          } else task.tracees.delete(tracee.tid); // exited under our hands: not part of the dump
+        }
         queue.push(...(gone(pid === rootPid, () => listChildren(pid)) ?? []));
       }
       if (!found) break;
       if (pass > 1000) throw new AmberError(`pid ${rootPid}: the tree keeps changing; could not freeze it`);
     }
   } catch (e) {
+    // a thread interrupted but not yet waited for is detached only once it has stopped
+    for (const t of tasks.values()) {
+      for (const tr of t.tracees.values()) {
+        try {
+          // under --timeout a thread that would not stop is not waited for past the limit (+100 ms)
+          if (!tr.firstStop) tr.awaitFirstStop(deadline === undefined ? undefined : Math.max(100, deadline - Date.now()));
+        } catch {
+          // gone, or let go by awaitFirstStop
+        }
+      }
+    }
     thawTree([...tasks.values()]);
     throw e;
   }
@@ -129,13 +166,14 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
 
 /**
  * PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. On one
- * that another process traces it fails the same way: that one is named.
+ * that another process traces it fails the same way: that one is named. Without `wait`, the
+ * interrupt's stop is left to awaitFirstStop().
  */
-function seizeUnlessExiting(tid: number, options: number, stopWithinMs?: number): Tracee | undefined {
+function seizeUnlessExiting(tid: number, options: number, wait = true, stopWithinMs?: number): Tracee | undefined {
   const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
   if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
   try {
-    return Tracee.seize(tid, options, stopWithinMs);
+    return wait ? Tracee.seize(tid, options, stopWithinMs) : Tracee.seizeInterrupting(tid, options);
   } catch (e) {
     if (e instanceof KernelError && e.errnoName === 'EPERM') {
       const st = gone(false, () => readStat(tid));

@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  AmberError, KernelError, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
   PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
@@ -41,6 +41,12 @@ function addRun(runs: PagemapEntry[], vaddr: bigint, nrPages: number, flags: num
 }
 
 const TMPFS_MAGIC = 0x01021994;
+/**
+ * Up to this many bytes of pages, amber reads them through /proc/PID/mem itself: the task's own
+ * copy needs about seven injected calls (open, fault signals, mmap, copy, munmap, close), some
+ * 14 stops of the task, which cost more than copying a megabyte.
+ */
+const SMALL_DUMP_BYTES = 1 << 20;
 
 /** Appends task memory to the pages file, copied by amber through /proc/PID/mem. */
 function appendThroughAmber(remote: RemoteSyscall, path: string, segments: Segment[], progress: (n: number) => void): void {
@@ -160,8 +166,10 @@ export class MemoryPlugin implements ResourcePlugin {
     if (!stamps.has(exeFileId)) stamps.set(exeFileId, stampOf(exeFileId, `/proc/${pid}/exe`));
 
     remote.resetData();
-    const brk = BigInt(remote.sys.brk(0));
-    const dumpable = remote.sys.prctl(PR.GET_DUMPABLE);
+    // one stop of the task for both (RemoteSyscall.queryMany); brk(0) cannot fail
+    const [brkNow, dumpable] = remote.queryMany([{ name: 'brk', args: [0] }, { name: 'prctl', args: [PR.GET_DUMPABLE] }]);
+    if (dumpable < 0) throw new KernelError('prctl(PR_GET_DUMPABLE) (in the task)', -dumpable, pid);
+    const brk = BigInt(brkNow);
     const st = task.stat;
     const mm: MmEntry = {
       mmStartCode: st.startCode, mmEndCode: st.endCode, mmStartData: st.startData, mmEndData: st.endData,
@@ -225,7 +233,8 @@ export class MemoryPlugin implements ResourcePlugin {
   /**
    * Moves the present pages into the pages file. On tmpfs the task copies them itself into a
    * shared mapping of the file (the steadiest and fastest path measured here); elsewhere it
-   * writev()s them; a task that cannot open the file has amber copy through /proc/PID/mem.
+   * writev()s them; a task that cannot open the file, or has little to copy, has amber copy
+   * through /proc/PID/mem.
    * AMBER_DUMP_VIA=writev|amber forces a path, so `npm run bench` can compare them.
    */
   private async writePages(ctx: DumpContext, remote: RemoteSyscall, vmas: VmaEntry[], runs: PagemapEntry[], pagesPath: string, total: number): Promise<void> {
@@ -234,7 +243,7 @@ export class MemoryPlugin implements ResourcePlugin {
     let done = 0;
     const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
     const room = statfsSync(dirname(pagesPath));
-    const via = process.env.AMBER_DUMP_VIA ?? (room.type === TMPFS_MAGIC ? 'copy' : 'writev');
+    const via = process.env.AMBER_DUMP_VIA ?? (total <= SMALL_DUMP_BYTES ? 'amber' : room.type === TMPFS_MAGIC ? 'copy' : 'writev');
     if (via === 'copy' && !skippedForTest('dump:room-check') && room.bavail * room.bsize < total) {
       throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
     }
@@ -243,7 +252,7 @@ export class MemoryPlugin implements ResourcePlugin {
     this.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
       // The task may not reach the image (another user, another mount namespace): copy through amber.
-      this.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
+      if (via !== 'amber') this.log.debug(`pid ${pid} cannot open ${pagesPath} (errno ${-fd}); copying its pages through amber`);
       appendThroughAmber(remote, pagesPath, segments, progress);
       return;
     }

@@ -35,15 +35,16 @@ function withoutNewInodes(diffs: string[]): string[] {
 
 /**
  * dump -> target gone -> restore -> same maps/status/fds -> amber compare clean (contents: the
- * target checks them). Images on /dev/shm take the path where the task copies its pages into a
- * mapping of the pages file; elsewhere the task writev()s them: `via` says which to expect.
- * 'amber' forces the path of a task that cannot open the image: amber copies through /proc/PID/mem.
+ * target checks them). Up to 1 MiB of pages amber copies them through /proc/PID/mem itself
+ * (`auto`, these targets); above, on /dev/shm the task copies its pages into a mapping of the
+ * pages file, elsewhere it writev()s them. `via` forces one (AMBER_DUMP_VIA): 'amber' is also the
+ * path of a task that cannot open the image.
  */
-async function roundTrip(t: Target, label: string, via: 'copy' | 'writev' | 'amber' = 'writev'): Promise<string> {
+async function roundTrip(t: Target, label: string, via: 'copy' | 'writev' | 'amber' | 'auto' = 'auto'): Promise<string> {
   const before = snapshotProc(t.pid);
   const dir = via === 'copy' ? makeTmpDir(label, '/dev/shm') : makeTmpDir(label);
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v'], via === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : undefined);
-  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${via}`));
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v'], via === 'auto' ? undefined : { AMBER_DUMP_VIA: via });
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${via === 'auto' ? 'amber' : via}`));
   const exit = await reap(t.pid);
   assert.equal(exit.signal, 9, exit.text);
   run(['restore', '-D', dir, '-d']);
