@@ -166,7 +166,16 @@ test('two dumps of one pid at once: the second says the pid is being checkpointe
   const firstDone = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
   const lock = `/run/amber/dump-${t.pid}.lock`;
   const deadline = Date.now() + 20_000;
-  while (!existsSync(lock)) {
+  // a lock for this pid may be left from an amber an earlier test killed (pids are reused): wait
+  // for the first dump's own
+  const heldByFirst = () => {
+    try {
+      return readFileSync(lock, 'utf8').startsWith(`${first.pid} `);
+    } catch {
+      return false;
+    }
+  };
+  while (!heldByFirst()) {
     assert.ok(Date.now() < deadline, 'the first dump took its lock');
     await sleep(1);
   }
