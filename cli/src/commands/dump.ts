@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { pagesViaFlag } from '../pages-flags';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { counterLine, plural } from '../format';
 import { networkLockFlag } from '../network-lock-flag';
@@ -37,6 +38,7 @@ export default class Dump extends EngineCommand {
     }),
     'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
     'network-lock': networkLockFlag,
+    'pages-via': pagesViaFlag,
     plugin: pluginFlag,
   };
 
@@ -60,6 +62,7 @@ export default class Dump extends EngineCommand {
         skip: flags.skip,
         extUnixSk: flags['ext-unix-sk'],
         shellJob: flags['shell-job'],
+        pagesVia: flags['pages-via'],
         log,
         progress: this.progress,
       },

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { pagesViaFlag } from '../pages-flags';
 import { EngineCommand, pluginFlag } from '../base';
 import { counterLine } from '../format';
 
@@ -23,6 +24,7 @@ export default class PreDump extends EngineCommand {
       helpValue: 'DIR',
     }),
     'track-mem': Flags.boolean({ description: 'track memory changes (always on for pre-dump; accepted for CRIU compatibility)', default: true }),
+    'pages-via': pagesViaFlag,
     plugin: pluginFlag,
   };
 
@@ -32,7 +34,7 @@ export default class PreDump extends EngineCommand {
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
     const report = await core.preDump(
-      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'], log, progress: this.progress },
+      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'], pagesVia: flags['pages-via'], log, progress: this.progress },
       registry,
     );
     this.progressLine.clear();

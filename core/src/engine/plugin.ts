@@ -162,7 +162,19 @@ export interface DumpOptions {
    * leader may be outside the tree, and a terminal whose other end is outside is recorded, not dumped.
    */
   shellJob?: boolean;
+  /** How mm moves pages into the pages file; by default the fastest this filesystem allows (plugins/mm). */
+  pagesVia?: PagesDumpPath;
 }
+
+/**
+ * The task copies its pages into a shared mapping of the pages file (copy), writev()s them into
+ * it (writev), or amber copies them through /proc/PID/mem (amber).
+ */
+export const PAGES_DUMP_PATHS = ['copy', 'writev', 'amber'] as const;
+export type PagesDumpPath = (typeof PAGES_DUMP_PATHS)[number];
+/** amber fills anonymous memory with UFFDIO_COPY (uffd), or the task preadv()s its pages (preadv). */
+export const PAGES_FILL_PATHS = ['uffd', 'preadv'] as const;
+export type PagesFillPath = (typeof PAGES_FILL_PATHS)[number];
 
 export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;
 export type NetworkLockMethod = (typeof NETWORK_LOCK_METHODS)[number];
@@ -228,6 +240,8 @@ export interface RestoreOptions {
    * foreground job of amber's terminal until it exits; outside terminals become amber's terminal.
    */
   shellJob?: boolean;
+  /** How mm fills the restored memory; by default UFFDIO_COPY where the kernel allows it (plugins/mm). */
+  pagesFill?: PagesFillPath;
 }
 
 export interface RestoreContext {

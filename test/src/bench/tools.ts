@@ -63,14 +63,22 @@ export interface CheckpointTool {
   dumpAfterPreDump(pid: number, dir: string, prevDir: string): Timed;
 }
 
-/** amber as a user runs it; nodeFlags (--cpu-prof ...) and env (its AMBER_* switches) for the bench's own studies. */
-export function amberTool(opts: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv } = {}): CheckpointTool {
-  const run = (args: string[]) => timed([process.execPath, ...(opts.nodeFlags ?? []), cliEntry, ...args], { env: opts.env });
+/** amber's memory data paths (--pages-via on dump, --pages-fill on restore); unset: amber's defaults. */
+export interface AmberPaths {
+  via?: 'copy' | 'writev' | 'amber';
+  fill?: 'uffd' | 'preadv';
+}
+
+/** amber as a user runs it; nodeFlags (--cpu-prof ...) and paths (its data paths) for the bench's own studies. */
+export function amberTool(opts: { nodeFlags?: string[]; paths?: AmberPaths } = {}): CheckpointTool {
+  const run = (args: string[]) => timed([process.execPath, ...(opts.nodeFlags ?? []), cliEntry, ...args]);
+  const via = opts.paths?.via ? ['--pages-via', opts.paths.via] : [];
+  const fill = opts.paths?.fill ? ['--pages-fill', opts.paths.fill] : [];
   return {
     name: 'amber',
     version: () => run(['--version']),
-    dump: (pid, dir) => run(['dump', '-t', String(pid), '-D', dir]),
-    restore: (dir) => run(['restore', '-D', dir, '-d']),
+    dump: (pid, dir) => run(['dump', '-t', String(pid), '-D', dir, ...via]),
+    restore: (dir) => run(['restore', '-D', dir, '-d', ...fill]),
     preDump: (pid, dir) => run(['pre-dump', '-t', String(pid), '-D', dir]),
     dumpAfterPreDump: (pid, dir, prev) => run(['dump', '-t', String(pid), '-D', dir, '--prev-images-dir', prev, '--track-mem']),
   };

@@ -35,15 +35,15 @@ function withoutNewInodes(diffs: string[]): string[] {
 
 /**
  * dump -> target gone -> restore -> same maps/status/fds -> amber compare clean (contents: the
- * target checks them). Images on /dev/shm take the path where the task copies its pages into a
- * mapping of the pages file; elsewhere the task writev()s them: `via` says which to expect.
- * 'amber' forces the path of a task that cannot open the image: amber copies through /proc/PID/mem.
+ * target checks them). By default the task copies its pages into a mapping of the pages file, on
+ * tmpfs (/dev/shm) and on disk (/var/tmp) alike; --pages-via writev has the task writev() them,
+ * --pages-via amber takes the path of a task that cannot open the image (/proc/PID/mem).
  */
-async function roundTrip(t: Target, label: string, via: 'copy' | 'writev' | 'amber' = 'writev'): Promise<string> {
+async function roundTrip(t: Target, label: string, how: { via?: 'writev' | 'amber'; imagesIn?: string } = {}): Promise<string> {
   const before = snapshotProc(t.pid);
-  const dir = via === 'copy' ? makeTmpDir(label, '/dev/shm') : makeTmpDir(label);
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v'], via === 'amber' ? { AMBER_DUMP_VIA: 'amber' } : undefined);
-  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${via}`));
+  const dir = makeTmpDir(label, how.imagesIn ?? '/var/tmp');
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', ...(how.via ? ['--pages-via', how.via] : [])]);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${how.via ?? 'copy'}`));
   const exit = await reap(t.pid);
   assert.equal(exit.signal, 9, exit.text);
   run(['restore', '-D', dir, '-d']);
@@ -66,11 +66,16 @@ test('shared anonymous memory, memfd, MAP_SHARED file and deleted files come bac
   assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
-for (const via of ['writev', 'copy', 'amber'] as const) {
-test(`guards, data behind PROT_NONE, growsdown, mprotect splits, mremap, mlock, madvise state and a sparse 64 GiB area come back (pages via ${via})`, async () => {
+for (const [label, how] of [
+  ['copied by the task onto a disk filesystem (/var/tmp)', {}],
+  ['copied by the task onto tmpfs', { imagesIn: '/dev/shm' }],
+  ['writev', { via: 'writev' }],
+  ['amber', { via: 'amber' }],
+] as const) {
+test(`guards, data behind PROT_NONE, growsdown, mprotect splits, mremap, mlock, madvise state and a sparse 64 GiB area come back (pages ${label})`, async () => {
   const t = await startTarget('mem_flags');
   const t0 = performance.now();
-  const dir = await roundTrip(t, 'mem-flags', via);
+  const dir = await roundTrip(t, 'mem-flags', how);
   const seconds = (performance.now() - t0) / 1000;
   // 5 touched pages of the 64 GiB area, the other areas' ~60 pages, libc: far below 64 GiB
   const pages = statSync(join(dir, 'pages-1.img')).size;
@@ -85,18 +90,27 @@ test(`guards, data behind PROT_NONE, growsdown, mprotect splits, mremap, mlock, 
 });
 }
 
-test('300 MiB dumped onto tmpfs, copied by the task from the front and written by a worker from the back, verifies after restore', async () => {
+for (const [imagesIn, fill] of [['/dev/shm', 'uffd'], ['/var/tmp', 'preadv']] as const) {
+test(`300 MiB dumped into ${imagesIn}, copied by the task from the front and written by a worker from the back, verifies after a restore by ${fill}`, async () => {
   const t = await startTarget('memhog', ['300']);
-  const dir = makeTmpDir('memhog-shm', '/dev/shm');
+  const dir = makeTmpDir('memhog', imagesIn);
   const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via copy`));
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: a worker thread writes the pages file from the back`));
   assert.equal(statSync(join(dir, 'pages-1.img')).size >= 300 << 20, true);
   await reap(t.pid);
-  run(['restore', '-D', dir, '-d']);
+  const restored = run(['restore', '-D', dir, '-d', '-v', ...(fill === 'preadv' ? ['--pages-fill', 'preadv'] : [])]);
+  const byUffd = new RegExp(`pid ${t.pid}: \\d+ bytes filled by UFFDIO_COPY`);
+  const byPreadv = new RegExp(`pid ${t.pid}: (\\d+) bytes read in by preadv in the task`);
+  if (fill === 'uffd') assert.match(restored.stderr, byUffd);
+  else {
+    assert.doesNotMatch(restored.stderr, byUffd);
+    assert.ok(Number(byPreadv.exec(restored.stderr)?.[1]) >= 300 << 20, restored.stderr);
+  }
   const v = await verdict(t);
   assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
 });
+}
 
 test('a task with no address space to spare for a window of the pages file is dumped by writev instead', async () => {
   const t = await startTarget('memhog', ['64']);
