@@ -14,7 +14,7 @@ import { amberTool, criuFromEnv, removeScratch, type CheckpointTool } from './to
 /** The filesystem type of dir, as df names it (tmpfs, ext4 ...). */
 function fsType(dir: string): string {
   const r = spawnSync('findmnt', ['-no', 'FSTYPE', '-T', dir], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown filesystem';
+  return r.status === 0 ? r.stdout.trim().split('\n')[0] : 'unknown filesystem';
 }
 
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
