@@ -5,7 +5,7 @@ import { Flags } from '@oclif/core';
 export const pagesViaFlag = Flags.option({
   description:
     'how the pages reach the pages file: the task copies them into a mapping of it (copy), the task writev()s them (writev), ' +
-    'or amber reads them through /proc/PID/mem (amber); default: the fastest the filesystem allows',
+    'or amber reads them through /proc/PID/mem (amber); default: copy, or writev where the file cannot be mapped',
   options: ['copy', 'writev', 'amber'] as const,
   helpValue: 'PATH',
 })();

@@ -162,7 +162,7 @@ export interface DumpOptions {
    * leader may be outside the tree, and a terminal whose other end is outside is recorded, not dumped.
    */
   shellJob?: boolean;
-  /** How mm moves pages into the pages file; by default the fastest this filesystem allows (plugins/mm). */
+  /** How mm moves pages into the pages file; by default copy, or writev where the file cannot be mapped (plugins/mm). */
   pagesVia?: PagesDumpPath;
 }
 
