@@ -4,9 +4,10 @@ import { Flags } from '@oclif/core';
 
 export const pagesViaFlag = Flags.option({
   description:
-    'how the pages reach the pages file: the task copies them into a mapping of it (copy), the task writev()s them (writev), ' +
-    'or amber reads them through /proc/PID/mem (amber); default: copy, or writev where the file cannot be mapped',
-  options: ['copy', 'writev', 'amber'] as const,
+    'how the pages reach the pages file: the task vmsplice()s them into a pipe and splice()s that into the file (splice), ' +
+    'the task copies them into a mapping of it (copy), the task writev()s them (writev), ' +
+    'or amber reads them through /proc/PID/mem (amber); default: splice, or writev where the task cannot make a pipe or the filesystem takes no splice',
+  options: ['splice', 'copy', 'writev', 'amber'] as const,
   helpValue: 'PATH',
 })();
 

@@ -167,10 +167,11 @@ export interface DumpOptions {
 }
 
 /**
- * The task copies its pages into a shared mapping of the pages file (copy), writev()s them into
- * it (writev), or amber copies them through /proc/PID/mem (amber).
+ * The task vmsplice()s its pages into a pipe and splice()s them into the pages file (splice),
+ * copies them into a shared mapping of the file (copy), writev()s them into it (writev), or amber
+ * copies them through /proc/PID/mem (amber).
  */
-export const PAGES_DUMP_PATHS = ['copy', 'writev', 'amber'] as const;
+export const PAGES_DUMP_PATHS = ['splice', 'copy', 'writev', 'amber'] as const;
 export type PagesDumpPath = (typeof PAGES_DUMP_PATHS)[number];
 /** amber fills anonymous memory with UFFDIO_COPY (uffd), or the task preadv()s its pages (preadv). */
 export const PAGES_FILL_PATHS = ['uffd', 'preadv'] as const;

@@ -4,8 +4,8 @@ import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
-  AmberError, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
+  AmberError, F, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type PagesDumpPath, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -16,6 +16,7 @@ import { locatePages, PagemapLevel } from './parent';
 import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tracking';
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
+import { spliceIntoImage } from './splice';
 import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
 import { classify, classifyOwned, hasPrivatePages, joinVvar, refuseForeignShared, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
@@ -62,6 +63,9 @@ function dumpSegments(vmas: VmaEntry[], present: PagemapEntry[]): DumpSegment[] 
     return { addr: r.vaddr, len: r.nrPages * PAGE_SIZE, readable };
   });
 }
+
+/** How pages reach the pages file when --pages-via does not say. */
+const DEFAULT_PAGES_VIA: PagesDumpPath = 'splice';
 
 /** Memory: VMAs, pages, the vDSO, brk and the other mm fields. */
 @injectable()
@@ -219,11 +223,11 @@ export class MemoryPlugin implements ResourcePlugin {
     let done = 0;
     const progress = (n: number) => ctx.options.progress?.((done += n), total, 'bytes');
     const room = statfsSync(dirname(pagesPath));
-    const via = ctx.options.pagesVia ?? 'copy';
-    if (via === 'copy' && !skippedForTest('dump:room-check') && room.bavail * room.bsize < total) {
+    const via = ctx.options.pagesVia ?? DEFAULT_PAGES_VIA;
+    if ((via === 'copy' || via === 'splice') && !skippedForTest('dump:room-check') && room.bavail * room.bsize < total) {
       throw new AmberError(`pid ${pid}: ${dirname(pagesPath)} has no room for ${total} bytes of pages`);
     }
-    const flags = via === 'copy' ? O.RDWR : O.WRONLY | O.APPEND;
+    const flags = via === 'copy' ? O.RDWR : via === 'splice' ? O.WRONLY : O.WRONLY | O.APPEND;
     const fd = via === 'amber' ? -1 : remote.sysRaw.open(remote.stageString(pagesPath), flags | O.CLOEXEC | O.NOFOLLOW, 0);
     this.log.debug(`pid ${pid}: ${total} bytes of pages via ${fd < 0 ? 'amber' : via}`);
     if (fd < 0) {
@@ -233,6 +237,12 @@ export class MemoryPlugin implements ResourcePlugin {
       return;
     }
     try {
+      if (via === 'splice') {
+        if (spliceIntoImage(remote, fd, pagesPath, segments, progress, (line) => this.log.debug(line))) return;
+        // nothing written; writev appends, as amber does for what the task may not read
+        this.log.debug(`pid ${pid}: no pipe in the task, or no splice into ${dirname(pagesPath)}; writev instead`);
+        remote.sys.with(pagesPath).fcntl(fd, F.SETFL, O.WRONLY | O.APPEND);
+      }
       const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => this.log.debug(line))) !== undefined;
       if (via === 'copy' && !copied) this.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
       if (!copied) {

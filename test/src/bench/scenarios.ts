@@ -137,11 +137,13 @@ export async function incremental(tools: CheckpointTool[], rounds: number, mb: n
 
 /**
  * amber's data paths against each other (its --pages-via / --pages-fill options), whole
- * commands, alternating: dump by the task's copy into a mapping of the pages file, by writev
+ * commands, alternating: dump by the task's vmsplice + splice through a pipe of its own, by the
+ * task's copy into a mapping of the pages file, by writev
  * injected into the task, by /proc/PID/mem + write in amber; restore by UFFDIO_COPY or preadv.
  */
 export async function dataPaths(amber: (paths: AmberPaths) => CheckpointTool, rounds: number, mb = 1024, imagesIn = SHM): Promise<ComparisonRow[]> {
   const variants: { label: string; paths: AmberPaths }[] = [
+    { label: 'task splices through a pipe, restore by UFFDIO_COPY', paths: { via: 'splice', fill: 'uffd' } },
     { label: 'task copies into a mapping, restore by UFFDIO_COPY', paths: { via: 'copy', fill: 'uffd' } },
     { label: 'writev in the task, restore by preadv in the task', paths: { via: 'writev', fill: 'preadv' } },
     { label: '/proc/PID/mem + write in amber', paths: { via: 'amber', fill: 'uffd' } },

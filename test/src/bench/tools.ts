@@ -65,7 +65,7 @@ export interface CheckpointTool {
 
 /** amber's memory data paths (--pages-via on dump, --pages-fill on restore); unset: amber's defaults. */
 export interface AmberPaths {
-  via?: 'copy' | 'writev' | 'amber';
+  via?: 'splice' | 'copy' | 'writev' | 'amber';
   fill?: 'uffd' | 'preadv';
 }
 

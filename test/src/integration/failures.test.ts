@@ -122,16 +122,17 @@ async function withTinyExt4(body: (dir: string) => Promise<void>): Promise<void>
 }
 
 for (const [fs, withTinyFs] of [['tmpfs', withTinyTmpfs], ['ext4', withTinyExt4]] as const)
-for (const [label, env, pattern] of [
-  ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/],
-  ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/],
+for (const [label, env, pattern, via] of [
+  ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/, []],
+  ['stops the task\'s splice at its ENOSPC', { AMBER_FAULT: 'dump:room-check' }, /moving its pages into .* stopped at 0x[0-9a-f]+: splice failed: ENOSPC/, []],
+  ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/, ['--pages-via', 'copy']],
 ] as const) {
   test(`a dump onto a full ${fs} ${label}: one line, and the target runs on unharmed`, async () => {
     await withTinyFs(async (dir) => {
       // a SIGBUS handler and SIGSEGV ignored: a fault forced on the task would reset both
       const t = await startTarget('memhog', ['16', 'fault-handlers']);
       const before = snapshotProc(t.pid);
-      const args = ['dump', '-t', String(t.pid), '-D', dir];
+      const args = ['dump', '-t', String(t.pid), '-D', dir, ...via];
       const r = amber(args, { env });
       assertOneLineError(args, r, pattern);
       assert.ok(isAlive(t.pid));

@@ -35,15 +35,17 @@ function withoutNewInodes(diffs: string[]): string[] {
 
 /**
  * dump -> target gone -> restore -> same maps/status/fds -> amber compare clean (contents: the
- * target checks them). By default the task copies its pages into a mapping of the pages file, on
- * tmpfs (/dev/shm) and on disk (/var/tmp) alike; --pages-via writev has the task writev() them,
+ * target checks them). By default the task vmsplice()s its pages into a pipe of its own and
+ * splice()s them into the pages file, on tmpfs (/dev/shm) and on disk (/var/tmp) alike;
+ * --pages-via copy has it copy them into a mapping of the file, --pages-via writev writev() them,
  * --pages-via amber takes the path of a task that cannot open the image (/proc/PID/mem).
  */
-async function roundTrip(t: Target, label: string, how: { via?: 'writev' | 'amber'; imagesIn?: string } = {}): Promise<string> {
+async function roundTrip(t: Target, label: string, how: { via?: 'copy' | 'writev' | 'amber'; imagesIn?: string } = {}): Promise<string> {
   const before = snapshotProc(t.pid);
   const dir = makeTmpDir(label, how.imagesIn ?? '/var/tmp');
   const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', ...(how.via ? ['--pages-via', how.via] : [])]);
-  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${how.via ?? 'copy'}`));
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${how.via ?? 'splice'}`));
+  if (!how.via) assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: pages move through a pipe of \\d+ bytes`));
   const exit = await reap(t.pid);
   assert.equal(exit.signal, 9, exit.text);
   run(['restore', '-D', dir, '-d']);
@@ -67,8 +69,10 @@ test('shared anonymous memory, memfd, MAP_SHARED file and deleted files come bac
 });
 
 for (const [label, how] of [
-  ['copied by the task onto a disk filesystem (/var/tmp)', {}],
-  ['copied by the task onto tmpfs', { imagesIn: '/dev/shm' }],
+  ['spliced by the task onto a disk filesystem (/var/tmp)', {}],
+  ['spliced by the task onto tmpfs', { imagesIn: '/dev/shm' }],
+  ['copied by the task onto a disk filesystem (/var/tmp)', { via: 'copy' }],
+  ['copied by the task onto tmpfs', { via: 'copy', imagesIn: '/dev/shm' }],
   ['writev', { via: 'writev' }],
   ['amber', { via: 'amber' }],
 ] as const) {
@@ -94,7 +98,7 @@ for (const [imagesIn, fill] of [['/dev/shm', 'uffd'], ['/var/tmp', 'preadv']] as
 test(`300 MiB dumped into ${imagesIn}, copied by the task from the front and written by a worker from the back, verifies after a restore by ${fill}`, async () => {
   const t = await startTarget('memhog', ['300']);
   const dir = makeTmpDir('memhog', imagesIn);
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', '--pages-via', 'copy']);
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via copy`));
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: a worker thread writes the pages file from the back`));
   assert.equal(statSync(join(dir, 'pages-1.img')).size >= 300 << 20, true);
@@ -119,7 +123,7 @@ test('a task with no address space to spare for a window of the pages file is du
   const p = spawnSync('prlimit', ['--pid', String(t.pid), `--as=${limit}:${limit}`], { encoding: 'utf8' });
   assert.equal(p.status, 0, p.stderr);
   const dir = makeTmpDir('tight-as', '/dev/shm');
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', '--pages-via', 'copy']);
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: no room in its address space for a window of the pages file; writev instead`));
   assert.equal(statSync(join(dir, 'pages-1.img')).size >= 64 << 20, true);
   await reap(t.pid);
@@ -127,6 +131,45 @@ test('a task with no address space to spare for a window of the pages file is du
   assert.match(readFileSync(`/proc/${t.pid}/limits`, 'utf8'), new RegExp(`Max address space\\s+${limit}\\s+${limit}`));
   const v = await verdict(t);
   assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
+});
+
+for (const [imagesIn, fill] of [['/var/tmp', 'uffd'], ['/dev/shm', 'preadv']] as const) {
+test(`300 MiB spliced by the task into ${imagesIn}, with its pages still its own, verifies after a restore by ${fill}`, async () => {
+  const t = await startTarget('memhog', ['300']);
+  const rssBefore = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))![1]);
+  const dir = makeTmpDir('memhog-splice', imagesIn);
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', '--leave-running']);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: (\\d+) bytes of pages via splice`));
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: pages move through a pipe of \\d+ bytes`));
+  assert.ok(statSync(join(dir, 'pages-1.img')).size >= 300 << 20);
+  // the task runs on with every page as it was, and as the images hold it
+  const rssAfter = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))![1]);
+  assert.ok(rssAfter >= rssBefore, `RSS ${rssBefore} kB before, ${rssAfter} kB after`);
+  run(['compare', '-t', String(t.pid), '-D', dir]);
+  assert.deepEqual(readdirSync(`/proc/${t.pid}/fd`).sort(), ['0', '1', '2'], 'no pipe or pages file left in the task');
+  process.kill(t.pid, 'SIGKILL');
+  await reap(t.pid);
+  run(['restore', '-D', dir, '-d', ...(fill === 'preadv' ? ['--pages-fill', 'preadv'] : [])]);
+  const v = await verdict(t);
+  assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
+});
+}
+
+test('a task that has no fd to spare for a pipe is dumped by writev instead, its unreadable pages in their place', async () => {
+  const t = await startTarget('mem_flags');
+  const fds = readdirSync(`/proc/${t.pid}/fd`).map(Number);
+  const limit = Math.max(...fds) + 2; // room for the pages file, not for a pipe's two ends
+  const p = spawnSync('prlimit', ['--pid', String(t.pid), `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const before = snapshotProc(t.pid);
+  const dir = makeTmpDir('no-pipe', '/var/tmp');
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v']);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: no pipe in the task, or no splice into .*; writev instead`));
+  await reap(t.pid);
+  run(['restore', '-D', dir, '-d']);
+  assert.deepEqual(withoutNewInodes(diffSnapshots(before, snapshotProc(t.pid))), [], '/proc maps, status and fds as before');
+  const v = await verdict(t);
+  assert.ok(v.passed, `target's own checks: ${v.lines.join(' | ')}`);
 });
 
 test('a restore refuses an executable that changed since the dump, naming it, and leaves nothing behind', async () => {
