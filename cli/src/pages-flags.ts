@@ -6,7 +6,7 @@ export const pagesViaFlag = Flags.option({
   description:
     'how the pages reach the pages file: the task vmsplice()s them into a pipe and splice()s that into the file (splice), ' +
     'the task copies them into a mapping of it (copy), the task writev()s them (writev), ' +
-    'or amber reads them through /proc/PID/mem (amber); default: splice, or writev where the task cannot make a pipe or the filesystem takes no splice',
+    'or amber reads them through /proc/PID/mem (amber); default: writev on tmpfs, splice elsewhere (writev where the task cannot make a pipe)',
   options: ['splice', 'copy', 'writev', 'amber'] as const,
   helpValue: 'PATH',
 })();

@@ -96,8 +96,14 @@ function openPipe(remote: RemoteSyscall): Pipe | undefined {
   if (remote.sysRaw.pipe2(fds, O.CLOEXEC) < 0) return undefined;
   const b = remote.memory.read(fds, 8);
   const pipe = { r: b.readInt32LE(0), w: b.readInt32LE(4), size: 0 };
-  const grown = remote.sysRaw.fcntl(pipe.w, F.SETPIPE_SZ, PIPE_SIZE);
-  pipe.size = grown > 0 ? Math.min(grown, PIPE_SIZE) : remote.sys.with('pages pipe').fcntl(pipe.w, F.GETPIPE_SZ, 0);
+  try {
+    const grown = remote.sysRaw.fcntl(pipe.w, F.SETPIPE_SZ, PIPE_SIZE);
+    pipe.size = grown > 0 ? Math.min(grown, PIPE_SIZE) : remote.sys.with('pages pipe').fcntl(pipe.w, F.GETPIPE_SZ, 0);
+  } catch (e) {
+    // an interruption, say: the task keeps no pipe of ours
+    closePipe(remote, pipe);
+    throw e;
+  }
   return pipe;
 }
 

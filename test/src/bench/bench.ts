@@ -66,9 +66,10 @@ async function main(): Promise<void> {
     const head = ['', 'memcpy s', 'fresh memory write s', 'same, 2 streams s', `first write (${fs}) s`, 'same, 2 streams s'];
     for (const l of formatTable(head, ceilings)) console.log(l);
     console.log(
-      'which bounds whom: CRIU moves pages on one thread, so its dump is bounded by the first write (1 stream) and its restore ' +
-        'by the fresh memory write (1 stream); amber dumps with two streams (the task copies, a worker populates the pages file) ' +
-        'and restores with UFFDIO_COPY on every core, so its bounds are the 2-stream columns.',
+      'which bounds whom: CRIU and amber (by default) dump pages on one thread with vmsplice + splice, which fills the page cache ' +
+        'from kernel pages (on ext4 faster than the first write by write(2) measured here), so the dump is bounded by the fresh ' +
+        'memory write (1 stream); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
+        'core (2 streams). amber --pages-via copy dumps with two streams (the task copies, a worker populates the pages file).',
     );
   }
   console.log(`\nload average at the end ${load()}`);

@@ -124,7 +124,7 @@ async function withTinyExt4(body: (dir: string) => Promise<void>): Promise<void>
 for (const [fs, withTinyFs] of [['tmpfs', withTinyTmpfs], ['ext4', withTinyExt4]] as const)
 for (const [label, env, pattern, via] of [
   ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/, []],
-  ['stops the task\'s splice at its ENOSPC', { AMBER_FAULT: 'dump:room-check' }, /moving its pages into .* stopped at 0x[0-9a-f]+: splice failed: ENOSPC/, []],
+  ['stops the task\'s splice at its ENOSPC', { AMBER_FAULT: 'dump:room-check' }, /moving its pages into .* stopped at 0x[0-9a-f]+: splice failed: ENOSPC/, ['--pages-via', 'splice']],
   ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/, ['--pages-via', 'copy']],
 ] as const) {
   test(`a dump onto a full ${fs} ${label}: one line, and the target runs on unharmed`, async () => {

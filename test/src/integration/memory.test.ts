@@ -36,16 +36,18 @@ function withoutNewInodes(diffs: string[]): string[] {
 /**
  * dump -> target gone -> restore -> same maps/status/fds -> amber compare clean (contents: the
  * target checks them). By default the task vmsplice()s its pages into a pipe of its own and
- * splice()s them into the pages file, on tmpfs (/dev/shm) and on disk (/var/tmp) alike;
- * --pages-via copy has it copy them into a mapping of the file, --pages-via writev writev() them,
+ * splice()s them into the pages file on disk (/var/tmp), and writev()s them on tmpfs (/dev/shm);
+ * --pages-via copy has it copy them into a mapping of the file, --pages-via splice or writev
+ * forces those,
  * --pages-via amber takes the path of a task that cannot open the image (/proc/PID/mem).
  */
-async function roundTrip(t: Target, label: string, how: { via?: 'copy' | 'writev' | 'amber'; imagesIn?: string } = {}): Promise<string> {
+async function roundTrip(t: Target, label: string, how: { via?: 'splice' | 'copy' | 'writev' | 'amber'; imagesIn?: string } = {}): Promise<string> {
   const before = snapshotProc(t.pid);
   const dir = makeTmpDir(label, how.imagesIn ?? '/var/tmp');
   const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', ...(how.via ? ['--pages-via', how.via] : [])]);
-  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${how.via ?? 'splice'}`));
-  if (!how.via) assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: pages move through a pipe of \\d+ bytes`));
+  const via = how.via ?? (how.imagesIn === '/dev/shm' ? 'writev' : 'splice');
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: \\d+ bytes of pages via ${via}`));
+  if (via === 'splice') assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: pages move through a pipe of \\d+ bytes`));
   const exit = await reap(t.pid);
   assert.equal(exit.signal, 9, exit.text);
   run(['restore', '-D', dir, '-d']);
@@ -69,8 +71,9 @@ test('shared anonymous memory, memfd, MAP_SHARED file and deleted files come bac
 });
 
 for (const [label, how] of [
-  ['spliced by the task onto a disk filesystem (/var/tmp)', {}],
-  ['spliced by the task onto tmpfs', { imagesIn: '/dev/shm' }],
+  ['spliced by the task onto a disk filesystem (/var/tmp), the default there', {}],
+  ['written by the task onto tmpfs, the default there', { imagesIn: '/dev/shm' }],
+  ['spliced by the task onto tmpfs', { via: 'splice', imagesIn: '/dev/shm' }],
   ['copied by the task onto a disk filesystem (/var/tmp)', { via: 'copy' }],
   ['copied by the task onto tmpfs', { via: 'copy', imagesIn: '/dev/shm' }],
   ['writev', { via: 'writev' }],
@@ -138,7 +141,7 @@ test(`300 MiB spliced by the task into ${imagesIn}, with its pages still its own
   const t = await startTarget('memhog', ['300']);
   const rssBefore = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))![1]);
   const dir = makeTmpDir('memhog-splice', imagesIn);
-  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', '--leave-running']);
+  const dumped = run(['dump', '-t', String(t.pid), '-D', dir, '-v', '--leave-running', '--pages-via', 'splice']);
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: (\\d+) bytes of pages via splice`));
   assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: pages move through a pipe of \\d+ bytes`));
   assert.ok(statSync(join(dir, 'pages-1.img')).size >= 300 << 20);
