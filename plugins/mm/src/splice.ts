@@ -1,5 +1,5 @@
 import { closeSync, constants, openSync } from 'node:fs';
-import { AmberError, F, faultPoint, KernelError, O, SPLICE_F_MOVE, SPLICE_F_NONBLOCK, type RemoteSyscall, type TableCall } from '@amber/core';
+import { AmberError, F, faultPoint, KernelError, skippedForTest, O, SPLICE_F_MOVE, SPLICE_F_NONBLOCK, type RemoteSyscall, type TableCall } from '@amber/core';
 
 import { copyThroughAmber, type DumpSegment, type Segment } from './transfer';
 
@@ -11,6 +11,7 @@ const PIPE_SIZE = 1 << 20;
 /** Pairs per stop of the task: 128 MiB with 1 MiB pipes, one ptrace round trip. */
 const PAIRS_PER_STOP = 128;
 const IOVEC = 16;
+const PAGE = 4096;
 const CALL_ENTRY = 64;
 
 /** A piece of the pages file the pipe carries in one go: iovecs of the task, and where they go. */
@@ -40,9 +41,13 @@ export function spliceIntoImage(
   let started = false;
   try {
     let stalled = false;
+    // test hook: the first stop's last splice asks for half its chunk, as a short move would leave it
+    // (the rest stays in the pipe, for the next stop to find)
+    let shorten = skippedForTest('dump:splice-short');
     for (let k = 0; k < chunks.length; ) {
       const batch = nextBatch(remote, chunks, k);
-      const { done, moved, failure } = runBatch(remote, pipe, taskFd, batch);
+      const { done, moved, failure } = runBatch(remote, pipe, taskFd, batch, shorten);
+      shorten = false;
       progress?.(batch.slice(0, done).reduce((n, c) => n + c.len, 0) + moved);
       if (done === batch.length) {
         k += done;
@@ -62,6 +67,7 @@ export function spliceIntoImage(
       if (done === 0 && moved === 0 && stalled) throw new SpliceError(remote.pid, addressAt(chunk, 0), 'splice', 'no progress', path);
       stalled = done === 0 && moved === 0;
       started = true;
+      log?.(`pid ${remote.pid}: a short move at 0x${addressAt(chunk, moved).toString(16)}${failure ? ` (${failure.errnoName})` : ''}; on through a new pipe`);
       closePipe(remote, pipe);
       pipe = undefined;
       pipe = openPipe(remote);
@@ -159,7 +165,7 @@ function nextBatch(remote: RemoteSyscall, chunks: Chunk[], k: number): Chunk[] {
  * the scratch area, which the kernel advances by what it wrote). Says how many chunks are wholly in
  * place, how much of the next one, and the error that ended the loop if one did.
  */
-function runBatch(remote: RemoteSyscall, pipe: Pipe, taskFd: number, batch: Chunk[]): { done: number; moved: number; failure?: KernelError } {
+function runBatch(remote: RemoteSyscall, pipe: Pipe, taskFd: number, batch: Chunk[], shorten = false): { done: number; moved: number; failure?: KernelError } {
   const offsets = Buffer.alloc(batch.length * 8);
   batch.forEach((c, i) => offsets.writeBigInt64LE(BigInt(c.fileOff), i * 8));
   const offsetsAt = remote.stage(offsets);
@@ -173,7 +179,8 @@ function runBatch(remote: RemoteSyscall, pipe: Pipe, taskFd: number, batch: Chun
     const detail = `pages at 0x${c.segments[0].addr.toString(16)}`;
     // NONBLOCK: a pipe found full or empty ends the loop with EAGAIN instead of hanging the task
     calls.push({ name: 'vmsplice', args: [pipe.w, iov, c.segments.length, SPLICE_F_NONBLOCK], detail });
-    calls.push({ name: 'splice', args: [pipe.r, 0n, taskFd, offsetsAt + BigInt(i * 8), c.len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK], detail });
+    const len = shorten && i === batch.length - 1 ? Math.max(PAGE, Math.floor(c.len / 2 / PAGE) * PAGE) : c.len;
+    calls.push({ name: 'splice', args: [pipe.r, 0n, taskFd, offsetsAt + BigInt(i * 8), len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK], detail });
   });
   let failure: KernelError | undefined;
   try {

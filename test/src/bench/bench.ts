@@ -66,9 +66,9 @@ async function main(): Promise<void> {
     const head = ['', 'memcpy s', 'fresh memory write s', 'same, 2 streams s', `first write (${fs}) s`, 'same, 2 streams s'];
     for (const l of formatTable(head, ceilings)) console.log(l);
     console.log(
-      'which bounds whom: CRIU and amber (by default) dump pages on one thread with vmsplice + splice, which fills the page cache ' +
-        'from kernel pages (on ext4 faster than the first write by write(2) measured here), so the dump is bounded by the fresh ' +
-        'memory write (1 stream); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
+      'which bounds whom: CRIU dumps pages on one thread with vmsplice + splice, and so does amber by default on disk ' +
+        'filesystems (on ext4 faster than the first write by write(2) measured here); on tmpfs amber writev()s from the task, ' +
+        'bounded by the first write (1 stream); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
         'core (2 streams). amber --pages-via copy dumps with two streams (the task copies, a worker populates the pages file).',
     );
   }

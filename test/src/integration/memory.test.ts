@@ -158,6 +158,19 @@ test(`300 MiB spliced by the task into ${imagesIn}, with its pages still its own
 });
 }
 
+test('a splice that moves less than asked goes on from where it stopped, through a new pipe, and the pages come back right', async () => {
+  // 300 MiB: more than one stop's pairs, so pages follow the short one
+  const t = await startTarget('memhog', ['300']);
+  const dir = makeTmpDir('short-splice', '/var/tmp');
+  const dumped = amber(['dump', '-t', String(t.pid), '-D', dir, '-v', '--pages-via', 'splice'], { env: { AMBER_FAULT: 'dump:splice-short' } });
+  assert.equal(dumped.status, 0, dumped.stderr);
+  assert.match(dumped.stderr, new RegExp(`pid ${t.pid}: a short move at 0x[0-9a-f]+.*; on through a new pipe`));
+  await reap(t.pid);
+  run(['restore', '-D', dir, '-d']);
+  const v = await verdict(t);
+  assert.ok(v.passed, `memhog's own check of every word: ${v.lines.join(' | ')}`);
+});
+
 test('a task that has no fd to spare for a pipe is dumped by writev instead, its unreadable pages in their place', async () => {
   const t = await startTarget('mem_flags');
   const fds = readdirSync(`/proc/${t.pid}/fd`).map(Number);
