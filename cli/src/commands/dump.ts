@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { pagesViaFlag } from '../pages-flags';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { freezeTimeoutFlag, freezeTimeoutMs } from '../timeout-flag';
 import { counterLine, plural } from '../format';
@@ -39,6 +40,7 @@ export default class Dump extends EngineCommand {
     'ext-unix-sk': Flags.boolean({ description: 'dump unix sockets connected to processes outside the tree (a datagram socket is reconnected to its peer\'s name at restore)' }),
     'network-lock': networkLockFlag,
     timeout: freezeTimeoutFlag,
+    'pages-via': pagesViaFlag,
     plugin: pluginFlag,
   };
 
@@ -63,6 +65,7 @@ export default class Dump extends EngineCommand {
         extUnixSk: flags['ext-unix-sk'],
         shellJob: flags['shell-job'],
         freezeTimeoutMs: freezeTimeoutMs(flags.timeout),
+        pagesVia: flags['pages-via'],
         log,
         progress: this.progress,
       },

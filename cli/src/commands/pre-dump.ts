@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { pagesViaFlag } from '../pages-flags';
 import { EngineCommand, pluginFlag } from '../base';
 import { freezeTimeoutFlag, freezeTimeoutMs } from '../timeout-flag';
 import { counterLine } from '../format';
@@ -25,6 +26,7 @@ export default class PreDump extends EngineCommand {
     }),
     'track-mem': Flags.boolean({ description: 'track memory changes (always on for pre-dump; accepted for CRIU compatibility)', default: true }),
     timeout: freezeTimeoutFlag,
+    'pages-via': pagesViaFlag,
     plugin: pluginFlag,
   };
 
@@ -34,7 +36,7 @@ export default class PreDump extends EngineCommand {
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
     const report = await core.preDump(
-      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'],
+      { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'], pagesVia: flags['pages-via'],
         freezeTimeoutMs: freezeTimeoutMs(flags.timeout),
         log, progress: this.progress },
       registry,

@@ -1,5 +1,6 @@
 import { fstatSync } from 'node:fs';
 import { Flags } from '@oclif/core';
+import { pagesFillFlag } from '../pages-flags';
 import { EngineCommand, listFlag, pluginFlag } from '../base';
 import { CliError } from '../errors';
 import { plural } from '../format';
@@ -36,6 +37,7 @@ export default class Restore extends EngineCommand {
     }),
     'ext-unix-sk': Flags.boolean({ description: 'reconnect unix sockets dumped with --ext-unix-sk to their peers outside the tree' }),
     'network-lock': networkLockFlag,
+    'pages-fill': pagesFillFlag,
     plugin: pluginFlag,
   };
 
@@ -55,7 +57,7 @@ export default class Restore extends EngineCommand {
       );
     };
     const report = await core.restore(
-      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map((arg) => parseInheritFd(arg, core.parseTtyInheritKey)), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], shellJob: flags['shell-job'], networkLock: flags['network-lock'], log, progress: this.progress, onRunning },
+      { imagesDir: flags['images-dir'], inheritFds: (flags['inherit-fd'] ?? []).map((arg) => parseInheritFd(arg, core.parseTtyInheritKey)), detached, pidfile: flags.pidfile, skip: flags.skip, tcpEstablished: flags['tcp-established'], tcpClose: flags['tcp-close'], extUnixSk: flags['ext-unix-sk'], shellJob: flags['shell-job'], networkLock: flags['network-lock'], pagesFill: flags['pages-fill'], log, progress: this.progress, onRunning },
       registry,
     );
     if (detached) return;

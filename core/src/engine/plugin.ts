@@ -164,7 +164,20 @@ export interface DumpOptions {
   shellJob?: boolean;
   /** CRIU's --timeout: the whole tree must be frozen within this long, else the dump fails (tree left running). */
   freezeTimeoutMs?: number;
+  /** How mm moves pages into the pages file; by default copy, or writev where the file cannot be mapped (plugins/mm). */
+  pagesVia?: PagesDumpPath;
 }
+
+/**
+ * The task vmsplice()s its pages into a pipe and splice()s them into the pages file (splice),
+ * copies them into a shared mapping of the file (copy), writev()s them into it (writev), or amber
+ * copies them through /proc/PID/mem (amber).
+ */
+export const PAGES_DUMP_PATHS = ['splice', 'copy', 'writev', 'amber'] as const;
+export type PagesDumpPath = (typeof PAGES_DUMP_PATHS)[number];
+/** amber fills anonymous memory with UFFDIO_COPY (uffd), or the task preadv()s its pages (preadv). */
+export const PAGES_FILL_PATHS = ['uffd', 'preadv'] as const;
+export type PagesFillPath = (typeof PAGES_FILL_PATHS)[number];
 
 export const NETWORK_LOCK_METHODS = ['nftables', 'iptables', 'skip'] as const;
 export type NetworkLockMethod = (typeof NETWORK_LOCK_METHODS)[number];
@@ -230,6 +243,8 @@ export interface RestoreOptions {
    * foreground job of amber's terminal until it exits; outside terminals become amber's terminal.
    */
   shellJob?: boolean;
+  /** How mm fills the restored memory; by default UFFDIO_COPY where the kernel allows it (plugins/mm). */
+  pagesFill?: PagesFillPath;
 }
 
 export interface RestoreContext {

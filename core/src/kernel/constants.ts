@@ -10,6 +10,7 @@ export const F = {
   SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034,
   SETSIG: 10, GETSIG: 11, SETOWN_EX: 15, GETOWN_EX: 16, OFD_GETLK: 36, OFD_SETLK: 37,
 } as const;
+export const SPLICE_F_MOVE = 1;
 export const SPLICE_F_NONBLOCK = 2;
 
 export const PTRACE = {

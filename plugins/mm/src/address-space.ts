@@ -185,8 +185,8 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   let pieces = ordered;
   // UFFDIO_COPY by default, on every core (measured: 1 GiB in ~0.28 s on 2 cores, against ~0.45 s
   // for populate + preadv);
-  // AMBER_FILL=preadv forces the other path, so `npm run bench` can compare the two.
-  if (process.env.AMBER_FILL !== 'preadv') {
+  // the pagesFill option (--pages-fill preadv) forces the other path, so `npm run bench` can compare the two.
+  if (ctx.options.pagesFill !== 'preadv') {
     const t0 = performance.now();
     const first = await fillByUffdCopy(remote, vmas, ordered.filter((p) => p.depth === oldest), progress);
     ctx.log.debug(`pid ${remote.pid}: ${done} bytes filled by UFFDIO_COPY in ${(performance.now() - t0).toFixed(1)} ms`);
@@ -217,6 +217,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     if (list) list.push(p);
     else byFile.set(p.path, [p]);
   }
+  ctx.log.debug(`pid ${remote.pid}: ${total - bytes} bytes read in by preadv in the task`);
   for (const [path, list] of byFile) {
     list.sort((a, b) => a.offset - b.offset);
     // amber's image: opened with amber's identity, which the task still has

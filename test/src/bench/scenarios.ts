@@ -6,7 +6,7 @@ import { kill, SIG } from '@amber/core';
 import { cleanup, descendants, readLog, reap, sleep, startTarget, verdict, type Target } from '../harness';
 import { prefault } from './ceilings';
 import { alternation, summarize, type ComparisonRow, type Sample } from './stats';
-import { CommandFailed, type CheckpointTool } from './tools';
+import { CommandFailed, type AmberPaths, type CheckpointTool } from './tools';
 
 const SHM = '/dev/shm';
 const MiB = 2 ** 20;
@@ -30,8 +30,8 @@ async function reapTree(pids: number[]): Promise<void> {
 }
 
 /** One round of one tool: start, dump, reap, restore, verify. */
-async function dumpRestoreRound(tool: CheckpointTool, spec: TargetSpec): Promise<{ dump: Sample; restore: Sample }> {
-  const dir = mkdtempSync(join(SHM, `amber-bench-${tool.name}-`));
+async function dumpRestoreRound(tool: CheckpointTool, spec: TargetSpec, imagesIn: string): Promise<{ dump: Sample; restore: Sample }> {
+  const dir = mkdtempSync(join(imagesIn, `amber-bench-${tool.name}-`));
   try {
     const target = await startTarget(spec.name, spec.args, { timeoutMs: 180_000 });
     const pids = descendants(target.pid);
@@ -90,8 +90,8 @@ function rows<K extends string>(measured: Map<CheckpointTool, Measured<K> | { re
   });
 }
 
-export async function dumpRestore(tools: CheckpointTool[], rounds: number, spec: TargetSpec, label: string): Promise<ComparisonRow[]> {
-  const m = await alternate(tools, rounds, ['dump', 'restore'] as const, (tool) => dumpRestoreRound(tool, spec));
+export async function dumpRestore(tools: CheckpointTool[], rounds: number, spec: TargetSpec, label: string, imagesIn = SHM): Promise<ComparisonRow[]> {
+  const m = await alternate(tools, rounds, ['dump', 'restore'] as const, (tool) => dumpRestoreRound(tool, spec, imagesIn));
   return rows(m, { dump: `dump ${label}`, restore: `restore ${label}` });
 }
 
@@ -108,10 +108,10 @@ export async function startup(tools: CheckpointTool[], rounds: number): Promise<
  * pre-dump, memhog rewrites 1% of its pages (SIGUSR2), dump against the pre-dump, restore of the
  * chain, verify.
  */
-export async function incremental(tools: CheckpointTool[], rounds: number, mb: number): Promise<ComparisonRow[]> {
+export async function incremental(tools: CheckpointTool[], rounds: number, mb: number, imagesIn = SHM): Promise<ComparisonRow[]> {
   const spec = memhog(mb);
   const m = await alternate(tools, rounds, ['pre', 'fin', 'restore'] as const, async (tool) => {
-    const base = mkdtempSync(join(SHM, `amber-bench-incr-${tool.name}-`));
+    const base = mkdtempSync(join(imagesIn, `amber-bench-incr-${tool.name}-`));
     try {
       mkdirSync(join(base, '1'));
       mkdirSync(join(base, '2'));
@@ -136,21 +136,23 @@ export async function incremental(tools: CheckpointTool[], rounds: number, mb: n
 }
 
 /**
- * amber's data paths against each other (its AMBER_DUMP_VIA / AMBER_FILL switches), whole
- * commands, alternating: dump by the task's copy into a mapping of the pages file, by writev
+ * amber's data paths against each other (its --pages-via / --pages-fill options), whole
+ * commands, alternating: dump by the task's vmsplice + splice through a pipe of its own, by the
+ * task's copy into a mapping of the pages file, by writev
  * injected into the task, by /proc/PID/mem + write in amber; restore by UFFDIO_COPY or preadv.
  */
-export async function dataPaths(amber: (env: NodeJS.ProcessEnv) => CheckpointTool, rounds: number, mb = 1024): Promise<ComparisonRow[]> {
-  const variants = [
-    { label: 'task copies into a mapping, restore by UFFDIO_COPY', env: { AMBER_DUMP_VIA: 'copy' } },
-    { label: 'writev in the task, restore by preadv in the task', env: { AMBER_DUMP_VIA: 'writev', AMBER_FILL: 'preadv' } },
-    { label: '/proc/PID/mem + write in amber', env: { AMBER_DUMP_VIA: 'amber' } },
+export async function dataPaths(amber: (paths: AmberPaths) => CheckpointTool, rounds: number, mb = 1024, imagesIn = SHM): Promise<ComparisonRow[]> {
+  const variants: { label: string; paths: AmberPaths }[] = [
+    { label: 'task splices through a pipe, restore by UFFDIO_COPY', paths: { via: 'splice', fill: 'uffd' } },
+    { label: 'task copies into a mapping, restore by UFFDIO_COPY', paths: { via: 'copy', fill: 'uffd' } },
+    { label: 'writev in the task, restore by preadv in the task', paths: { via: 'writev', fill: 'preadv' } },
+    { label: '/proc/PID/mem + write in amber', paths: { via: 'amber', fill: 'uffd' } },
   ];
   const spec = memhog(mb);
   const out: ComparisonRow[] = [];
   const acc = variants.map(() => ({ dump: [] as Sample[], restore: [] as Sample[] }));
   for (const { tool } of alternation(variants.map((_, i) => i), rounds)) {
-    const r = await dumpRestoreRound(amber(variants[tool].env), spec);
+    const r = await dumpRestoreRound(amber(variants[tool].paths), spec, imagesIn);
     acc[tool].dump.push(r.dump);
     acc[tool].restore.push(r.restore);
   }

@@ -97,13 +97,16 @@ export interface BenchOptions {
   incrementalMb: number;
   /** Profile amber's per-task work on the tree instead of comparing. */
   profile: boolean;
+  /** Where the image directories are made: tmpfs by default, a disk filesystem with --images-in. */
+  imagesIn: string;
 }
 
 export class BenchUsageError extends Error {}
 
 const USAGE =
-  'usage: npm run bench -- [--only SCENARIO,...] [--rounds N] [--sizes MiB,...] [--incremental-size MiB] [--profile]\n' +
-  `  scenarios: ${SCENARIOS.join(', ')} (default: all but paths); CRIU_BIN=/path/to/criu compares CRIU 4.x`;
+  'usage: npm run bench -- [--only SCENARIO,...] [--rounds N] [--sizes MiB,...] [--incremental-size MiB] [--images-in DIR] [--profile]\n' +
+  `  scenarios: ${SCENARIOS.join(', ')} (default: all but paths); CRIU_BIN=/path/to/criu compares CRIU 4.x\n` +
+  '  --images-in: an existing directory the image directories are made in (default /dev/shm, tmpfs)';
 
 function positiveInts(flag: string, text: string | undefined): number[] {
   const xs = (text ?? '').split(',').map((x) => Number(x));
@@ -112,7 +115,7 @@ function positiveInts(flag: string, text: string | undefined): number[] {
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { scenarios: [...DEFAULT_SCENARIOS], rounds: 3, sizesMb: [256, 1024, 4096], incrementalMb: 1024, profile: false };
+  const o: BenchOptions = { scenarios: [...DEFAULT_SCENARIOS], rounds: 3, sizesMb: [256, 1024, 4096], incrementalMb: 1024, profile: false, imagesIn: '/dev/shm' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => argv[++i];
@@ -136,6 +139,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--profile':
         o.profile = true;
         break;
+      case '--images-in': {
+        const dir = value();
+        if (!dir || !dir.startsWith('/')) throw new BenchUsageError(`bench: --images-in takes an absolute directory, not '${dir ?? ''}'\n${USAGE}`);
+        o.imagesIn = dir;
+        break;
+      }
       case '--help':
         throw new BenchUsageError(USAGE);
       default:

@@ -63,18 +63,26 @@ export interface CheckpointTool {
   dumpAfterPreDump(pid: number, dir: string, prevDir: string): Timed;
 }
 
+/** amber's memory data paths (--pages-via on dump, --pages-fill on restore); unset: amber's defaults. */
+export interface AmberPaths {
+  via?: 'splice' | 'copy' | 'writev' | 'amber';
+  fill?: 'uffd' | 'preadv';
+}
+
 /**
  * amber as a user runs it: the command itself (its #! line gives node its flags); with nodeFlags
- * (--cpu-prof ...), `node FLAGS run.js`. env (its AMBER_* switches) for the bench's own studies.
+ * (--cpu-prof ...), `node FLAGS run.js`; paths (its data paths) and env for the bench's own studies.
  */
-export function amberTool(opts: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv } = {}): CheckpointTool {
+export function amberTool(opts: { nodeFlags?: string[]; paths?: AmberPaths; env?: NodeJS.ProcessEnv } = {}): CheckpointTool {
   const argv = opts.nodeFlags ? [process.execPath, ...opts.nodeFlags, cliEntry] : [cliEntry];
   const run = (args: string[]) => timed([...argv, ...args], { env: opts.env });
+  const via = opts.paths?.via ? ['--pages-via', opts.paths.via] : [];
+  const fill = opts.paths?.fill ? ['--pages-fill', opts.paths.fill] : [];
   return {
     name: 'amber',
     version: () => run(['--version']),
-    dump: (pid, dir) => run(['dump', '-t', String(pid), '-D', dir]),
-    restore: (dir) => run(['restore', '-D', dir, '-d']),
+    dump: (pid, dir) => run(['dump', '-t', String(pid), '-D', dir, ...via]),
+    restore: (dir) => run(['restore', '-D', dir, '-d', ...fill]),
     preDump: (pid, dir) => run(['pre-dump', '-t', String(pid), '-D', dir]),
     dumpAfterPreDump: (pid, dir, prev) => run(['dump', '-t', String(pid), '-D', dir, '--prev-images-dir', prev, '--track-mem']),
   };

@@ -104,16 +104,35 @@ async function withTinyTmpfs(body: (dir: string) => Promise<void>): Promise<void
   }
 }
 
-for (const [label, env, pattern] of [
-  ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/],
-  ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/],
+/** An 8 MiB ext4 of the test's own (a loop device over a file), mounted for `body` and unmounted after. */
+async function withTinyExt4(body: (dir: string) => Promise<void>): Promise<void> {
+  const image = join(makeTmpDir('tiny-ext4-image'), 'fs.img');
+  writeFileSync(image, '');
+  truncateSync(image, 8 << 20);
+  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-m', '0', image], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, `mkfs.ext4: ${mk.stderr}`);
+  const dir = makeTmpDir('tiny-ext4');
+  const m = spawnSync('mount', ['-o', 'loop', image, dir], { encoding: 'utf8' });
+  assert.equal(m.status, 0, `mount ext4: ${m.stderr}`);
+  try {
+    await body(dir);
+  } finally {
+    spawnSync('umount', [dir]);
+  }
+}
+
+for (const [fs, withTinyFs] of [['tmpfs', withTinyTmpfs], ['ext4', withTinyExt4]] as const)
+for (const [label, env, pattern, via] of [
+  ['is refused before a page moves', {}, /has no room for \d+ bytes of pages/, []],
+  ['stops the task\'s splice at its ENOSPC', { AMBER_FAULT: 'dump:room-check' }, /moving its pages into .* stopped at 0x[0-9a-f]+: splice failed: ENOSPC/, ['--pages-via', 'splice']],
+  ['stops the task\'s own copy at its SIGBUS', { AMBER_FAULT: 'dump:room-check' }, /copying its pages into .* stopped at 0x[0-9a-f]+: SIGBUS/, ['--pages-via', 'copy']],
 ] as const) {
-  test(`a dump onto a full tmpfs ${label}: one line, and the target runs on unharmed`, async () => {
-    await withTinyTmpfs(async (dir) => {
+  test(`a dump onto a full ${fs} ${label}: one line, and the target runs on unharmed`, async () => {
+    await withTinyFs(async (dir) => {
       // a SIGBUS handler and SIGSEGV ignored: a fault forced on the task would reset both
       const t = await startTarget('memhog', ['16', 'fault-handlers']);
       const before = snapshotProc(t.pid);
-      const args = ['dump', '-t', String(t.pid), '-D', dir];
+      const args = ['dump', '-t', String(t.pid), '-D', dir, ...via];
       const r = amber(args, { env });
       assertOneLineError(args, r, pattern);
       assert.ok(isAlive(t.pid));

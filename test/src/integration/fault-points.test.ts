@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
@@ -10,7 +10,7 @@ import {
 after(cleanup);
 
 /** Every AMBER_FAULT point of a dump (dump:mm-tracking runs after success and only warns). */
-const DUMP_POINTS = ['dump:after-seize', 'dump:after-cores', 'dump:after-mm', 'dump:after-fs', 'dump:before-inventory'];
+const DUMP_POINTS = ['dump:after-seize', 'dump:after-cores', 'dump:splice', 'dump:after-mm', 'dump:after-fs', 'dump:before-inventory'];
 /** Every AMBER_FAULT point of a restore: each phase, after the threads are made, in the resume. */
 const RESTORE_POINTS = [
   'restore:tree', 'restore:namespaces', 'restore:shared', 'restore:resources', 'restore:memory', 'restore:after-threads',
@@ -28,11 +28,14 @@ function assertInjectedFailure(args: string[], r: AmberResult, point: string): v
 }
 
 const threadsOf = (pids: number[]) => pids.flatMap((p) => readdirSync(`/proc/${p}/task`).map(Number));
+/** Every fd of the tasks and what it points at (a pipe the dump made and left would show). */
+const fdsOf = (pids: number[]) => pids.flatMap((p) => readdirSync(`/proc/${p}/fd`).map((fd) => `${p}:${fd}:${readlinkSync(`/proc/${p}/fd/${fd}`)}`)).sort().join(' ');
 
 test('a dump failing at any fault point leaves a multi-threaded tree running as it was', async () => {
   const t = await startTarget('forest', ['3', '3']);
   const pids = descendants(t.pid);
   const maps = mapsOf(pids);
+  const fds = fdsOf(pids);
   for (const point of DUMP_POINTS) {
     const dir = makeTmpDir('fault-dump');
     const args = ['dump', '-t', String(t.pid), '-D', dir];
@@ -44,6 +47,7 @@ test('a dump failing at any fault point leaves a multi-threaded tree running as 
       `${point}: every thread untraced and running: ${tids.map((tid) => `${tid}:${tracerOf(tid)}:${procState(tid)}`).join(' ')}`,
     );
     assert.equal(mapsOf(pids), maps, `${point}: maps unchanged`);
+    assert.equal(fdsOf(pids), fds, `${point}: fds unchanged`);
     assert.ok(!existsSync(join(dir, 'inventory.img')), `${point}: no inventory.img`);
   }
   const v = await verdict(t);

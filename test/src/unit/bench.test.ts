@@ -55,6 +55,10 @@ describe('bench: pure parts', () => {
     assert.equal(d.rounds, 3);
     const o = parseBenchArgs(['--only', 'tree,startup', '--rounds', '5', '--sizes', '256,1024']);
     assert.deepEqual([o.scenarios, o.rounds, o.sizesMb], [['tree', 'startup'], 5, [256, 1024]]);
+    assert.equal(d.imagesIn, '/dev/shm');
+    assert.equal(parseBenchArgs(['--images-in', '/var/tmp']).imagesIn, '/var/tmp');
+    assert.throws(() => parseBenchArgs(['--images-in', 'var/tmp']), BenchUsageError);
+    assert.throws(() => parseBenchArgs(['--images-in']), BenchUsageError);
     assert.throws(() => parseBenchArgs(['--only', 'trees']), BenchUsageError);
     assert.throws(() => parseBenchArgs(['--rounds', '0']), BenchUsageError);
     assert.throws(() => parseBenchArgs(['--rounds']), BenchUsageError);
