@@ -38,7 +38,8 @@ test('a dump failing at any fault point leaves a multi-threaded tree running as 
   const fds = fdsOf(pids);
   for (const point of DUMP_POINTS) {
     const dir = makeTmpDir('fault-dump');
-    const args = ['dump', '-t', String(t.pid), '-D', dir];
+    // the forest's few pages amber would read itself: the splice point needs the task's own path
+    const args = ['dump', '-t', String(t.pid), '-D', dir, ...(point === 'dump:splice' ? ['--pages-via', 'splice'] : [])];
     const r = amber(args, { env: { AMBER_FAULT: point }, timeoutMs: AMBER_LIMIT_MS });
     assertInjectedFailure(args, r, point);
     const tids = threadsOf(pids);
