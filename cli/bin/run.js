@@ -1,8 +1,11 @@
-#!/usr/bin/env -S node --optimize-for-size --max-semi-space-size=1
+#!/usr/bin/env -S node --optimize-for-size --max-semi-space-size=1 --no-opt
 'use strict';
 // The flags above (run as a command; `node run.js` goes without them): amber's heap is small and
 // short-lived, and V8's defaults size it for throughput. With them a tiny dump peaks at ~71 MB
-// instead of ~80, the 50 x 4 tree at ~82 instead of ~104, for the same CPU time.
+// instead of ~80, the 50 x 4 tree at ~82 instead of ~104, for the same CPU time. --no-opt (no
+// TurboFan) takes ~5-10 MB more off: its compiler's code pages in node's binary and its zones
+// (the tree: 78 -> 68 MB, 1 GiB dump 68 -> 64); amber's hot loops are in the kernel, and the
+// user CPU time measured the same or less without it (compiling for TurboFan costs CPU too).
 const argv = process.argv.slice(2);
 // `amber --version` answers before anything is loaded: oclif, its config scan and the code cache
 // cost ~0.1 s of a command that only prints a line (the same line oclif prints).

@@ -1,14 +1,15 @@
 /**
  * Conversion between amber's message objects (bigint for every 64-bit field,
- * arrays for every repeated field) and protobufjs, plus strict checking so a
- * message missing a required field never reaches the disk: CRIU's decoders
- * reject such a file outright.
+ * arrays for every repeated field) and protobufjs for encoding, plus strict
+ * checking so a message missing a required field never reaches the disk:
+ * CRIU's decoders reject such a file outright. Decoding: wire-decode.ts.
  */
 import * as protobuf from 'protobufjs';
 import Long from 'long';
+import { SchemaError } from './errors';
+import { decodeWire } from './wire-decode';
 
-/** A message that does not fit its schema; the caller adds file/entry. */
-export class SchemaError extends Error {}
+export { SchemaError };
 
 const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 const SIGNED_LONG = new Set(['int64', 'sint64', 'sfixed64']);
@@ -22,18 +23,16 @@ export function is64(field: protobuf.Field): boolean {
   return LONG_TYPES.has(field.type);
 }
 
-function bigintToLong(v: bigint, signed: boolean, where: string): Long {
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const SAFE_MIN = -SAFE_MAX;
+
+/** A number where it is exact (protobufjs writes one without making a Long), else a Long. */
+function bigintToLong(v: bigint, signed: boolean, where: string): Long | number {
   const ok = signed ? v >= -TWO63 && v < TWO63 : v >= 0n && v < TWO64;
   if (!ok) throw new SchemaError(`${where}: ${v} does not fit ${signed ? 'a signed' : 'an unsigned'} 64-bit field`);
+  if (v <= SAFE_MAX && v >= SAFE_MIN) return Number(v);
   const bits = BigInt.asUintN(64, v);
   return new Long(Number(bits & 0xffffffffn) | 0, Number(bits >> 32n) | 0, !signed);
-}
-
-function longToBigint(v: Long | number, signed: boolean): bigint {
-  const bits = typeof v === 'number'
-    ? BigInt.asUintN(64, BigInt(v))
-    : (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
-  return signed ? BigInt.asIntN(64, bits) : bits;
 }
 
 function scalarToWire(field: protobuf.Field, v: unknown, where: string): unknown {
@@ -98,43 +97,14 @@ export function toWire(obj: Record<string, unknown>, type: protobuf.Type, prefix
   return out;
 }
 
-function scalarFromWire(field: protobuf.Field, v: unknown): unknown {
-  if (field.resolvedType instanceof protobuf.Type) return fromWire(v as protobuf.Message, field.resolvedType);
-  if (LONG_TYPES.has(field.type)) return longToBigint(v as Long | number, SIGNED_LONG.has(field.type));
-  if (field.type === 'bytes') return Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array);
-  return v;
-}
-
-/** decoded protobufjs message -> amber object (bigint, arrays always set). */
-export function fromWire(msg: protobuf.Message, type: protobuf.Type): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const own = msg as unknown as Record<string, unknown>;
-  for (const field of type.fieldsArray) {
-    // Decoded messages carry present fields as own properties; defaults
-    // live on the prototype and must not be mistaken for present values.
-    const present = Object.prototype.hasOwnProperty.call(own, field.name);
-    if (field.repeated) {
-      out[field.name] = present ? (own[field.name] as unknown[]).map((x) => scalarFromWire(field, x)) : [];
-    } else if (present) {
-      out[field.name] = scalarFromWire(field, own[field.name]);
-    }
-  }
-  return out;
-}
-
 export function encodeMessage(obj: object, type: protobuf.Type): Buffer {
   const wire = toWire(obj as Record<string, unknown>, type);
   return Buffer.from(type.encode(wire).finish());
 }
 
+/** One message of `type`, decoded to amber's object (bigint, arrays always set). */
 export function decodeMessage(buf: Buffer, type: protobuf.Type): Record<string, unknown> {
-  let msg: protobuf.Message;
-  try {
-    msg = type.decode(buf);
-  } catch (e) {
-    throw new SchemaError(`not a valid ${type.name}: ${(e as Error).message}`);
-  }
-  return fromWire(msg, type);
+  return decodeWire(buf, type);
 }
 
 /** A top-level field of an encoded message that its type does not declare. */

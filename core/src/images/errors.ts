@@ -7,3 +7,6 @@ import { AmberError } from '../kernel/errors';
  * offset).
  */
 export class ImageError extends AmberError {}
+
+/** A message that does not fit its schema; the caller adds file/entry. */
+export class SchemaError extends Error {}

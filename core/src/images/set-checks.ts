@@ -16,7 +16,8 @@ export function checkPagemaps(store: ImageStore, names: string[]): void {
   for (const file of names) {
     const m = PAGEMAP_RE.exec(file);
     if (!m) continue;
-    const { head, entries } = store.read<PagemapEntry>('pagemap', m[1]);
+    // the restore reads each pagemap next: it gets this decoding rather than a second one
+    const { head, entries } = store.readAndKeep<PagemapEntry>('pagemap', m[1]);
     const pagesId = (head as PagemapHead).pagesId;
     let present = 0n;
     let end = -1n;

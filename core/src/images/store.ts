@@ -116,6 +116,8 @@ export class ImageStore {
   private inventory?: InventoryEntry;
   /** the images the inventory lists, by file name (read) */
   private listed?: Map<string, AmberImageDigest>;
+  /** images decoded by the set checks (the pagemaps), handed whole to their first reader */
+  private readonly decoded = new Map<string, ImageContents<object>>();
 
   private constructor(readonly dir: string) {}
 
@@ -225,6 +227,7 @@ export class ImageStore {
   /** Write NAME.img (mode 0600) atomically: a crash leaves the old file or none. */
   write<T extends object>(type: ImageType, name: string, entries: T[], opts: ImageWriteOptions = {}): void {
     const file = this.fileOf(name);
+    this.decoded.delete(file);
     const data = buildImage(resolveImageType(type), file, entries, opts.head, opts.blobs);
     const target = path.join(this.dir, file);
     const tmp = `.${file}.tmp-${process.pid}`;
@@ -246,6 +249,11 @@ export class ImageStore {
 
   read<T extends object>(type: ImageType, name: string): ImageContents<T> {
     const file = this.fileOf(name);
+    const kept = this.decoded.get(file);
+    if (kept) {
+      this.decoded.delete(file);
+      return kept as ImageContents<T>;
+    }
     this.checkListed(file);
     const r = resolveImageType(type);
     let buf: Buffer;
@@ -256,6 +264,13 @@ export class ImageStore {
     }
     const parsed = parseImage(r, file, buf);
     return { head: parsed.head, entries: parsed.entries as T[], blobs: parsed.blobs };
+  }
+
+  /** read(), and the result kept for the next read() of the same image: decoded once, not twice. */
+  readAndKeep<T extends object>(type: ImageType, name: string): ImageContents<T> {
+    const contents = this.read<T>(type, name);
+    this.decoded.set(this.fileOf(name), contents);
+    return contents;
   }
 
   /** NAME.img of a type that holds exactly one entry (mm, ids, core, fs ...). */

@@ -225,6 +225,35 @@ test('every image type round-trips exactly', () => {
   assert.ok(s.has('files') && !s.has('files-9'));
 });
 
+test('a pagemap is decoded once: the set check hands its decoding to the first reader', () => {
+  const fx = fixtures();
+  const dir = tmpDir();
+  writeSet(dir, fx);
+  // the node:fs module itself (core's `import * as fs` reads its properties live)
+  const nodeFs = require('node:fs') as { readFileSync: typeof fs.readFileSync };
+  const readFileSync = nodeFs.readFileSync;
+  let reads = 0;
+  nodeFs.readFileSync = ((file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+    if (typeof file === 'string' && file.endsWith(`pagemap-${PID}.img`)) reads++;
+    return (readFileSync as (...a: unknown[]) => unknown)(file, ...rest);
+  }) as typeof fs.readFileSync;
+  try {
+    const s = ImageStore.forRead(dir);
+    assert.equal(reads, 1);
+    const first = s.read<PagemapEntry>('pagemap', `pagemap-${PID}`);
+    assert.equal(reads, 1);
+    assert.deepEqual(first.entries, fx.pagemap);
+    assert.deepEqual(first.head, fx.pagemapHead);
+    // handed over once: a later reader decodes its own copy
+    const again = s.read<PagemapEntry>('pagemap', `pagemap-${PID}`);
+    assert.equal(reads, 2);
+    assert.notEqual(again.entries, first.entries);
+    assert.deepEqual(again.entries, fx.pagemap);
+  } finally {
+    nodeFs.readFileSync = readFileSync;
+  }
+});
+
 test('64-bit extremes survive and out-of-range values are refused', () => {
   const dir = tmpDir();
   const s = ImageStore.forDump(dir);
