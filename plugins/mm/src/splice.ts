@@ -1,7 +1,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { AmberError, F, faultPoint, KernelError, skippedForTest, O, SPLICE_F_MOVE, SPLICE_F_NONBLOCK, type RemoteSyscall, type TableCall } from '@amber/core';
 
-import { copyThroughAmber, type DumpSegment, type Segment } from './transfer';
+import { copyThroughAmber, segmentsAfter, type DumpSegment, type Segment } from './transfer';
 
 const EAGAIN = 11;
 const EINTR = 4;
@@ -198,17 +198,7 @@ function runBatch(remote: RemoteSyscall, pipe: Pipe, taskFd: number, batch: Chun
 
 /** What is left of a chunk after its first n bytes. */
 function rest(c: Chunk, n: number): Chunk {
-  const segments: Segment[] = [];
-  let skip = n;
-  for (const s of c.segments) {
-    if (skip >= s.len) {
-      skip -= s.len;
-      continue;
-    }
-    segments.push({ addr: s.addr + BigInt(skip), len: s.len - skip });
-    skip = 0;
-  }
-  return { fileOff: c.fileOff + n, segments, len: c.len - n };
+  return { fileOff: c.fileOff + n, segments: segmentsAfter(c.segments, n), len: c.len - n };
 }
 
 /** The task's address of the chunk's byte n. */

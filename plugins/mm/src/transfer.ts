@@ -107,17 +107,22 @@ export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stre
 
 /** What of a stretch is left after its first n bytes. */
 function unread(s: Stretch, n: number): Stretch {
-  const segments: Segment[] = [];
+  return { segments: segmentsAfter(s.segments, n), fileOffset: s.fileOffset + n };
+}
+
+/** The segments that remain once the first n bytes of them are done. */
+export function segmentsAfter(segments: Segment[], n: number): Segment[] {
+  const left: Segment[] = [];
   let skip = n;
-  for (const g of s.segments) {
+  for (const g of segments) {
     if (skip >= g.len) {
       skip -= g.len;
       continue;
     }
-    segments.push({ addr: g.addr + BigInt(skip), len: g.len - skip });
+    left.push({ addr: g.addr + BigInt(skip), len: g.len - skip });
     skip = 0;
   }
-  return { segments, fileOffset: s.fileOffset + n };
+  return left;
 }
 
 const COPY_CHUNK = 8 << 20;
