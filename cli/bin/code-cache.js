@@ -20,6 +20,8 @@ const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
 
+const BUNDLE = path.join('cli', 'dist', 'amber.js');
+
 function cacheDir() {
   const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'amber');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -109,10 +111,13 @@ function install() {
 
   const compile = Module.prototype._compile;
   Module.prototype._compile = function compileWithCache(content, filename) {
-    // A vm.Script has a loader for import() only when given node's own (node >= 20.12); without
-    // it node compiles the module (the one-file build has oclif's import() of ESM commands in it).
+    // A vm.Script has a loader for import() only when given node's own (node >= 20.12), and on
+    // node 20 it loses it again once compiled from cached data (ERR_VM_DYNAMIC_IMPORT_CALLBACK_
+    // MISSING on the second run: oclif's getPlatform() imports wsl-utils). So a module that
+    // calls import() is compiled by node itself, except the one-file build: there esbuild has
+    // inlined every import() amber runs, and what is left loads ESM commands, which amber has none of.
     const dynamicImport = content.includes('import(') ? vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER : null;
-    if (dynamicImport === undefined) return compile.call(this, content, filename);
+    if (dynamicImport === undefined || (dynamicImport !== null && !filename.endsWith(BUNDLE))) return compile.call(this, content, filename);
     let stat;
     try {
       stat = fs.statSync(filename);

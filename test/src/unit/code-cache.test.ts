@@ -47,6 +47,15 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     assert.equal(load(home, mod), 'other 43');
   });
 
+  test('a module that calls import() still can on the next run (node compiles it, not the cache)', () => {
+    const dir = makeTmpDir('code-cache');
+    const home = path.join(dir, 'cache');
+    fs.writeFileSync(path.join(dir, 'esm.mjs'), 'export const v = 7;\n');
+    const mod = path.join(dir, 'dynamic.js');
+    fs.writeFileSync(mod, 'module.exports = "x"; import("./esm.mjs").then((m) => console.log("imported", m.v), (e) => { console.log("failed", e.code); process.exitCode = 1; });\n');
+    for (let run = 0; run < 2; run++) assert.equal(load(home, mod), 'x\nimported 7', `run ${run + 1}`);
+  });
+
   test('each installation keeps its own cache file, holding only what it loaded', () => {
     // every start reads the whole file: one shared by all checkouts had grown to 11 MB
     const dir = makeTmpDir('code-cache-installs');
