@@ -89,6 +89,15 @@ export abstract class EngineCommand extends AmberCommand {
     return { info() {}, debug() {}, warn: (m) => warnings.warn(m) };
   }
 
+  /**
+   * The engine's work and the line that reports it, under one interrupt guard: a signal that
+   * comes after the work is done (the guard then only counts it) cannot end amber before it has
+   * said what it did.
+   */
+  protected reported<T>(core: Core, work: () => Promise<T>, report: (result: T) => void): Promise<void> {
+    return core.InterruptGuard.around(async () => report(await work()));
+  }
+
   protected readonly progress = (done: number, total: number, what: string): void => {
     this.progressLine.update(done, total, what);
   };

@@ -49,7 +49,7 @@ export default class Dump extends EngineCommand {
     const core = await this.loadCore();
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
-    const report = await core.dump(
+    await this.reported(core, () => core.dump(
       {
         pid: flags.tree,
         imagesDir: flags['images-dir'],
@@ -70,12 +70,13 @@ export default class Dump extends EngineCommand {
         progress: this.progress,
       },
       registry,
-    );
-    this.progressLine.clear();
-    const what = report.pids.length === 1 ? `pid ${report.pids[0]}` : `${plural(report.pids.length, 'process', 'processes')} (${report.pids.join(', ')})`;
-    const fate = flags['leave-running'] ? 'left running' : 'killed';
-    this.log(`Dumped ${what} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (${fate}); amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
-    const counters = counterLine(report.counters);
-    if (counters) this.log(`  ${counters}`);
+    ), (report) => {
+      this.progressLine.clear();
+      const what = report.pids.length === 1 ? `pid ${report.pids[0]}` : `${plural(report.pids.length, 'process', 'processes')} (${report.pids.join(', ')})`;
+      const fate = flags['leave-running'] ? 'left running' : 'killed';
+      this.log(`Dumped ${what} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (${fate}); amber's peak RSS ${(core.peakRssKb() / 1024).toFixed(0)} MB`);
+      const counters = counterLine(report.counters);
+      if (counters) this.log(`  ${counters}`);
+    });
   }
 }

@@ -35,15 +35,16 @@ export default class PreDump extends EngineCommand {
     const core = await this.loadCore();
     const log = this.makeLogger(core, flags.verbose, flags['log-file']);
     const registry = this.discoverPlugins(core, flags.plugin);
-    const report = await core.preDump(
+    await this.reported(core, () => core.preDump(
       { pid: flags.tree, imagesDir: flags['images-dir'], prevImagesDir: flags['prev-images-dir'], pagesVia: flags['pages-via'],
         freezeTimeoutMs: freezeTimeoutMs(flags.timeout),
         log, progress: this.progress },
       registry,
-    );
-    this.progressLine.clear();
-    this.log(`Pre-dumped the memory of pid ${report.pids.join(', ')} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (left running, tracking changes)`);
-    const counters = counterLine(report.counters);
-    if (counters) this.log(`  ${counters}`);
+    ), (report) => {
+      this.progressLine.clear();
+      this.log(`Pre-dumped the memory of pid ${report.pids.join(', ')} into ${report.imagesDir} in ${report.seconds.toFixed(2)} s (left running, tracking changes)`);
+      const counters = counterLine(report.counters);
+      if (counters) this.log(`  ${counters}`);
+    });
   }
 }
