@@ -36,6 +36,8 @@ const CREATE_NEW = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
  */
 const PAGE = 4096;
 const PAGE_SAMPLES = 16;
+/** An image up to this size is kept from the set check for its reader (a tree's are ~1 KiB each). */
+const KEEP_CHECKED_BYTES = 64 << 10;
 
 export interface ImageWriteOptions {
   /** the head message, for types that have one (pagemap) */
@@ -60,25 +62,32 @@ function plural(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
-/** The checksum of one image file, as the inventory records it. */
-function digestOf(dir: string, name: string): AmberImageDigest {
+/** The checksum of an image's bytes, as the inventory records it. */
+function digestOfBytes(name: string, data: Buffer): AmberImageDigest {
+  return { name, size: BigInt(data.length), sha256: createHash('sha256').update(data).digest() };
+}
+
+/**
+ * The checksum of one image file, as the inventory records it, and (not for a pages file, of
+ * which only pages spread over it are read) the bytes it was taken of.
+ */
+function digestOf(dir: string, name: string): { digest: AmberImageDigest; bytes?: Buffer } {
   const file = path.join(dir, name);
   const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new ImageError(`${name}: not a regular file in ${dir}`);
-    const hash = createHash('sha256');
-    const sampled = PAGES_RE.test(name);
-    if (sampled) {
-      const pages = Math.floor(st.size / PAGE);
-      const buf = Buffer.alloc(PAGE);
-      const picks = new Set<number>();
-      for (let i = 0; i < Math.min(PAGE_SAMPLES, pages); i++) picks.add(Math.floor((i * (pages - 1)) / Math.max(1, PAGE_SAMPLES - 1)));
-      for (const p of [...picks].sort((a, b) => a - b)) hash.update(buf.subarray(0, fs.readSync(fd, buf, 0, PAGE, p * PAGE)));
-    } else {
-      hash.update(fs.readFileSync(fd));
+    if (!PAGES_RE.test(name)) {
+      const bytes = fs.readFileSync(fd);
+      return { digest: digestOfBytes(name, bytes), bytes };
     }
-    return { name, size: BigInt(st.size), sha256: hash.digest(), ...(sampled ? { sampled: true } : {}) };
+    const hash = createHash('sha256');
+    const pages = Math.floor(st.size / PAGE);
+    const buf = Buffer.alloc(PAGE);
+    const picks = new Set<number>();
+    for (let i = 0; i < Math.min(PAGE_SAMPLES, pages); i++) picks.add(Math.floor((i * (pages - 1)) / Math.max(1, PAGE_SAMPLES - 1)));
+    for (const p of [...picks].sort((a, b) => a - b)) hash.update(buf.subarray(0, fs.readSync(fd, buf, 0, PAGE, p * PAGE)));
+    return { digest: { name, size: BigInt(st.size), sha256: hash.digest(), sampled: true } };
   } finally {
     fs.closeSync(fd);
   }
@@ -118,6 +127,10 @@ export class ImageStore {
   private listed?: Map<string, AmberImageDigest>;
   /** images decoded by the set checks (the pagemaps), handed whole to their first reader */
   private readonly decoded = new Map<string, ImageContents<object>>();
+  /** read: the bytes the set check read and found matching, handed to their first reader */
+  private readonly checkedBytes = new Map<string, Buffer>();
+  /** dump: the checksum of each image amber wrote itself, taken of the bytes it wrote */
+  private readonly writtenDigests = new Map<string, AmberImageDigest>();
 
   private constructor(readonly dir: string) {}
 
@@ -191,7 +204,9 @@ export class ImageStore {
       if (BigInt(st.size) !== d.size) throw new ImageError(`${d.name}: ${st.size} bytes, but ${INVENTORY} says ${d.size}: cut short or replaced`);
       let now: AmberImageDigest;
       try {
-        now = digestOf(this.dir, d.name);
+        const checked = digestOf(this.dir, d.name);
+        now = checked.digest;
+        if (checked.bytes && checked.bytes.length <= KEEP_CHECKED_BYTES && now.sha256.equals(d.sha256)) this.checkedBytes.set(d.name, checked.bytes);
       } catch (e) {
         if (e instanceof ImageError) throw e;
         throw new ImageError(`${d.name}: cannot read in ${this.dir} (${errText(e)})`);
@@ -231,16 +246,24 @@ export class ImageStore {
     const data = buildImage(resolveImageType(type), file, entries, opts.head, opts.blobs);
     const target = path.join(this.dir, file);
     const tmp = `.${file}.tmp-${process.pid}`;
+    // A new image is created in place: a dump cut short leaves no inventory, and the set is not
+    // whole without it. One written again (a pre-dump's pagemap) goes aside and is renamed over.
+    const again = this.created.has(file);
     try {
-      if (!this.created.has(file) && fs.lstatSync(target, { throwIfNoEntry: false })) {
+      if (again) {
+        this.createNew(tmp, data);
+        fs.renameSync(path.join(this.dir, tmp), target);
+      } else {
+        this.createNew(file, data);
+        this.created.add(file);
+      }
+      this.writtenDigests.set(file, digestOfBytes(file, data));
+    } catch (e) {
+      if (again) fs.rmSync(path.join(this.dir, tmp), { force: true });
+      if (e instanceof ImageError) throw e;
+      if (!again && (e as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new ImageError(`${file}: appeared in ${this.dir} during the dump (amber did not write it): refusing to replace it`);
       }
-      this.createNew(tmp, data);
-      fs.renameSync(path.join(this.dir, tmp), target);
-      this.created.add(file);
-    } catch (e) {
-      fs.rmSync(path.join(this.dir, tmp), { force: true });
-      if (e instanceof ImageError) throw e;
       throw new ImageError(`${file}: cannot write in ${this.dir} (${errText(e)})`);
     }
     // An image rewritten after the inventory (the pagemap of a pre-dump) must not break the set.
@@ -256,9 +279,10 @@ export class ImageStore {
     }
     this.checkListed(file);
     const r = resolveImageType(type);
-    let buf: Buffer;
+    let buf = this.checkedBytes.get(file);
+    this.checkedBytes.delete(file);
     try {
-      buf = fs.readFileSync(path.join(this.dir, file));
+      buf ??= fs.readFileSync(path.join(this.dir, file));
     } catch (e) {
       throw new ImageError(`${file}: cannot read in ${this.dir} (${errText(e)})`);
     }
@@ -323,7 +347,7 @@ export class ImageStore {
   /** Mark the set complete; call after every other image is written. */
   writeInventory(entry: ToWrite<InventoryEntry>): void {
     const images = [...this.created].filter((f) => f !== INVENTORY && f !== PARENT_LINK).sort();
-    const sealed: InventoryEntry = { amberPlugins: [], ...entry, amberImages: images.map((f) => digestOf(this.dir, f)) };
+    const sealed: InventoryEntry = { amberPlugins: [], ...entry, amberImages: images.map((f) => this.writtenDigests.get(f) ?? digestOf(this.dir, f).digest) };
     this.inventory = sealed;
     this.write('inventory', 'inventory', [sealed]);
   }
@@ -372,7 +396,7 @@ export class ImageStore {
     const store = new ImageStore(path.resolve(dir));
     const inv = store.readInventoryFile();
     const images = (inv.amberImages ?? []).map((d) => d.name).filter((f) => fs.existsSync(path.join(store.dir, f)));
-    const entry: InventoryEntry = { ...inv, amberImages: images.map((f) => digestOf(store.dir, f)) };
+    const entry: InventoryEntry = { ...inv, amberImages: images.map((f) => digestOf(store.dir, f).digest) };
     store.created.add(INVENTORY);
     store.write('inventory', 'inventory', [entry]);
   }

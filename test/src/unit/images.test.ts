@@ -225,18 +225,20 @@ test('every image type round-trips exactly', () => {
   assert.ok(s.has('files') && !s.has('files-9'));
 });
 
-test('a pagemap is decoded once: the set check hands its decoding to the first reader', () => {
+test('a pagemap is read and decoded once: the set check hands its bytes and decoding to the first reader', () => {
   const fx = fixtures();
   const dir = tmpDir();
   writeSet(dir, fx);
   // the node:fs module itself (core's `import * as fs` reads its properties live)
-  const nodeFs = require('node:fs') as { readFileSync: typeof fs.readFileSync };
-  const readFileSync = nodeFs.readFileSync;
+  // (readFileSync of a path opens it through the module's openSync too)
+  const nodeFs = require('node:fs') as { openSync: typeof fs.openSync };
+  const { openSync } = nodeFs;
   let reads = 0;
-  nodeFs.readFileSync = ((file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
-    if (typeof file === 'string' && file.endsWith(`pagemap-${PID}.img`)) reads++;
-    return (readFileSync as (...a: unknown[]) => unknown)(file, ...rest);
-  }) as typeof fs.readFileSync;
+  const isPagemap = (file: unknown) => typeof file === 'string' && file.endsWith(`pagemap-${PID}.img`);
+  nodeFs.openSync = ((file: fs.PathLike, ...rest: unknown[]) => {
+    if (isPagemap(file)) reads++;
+    return (openSync as (...a: unknown[]) => unknown)(file, ...rest);
+  }) as typeof fs.openSync;
   try {
     const s = ImageStore.forRead(dir);
     assert.equal(reads, 1);
@@ -244,13 +246,13 @@ test('a pagemap is decoded once: the set check hands its decoding to the first r
     assert.equal(reads, 1);
     assert.deepEqual(first.entries, fx.pagemap);
     assert.deepEqual(first.head, fx.pagemapHead);
-    // handed over once: a later reader decodes its own copy
+    // handed over once: a later reader reads and decodes its own copy
     const again = s.read<PagemapEntry>('pagemap', `pagemap-${PID}`);
     assert.equal(reads, 2);
     assert.notEqual(again.entries, first.entries);
     assert.deepEqual(again.entries, fx.pagemap);
   } finally {
-    nodeFs.readFileSync = readFileSync;
+    nodeFs.openSync = openSync;
   }
 });
 
