@@ -58,4 +58,8 @@ loader._resolveFilename = function resolveHeld(request: string, parent: unknown,
 };
 
 export { main } from './main';
-export { criuMain } from './criu-main';
+
+/** amber-criu's entry, loaded only when it runs: its modules (child_process among them) cost `amber` itself ~15 ms at start. */
+export function criuMain(argv: string[]): Promise<void> {
+  return (require('./criu-main') as typeof import('./criu-main')).criuMain(argv);
+}
