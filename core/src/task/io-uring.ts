@@ -88,8 +88,9 @@ export function isIoUringWorker(pid: number, tid: number): boolean {
 /**
  * Looks at every process of the tree rooted at rootPid, without touching any, and refuses the
  * first that uses io_uring. A process that exits meanwhile is skipped (the freeze sees the rest).
+ * Returns the pids looked at.
  */
-export function refuseIoUringInTree(rootPid: number): void {
+export function refuseIoUringInTree(rootPid: number): Set<number> {
   const seen = new Set<number>();
   const queue = [rootPid];
   while (queue.length) {
@@ -106,6 +107,7 @@ export function refuseIoUringInTree(rootPid: number): void {
     }
     queue.push(...children);
   }
+  return seen;
 }
 
 function stillThere(pid: number): boolean {

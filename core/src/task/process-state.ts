@@ -112,10 +112,10 @@ export function dumpPdeathsig(q: QueryBatch): () => number {
   return () => q.bytes(slot, 4).readInt32LE(0);
 }
 
-/** Credentials from /proc/PID/task/TID/status, and the securebits the thread itself reports. */
-export function dumpCreds(q: QueryBatch, pid: number, tid: number): () => CredsEntry {
+/** Credentials from the thread's /proc/PID/task/TID/status, and the securebits it reports itself. */
+export function dumpCreds(q: QueryBatch, status: () => Map<string, string>): () => CredsEntry {
   const secbits = q.add({ name: 'prctl', args: [PR.GET_SECUREBITS] });
-  return () => credsOf(parseStatus(procRead(pid, `task/${tid}/status`)), q.result(secbits));
+  return () => credsOf(status(), q.result(secbits));
 }
 
 function credsOf(st: Map<string, string>, secbits: number): CredsEntry {

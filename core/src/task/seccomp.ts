@@ -3,7 +3,6 @@ import { KernelError } from '../kernel/errors';
 import { ptrace, ptraceBuf } from '../kernel/syscalls';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images';
 import type { RemoteSyscall } from '../ptrace/remote-syscall';
-import { parseStatus, procRead } from './proc';
 
 const SECCOMP_MODE_STRICT = 1;
 const SECCOMP_MODE_FILTER = 2;
@@ -19,8 +18,7 @@ export class SeccompTable {
   readonly filters: SeccompFilter[] = [];
 
   /** Mode, top filter and no_new_privs of one thread, for its thread_core. */
-  dumpThread(pid: number, tid: number): Pick<ThreadCoreEntry, 'seccompMode' | 'seccompFilter' | 'amberNoNewPrivs'> {
-    const st = parseStatus(procRead(pid, `task/${tid}/status`));
+  dumpThread(pid: number, tid: number, st: Map<string, string>): Pick<ThreadCoreEntry, 'seccompMode' | 'seccompFilter' | 'amberNoNewPrivs'> {
     const mode = Number(st.get('Seccomp') ?? 0);
     const out: Pick<ThreadCoreEntry, 'seccompMode' | 'seccompFilter' | 'amberNoNewPrivs'> = {
       seccompMode: mode,

@@ -14,7 +14,7 @@ import { SIGACTION_SIGNALS, signalOfSigaction } from './sigactions';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { QueryBatch } from './query-batch';
 import type { Tracee } from '../ptrace/tracee';
-import type { ProcStat } from './proc';
+import { parseStatus, procRead, type ProcStat } from './proc';
 
 const X86_MODE_NATIVE = 1;
 
@@ -67,9 +67,11 @@ export function buildCoreEntry(
   const gpregs: UserX86RegsEntry = { ...regs.toRecord(), mode: X86_MODE_NATIVE };
   // every question to the thread in one stop of it
   const q = new QueryBatch(remote);
+  let status: Map<string, string> | undefined;
+  const threadStatus = () => (status ??= parseStatus(procRead(pid, `task/${snap.tid}/status`)));
   const asked = {
     clearTidAddr: dumpTidAddress(q), sas: dumpAltStack(q), nice: dumpNice(q), scheduler: dumpScheduler(q), pdeathSig: dumpPdeathsig(q),
-    creds: dumpCreds(q, pid, snap.tid),
+    creds: dumpCreds(q, threadStatus),
     ...(isLeader ? { sigactions: dumpSigactions(q), rlimits: dumpRlimits(q), childSubreaper: dumpChildSubreaper(q), itimers: dumpItimers(q) } : {}),
   };
   q.run();
@@ -94,7 +96,7 @@ export function buildCoreEntry(
       signalsP: { signals: tracee.peekSiginfo(false).map((siginfo) => ({ siginfo })) },
       pdeathSig: asked.pdeathSig(),
       creds: asked.creds(),
-      ...seccomp.dumpThread(pid, snap.tid),
+      ...seccomp.dumpThread(pid, snap.tid, threadStatus()),
       ...(rseq.pointer ? { rseqEntry: { rseqAbiPointer: rseq.pointer, rseqAbiSize: rseq.size, signature: rseq.signature } } : {}),
     },
   };

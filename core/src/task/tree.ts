@@ -56,12 +56,14 @@ const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
  * finds nothing new; a frozen task cannot fork, so the walk ends.
  *
  * io_uring is refused before anything is seized (its workers never stop, see io-uring.ts): the
- * whole tree is looked at first, and each task and thread again as the walk comes to it.
+ * whole tree is looked at first, a task forked since when the walk comes to it, and every thread
+ * just before it is seized. (A ring a task set up between the look and its freeze, with no worker
+ * yet, is refused as an fd no plugin dumps.)
  */
 export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): FrozenTask[] {
   if (!existsSync(`/proc/${rootPid}`)) throw new NoSuchProcessError(rootPid);
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-  refuseIoUringInTree(rootPid);
+  const lookedAt = refuseIoUringInTree(rootPid);
   const tasks = new Map<number, FrozenTask>();
   try {
     for (let pass = 0; ; pass++) {
@@ -79,7 +81,8 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
             found = true;
             continue;
           }
-          gone(pid === rootPid, () => refuseIoUring(pid));
+          // one the look before missed (forked since) is looked at now; each thread is, below
+          if (!lookedAt.has(pid)) gone(pid === rootPid, () => refuseIoUring(pid));
         }
         if (task.zombie) continue;
         // the main thread first, alone; the others are all interrupted before amber waits for
