@@ -9,6 +9,11 @@ import { isSpecial, VMA } from './vmas';
 
 /** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
 const CHUNK = 8 << 20;
+/**
+ * Up to this much a task's copies run on amber's main thread: a hop to libuv's threads costs more
+ * than the copy of a small process's pages (the 50 x 4 tree: ~1.5 ms a process instead of ~0.3).
+ */
+const ON_MAIN_THREAD = 1 << 20;
 const EAGAIN = 11;
 
 /**
@@ -94,12 +99,14 @@ async function copyChunks(pid: number, uffd: number, pieces: PagePiece[], progre
       for (let at = 0; at < p.len; at += CHUNK) chunks.push({ addr: p.addr + BigInt(at), len: Math.min(CHUNK, p.len - at), fd, offset: p.offset + at });
     }
     let next = 0;
+    const total = pieces.reduce((n, p) => n + p.len, 0);
+    const call = total <= ON_MAIN_THREAD ? (nr: number, args: (number | bigint)[]) => Promise.resolve(syscallRaw(nr, args)) : syscallAsync;
     const worker = async (): Promise<void> => {
       const arg = Buffer.alloc(40);
       for (let c = chunks[next++]; c; c = chunks[next++]) {
         // a failure stops the other threads at their next chunk
         // populating the source mapping is a good share of the work: off the main thread too
-        const mapped = await syscallAsync(SYS.mmap, [0, c.len, PROT.READ, MAP.SHARED | MAP.POPULATE, c.fd, c.offset]);
+        const mapped = await call(SYS.mmap, [0, c.len, PROT.READ, MAP.SHARED | MAP.POPULATE, c.fd, c.offset]);
         if (mapped < 0 && mapped > -4096) {
           next = chunks.length;
           throw new KernelError('mmap (pages)', -mapped, undefined, `offset ${c.offset}`);
@@ -112,7 +119,7 @@ async function copyChunks(pid: number, uffd: number, pieces: PagePiece[], progre
             arg.writeBigUInt64LE(BigInt(c.len - done), 16);
             arg.writeBigUInt64LE(0n, 24);
             arg.writeBigInt64LE(0n, 32);
-            await syscallAsync(SYS.ioctl, [uffd, UFFD.IOC_COPY, addressOf(arg)]);
+            await call(SYS.ioctl, [uffd, UFFD.IOC_COPY, addressOf(arg)]);
             // the result is in the argument: bytes copied, or -errno (partial copies ask to go on)
             const copied = Number(arg.readBigInt64LE(32));
             if (copied === -EAGAIN) continue;
@@ -126,7 +133,7 @@ async function copyChunks(pid: number, uffd: number, pieces: PagePiece[], progre
         }
       }
     };
-    const threads = Math.max(1, Math.min(4, availableParallelism(), chunks.length));
+    const threads = total <= ON_MAIN_THREAD ? 1 : Math.max(1, Math.min(4, availableParallelism(), chunks.length));
     const settled = await Promise.allSettled(Array.from({ length: threads }, worker));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
