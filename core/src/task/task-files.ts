@@ -113,6 +113,25 @@ export function openAsTask(task: FileOpener, path: string, flags: number, option
   return raw ? asTask(task, open) : asTaskOrCaller(task, what, open);
 }
 
+/**
+ * openAsTask of several paths in one stop of the task (a restored process maps its binary and
+ * its libraries: an open each was a stop each). One that fails there goes again through
+ * openAsTask, which says why, or opens it as the caller may.
+ */
+export function openManyAsTask(task: FileOpener, files: readonly { path: string; flags: number }[]): number[] {
+  if (files.length < 2) return files.map((f) => openAsTask(task, f.path, f.flags));
+  const { results } = asTask(task, () => {
+    task.remote.resetData();
+    const outcome = task.remote.runCalls(files.map((f) => ({ name: 'open', args: [f.path, f.flags, 0], detail: f.path })));
+    task.remote.resetData();
+    return outcome;
+  });
+  return files.map((f, i) => {
+    const fd = results[i];
+    return fd !== undefined && fd >= 0 ? fd : openAsTask(task, f.path, f.flags);
+  });
+}
+
 /** root running amber itself, not through sudo for another user. */
 export function callerIsPrivileged(): boolean {
   return process.geteuid?.() === 0 && restoringUser().uid === 0;

@@ -1,5 +1,5 @@
 import {
-  MADV, AmberError, MAP, MREMAP, O, openAsTask, PR, PR_SET_MM_MAP, PROT, readMaps,
+  MADV, AmberError, MAP, MREMAP, O, openAsTask, openManyAsTask, PR, PR_SET_MM_MAP, PROT, readMaps,
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask, type TableCall,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
@@ -26,21 +26,24 @@ export async function rebuildAddressSpace(
   const unowned = mm.vmas.find((v) => v.status & VMA.SYSVIPC && !ctx.mappings.byStatus(v.status));
   if (unowned) throw new AmberError(`pid ${task.pid}: VMA 0x${unowned.start.toString(16)} is SysV shared memory (shm id ${unowned.shmid}), and the ipc plugin that restores it is not in this restore`);
   const keep = ctx.reserved(task);
-  unmapHelper(remote, keep);
-  moveSpecials(remote, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep);
+  // the helper's mappings go and the vDSO moves, in one stop
+  const helperMaps = readMaps(remote.pid);
+  remote.resetData();
+  remote.invokeMany([...helperUnmaps(helperMaps, keep), ...specialMoves(remote.pid, helperMaps, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep)]);
 
-  const fileFds = new Map<number, number>();
-  const openFile = (v: VmaEntry): number => {
+  // every file the plain mappings map, and the executable, opened in one stop
+  const flagsOf = new Map<number, number>();
+  for (const v of mm.vmas) {
+    if (isSpecial(v) || !isFileBacked(v) || v.amberObject || ctx.mappings.byStatus(v.status)) continue;
+    const writable = (v.status & VMA.FILE_SHARED) !== 0 && (v.prot & PROT.WRITE) !== 0;
     const id = Number(v.shmid);
-    let fd = fileFds.get(id);
-    if (fd === undefined) {
-      const reg = ctx.files.regular(id);
-      const writable = (v.status & VMA.FILE_SHARED) !== 0 && (v.prot & PROT.WRITE) !== 0;
-      fd = openAsTask(task, reg.name, (writable ? O.RDWR : O.RDONLY) | O.CLOEXEC);
-      fileFds.set(id, fd);
-    }
-    return fd;
-  };
+    flagsOf.set(id, (flagsOf.get(id) ?? 0) | (writable ? O.RDWR : 0));
+  }
+  if (!flagsOf.has(mm.exeFileId)) flagsOf.set(mm.exeFileId, 0);
+  const ids = [...flagsOf.keys()];
+  const opened = openManyAsTask(task, ids.map((id) => ({ path: ctx.files.regular(id).name, flags: flagsOf.get(id)! | O.RDONLY | O.CLOEXEC })));
+  const fileFds = new Map(ids.map((id, i) => [id, opened[i]]));
+  const openFile = (v: VmaEntry): number => fileFds.get(Number(v.shmid))!;
 
   const filled = new Set<VmaEntry>();
   const withPages = mm.vmas.filter(hasPrivatePages);
@@ -85,34 +88,34 @@ export async function rebuildAddressSpace(
   remote.invokeMany(settle);
   const last: TableCall[] = [...fileFds.values()].map((fd) => ({ name: 'close', args: [fd] }));
   if (mm.amberMlockall) last.push({ name: 'mlockall', args: [mm.amberMlockall] });
-  setMmFields(ctx, task, mm, last);
+  setMmFields(task, mm, fileFds.get(mm.exeFileId)!, last);
   return bytes;
 }
 
-function unmapHelper(remote: RemoteSyscall, keep: AddressRange[]): void {
-  const unmaps = readMaps(remote.pid)
+type Mapping = ReturnType<typeof readMaps>[number];
+
+function helperUnmaps(maps: Mapping[], keep: AddressRange[]): TableCall[] {
+  return maps
     .filter((m) => !SPECIAL_NAMES.has(m.path) && !keep.some((k) => m.start < k.end && k.start < m.end))
     .map((m): TableCall => ({ name: 'munmap', args: [m.start, m.end - m.start], detail: `0x${m.start.toString(16)}` }));
-  remote.resetData();
-  remote.invokeMany(unmaps);
 }
 
 /**
- * Moves [vvar], [vvar_vclock] and [vdso] to their dumped addresses. Code in the task jumps into
+ * The mremaps that move [vvar], [vvar_vclock] and [vdso] to their dumped addresses. Code in the task jumps into
  * the vDSO and the vDSO reads vvar at fixed offsets, so they move together, keeping their spacing.
  */
-function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRange[]): void {
-  const current = readMaps(remote.pid).filter((m) => SPECIAL_NAMES.has(m.path) && m.path !== '[vsyscall]');
+function specialMoves(pid: number, maps: Mapping[], dumped: VmaEntry[], keep: AddressRange[]): TableCall[] {
+  const current = maps.filter((m) => SPECIAL_NAMES.has(m.path) && m.path !== '[vsyscall]').map((m) => ({ ...m }));
   const want = [...dumped].sort((a, b) => Number(a.start - b.start));
   const here = specialShape(current.map((c) => ({ ...c, vvar: c.path.startsWith('[vvar') })));
   const then = specialShape(want.map((v) => ({ start: v.start, end: v.end, vvar: (v.status & VMA.VVAR) !== 0 })));
   if (here.join() !== then.join()) {
     throw new AmberError(
-      `pid ${remote.pid}: the vDSO layout of this kernel (${here.join(', ')}) differs from the dumped one (${then.join(', ')}); ` +
+      `pid ${pid}: the vDSO layout of this kernel (${here.join(', ')}) differs from the dumped one (${then.join(', ')}); ` +
         'restore on a kernel like the one that dumped',
     );
   }
-  if (!current.length || current[0].start === want[0].start) return;
+  if (!current.length || current[0].start === want[0].start) return [];
   const lo = (r: { start: bigint }[]) => r[0].start;
   const span = current[current.length - 1].end - current[0].start;
   const overlaps = (a: bigint) => [...keep, { start: lo(current), end: lo(current) + span }, { start: lo(want), end: lo(want) + span }].some((k) => a < k.end && k.start < a + span);
@@ -129,8 +132,7 @@ function moveSpecials(remote: RemoteSyscall, dumped: VmaEntry[], keep: AddressRa
   };
   move(lo(current), temp);
   move(temp, lo(want));
-  remote.resetData();
-  remote.invokeMany(moves);
+  return moves;
 }
 
 /**
@@ -147,12 +149,10 @@ function specialShape(areas: { start: bigint; end: bigint; vvar: boolean }[]): s
   return out.map((a) => `${a.vvar ? 'vvar' : 'vdso'} ${a.pages}p`);
 }
 
-/** PR_SET_MM_MAP, then `after` in the same stop. */
-function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry, after: TableCall[]): void {
+/** PR_SET_MM_MAP with exeFd (the task's fd of its executable), then `after` in the same stop. */
+function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, after: TableCall[]): void {
   const remote = task.remote;
-  const exe = ctx.files.regular(mm.exeFileId);
   remote.resetData();
-  const exeFd = openAsTask(task, exe.name, O.RDONLY | O.CLOEXEC);
   const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
   mm.mmSavedAuxv.forEach((v, i) => auxv.writeBigUInt64LE(v, i * 8));
   const auxvAddr = remote.stage(auxv);
@@ -161,10 +161,7 @@ function setMmFields(ctx: RestoreContext, task: RestoreTask, mm: MmEntry, after:
     mm.mmArgStart, mm.mmArgEnd, mm.mmEnvStart, mm.mmEnvEnd, auxvAddr].forEach((v, i) => map.writeBigUInt64LE(v, i * 8));
   map.writeUInt32LE(auxv.length, 96);
   map.writeUInt32LE(exeFd, 100);
-  const calls: TableCall[] = [
-    { name: 'prctl', args: [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0], detail: 'PR_SET_MM_MAP' },
-    { name: 'close', args: [exeFd] },
-  ];
+  const calls: TableCall[] = [{ name: 'prctl', args: [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0], detail: 'PR_SET_MM_MAP' }];
   if (mm.dumpable !== undefined) calls.push({ name: 'prctl', args: [PR.SET_DUMPABLE, mm.dumpable] });
   remote.invokeMany([...calls, ...after]);
 }
