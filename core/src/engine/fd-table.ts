@@ -2,7 +2,7 @@ import { readlinkSync, statSync } from 'node:fs';
 import { F, O } from '../kernel/constants';
 import { AmberError } from '../kernel/errors';
 import { listFds, readFdinfo } from '../task/proc';
-import { fetchFd } from '../task/fd-transfer';
+import { fetchFd, placeFetched, type FetchedDescription } from '../task/fd-transfer';
 import { applyFown, fownOf, recordFown } from './fown';
 import type { FdinfoEntry } from '../images';
 import { FD_RESTORE_STEPS, type ResourcePlugin, type DumpContext, type DumpTask, type FdResource, type FileKind, type RestoreContext, type RestoreTask } from './plugin';
@@ -208,20 +208,40 @@ export class FdTable {
     const entries = [...dumped].sort((a, b) => order(a) - order(b));
     const opened = new Map<number, number>();
     const remote = task.remote;
+    // Descriptions fetched from other tasks (what a forked child inherited) are placed a run at a
+    // time, in one stop; a run ends before each description this task opens itself, which may
+    // need those before it in place (an epoll's targets, an inotify watch through /proc/self/fd).
+    const fetching = new Map<number, FetchedDescription>();
+    const above = Math.max(2, ...dumped.map((e) => e.fd));
+    const placeFetching = () => {
+      if (fetching.size) placeFetched(remote, [...fetching.values()], above);
+      fetching.clear();
+    };
     for (const e of entries) {
       const desc = ctx.files.get(e.id);
       const kind = this.kinds.find((k) => k.fdType === desc.type);
       if (!kind) throw new AmberError(`fd ${e.fd} of pid ${task.pid}: no plugin restores file type ${desc.type}`);
       remote.resetData();
-      const existing = opened.get(e.id);
       const cloexec = e.flags & FD_CLOEXEC ? O.CLOEXEC : 0;
+      const queued = fetching.get(e.id);
+      if (queued) {
+        queued.targets.push({ fd: e.fd, cloexec: cloexec !== 0 });
+        continue;
+      }
+      const existing = opened.get(e.id);
       if (existing !== undefined) {
         remote.sys.with(`fd ${e.fd}`).dup3(existing, e.fd, cloexec);
         continue;
       }
       const elsewhere = this.placed.get(e.id);
       const entry = elsewhere ? undefined : ctx.files.entry(kind, e.id);
-      const got = entry === undefined ? fetchFd(remote, elsewhere!.pid, elsewhere!.fd) : kind.openDescription(ctx, task, entry, e.id);
+      if (entry === undefined) {
+        fetching.set(e.id, { fromPid: elsewhere!.pid, fromFd: elsewhere!.fd, targets: [{ fd: e.fd, cloexec: cloexec !== 0 }] });
+        opened.set(e.id, e.fd);
+        continue;
+      }
+      placeFetching();
+      const got = kind.openDescription(ctx, task, entry, e.id);
       if (got !== e.fd) {
         remote.invokeMany([
           { name: 'dup3', args: [got, e.fd, cloexec], detail: `fd ${e.fd}` },
@@ -232,11 +252,10 @@ export class FdTable {
         remote.sys.with(`fd ${e.fd}`).fcntl(e.fd, 2 /* F_SETFD */, cloexec ? FD_CLOEXEC : 0);
       }
       opened.set(e.id, e.fd);
-      if (!elsewhere) this.placed.set(e.id, { pid: task.pid, fd: e.fd });
-      if (entry !== undefined) {
-        this.openedHere.push({ task, kind, entry, id: e.id, fd: e.fd });
-        this.ownedLater.push({ task, fd: e.fd, entry });
-      }
+      this.placed.set(e.id, { pid: task.pid, fd: e.fd });
+      this.openedHere.push({ task, kind, entry, id: e.id, fd: e.fd });
+      this.ownedLater.push({ task, fd: e.fd, entry });
     }
+    placeFetching();
   }
 }
