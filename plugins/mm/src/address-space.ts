@@ -8,8 +8,8 @@ import type { ShmemObject } from './objects';
 import { ObjectRestorer } from './objects-restore';
 import type { PagemapEntry } from './pagemap';
 import type { PagePiece } from './parent';
-import { readStretches, type Stretch } from './transfer';
-import { fillByUffdCopy } from './uffd-fill';
+import { openAndReadStretches, readStretches, type Stretch } from './transfer';
+import { fillByUffdCopy, USERFAULTFD_CALL } from './uffd-fill';
 import { bridgePieces } from './bridge';
 
 const PRCTL_MM_MAP_SIZE = 104;
@@ -71,24 +71,30 @@ export async function rebuildAddressSpace(
     const fd = isFileBacked(v) ? openFile(v) : -1;
     mmaps.push({ name: 'mmap', args: [v.start, v.end - v.start, prot, v.flags | MAP.FIXED, fd, v.pgoff], detail: `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}` });
   }
-  mapPending();
-  restorer.finish();
-
   // CRIU's images hold the vDSO's pages too; the running kernel's own vDSO was moved in instead
   const specials = mm.vmas.filter(isSpecial);
   const ownPieces = pieces.filter((p) => !specials.some((v) => p.addr >= v.start && p.addr < v.end));
-  const bytes = await fillPages(ctx, remote, ownPieces, mm.vmas);
+  // the userfaultfd the pages are copied through is made with the last mappings, in their stop
+  let taskUffd: number | undefined;
+  if (ctx.options.pagesFill !== 'preadv' && ownPieces.length) {
+    remote.resetData();
+    const { results, error } = remote.runCalls([...mmaps, USERFAULTFD_CALL]);
+    if (error && results[mmaps.length] === undefined) throw error;
+    if (!error) taskUffd = results[mmaps.length];
+    mmaps = [];
+  } else mapPending();
+  restorer.finish();
+
+  const bytes = await fillPages(ctx, remote, ownPieces, mm.vmas, taskUffd);
   const settle: TableCall[] = [];
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
     settle.push({ name: 'mprotect', args: [v.start, v.end - v.start, v.prot], detail: `VMA 0x${v.start.toString(16)}` });
   }
   for (const v of mm.vmas) if (!isSpecial(v)) settle.push(...adviceCalls(v), ...lockCalls(v));
-  remote.resetData();
-  remote.invokeMany(settle);
-  const last: TableCall[] = [...fileFds.values()].map((fd) => ({ name: 'close', args: [fd] }));
+  const last: TableCall[] = [...fileFds.values(), ...(taskUffd !== undefined ? [taskUffd] : [])].map((fd) => ({ name: 'close', args: [fd] }));
   if (mm.amberMlockall) last.push({ name: 'mlockall', args: [mm.amberMlockall] });
-  setMmFields(task, mm, fileFds.get(mm.exeFileId)!, last);
+  setMmFields(task, mm, fileFds.get(mm.exeFileId)!, settle, last);
   return bytes;
 }
 
@@ -149,8 +155,8 @@ function specialShape(areas: { start: bigint; end: bigint; vvar: boolean }[]): s
   return out.map((a) => `${a.vvar ? 'vvar' : 'vdso'} ${a.pages}p`);
 }
 
-/** PR_SET_MM_MAP with exeFd (the task's fd of its executable), then `after` in the same stop. */
-function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, after: TableCall[]): void {
+/** `before`, PR_SET_MM_MAP with exeFd (the task's fd of its executable), then `after`, in one stop. */
+function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, before: TableCall[], after: TableCall[]): void {
   const remote = task.remote;
   remote.resetData();
   const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
@@ -163,14 +169,14 @@ function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, after: Table
   map.writeUInt32LE(exeFd, 100);
   const calls: TableCall[] = [{ name: 'prctl', args: [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0], detail: 'PR_SET_MM_MAP' }];
   if (mm.dumpable !== undefined) calls.push({ name: 'prctl', args: [PR.SET_DUMPABLE, mm.dumpable] });
-  remote.invokeMany([...calls, ...after]);
+  remote.invokeMany([...before, ...calls, ...after]);
 }
 
 /**
  * Reads every page in, by the task itself: one preadv per stretch of a pages file that is read
  * in order (one stretch for a plain dump; an incremental one also reads its parents' files).
  */
-async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: PagePiece[], vmas: VmaEntry[]): Promise<number> {
+async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: PagePiece[], vmas: VmaEntry[], taskUffd?: number): Promise<number> {
   if (!allPieces.length) return 0;
   // A chain's pieces are widened and put oldest first (later ones overwrite); UFFDIO_COPY cannot
   // overwrite, so it only takes the oldest set's pieces, written first.
@@ -185,7 +191,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   // the pagesFill option (--pages-fill preadv) forces the other path, so `npm run bench` can compare the two.
   if (ctx.options.pagesFill !== 'preadv') {
     const t0 = performance.now();
-    const first = await fillByUffdCopy(remote, vmas, ordered.filter((p) => p.depth === oldest), progress);
+    const first = await fillByUffdCopy(remote, vmas, ordered.filter((p) => p.depth === oldest), progress, taskUffd);
     ctx.log.debug(`pid ${remote.pid}: ${done} bytes filled by UFFDIO_COPY in ${(performance.now() - t0).toFixed(1)} ms`);
     pieces = [...first, ...ordered.filter((p) => p.depth !== oldest)];
   }
@@ -200,37 +206,48 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     if (last && last.addr + BigInt(last.len) === p.addr) last.len += p.len;
     else ranges.push({ addr: p.addr, len: p.len });
   }
-  // best effort: the calls after one that fails still run
-  for (let left = ranges; left.length; ) {
-    const { results } = remote.runCalls(left.map((r): TableCall => ({ name: 'madvise', args: [r.addr, r.len, MADV.POPULATE_WRITE] })));
-    left = left.slice(results.filter((r) => r !== undefined).length);
-  }
+  let populate = ranges.map((r): TableCall => ({ name: 'madvise', args: [r.addr, r.len, MADV.POPULATE_WRITE] }));
 
   let bytes = total - pieces.reduce((n, p) => n + p.len, 0);
   // files in the order of their first piece: oldest set first
-  const byFile = new Map<string, PagePiece[]>();
-  for (const p of pieces) {
-    const list = byFile.get(p.path);
-    if (list) list.push(p);
-    else byFile.set(p.path, [p]);
-  }
+  const byFile = new Map<string, Stretch[]>();
+  for (const p of pieces) if (!byFile.has(p.path)) byFile.set(p.path, stretchesOf(pieces.filter((q) => q.path === p.path)));
   ctx.log.debug(`pid ${remote.pid}: ${total - bytes} bytes read in by preadv in the task`);
-  for (const [path, list] of byFile) {
-    list.sort((a, b) => a.offset - b.offset);
+  // one pages file (a plain dump's): populate, open, read and close in one stop
+  if (byFile.size === 1) {
+    const [[path, stretches]] = byFile;
+    const done = openAndReadStretches(remote, path, stretches, populate, progress);
+    bytes += done.bytes;
+    if (done.beforeRan === populate.length) byFile.set(path, done.rest);
+    populate = populate.slice(done.beforeRan + 1);
+  }
+  // best effort: the calls after one that fails still run
+  for (let left = populate; left.length; ) {
+    const { results } = remote.runCalls(left);
+    left = left.slice(results.filter((r) => r !== undefined).length);
+  }
+  for (const [path, stretches] of byFile) {
+    if (!stretches.length) continue;
     // amber's image: opened with amber's identity, which the task still has
     const fd = openAsTask({ remote }, path, O.RDONLY | O.CLOEXEC, { identity: 'current' });
     try {
-      const stretches: Stretch[] = [];
-      for (let i = 0; i < list.length; ) {
-        let j = i + 1;
-        while (j < list.length && list[j].offset === list[j - 1].offset + list[j - 1].len) j++;
-        stretches.push({ segments: list.slice(i, j).map((p) => ({ addr: p.addr, len: p.len })), fileOffset: list[i].offset });
-        i = j;
-      }
       bytes += readStretches(remote, fd, stretches, progress);
     } finally {
       remote.sysRaw.close(fd);
     }
   }
   return bytes;
+}
+
+/** A pages file's pieces as the stretches of it read in order. */
+function stretchesOf(pieces: PagePiece[]): Stretch[] {
+  const list = [...pieces].sort((a, b) => a.offset - b.offset);
+  const stretches: Stretch[] = [];
+  for (let i = 0; i < list.length; ) {
+    let j = i + 1;
+    while (j < list.length && list[j].offset === list[j - 1].offset + list[j - 1].len) j++;
+    stretches.push({ segments: list.slice(i, j).map((p) => ({ addr: p.addr, len: p.len })), fileOffset: list[i].offset });
+    i = j;
+  }
+  return stretches;
 }

@@ -1,7 +1,7 @@
 import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AmberError, IOV_MAX, KernelError, MAP, PROT, SIG, SYS, syscallAsync, type RemoteSyscall, type TableCall } from '@amber/core';
+import { AmberError, IOV_MAX, KernelError, MAP, O, PROT, SIG, SYS, syscallAsync, type RemoteSyscall, type TableCall } from '@amber/core';
 
 import type { PopulateJob } from './populate-worker';
 
@@ -84,14 +84,7 @@ export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stre
   const rest: Stretch[] = stretches.filter((s) => !small.includes(s));
   if (small.length > 1) {
     remote.resetData();
-    const calls = small.map((s): TableCall => {
-      const iov = Buffer.alloc(s.segments.length * 16);
-      s.segments.forEach((g, i) => {
-        iov.writeBigUInt64LE(g.addr, i * 16);
-        iov.writeBigUInt64LE(BigInt(g.len), i * 16 + 8);
-      });
-      return { name: 'preadv', args: [fd, iov, s.segments.length, s.fileOffset, 0], detail: 'pages' };
-    });
+    const calls = small.map((s): TableCall => ({ name: 'preadv', args: [fd, iovOf(s.segments), s.segments.length, s.fileOffset, 0], detail: 'pages' }));
     const read = remote.invokeMany(calls);
     remote.resetData();
     small.forEach((s, i) => {
@@ -103,6 +96,56 @@ export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stre
   } else rest.push(...small);
   for (const s of rest) total += transfer(remote, 'preadv', fd, s.segments, s.fileOffset, progress);
   return total;
+}
+
+/**
+ * The task opens the pages file at `path` (as whoever it is now: amber, until its credentials are
+ * restored), reads every stretch small enough for one preadv, and closes it, in one stop with
+ * `before` (best-effort calls, run first). Returns the bytes read, what is left for readStretches
+ * (stretches read short or too big for one call), and how many of `before` ran: when one of them
+ * failed, nothing after it ran, and all the stretches are left.
+ */
+export function openAndReadStretches(
+  remote: RemoteSyscall, path: string, stretches: Stretch[], before: TableCall[], progress?: (bytes: number) => void,
+): { bytes: number; rest: Stretch[]; beforeRan: number } {
+  const fits = (s: Stretch) => s.segments.length <= IOV_MAX && s.segments.reduce((n, g) => n + g.len, 0) <= MAX_BYTES_PER_CALL;
+  const small = stretches.filter(fits);
+  const rest = stretches.filter((s) => !fits(s));
+  const openAt = before.length;
+  const fromOpen = [{ arg: 0, call: openAt }];
+  remote.resetData();
+  const calls: TableCall[] = [
+    ...before,
+    { name: 'open', args: [path, O.RDONLY | O.CLOEXEC, 0], detail: path },
+    ...small.map((s): TableCall => ({ name: 'preadv', args: [0, iovOf(s.segments), s.segments.length, s.fileOffset, 0], argsFrom: fromOpen, detail: 'pages' })),
+    { name: 'close', args: [0], argsFrom: fromOpen },
+  ];
+  const { results, error } = remote.runCalls(calls);
+  remote.resetData();
+  if (error) {
+    const failed = results.filter((r) => r !== undefined).length - 1;
+    if (failed < openAt) return { bytes: 0, rest: stretches, beforeRan: failed };
+    // the reads stopped: the fd is still open
+    if (failed > openAt && failed < calls.length - 1) remote.sysRaw.close(results[openAt]!);
+    if (failed < calls.length - 1) throw error;
+  }
+  let bytes = 0;
+  small.forEach((s, i) => {
+    const n = results[openAt + 1 + i]!;
+    bytes += n;
+    if (n) progress?.(n);
+    if (n < s.segments.reduce((m, g) => m + g.len, 0)) rest.push(unread(s, n));
+  });
+  return { bytes, rest, beforeRan: before.length };
+}
+
+function iovOf(segments: Segment[]): Buffer {
+  const iov = Buffer.alloc(segments.length * 16);
+  segments.forEach((g, i) => {
+    iov.writeBigUInt64LE(g.addr, i * 16);
+    iov.writeBigUInt64LE(BigInt(g.len), i * 16 + 8);
+  });
+  return iov;
 }
 
 /** What of a stretch is left after its first n bytes. */

@@ -2,7 +2,7 @@ import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import {
   addressOf, close, KernelError, MAP, O, PROT, SYS, syscall, syscallAsync, syscallRaw, takeFd, UFFD,
-  type RemoteSyscall, type VmaEntry,
+  type RemoteSyscall, type TableCall, type VmaEntry,
 } from '@amber/core';
 import type { PagePiece } from './parent';
 import { isSpecial, VMA } from './vmas';
@@ -25,13 +25,13 @@ const EAGAIN = 11;
  * runs on every core, and amber's resident size grows by at most a chunk per thread.
  * Returns the pieces it could not take (file-backed VMAs, which userfaultfd cannot register).
  */
-export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pieces: PagePiece[], progress: (n: number) => void): Promise<PagePiece[]> {
+export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pieces: PagePiece[], progress: (n: number) => void, taskUffd?: number): Promise<PagePiece[]> {
   const anon = vmas.filter((v) => v.status & VMA.ANON_PRIVATE && !v.amberObject && !isSpecial(v));
   const inAnon = (p: PagePiece) => anon.some((v) => p.addr >= v.start && p.addr + BigInt(p.len) <= v.end);
   const mine = pieces.filter(inAnon);
   if (!mine.length) return pieces;
   const targets = anon.filter((v) => mine.some((p) => p.addr >= v.start && p.addr < v.end));
-  const uffd = registerInTask(remote, targets);
+  const uffd = registerInTask(remote, targets, taskUffd);
   if (uffd === undefined) return pieces;
   try {
     await copyChunks(remote.pid, uffd, mine, progress);
@@ -47,22 +47,26 @@ export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pi
   return pieces.filter((p) => !inAnon(p));
 }
 
+/** The task's own call that makes the userfaultfd fillByUffdCopy takes (in a call loop of the caller's). */
+export const USERFAULTFD_CALL: TableCall = { name: 'userfaultfd', args: [O.CLOEXEC | O.NONBLOCK] };
+
 /**
  * A userfaultfd of the task's, registered on `targets`, as an fd of amber's; undefined if the
- * kernel refuses one. The task only creates it: a userfaultfd acts on the mm of the task that
+ * kernel refuses one. The task only creates it (`taskUffd`, made by USERFAULTFD_CALL and closed by
+ * the caller; else here, in a stop of its own): a userfaultfd acts on the mm of the task that
  * made it whoever issues its ioctls, so amber does the handshake and the registrations on its
  * copy, without a stop of the task for each. The registration lives as long as the userfaultfd
  * does, so amber's copy alone keeps it.
  */
-function registerInTask(remote: RemoteSyscall, targets: VmaEntry[]): number | undefined {
+function registerInTask(remote: RemoteSyscall, targets: VmaEntry[], taskUffd?: number): number | undefined {
   remote.resetData();
-  const fd = remote.sysRaw.userfaultfd(O.CLOEXEC | O.NONBLOCK);
+  const fd = taskUffd ?? remote.sysRaw.userfaultfd(O.CLOEXEC | O.NONBLOCK);
   if (fd < 0) return undefined;
   let uffd: number;
   try {
     uffd = takeFd(remote.pid, fd);
   } finally {
-    remote.sysRaw.close(fd);
+    if (taskUffd === undefined) remote.sysRaw.close(fd);
   }
   try {
     const api = Buffer.alloc(24);
