@@ -191,11 +191,13 @@ function selectPlugins(registry: PluginRegistry, dumped: string[], skip: string[
 /**
  * Creates every process, parents first, each by its restored parent so the parent/child links
  * come back. Session and group leadership is taken right away, before the task makes children,
- * so that they inherit it; a task joining another's group does so once every task exists.
+ * so that they inherit it; a task joins another's group at once if its leader is made already,
+ * else once every task exists.
  */
 function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[], store: ImageStore): void {
   const byPid = new Map(plans.map((p) => [p.entry.pid, p]));
   const stand = new StandIns(creator);
+  const joinedEarly = new Set<number>();
   const rootIpcNs = store.readOne<TaskKobjIdsEntry>('ids', `ids-${plans[0].entry.pid}`).ipcNsId;
   for (const plan of plans) {
     const { entry } = plan;
@@ -228,12 +230,17 @@ function createTree(creator: TaskCreator, plans: TaskPlan[], tasks: RestoreTask[
     if (!(flags & CLONE.FILES)) calls.push({ name: 'close_range', args: [0, 0xffffffff, 0] });
     if (entry.sid === entry.pid) calls.push({ name: 'setsid', args: [] });
     else if (entry.pgid === entry.pid) calls.push({ name: 'setpgid', args: [0, 0] });
+    // a group whose leader is made already is joined in the same stop
+    else if (byPid.get(entry.pgid)?.task) {
+      calls.push({ name: 'setpgid', args: [0, entry.pgid], detail: `joining process group ${entry.pgid}` });
+      joinedEarly.add(entry.pid);
+    }
     remote.invokeMany(calls);
     if (!plan.zombie) tasks.push(task);
   }
   for (const plan of plans) {
     const { entry } = plan;
-    if (entry.pgid !== entry.pid && byPid.has(entry.pgid)) {
+    if (entry.pgid !== entry.pid && byPid.has(entry.pgid) && !joinedEarly.has(entry.pid)) {
       plan.task!.remote.sys.with(`joining process group ${entry.pgid}`).setpgid(0, entry.pgid);
     }
   }

@@ -139,6 +139,13 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
   return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
 }
 
+/** The soft and hard limit of `resource` of another process (prlimit64 without a new limit). */
+export function getRlimitOf(pid: number, resource: number): { cur: bigint; max: bigint } {
+  const old = Buffer.alloc(16);
+  syscall('prlimit64', SYS.prlimit64, [pid, resource, 0, addressOf(old)], { pid, detail: `resource ${resource}` });
+  return { cur: old.readBigUInt64LE(0), max: old.readBigUInt64LE(8) };
+}
+
 const iovLocal = Buffer.alloc(16);
 const iovRemote = Buffer.alloc(16);
 

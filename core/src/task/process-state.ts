@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AmberError } from '../kernel/errors';
 import { PR } from '../kernel/constants';
+import { getRlimitOf } from '../kernel/syscalls';
 import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskTimersEntry, ThreadSasEntry } from '../images';
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
@@ -32,13 +33,10 @@ export function dumpRlimits(q: QueryBatch): () => TaskRlimitsEntry {
  * limit above what the restore helper was given is clipped to it, and reported.
  */
 export function rlimitCalls(remote: RemoteSyscall, limits: TaskRlimitsEntry, warn: (m: string) => void): TableCall[] {
-  // what the helper was given (one stop), then the task's own calls, for the caller's call loop
-  remote.resetData();
-  const slots = remote.reserve(16 * limits.rlimits.length);
-  remote.invokeMany(limits.rlimits.map((_, r) => ({ name: 'prlimit64', args: [0, r, 0, slots + BigInt(16 * r)], detail: `resource ${r}` })));
-  const now = remote.memory.read(slots, 16 * limits.rlimits.length);
+  // what the helper was given (read by amber, no stop of the task), then the task's own calls,
+  // for the caller's call loop
   const sets = limits.rlimits.map((l, r): TableCall => {
-    const hard = now.readBigUInt64LE(16 * r + 8);
+    const hard = getRlimitOf(remote.pid, r).max;
     const max = l.max > hard ? hard : l.max;
     const cur = l.cur > max ? max : l.cur;
     if (max !== l.max) warn(`pid ${remote.pid}: resource limit ${r} had hard limit ${l.max}, restored as ${max} (raising it needs CAP_SYS_RESOURCE)`);
@@ -47,7 +45,6 @@ export function rlimitCalls(remote: RemoteSyscall, limits: TaskRlimitsEntry, war
     buf.writeBigUInt64LE(max, 8);
     return { name: 'prlimit64', args: [0, r, buf, 0], detail: `resource ${r}` };
   });
-  remote.resetData();
   return sets;
 }
 

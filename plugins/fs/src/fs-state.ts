@@ -1,4 +1,4 @@
-import { asTaskOrCaller, O, procRead, readLink, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry } from '@amber/core';
+import { asTaskOrCaller, O, procRead, readLink, parseStatus, type DumpContext, type RestoreContext, type CompareContext, type Difference, type FsEntry, type TableCall } from '@amber/core';
 
 export function dumpFsState(ctx: DumpContext): void {
   for (const task of ctx.tasks) {
@@ -22,8 +22,9 @@ export function restoreFsState(ctx: RestoreContext): void {
     // the task enters its root and cwd as itself: search permission is checked for it
     if (root !== '/') asTaskOrCaller(task, `chroot to ${root}`, () => remote.sys.chroot(root));
     remote.resetData();
-    asTaskOrCaller(task, `enter its working directory ${cwd}`, () => remote.sys.chdir(cwd));
-    if (fs.umask !== undefined) remote.sys.umask(fs.umask);
+    // with the umask in the same stop (it is set again if the chdir is retried as the caller)
+    const umask: TableCall[] = fs.umask !== undefined ? [{ name: 'umask', args: [fs.umask] }] : [];
+    asTaskOrCaller(task, `enter its working directory ${cwd}`, () => remote.invokeMany([{ name: 'chdir', args: [cwd] }, ...umask]));
   }
 }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { amber, cleanup, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict, amberOk } from '../harness';
+import { amber, amberOk, cleanup, cliEntry, describeAmber, isAlive, makeTmpDir, reap, startTarget, verdict } from '../harness';
 
 after(cleanup);
 
@@ -48,4 +49,22 @@ test('stacked seccomp filters and no_new_privs come back, twice', async () => {
   }
   const v = await verdict(t);
   assert.ok(v.passed, `seccomp's own checks: ${v.lines.join(' | ')}`);
+});
+
+test('a hard limit above what amber itself may give is lowered to amber\'s, with a warning naming it', async () => {
+  const t = await startTarget('memhog', ['1']);
+  const set = spawnSync('prlimit', ['--pid', String(t.pid), '--core=1024:4096'], { encoding: 'utf8' });
+  assert.equal(set.status, 0, set.stderr);
+  const dir = makeTmpDir('rlimit-clip');
+  run(['dump', '-t', String(t.pid), '-D', dir]);
+  await reap(t.pid);
+  // amber (and so the tasks it makes) with a hard core limit of 512: without CAP_SYS_RESOURCE
+  // the restored task cannot get 4096 back
+  const r = spawnSync('prlimit', ['--core=512:512', '--', process.execPath, cliEntry, 'restore', '-D', dir, '-d'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, `restore under a lower limit: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`warning: pid ${t.pid}: resource limit 4 had hard limit 4096, restored as 512 \\(raising it needs CAP_SYS_RESOURCE\\)`));
+  const line = readFileSync(`/proc/${t.pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max core file size'));
+  assert.match(line ?? '', /^Max core file size\s+512\s+512\s+bytes/, 'soft 1024 clipped to the new hard 512');
+  const v = await verdict(t);
+  assert.ok(v.passed, `memhog's own check: ${v.lines.join(' | ')}`);
 });
