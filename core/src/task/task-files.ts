@@ -1,6 +1,6 @@
 import { AmberError, errnoNumber, KernelError } from '../kernel/errors';
 import type { CredsEntry } from '../images';
-import type { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
 import { restoringUser } from './process-state';
 
@@ -115,19 +115,20 @@ export function openAsTask(task: FileOpener, path: string, flags: number, option
 
 /**
  * openAsTask of several paths in one stop of the task (a restored process maps its binary and
- * its libraries: an open each was a stop each). One that fails there goes again through
- * openAsTask, which says why, or opens it as the caller may.
+ * its libraries: an open each was a stop each), after `before` (calls that open nothing, so the
+ * identity they run with does not matter; one that fails is thrown). An open that fails there
+ * goes again through openAsTask, which says why, or opens it as the caller may.
  */
-export function openManyAsTask(task: FileOpener, files: readonly { path: string; flags: number }[]): number[] {
-  if (files.length < 2) return files.map((f) => openAsTask(task, f.path, f.flags));
-  const { results } = asTask(task, () => {
+export function openManyAsTask(task: FileOpener, files: readonly { path: string; flags: number }[], before: readonly TableCall[] = []): number[] {
+  const { results, error } = asTask(task, () => {
     task.remote.resetData();
-    const outcome = task.remote.runCalls(files.map((f) => ({ name: 'open', args: [f.path, f.flags, 0], detail: f.path })));
+    const outcome = task.remote.runCalls([...before, ...files.map((f): TableCall => ({ name: 'open', args: [f.path, f.flags, 0], detail: f.path }))]);
     task.remote.resetData();
     return outcome;
   });
+  if (error && results.filter((r) => r !== undefined).length <= before.length) throw error;
   return files.map((f, i) => {
-    const fd = results[i];
+    const fd = results[before.length + i];
     return fd !== undefined && fd >= 0 ? fd : openAsTask(task, f.path, f.flags);
   });
 }

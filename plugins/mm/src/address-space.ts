@@ -26,12 +26,11 @@ export async function rebuildAddressSpace(
   const unowned = mm.vmas.find((v) => v.status & VMA.SYSVIPC && !ctx.mappings.byStatus(v.status));
   if (unowned) throw new AmberError(`pid ${task.pid}: VMA 0x${unowned.start.toString(16)} is SysV shared memory (shm id ${unowned.shmid}), and the ipc plugin that restores it is not in this restore`);
   const keep = ctx.reserved(task);
-  // the helper's mappings go and the vDSO moves, in one stop
+  // the helper's mappings go and the vDSO moves, from one read of its maps
   const helperMaps = readMaps(remote.pid);
-  remote.resetData();
-  remote.invokeMany([...helperUnmaps(helperMaps, keep), ...specialMoves(remote.pid, helperMaps, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep)]);
+  const clearing = [...helperUnmaps(helperMaps, keep), ...specialMoves(remote.pid, helperMaps, mm.vmas.filter((v) => isSpecial(v) && !(v.status & VMA.VSYSCALL)), keep)];
 
-  // every file the plain mappings map, and the executable, opened in one stop
+  // every file the plain mappings map, and the executable, opened in the clearing's stop
   const flagsOf = new Map<number, number>();
   for (const v of mm.vmas) {
     if (isSpecial(v) || !isFileBacked(v) || v.amberObject || ctx.mappings.byStatus(v.status)) continue;
@@ -41,7 +40,7 @@ export async function rebuildAddressSpace(
   }
   if (!flagsOf.has(mm.exeFileId)) flagsOf.set(mm.exeFileId, 0);
   const ids = [...flagsOf.keys()];
-  const opened = openManyAsTask(task, ids.map((id) => ({ path: ctx.files.regular(id).name, flags: flagsOf.get(id)! | O.RDONLY | O.CLOEXEC })));
+  const opened = openManyAsTask(task, ids.map((id) => ({ path: ctx.files.regular(id).name, flags: flagsOf.get(id)! | O.RDONLY | O.CLOEXEC })), clearing);
   const fileFds = new Map(ids.map((id, i) => [id, opened[i]]));
   const openFile = (v: VmaEntry): number => fileFds.get(Number(v.shmid))!;
 
