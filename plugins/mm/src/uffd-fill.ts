@@ -8,7 +8,7 @@ import type { PagePiece } from './parent';
 import { isSpecial, VMA } from './vmas';
 
 /** Bytes one UFFDIO_COPY takes, and the most of the pages file amber maps at a time per thread. */
-const CHUNK = 8 << 20;
+const CHUNK = 2 << 20;
 /**
  * Up to this much a task's copies run on amber's main thread: a hop to libuv's threads costs more
  * than the copy of a small process's pages (the 50 x 4 tree: ~1.5 ms a process instead of ~0.3).
