@@ -152,6 +152,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
 
 function readPlans(store: ImageStore): TaskPlan[] {
   const pstree = readPstree(store);
+  const seccompOption = suspendSeccompOption();
   return pstree.map((entry) => {
     const cores = new Map<number, CoreEntry>();
     for (const tid of entry.threads) cores.set(tid, store.readOne<CoreEntry>('core', `core-${tid}`));
@@ -162,7 +163,7 @@ function readPlans(store: ImageStore): TaskPlan[] {
       if (holder && holder.state !== 'Z') throw new BusyPidError(tid, describeHolder(tid));
       const creds = cores.get(tid)?.threadCore?.creds;
       if (creds) checkCredsAllowed(entry.pid, creds);
-      checkSeccompSuspendable(tid, cores.get(tid)?.threadCore?.seccompMode ?? 0, suspendSeccompOption(), 'restore');
+      checkSeccompSuspendable(tid, cores.get(tid)?.threadCore?.seccompMode ?? 0, seccompOption, 'restore');
     }
     return { entry, cores, zombie, stopped: tc?.taskState === TaskState.STOPPED, threads: [] };
   });
