@@ -56,6 +56,37 @@ const oclifSort = {
   },
 };
 
+/*
+ * Builtins oclif loads at start for rare paths: node:readline (a flag value read from stdin) and
+ * node:child_process (the shell's name on Windows; and wsl-utils, which getPlatform() imports only
+ * for its isWsl, starts with promisify(execFile)). They cost every start ~2 ms each (node with
+ * run.js's flags). oclif calls them as `(0, mod_1.fn)(...)`, so an object that requires the
+ * module on first property access serves the same calls; isWsl is wsl-utils' re-export of is-wsl's
+ * default, imported from is-wsl itself.
+ */
+const LAZY_BUILTIN = (builtin) => [`require("${builtin}")`, `new Proxy({}, { get: (_, key) => require("${builtin}")[key] })`];
+const oclifLazyBuiltins = {
+  name: 'amber-oclif-lazy-builtins',
+  setup(build) {
+    const patch = (filter, replacements) =>
+      build.onLoad({ filter }, async (args) => {
+        let contents = await fs.promises.readFile(args.path, 'utf8');
+        for (const [from, to] of await replacements(args.path)) {
+          if (contents.split(from).length !== 2) throw new Error(`${args.path}: not one ${from} to replace (oclif changed): see oclifLazyBuiltins`);
+          contents = contents.replace(from, to);
+        }
+        return { contents, loader: 'js' };
+      });
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]parser[\\/]parse\.js$/, async () => [LAZY_BUILTIN('node:readline')]);
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]util[\\/]os\.js$/, async (file) => {
+      const wslUtils = await build.resolve('wsl-utils', { resolveDir: path.dirname(file), kind: 'dynamic-import' });
+      const isWsl = await build.resolve('is-wsl', { resolveDir: path.dirname(wslUtils.path), kind: 'import-statement' });
+      if (wslUtils.errors.length || isWsl.errors.length) throw new Error(`${file}: wsl-utils or its is-wsl not found: see oclifLazyBuiltins`);
+      return [LAZY_BUILTIN('node:child_process'), ["(await import('wsl-utils')).isWsl ?", `(await import(${JSON.stringify(isWsl.path)})).default ?`]];
+    });
+  },
+};
+
 function copyProtos() {
   fs.rmSync(PKGS, { recursive: true, force: true });
   for (const ws of WORKSPACES) {
@@ -75,7 +106,7 @@ async function main() {
     format: 'cjs',
     target: 'node20',
     external: EXTERNAL,
-    plugins: [packageDirnames, oclifSort],
+    plugins: [packageDirnames, oclifSort, oclifLazyBuiltins],
     banner: { js: 'var __amber_bundle_dir = __dirname;' },
     logLevel: 'warning',
     // esbuild reports `require.resolve` of a name it cannot see at build time; that is on purpose

@@ -41,7 +41,9 @@ interface Descriptor {
 /** FNV-1a (32 bits) and the length of the text: enough to see an edit since the build. */
 function protoHash(text: Buffer): string {
   let h = 0x811c9dc5;
-  for (const c of text) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  // an index, not for...of: amber runs without TurboFan (--no-opt), and the interpreter's
+  // iterator protocol made this loop over amber's ~48 KB of .proto text cost ~5-10 ms a start
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text[i], 0x01000193) >>> 0;
   return `${text.length}:${h.toString(16)}`;
 }
 

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { CLONE, PTRACE_EVENT, PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
@@ -149,6 +148,8 @@ export class TaskCreator {
     let pid: number;
     try {
       const start = `${this.inCallersSession ? '' : 'setsid '}/proc/self/fd/3 </dev/null >/dev/null 2>&1 & echo $!`;
+      // required here, not at the top: a dump does not start a helper (see process-state.ts)
+      const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
       const out = spawnSync('/bin/sh', ['-c', start], { stdio: ['ignore', 'pipe', 'ignore', memfd] });
       pid = Number(out.stdout?.toString().trim());
       if (out.status !== 0 || !pid) throw new AmberError(`restore helper did not start (${out.error?.message ?? `sh exit ${out.status}`})`);

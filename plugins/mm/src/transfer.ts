@@ -1,6 +1,5 @@
 import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { AmberError, IOV_MAX, KernelError, MAP, O, PROT, SIG, SYS, syscallAsync, type RemoteSyscall, type TableCall } from '@amber/core';
 
 import type { PopulateJob } from './populate-worker';
@@ -304,6 +303,9 @@ const HELPER_MIN = 256 << 20;
 /** populate-worker.ts on another thread; resolves when it is done (a failure there only costs speed). */
 function startPopulating(path: string, total: number, front: BigInt64Array): Promise<void> {
   const job: PopulateJob = { path, total, front: front.buffer as SharedArrayBuffer };
+  // required here, not at the top: node:worker_threads costs every amber start ~2.5 ms, and only a
+  // restore of a large mapping gets this far
+  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
   const worker = new Worker(join(__dirname, 'populate-worker.js'), { workerData: job });
   return new Promise((resolve) => {
     worker.once('error', () => resolve());

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { AmberError, FAKE_SEGMENT_MARK, type Logger, type NetworkLockMethod } from '@amber/core';
 
@@ -41,6 +40,8 @@ export class NetworkLockError extends AmberError {
 export type CommandRunner = (argv: string[], input?: string) => { status: number | null; stderr: string };
 
 const spawnRunner: CommandRunner = (argv, input) => {
+  // required here: node:child_process costs every start ~2.5 ms, and only --network-lock runs tools
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8', timeout: 20_000, stdio: ['pipe', 'ignore', 'pipe'] });
   if (r.error) return { status: null, stderr: r.error.message };
   return { status: r.status, stderr: r.stderr ?? '' };
