@@ -17,5 +17,7 @@ if (argv.length === 1 && argv[0] === '--version') {
 // Start-up is a good share of a short command. oclif would load semver (~45 modules) on every
 // start just to check node's version against its own engines field; package.json already says.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
+// nor read a colour theme from the home directory of whoever runs it (often root through sudo)
+process.env.AMBER_DISABLE_THEME ??= '1';
 require('./code-cache');
 require('./entry')('main.js').main(argv);
