@@ -17,7 +17,7 @@ import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } f
 
 export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
-import { batchEnd, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET, runParkedBatch } from './parked-batch';
+import { batchEnd, beginParkedBatch, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET } from './parked-batch';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -262,9 +262,21 @@ export class RemoteSyscall {
    * every call runs whatever the others return; returns each rax as it is (-errno on failure).
    */
   queryMany(calls: readonly TableCall[]): number[] {
+    return this.beginQueryMany(calls)();
+  }
+
+  /**
+   * queryMany in two halves (see beginParkedBatch): the returned one must run before anything
+   * else is done to this thread. Calls that cannot go in one stop have run by the time this
+   * returns. `status`: the thread's /proc status, when the caller has just read it.
+   */
+  beginQueryMany(calls: readonly TableCall[], status?: string): () => number[] {
     const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-    const end = this.ownMask === undefined || calls.length < 2 ? undefined : batchEnd(this.tracee.tid, this.ownMask);
-    if (end === undefined) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+    const end = this.ownMask === undefined || calls.length < 2 ? undefined : batchEnd(this.tracee.tid, this.ownMask, status);
+    if (end === undefined) {
+      const results = calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+      return () => results;
+    }
     checkpoint();
     const raw = calls.map((c) => {
       const args = argsOf(c);
@@ -275,7 +287,7 @@ export class RemoteSyscall {
       tracee: this.tracee, memory: this.memory, codeAt: this.scratch.base + BigInt(PARKED_CALL_LOOP_OFFSET), ownMask: this.ownMask!,
       startRegs: () => this.template.clone(), parkedRegs: () => this.parkedRegs(), stage: (data: Buffer) => this.stage(data),
     };
-    return runParkedBatch(thread, raw, end);
+    return beginParkedBatch(thread, raw, end);
   }
 
   /** The thread's own signal mask while it is parked (its frame holds it); undefined: not parked. */

@@ -32,7 +32,19 @@ export class QueryBatch {
 
   /** Runs every call; the first that failed throws its KernelError, as the call alone would. */
   run(): void {
-    const results = this.remote.queryMany(this.calls);
+    this.start()();
+  }
+
+  /**
+   * run() in two halves (RemoteSyscall.beginQueryMany): the returned one must be called before
+   * anything else is done to the thread. `status`: its /proc status, just read.
+   */
+  start(status?: string): () => void {
+    const collect = this.remote.beginQueryMany(this.calls, status);
+    return () => this.collect(collect());
+  }
+
+  private collect(results: number[]): void {
     const failed = results.findIndex((r) => r < 0 && r > -4096);
     if (failed >= 0) {
       const c = this.calls[failed];
