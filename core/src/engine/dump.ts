@@ -7,6 +7,7 @@ import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { together } from '../ptrace/together';
 import { identifyRestart } from '../ptrace/restart-block';
 import { TaskGoneError } from '../ptrace/errors';
 import { threadExitsWithin, threadHasExited } from '../ptrace/wait';
@@ -197,27 +198,12 @@ function coreEntries(frozen: FrozenTask[], holds: Map<number, ThreadHold>, stats
   const live = frozen.filter((f) => !f.zombie).map((f) => ({ f, threads: [...f.tracees.values()] }));
   const rounds = Math.max(0, ...live.map((l) => l.threads.length));
   for (let n = 0; n < rounds; n++) {
-    const started: { tid: number; finish: () => CoreEntry }[] = [];
-    let failure: { error: unknown } | undefined;
-    for (const { f, threads } of live) {
-      const tracee = threads[n];
-      if (!tracee) continue;
+    const round = live.filter((l) => l.threads[n]).map(({ f, threads }) => ({ f, tracee: threads[n] }));
+    const cores = together(round, ({ f, tracee }) => {
       const h = holds.get(tracee.tid)!;
-      try {
-        started.push({ tid: tracee.tid, finish: startCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped) });
-      } catch (e) {
-        failure = { error: e };
-        break;
-      }
-    }
-    for (const { tid, finish } of started) {
-      try {
-        built.set(tid, finish());
-      } catch (e) {
-        failure ??= { error: e };
-      }
-    }
-    if (failure) throw failure.error;
+      return startCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped);
+    });
+    round.forEach(({ tracee }, i) => built.set(tracee.tid, cores[i]));
   }
   const entries = new Map<number, CoreEntry>();
   for (const f of frozen) {

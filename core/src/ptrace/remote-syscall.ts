@@ -262,17 +262,19 @@ export class RemoteSyscall {
    * every call runs whatever the others return; returns each rax as it is (-errno on failure).
    */
   queryMany(calls: readonly TableCall[]): number[] {
+    // one call alone: two syscall stops cost less than a batch's setting up
+    if (calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
     return this.beginQueryMany(calls)();
   }
 
   /**
-   * queryMany in two halves (see beginParkedBatch): the returned one must run before anything
-   * else is done to this thread. Calls that cannot go in one stop have run by the time this
-   * returns. `status`: the thread's /proc status, when the caller has just read it.
+   * queryMany in two halves (see beginParkedBatch), a batch even for one call, for callers that
+   * overlap the batches of several processes (together()): the returned half must run before
+   * anything else is done to this thread. Calls that cannot go in one stop have run by the time
+   * this returns. `status`: the thread's /proc status, when the caller has just read it.
    */
   beginQueryMany(calls: readonly TableCall[], status?: string): () => number[] {
-    const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-    const end = this.ownMask === undefined || calls.length < 2 ? undefined : batchEnd(this.tracee.tid, this.ownMask, status);
+    const end = this.ownMask === undefined || !calls.length ? undefined : batchEnd(this.tracee.tid, this.ownMask, status);
     if (end === undefined) {
       const results = calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
       return () => results;
@@ -452,6 +454,11 @@ export class RemoteSyscall {
     return this.stage(Buffer.alloc(n));
   }
 
+  /** reserve() without clearing the bytes first (a write to the task): for calls that fill all n whenever they succeed. */
+  reserveUncleared(n: number): bigint {
+    return this.scratch.base + BigInt(this.claim(n));
+  }
+
   /** Bytes left in the data area. */
   get dataRoom(): number {
     return this.dataEnd - ((this.cursor + 15) & ~15);
@@ -566,6 +573,10 @@ export class RemoteSyscall {
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
   }
+}
+
+function argsOf(c: TableCall): SyscallArg[] {
+  return (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
 }
 
 /** One task for finishTogether: its final registers; `unmaps`: the leader, whose finish unmaps the scratch area. */

@@ -17,9 +17,12 @@ export class QueryBatch {
     remote.resetData();
   }
 
-  /** n bytes for the kernel to fill; read them with bytes() after run(). */
+  /**
+   * n bytes for the kernel to fill; read them with bytes() after run(). Not cleared first: every
+   * getter here fills its room whenever it succeeds, and a failure throws.
+   */
   slot(n: number): bigint {
-    const at = this.remote.reserve(n);
+    const at = this.remote.reserveUncleared(n);
     this.room = { from: this.room?.from ?? at, to: at + BigInt(n) };
     return at;
   }
