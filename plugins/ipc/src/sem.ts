@@ -36,7 +36,7 @@ function undoLists(ctx: DumpContext): Map<number, DumpTask> {
   for (const t of ctx.tasks) {
     const id = ctx.objects.identify('SYSVSEM', t.pid).id;
     for (const tid of t.threads) {
-      if (tid !== t.pid && ctx.objects.identify('SYSVSEM', tid).id !== id) {
+      if (tid !== t.pid && !ctx.objects.same('SYSVSEM', t.pid, tid)) {
         throw new SemSetError(`pid ${t.pid} thread ${tid} has a SysV undo list of its own (made without CLONE_SYSVSEM): amber restores threads sharing their process's`);
       }
     }
