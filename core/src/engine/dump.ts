@@ -111,7 +111,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       // so no handler runs on our registers: amber's death lets it put itself back, mask included.
       const threads = [...f.tracees.values()];
       const slot = frameSlotSize(Math.max(...threads.map((t) => holds.get(t.tid)!.snap.xstate.length)));
-      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap);
+      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap, maps);
       holds.get(leader.tid)!.remote = remote;
       threads.forEach((tracee, i) => {
         if (tracee === leader) return; // parked in slot 0 by bootstrap

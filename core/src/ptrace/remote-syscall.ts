@@ -10,6 +10,7 @@ import { rebuildRestartBlock } from './restart-block';
 import { checkpoint } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
+import type { MapsEntry } from '../task/proc';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
 import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callError, callTableOutcome, encodeCallTable, type TableCall, type TableOutcome } from './call-loop';
@@ -88,12 +89,13 @@ export class RemoteSyscall {
    * injected mmap, then puts the page's bytes back. With `frames` (a dump), room for one parking
    * frame per thread follows the data area, and `own` (the thread as amber found it) parks this
    * thread in frame slot 0 at once; if its stack has room below the red zone, the mmap itself
-   * already runs parked, from a frame there (whose bytes are put back too).
+   * already runs parked, from a frame there (whose bytes are put back too). `mapsNow`: the task's
+   * mappings, when the caller has just read them of the stopped task.
    */
-  static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState): RemoteSyscall {
+  static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState, mapsNow?: MapsEntry[]): RemoteSyscall {
     const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
     const template = tracee.getRegs();
-    const maps = taskMappings(tracee.tid);
+    const maps = mapsNow ?? taskMappings(tracee.tid);
     const codeAddr = findExecutableAddress(tracee.tid, maps);
     const mem = new TaskMemory(tracee.tid);
     const onStack = own && frames ? stackFrameRoom(maps, template.get('sp'), frames.slot) : undefined;
@@ -120,12 +122,15 @@ export class RemoteSyscall {
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
       const base = BigInt(borrowed.sys.mmap(hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
       borrowed.memory.close();
-      mem.write(base, SYSCALL_TRAP);
       if (frames) {
-        mem.write(base + BigInt(PARKED_SYSCALL_OFFSET), PARKED_SYSCALL);
-        mem.write(base + BigInt(PARKED_COPY_LOOP_OFFSET), PARKED_COPY_LOOP);
-        mem.write(base + BigInt(PARKED_CALL_LOOP_OFFSET), PARKED_CALL_LOOP);
-      }
+        // the code in one write: the area is fresh zeros between the pieces anyway
+        const code = Buffer.alloc(Math.max(PARKED_COPY_LOOP_OFFSET + PARKED_COPY_LOOP.length, PARKED_CALL_LOOP_OFFSET + PARKED_CALL_LOOP.length));
+        SYSCALL_TRAP.copy(code, 0);
+        PARKED_SYSCALL.copy(code, PARKED_SYSCALL_OFFSET);
+        PARKED_COPY_LOOP.copy(code, PARKED_COPY_LOOP_OFFSET);
+        PARKED_CALL_LOOP.copy(code, PARKED_CALL_LOOP_OFFSET);
+        mem.write(base, code);
+      } else mem.write(base, SYSCALL_TRAP);
       const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
       remote = new RemoteSyscall(tracee, scratch, template);
       if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
