@@ -7,11 +7,12 @@ import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import { together } from '../ptrace/together';
 import { identifyRestart } from '../ptrace/restart-block';
 import { TaskGoneError } from '../ptrace/errors';
 import { threadExitsWithin, threadHasExited } from '../ptrace/wait';
 import { readMaps, readStat, type ProcStat } from '../task/proc';
-import { buildCoreEntry, snapshotThread, type ThreadSnapshot } from '../task/task-state';
+import { snapshotThread, startCoreEntry, type ThreadSnapshot } from '../task/task-state';
 import { freezeTree, type FrozenTask } from '../task/tree';
 import { checkLeadersInside } from '../task/leaders';
 import { suspendSeccompOption } from '../task/capabilities';
@@ -110,7 +111,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       // so no handler runs on our registers: amber's death lets it put itself back, mask included.
       const threads = [...f.tracees.values()];
       const slot = frameSlotSize(Math.max(...threads.map((t) => holds.get(t.tid)!.snap.xstate.length)));
-      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap);
+      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap, maps);
       holds.get(leader.tid)!.remote = remote;
       threads.forEach((tracee, i) => {
         if (tracee === leader) return; // parked in slot 0 by bootstrap
@@ -136,6 +137,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       });
     }
     fdTable.check(tasks);
+    log.debug(`parked ${holds.size} thread(s)`);
     faultPoint('dump:after-seize');
 
     ctx = {
@@ -147,18 +149,9 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       describeFile: (holder, pid, fd) => fdTable.describeFile(ctx!, holder, pid, fd),
       mappings: new MappingKinds(plugins),
     };
-    const cores = new Map<number, CoreEntry>();
     const seccomp = new SeccompTable();
-    for (const f of frozen) {
-      if (f.zombie) {
-        cores.set(f.pid, zombieCore(f.pid, stats.get(f.pid)!, f.zombie.waitStatus));
-        continue;
-      }
-      for (const tracee of f.tracees.values()) {
-        const h = holds.get(tracee.tid)!;
-        cores.set(tracee.tid, buildCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped));
-      }
-    }
+    const cores = coreEntries(frozen, holds, stats, seccomp);
+    log.debug(`core entries of ${cores.size} thread(s) read`);
     faultPoint('dump:after-cores');
 
     for (const p of plugins) {
@@ -191,6 +184,33 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
+}
+
+/**
+ * Every thread's core entry, keyed by tid in the tree's order. The threads of a process share
+ * its scratch area, so they are asked one after another; those of different processes together:
+ * the n-th thread of every process is started, then each is waited for, so that their stops
+ * overlap. Every thread started is waited for before this returns or throws (a running thread
+ * could not be put back).
+ */
+function coreEntries(frozen: FrozenTask[], holds: Map<number, ThreadHold>, stats: Map<number, ProcStat>, seccomp: SeccompTable): Map<number, CoreEntry> {
+  const built = new Map<number, CoreEntry>();
+  const live = frozen.filter((f) => !f.zombie).map((f) => ({ f, threads: [...f.tracees.values()] }));
+  const rounds = Math.max(0, ...live.map((l) => l.threads.length));
+  for (let n = 0; n < rounds; n++) {
+    const round = live.filter((l) => l.threads[n]).map(({ f, threads }) => ({ f, tracee: threads[n] }));
+    const cores = together(round, ({ f, tracee }) => {
+      const h = holds.get(tracee.tid)!;
+      return startCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped);
+    });
+    round.forEach(({ tracee }, i) => built.set(tracee.tid, cores[i]));
+  }
+  const entries = new Map<number, CoreEntry>();
+  for (const f of frozen) {
+    if (f.zombie) entries.set(f.pid, zombieCore(f.pid, stats.get(f.pid)!, f.zombie.waitStatus));
+    else for (const tid of f.tracees.keys()) entries.set(tid, built.get(tid)!);
+  }
+  return entries;
 }
 
 /** Another error (a /proc read, say) after a task of the tree died is that death. */

@@ -170,70 +170,78 @@ class Writer {
   }
 }
 
-function int32In(v: unknown, lo: number, hi: number, where: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new SchemaError(`${where}: expected a 32-bit integer, got ${String(v)}`);
+/**
+ * Where a value is, for an error: prefix + field name (+ [index] in a repeated field, index >= 0).
+ * Built only when something is wrong: a dump's images hold tens of thousands of values.
+ */
+function at(prefix: string, f: FieldPlan, index: number): string {
+  return index < 0 ? `${prefix}${f.name}` : `${prefix}${f.name}[${index}]`;
+}
+
+function int32In(v: unknown, lo: number, hi: number, prefix: string, f: FieldPlan, index: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new SchemaError(`${at(prefix, f, index)}: expected a 32-bit integer, got ${String(v)}`);
   return v;
 }
 
-function bigintIn(v: unknown, signed: boolean, where: string): bigint {
-  if (typeof v !== 'bigint') throw new SchemaError(`${where}: expected a bigint (64-bit field), got ${typeof v}`);
+function bigintIn(v: unknown, signed: boolean, prefix: string, f: FieldPlan, index: number): bigint {
+  if (typeof v !== 'bigint') throw new SchemaError(`${at(prefix, f, index)}: expected a bigint (64-bit field), got ${typeof v}`);
   const ok = signed ? v >= -TWO63 && v < TWO63 : v >= 0n && v < TWO64;
-  if (!ok) throw new SchemaError(`${where}: ${v} does not fit ${signed ? 'a signed' : 'an unsigned'} 64-bit field`);
+  if (!ok) throw new SchemaError(`${at(prefix, f, index)}: ${v} does not fit ${signed ? 'a signed' : 'an unsigned'} 64-bit field`);
   return v;
 }
 
-/** One value of f, without its key. */
-function writeValue(w: Writer, f: FieldPlan, v: unknown, where: string): void {
+/** One value of f, without its key; prefix and index say where it is (at()). */
+function writeValue(w: Writer, f: FieldPlan, v: unknown, prefix: string, index: number): void {
   switch (f.kind) {
     case 'int32':
     case 'enum': {
-      const n = int32In(v, -0x80000000, 0x7fffffff, where);
+      const n = int32In(v, -0x80000000, 0x7fffffff, prefix, f, index);
       // a negative int32 is written as the 64-bit varint of its sign extension (ten bytes)
       if (n < 0) w.u64(BigInt.asUintN(64, BigInt(n)));
       else w.u32(n);
       return;
     }
     case 'uint32':
-      return w.u32(int32In(v, 0, U32_MAX, where));
+      return w.u32(int32In(v, 0, U32_MAX, prefix, f, index));
     case 'sint32': {
-      const n = int32In(v, -0x80000000, 0x7fffffff, where);
+      const n = int32In(v, -0x80000000, 0x7fffffff, prefix, f, index);
       return w.u32(((n << 1) ^ (n >> 31)) >>> 0);
     }
     case 'fixed32':
-      return w.fixed32(int32In(v, 0, U32_MAX, where));
+      return w.fixed32(int32In(v, 0, U32_MAX, prefix, f, index));
     case 'sfixed32':
-      return w.fixed32(int32In(v, -0x80000000, 0x7fffffff, where));
+      return w.fixed32(int32In(v, -0x80000000, 0x7fffffff, prefix, f, index));
     case 'bool':
-      if (typeof v !== 'boolean') throw new SchemaError(`${where}: expected a boolean`);
+      if (typeof v !== 'boolean') throw new SchemaError(`${at(prefix, f, index)}: expected a boolean`);
       return w.u32(v ? 1 : 0);
     case 'uint64':
-      return w.u64(bigintIn(v, false, where));
+      return w.u64(bigintIn(v, false, prefix, f, index));
     case 'int64':
-      return w.u64(BigInt.asUintN(64, bigintIn(v, true, where)));
+      return w.u64(BigInt.asUintN(64, bigintIn(v, true, prefix, f, index)));
     case 'sint64': {
-      const n = bigintIn(v, true, where);
+      const n = bigintIn(v, true, prefix, f, index);
       return w.u64(BigInt.asUintN(64, (n << 1n) ^ (n >> 63n)));
     }
     case 'fixed64':
-      return w.fixed64(bigintIn(v, false, where));
+      return w.fixed64(bigintIn(v, false, prefix, f, index));
     case 'sfixed64':
-      return w.fixed64(BigInt.asUintN(64, bigintIn(v, true, where)));
+      return w.fixed64(BigInt.asUintN(64, bigintIn(v, true, prefix, f, index)));
     case 'double':
     case 'float':
-      if (typeof v !== 'number') throw new SchemaError(`${where}: expected a number`);
+      if (typeof v !== 'number') throw new SchemaError(`${at(prefix, f, index)}: expected a number`);
       return f.kind === 'double' ? w.double(v) : w.float(v);
     case 'string':
-      if (typeof v !== 'string') throw new SchemaError(`${where}: expected a string`);
+      if (typeof v !== 'string') throw new SchemaError(`${at(prefix, f, index)}: expected a string`);
       return w.string(v);
     case 'bytes':
-      if (!(v instanceof Uint8Array)) throw new SchemaError(`${where}: expected a Buffer`);
+      if (!(v instanceof Uint8Array)) throw new SchemaError(`${at(prefix, f, index)}: expected a Buffer`);
       return w.bytes(v);
     case 'message': {
       if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-        throw new SchemaError(`${where}: expected a ${f.message!.name} object`);
+        throw new SchemaError(`${at(prefix, f, index)}: expected a ${f.message!.name} object`);
       }
       const start = w.pos;
-      writeMessage(w, v as Record<string, unknown>, f.message!, `${where}.`);
+      writeMessage(w, v as Record<string, unknown>, f.message!, `${at(prefix, f, index)}.`);
       w.closeLength(start);
     }
   }
@@ -247,25 +255,24 @@ function writeMessage(w: Writer, obj: Record<string, unknown>, type: protobuf.Ty
   for (const f of plan.fields) {
     const v = obj[f.name];
     if (v === undefined || v === null) continue;
-    const where = `${prefix}${f.name}`;
     if (!f.repeated) {
       w.u32(f.tag);
-      writeValue(w, f, v, where);
+      writeValue(w, f, v, prefix, -1);
       continue;
     }
-    if (!Array.isArray(v)) throw new SchemaError(`${where}: expected an array`);
+    if (!Array.isArray(v)) throw new SchemaError(`${at(prefix, f, -1)}: expected an array`);
     if (v.length === 0) continue;
     if (f.packed) {
       w.u32(f.tag);
       const start = w.pos;
-      v.forEach((x: unknown, i) => writeValue(w, f, x, `${where}[${i}]`));
+      for (let i = 0; i < v.length; i++) writeValue(w, f, v[i], prefix, i);
       w.closeLength(start);
       continue;
     }
-    v.forEach((x: unknown, i) => {
+    for (let i = 0; i < v.length; i++) {
       w.u32(f.tag);
-      writeValue(w, f, x, `${where}[${i}]`);
-    });
+      writeValue(w, f, v[i], prefix, i);
+    }
   }
   for (const name of plan.required) {
     if (obj[name] === undefined || obj[name] === null) throw new SchemaError(`missing required field ${prefix}${name} (${type.name})`);

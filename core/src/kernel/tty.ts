@@ -133,7 +133,7 @@ export function setWinsize(fd: number, w: Winsize): void {
   ioctlBuf(fd, TIOC.TIOCSWINSZ, encodeWinsize(w), 'ioctl(TIOCSWINSZ)');
 }
 
-export const POLL = { IN: 0x1, OUT: 0x4, HUP: 0x10 } as const;
+export const POLL = { IN: 0x1, OUT: 0x4, ERR: 0x8, HUP: 0x10 } as const;
 
 /** poll(2) of one fd with no timeout: its revents. */
 export function pollNow(fd: number, events: number = POLL.IN): number {

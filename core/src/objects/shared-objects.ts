@@ -43,6 +43,11 @@ export class SharedObjects {
     return objects;
   }
 
+  /** Whether pid1 (through idx1) and pid2 (through idx2) reach the same object: one kcmp, no id given. */
+  same(kind: SharedKind, pid1: number, pid2: number, idx1 = 0, idx2 = 0): boolean {
+    return this.order(kind, pid1, idx1, pid2, idx2) === 0;
+  }
+
   /**
    * The id of the object `kind` that `pid` reaches through `idx` (an fd number for FILE, unused
    * for VM/FILES/FS/SIGHAND). `isNew` is true the first time an object is seen.

@@ -5,3 +5,4 @@ export * from './remote-syscall';
 export * from './interrupt';
 export * from './wait';
 export * from './remote-calls';
+export * from './together';

@@ -75,10 +75,10 @@ export interface BatchEnd {
 
 /**
  * The signal a batch may stop thread tid with, or undefined when there is none: every candidate
- * has a handler, is blocked by the thread, or is pending.
+ * has a handler, is blocked by the thread, or is pending. `status`: the thread's
+ * /proc/TID/task/TID/status, when the caller has just read it (the thread is stopped).
  */
-export function batchEnd(tid: number, ownMask: bigint): BatchEnd | undefined {
-  const status = readFileSync(`/proc/${tid}/task/${tid}/status`, 'utf8');
+export function batchEnd(tid: number, ownMask: bigint, status = readFileSync(`/proc/${tid}/task/${tid}/status`, 'utf8')): BatchEnd | undefined {
   const tgid = Number(/^Tgid:\s*(\d+)$/m.exec(status)?.[1]);
   const mask = (key: string) => BigInt('0x' + (new RegExp(`^${key}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? 'ffffffffffffffff'));
   const [ignored, caught] = [mask('SigIgn'), mask('SigCgt')];
@@ -89,10 +89,15 @@ export function batchEnd(tid: number, ownMask: bigint): BatchEnd | undefined {
 }
 
 /**
- * Runs `calls` in the parked thread in one stop, ending as `end` says (batchEnd); returns
- * each call's rax as is (-errno on failure). The thread is left parked.
+ * Runs `calls` in the parked thread in one stop, ending as `end` says (batchEnd), in two halves:
+ * this one sets the loop going, the one it returns waits for its end, parks the thread again and
+ * returns each call's rax as is (-errno on failure). Meanwhile amber may start the batches of threads that share no
+ * scratch area with this one, so that their stops overlap. Until the second half has run the
+ * thread is running: it must be called (and its error, if any, taken) before anything else is
+ * done to the thread. Were amber to die in between, the loop ends in the parking sigreturn, as
+ * ever.
  */
-export function runParkedBatch(thread: ParkedThread, calls: readonly RawCall[], { signal, tgid }: BatchEnd): number[] {
+export function beginParkedBatch(thread: ParkedThread, calls: readonly RawCall[], { signal, tgid }: BatchEnd): () => number[] {
   const { tracee } = thread;
   const table = Buffer.alloc((calls.length + 1) * ENTRY);
   const entries: RawCall[] = [...calls, { nr: SYS.tgkill, args: [BigInt(tgid), BigInt(tracee.tid), BigInt(signal)] }];
@@ -110,6 +115,11 @@ export function runParkedBatch(thread: ParkedThread, calls: readonly RawCall[], 
   tracee.setRegs(regs);
   tracee.cont(0);
   dieForTest('die:batch-running');
+  return () => awaitParkedBatch(thread, calls.length, at, table.length, signal);
+}
+
+function awaitParkedBatch(thread: ParkedThread, count: number, at: bigint, tableLength: number, signal: number): number[] {
+  const { tracee } = thread;
   for (;;) {
     const status = tracee.wait('an injected call batch');
     const event = WaitStatus.event(status);
@@ -125,11 +135,11 @@ export function runParkedBatch(thread: ParkedThread, calls: readonly RawCall[], 
     tracee.cont(0);
   }
   dieForTest('die:batch-stopped');
-  const done = thread.memory.read(at, table.length);
+  const done = thread.memory.read(at, tableLength);
   tracee.setRegs(thread.parkedRegs());
   tracee.setSigmask(ALL_SIGNALS);
   dieForTest('die:batch-parked');
-  return calls.map((_, i) => Number(done.readBigInt64LE(i * ENTRY + 56)));
+  return Array.from({ length: count }, (_, i) => Number(done.readBigInt64LE(i * ENTRY + 56)));
 }
 
 /** Test hook: AMBER_FAULT=die:batch-running|stopped|parked SIGKILLs amber there, to show the thread puts itself back. */

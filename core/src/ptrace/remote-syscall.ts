@@ -10,6 +10,7 @@ import { rebuildRestartBlock } from './restart-block';
 import { checkpoint } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
+import type { MapsEntry } from '../task/proc';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
 import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callError, callTableOutcome, encodeCallTable, type TableCall, type TableOutcome } from './call-loop';
@@ -17,7 +18,7 @@ import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } f
 
 export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
-import { batchEnd, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET, runParkedBatch } from './parked-batch';
+import { batchEnd, beginParkedBatch, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET } from './parked-batch';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -88,12 +89,13 @@ export class RemoteSyscall {
    * injected mmap, then puts the page's bytes back. With `frames` (a dump), room for one parking
    * frame per thread follows the data area, and `own` (the thread as amber found it) parks this
    * thread in frame slot 0 at once; if its stack has room below the red zone, the mmap itself
-   * already runs parked, from a frame there (whose bytes are put back too).
+   * already runs parked, from a frame there (whose bytes are put back too). `mapsNow`: the task's
+   * mappings, when the caller has just read them of the stopped task.
    */
-  static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState): RemoteSyscall {
+  static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState, mapsNow?: MapsEntry[]): RemoteSyscall {
     const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
     const template = tracee.getRegs();
-    const maps = taskMappings(tracee.tid);
+    const maps = mapsNow ?? taskMappings(tracee.tid);
     const codeAddr = findExecutableAddress(tracee.tid, maps);
     const mem = new TaskMemory(tracee.tid);
     const onStack = own && frames ? stackFrameRoom(maps, template.get('sp'), frames.slot) : undefined;
@@ -120,12 +122,15 @@ export class RemoteSyscall {
       const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
       const base = BigInt(borrowed.sys.mmap(hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
       borrowed.memory.close();
-      mem.write(base, SYSCALL_TRAP);
       if (frames) {
-        mem.write(base + BigInt(PARKED_SYSCALL_OFFSET), PARKED_SYSCALL);
-        mem.write(base + BigInt(PARKED_COPY_LOOP_OFFSET), PARKED_COPY_LOOP);
-        mem.write(base + BigInt(PARKED_CALL_LOOP_OFFSET), PARKED_CALL_LOOP);
-      }
+        // the code in one write: the area is fresh zeros between the pieces anyway
+        const code = Buffer.alloc(Math.max(PARKED_COPY_LOOP_OFFSET + PARKED_COPY_LOOP.length, PARKED_CALL_LOOP_OFFSET + PARKED_CALL_LOOP.length));
+        SYSCALL_TRAP.copy(code, 0);
+        PARKED_SYSCALL.copy(code, PARKED_SYSCALL_OFFSET);
+        PARKED_COPY_LOOP.copy(code, PARKED_COPY_LOOP_OFFSET);
+        PARKED_CALL_LOOP.copy(code, PARKED_CALL_LOOP_OFFSET);
+        mem.write(base, code);
+      } else mem.write(base, SYSCALL_TRAP);
       const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
       remote = new RemoteSyscall(tracee, scratch, template);
       if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
@@ -262,9 +267,23 @@ export class RemoteSyscall {
    * every call runs whatever the others return; returns each rax as it is (-errno on failure).
    */
   queryMany(calls: readonly TableCall[]): number[] {
-    const argsOf = (c: TableCall) => (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-    const end = this.ownMask === undefined || calls.length < 2 ? undefined : batchEnd(this.tracee.tid, this.ownMask);
-    if (end === undefined) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+    // one call alone: two syscall stops cost less than a batch's setting up
+    if (calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+    return this.beginQueryMany(calls)();
+  }
+
+  /**
+   * queryMany in two halves (see beginParkedBatch), a batch even for one call, for callers that
+   * overlap the batches of several processes (together()): the returned half must run before
+   * anything else is done to this thread. Calls that cannot go in one stop have run by the time
+   * this returns. `status`: the thread's /proc status, when the caller has just read it.
+   */
+  beginQueryMany(calls: readonly TableCall[], status?: string): () => number[] {
+    const end = this.ownMask === undefined || !calls.length ? undefined : batchEnd(this.tracee.tid, this.ownMask, status);
+    if (end === undefined) {
+      const results = calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+      return () => results;
+    }
     checkpoint();
     const raw = calls.map((c) => {
       const args = argsOf(c);
@@ -275,7 +294,7 @@ export class RemoteSyscall {
       tracee: this.tracee, memory: this.memory, codeAt: this.scratch.base + BigInt(PARKED_CALL_LOOP_OFFSET), ownMask: this.ownMask!,
       startRegs: () => this.template.clone(), parkedRegs: () => this.parkedRegs(), stage: (data: Buffer) => this.stage(data),
     };
-    return runParkedBatch(thread, raw, end);
+    return beginParkedBatch(thread, raw, end);
   }
 
   /** The thread's own signal mask while it is parked (its frame holds it); undefined: not parked. */
@@ -440,6 +459,11 @@ export class RemoteSyscall {
     return this.stage(Buffer.alloc(n));
   }
 
+  /** reserve() without clearing the bytes first (a write to the task): for calls that fill all n whenever they succeed. */
+  reserveUncleared(n: number): bigint {
+    return this.scratch.base + BigInt(this.claim(n));
+  }
+
   /** Bytes left in the data area. */
   get dataRoom(): number {
     return this.dataEnd - ((this.cursor + 15) & ~15);
@@ -554,6 +578,10 @@ export class RemoteSyscall {
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
   }
+}
+
+function argsOf(c: TableCall): SyscallArg[] {
+  return (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
 }
 
 /** One task for finishTogether: its final registers; `unmaps`: the leader, whose finish unmaps the scratch area. */

@@ -124,11 +124,14 @@ export interface FdInfo {
   mntId: number;
   /** Every other "key: value" line, for kind-specific fields (eventfd-count, tfd, ...). */
   extra: Map<string, string>;
+  /** The whole file as read, for what repeats a key (the lock: lines). */
+  text?: string;
 }
 
 export function parseFdinfo(text: string): FdInfo {
   const fields = parseStatus(text);
   return {
+    text,
     pos: BigInt(fields.get('pos') ?? '0'),
     flags: parseInt(fields.get('flags') ?? '0', 8),
     mntId: Number(fields.get('mnt_id') ?? '0'),

@@ -17,9 +17,12 @@ export class QueryBatch {
     remote.resetData();
   }
 
-  /** n bytes for the kernel to fill; read them with bytes() after run(). */
+  /**
+   * n bytes for the kernel to fill; read them with bytes() after run(). Not cleared first: every
+   * getter here fills its room whenever it succeeds, and a failure throws.
+   */
   slot(n: number): bigint {
-    const at = this.remote.reserve(n);
+    const at = this.remote.reserveUncleared(n);
     this.room = { from: this.room?.from ?? at, to: at + BigInt(n) };
     return at;
   }
@@ -32,7 +35,19 @@ export class QueryBatch {
 
   /** Runs every call; the first that failed throws its KernelError, as the call alone would. */
   run(): void {
-    const results = this.remote.queryMany(this.calls);
+    this.start()();
+  }
+
+  /**
+   * run() in two halves (RemoteSyscall.beginQueryMany): the returned one must be called before
+   * anything else is done to the thread. `status`: its /proc status, just read.
+   */
+  start(status?: string): () => void {
+    const collect = this.remote.beginQueryMany(this.calls, status);
+    return () => this.collect(collect());
+  }
+
+  private collect(results: number[]): void {
     const failed = results.findIndex((r) => r < 0 && r > -4096);
     if (failed >= 0) {
       const c = this.calls[failed];

@@ -3,7 +3,7 @@ import { ERESTART, KSIGACTION_SIZE, PR, SIG } from '../kernel/constants';
 import { Registers, REG_NAMES } from '../kernel/regs';
 import { getRobustList } from '../kernel/syscalls';
 import { ImageError } from '../images';
-import { fpregsFromXsave, TaskState, type CoreEntry, type SaEntry, type SeccompEntry, type UserX86RegsEntry } from '../images';
+import { fpregsFromXsave, TaskState, type CoreEntry, type CredsEntry, type SaEntry, type SeccompEntry, type TaskRlimitsEntry, type TaskTimersEntry, type ThreadSasEntry, type UserX86RegsEntry } from '../images';
 import {
   altStackCalls, dumpAltStack, dumpChildSubreaper, dumpCreds, dumpItimers, dumpNice, dumpScheduler, dumpPdeathsig, dumpRlimits, itimerCalls,
   niceCall, pendingSignalCalls, restoreCreds, rlimitCalls, schedulerCalls,
@@ -39,6 +39,20 @@ export function dumpTidAddress(q: QueryBatch): () => bigint {
   return () => q.bytes(slot, 8).readBigUInt64LE(0);
 }
 
+/** The answers a thread's QueryBatch gives, read once it has run. */
+interface AskedOfThread {
+  clearTidAddr: () => bigint;
+  sas: () => ThreadSasEntry;
+  nice: () => number;
+  scheduler: () => { schedPolicy: number; schedPrio: number };
+  pdeathSig: () => number;
+  creds: () => CredsEntry;
+  sigactions?: () => SaEntry[];
+  rlimits?: () => TaskRlimitsEntry;
+  childSubreaper?: () => boolean;
+  itimers?: () => TaskTimersEntry;
+}
+
 export interface ThreadSnapshot {
   tid: number;
   regs: Registers;
@@ -51,7 +65,13 @@ export function snapshotThread(tracee: Tracee): ThreadSnapshot {
   return { tid: tracee.tid, regs: tracee.getRegs(), xstate: tracee.getXstate(), sigmask: tracee.getSigmask() };
 }
 
-export function buildCoreEntry(
+/**
+ * A thread's core entry, in two halves: this one sets its questions going in one stop of the
+ * thread (QueryBatch), the one it returns waits for the answers and builds the entry. Threads
+ * that share no scratch area (those of other processes) may be started together; until its
+ * second half has run the thread is running, and nothing else may be done to it.
+ */
+export function startCoreEntry(
   seccomp: SeccompTable,
   snap: ThreadSnapshot,
   tracee: Tracee,
@@ -59,22 +79,40 @@ export function buildCoreEntry(
   stat: ProcStat,
   pid: number,
   stopped: boolean,
-): CoreEntry {
+): () => CoreEntry {
   const isLeader = snap.tid === pid;
-  const robust = getRobustList(snap.tid);
-  const rseq = tracee.getRseqConfig();
-  const { regs, restartAx } = imageRegisters(snap.regs);
-  const gpregs: UserX86RegsEntry = { ...regs.toRecord(), mode: X86_MODE_NATIVE };
-  // every question to the thread in one stop of it
-  const q = new QueryBatch(remote);
+  // read once: its creds and seccomp, and the signals the batch may end with (batchEnd)
+  const rawStatus = procRead(pid, `task/${snap.tid}/status`);
   let status: Map<string, string> | undefined;
-  const threadStatus = () => (status ??= parseStatus(procRead(pid, `task/${snap.tid}/status`)));
+  const threadStatus = () => (status ??= parseStatus(rawStatus));
+  const q = new QueryBatch(remote);
   const asked = {
     clearTidAddr: dumpTidAddress(q), sas: dumpAltStack(q), nice: dumpNice(q), scheduler: dumpScheduler(q), pdeathSig: dumpPdeathsig(q),
     creds: dumpCreds(q, threadStatus),
     ...(isLeader ? { sigactions: dumpSigactions(q), rlimits: dumpRlimits(q), childSubreaper: dumpChildSubreaper(q), itimers: dumpItimers(q) } : {}),
   };
-  q.run();
+  const answered = q.start(rawStatus);
+  return () => {
+    answered();
+    return coreEntryOf(seccomp, snap, tracee, remote, stat, pid, stopped, threadStatus, asked);
+  };
+}
+
+function coreEntryOf(
+  seccomp: SeccompTable,
+  snap: ThreadSnapshot,
+  tracee: Tracee,
+  remote: RemoteSyscall,
+  stat: ProcStat,
+  pid: number,
+  stopped: boolean,
+  threadStatus: () => Map<string, string>,
+  asked: AskedOfThread,
+): CoreEntry {
+  const robust = getRobustList(snap.tid);
+  const rseq = tracee.getRseqConfig();
+  const { regs, restartAx } = imageRegisters(snap.regs);
+  const gpregs: UserX86RegsEntry = { ...regs.toRecord(), mode: X86_MODE_NATIVE };
   const entry: CoreEntry = {
     mtype: 1,
     threadInfo: {

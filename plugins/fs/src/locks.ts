@@ -31,7 +31,8 @@ export function dumpLocks(ctx: DumpContext): void {
   const perDescription = new Set<string>();
   for (const task of ctx.tasks) {
     for (const fd of task.fds) {
-      for (const lock of parseFdLocks(procRead(task.pid, `fdinfo/${fd.fd}`), task.pid, fd.fd)) {
+      // the fdinfo read when the fds were listed, the tree frozen (its own locks cannot change)
+      for (const lock of parseFdLocks(fd.info.text ?? procRead(task.pid, `fdinfo/${fd.fd}`), task.pid, fd.fd)) {
         // flock and OFD locks belong to the description: every fd of it, in every task, shows
         // them; each is taken once, through the first fd found.
         const key = `${lock.flag}:${fd.dev}:${fd.ino}:${fd.info.pos}:${lock.type}:${lock.start}:${lock.len}`;

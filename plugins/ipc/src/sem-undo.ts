@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { AmberError, IPC, readIpcSysctl, SEM, SEMVMX, semValues, type DumpContext, type DumpTask, type RestoreTask, type SemSetState } from '@amber/core';
+import { AmberError, IPC, together, readIpcSysctl, SEM, SEMVMX, semValues, type DumpContext, type DumpTask, type RestoreTask, type SemSetState } from '@amber/core';
 
 // No kernel interface shows a process's SEM_UNDO adjustments (semadj). They are read here by
 // probing: an injected semop, in a task that holds the undo list, whose operations would push an
@@ -130,11 +130,17 @@ function search(task: DumpTask, semid: number, n: number, v: number): number {
  * does not exist makes the list, then fails): without one, kcmp(KCMP_SYSVSEM) finds two tasks
  * that have none "equal", as if they shared one.
  */
-export function ensureUndoList(task: DumpTask, missingId: number): void {
-  task.remote.resetData();
-  const r = task.remote.sysRaw.semop(missingId, encodeSemOps([{ num: 0, op: 0, undo: true }]), 1);
-  task.remote.resetData();
-  if (r !== -EINVAL) throw new SemUndoError(`pid ${task.pid}: semop on the unused sem id ${missingId} gave ${r}, not EINVAL`);
+export function ensureUndoLists(tasks: readonly DumpTask[], missingId: number): void {
+  // one stop of each task, all of them together (their scratch areas are their own)
+  together(tasks, (task) => {
+    task.remote.resetData();
+    const ran = task.remote.beginQueryMany([{ name: 'semop', args: [missingId, encodeSemOps([{ num: 0, op: 0, undo: true }]), 1] }]);
+    return () => {
+      const [r] = ran();
+      task.remote.resetData();
+      if (r !== -EINVAL) throw new SemUndoError(`pid ${task.pid}: semop on the unused sem id ${missingId} gave ${r}, not EINVAL`);
+    };
+  });
 }
 
 /**

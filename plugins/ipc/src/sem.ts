@@ -4,7 +4,7 @@ import {
 } from '@amber/core';
 import { semImageName, type IpcSemEntry, type SemUndoEntry } from './objs-images';
 import { describeDesc, descOf, diffDesc, type IpcCreated } from './objs-common';
-import { applyAdjustments, encodeSemOps, ensureUndoList, readAdjustments } from './sem-undo';
+import { applyAdjustments, encodeSemOps, ensureUndoLists, readAdjustments } from './sem-undo';
 import type { TreeIpcNamespace } from './namespace';
 
 export class SemSetError extends AmberError {}
@@ -32,11 +32,11 @@ function undoLists(ctx: DumpContext): Map<number, DumpTask> {
   if (listSemSets().some((s) => s.id === UNUSED_SEM_ID)) throw new SemSetError(`sem id ${UNUSED_SEM_ID} is in use: amber needs it unused to probe undo lists`);
   const lists = new Map<number, DumpTask>();
   const byPid = new Map(ctx.tasks.map((t) => [t.pid, t]));
-  for (const t of ctx.tasks) ensureUndoList(t, UNUSED_SEM_ID);
+  ensureUndoLists(ctx.tasks, UNUSED_SEM_ID);
   for (const t of ctx.tasks) {
     const id = ctx.objects.identify('SYSVSEM', t.pid).id;
     for (const tid of t.threads) {
-      if (tid !== t.pid && ctx.objects.identify('SYSVSEM', tid).id !== id) {
+      if (tid !== t.pid && !ctx.objects.same('SYSVSEM', t.pid, tid)) {
         throw new SemSetError(`pid ${t.pid} thread ${tid} has a SysV undo list of its own (made without CLONE_SYSVSEM): amber restores threads sharing their process's`);
       }
     }

@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
-  AmberError, KernelError, F, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
+  AmberError, KernelError, together, F, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
   PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type PagesDumpPath, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
@@ -93,7 +93,17 @@ export class MemoryPlugin implements ResourcePlugin {
 
   async dump(ctx: DumpContext): Promise<void> {
     const objects = new ObjectDumper(ctx);
-    for (const task of ctx.tasks) await this.dumpTask(ctx, task, objects);
+    // every task's brk and dumpable flag first, their stops overlapped; brk(0) cannot fail
+    const asked = together(ctx.tasks, (task) => {
+      task.remote.resetData();
+      const ran = task.remote.beginQueryMany([{ name: 'brk', args: [0] }, { name: 'prctl', args: [PR.GET_DUMPABLE] }]);
+      return () => {
+        const [brk, dumpable] = ran();
+        if (dumpable < 0) throw new KernelError('prctl(PR_GET_DUMPABLE) (in the task)', -dumpable, task.pid);
+        return { brk: BigInt(brk), dumpable };
+      };
+    });
+    for (const [i, task] of ctx.tasks.entries()) await this.dumpTask(ctx, task, objects, asked[i]);
     objects.finish();
   }
 
@@ -152,7 +162,7 @@ export class MemoryPlugin implements ResourcePlugin {
 
   private readonly mms = new Map<number, MmEntry>();
 
-  private async dumpTask(ctx: DumpContext, task: DumpTask, objects: ObjectDumper): Promise<void> {
+  private async dumpTask(ctx: DumpContext, task: DumpTask, objects: ObjectDumper, { brk, dumpable }: { brk: bigint; dumpable: number }): Promise<void> {
     const { pid, remote } = task;
     const vmFlags = parseSmapsVmFlags(procRead(pid, 'smaps'));
     const stamps = new Map<number, FileStamp>();
@@ -176,11 +186,6 @@ export class MemoryPlugin implements ResourcePlugin {
     const exeFileId = ctx.files.addRegular(readLink(pid, 'exe'), O.RDONLY);
     if (!stamps.has(exeFileId)) stamps.set(exeFileId, stampOf(exeFileId, `/proc/${pid}/exe`));
 
-    remote.resetData();
-    // one stop of the task for both (RemoteSyscall.queryMany); brk(0) cannot fail
-    const [brkNow, dumpable] = remote.queryMany([{ name: 'brk', args: [0] }, { name: 'prctl', args: [PR.GET_DUMPABLE] }]);
-    if (dumpable < 0) throw new KernelError('prctl(PR_GET_DUMPABLE) (in the task)', -dumpable, pid);
-    const brk = BigInt(brkNow);
     const st = task.stat;
     const mm: MmEntry = {
       mmStartCode: st.startCode, mmEndCode: st.endCode, mmStartData: st.startData, mmEndData: st.endData,
