@@ -83,6 +83,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   const ctx: RestoreContext = { options: { ...options, imagesDir: store.dir }, store, tasks, log, files, inodes, fds, reserved: () => [rangeOf(creator.scratch)], state: (key, init) => runState.get(key, init), openFile: (task, id) => fdTable.openAside(ctx, task, id), mappings: new MappingKinds(plugins) };
   // SIGINT, SIGTERM, SIGHUP, SIGQUIT meanwhile end the restore as a failure does.
   const guard = InterruptGuard.arm();
+  let restored = false;
   try {
     for (const phase of RESTORE_PHASES) {
       const t0 = performance.now();
@@ -115,6 +116,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
       }
       log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
     }
+    restored = true;
   } catch (err) {
     guard.hold();
     const e = asInterruption(err, guard);
@@ -136,14 +138,22 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     for (const p of plugins) await p.afterRestore?.(ctx, false).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
     throw e instanceof InterruptedError ? e.withOutcome('every task the restore had created was killed') : e;
   } finally {
+    // after a failure the guard goes; after success it only holds (throws nothing) until the tree
+    // is reported running: a signal meanwhile must not end amber before it has said so
+    if (restored) guard.hold();
+    else guard.disarm();
+  }
+  const rootPid = plans[0].entry.pid;
+  const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: 0 };
+  try {
+    creator.dispose();
+    for (const p of plugins) await p.afterRestore?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
+    if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
+    report.seconds = (performance.now() - started) / 1000;
+    options.onRunning?.(report);
+  } finally {
     guard.disarm();
   }
-  creator.dispose();
-  for (const p of plugins) await p.afterRestore?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
-  const rootPid = plans[0].entry.pid;
-  if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
-  const report: RestoreReport = { rootPid, pids: plans.map((p) => p.entry.pid), seconds: (performance.now() - started) / 1000 };
-  options.onRunning?.(report);
   if (!options.detached) report.exitCode = await (job ? job.wait(rootPid) : waitForExit(rootPid));
   job?.giveBack();
   job?.close();
