@@ -6,18 +6,20 @@ import { WaitStatus } from '../kernel/syscalls';
 import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
-import { rebuildRestartBlock } from './restart-block';
 import { checkpoint } from './interrupt';
 import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
 import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
 import type { MapsEntry } from '../task/proc';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
+import { resumeFromSyscallExit } from './finish';
+import { rebuildRestartBlock } from './restart-block';
 import { argsOfCall, CALL_LOOP, CALL_LOOP_OFFSET, callError, callTableOutcome, encodeCallTable, type TableCall, type TableOutcome } from './call-loop';
 import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } from './copy-loop';
 
 export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
+export { finishTogether, resumeFromSyscallExit, type FinishPart } from './finish';
 import { batchEnd, beginParkedBatch, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET } from './parked-batch';
 
 /** `syscall; int3`, then int3 padding. */
@@ -268,7 +270,7 @@ export class RemoteSyscall {
    */
   queryMany(calls: readonly TableCall[]): number[] {
     // one call alone: two syscall stops cost less than a batch's setting up
-    if (calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+    if (calls.length < 2) return calls.map((c) => this.invoke(c.name, argsOfCall(c), true, c.detail));
     return this.beginQueryMany(calls)();
   }
 
@@ -281,12 +283,12 @@ export class RemoteSyscall {
   beginQueryMany(calls: readonly TableCall[], status?: string): () => number[] {
     const end = this.ownMask === undefined || !calls.length ? undefined : batchEnd(this.tracee.tid, this.ownMask, status);
     if (end === undefined) {
-      const results = calls.map((c) => this.invoke(c.name, argsOf(c), true, c.detail));
+      const results = calls.map((c) => this.invoke(c.name, argsOfCall(c), true, c.detail));
       return () => results;
     }
     checkpoint();
     const raw = calls.map((c) => {
-      const args = argsOf(c);
+      const args = argsOfCall(c);
       if (args.length > SYSCALLS[c.name].params.length) throw new Error(`${c.name} takes ${SYSCALLS[c.name].params.length} arguments, given ${args.length}`);
       return { nr: SYSCALLS[c.name].nr, args: args.map((a) => (typeof a === 'string' ? this.stageString(a) : Buffer.isBuffer(a) ? this.stage(a) : BigInt(a))) };
     });
@@ -579,62 +581,3 @@ export class RemoteSyscall {
     this.memory.close();
   }
 }
-
-function argsOf(c: TableCall): SyscallArg[] {
-  return (c.args as readonly (SyscallArg | undefined)[]).filter((a): a is SyscallArg => a !== undefined);
-}
-
-/** One task for finishTogether: its final registers; `unmaps`: the leader, whose finish unmaps the scratch area. */
-export interface FinishPart {
-  remote: RemoteSyscall;
-  final: Registers;
-  mode: RestartMode;
-  unmaps: boolean;
-  sigmask?: bigint;
-}
-
-/**
- * finish() of the leaders and finishThread() of the other threads, for many tasks at once: each
- * step (resume to the syscall entry, to its exit) is given to every task before amber waits for
- * any, so their round trips overlap instead of adding up. The threads go first, then the leaders,
- * whose munmap takes the scratch area the threads ran their last call in.
- */
-export function finishTogether(parts: readonly FinishPart[]): void {
-  // a rebuilt restart block is an injected call that stages data: one task at a time
-  const ready = parts.map((p) => ({ ...p, ...(p.mode === 'new-task' ? rebuildRestartBlock(p.remote, p.final) : { regs: p.final, mode: p.mode }) }));
-  for (const group of [ready.filter((p) => !p.unmaps), ready.filter((p) => p.unmaps)]) {
-    for (const p of group) p.remote.enterLastCall(p.unmaps);
-    for (const p of group) p.remote.awaitLastCallStop('entry');
-    for (const p of group) {
-      if (p.unmaps && p.sigmask !== undefined) p.remote.tracee.setSigmask(p.sigmask);
-      p.remote.tracee.syscallStep();
-    }
-    for (const p of group) p.remote.awaitLastCallStop('exit');
-    for (const p of group) p.remote.leaveFromLastCall(p.unmaps, p.regs, p.mode, p.unmaps ? undefined : p.sigmask);
-  }
-}
-
-/**
- * Registers to resume with from a syscall-exit stop. A task dumped while the kernel was about to
- * restart its syscall (rax = -ERESTART*) would have been restarted on the way out of the signal
- * stop; leaving from a syscall-exit stop skips that, so do what the kernel would have done.
- */
-export function resumeFromSyscallExit(regs: Registers, mode: RestartMode): Registers {
-  const out = regs.clone();
-  if (regs.getSigned('origAx') < 0n) return out;
-  const ax = -Number(regs.getSigned('ax'));
-  if (ax === ERESTART.SYS || ax === ERESTART.NOINTR || ax === ERESTART.NOHAND) {
-    out.set('ax', regs.get('origAx'));
-    out.set('ip', regs.get('ip') - 2n);
-  } else if (ax === ERESTART.RESTARTBLOCK) {
-    if (mode === 'same-task') {
-      out.set('ax', SYS.restart_syscall);
-      out.set('ip', regs.get('ip') - 2n);
-    } else {
-      // The kernel's restart_block did not survive the checkpoint.
-      out.set('ax', -4n /* -EINTR */);
-    }
-  }
-  return out;
-}
-
