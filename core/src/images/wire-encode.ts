@@ -9,17 +9,7 @@
  */
 import * as protobuf from 'protobufjs';
 import { SchemaError } from './errors';
-
-type Kind =
-  | 'int32' | 'uint32' | 'sint32' | 'fixed32' | 'sfixed32' | 'bool' | 'enum'
-  | 'int64' | 'uint64' | 'sint64' | 'fixed64' | 'sfixed64'
-  | 'double' | 'float' | 'string' | 'bytes' | 'message';
-
-const WIRE: Record<Kind, number> = {
-  int32: 0, uint32: 0, sint32: 0, bool: 0, enum: 0, int64: 0, uint64: 0, sint64: 0,
-  fixed64: 1, sfixed64: 1, double: 1, fixed32: 5, sfixed32: 5, float: 5,
-  string: 2, bytes: 2, message: 2,
-};
+import { kindOf, WIRE, type Kind } from './wire-kinds';
 
 interface FieldPlan {
   name: string;
@@ -45,12 +35,7 @@ function planOf(type: protobuf.Type): TypePlan {
   if (plan) return plan;
   plan = { fields: [], byName: new Map(), required: [] };
   for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
-    f.resolve();
-    let kind: Kind;
-    if (f.resolvedType instanceof protobuf.Type) kind = 'message';
-    else if (f.resolvedType instanceof protobuf.Enum) kind = 'enum';
-    else if (f.type in WIRE) kind = f.type as Kind;
-    else throw new SchemaError(`${type.name}.${f.name}: unsupported field type ${f.type}`);
+    const kind = kindOf(type, f);
     const packed = f.repeated && f.packed && WIRE[kind] !== 2;
     const fp: FieldPlan = {
       name: f.name, kind, repeated: f.repeated, packed,
