@@ -201,7 +201,7 @@ function coreEntries(frozen: FrozenTask[], holds: Map<number, ThreadHold>, stats
     const round = live.filter((l) => l.threads[n]).map(({ f, threads }) => ({ f, tracee: threads[n] }));
     const cores = together(round, ({ f, tracee }) => {
       const h = holds.get(tracee.tid)!;
-      return startCoreEntry(seccomp, h.snap, tracee, h.remote!, stats.get(f.pid)!, f.pid, f.stopped);
+      return startCoreEntry({ seccomp, snap: h.snap, tracee, remote: h.remote!, stat: stats.get(f.pid)!, pid: f.pid, stopped: f.stopped });
     });
     round.forEach(({ tracee }, i) => built.set(tracee.tid, cores[i]));
   }

@@ -71,15 +71,20 @@ export function snapshotThread(tracee: Tracee): ThreadSnapshot {
  * that share no scratch area (those of other processes) may be started together; until its
  * second half has run the thread is running, and nothing else may be done to it.
  */
-export function startCoreEntry(
-  seccomp: SeccompTable,
-  snap: ThreadSnapshot,
-  tracee: Tracee,
-  remote: RemoteSyscall,
-  stat: ProcStat,
-  pid: number,
-  stopped: boolean,
-): () => CoreEntry {
+export interface ThreadToDump {
+  seccomp: SeccompTable;
+  snap: ThreadSnapshot;
+  tracee: Tracee;
+  remote: RemoteSyscall;
+  /** its process's stat */
+  stat: ProcStat;
+  pid: number;
+  /** its process was job-control stopped */
+  stopped: boolean;
+}
+
+export function startCoreEntry(thread: ThreadToDump): () => CoreEntry {
+  const { snap, remote, pid } = thread;
   const isLeader = snap.tid === pid;
   // read once: its creds and seccomp, and the signals the batch may end with (batchEnd)
   const rawStatus = procRead(pid, `task/${snap.tid}/status`);
@@ -94,21 +99,12 @@ export function startCoreEntry(
   const answered = q.start(rawStatus);
   return () => {
     answered();
-    return coreEntryOf(seccomp, snap, tracee, remote, stat, pid, stopped, threadStatus, asked);
+    return coreEntryOf(thread, threadStatus, asked);
   };
 }
 
-function coreEntryOf(
-  seccomp: SeccompTable,
-  snap: ThreadSnapshot,
-  tracee: Tracee,
-  remote: RemoteSyscall,
-  stat: ProcStat,
-  pid: number,
-  stopped: boolean,
-  threadStatus: () => Map<string, string>,
-  asked: AskedOfThread,
-): CoreEntry {
+function coreEntryOf(thread: ThreadToDump, threadStatus: () => Map<string, string>, asked: AskedOfThread): CoreEntry {
+  const { seccomp, snap, tracee, remote, stat, pid, stopped } = thread;
   const robust = getRobustList(snap.tid);
   const rseq = tracee.getRseqConfig();
   const { regs, restartAx } = imageRegisters(snap.regs);
