@@ -229,17 +229,24 @@ export class ImageStore {
     throw new ImageError(`${file}: not part of the image set in ${this.dir} (${INVENTORY} does not list it)`);
   }
 
-  /** Creates DIR/FILE new, never through a link or over an existing file, holding DATA. */
+  /**
+   * Creates DIR/FILE new, never through a link or over an existing file, holding DATA. A file this
+   * made whose write then fails (ENOSPC) is removed again: it is not yet among those discard() knows.
+   */
   private createNew(file: string, data: Buffer): void {
-    const fd = fs.openSync(path.join(this.dir, file), CREATE_NEW, 0o600);
+    const at = path.join(this.dir, file);
+    const fd = fs.openSync(at, CREATE_NEW, 0o600);
     try {
       fs.writeFileSync(fd, data);
+    } catch (e) {
+      fs.rmSync(at, { force: true });
+      throw e;
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  /** Write NAME.img (mode 0600) atomically: a crash leaves the old file or none. */
+  /** Write NAME.img (mode 0600): new, or (written again) renamed over the old one whole. */
   write<T extends object>(type: ImageType, name: string, entries: T[], opts: ImageWriteOptions = {}): void {
     const file = this.fileOf(name);
     this.decoded.delete(file);

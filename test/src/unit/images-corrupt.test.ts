@@ -169,3 +169,25 @@ test('a link planted in the image directory during a dump is never written throu
   s.discard();
   assert.deepEqual(fs.readdirSync(dir).sort(), ['core-1.img', 'pages-1.img']);
 });
+
+test('an image whose write fails (a full disk) is not left behind, and the dump can still be discarded whole', () => {
+  const dir = tmpDir();
+  const s = ImageStore.forDump(dir);
+  s.write('pstree', 'pstree', []);
+  // the node:fs module itself (core's `import * as fs` reads its properties live)
+  const nodeFs = require('node:fs') as { writeFileSync: typeof fs.writeFileSync };
+  const { writeFileSync } = nodeFs;
+  nodeFs.writeFileSync = ((file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+    if (typeof file === 'number') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return (writeFileSync as (...a: unknown[]) => unknown)(file, ...rest);
+  }) as typeof fs.writeFileSync;
+  try {
+    throwsImageError(() => s.write('pstree', 'core-1', []), /^core-1\.img: cannot write in .* \(ENOSPC\)$/);
+    throwsImageError(() => s.createPages(1, Buffer.alloc(4096, 1)), /^pages-1\.img: cannot create in .* \(ENOSPC\)$/);
+  } finally {
+    nodeFs.writeFileSync = writeFileSync;
+  }
+  assert.deepEqual(fs.readdirSync(dir), ['pstree.img'], 'no half-written image');
+  assert.deepEqual(s.discard(), []);
+  assert.deepEqual(fs.readdirSync(dir), []);
+});
