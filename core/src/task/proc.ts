@@ -149,10 +149,12 @@ export interface FdLink {
   link: string;
 }
 
-export function listFds(pid: number): FdLink[] {
+/** The task's open fds (from `lowest` up: the others are not even readlink'ed), in order. */
+export function listFds(pid: number, lowest = 0): FdLink[] {
   const out: FdLink[] = [];
   for (const name of readdirSync(`/proc/${pid}/fd`)) {
     const fd = Number(name);
+    if (fd < lowest) continue;
     try {
       out.push({ fd, link: readlinkSync(`/proc/${pid}/fd/${name}`) });
     } catch {

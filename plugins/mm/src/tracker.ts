@@ -1,5 +1,5 @@
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeFileSync } from 'node:fs';
-import { addressOf, readFdinfo, UFFD, type FdInfo } from '@amber/core';
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { addressOf, listFds, readFdinfo, UFFD, type FdInfo } from '@amber/core';
 
 /*
  * Incremental dumps: `amber pre-dump` writes a task's memory and leaves it running with dirty-page
@@ -67,15 +67,7 @@ export interface TrackerFd {
 
 /** amber's tracker in a task, if it has one: only fds from TRACKER_FD_MIN up are looked at (most tasks have none). */
 export function findAmberTracker(pid: number): TrackerFd | undefined {
-  const high = readdirSync(`/proc/${pid}/fd`).map(Number).filter((fd) => fd >= TRACKER_FD_MIN).sort((a, b) => a - b);
-  for (const fd of high) {
-    let link: string;
-    try {
-      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue; // closed while we listed (listFds)
-    }
-    const l = { fd, link };
+  for (const l of listFds(pid, TRACKER_FD_MIN)) {
     if (l.link !== UFFD_LINK) continue;
     const info = readFdinfo(pid, l.fd);
     if (isAmberTracker({ ...l, info })) return { fd: l.fd, ino: statSync(`/proc/${pid}/fd/${l.fd}`, { bigint: true }).ino };
