@@ -76,9 +76,12 @@ export interface Stretch {
  * preadv of every stretch from `fd` into the task, the small ones (one call each) together in one
  * stop; a stretch read short, or too big for one call, goes on through transfer().
  */
+const bytesOf = (s: Stretch) => s.segments.reduce((n, g) => n + g.len, 0);
+/** A stretch one preadv takes whole. */
+const fitsOneCall = (s: Stretch) => s.segments.length <= IOV_MAX && bytesOf(s) <= MAX_BYTES_PER_CALL;
+
 export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stretch[], progress?: (bytes: number) => void): number {
-  const bytesOf = (s: Stretch) => s.segments.reduce((n, g) => n + g.len, 0);
-  const small = stretches.filter((s) => s.segments.length <= IOV_MAX && bytesOf(s) <= MAX_BYTES_PER_CALL);
+  const small = stretches.filter(fitsOneCall);
   let total = 0;
   const rest: Stretch[] = stretches.filter((s) => !small.includes(s));
   if (small.length > 1) {
@@ -107,9 +110,8 @@ export function readStretches(remote: RemoteSyscall, fd: number, stretches: Stre
 export function openAndReadStretches(
   remote: RemoteSyscall, path: string, stretches: Stretch[], before: TableCall[], progress?: (bytes: number) => void,
 ): { bytes: number; rest: Stretch[]; beforeRan: number } {
-  const fits = (s: Stretch) => s.segments.length <= IOV_MAX && s.segments.reduce((n, g) => n + g.len, 0) <= MAX_BYTES_PER_CALL;
-  const small = stretches.filter(fits);
-  const rest = stretches.filter((s) => !fits(s));
+  const small = stretches.filter(fitsOneCall);
+  const rest = stretches.filter((s) => !fitsOneCall(s));
   const openAt = before.length;
   const fromOpen = [{ arg: 0, call: openAt }];
   remote.resetData();
@@ -133,7 +135,7 @@ export function openAndReadStretches(
     const n = results[openAt + 1 + i]!;
     bytes += n;
     if (n) progress?.(n);
-    if (n < s.segments.reduce((m, g) => m + g.len, 0)) rest.push(unread(s, n));
+    if (n < bytesOf(s)) rest.push(unread(s, n));
   });
   return { bytes, rest, beforeRan: before.length };
 }
