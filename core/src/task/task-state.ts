@@ -65,12 +65,7 @@ export function snapshotThread(tracee: Tracee): ThreadSnapshot {
   return { tid: tracee.tid, regs: tracee.getRegs(), xstate: tracee.getXstate(), sigmask: tracee.getSigmask() };
 }
 
-/**
- * A thread's core entry, in two halves: this one sets its questions going in one stop of the
- * thread (QueryBatch), the one it returns waits for the answers and builds the entry. Threads
- * that share no scratch area (those of other processes) may be started together; until its
- * second half has run the thread is running, and nothing else may be done to it.
- */
+/** A thread of the frozen tree and what its core entry is made from. */
 export interface ThreadToDump {
   seccomp: SeccompTable;
   snap: ThreadSnapshot;
@@ -83,6 +78,12 @@ export interface ThreadToDump {
   stopped: boolean;
 }
 
+/**
+ * A thread's core entry, in two halves: this one sets its questions going in one stop of the
+ * thread (QueryBatch), the one it returns waits for the answers and builds the entry. Threads
+ * that share no scratch area (those of other processes) may be started together; until its
+ * second half has run the thread is running, and nothing else may be done to it.
+ */
 export function startCoreEntry(thread: ThreadToDump): () => CoreEntry {
   const { snap, remote, pid } = thread;
   const isLeader = snap.tid === pid;

@@ -58,7 +58,7 @@ const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
  * io_uring is refused before anything is seized (its workers never stop, see io-uring.ts): the
  * whole tree is looked at first, a task forked since when the walk comes to it, and every thread
  * just before it is seized. (A ring a task set up between the look and its freeze, with no worker
- * yet, is refused as an fd no plugin dumps.)
+ * yet, is refused as an fd no plugin dumps, in a dump that takes the fd tables.)
  */
 export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): FrozenTask[] {
   if (!existsSync(`/proc/${rootPid}`)) throw new NoSuchProcessError(rootPid);
