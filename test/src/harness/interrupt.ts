@@ -73,14 +73,20 @@ export async function interruptTrials(target: Target, kinds: ('dump' | 'pre-dump
   let done = 0;
   let late = 0;
   const times: number[] = [];
+  // the window for the random moment: halved whenever amber finished first, so that trials keep
+  // landing inside the work however fast it has become
+  let window = maxDelayMs;
   for (let i = 0; done < want; i++) {
     assert.ok(i < want * 3, `only ${done} of ${want} trials were interrupted in time (${late} finished first)`);
     const kind = kinds[i % kinds.length];
     const dir = makeTmpDir('intr');
     const args = kind === 'dump' ? ['dump', '-t', String(target.pid), '-D', dir, '--leave-running'] : ['pre-dump', '-t', String(target.pid), '-D', dir];
-    const t = await interruptOnce(target, pids, args, signals[i % signals.length], maxDelayMs);
+    const t = await interruptOnce(target, pids, args, signals[i % signals.length], window);
     if (t.interrupted) done++;
-    else late++;
+    else {
+      late++;
+      window = Math.max(1, window / 2);
+    }
     times.push(t.ms);
   }
   const v = await verdict(target, 30_000);
