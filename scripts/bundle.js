@@ -114,11 +114,6 @@ async function main() {
     legalComments: 'none',
   };
   await esbuild.build({ ...common, entryPoints: [path.join(CLI_DIST, 'bundle.js')], outfile: path.join(CLI_DIST, 'amber.js') });
-  await esbuild.build({
-    ...common,
-    entryPoints: [path.join(REPO, 'plugins', 'mm', 'dist', 'populate-worker.js')],
-    outfile: path.join(PKGS, 'plugins', 'mm', 'dist', 'populate-worker.js'),
-  });
 }
 
 main().catch((e) => {

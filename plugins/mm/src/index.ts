@@ -18,7 +18,8 @@ import { armTracking, dirtyCategory, removeTracking, trackingIntact } from './tr
 import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { spliceIntoImage } from './splice';
-import { copyIntoImage, copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
+import { copyIntoImage } from './copy-into-image';
+import { copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
 import { classify, classifyOwned, hasPrivatePages, joinVvar, refuseForeignShared, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {

@@ -1,10 +1,5 @@
-import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { AmberError, IOV_MAX, KernelError, MAP, O, PROT, SIG, SYS, syscallAsync, type RemoteSyscall, type TableCall } from '@amber/core';
-
-import type { PopulateJob } from './populate-worker';
-
-const EOPNOTSUPP = 95;
+import { writeSync } from 'node:fs';
+import { IOV_MAX, O, type RemoteSyscall, type TableCall } from '@amber/core';
 
 export interface Segment {
   addr: bigint;
@@ -20,7 +15,7 @@ const MAX_BYTES_PER_CALL = 1 << 30;
  */
 export function transfer(
   remote: RemoteSyscall,
-  op: 'writev' | 'preadv',
+  op: 'writev' | 'pwritev' | 'preadv',
   fd: number,
   segments: Segment[],
   fileOffset = 0,
@@ -45,7 +40,9 @@ export function transfer(
     const n =
       op === 'writev'
         ? remote.sys.with('pages').writev(fd, iovAddr, count)
-        : remote.sys.with('pages').preadv(fd, iovAddr, count, fileOffset + total, 0);
+        : op === 'pwritev'
+          ? remote.sys.with('pages').pwritev(fd, iovAddr, count, fileOffset + total, 0)
+          : remote.sys.with('pages').preadv(fd, iovAddr, count, fileOffset + total, 0);
     if (n === 0) throw new Error(`${op} of pages in pid ${remote.pid} made no progress`);
     total += n;
     progress?.(n);
@@ -198,127 +195,4 @@ export function copyThroughAmber(
 /** A run of pages to dump, and whether the task itself may read it (its VMA has PROT_READ). */
 export interface DumpSegment extends Segment {
   readable: boolean;
-}
-
-/** How much of the pages file the task maps at a time while it copies. */
-const WINDOW = 64 << 20;
-/** Triples per copy-loop run: they are staged in the scratch data area. */
-const TRIPLES_PER_RUN = 4096;
-
-/**
- * Dumps pages by letting the task copy them itself into the image: it maps the pages file
- * (MAP_SHARED) a window at a time and runs a `rep movsb` loop over its runs; amber meanwhile
- * allocates the file's pages with fallocate on another core. Measured on this VM, for 1 GiB into
- * tmpfs: writev from the task takes 0.36–2.8 s from run to run, this path ~0.4–0.5 s. Runs in
- * memory the task cannot read (PROT_NONE, write-only) are copied through /proc/PID/mem by amber.
- * `taskFd` is the pages file opened O_RDWR in the task, `path` the same file for amber.
- * Undefined when the task has no room to map a window: nothing was copied, the file is empty.
- */
-export async function copyIntoImage(
-  remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], progress?: (bytes: number) => void, log?: (line: string) => void,
-): Promise<number | undefined> {
-  const total = segments.reduce((n, s) => n + s.len, 0);
-  const fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
-  ftruncateSync(fd, total);
-  // Allocating the file's pages is a good share of the work and needs no data: another core does it.
-  const allocation = syscallAsync(SYS.fallocate, [fd, 0, 0, total]);
-  const front = new BigInt64Array(new SharedArrayBuffer(8));
-  const helper = total >= HELPER_MIN ? startPopulating(path, total, front) : undefined;
-  if (helper) log?.(`pid ${remote.pid}: a worker thread writes the pages file from the back`);
-  let allocated = 0;
-  let copied = false;
-  try {
-    copied = await remote.withCopyFaultsStopping(async () => copyWindows(remote, taskFd, fd, path, segments, front, progress));
-  } finally {
-    Atomics.store(front, 0, BigInt(total));
-    allocated = await allocation;
-    await helper;
-    if (!copied) ftruncateSync(fd, 0);
-    closeSync(fd);
-  }
-  if (allocated < 0 && allocated !== -EOPNOTSUPP) throw new KernelError('fallocate (pages)', -allocated, remote.pid, path);
-  return copied ? total : undefined;
-}
-
-/**
- * The task copies `segments`, in order, into its windows of the pages file; amber copies what it
- * may not read. False when the task has no room for the first window (nothing copied).
- */
-function copyWindows(
-  remote: RemoteSyscall, taskFd: number, fd: number, path: string, segments: DumpSegment[], front: BigInt64Array,
-  progress?: (bytes: number) => void,
-): boolean {
-  const total = segments.reduce((n, s) => n + s.len, 0);
-  const triples = Buffer.alloc(TRIPLES_PER_RUN * 24);
-  let seg = 0;
-  let segOff = 0;
-  for (let winOff = 0; winOff < total; winOff += WINDOW) {
-    const winLen = Math.min(WINDOW, total - winOff);
-    remote.resetData();
-    const mapped = remote.sysRaw.mmap(0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, winOff);
-    if (mapped < 0 && mapped > -4096) {
-      // No room in the task's address space (RLIMIT_AS, say): before any copy, let writev do it.
-      if (winOff === 0) return false;
-      throw new KernelError('mmap (pages window, in the task)', -mapped, remote.pid, path);
-    }
-    const win = BigInt(mapped);
-    try {
-      for (let at = 0; at < winLen; ) {
-        let n = 0;
-        const hidden: (Segment & { fileOff: number })[] = [];
-        while (at < winLen && n < TRIPLES_PER_RUN) {
-          const s = segments[seg];
-          const len = Math.min(s.len - segOff, winLen - at);
-          const src = s.addr + BigInt(segOff);
-          if (s.readable) {
-            triples.writeBigUInt64LE(win + BigInt(at), n * 24);
-            triples.writeBigUInt64LE(src, n * 24 + 8);
-            triples.writeBigUInt64LE(BigInt(len), n * 24 + 16);
-            n++;
-          } else {
-            hidden.push({ addr: src, len, fileOff: winOff + at });
-          }
-          at += len;
-          segOff += len;
-          if (segOff === s.len) {
-            seg++;
-            segOff = 0;
-          }
-        }
-        remote.resetData();
-        const fault = n ? remote.copyInTask(remote.stage(triples.subarray(0, n * 24)), n) : undefined;
-        if (fault) throw new CopyFaultError(remote.pid, fault.signal, fault.address, path);
-        for (const h of hidden) copyThroughAmber(remote, fd, [h], h.fileOff);
-      }
-    } finally {
-      remote.sysRaw.munmap(win, winLen);
-    }
-    Atomics.store(front, 0, BigInt(winOff + winLen));
-    progress?.(winLen);
-  }
-  return true;
-}
-
-/** Below this, starting a worker thread costs more than it saves. */
-const HELPER_MIN = 256 << 20;
-
-/** populate-worker.ts on another thread; resolves when it is done (a failure there only costs speed). */
-function startPopulating(path: string, total: number, front: BigInt64Array): Promise<void> {
-  const job: PopulateJob = { path, total, front: front.buffer as SharedArrayBuffer };
-  // required here, not at the top: node:worker_threads costs every amber start ~2.5 ms, and only a
-  // restore of a large mapping gets this far
-  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const worker = new Worker(join(__dirname, 'populate-worker.js'), { workerData: job });
-  return new Promise((resolve) => {
-    worker.once('error', () => resolve());
-    worker.once('exit', () => resolve());
-  });
-}
-
-/** The task's copy into the pages file faulted: the file's filesystem is full, or memory went away. */
-export class CopyFaultError extends AmberError {
-  constructor(readonly pid: number, readonly signal: number, readonly address: bigint, readonly path: string) {
-    const why = signal === SIG.BUS ? `SIGBUS (no room left for ${path}?)` : 'SIGSEGV (memory the task could not read)';
-    super(`pid ${pid}: copying its pages into ${path} stopped at 0x${address.toString(16)}: ${why}; the task was not harmed`);
-  }
 }

@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       'which bounds whom: CRIU dumps pages on one thread with vmsplice + splice, and so does amber by default on disk ' +
         'filesystems (on ext4 faster than the first write by write(2) measured here); on tmpfs amber writev()s from the task, ' +
         'bounded by the first write (1 stream); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
-        'core (2 streams). amber --pages-via copy dumps with two streams (the task copies, a worker populates the pages file).',
+        'core (2 streams). amber --pages-via copy dumps with two streams (the task copies into the front, libuv threads zero the back).',
     );
   }
   console.log(`\nload average at the end ${load()}`);
