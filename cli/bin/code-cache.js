@@ -6,9 +6,10 @@
  *
  * One file per user, installation and set of node flags,
  * ~/.cache/amber/code-<node version>-<arch>-<hash of this directory and the flags>.bin: an index
- * (JSON) of filename -> [offset, length, mtime, size] and the cached data after it. Per installation, since every start reads the whole file and a run that compiled
- * anything writes it whole again (one file shared by several checkouts had grown to 11 MB, ~3000
- * modules, of which a run uses ~370). An entry whose file changed is ignored; V8 itself rejects
+ * (JSON) of filename -> [offset, length, mtime, size] and the cached data after it. A start reads
+ * the index and the data of the modules it compiles. Per installation, since a run that compiled
+ * anything writes the file whole again (one file shared by several checkouts had grown to 11 MB,
+ * ~3000 modules, of which a run used ~370). An entry whose file changed is ignored; V8 itself rejects
  * data made by another V8 or from other flags. The cache is read only from a directory owned by
  * this user and closed to others, since code from it runs.
  * Written once at exit, only when some module was compiled without it. AMBER_CODE_CACHE=0 turns
@@ -31,21 +32,58 @@ function cacheDir() {
   return dir;
 }
 
-function readCache(file) {
-  const entries = new Map();
-  let blob;
+/** The cache's index: filename -> where its data lies in the file, and the mtime and size it was made from. */
+function readIndex(file) {
+  const index = new Map();
+  let fd;
   try {
-    blob = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch {
-    return entries;
+    return index;
   }
-  if (blob.length < 4) return entries;
-  const indexLength = blob.readUInt32LE(0);
-  const index = JSON.parse(blob.subarray(4, 4 + indexLength).toString('utf8'));
-  const base = 4 + indexLength;
-  for (const [filename, [offset, length, mtime, size]] of Object.entries(index)) {
-    entries.set(filename, { data: blob.subarray(base + offset, base + offset + length), mtime, size });
+  try {
+    const len = Buffer.alloc(4);
+    if (fs.readSync(fd, len, 0, 4, 0) < 4) return index;
+    const head = Buffer.alloc(len.readUInt32LE(0));
+    if (fs.readSync(fd, head, 0, head.length, 4) < head.length) return index;
+    const base = 4 + head.length;
+    for (const [filename, [offset, length, mtime, size]] of Object.entries(JSON.parse(head.toString('utf8')))) {
+      index.set(filename, { file, at: base + offset, length, mtime, size });
+    }
+  } finally {
+    fs.closeSync(fd);
   }
+  return index;
+}
+
+/**
+ * One module's cached data, read when it is compiled: a run uses a few of the entries, and the
+ * whole file held for the run's length (~1.4 MB) counted in every command's peak RSS.
+ */
+function dataOf(e) {
+  if (e.data) return e.data;
+  const data = Buffer.alloc(e.length);
+  const fd = fs.openSync(e.file, 'r');
+  try {
+    if (fs.readSync(fd, data, 0, e.length, e.at) < e.length) throw new Error(`${e.file}: short`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return data;
+}
+
+function cachedDataOf(e) {
+  try {
+    return dataOf(e);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every entry with its data, for a rewrite of the cache. */
+function readCache(file) {
+  const entries = readIndex(file);
+  for (const e of entries.values()) e.data = dataOf(e);
   return entries;
 }
 
@@ -102,7 +140,7 @@ function install() {
   const file = path.join(dir, `code-${process.version}-${process.arch}-${installationHash()}.bin`);
   let entries;
   try {
-    entries = readCache(file);
+    entries = readIndex(file);
   } catch {
     entries = new Map();
   }
@@ -130,7 +168,7 @@ function install() {
     const source = content.startsWith('#!') ? `//${content.slice(2)}` : content;
     const script = new vm.Script(Module.wrap(source), {
       filename,
-      cachedData: usable ? known.data : undefined,
+      cachedData: usable ? cachedDataOf(known) : undefined,
       ...(dynamicImport ? { importModuleDynamically: dynamicImport } : {}),
     });
     if (stat && (!usable || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
@@ -141,8 +179,10 @@ function install() {
   process.once('exit', () => {
     if (!fresh.size) return;
     try {
-      for (const [filename, f] of fresh) entries.set(filename, { data: f.script.createCachedData(), mtime: f.mtime, size: f.size });
-      writeCache(file, entries);
+      // read again whole: another run may have rewritten it since
+      const all = readCache(file);
+      for (const [filename, f] of fresh) all.set(filename, { data: f.script.createCachedData(), mtime: f.mtime, size: f.size });
+      writeCache(file, all);
     } catch {
       // a cache that cannot be written costs the next run its speed, nothing else
     }
