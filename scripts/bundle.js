@@ -78,6 +78,11 @@ const oclifLazyBuiltins = {
         return { contents, loader: 'js' };
       });
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]parser[\\/]parse\.js$/, async () => [LAZY_BUILTIN('node:readline')]);
+    // oclif's logger: the debug package (with supports-color, ms, tty) only when DEBUG asks for
+    // its lines; otherwise loggers that print nothing, as debug's do then (~5 ms of a start)
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]logger\.js$/, async () => [
+      ['require("debug")', '(process.env.DEBUG ? require("debug") : (ns) => Object.assign(() => {}, { enabled: false, namespace: ns }))'],
+    ]);
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]util[\\/]os\.js$/, async (file) => {
       const wslUtils = await build.resolve('wsl-utils', { resolveDir: path.dirname(file), kind: 'dynamic-import' });
       const isWsl = await build.resolve('is-wsl', { resolveDir: path.dirname(wslUtils.path), kind: 'import-statement' });
