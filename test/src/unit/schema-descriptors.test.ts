@@ -57,3 +57,33 @@ test('a descriptor older than its .proto is not used: the text is parsed', () =>
   root.resolveAll();
   assert.deepEqual(Object.keys(root.lookupType('thingtest.Thing').fields), ['a', 'b']);
 });
+
+test('a .proto edited after its descriptor, to the same length, is hashed: the text is parsed', () => {
+  const dir = makeTmpDir('schema-descriptor-same-length');
+  const file = path.join(dir, 'thing.proto');
+  fs.writeFileSync(file, 'syntax = "proto2";\npackage thingsame;\nmessage Thing { required uint32 a = 1; }\n');
+  fs.writeFileSync(`${file}.json`, describeSchemaFile(file));
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(`${file}.json`, old, old);
+  fs.writeFileSync(file, 'syntax = "proto2";\npackage thingsame;\nmessage Thing { required uint32 z = 1; }\n');
+  assert.equal(schemaSource(file), 'text');
+});
+
+test('message constructors (made without new Function) set what protobufjs\'s generated ones set', () => {
+  const root = freshRoot();
+  addSchemaFile(root, path.join(repoRoot, 'core', 'proto', 'mm.proto'));
+  root.resolveAll();
+  const mm = root.lookupType('amber.MmEntry');
+  const lists = mm.fieldsArray.filter((f) => f.repeated).map((f) => f.name);
+  assert.ok(lists.length > 0, 'MmEntry has repeated fields');
+  const made = mm.create({ mmStartCode: 4096n, vmas: undefined }) as unknown as Record<string, unknown>;
+  assert.equal(mm.ctor.name, 'MmEntry');
+  assert.ok(made instanceof mm.ctor);
+  assert.equal(made.mmStartCode, 4096n);
+  for (const name of lists) assert.deepEqual(made[name], [], `${name} starts empty, on the instance`);
+  assert.ok(Object.prototype.hasOwnProperty.call(made, lists[0]));
+  // and protobufjs's own decode, which builds its messages with the constructor, still works
+  const bytes = mm.encode(mm.fromObject({ mmStartCode: 4096, mmEndCode: 8192, mmStartData: 0, mmEndData: 0, mmStartStack: 0, mmStartBrk: 0, mmBrk: 0, mmArgStart: 0, mmArgEnd: 0, mmEnvStart: 0, mmEnvEnd: 0, exeFileId: 1, vmas: [] })).finish();
+  const back = mm.toObject(mm.decode(bytes), { longs: String }) as Record<string, unknown>;
+  assert.equal(back.mmEndCode, '8192');
+});
