@@ -165,7 +165,10 @@ function assertNotWritableByOthers(path: string): void {
 
 function pluginEntry(pkgDir: string): string | undefined {
   try {
-    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { amber?: { plugin?: string } };
+    const text = readFileSync(join(pkgDir, 'package.json'), 'utf8');
+    // most packages beside amber are not plugins: only a manifest naming amber is parsed
+    if (!text.includes('"amber"')) return undefined;
+    const pkg = JSON.parse(text) as { amber?: { plugin?: string } };
     return pkg.amber?.plugin ? join(pkgDir, pkg.amber.plugin) : undefined;
   } catch {
     return undefined;
