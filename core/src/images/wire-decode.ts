@@ -7,11 +7,12 @@
  */
 import * as protobuf from 'protobufjs';
 import { SchemaError } from './errors';
-import { kindOf, WIRE, type Kind } from './wire-kinds';
+import { Code, CODE, kindOf, WIRE, type Kind } from './wire-kinds';
 
 interface FieldPlan {
   name: string;
   kind: Kind;
+  code: Code;
   repeated: boolean;
   /** the wire type of one value (0 varint, 1 64-bit, 2 length-delimited, 5 32-bit) */
   wire: number;
@@ -32,7 +33,7 @@ function planOf(type: protobuf.Type): TypePlan {
   for (const f of type.fieldsArray) {
     const kind = kindOf(type, f);
     const message = kind === 'message' ? (f.resolvedType as protobuf.Type) : undefined;
-    plan.byId.set(f.id, { name: f.name, kind, repeated: f.repeated, wire: WIRE[kind], message });
+    plan.byId.set(f.id, { name: f.name, kind, code: CODE[kind], repeated: f.repeated, wire: WIRE[kind], message });
     if (f.required) plan.required.push(f.name);
   }
   plans.set(type, plan);
@@ -78,26 +79,26 @@ function fixed64(r: protobuf.Reader): bigint {
 }
 
 function value(r: protobuf.Reader, f: FieldPlan): unknown {
-  switch (f.kind) {
-    case 'int32': case 'enum': return r.int32();
-    case 'uint32': return r.uint32();
-    case 'sint32': return r.sint32();
-    case 'fixed32': return r.fixed32();
-    case 'sfixed32': return r.sfixed32();
-    case 'bool': return r.bool();
-    case 'uint64': return varint64(r);
-    case 'int64': return BigInt.asIntN(64, varint64(r));
-    case 'sint64': {
+  switch (f.code) {
+    case Code.int32: case Code.enum: return r.int32();
+    case Code.uint32: return r.uint32();
+    case Code.sint32: return r.sint32();
+    case Code.fixed32: return r.fixed32();
+    case Code.sfixed32: return r.sfixed32();
+    case Code.bool: return r.bool();
+    case Code.uint64: return varint64(r);
+    case Code.int64: return BigInt.asIntN(64, varint64(r));
+    case Code.sint64: {
       const z = varint64(r);
       return (z >> 1n) ^ -(z & 1n);
     }
-    case 'fixed64': return fixed64(r);
-    case 'sfixed64': return BigInt.asIntN(64, fixed64(r));
-    case 'double': return r.double();
-    case 'float': return r.float();
-    case 'string': return r.string();
-    case 'bytes': return r.bytes();
-    case 'message': {
+    case Code.fixed64: return fixed64(r);
+    case Code.sfixed64: return BigInt.asIntN(64, fixed64(r));
+    case Code.double: return r.double();
+    case Code.float: return r.float();
+    case Code.string: return r.string();
+    case Code.bytes: return r.bytes();
+    case Code.message: {
       const len = r.uint32();
       return decodeFrom(r, f.message as protobuf.Type, r.pos + len);
     }

@@ -7,6 +7,20 @@ export type Kind =
   | 'int64' | 'uint64' | 'sint64' | 'fixed64' | 'sfixed64'
   | 'double' | 'float' | 'string' | 'bytes' | 'message';
 
+/**
+ * The kinds as small integers, for the hot switches (wire-encode's writeValue): the interpreter
+ * (amber runs without TurboFan) jumps on a number but compares a string kind case by case.
+ */
+export const enum Code {
+  int32, uint32, sint32, fixed32, sfixed32, bool, enum, int64, uint64, sint64, fixed64, sfixed64, double, float, string, bytes, message,
+}
+
+export const CODE: Record<Kind, Code> = {
+  int32: Code.int32, uint32: Code.uint32, sint32: Code.sint32, fixed32: Code.fixed32, sfixed32: Code.sfixed32, bool: Code.bool,
+  enum: Code.enum, int64: Code.int64, uint64: Code.uint64, sint64: Code.sint64, fixed64: Code.fixed64, sfixed64: Code.sfixed64,
+  double: Code.double, float: Code.float, string: Code.string, bytes: Code.bytes, message: Code.message,
+};
+
 /** The wire type of one value of each kind (0 varint, 1 64-bit, 2 length-delimited, 5 32-bit). */
 export const WIRE: Record<Kind, number> = {
   int32: 0, uint32: 0, sint32: 0, bool: 0, enum: 0, int64: 0, uint64: 0, sint64: 0,

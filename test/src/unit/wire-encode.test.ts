@@ -127,6 +127,7 @@ message Outer {
   repeated uint32 packed = 5 [packed = true];
   repeated bool flags = 6;
   optional bytes raw = 7;
+  repeated uint32 words = 8;
 }
 message Holder { optional Outer outer = 1; }
 `).root;
@@ -146,6 +147,12 @@ test('a value of the wrong type or range, an undeclared field or a missing requi
   refused({ packed: [1, -2] }, /^packed\[1\]: expected a 32-bit integer/);
   refused({ flags: true }, /^flags: expected an array$/);
   refused({ raw: 'text' }, /^raw: expected a Buffer$/);
+  refused({ words: [1, 2, 2 ** 32] }, /^words\[2\]: expected a 32-bit integer, got 4294967296$/);
+  refused({ words: [7, '8'] }, /^words\[1\]: expected a 32-bit integer, got 8$/);
+  refused({ i: 1, nope: 2 }, /^nope: Outer has no such field$/);
+  // and an unpacked repeated uint32, written by its own loop, is the bytes protobufjs writes
+  const words = { words: [0, 1, 127, 128, 16383, 16384, 2 ** 32 - 1] };
+  assert.equal(encodeMessage(words, Outer).toString('hex'), Buffer.from(Outer.encode(Outer.fromObject(words)).finish()).toString('hex'));
 });
 
 test('a submessage longer than 127 bytes gets a two-byte length in front, and packed values one run', () => {
