@@ -182,13 +182,12 @@ function runBatch(remote: RemoteSyscall, pipe: Pipe, taskFd: number, batch: Chun
     const len = shorten && i === batch.length - 1 ? Math.max(PAGE, Math.floor(c.len / 2 / PAGE) * PAGE) : c.len;
     calls.push({ name: 'splice', args: [pipe.r, 0n, taskFd, offsetsAt + BigInt(i * 8), len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK], detail });
   });
-  let failure: KernelError | undefined;
-  try {
-    remote.invokeMany(calls);
-  } catch (e) {
-    if (!(e instanceof KernelError)) throw e;
-    failure = e;
-  }
+  // queryMany: on a parked thread (a dump) the whole table goes in one stop instead of two stops
+  // a call, which cost a 1 GiB dump ~0.4 s; every call runs even after one fails, and what a
+  // later pair writes after a short move is written again, as below
+  const results = remote.queryMany(calls);
+  const first = results.findIndex((r) => r < 0 && r > -4096);
+  const failure = first < 0 ? undefined : new KernelError(`${calls[first].name} (in the task)`, -results[first], remote.pid, calls[first].detail);
   const after = remote.memory.read(offsetsAt, offsets.length);
   let done = 0;
   while (done < batch.length && Number(after.readBigInt64LE(done * 8)) === batch[done].fileOff + batch[done].len) done++;
