@@ -74,14 +74,16 @@ function dumpSegments(vmas: VmaEntry[], present: PagemapEntry[]): DumpSegment[] 
 }
 
 /**
- * How pages reach the pages file when --pages-via does not say. Measured here for 1 GiB, medians
- * of 7 alternating in one minute: on tmpfs writev from the task 421 ms against 876 ms by splice
- * (shmem's write path takes user memory faster than pipe pages); on ext4 splice 574 ms against
- * 1146 by copy and 1687 by writev.
+ * How pages reach the pages file when --pages-via does not say. Measured here (npm run bench --
+ * --only paths, whole commands, alternating): on tmpfs the task's copy into windows while amber
+ * zeroes the back, 1 GiB 0.91 s (twice) against 0.99-1.17 by splice and 1.43-2.09 by writev,
+ * 4 GiB 2.74 against 3.84 and 5.26; on ext4 splice (1 GiB: 574 ms against 1146 by copy and 1687
+ * by writev), as CRIU does. The copy needs room for a window in the task's address space, and
+ * falls back to writev without it.
  */
 const TMPFS_MAGIC = 0x01021994;
 function defaultPagesVia(fsType: number): PagesDumpPath {
-  return fsType === TMPFS_MAGIC ? 'writev' : 'splice';
+  return fsType === TMPFS_MAGIC ? 'copy' : 'splice';
 }
 
 /** Memory: VMAs, pages, the vDSO, brk and the other mm fields. */

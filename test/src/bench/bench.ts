@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     } else if (s === 'tree') print(await dumpRestore(tools, opts.rounds, forest(50, 4), 'tree of 50 processes x 4 threads', opts.imagesIn));
     else if (s === 'threads') print(await dumpRestore(tools, opts.rounds, forest(1, 24), 'one process of 24 threads', opts.imagesIn));
     else if (s === 'incremental') print(await incremental(tools, opts.rounds, opts.incrementalMb, opts.imagesIn));
-    else if (s === 'paths') print(await dataPaths((paths) => amberTool({ paths }), opts.rounds, 1024, opts.imagesIn));
+    else if (s === 'paths') print(await dataPaths((paths) => amberTool({ paths }), opts.rounds, opts.sizesMb.length === 1 ? opts.sizesMb[0] : 1024, opts.imagesIn));
   }
   removeScratch();
   console.log('');
@@ -72,9 +72,9 @@ async function main(): Promise<void> {
     for (const l of formatTable(head, ceilings)) console.log(l);
     console.log(
       'which bounds whom: CRIU dumps pages on one thread with vmsplice + splice, and so does amber by default on disk ' +
-        'filesystems (on ext4 faster than the first write by write(2) measured here); on tmpfs amber writev()s from the task, ' +
-        'bounded by the first write (1 stream); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
-        'core (2 streams). amber --pages-via copy dumps with two streams (the task copies into the front, libuv threads zero the back).',
+        'filesystems (on ext4 faster than the first write by write(2) measured here); on tmpfs the task copies into the front ' +
+        'of the pages file while libuv threads zero its back (2 streams); CRIU restores on one thread (the fresh memory write, 1 stream), amber with UFFDIO_COPY on every ' +
+        'core (2 streams).',
     );
   }
   console.log(`\nload average at the end ${load()}`);
