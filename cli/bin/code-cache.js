@@ -44,12 +44,17 @@ function readIndex(file) {
   try {
     const len = Buffer.alloc(4);
     if (fs.readSync(fd, len, 0, 4, 0) < 4) return index;
-    const head = Buffer.alloc(len.readUInt32LE(0));
+    const indexLength = len.readUInt32LE(0);
+    if (4 + indexLength > fs.fstatSync(fd).size) return index;
+    const head = Buffer.alloc(indexLength);
     if (fs.readSync(fd, head, 0, head.length, 4) < head.length) return index;
     const base = 4 + head.length;
     for (const [filename, [offset, length, mtime, size]] of Object.entries(JSON.parse(head.toString('utf8')))) {
       index.set(filename, { file, at: base + offset, length, mtime, size });
     }
+  } catch {
+    // a damaged index: as if there were no cache (the run's exit writes a new one)
+    index.clear();
   } finally {
     fs.closeSync(fd);
   }
@@ -80,10 +85,13 @@ function cachedDataOf(e) {
   }
 }
 
-/** Every entry with its data, for a rewrite of the cache. */
+/** Every entry whose data is there, for a rewrite of the cache (a cut-short file loses the rest). */
 function readCache(file) {
   const entries = readIndex(file);
-  for (const e of entries.values()) e.data = dataOf(e);
+  for (const [filename, e] of entries) {
+    e.data = cachedDataOf(e);
+    if (!e.data) entries.delete(filename);
+  }
   return entries;
 }
 
@@ -166,12 +174,13 @@ function install() {
     const usable = known && known.mtime === stat.mtimeMs && known.size === stat.size;
     // a #! line is only valid at the very start of a script, and the wrapper comes first
     const source = content.startsWith('#!') ? `//${content.slice(2)}` : content;
+    const data = usable ? cachedDataOf(known) : undefined;
     const script = new vm.Script(Module.wrap(source), {
       filename,
-      cachedData: usable ? cachedDataOf(known) : undefined,
+      cachedData: data,
       ...(dynamicImport ? { importModuleDynamically: dynamicImport } : {}),
     });
-    if (stat && (!usable || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
+    if (stat && (!data || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
     const wrapper = script.runInThisContext({ displayErrors: true });
     return wrapper.call(this.exports, this.exports, requireFor(this), this, filename, path.dirname(filename));
   };

@@ -47,6 +47,31 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     assert.equal(load(home, mod), 'other 43');
   });
 
+  test('a damaged cache file (garbage, an index longer than the file, data cut short) is written anew by the next run', () => {
+    for (const damage of ['garbage', 'long index', 'cut short'] as const) {
+      const dir = makeTmpDir('code-cache-damaged');
+      const home = path.join(dir, 'cache');
+      const mod = path.join(dir, 'answer.js');
+      fs.writeFileSync(mod, 'module.exports = "fine " + (() => 6 * 7)();\n');
+      assert.equal(load(home, mod), 'fine 42');
+      const cached = path.join(home, 'amber', cacheFiles(home)[0]);
+      const good = fs.readFileSync(cached);
+      if (damage === 'garbage') fs.writeFileSync(cached, Buffer.from('\x10\x00\x00\x00not json at all!'));
+      else if (damage === 'long index') fs.writeFileSync(cached, Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0x7f]), good.subarray(4)]));
+      else fs.writeFileSync(cached, good.subarray(0, good.length - 16));
+      // the damaged run still works, compiling without the cache, and writes a whole cache at exit
+      assert.equal(load(home, mod), 'fine 42', damage);
+      const again = fs.readFileSync(cached);
+      const index = JSON.parse(again.subarray(4, 4 + again.readUInt32LE(0)).toString('utf8')) as Record<string, [number, number]>;
+      const [offset, length] = index[mod];
+      assert.ok(4 + again.readUInt32LE(0) + offset + length <= again.length, `${damage}: the rewritten cache holds the module's data`);
+      // and the run after it compiles nothing: the file stays as it is
+      const mtime = fs.statSync(cached).mtimeMs;
+      assert.equal(load(home, mod), 'fine 42');
+      assert.equal(fs.statSync(cached).mtimeMs, mtime, `${damage}: a run from the repaired cache rewrites nothing`);
+    }
+  });
+
   test('a module that calls import() still can on the next run (node compiles it, not the cache)', () => {
     const dir = makeTmpDir('code-cache');
     const home = path.join(dir, 'cache');
