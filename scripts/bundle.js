@@ -79,7 +79,7 @@ const oclifLazyBuiltins = {
       });
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]parser[\\/]parse\.js$/, async () => [LAZY_BUILTIN('node:readline')]);
     // oclif's logger: the debug package (with supports-color, ms, tty) only when DEBUG asks for
-    // its lines; otherwise loggers that print nothing, as debug's do then (~5 ms of a start)
+    // its lines; otherwise loggers that print nothing, as debug's do then
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]logger\.js$/, async () => [
       ['require("debug")', '(process.env.DEBUG ? require("debug") : (ns) => Object.assign(() => {}, { enabled: false, namespace: ns }))'],
     ]);

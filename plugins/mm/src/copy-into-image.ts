@@ -1,6 +1,6 @@
 import { closeSync, constants, ftruncateSync, openSync, writev } from 'node:fs';
-import { AmberError, MAP, PROT, SIG, type RemoteSyscall } from '@amber/core';
-import { copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
+import { AmberError, KernelError, MAP, PROT, SIG, type RemoteSyscall } from '@amber/core';
+import { copyThroughAmber, writeInFileOrder, type DumpSegment, type Segment } from './transfer';
 
 /** How much of the pages file the task maps at a time while it copies. */
 const WINDOW = 32 << 20;
@@ -38,10 +38,7 @@ export async function copyIntoImage(
       back.feed(front);
       while (front < back.low) {
         const len = Math.min(WINDOW, back.low - front);
-        if (!copyWindow(remote, taskFd, fd, path, runs.take(len), front)) {
-          if (front === 0) return false;
-          throw new AmberError(`pid ${remote.pid}: no room left in its address space for a window of ${path}`);
-        }
+        if (!copyWindow(remote, taskFd, fd, path, runs.take(len), front, front === 0)) return false;
         front += len;
         progress?.(len);
         back.feed(front);
@@ -50,15 +47,7 @@ export async function copyIntoImage(
       }
       await back.settled();
       log?.(`pid ${remote.pid}: the task copied ${front} bytes into its windows; zeroes were written from byte ${front} up`);
-      let at = front;
-      const rest = runs.take(total - front);
-      for (let i = 0; i < rest.length; ) {
-        let j = i + 1;
-        while (j < rest.length && rest[j].readable === rest[i].readable) j++;
-        const part = rest.slice(i, j);
-        at += part[0].readable ? transfer(remote, 'pwritev', taskFd, part, at, progress) : copyThroughAmber(remote, fd, part, at, progress);
-        i = j;
-      }
+      writeInFileOrder(remote, taskFd, path, runs.take(total - front), front, progress);
       return true;
     });
   } finally {
@@ -141,13 +130,18 @@ class SegmentCursor {
 
 /**
  * The task copies `runs` into one window of the pages file at `fileOff`; amber copies what it may
- * not read. False when the task has no room to map the window.
+ * not read. False when the task has no room to map the window and `mayRefuse` (the first window:
+ * nothing is copied yet, and writev does it all); later, no room is a KernelError.
  */
-function copyWindow(remote: RemoteSyscall, taskFd: number, fd: number, path: string, runs: DumpSegment[], fileOff: number): boolean {
+function copyWindow(remote: RemoteSyscall, taskFd: number, fd: number, path: string, runs: DumpSegment[], fileOff: number, mayRefuse: boolean): boolean {
   const winLen = runs.reduce((n, s) => n + s.len, 0);
   remote.resetData();
   const mapped = remote.sysRaw.mmap(0, winLen, PROT.READ | PROT.WRITE, MAP.SHARED, taskFd, fileOff);
-  if (mapped < 0 && mapped > -4096) return false;
+  if (mapped < 0 && mapped > -4096) {
+    // no room in the task's address space (RLIMIT_AS, say)
+    if (mayRefuse) return false;
+    throw new KernelError('mmap (pages window, in the task)', -mapped, remote.pid, path);
+  }
   const win = BigInt(mapped);
   const triples = Buffer.alloc(Math.min(runs.length, TRIPLES_PER_RUN) * 24);
   try {

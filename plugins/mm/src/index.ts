@@ -19,7 +19,7 @@ import { checkStamps, stampOf } from './stamps';
 import { isAmberTracker, softDirtyWorks, type TrackingMode } from './tracker';
 import { spliceIntoImage } from './splice';
 import { copyIntoImage } from './copy-into-image';
-import { copyThroughAmber, transfer, type DumpSegment, type Segment } from './transfer';
+import { copyThroughAmber, writeInFileOrder, type DumpSegment, type Segment } from './transfer';
 import { classify, classifyOwned, hasPrivatePages, joinVvar, refuseForeignShared, VMA, type MemoryObjectRef, type MmEntry, type VmaEntry } from './vmas';
 
 export class UnsupportedMappingError extends AmberError {
@@ -283,16 +283,7 @@ export class MemoryPlugin implements ResourcePlugin {
       }
       const copied = via === 'copy' && (await copyIntoImage(remote, fd, pagesPath, segments, progress, (line) => this.log.debug(line))) !== undefined;
       if (via === 'copy' && !copied) this.log.debug(`pid ${pid}: no room in its address space for a window of the pages file; writev instead`);
-      if (!copied) {
-        // in file order: what the task may read by its writev, the rest through /proc/PID/mem
-        for (let i = 0; i < segments.length; ) {
-          let j = i + 1;
-          while (j < segments.length && segments[j].readable === segments[i].readable) j++;
-          if (segments[i].readable) transfer(remote, 'writev', fd, segments.slice(i, j), 0, progress);
-          else appendThroughAmber(remote, pagesPath, segments.slice(i, j), progress);
-          i = j;
-        }
-      }
+      if (!copied) writeInFileOrder(remote, fd, pagesPath, segments, 'append', progress);
     } finally {
       remote.sysRaw.close(fd);
     }

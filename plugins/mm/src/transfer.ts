@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { IOV_MAX, O, type RemoteSyscall, type TableCall } from '@amber/core';
 
 export interface Segment {
@@ -195,4 +195,34 @@ export function copyThroughAmber(
 /** A run of pages to dump, and whether the task itself may read it (its VMA has PROT_READ). */
 export interface DumpSegment extends Segment {
   readable: boolean;
+}
+
+/**
+ * `segments` written in file order: the runs the task may read by its own writev, the others by
+ * amber through /proc/PID/mem (its own fd on `path`). `at`: the file offset of the first byte
+ * (pwritev, and amber writes at offsets), or 'append' (writev at the task fd's position, amber
+ * appends).
+ */
+export function writeInFileOrder(
+  remote: RemoteSyscall, taskFd: number, path: string, segments: DumpSegment[], at: number | 'append', progress?: (bytes: number) => void,
+): void {
+  let amberFd: number | undefined;
+  let off = at;
+  try {
+    for (let i = 0; i < segments.length; ) {
+      let j = i + 1;
+      while (j < segments.length && segments[j].readable === segments[i].readable) j++;
+      const run = segments.slice(i, j);
+      let n: number;
+      if (run[0].readable) n = transfer(remote, off === 'append' ? 'writev' : 'pwritev', taskFd, run, off === 'append' ? 0 : off, progress);
+      else {
+        amberFd ??= openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW | (off === 'append' ? constants.O_APPEND : 0));
+        n = copyThroughAmber(remote, amberFd, run, off === 'append' ? null : off, progress);
+      }
+      if (off !== 'append') off += n;
+      i = j;
+    }
+  } finally {
+    if (amberFd !== undefined) closeSync(amberFd);
+  }
 }
