@@ -69,9 +69,13 @@ export function readStat(pid: number, tid?: number): ProcStat {
 /** /proc/PID/status as a key -> value map. */
 export function parseStatus(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1).trim());
+  // by index, not split: a tree's dump parses hundreds of these (no TurboFan: see wire-encode.ts)
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const i = text.indexOf(':', start);
+    if (i > start && i < end) out.set(text.slice(start, i), text.slice(i + 1, end).trim());
+    start = end + 1;
   }
   return out;
 }
@@ -110,10 +114,18 @@ export function readMaps(pid: number): MapsEntry[] {
 export function parseSmapsVmFlags(text: string): Map<bigint, string[]> {
   const out = new Map<bigint, string[]>();
   let current: bigint | undefined;
-  for (const line of text.split('\n')) {
+  const lines = text.split('\n');
+  for (let k = 0; k < lines.length; k++) {
+    const line = lines[k];
+    // a VMA's first line starts with its range; the ~20 lines of counters after it do not
+    if (line.startsWith('VmFlags:')) {
+      if (current !== undefined) out.set(current, line.slice(8).trim().split(/\s+/));
+      continue;
+    }
+    const c = line.charCodeAt(0);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) continue;
     const head = /^([0-9a-f]+)-[0-9a-f]+ /.exec(line);
     if (head) current = BigInt('0x' + head[1]);
-    else if (line.startsWith('VmFlags:') && current !== undefined) out.set(current, line.slice(8).trim().split(/\s+/));
   }
   return out;
 }
@@ -168,9 +180,10 @@ export function listThreads(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
 }
 
-export function listChildren(pid: number): number[] {
+/** The children of every thread of pid (`tids` when the caller knows them already). */
+export function listChildren(pid: number, tids = listThreads(pid)): number[] {
   const out: number[] = [];
-  for (const tid of listThreads(pid)) {
+  for (const tid of tids) {
     try {
       const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
       if (text) out.push(...text.split(/\s+/).map(Number));

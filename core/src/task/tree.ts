@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { SIG } from '../kernel/constants';
+import { PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError, KernelError } from '../kernel/errors';
 import { describeThread, TaskGoneError, WaitTimeoutError } from '../ptrace/errors';
 import { WaitStatus } from '../kernel/syscalls';
@@ -52,8 +52,8 @@ const STOP_SIGNALS: number[] = [SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU];
 
 /**
  * Freezes a process tree with PTRACE_SEIZE + PTRACE_INTERRUPT on every thread, parents before
- * children. Threads and children created while we walk are caught by walking again until a pass
- * finds nothing new; a frozen task cannot fork, so the walk ends.
+ * children. A task's children are read once all its threads are stopped (freezeThreads), so
+ * those it forked while the walk came to it are found; a frozen task cannot fork, so the walk ends.
  *
  * io_uring is refused before anything is seized (its workers never stop, see io-uring.ts): the
  * whole tree is looked at first, a task forked since when the walk comes to it, and every thread
@@ -66,85 +66,44 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
   const lookedAt = refuseIoUringInTree(rootPid);
   const tasks = new Map<number, FrozenTask>();
   try {
-    for (let pass = 0; ; pass++) {
-      let found = false;
-      const queue = [rootPid];
+    // Once all its threads are stopped a task forks no more, so its children, read then, are
+    // all there is: one walk suffices, but for orphans. A task that exits during the walk hands
+    // its children to a subreaper, which may be a task walked already: then the children of every
+    // frozen task are read again, until no new one shows.
+    const walk = { exits: 0 };
+    const queue = [rootPid];
+    for (;;) {
       while (queue.length) {
         const pid = queue.shift()!;
-        let task = tasks.get(pid);
-        if (!task) {
-          const st = gone(pid === rootPid, () => readStat(pid));
-          if (!st) continue; // exited and reaped while we walked
-          tasks.set(pid, (task = { pid, tracees: new Map(), stopped: false }));
-          if (st.state === 'Z') {
-            task.zombie = { waitStatus: st.exitCode };
-            found = true;
-            continue;
-          }
-          // one the look before missed (forked since) is looked at now; each thread is, below
-          if (!lookedAt.has(pid)) gone(pid === rootPid, () => refuseIoUring(pid));
+        if (tasks.has(pid)) continue;
+        const st = gone(pid === rootPid, () => readStat(pid));
+        if (!st) {
+          walk.exits++; // exited and reaped while we walked
+          continue;
         }
-        if (task.zombie) continue;
-        // the main thread first, alone; the others are all interrupted before amber waits for
-        // any of them, so that they stop at the same time
-        const waiting: Tracee[] = [];
-        for (const tid of gone(pid === rootPid, () => listThreads(pid)) ?? []) {
-          if (task.tracees.has(tid)) continue;
-          checkpoint();
-          if (isIoUringWorker(pid, tid)) {
-            refuseIoUring(pid);
-            throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });
-          }
-          if (deadline !== undefined && Date.now() > deadline) throw new FreezeTimeoutError(rootPid, timeoutMs!);
-          const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
-          const together = tid !== pid && task.tracees.size > 0;
-          let tracee: Tracee | undefined;
-          try {
-            tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, !together, within));
-          } catch (e) {
-            if (e instanceof WaitTimeoutError && deadline !== undefined) throw new FreezeTimeoutError(rootPid, timeoutMs!, tid);
-            throw e;
-          }
-          if (tracee && together) {
-            task.tracees.set(tid, tracee); // thawed with the others should anything fail
-            waiting.push(tracee);
-            continue;
-          }
-          if (!tracee) {
-            // exited under our hands: a process that became a zombie is dumped as one
-            if (tid === pid && task.tracees.size === 0) {
-              const st = gone(false, () => readStat(pid));
-              if (st?.state === 'Z') task.zombie = { waitStatus: st.exitCode };
-              else tasks.delete(pid);
-              break;
-            }
-            continue;
-          }
-          task.tracees.set(tid, tracee);
-          if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
-          found = true;
+        const task: FrozenTask = { pid, tracees: new Map(), stopped: false };
+        tasks.set(pid, task);
+        if (st.state === 'Z') {
+          task.zombie = { waitStatus: st.exitCode };
+          walk.exits++;
+          continue;
         }
-        for (const tracee of waiting) {
-          const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
-          let stopped: boolean | undefined;
-          try {
-            stopped = gone(false, () => (tracee.awaitFirstStop(within), true));
-          } catch (e) {
-            if (e instanceof WaitTimeoutError && deadline !== undefined) {
-              task.tracees.delete(tracee.tid); // let go by awaitFirstStop; the kernel detaches it when amber exits
-              throw new FreezeTimeoutError(rootPid, timeoutMs!, tracee.tid);
-            }
-            throw e;
-          }
-          if (stopped) {
-            if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
-            found = true;
-          } else task.tracees.delete(tracee.tid); // exited under our hands: not part of the dump
+        // one the look before missed (forked since) is looked at now; each thread is, below
+        if (!lookedAt.has(pid)) gone(pid === rootPid, () => refuseIoUring(pid));
+        if (!freezeThreads(task, rootPid, options, deadline, timeoutMs, walk)) {
+          if (!task.zombie) tasks.delete(pid);
+          continue;
         }
-        queue.push(...(gone(pid === rootPid, () => listChildren(pid)) ?? []));
+        queue.push(...(gone(pid === rootPid, () => listChildren(pid, [...task.tracees.keys()])) ?? []));
       }
-      if (!found) break;
-      if (pass > 1000) throw new AmberError(`pid ${rootPid}: the tree keeps changing; could not freeze it`);
+      if (!walk.exits) break;
+      walk.exits = 0;
+      for (const t of tasks.values()) {
+        if (t.zombie) continue;
+        const children = gone(t.pid === rootPid, () => listChildren(t.pid, [...t.tracees.keys()])) ?? [];
+        queue.push(...children.filter((c) => !tasks.has(c)));
+      }
+      if (!queue.length) break;
     }
   } catch (e) {
     // a thread interrupted but not yet waited for is detached only once it has stopped
@@ -168,13 +127,84 @@ export function freezeTree(rootPid: number, options = 0, timeoutMs?: number): Fr
 }
 
 /**
+ * Seizes every thread of task.pid: the main thread first, alone; the others are all interrupted
+ * before amber waits for any of them, so that they stop at the same time. A thread that was
+ * still running could clone another meanwhile, so the threads are listed again until a listing
+ * finds none new. False if the process exited under our hands (a zombie now, or gone).
+ */
+function freezeThreads(task: FrozenTask, rootPid: number, options: number, deadline: number | undefined, timeoutMs: number | undefined, walk: { exits: number }): boolean {
+  const pid = task.pid;
+  for (;;) {
+    const tids = (gone(pid === rootPid, () => listThreads(pid)) ?? []).filter((tid) => !task.tracees.has(tid));
+    if (!tids.length) return true;
+    const waiting: Tracee[] = [];
+    for (const tid of tids) {
+      checkpoint();
+      if (isIoUringWorker(pid, tid)) {
+        refuseIoUring(pid);
+        throw new IoUringError({ pid, workers: [{ tid, comm: readStat(pid, tid).comm }] });
+      }
+      if (deadline !== undefined && Date.now() > deadline) throw new FreezeTimeoutError(rootPid, timeoutMs!);
+      const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      const together = tid !== pid && task.tracees.size > 0;
+      let tracee: Tracee | undefined;
+      try {
+        tracee = gone(tid === rootPid, () => seizeUnlessExiting(tid, options, !together, within));
+      } catch (e) {
+        if (e instanceof WaitTimeoutError && deadline !== undefined) throw new FreezeTimeoutError(rootPid, timeoutMs!, tid);
+        throw e;
+      }
+      if (tracee && together) {
+        task.tracees.set(tid, tracee); // thawed with the others should anything fail
+        waiting.push(tracee);
+        continue;
+      }
+      if (!tracee) {
+        walk.exits++;
+        // exited under our hands: a process that became a zombie is dumped as one
+        if (tid === pid && task.tracees.size === 0) {
+          const st = gone(false, () => readStat(pid));
+          if (st?.state === 'Z') task.zombie = { waitStatus: st.exitCode };
+          return false;
+        }
+        continue;
+      }
+      task.tracees.set(tid, tracee);
+      if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
+    }
+    for (const tracee of waiting) {
+      const within = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      let stopped: boolean | undefined;
+      try {
+        stopped = gone(false, () => (tracee.awaitFirstStop(within), true));
+      } catch (e) {
+        if (e instanceof WaitTimeoutError && deadline !== undefined) {
+          task.tracees.delete(tracee.tid); // let go by awaitFirstStop; the kernel detaches it when amber exits
+          throw new FreezeTimeoutError(rootPid, timeoutMs!, tracee.tid);
+        }
+        throw e;
+      }
+      if (stopped) {
+        if (STOP_SIGNALS.includes(WaitStatus.stopSig(tracee.firstStop))) task.stopped = true;
+      } else {
+        task.tracees.delete(tracee.tid); // exited under our hands: not part of the dump
+        walk.exits++;
+      }
+    }
+  }
+}
+
+/**
  * PTRACE_SEIZE fails with EPERM on a task that is already exiting: that is a vanished task. On one
  * that another process traces it fails the same way: that one is named. Without `wait`, the
  * interrupt's stop is left to awaitFirstStop().
  */
 function seizeUnlessExiting(tid: number, options: number, wait = true, stopWithinMs?: number): Tracee | undefined {
-  const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
-  if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
+  // with the filters suspended, whether the thread has one matters not (nor its status read)
+  if (!(options & PTRACE_O.SUSPEND_SECCOMP)) {
+    const seccomp = gone(false, () => Number(parseStatus(procRead(tid, 'status')).get('Seccomp') ?? 0));
+    if (seccomp) checkSeccompSuspendable(tid, seccomp, options, 'dump');
+  }
   try {
     return wait ? Tracee.seize(tid, options, stopWithinMs) : Tracee.seizeInterrupting(tid, options);
   } catch (e) {
