@@ -266,10 +266,14 @@ function writeUint32s(w: Writer, f: FieldPlan, v: unknown[], prefix: string): vo
   w.pos = pos;
 }
 
+// The loops here index their arrays: amber runs without TurboFan (cli/bin/run.js), and in the
+// interpreter a for-of allocates an iterator result per element (most of a dump's garbage).
 function writeMessage(w: Writer, obj: Record<string, unknown>, type: protobuf.Type, prefix: string): void {
   const plan = planOf(type);
+  const fields = plan.fields;
   let present = 0;
-  for (const f of plan.fields) {
+  for (let k = 0; k < fields.length; k++) {
+    const f = fields[k];
     const v = obj[f.name];
     if (v === undefined) continue;
     present++;
@@ -297,7 +301,8 @@ function writeMessage(w: Writer, obj: Record<string, unknown>, type: protobuf.Ty
       writeValue(w, f, v[i], prefix, i);
     }
   }
-  for (const name of plan.required) {
+  for (let k = 0; k < plan.required.length; k++) {
+    const name = plan.required[k];
     if (obj[name] === undefined || obj[name] === null) throw new SchemaError(`missing required field ${prefix}${name} (${type.name})`);
   }
   // a key the type does not declare: every declared one set was counted, so only then are there

@@ -12,6 +12,7 @@
  *   512  XSAVE header: u64 xstate_bv, u64 xcomp_bv, ...
  *   576  upper 128 bits of ymm0..ymm15 (AVX component; fixed offset)
  */
+import { readU16, readU32, readU32s, readU64 } from '../kernel/bytes';
 import { ImageError } from './errors';
 import type { UserX86FpregsEntry, UserX86XsaveEntry } from './types';
 
@@ -20,33 +21,27 @@ const XSAVE_HDR_END = 576;
 const YMMH_OFFSET = 576;
 const YMMH_WORDS = 64;
 
-function words(buf: Buffer, offset: number, count: number): number[] {
-  const out = new Array<number>(count);
-  for (let i = 0; i < count; i++) out[i] = buf.readUInt32LE(offset + i * 4);
-  return out;
-}
-
 export function fpregsFromXsave(raw: Buffer): UserX86FpregsEntry {
   if (raw.length < FXSAVE_SIZE) {
     throw new ImageError(`xsave buffer of ${raw.length} bytes is shorter than the ${FXSAVE_SIZE}-byte FXSAVE area`);
   }
   const entry: UserX86FpregsEntry = {
-    cwd: raw.readUInt16LE(0),
-    swd: raw.readUInt16LE(2),
-    twd: raw.readUInt16LE(4),
-    fop: raw.readUInt16LE(6),
-    rip: raw.readBigUInt64LE(8),
-    rdp: raw.readBigUInt64LE(16),
-    mxcsr: raw.readUInt32LE(24),
-    mxcsrMask: raw.readUInt32LE(28),
-    stSpace: words(raw, 32, 32),
-    xmmSpace: words(raw, 160, 64),
-    padding: words(raw, 416, 12),
+    cwd: readU16(raw, 0),
+    swd: readU16(raw, 2),
+    twd: readU16(raw, 4),
+    fop: readU16(raw, 6),
+    rip: readU64(raw, 8),
+    rdp: readU64(raw, 16),
+    mxcsr: readU32(raw, 24),
+    mxcsrMask: readU32(raw, 28),
+    stSpace: readU32s(raw, 32, 32),
+    xmmSpace: readU32s(raw, 160, 64),
+    padding: readU32s(raw, 416, 12),
   };
   if (raw.length >= XSAVE_HDR_END) {
     const xsave: UserX86XsaveEntry = {
-      xstateBv: raw.readBigUInt64LE(FXSAVE_SIZE),
-      ymmhSpace: raw.length >= YMMH_OFFSET + YMMH_WORDS * 4 ? words(raw, YMMH_OFFSET, YMMH_WORDS) : [],
+      xstateBv: readU64(raw, FXSAVE_SIZE),
+      ymmhSpace: raw.length >= YMMH_OFFSET + YMMH_WORDS * 4 ? readU32s(raw, YMMH_OFFSET, YMMH_WORDS) : [],
       bndregState: [],
       bndcsrState: [],
       opmaskReg: [],

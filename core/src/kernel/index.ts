@@ -3,6 +3,7 @@ export * from './errors';
 export * from './libc';
 export * from './syscalls';
 export * from './regs';
+export * from './bytes';
 export * from './signal-trap';
 export * from './sockets';
 export * from './sock-diag';

@@ -1,3 +1,5 @@
+import { readI64, readU64, writeU64 } from './bytes';
+
 /** struct user_regs_struct of x86-64, in the kernel's order (also the order of CRIU's gpregs fields). */
 export const REG_NAMES = [
   'r15', 'r14', 'r13', 'r12', 'bp', 'bx', 'r11', 'r10', 'r9', 'r8', 'ax', 'cx', 'dx', 'si', 'di',
@@ -13,16 +15,16 @@ export class Registers {
   constructor(readonly raw: Buffer = Buffer.alloc(USER_REGS_SIZE)) {}
 
   get(name: RegName): bigint {
-    return this.raw.readBigUInt64LE(offsets.get(name)!);
+    return readU64(this.raw, offsets.get(name)!);
   }
 
   /** Signed view, for rax/orig_rax, where the kernel keeps -errno and -1. */
   getSigned(name: RegName): bigint {
-    return this.raw.readBigInt64LE(offsets.get(name)!);
+    return readI64(this.raw, offsets.get(name)!);
   }
 
   set(name: RegName, value: bigint | number): void {
-    this.raw.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), offsets.get(name)!);
+    writeU64(this.raw, offsets.get(name)!, BigInt(value));
   }
 
   clone(): Registers {
@@ -31,7 +33,7 @@ export class Registers {
 
   toRecord(): Record<RegName, bigint> {
     const out = {} as Record<RegName, bigint>;
-    for (const n of REG_NAMES) out[n] = this.get(n);
+    for (let i = 0; i < REG_NAMES.length; i++) out[REG_NAMES[i]] = readU64(this.raw, i * 8);
     return out;
   }
 

@@ -1,6 +1,7 @@
 import { addressOf, syscall, syscallRaw, type Arg } from './libc';
 import { CLOCK_MONOTONIC, MAP, PROT, SYS, WALL } from './constants';
 import { KernelError } from './errors';
+import { readI32, readU64, writeU64 } from './bytes';
 
 // Typed wrappers for the calls amber makes from its own process.
 
@@ -26,7 +27,7 @@ export function waitpid(pid: number, flags = 0): WaitResult {
     const r = syscallRaw(SYS.wait4, [pid, addressOf(statusBuf), flags | WALL, 0]);
     if (r === -4 /* EINTR */) continue;
     if (r < 0) throw new KernelError('waitpid', -r, pid);
-    return { pid: r, status: statusBuf.readInt32LE(0) };
+    return { pid: r, status: readI32(statusBuf, 0) };
   }
 }
 
@@ -136,14 +137,14 @@ export function getRobustList(tid: number): { head: bigint; len: bigint } {
   const head = Buffer.alloc(8);
   const len = Buffer.alloc(8);
   syscall('get_robust_list', SYS.get_robust_list, [tid, addressOf(head), addressOf(len)], { pid: tid });
-  return { head: head.readBigUInt64LE(0), len: len.readBigUInt64LE(0) };
+  return { head: readU64(head, 0), len: readU64(len, 0) };
 }
 
 /** The soft and hard limit of `resource` of another process (prlimit64 without a new limit). */
 export function getRlimitOf(pid: number, resource: number): { cur: bigint; max: bigint } {
   const old = Buffer.alloc(16);
   syscall('prlimit64', SYS.prlimit64, [pid, resource, 0, addressOf(old)], { pid, detail: `resource ${resource}` });
-  return { cur: old.readBigUInt64LE(0), max: old.readBigUInt64LE(8) };
+  return { cur: readU64(old, 0), max: readU64(old, 8) };
 }
 
 const iovLocal = Buffer.alloc(16);
@@ -151,20 +152,20 @@ const iovRemote = Buffer.alloc(16);
 
 /** Copies len bytes of task memory at addr into buf (at offset); returns bytes copied. */
 export function processVmRead(pid: number, addr: bigint, buf: Buffer, len = buf.length, offset = 0): number {
-  iovLocal.writeBigUInt64LE(addressOf(buf) + BigInt(offset), 0);
-  iovLocal.writeBigUInt64LE(BigInt(len), 8);
-  iovRemote.writeBigUInt64LE(addr, 0);
-  iovRemote.writeBigUInt64LE(BigInt(len), 8);
+  writeU64(iovLocal, 0, addressOf(buf) + BigInt(offset));
+  writeU64(iovLocal, 8, BigInt(len));
+  writeU64(iovRemote, 0, addr);
+  writeU64(iovRemote, 8, BigInt(len));
   return syscall('process_vm_readv', SYS.process_vm_readv, [pid, addressOf(iovLocal), 1, addressOf(iovRemote), 1, 0], {
     pid, detail: `address 0x${addr.toString(16)}`,
   });
 }
 
 export function processVmWrite(pid: number, addr: bigint, buf: Buffer, len = buf.length, offset = 0): number {
-  iovLocal.writeBigUInt64LE(addressOf(buf) + BigInt(offset), 0);
-  iovLocal.writeBigUInt64LE(BigInt(len), 8);
-  iovRemote.writeBigUInt64LE(addr, 0);
-  iovRemote.writeBigUInt64LE(BigInt(len), 8);
+  writeU64(iovLocal, 0, addressOf(buf) + BigInt(offset));
+  writeU64(iovLocal, 8, BigInt(len));
+  writeU64(iovRemote, 0, addr);
+  writeU64(iovRemote, 8, BigInt(len));
   return syscall('process_vm_writev', SYS.process_vm_writev, [pid, addressOf(iovLocal), 1, addressOf(iovRemote), 1, 0], {
     pid, detail: `address 0x${addr.toString(16)}`,
   });
@@ -178,7 +179,7 @@ export function fcntl(fd: number, cmd: number, arg: Arg = 0, what = 'fcntl'): nu
 export function pipe2(flags = 0): [number, number] {
   const fds = Buffer.alloc(8);
   syscall('pipe2', SYS.pipe2, [addressOf(fds), flags]);
-  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+  return [readI32(fds, 0), readI32(fds, 4)];
 }
 
 /** tee(2): duplicates up to len bytes of one pipe into another without consuming them. */
@@ -205,7 +206,7 @@ export function waitpidOrInterrupted(pid: number, flags = 0): WaitResult | undef
   const r = syscallRaw(SYS.wait4, [pid, addressOf(statusBuf), flags | WALL, 0]);
   if (r === -4 /* EINTR */) return undefined;
   if (r < 0) throw new KernelError('waitpid', -r, pid);
-  return { pid: r, status: statusBuf.readInt32LE(0) };
+  return { pid: r, status: readI32(statusBuf, 0) };
 }
 
 /** rt_sigaction(2) for amber itself, with struct kernel_sigaction buffers (KSIGACTION_SIZE). */
@@ -237,7 +238,7 @@ export function timerCreateForThread(sig: number, tid: number): number {
   sev.writeInt32LE(tid, 16); // sigev_notify_thread_id
   const id = Buffer.alloc(4);
   syscall('timer_create', SYS.timer_create, [CLOCK_MONOTONIC, addressOf(sev), addressOf(id)]);
-  return id.readInt32LE(0);
+  return readI32(id, 0);
 }
 
 const itimerspec = Buffer.alloc(32);
@@ -246,8 +247,8 @@ export function timerSetPeriodic(id: number, periodMs: number): void {
   const sec = BigInt(Math.floor(periodMs / 1000));
   const nsec = BigInt((periodMs % 1000) * 1_000_000);
   for (const at of [0, 16]) {
-    itimerspec.writeBigInt64LE(sec, at);
-    itimerspec.writeBigInt64LE(nsec, at + 8);
+    writeU64(itimerspec, at, sec);
+    writeU64(itimerspec, at + 8, nsec);
   }
   syscall('timer_settime', SYS.timer_settime, [id, 0, addressOf(itimerspec), 0]);
 }

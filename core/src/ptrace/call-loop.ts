@@ -1,6 +1,7 @@
 import { KernelError } from '../kernel/errors';
 import { SYSCALLS, type ArgsOf, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
 import { callName } from './remote-calls';
+import { readI64, writeU32, writeU64 } from '../kernel/bytes';
 
 /**
  * A call loop, run by the task over a table of entries {nr, six args, result, from} of u64 (rbx:
@@ -74,22 +75,22 @@ export function encodeCallTable(calls: readonly TableCall[], stage: (a: string |
     const { nr, params } = SYSCALLS[c.name];
     const args = argsOfCall(c);
     if (args.length > params.length) throw new Error(`${c.name} takes ${params.length} arguments, given ${args.length}`);
-    table.writeBigInt64LE(BigInt(nr), i * CALL_ENTRY);
+    writeU64(table, i * CALL_ENTRY, BigInt(nr));
     args.forEach((a, j) => {
       const v = typeof a === 'string' || Buffer.isBuffer(a) ? stage(a) : BigInt(a);
-      table.writeBigInt64LE(BigInt.asIntN(64, v), i * CALL_ENTRY + 8 + j * 8);
+      writeU64(table, i * CALL_ENTRY + 8 + j * 8, v);
     });
-    table.writeBigInt64LE(NOT_RUN, i * CALL_ENTRY + RESULT_AT);
+    writeU64(table, i * CALL_ENTRY + RESULT_AT, NOT_RUN);
   });
   // the addresses of the result slots an argument is loaded from, once the table's place is known
   const link = (at: bigint) =>
     calls.forEach((c, i) => {
       let mask = 0;
       for (const f of c.argsFrom ?? []) {
-        table.writeBigUInt64LE(at + BigInt(f.call * CALL_ENTRY + RESULT_AT), i * CALL_ENTRY + 8 + f.arg * 8);
+        writeU64(table, i * CALL_ENTRY + 8 + f.arg * 8, at + BigInt(f.call * CALL_ENTRY + RESULT_AT));
         mask |= 1 << f.arg;
       }
-      table.writeUInt32LE(mask, i * CALL_ENTRY + FROM_AT);
+      writeU32(table, i * CALL_ENTRY + FROM_AT, mask);
     });
   return { table, link };
 }
@@ -98,7 +99,7 @@ export function encodeCallTable(calls: readonly TableCall[], stage: (a: string |
 export function callTableOutcome(calls: readonly TableCall[], done: Buffer, pid: number): TableOutcome {
   const results: (number | undefined)[] = calls.map(() => undefined);
   for (const [i, c] of calls.entries()) {
-    const raw = done.readBigInt64LE(i * CALL_ENTRY + RESULT_AT);
+    const raw = readI64(done, i * CALL_ENTRY + RESULT_AT);
     if (raw === NOT_RUN) break;
     const r = (results[i] = Number(raw));
     if (r < 0 && r > -4096) return { results, error: callError(c, argsOfCall(c), -r, pid) };

@@ -89,14 +89,15 @@ export class RemoteSyscall {
   /**
    * Maps a scratch area in a task that has none: borrows an executable page of the task for one
    * injected mmap, then puts the page's bytes back. With `frames` (a dump), room for one parking
-   * frame per thread follows the data area, and `own` (the thread as amber found it) parks this
+   * frame per thread follows the data area, and `own` (the thread as amber found it, its registers
+   * those it has now) parks this
    * thread in frame slot 0 at once; if its stack has room below the red zone, the mmap itself
    * already runs parked, from a frame there (whose bytes are put back too). `mapsNow`: the task's
    * mappings, when the caller has just read them of the stopped task.
    */
   static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState, mapsNow?: MapsEntry[]): RemoteSyscall {
     const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
-    const template = tracee.getRegs();
+    const template = own?.regs.clone() ?? tracee.getRegs();
     const maps = mapsNow ?? taskMappings(tracee.tid);
     const codeAddr = findExecutableAddress(tracee.tid, maps);
     const mem = new TaskMemory(tracee.tid);
@@ -147,9 +148,13 @@ export class RemoteSyscall {
     return remote!;
   }
 
-  /** A task that inherited its parent's scratch area (created by an injected clone). */
-  static inherit(tracee: Tracee, scratch: Scratch, stopped = true): RemoteSyscall {
-    return new RemoteSyscall(tracee, scratch, stopped ? tracee.getRegs() : new Registers());
+  /**
+   * A task that inherited its parent's scratch area (created by an injected clone), or a thread
+   * of a dumped task sharing its leader's. `regs`: its registers, when the caller has just read
+   * them of the stopped thread (else they are read here, if it is stopped).
+   */
+  static inherit(tracee: Tracee, scratch: Scratch, stopped = true, regs?: Registers): RemoteSyscall {
+    return new RemoteSyscall(tracee, scratch, regs?.clone() ?? (stopped ? tracee.getRegs() : new Registers()));
   }
 
   /** For a task inherited before its first stop (`stopped` false): its registers, now that it is stopped. */

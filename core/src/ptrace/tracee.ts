@@ -5,6 +5,7 @@ import { Registers, USER_REGS_SIZE } from '../kernel/regs';
 import { ptrace, ptraceBuf, WaitStatus } from '../kernel/syscalls';
 import { TaskGoneError } from './errors';
 import { waitForStop } from './wait';
+import { readU32, readU64, writeU32, writeU64 } from '../kernel/bytes';
 
 export interface RseqConfig {
   pointer: bigint;
@@ -125,29 +126,29 @@ export class Tracee {
   getXstate(): Buffer {
     const buf = Buffer.alloc(XSTATE_MAX);
     const iov = Buffer.alloc(16);
-    iov.writeBigUInt64LE(addressOf(buf), 0);
-    iov.writeBigUInt64LE(BigInt(XSTATE_MAX), 8);
+    writeU64(iov, 0, addressOf(buf));
+    writeU64(iov, 8, BigInt(XSTATE_MAX));
     ptraceBuf(PTRACE.GETREGSET, this.tid, NT_X86_XSTATE, iov, 'PTRACE_GETREGSET(NT_X86_XSTATE)');
-    return Buffer.from(buf.subarray(0, Number(iov.readBigUInt64LE(8))));
+    return Buffer.from(buf.subarray(0, Number(readU64(iov, 8))));
   }
 
   setXstate(xstate: Buffer): void {
     const buf = Buffer.from(xstate);
     const iov = Buffer.alloc(16);
-    iov.writeBigUInt64LE(addressOf(buf), 0);
-    iov.writeBigUInt64LE(BigInt(buf.length), 8);
+    writeU64(iov, 0, addressOf(buf));
+    writeU64(iov, 8, BigInt(buf.length));
     ptraceBuf(PTRACE.SETREGSET, this.tid, NT_X86_XSTATE, iov, 'PTRACE_SETREGSET(NT_X86_XSTATE)');
   }
 
   getSigmask(): bigint {
     const buf = Buffer.alloc(8);
     ptrace(PTRACE.GETSIGMASK, this.tid, 8, buf, 'PTRACE_GETSIGMASK');
-    return buf.readBigUInt64LE(0);
+    return readU64(buf, 0);
   }
 
   setSigmask(mask: bigint): void {
     const buf = Buffer.alloc(8);
-    buf.writeBigUInt64LE(mask, 0);
+    writeU64(buf, 0, mask);
     ptrace(PTRACE.SETSIGMASK, this.tid, 8, buf, 'PTRACE_SETSIGMASK');
   }
 
@@ -161,10 +162,10 @@ export class Tracee {
       throw e;
     }
     return {
-      pointer: buf.readBigUInt64LE(0),
-      size: buf.readUInt32LE(8),
-      signature: buf.readUInt32LE(12),
-      flags: buf.readUInt32LE(16),
+      pointer: readU64(buf, 0),
+      size: readU32(buf, 8),
+      signature: readU32(buf, 12),
+      flags: readU32(buf, 16),
     };
   }
 
@@ -175,8 +176,8 @@ export class Tracee {
     const args = Buffer.alloc(16);
     const buf = Buffer.alloc(batch * SIGINFO_SIZE);
     for (;;) {
-      args.writeBigUInt64LE(BigInt(out.length), 0);
-      args.writeUInt32LE(shared ? 1 : 0, 8);
+      writeU64(args, 0, BigInt(out.length));
+      writeU32(args, 8, shared ? 1 : 0);
       args.writeInt32LE(batch, 12);
       const n = ptraceBuf(PTRACE.PEEKSIGINFO, this.tid, args, buf, 'PTRACE_PEEKSIGINFO');
       for (let i = 0; i < n; i++) out.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
@@ -194,7 +195,7 @@ export class Tracee {
   getEventMsg(): number {
     const buf = Buffer.alloc(8);
     ptrace(PTRACE.GETEVENTMSG, this.tid, 0, buf, 'PTRACE_GETEVENTMSG');
-    return Number(buf.readBigUInt64LE(0));
+    return Number(readU64(buf, 0));
   }
 
   setOptions(options: number): void {

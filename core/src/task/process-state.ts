@@ -6,6 +6,7 @@ import type { CredsEntry, ItimerEntry, SignalQueueEntry, TaskRlimitsEntry, TaskT
 import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { parseStatus, procRead } from './proc';
 import type { QueryBatch } from './query-batch';
+import { readI32, readI64, readU64, writeU32, writeU64 } from '../kernel/bytes';
 
 // Task state that only the task can report or set: read and written by syscalls injected into it.
 // At dump the getters queue their calls on the thread's QueryBatch and read their answers after it ran.
@@ -23,7 +24,7 @@ export function dumpRlimits(q: QueryBatch): () => TaskRlimitsEntry {
   for (let r = 0; r < RLIM_NLIMITS; r++) q.add({ name: 'prlimit64', args: [0, r, 0, slots + BigInt(16 * r)], detail: `resource ${r}` });
   return () => {
     const raw = q.bytes(slots, 16 * RLIM_NLIMITS);
-    return { rlimits: Array.from({ length: RLIM_NLIMITS }, (_, r) => ({ cur: raw.readBigUInt64LE(16 * r), max: raw.readBigUInt64LE(16 * r + 8) })) };
+    return { rlimits: Array.from({ length: RLIM_NLIMITS }, (_, r) => ({ cur: readU64(raw, 16 * r), max: readU64(raw, 16 * r + 8) })) };
   };
 }
 
@@ -40,8 +41,8 @@ export function rlimitCalls(remote: RemoteSyscall, limits: TaskRlimitsEntry, war
     const cur = l.cur > max ? max : l.cur;
     if (max !== l.max) warn(`pid ${remote.pid}: resource limit ${r} had hard limit ${l.max}, restored as ${max} (raising it needs CAP_SYS_RESOURCE)`);
     const buf = Buffer.alloc(16);
-    buf.writeBigUInt64LE(cur, 0);
-    buf.writeBigUInt64LE(max, 8);
+    writeU64(buf, 0, cur);
+    writeU64(buf, 8, max);
     return { name: 'prlimit64', args: [0, r, buf, 0], detail: `resource ${r}` };
   });
   return sets;
@@ -58,7 +59,7 @@ export function dumpItimers(q: QueryBatch): () => TaskTimersEntry {
     const out: TaskTimersEntry = { real: unset, virt: unset, prof: unset, posix: [] };
     ITIMERS.forEach((name, which) => {
       const raw = q.bytes(slots[which], 32);
-      out[name] = { isec: raw.readBigInt64LE(0), iusec: raw.readBigInt64LE(8), vsec: raw.readBigInt64LE(16), vusec: raw.readBigInt64LE(24) };
+      out[name] = { isec: readI64(raw, 0), iusec: readI64(raw, 8), vsec: readI64(raw, 16), vusec: readI64(raw, 24) };
     });
     return out;
   };
@@ -69,10 +70,10 @@ export function itimerCalls(timers: TaskTimersEntry): TableCall[] {
     const t: ItimerEntry = timers[name];
     if (!t.isec && !t.iusec && !t.vsec && !t.vusec) return [];
     const raw = Buffer.alloc(32);
-    raw.writeBigInt64LE(t.isec, 0);
-    raw.writeBigInt64LE(t.iusec, 8);
-    raw.writeBigInt64LE(t.vsec, 16);
-    raw.writeBigInt64LE(t.vusec, 24);
+    writeU64(raw, 0, t.isec);
+    writeU64(raw, 8, t.iusec);
+    writeU64(raw, 16, t.vsec);
+    writeU64(raw, 24, t.vusec);
     return [{ name: 'setitimer', args: [which, raw, 0], detail: `itimer ${name}` }];
   });
 }
@@ -82,17 +83,17 @@ export function dumpAltStack(q: QueryBatch): () => ThreadSasEntry {
   q.add({ name: 'sigaltstack', args: [0, slot] });
   return () => {
     const raw = q.bytes(slot, 24);
-    return { ssSp: raw.readBigUInt64LE(0), ssFlags: raw.readInt32LE(8), ssSize: raw.readBigUInt64LE(16) };
+    return { ssSp: readU64(raw, 0), ssFlags: readI32(raw, 8), ssSize: readU64(raw, 16) };
   };
 }
 
 export function altStackCalls(sas: ThreadSasEntry): TableCall[] {
   if (sas.ssFlags & SS_DISABLE) return [];
   const raw = Buffer.alloc(24);
-  raw.writeBigUInt64LE(sas.ssSp, 0);
+  writeU64(raw, 0, sas.ssSp);
   // A thread dumped while running on its alternate stack gets it back as configured, not in use.
   raw.writeInt32LE(sas.ssFlags & ~SS_ONSTACK, 8);
-  raw.writeBigUInt64LE(sas.ssSize, 16);
+  writeU64(raw, 16, sas.ssSize);
   return [{ name: 'sigaltstack', args: [raw, 0] }];
 }
 
@@ -181,7 +182,7 @@ export function restoreCreds(remote: RemoteSyscall, creds: CredsEntry): void {
   remote.resetData();
   if (!same([creds.gid, creds.egid, creds.sgid, creds.fsgid], gidsNow) || (now.get('Groups') ?? '') !== creds.groups.join(' ')) {
     const groups = Buffer.alloc(Math.max(4, creds.groups.length * 4));
-    creds.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
+    creds.groups.forEach((g, i) => writeU32(groups, i * 4, g));
     remote.sys.setgroups(creds.groups.length, groups);
     remote.sys.setresgid(creds.gid, creds.egid, creds.sgid);
     remote.sysRaw.setfsgid(creds.fsgid);
@@ -236,13 +237,13 @@ function capsFromStatus(st: Map<string, string>): CredsEntry {
 /** capset(2), version 3: two words each of effective, permitted, inheritable. */
 function capset(remote: RemoteSyscall, e: bigint, p: bigint, i: bigint): void {
   const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(0x20080522, 0);
+  writeU32(hdr, 0, 0x20080522);
   const data = Buffer.alloc(24);
   for (let w = 0; w < 2; w++) {
     const shift = BigInt(32 * w);
-    data.writeUInt32LE(Number((e >> shift) & 0xffffffffn), w * 12);
-    data.writeUInt32LE(Number((p >> shift) & 0xffffffffn), w * 12 + 4);
-    data.writeUInt32LE(Number((i >> shift) & 0xffffffffn), w * 12 + 8);
+    writeU32(data, w * 12, Number((e >> shift) & 0xffffffffn));
+    writeU32(data, w * 12 + 4, Number((p >> shift) & 0xffffffffn));
+    writeU32(data, w * 12 + 8, Number((i >> shift) & 0xffffffffn));
   }
   remote.resetData();
   remote.sys.capset(hdr, data);
@@ -251,7 +252,7 @@ function capset(remote: RemoteSyscall, e: bigint, p: bigint, i: bigint): void {
 /** Pending signals, each a raw siginfo: re-queued by the task to itself, so any si_code is allowed. */
 export function pendingSignalCalls(tid: number, tgid: number, signals: SignalQueueEntry | undefined, shared: boolean): TableCall[] {
   return (signals?.signals ?? []).map(({ siginfo }): TableCall => {
-    const sig = siginfo.readInt32LE(0);
+    const sig = readI32(siginfo, 0);
     return shared
       ? { name: 'rt_sigqueueinfo', args: [tgid, sig, siginfo], detail: `signal ${sig}` }
       : { name: 'rt_tgsigqueueinfo', args: [tgid, tid, sig, siginfo], detail: `signal ${sig}` };

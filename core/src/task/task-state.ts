@@ -15,6 +15,7 @@ import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { QueryBatch } from './query-batch';
 import type { Tracee } from '../ptrace/tracee';
 import { parseStatus, procRead, type ProcStat } from './proc';
+import { readU64, writeU64 } from '../kernel/bytes';
 
 const X86_MODE_NATIVE = 1;
 
@@ -25,10 +26,10 @@ export function dumpSigactions(q: QueryBatch): () => SaEntry[] {
   return () => {
     const raw = q.bytes(slots, KSIGACTION_SIZE * SIGACTION_SIGNALS.length);
     return SIGACTION_SIGNALS.map((_, i) => ({
-      sigaction: raw.readBigUInt64LE(i * KSIGACTION_SIZE),
-      flags: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 8),
-      restorer: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 16),
-      mask: raw.readBigUInt64LE(i * KSIGACTION_SIZE + 24),
+      sigaction: readU64(raw, i * KSIGACTION_SIZE),
+      flags: readU64(raw, i * KSIGACTION_SIZE + 8),
+      restorer: readU64(raw, i * KSIGACTION_SIZE + 16),
+      mask: readU64(raw, i * KSIGACTION_SIZE + 24),
     }));
   };
 }
@@ -36,7 +37,7 @@ export function dumpSigactions(q: QueryBatch): () => SaEntry[] {
 export function dumpTidAddress(q: QueryBatch): () => bigint {
   const slot = q.slot(8);
   q.add({ name: 'prctl', args: [PR.GET_TID_ADDRESS, slot] });
-  return () => q.bytes(slot, 8).readBigUInt64LE(0);
+  return () => readU64(q.bytes(slot, 8), 0);
 }
 
 /** The answers a thread's QueryBatch gives, read once it has run. */
@@ -204,10 +205,10 @@ export function startTaskState(remote: RemoteSyscall, core: CoreEntry, seccomp: 
       const sig = signalOfSigaction(i, count);
       if (sig === undefined || sig === SIG.KILL || sig === SIG.STOP) return;
       const act = Buffer.alloc(KSIGACTION_SIZE);
-      act.writeBigUInt64LE(sa.sigaction, 0);
-      act.writeBigUInt64LE(sa.flags, 8);
-      act.writeBigUInt64LE(sa.restorer, 16);
-      act.writeBigUInt64LE(sa.mask, 24);
+      writeU64(act, 0, sa.sigaction);
+      writeU64(act, 8, sa.flags);
+      writeU64(act, 16, sa.restorer);
+      writeU64(act, 24, sa.mask);
       calls.push({ name: 'rt_sigaction', args: [sig, act, 0, 8], detail: `signal ${sig}` });
     });
     if (core.tc.rlimits) calls.push(...rlimitCalls(remote, core.tc.rlimits, warn));

@@ -10,7 +10,10 @@ const ADVICE_OF_FLAG: ReadonlyArray<[string, number]> = [
 /** VmaEntry.madv: bit (1 << MADV_x) for each advice in effect, as CRIU keeps it. */
 export function madvOf(vmFlags: string[]): bigint {
   let madv = 0n;
-  for (const [flag, advice] of ADVICE_OF_FLAG) if (vmFlags.includes(flag)) madv |= 1n << BigInt(advice);
+  for (let i = 0; i < ADVICE_OF_FLAG.length; i++) {
+    const entry = ADVICE_OF_FLAG[i];
+    if (vmFlags.includes(entry[0])) madv |= 1n << BigInt(entry[1]);
+  }
   return madv;
 }
 

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import {
   addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_SCAN, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
-  SYS, PROT, MAP, type PagemapEntry,
+  SYS, PROT, MAP, readU32, readU64, writeU64, type PagemapEntry,
 } from '@amber/core';
 import type { VmaEntry } from './vmas';
 
@@ -25,7 +25,7 @@ export function zeroPagePfn(): number {
   readSync(fd, e, 0, 8, Number(addr / PAGE) * 8);
   closeSync(fd);
   syscall('munmap', SYS.munmap, [addr, PAGE_SIZE]);
-  zeroPfn = (e.readUInt32LE(4) & 0x7fffff) * 0x100000000 + e.readUInt32LE(0);
+  zeroPfn = (readU32(e, 4) & 0x7fffff) * 0x100000000 + readU32(e, 0);
   return zeroPfn;
 }
 
@@ -50,10 +50,10 @@ export function dumpableRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry
     const n = Math.min(count - done, ENTRIES_PER_READ);
     readSync(pagemapFd, buf, 0, n * 8, (first + done) * 8);
     for (let i = 0; i < n; i++) {
-      const hi = buf.readUInt32LE(i * 8 + 4);
+      const hi = readU32(buf, i * 8 + 4);
       // bit 63 present, 62 swapped, 61 file page or shared anonymous
       let wanted = (hi & 0xc0000000) !== 0 && (hi & 0x20000000) === 0;
-      if (wanted && (hi & 0x80000000) && (hi & 0x7fffff) * 0x100000000 + buf.readUInt32LE(i * 8) === zero) wanted = false;
+      if (wanted && (hi & 0x80000000) && (hi & 0x7fffff) * 0x100000000 + readU32(buf, i * 8) === zero) wanted = false;
       const page = first + done + i;
       if (wanted) {
         if (runStart < 0) runStart = page;
@@ -98,15 +98,15 @@ function pagemapScan(pagemapFd: number, vma: VmaEntry, returnMask: number, onReg
   let seen = vma.start;
   for (let start = vma.start; start < vma.end; ) {
     scanArg.fill(0);
-    scanArg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
-    scanArg.writeBigUInt64LE(start, 16);
-    scanArg.writeBigUInt64LE(vma.end, 24);
-    scanArg.writeBigUInt64LE(addressOf(scanVec), 40);
-    scanArg.writeBigUInt64LE(BigInt(REGIONS_PER_SCAN), 48);
-    scanArg.writeBigUInt64LE(BigInt(skip), 64); // inverted: "not file, not the zero page"
-    scanArg.writeBigUInt64LE(BigInt(skip), 72);
-    scanArg.writeBigUInt64LE(BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED), 80);
-    scanArg.writeBigUInt64LE(BigInt(returnMask), 88);
+    writeU64(scanArg, 0, BigInt(PM_SCAN_ARG_SIZE));
+    writeU64(scanArg, 16, start);
+    writeU64(scanArg, 24, vma.end);
+    writeU64(scanArg, 40, addressOf(scanVec));
+    writeU64(scanArg, 48, BigInt(REGIONS_PER_SCAN));
+    writeU64(scanArg, 64, BigInt(skip)); // inverted: "not file, not the zero page"
+    writeU64(scanArg, 72, BigInt(skip));
+    writeU64(scanArg, 80, BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED));
+    writeU64(scanArg, 88, BigInt(returnMask));
     const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
     if (n < 0) {
       if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
@@ -117,12 +117,12 @@ function pagemapScan(pagemapFd: number, vma: VmaEntry, returnMask: number, onReg
     }
     scanWorks = true;
     for (let i = 0; i < n; i++) {
-      let s = scanVec.readBigUInt64LE(i * 24);
-      const e = scanVec.readBigUInt64LE(i * 24 + 8);
+      let s = readU64(scanVec, i * 24);
+      const e = readU64(scanVec, i * 24 + 8);
       if (s < seen) s = seen;
       if (e <= s) continue;
       seen = e;
-      onRegion(s, e, Number(scanVec.readBigUInt64LE(i * 24 + 16)));
+      onRegion(s, e, Number(readU64(scanVec, i * 24 + 16)));
     }
     start = nextScanStart(start, vma.end, n);
   }
@@ -138,7 +138,7 @@ function pagemapScan(pagemapFd: number, vma: VmaEntry, returnMask: number, onReg
  */
 function nextScanStart(start: bigint, end: bigint, n: number): bigint {
   if (n < REGIONS_PER_SCAN) return end;
-  const walkEnd = scanArg.readBigUInt64LE(32);
+  const walkEnd = readU64(scanArg, 32);
   if (walkEnd <= start) throw new Error(`PAGEMAP_SCAN made no progress at 0x${start.toString(16)}`);
   return walkEnd;
 }
@@ -175,7 +175,7 @@ export function dirtyRuns(pagemapFd: number, vma: VmaEntry, dirtyCategory: numbe
     for (let done = 0; done < r.nrPages; ) {
       const n = Math.min(r.nrPages - done, ENTRIES_PER_READ);
       readSync(pagemapFd, buf, 0, n * 8, (first + done) * 8);
-      for (let i = 0; i < n; i++) add(BigInt(first + done + i) * PAGE, 1, (buf.readUInt32LE(i * 8 + 4) & 0x00800000) !== 0);
+      for (let i = 0; i < n; i++) add(BigInt(first + done + i) * PAGE, 1, (readU32(buf, i * 8 + 4) & 0x00800000) !== 0);
       done += n;
     }
   }

@@ -1,9 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import {
-  addressOf, close, KernelError, MAP, O, PROT, SYS, syscall, syscallAsync, syscallRaw, takeFd, UFFD,
-  type RemoteSyscall, type TableCall, type VmaEntry,
-} from '@amber/core';
+import { addressOf, close, KernelError, MAP, O, PROT, readI64, SYS, syscall, syscallAsync, syscallRaw, takeFd, type RemoteSyscall, type TableCall, type VmaEntry, UFFD, writeU64 } from '@amber/core';
 import type { PagePiece } from './parent';
 import { isSpecial, VMA } from './vmas';
 
@@ -37,8 +34,8 @@ export async function fillByUffdCopy(remote: RemoteSyscall, vmas: VmaEntry[], pi
     await copyChunks(remote.pid, uffd, mine, progress);
     for (const v of targets) {
       const range = Buffer.alloc(16);
-      range.writeBigUInt64LE(v.start, 0);
-      range.writeBigUInt64LE(v.end - v.start, 8);
+      writeU64(range, 0, v.start);
+      writeU64(range, 8, v.end - v.start);
       syscall('ioctl(UFFDIO_UNREGISTER)', SYS.ioctl, [uffd, UFFD.IOC_UNREGISTER, addressOf(range)], { pid: remote.pid, detail: `0x${v.start.toString(16)}` });
     }
   } finally {
@@ -70,13 +67,13 @@ function registerInTask(remote: RemoteSyscall, targets: VmaEntry[], taskUffd?: n
   }
   try {
     const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+    writeU64(api, 0, BigInt(UFFD.API));
     syscall('ioctl(UFFDIO_API)', SYS.ioctl, [uffd, UFFD.IOC_API, addressOf(api)], { pid: remote.pid });
     for (const v of targets) {
       const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(v.end - v.start, 8);
-      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
+      writeU64(reg, 0, v.start);
+      writeU64(reg, 8, v.end - v.start);
+      writeU64(reg, 16, BigInt(UFFD.REGISTER_MODE_MISSING));
       syscall('ioctl(UFFDIO_REGISTER)', SYS.ioctl, [uffd, UFFD.IOC_REGISTER, addressOf(reg)], { pid: remote.pid, detail: `0x${v.start.toString(16)}` });
     }
     return uffd;
@@ -118,14 +115,14 @@ async function copyChunks(pid: number, uffd: number, pieces: PagePiece[], progre
         const src = BigInt(mapped);
         try {
           for (let done = 0; done < c.len; ) {
-            arg.writeBigUInt64LE(c.addr + BigInt(done), 0);
-            arg.writeBigUInt64LE(src + BigInt(done), 8);
-            arg.writeBigUInt64LE(BigInt(c.len - done), 16);
-            arg.writeBigUInt64LE(0n, 24);
-            arg.writeBigInt64LE(0n, 32);
+            writeU64(arg, 0, c.addr + BigInt(done));
+            writeU64(arg, 8, src + BigInt(done));
+            writeU64(arg, 16, BigInt(c.len - done));
+            writeU64(arg, 24, 0n);
+            writeU64(arg, 32, 0n);
             await call(SYS.ioctl, [uffd, UFFD.IOC_COPY, addressOf(arg)]);
             // the result is in the argument: bytes copied, or -errno (partial copies ask to go on)
-            const copied = Number(arg.readBigInt64LE(32));
+            const copied = Number(readI64(arg, 32));
             if (copied === -EAGAIN) continue;
             if (copied <= 0) next = chunks.length;
             if (copied <= 0) throw new KernelError('UFFDIO_COPY', -copied || EAGAIN, pid, `0x${(c.addr + BigInt(done)).toString(16)}`);

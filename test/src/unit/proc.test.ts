@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseAuxv, parseFdinfo, parseMaps, parseSmapsVmFlags, parseStat, Registers, resumeFromSyscallExit, SYS } from '@amber/core';
+import { parseAuxv, parseFdinfo, parseMaps, parseSmapsVmFlags, parseStat, parseStatus, Registers, resumeFromSyscallExit, SYS } from '@amber/core';
 
 // Recorded from a real task on this kernel (a comm with a space and a parenthesis in it).
 const STAT =
@@ -43,6 +43,21 @@ test('smaps VmFlags by VMA start', () => {
   );
   assert.deepEqual(flags.get(0x7ffc1eb55000n), ['rd', 'wr', 'mr', 'mw', 'me', 'gd', 'ac']);
   assert.ok(flags.get(0x7fa27c7be000n)?.includes('nr'));
+});
+
+test('status: a key per line, values trimmed, a last line without its newline, lines without a colon skipped', () => {
+  const st = parseStatus('Name:\tsleep x\nUmask:\t0022\nState:\tS (sleeping)\nno colon here\nUid:\t0\t0\t0\t0\nSigQ:\t0/95000');
+  assert.equal(st.get('Name'), 'sleep x');
+  assert.equal(st.get('State'), 'S (sleeping)');
+  assert.equal(st.get('Uid'), '0\t0\t0\t0');
+  assert.equal(st.get('SigQ'), '0/95000');
+  assert.equal(st.size, 5);
+});
+
+test('smaps: a counter line is not taken for a VMA, whatever its first letter', () => {
+  const flags = parseSmapsVmFlags('00400000-00401000 r-xp 00000000 08:01 12 /bin/x\nAnonymous: 0 kB\nVmFlags: rd ex\nbad line\nVmFlags: wr\n');
+  assert.deepEqual([...flags.keys()], [0x400000n]);
+  assert.deepEqual(flags.get(0x400000n), ['wr']);
 });
 
 test('fdinfo: octal flags, position, mount id and kind-specific lines', () => {
