@@ -1,5 +1,6 @@
 import { ERESTART } from '../kernel/constants';
 import { Registers } from '../kernel/regs';
+import { readU64, writeU64 } from '../kernel/bytes';
 
 /*
  * Parking a dumped thread so that amber's death does not kill it.
@@ -40,6 +41,26 @@ const FP_XSTATE_MAGIC2 = 0x46505845;
 const SW_RESERVED = 464;
 const UC_FP_XSTATE = 1;
 const XSAVE_HEADER_END = 576;
+/** xstate_bv, the first word of the XSAVE header after the legacy area. */
+const XSTATE_BV = 512;
+/** XFEATURE_XTILE_DATA (AMX tiles, 8 KiB): the one component the kernel enables per task, on request. */
+const XTILE_DATA = 1n << 18n;
+const XTILE_DATA_SIZE = 8192;
+
+/**
+ * How much of the XSAVE area a sigreturn of this thread may name. PTRACE_GETREGSET gives the
+ * largest area the CPU has, AMX tile data (the last 8 KiB) included; but a task that never asked
+ * for the tiles (ARCH_REQ_XCOMP_PERM) has them disabled, its area is that much smaller, and a
+ * frame claiming more is taken as a legacy one: only x87/SSE come back, the upper halves of the
+ * ymm and zmm registers are lost (seen on a CPU with AMX). A task whose tiles are in use has
+ * asked for them, so the whole area is named then.
+ */
+function frameXstateSize(xstate: Buffer): number {
+  if (xstate.length < XSAVE_HEADER_END + XTILE_DATA_SIZE) return xstate.length;
+  const xcr0 = readU64(xstate, SW_RESERVED);
+  if (!(xcr0 & XTILE_DATA) || readU64(xstate, XSTATE_BV) & XTILE_DATA) return xstate.length;
+  return xstate.length - XTILE_DATA_SIZE;
+}
 const UC_SIGCONTEXT_SS = 2;
 const UC_STRICT_RESTORE_SS = 4;
 const SS_INVALID_MODE = 3;
@@ -71,30 +92,31 @@ export function parkingFrame(at: bigint, regs: Registers, xstate: Buffer, sigmas
   const frame = Buffer.alloc(frameSlotSize(xstate.length));
   // the XSAVE area with its header (xstate_bv): a signal frame's full form; else the legacy 512 bytes
   const withXstate = xstate.length >= XSAVE_HEADER_END;
-  frame.writeBigUInt64LE(BigInt(UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (withXstate ? UC_FP_XSTATE : 0)), UCONTEXT);
+  writeU64(frame, UCONTEXT, BigInt(UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (withXstate ? UC_FP_XSTATE : 0)));
   frame.writeInt32LE(SS_INVALID_MODE, UCONTEXT + 24); // uc_stack.ss_flags
-  SIGCONTEXT_REGS.forEach((name, i) => frame.writeBigUInt64LE(regs.get(name), MCONTEXT + i * 8));
+  SIGCONTEXT_REGS.forEach((name, i) => writeU64(frame, MCONTEXT + i * 8, regs.get(name)));
   const selectors = MCONTEXT + SIGCONTEXT_REGS.length * 8;
   frame.writeUInt16LE(Number(regs.get('cs')), selectors);
   frame.writeUInt16LE(Number(regs.get('gs')), selectors + 2);
   frame.writeUInt16LE(Number(regs.get('fs')), selectors + 4);
   frame.writeUInt16LE(Number(regs.get('ss')), selectors + 6);
+  const size = frameXstateSize(xstate);
   if (xstate.length >= 512) {
-    xstate.copy(frame, FPSTATE, 0, withXstate ? xstate.length : 512);
-    frame.writeBigUInt64LE(at + BigInt(FPSTATE), SC_FPSTATE);
+    xstate.copy(frame, FPSTATE, 0, withXstate ? size : 512);
+    writeU64(frame, SC_FPSTATE, at + BigInt(FPSTATE));
   }
   if (withXstate) {
     // ptrace leaves XCR0 in sw_reserved; a signal frame has struct _fpx_sw_bytes there, and
     // magic2 right after the XSAVE area
-    const xcr0 = xstate.readBigUInt64LE(SW_RESERVED);
+    const xcr0 = readU64(xstate, SW_RESERVED);
     frame.fill(0, FPSTATE + SW_RESERVED, FPSTATE + 512);
     frame.writeUInt32LE(FP_XSTATE_MAGIC1, FPSTATE + SW_RESERVED);
-    frame.writeUInt32LE(xstate.length + 4, FPSTATE + SW_RESERVED + 4); // extended_size
-    frame.writeBigUInt64LE(xcr0, FPSTATE + SW_RESERVED + 8); // xfeatures
-    frame.writeUInt32LE(xstate.length, FPSTATE + SW_RESERVED + 16); // xstate_size
-    frame.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE + xstate.length);
+    frame.writeUInt32LE(size + 4, FPSTATE + SW_RESERVED + 4); // extended_size
+    writeU64(frame, FPSTATE + SW_RESERVED + 8, size === xstate.length ? xcr0 : xcr0 & ~XTILE_DATA); // xfeatures
+    frame.writeUInt32LE(size, FPSTATE + SW_RESERVED + 16); // xstate_size
+    frame.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE + size);
   }
-  frame.writeBigUInt64LE(sigmask, SIGMASK);
+  writeU64(frame, SIGMASK, sigmask);
   return { frame, sp: at + 8n };
 }
 
