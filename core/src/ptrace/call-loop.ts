@@ -71,17 +71,19 @@ function checkArgsFrom(calls: readonly TableCall[]): void {
 export function encodeCallTable(calls: readonly TableCall[], stage: (a: string | Buffer) => bigint): { table: Buffer; link(at: bigint): void } {
   checkArgsFrom(calls);
   const table = Buffer.alloc(calls.length * CALL_ENTRY);
-  calls.forEach((c, i) => {
+  // indexed loops: without TurboFan (cli/bin/run.js) closures and iterators per call add up
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i];
     const { nr, params } = SYSCALLS[c.name];
     const args = argsOfCall(c);
     if (args.length > params.length) throw new Error(`${c.name} takes ${params.length} arguments, given ${args.length}`);
     writeU64(table, i * CALL_ENTRY, BigInt(nr));
-    args.forEach((a, j) => {
-      const v = typeof a === 'string' || Buffer.isBuffer(a) ? stage(a) : BigInt(a);
-      writeU64(table, i * CALL_ENTRY + 8 + j * 8, v);
-    });
+    for (let j = 0; j < args.length; j++) {
+      const a = args[j];
+      writeU64(table, i * CALL_ENTRY + 8 + j * 8, typeof a === 'string' || Buffer.isBuffer(a) ? stage(a) : BigInt(a));
+    }
     writeU64(table, i * CALL_ENTRY + RESULT_AT, NOT_RUN);
-  });
+  }
   // the addresses of the result slots an argument is loaded from, once the table's place is known
   const link = (at: bigint) =>
     calls.forEach((c, i) => {
@@ -98,7 +100,8 @@ export function encodeCallTable(calls: readonly TableCall[], stage: (a: string |
 /** The outcome of the calls from the table the loop ran over. */
 export function callTableOutcome(calls: readonly TableCall[], done: Buffer, pid: number): TableOutcome {
   const results: (number | undefined)[] = calls.map(() => undefined);
-  for (const [i, c] of calls.entries()) {
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i];
     const raw = readI64(done, i * CALL_ENTRY + RESULT_AT);
     if (raw === NOT_RUN) break;
     const r = (results[i] = Number(raw));

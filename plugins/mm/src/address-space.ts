@@ -46,7 +46,11 @@ export async function rebuildAddressSpace(
 
   const filled = new Set<VmaEntry>();
   const withPages = mm.vmas.filter(hasPrivatePages);
-  for (const run of pagemap) for (const v of withPages) if (run.vaddr >= v.start && run.vaddr < v.end) filled.add(v);
+  // indexed: a restore runs this for every task (no TurboFan: a for-of allocates per element)
+  for (let i = 0; i < pagemap.length; i++) {
+    const at = pagemap[i].vaddr;
+    for (let j = 0; j < withPages.length; j++) if (at >= withPages[j].start && at < withPages[j].end) filled.add(withPages[j]);
+  }
 
   const restorer = new ObjectRestorer(ctx, task, objects, mm.vmas);
   // plain mappings go in by the call loop, a run of them per stop; what another plugin or the
@@ -90,7 +94,11 @@ export async function rebuildAddressSpace(
     if (v.prot & PROT.WRITE) continue;
     settle.push({ name: 'mprotect', args: [v.start, v.end - v.start, v.prot], detail: `VMA 0x${v.start.toString(16)}` });
   }
-  for (const v of mm.vmas) if (!isSpecial(v)) settle.push(...adviceCalls(v), ...lockCalls(v));
+  for (let i = 0; i < mm.vmas.length; i++) {
+    const v = mm.vmas[i];
+    if (!v.madv || isSpecial(v)) continue; // advice and locks are both kept in madv
+    settle.push(...adviceCalls(v), ...lockCalls(v));
+  }
   const last: TableCall[] = [...fileFds.values(), ...(taskUffd !== undefined ? [taskUffd] : [])].map((fd) => ({ name: 'close', args: [fd] }));
   if (mm.amberMlockall) last.push({ name: 'mlockall', args: [mm.amberMlockall] });
   setMmFields(task, mm, fileFds.get(mm.exeFileId)!, settle, last);
