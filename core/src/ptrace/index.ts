@@ -6,3 +6,4 @@ export * from './interrupt';
 export * from './wait';
 export * from './remote-calls';
 export * from './together';
+export { frameSlotSize, parkingFrame } from './park';

@@ -46,24 +46,23 @@ const XSTATE_BV = 512;
 /** XFEATURE_XTILE_DATA (AMX tiles, 8 KiB): the one component the kernel enables per task, on request. */
 const XTILE_DATA = 1n << 18n;
 const XTILE_DATA_SIZE = 8192;
-
-/**
- * How much of the XSAVE area a sigreturn of this thread may name. PTRACE_GETREGSET gives the
- * largest area the CPU has, AMX tile data (the last 8 KiB) included; but a task that never asked
- * for the tiles (ARCH_REQ_XCOMP_PERM) has them disabled, its area is that much smaller, and a
- * frame claiming more is taken as a legacy one: only x87/SSE come back, the upper halves of the
- * ymm and zmm registers are lost (seen on a CPU with AMX). A task whose tiles are in use has
- * asked for them, so the whole area is named then.
- */
-function frameXstateSize(xstate: Buffer): number {
-  if (xstate.length < XSAVE_HEADER_END + XTILE_DATA_SIZE) return xstate.length;
-  const xcr0 = readU64(xstate, SW_RESERVED);
-  if (!(xcr0 & XTILE_DATA) || readU64(xstate, XSTATE_BV) & XTILE_DATA) return xstate.length;
-  return xstate.length - XTILE_DATA_SIZE;
-}
 const UC_SIGCONTEXT_SS = 2;
 const UC_STRICT_RESTORE_SS = 4;
 const SS_INVALID_MODE = 3;
+
+/**
+ * What of the XSAVE area a sigreturn of this thread may name: its size and xfeatures.
+ * PTRACE_GETREGSET gives the largest area the CPU has, AMX tile data (the last 8 KiB) included,
+ * and XCR0 in sw_reserved; but a task that never asked for the tiles (ARCH_REQ_XCOMP_PERM) has
+ * them disabled, its area is that much smaller, and a frame claiming more is taken as a legacy
+ * one: only x87/SSE come back, the upper halves of the ymm and zmm registers are lost (seen on a
+ * CPU with AMX). A task whose tiles are in use has asked for them, so then the whole area is named.
+ */
+function frameXstate(xstate: Buffer): { size: number; xfeatures: bigint } {
+  const xcr0 = readU64(xstate, SW_RESERVED);
+  const tilesUnused = xcr0 & XTILE_DATA && !(readU64(xstate, XSTATE_BV) & XTILE_DATA) && xstate.length >= XSAVE_HEADER_END + XTILE_DATA_SIZE;
+  return tilesUnused ? { size: xstate.length - XTILE_DATA_SIZE, xfeatures: xcr0 & ~XTILE_DATA } : { size: xstate.length, xfeatures: xcr0 };
+}
 
 /** Offset of `mov eax, 15; syscall` after the `syscall` injections run from. */
 export const SIGRETURN_AFTER_SYSCALL = 2;
@@ -100,19 +99,17 @@ export function parkingFrame(at: bigint, regs: Registers, xstate: Buffer, sigmas
   frame.writeUInt16LE(Number(regs.get('gs')), selectors + 2);
   frame.writeUInt16LE(Number(regs.get('fs')), selectors + 4);
   frame.writeUInt16LE(Number(regs.get('ss')), selectors + 6);
-  const size = frameXstateSize(xstate);
+  const { size, xfeatures } = withXstate ? frameXstate(xstate) : { size: 512, xfeatures: 0n };
   if (xstate.length >= 512) {
-    xstate.copy(frame, FPSTATE, 0, withXstate ? size : 512);
+    xstate.copy(frame, FPSTATE, 0, size);
     writeU64(frame, SC_FPSTATE, at + BigInt(FPSTATE));
   }
   if (withXstate) {
-    // ptrace leaves XCR0 in sw_reserved; a signal frame has struct _fpx_sw_bytes there, and
-    // magic2 right after the XSAVE area
-    const xcr0 = readU64(xstate, SW_RESERVED);
+    // a signal frame has struct _fpx_sw_bytes in sw_reserved, and magic2 right after the XSAVE area
     frame.fill(0, FPSTATE + SW_RESERVED, FPSTATE + 512);
     frame.writeUInt32LE(FP_XSTATE_MAGIC1, FPSTATE + SW_RESERVED);
     frame.writeUInt32LE(size + 4, FPSTATE + SW_RESERVED + 4); // extended_size
-    writeU64(frame, FPSTATE + SW_RESERVED + 8, size === xstate.length ? xcr0 : xcr0 & ~XTILE_DATA); // xfeatures
+    writeU64(frame, FPSTATE + SW_RESERVED + 8, xfeatures);
     frame.writeUInt32LE(size, FPSTATE + SW_RESERVED + 16); // xstate_size
     frame.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE + size);
   }

@@ -110,6 +110,11 @@ export function readMaps(pid: number): MapsEntry[] {
   return parseMaps(procRead(pid, 'maps'));
 }
 
+const startsWithHexDigit = (line: string) => {
+  const c = line.charCodeAt(0);
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66); // 0-9, a-f
+};
+
 /** VmFlags of every VMA in /proc/PID/smaps, keyed by start address. */
 export function parseSmapsVmFlags(text: string): Map<bigint, string[]> {
   const out = new Map<bigint, string[]>();
@@ -122,8 +127,7 @@ export function parseSmapsVmFlags(text: string): Map<bigint, string[]> {
       if (current !== undefined) out.set(current, line.slice(8).trim().split(/\s+/));
       continue;
     }
-    const c = line.charCodeAt(0);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) continue;
+    if (!startsWithHexDigit(line)) continue;
     const head = /^([0-9a-f]+)-[0-9a-f]+ /.exec(line);
     if (head) current = BigInt('0x' + head[1]);
   }

@@ -96,7 +96,8 @@ export async function rebuildAddressSpace(
   }
   for (let i = 0; i < mm.vmas.length; i++) {
     const v = mm.vmas[i];
-    if (!v.madv || isSpecial(v)) continue; // advice and locks are both kept in madv
+    // advice and locks are both kept in madv: most mappings have none, and skip the arithmetic
+    if (!v.madv || isSpecial(v)) continue;
     settle.push(...adviceCalls(v), ...lockCalls(v));
   }
   const last: TableCall[] = [...fileFds.values(), ...(taskUffd !== undefined ? [taskUffd] : [])].map((fd) => ({ name: 'close', args: [fd] }));

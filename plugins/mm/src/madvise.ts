@@ -34,7 +34,6 @@ export function mlockallOf(scratchVmFlags: string[] | undefined): number {
 /** The madvise calls that give a mapping its advice back. */
 export function adviceCalls(v: VmaEntry): TableCall[] {
   const madv = v.madv ?? 0n;
-  if (madv === 0n) return []; // most mappings: no advice, and no BigInt arithmetic for each flag
   const len = v.end - v.start;
   const where = `0x${v.start.toString(16)}`;
   return ADVICE_OF_FLAG.filter(([, advice]) => madv & (1n << BigInt(advice))).map(([flag, advice]): TableCall => ({ name: 'madvise', args: [v.start, len, advice], detail: `${flag} ${where}` }));
