@@ -45,17 +45,23 @@ export abstract class AmberCommand extends Command {
 
   /** @amber/core, loaded only once a command really runs, so that --help stays fast. */
   protected async loadCore(): Promise<Core> {
+    // node's start-up, the bundle and oclif are loaded: what they touched of node's binary leaves
+    // amber's resident set before core and the plugins load (its kernel bindings, alone, do it)
+    (require('@amber/core/dist/kernel/code-pages') as typeof import('@amber/core/dist/kernel/code-pages')).releaseCleanCodePages();
     return import('@amber/core');
   }
 
   protected discoverPlugins(core: Core, paths: string[] | undefined): PluginRegistry {
-    return core.PluginRegistry.discover({
+    const registry = core.PluginRegistry.discover({
       builtins: BUILTIN_PLUGINS,
       installDirs: amberInstallDirs(),
       configFiles: [path.join(CLI_PACKAGE_DIR, 'plugins.json')],
       paths: paths ?? [],
       requireFn: require,
     });
+    // loading is over: what compiling core and the plugins touched of node's binary goes too
+    core.releaseCleanCodePages();
+    return registry;
   }
 }
 

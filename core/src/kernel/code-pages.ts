@@ -1,0 +1,61 @@
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { MADV, PAGE_SIZE, SYS } from './constants';
+import { syscallRaw } from './libc';
+
+const MAPPING = /^([0-9a-f]+)-([0-9a-f]+) (r-xp|r--p) [0-9a-f]+ \S+ \d+\s+(.*)$/;
+// /proc/PID/pagemap, the high word of an entry: page present, swapped, a file page (or shared)
+const PM_PRESENT = 0x80000000;
+const PM_SWAPPED = 0x40000000;
+const PM_FILE = 0x20000000;
+
+/**
+ * Takes the clean pages of node's own binary (its code and read-only data) out of this process's
+ * page tables; returns the bytes of the mappings dropped. The pages stay in the page cache, shared
+ * with every other node; those still used fault back in, 16 at a time (the kernel's fault-around).
+ *
+ * Why: node's start-up leaves ~35 MB of its 90 MB binary resident (the JS parser, the snapshot
+ * and code-cache deserializers, ICU's tables ...), and as mapped pages of amber's they count in its
+ * resident set, and its peak, until it exits, although a dump or restore runs little of it again.
+ * Measured on the 50 x 4 tree: node's file pages 35 -> 18 MB at exit.
+ *
+ * Only mappings with no private page are dropped: a read-only mapping can hold copy-on-write
+ * pages (RELRO data the dynamic linker relocated, then made read-only), and MADV_DONTNEED on
+ * those would throw the relocations away, not refault them from the file.
+ */
+export function releaseCleanCodePages(file: string = process.execPath): number {
+  const lines = readFileSync('/proc/self/maps', 'latin1').split('\n');
+  let dropped = 0;
+  let pagemap: number | undefined;
+  try {
+    for (let i = 0; i < lines.length; i++) {
+      const m = MAPPING.exec(lines[i]);
+      if (!m || m[4] !== file) continue;
+      const start = Number.parseInt(m[1], 16);
+      const len = Number.parseInt(m[2], 16) - start;
+      pagemap ??= openSync('/proc/self/pagemap', 'r');
+      if (holdsPrivatePages(pagemap, start, len)) continue;
+      if (syscallRaw(SYS.madvise, [start, len, MADV.DONTNEED]) === 0) dropped += len;
+    }
+  } finally {
+    if (pagemap !== undefined) closeSync(pagemap);
+  }
+  return dropped;
+}
+
+/** Whether [start, start + len) of this process holds a page of its own: copy-on-write, present or swapped out. */
+function holdsPrivatePages(pagemap: number, start: number, len: number): boolean {
+  const pages = len / PAGE_SIZE;
+  const entries = new Uint32Array(pages * 2);
+  const bytes = Buffer.from(entries.buffer);
+  let got = 0;
+  while (got < bytes.length) {
+    const n = readSync(pagemap, bytes, got, bytes.length - got, (start / PAGE_SIZE) * 8 + got);
+    if (n <= 0) return true;
+    got += n;
+  }
+  for (let i = 1; i < entries.length; i += 2) {
+    const high = entries[i];
+    if (high & PM_SWAPPED || (high & PM_PRESENT && !(high & PM_FILE))) return true;
+  }
+  return false;
+}
