@@ -8,6 +8,7 @@ import { ImageStore, readPstree, TaskState, xsaveFromFpregs, type CoreEntry, typ
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { finishTogether, RemoteSyscall, type TableCall } from '../ptrace/remote-syscall';
 import { collectExits } from '../ptrace/wait';
+import { together } from '../ptrace/together';
 import { BusyPidError, describeHolder, pidHolder, TaskCreator } from '../task/creator';
 import { checkCredsAllowed } from '../task/process-state';
 import { checkSeccompSuspendable, suspendSeccompOption } from '../task/capabilities';
@@ -319,10 +320,11 @@ function sharingFlags(child: TaskKobjIdsEntry, parent: TaskKobjIdsEntry): number
 /** Threads come after the address space is rebuilt: they only need their registers set. */
 function createThreads(creator: TaskCreator, plans: TaskPlan[]): void {
   const flags = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
-  for (const plan of plans) {
+  // every process's clone3 loop at once: one's threads are taken while the next's are made
+  together(plans, (plan) => {
     const tids = plan.entry.threads.filter((tid) => tid !== plan.entry.pid);
-    creator.createThreads(tids, plan.task!.remote, flags, (made) => plan.threads.push({ tid: made.pid, tracee: made.tracee, remote: made.remote }));
-  }
+    return creator.beginThreads(tids, plan.task!.remote, flags, (made) => plan.threads.push({ tid: made.pid, tracee: made.tracee, remote: made.remote }));
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ import { CLONE, PTRACE_EVENT, PTRACE_O, SIG } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
 import { close, kill, WaitStatus } from '../kernel/syscalls';
 import { sleepSync } from '../kernel/libc';
+import { writeU32 } from '../kernel/bytes';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
 import { Tracee } from '../ptrace/tracee';
@@ -99,32 +100,43 @@ export class TaskCreator {
    * by one through createTask, which waits for a zombie.
    */
   createThreads(tids: number[], parent: RemoteSyscall, flags: number, made: (t: CreatedTask) => void): void {
-    if (tids.length < 2) {
+    this.beginThreads(tids, parent, flags, made)();
+  }
+
+  /**
+   * createThreads in two halves, for together(): this one sets the parent's loop of clone3s
+   * going, the returned one takes the threads from their first stops. Processes do not share a
+   * scratch area's contents, so several parents' loops can run at once.
+   */
+  beginThreads(tids: number[], parent: RemoteSyscall, flags: number, made: (t: CreatedTask) => void): () => void {
+    if (tids.length < 2) return () => {
       for (const tid of tids) made(this.createTask(tid, parent, flags));
-      return;
-    }
+    };
     const scratch = this.scratch;
     parent.resetData();
     const setTids = Buffer.alloc(4 * tids.length);
-    tids.forEach((tid, i) => setTids.writeInt32LE(tid, 4 * i));
+    for (let i = 0; i < tids.length; i++) writeU32(setTids, 4 * i, tids[i]);
     const setTidsAt = parent.stage(setTids);
-    const { results } = parent.runCalls(
+    const loop = parent.beginCalls(
       tids.map((tid, i) => ({ name: 'clone3', args: [cloneArgs(flags, setTidsAt + BigInt(4 * i)), CLONE_ARGS_SIZE], detail: `thread ${tid}` })),
     );
-    parent.resetData();
-    const created = results.filter((r): r is number => r !== undefined && r > 0);
-    const tasks = created.map((tid) => {
-      const tracee = Tracee.adopt(tid);
-      return { pid: tid, tracee, remote: RemoteSyscall.inherit(tracee, scratch, false) };
-    });
-    tasks.forEach(made);
-    for (const { pid: tid, tracee, remote } of tasks) {
-      const status = tracee.wait('creation');
-      if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(tid, status, 'the first stop of a new task');
-      tracee.setSigmask(ALL_SIGNALS);
-      remote.adoptRegisters();
-    }
-    for (const tid of tids.slice(created.length)) made(this.createTask(tid, parent, flags));
+    return () => {
+      const { results } = loop();
+      parent.resetData();
+      const created = results.filter((r): r is number => r !== undefined && r > 0);
+      const tasks = created.map((tid) => {
+        const tracee = Tracee.adopt(tid);
+        return { pid: tid, tracee, remote: RemoteSyscall.inherit(tracee, scratch, false) };
+      });
+      tasks.forEach(made);
+      for (const { pid: tid, tracee, remote } of tasks) {
+        const status = tracee.wait('creation');
+        if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(tid, status, 'the first stop of a new task');
+        tracee.setSigmask(ALL_SIGNALS);
+        remote.adoptRegisters();
+      }
+      for (const tid of tids.slice(created.length)) made(this.createTask(tid, parent, flags));
+    };
   }
 
   dispose(): void {

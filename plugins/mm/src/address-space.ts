@@ -18,10 +18,12 @@ const PRCTL_MM_MAP_SIZE = 104;
  * Rebuilds the address space of a freshly created task (a copy of the restore helper) from its
  * mm image: away with the helper's mappings, the vDSO moved to where it was, every VMA mapped at
  * its address, the pages read in by the task itself, then the mm fields set in one PR_SET_MM_MAP.
+ * That last stop is left running: the returned function waits for it (together()'s contract:
+ * it runs before anything else is done to the task), so that the next task's rebuilding overlaps it.
  */
 export async function rebuildAddressSpace(
   ctx: RestoreContext, task: RestoreTask, mm: MmEntry, pagemap: PagemapEntry[], pieces: PagePiece[], objects: Map<number, ShmemObject>,
-): Promise<number> {
+): Promise<() => void> {
   const remote = task.remote;
   const unowned = mm.vmas.find((v) => v.status & VMA.SYSVIPC && !ctx.mappings.byStatus(v.status));
   if (unowned) throw new AmberError(`pid ${task.pid}: VMA 0x${unowned.start.toString(16)} is SysV shared memory (shm id ${unowned.shmid}), and the ipc plugin that restores it is not in this restore`);
@@ -88,7 +90,7 @@ export async function rebuildAddressSpace(
   } else mapPending();
   restorer.finish();
 
-  const bytes = await fillPages(ctx, remote, ownPieces, mm.vmas, taskUffd);
+  await fillPages(ctx, remote, ownPieces, mm.vmas, taskUffd);
   const settle: TableCall[] = [];
   for (const v of filled) {
     if (v.prot & PROT.WRITE) continue;
@@ -102,8 +104,7 @@ export async function rebuildAddressSpace(
   }
   const last: TableCall[] = [...fileFds.values(), ...(taskUffd !== undefined ? [taskUffd] : [])].map((fd) => ({ name: 'close', args: [fd] }));
   if (mm.amberMlockall) last.push({ name: 'mlockall', args: [mm.amberMlockall] });
-  setMmFields(task, mm, fileFds.get(mm.exeFileId)!, settle, last);
-  return bytes;
+  return beginSetMmFields(task, mm, fileFds.get(mm.exeFileId)!, settle, last);
 }
 
 type Mapping = ReturnType<typeof readMaps>[number];
@@ -163,8 +164,8 @@ function specialShape(areas: { start: bigint; end: bigint; vvar: boolean }[]): s
   return out.map((a) => `${a.vvar ? 'vvar' : 'vdso'} ${a.pages}p`);
 }
 
-/** `before`, PR_SET_MM_MAP with exeFd (the task's fd of its executable), then `after`, in one stop. */
-function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, before: TableCall[], after: TableCall[]): void {
+/** `before`, PR_SET_MM_MAP with exeFd (the task's fd of its executable), then `after`, in one stop: started; the returned half waits for it. */
+function beginSetMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, before: TableCall[], after: TableCall[]): () => void {
   const remote = task.remote;
   remote.resetData();
   const auxv = Buffer.alloc(mm.mmSavedAuxv.length * 8);
@@ -177,7 +178,11 @@ function setMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, before: Tabl
   map.writeUInt32LE(exeFd, 100);
   const calls: TableCall[] = [{ name: 'prctl', args: [PR.SET_MM, PR_SET_MM_MAP, remote.stage(map), PRCTL_MM_MAP_SIZE, 0], detail: 'PR_SET_MM_MAP' }];
   if (mm.dumpable !== undefined) calls.push({ name: 'prctl', args: [PR.SET_DUMPABLE, mm.dumpable] });
-  remote.invokeMany([...before, ...calls, ...after]);
+  const loop = remote.beginCalls([...before, ...calls, ...after]);
+  return () => {
+    const { error } = loop();
+    if (error) throw error;
+  };
 }
 
 /**

@@ -116,11 +116,30 @@ export class MemoryPlugin implements ResourcePlugin {
     const objects = readObjects(this.store);
     adoptCriuSharedAnon(this.store, ctx.files, mms.map((m) => m.vmas), objects);
     ctx.tasks.forEach((task, i) => refuseForeignShared(task.pid, mms[i].vmas));
-    for (const [i, task] of ctx.tasks.entries()) {
-      const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
-      // an incremental dump's unchanged pages are found down its parent chain
-      const pieces = locatePages(PagemapLevel.of(this.store, task.pid, pm.entries, pm.head as PagemapHead));
-      await rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
+    // a task's last stop (its mm fields) runs while the next task is rebuilt
+    let pending: (() => void) | undefined;
+    try {
+      for (let i = 0; i < ctx.tasks.length; i++) {
+        const task = ctx.tasks[i];
+        const pm = this.store.read<PagemapEntry>('pagemap', `pagemap-${task.pid}`);
+        // an incremental dump's unchanged pages are found down its parent chain
+        const pieces = locatePages(PagemapLevel.of(this.store, task.pid, pm.entries, pm.head as PagemapHead));
+        const finish = await rebuildAddressSpace(ctx, task, mms[i], pm.entries, pieces, objects);
+        const previous = pending;
+        pending = finish;
+        previous?.();
+      }
+      const last = pending;
+      pending = undefined;
+      last?.();
+    } catch (e) {
+      // a task still in its loop is waited for before the restore undoes; the first error goes on
+      try {
+        pending?.();
+      } catch {
+        // reported by the error above
+      }
+      throw e;
     }
   }
 
