@@ -128,6 +128,8 @@ export class MemoryPlugin implements ResourcePlugin {
         const previous = pending;
         pending = finish;
         previous?.();
+        // a failure while a task is still in its last loop (the test of the undo below)
+        if (i > 0) faultPoint('restore:memory-task');
       }
       const last = pending;
       pending = undefined;

@@ -13,7 +13,7 @@ after(cleanup);
 const DUMP_POINTS = ['dump:after-seize', 'dump:after-cores', 'dump:splice', 'dump:after-mm', 'dump:after-fs', 'dump:before-inventory'];
 /** Every AMBER_FAULT point of a restore: each phase, after the threads are made, in the resume. */
 const RESTORE_POINTS = [
-  'restore:tree', 'restore:namespaces', 'restore:shared', 'restore:resources', 'restore:memory', 'restore:after-threads',
+  'restore:tree', 'restore:namespaces', 'restore:shared', 'restore:resources', 'restore:memory-task', 'restore:memory', 'restore:after-threads',
   'restore:task-state', 'restore:resume-thread', 'restore:resume',
 ];
 const AMBER_LIMIT_MS = 30_000;
