@@ -46,8 +46,8 @@ export abstract class AmberCommand extends Command {
   /** @amber/core, loaded only once a command really runs, so that --help stays fast. */
   protected async loadCore(): Promise<Core> {
     // node's start-up, the bundle and oclif are loaded: what they touched of node's binary leaves
-    // amber's resident set before core and the plugins load (its kernel bindings, alone, do it)
-    (require('@amber/core/dist/kernel/code-pages') as typeof import('@amber/core/dist/kernel/code-pages')).releaseCleanCodePages();
+    // amber's resident set before core and the plugins load (core's module for it, alone, does it)
+    (require('@amber/core/dist/task/code-pages') as typeof import('@amber/core/dist/task/code-pages')).releaseCleanCodePages();
     return import('@amber/core');
   }
 

@@ -89,6 +89,11 @@ export const MLOCK_ONFAULT = 1;
 export const F_SEALS = { ADD: 1033, GET: 1034 } as const;
 export const MFD = { CLOEXEC: 1, ALLOW_SEALING: 2 } as const;
 
+/**
+ * /proc/PID/pagemap: one u64 per page; these are bits of its high 32-bit word (63 present, 62
+ * swapped, 61 a file page or shared anonymous; the PFN's top 23 bits below them).
+ */
+export const PAGEMAP_HIGH = { PRESENT: 0x80000000, SWAPPED: 0x40000000, FILE_OR_SHARED: 0x20000000, PFN_BITS: 0x7fffff } as const;
 /** ioctl on /proc/PID/pagemap (Linux 6.7): _IOWR('f', 16, struct pm_scan_arg), and its categories. */
 export const PAGEMAP_SCAN = 0xc0606610;
 export const PM_SCAN_ARG_SIZE = 96;

@@ -22,4 +22,3 @@ export * from './sysv-msg-sem';
 export * from './posix-mqueue';
 export * from './terminal';
 export * from './tty';
-export * from './code-pages';

@@ -98,15 +98,9 @@ export class TaskCreator {
    * is handed to `made` at once (so that an undo finds it) and then taken from its first stop. A
    * clone3 that fails (a tid busy, or held by a zombie not yet reaped) and those after it go one
    * by one through createTask, which waits for a zombie.
-   */
-  createThreads(tids: number[], parent: RemoteSyscall, flags: number, made: (t: CreatedTask) => void): void {
-    this.beginThreads(tids, parent, flags, made)();
-  }
-
-  /**
-   * createThreads in two halves, for together(): this one sets the parent's loop of clone3s
-   * going, the returned one takes the threads from their first stops. Processes do not share a
-   * scratch area's contents, so several parents' loops can run at once.
+   * In two halves, for together(): this one sets the parent's loop of clone3s going, the returned
+   * one takes the threads from their first stops. Processes do not share a scratch area's
+   * contents, so several parents' loops can run at once.
    */
   beginThreads(tids: number[], parent: RemoteSyscall, flags: number, made: (t: CreatedTask) => void): () => void {
     if (tids.length < 2) return () => {

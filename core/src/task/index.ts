@@ -11,3 +11,4 @@ export * from './task-files';
 export * from './unlinked-file';
 export * from './capabilities';
 export * from './sigactions';
+export * from './code-pages';

@@ -189,8 +189,8 @@ function beginSetMmFields(task: RestoreTask, mm: MmEntry, exeFd: number, before:
  * Reads every page in, by the task itself: one preadv per stretch of a pages file that is read
  * in order (one stretch for a plain dump; an incremental one also reads its parents' files).
  */
-async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: PagePiece[], vmas: VmaEntry[], taskUffd?: number): Promise<number> {
-  if (!allPieces.length) return 0;
+async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: PagePiece[], vmas: VmaEntry[], taskUffd?: number): Promise<void> {
+  if (!allPieces.length) return;
   // A chain's pieces are widened and put oldest first (later ones overwrite); UFFDIO_COPY cannot
   // overwrite, so it only takes the oldest set's pieces, written first.
   const ordered = new Set(allPieces.map((p) => p.depth)).size > 1 ? bridgePieces(allPieces) : allPieces;
@@ -208,7 +208,7 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     ctx.log.debug(`pid ${remote.pid}: ${done} bytes filled by UFFDIO_COPY in ${(performance.now() - t0).toFixed(1)} ms`);
     pieces = [...first, ...ordered.filter((p) => p.depth !== oldest)];
   }
-  if (!pieces.length) return total;
+  if (!pieces.length) return;
   // What is left goes through preadv. Faulting the pages in one madvise per run beats taking a
   // fault per page inside preadv (measured: 1 GiB in ~0.46 s instead of ~0.52 s). Best effort:
   // kernels < 5.14 lack it.
@@ -221,16 +221,14 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   }
   let populate = ranges.map((r): TableCall => ({ name: 'madvise', args: [r.addr, r.len, MADV.POPULATE_WRITE] }));
 
-  let bytes = total - pieces.reduce((n, p) => n + p.len, 0);
   // files in the order of their first piece: oldest set first
   const byFile = new Map<string, Stretch[]>();
   for (const p of pieces) if (!byFile.has(p.path)) byFile.set(p.path, stretchesOf(pieces.filter((q) => q.path === p.path)));
-  ctx.log.debug(`pid ${remote.pid}: ${total - bytes} bytes read in by preadv in the task`);
+  ctx.log.debug(`pid ${remote.pid}: ${pieces.reduce((n, p) => n + p.len, 0)} bytes read in by preadv in the task`);
   // one pages file (a plain dump's): populate, open, read and close in one stop
   if (byFile.size === 1) {
     const [[path, stretches]] = byFile;
     const done = openAndReadStretches(remote, path, stretches, populate, progress);
-    bytes += done.bytes;
     if (done.beforeRan === populate.length) byFile.set(path, done.rest);
     populate = populate.slice(done.beforeRan + 1);
   }
@@ -244,12 +242,11 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
     // amber's image: opened with amber's identity, which the task still has
     const fd = openAsTask({ remote }, path, O.RDONLY | O.CLOEXEC, { identity: 'current' });
     try {
-      bytes += readStretches(remote, fd, stretches, progress);
+      readStretches(remote, fd, stretches, progress);
     } finally {
       remote.sysRaw.close(fd);
     }
   }
-  return bytes;
 }
 
 /** A pages file's pieces as the stretches of it read in order. */

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import {
-  addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_SCAN, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
+  addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_HIGH, PAGEMAP_SCAN, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
   SYS, PROT, MAP, readU32, readU64, writeU64, type PagemapEntry,
 } from '@amber/core';
 import type { VmaEntry } from './vmas';
@@ -8,6 +8,7 @@ import type { VmaEntry } from './vmas';
 export type { PagemapEntry };
 
 const ENTRIES_PER_READ = 64 * 1024;
+const { PRESENT, SWAPPED, FILE_OR_SHARED, PFN_BITS } = PAGEMAP_HIGH;
 const PAGE = BigInt(PAGE_SIZE);
 
 let zeroPfn: number | undefined;
@@ -51,9 +52,8 @@ export function dumpableRuns(pagemapFd: number, vma: VmaEntry, out: PagemapEntry
     readSync(pagemapFd, buf, 0, n * 8, (first + done) * 8);
     for (let i = 0; i < n; i++) {
       const hi = readU32(buf, i * 8 + 4);
-      // bit 63 present, 62 swapped, 61 file page or shared anonymous
-      let wanted = (hi & 0xc0000000) !== 0 && (hi & 0x20000000) === 0;
-      if (wanted && (hi & 0x80000000) && (hi & 0x7fffff) * 0x100000000 + readU32(buf, i * 8) === zero) wanted = false;
+      let wanted = (hi & (PRESENT | SWAPPED)) !== 0 && (hi & FILE_OR_SHARED) === 0;
+      if (wanted && hi & PRESENT && (hi & PFN_BITS) * 0x100000000 + readU32(buf, i * 8) === zero) wanted = false;
       const page = first + done + i;
       if (wanted) {
         if (runStart < 0) runStart = page;

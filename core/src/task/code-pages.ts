@@ -1,12 +1,9 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { MADV, PAGE_SIZE, SYS } from './constants';
-import { syscallRaw } from './libc';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { MADV, PAGE_SIZE, PAGEMAP_HIGH, SYS } from '../kernel/constants';
+import { syscallRaw } from '../kernel/libc';
+import { parseMaps, procRead } from './proc';
 
-const MAPPING = /^([0-9a-f]+)-([0-9a-f]+) (r-xp|r--p) [0-9a-f]+ \S+ \d+\s+(.*)$/;
-// /proc/PID/pagemap, the high word of an entry: page present, swapped, a file page (or shared)
-const PM_PRESENT = 0x80000000;
-const PM_SWAPPED = 0x40000000;
-const PM_FILE = 0x20000000;
+const { PRESENT, SWAPPED, FILE_OR_SHARED } = PAGEMAP_HIGH;
 
 /**
  * Takes the clean pages of node's own binary (its code and read-only data) out of this process's
@@ -23,21 +20,19 @@ const PM_FILE = 0x20000000;
  * those would throw the relocations away, not refault them from the file.
  */
 export function releaseCleanCodePages(file: string = process.execPath): number {
-  const lines = readFileSync('/proc/self/maps', 'latin1').split('\n');
+  const readOnly = parseMaps(procRead('self', 'maps')).filter((m) => m.path === file && (m.perms === 'r-xp' || m.perms === 'r--p'));
+  if (!readOnly.length) return 0;
   let dropped = 0;
-  let pagemap: number | undefined;
+  const pagemap = openSync('/proc/self/pagemap', 'r');
   try {
-    for (let i = 0; i < lines.length; i++) {
-      const m = MAPPING.exec(lines[i]);
-      if (!m || m[4] !== file) continue;
-      const start = Number.parseInt(m[1], 16);
-      const len = Number.parseInt(m[2], 16) - start;
-      pagemap ??= openSync('/proc/self/pagemap', 'r');
+    for (let i = 0; i < readOnly.length; i++) {
+      const start = Number(readOnly[i].start);
+      const len = Number(readOnly[i].end) - start;
       if (holdsPrivatePages(pagemap, start, len)) continue;
       if (syscallRaw(SYS.madvise, [start, len, MADV.DONTNEED]) === 0) dropped += len;
     }
   } finally {
-    if (pagemap !== undefined) closeSync(pagemap);
+    closeSync(pagemap);
   }
   return dropped;
 }
@@ -55,7 +50,7 @@ function holdsPrivatePages(pagemap: number, start: number, len: number): boolean
   }
   for (let i = 1; i < entries.length; i += 2) {
     const high = entries[i];
-    if (high & PM_SWAPPED || (high & PM_PRESENT && !(high & PM_FILE))) return true;
+    if (high & SWAPPED || (high & PRESENT && !(high & FILE_OR_SHARED))) return true;
   }
   return false;
 }
