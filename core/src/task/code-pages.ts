@@ -17,13 +17,20 @@ const { PRESENT, SWAPPED, FILE_OR_SHARED } = PAGEMAP_HIGH;
  *
  * Only mappings with no private page are dropped: a read-only mapping can hold copy-on-write
  * pages (RELRO data the dynamic linker relocated, then made read-only), and MADV_DONTNEED on
- * those would throw the relocations away, not refault them from the file.
+ * those would throw the relocations away, not refault them from the file. Best effort: where
+ * pagemap cannot be read, nothing is dropped, and the command runs on as before.
  */
 export function releaseCleanCodePages(file: string = process.execPath): number {
   const readOnly = parseMaps(procRead('self', 'maps')).filter((m) => m.path === file && (m.perms === 'r-xp' || m.perms === 'r--p'));
   if (!readOnly.length) return 0;
   let dropped = 0;
-  const pagemap = openSync('/proc/self/pagemap', 'r');
+  let pagemap: number;
+  try {
+    pagemap = openSync('/proc/self/pagemap', 'r');
+  } catch {
+    // a /proc without pagemap: nothing is known to be clean, so nothing is dropped
+    return 0;
+  }
   try {
     for (let i = 0; i < readOnly.length; i++) {
       const start = Number(readOnly[i].start);
@@ -44,7 +51,13 @@ function holdsPrivatePages(pagemap: number, start: number, len: number): boolean
   const bytes = Buffer.from(entries.buffer);
   let got = 0;
   while (got < bytes.length) {
-    const n = readSync(pagemap, bytes, got, bytes.length - got, (start / PAGE_SIZE) * 8 + got);
+    let n: number;
+    try {
+      n = readSync(pagemap, bytes, got, bytes.length - got, (start / PAGE_SIZE) * 8 + got);
+    } catch {
+      return true;
+    }
+    // unread entries: not known to be clean
     if (n <= 0) return true;
     got += n;
   }
