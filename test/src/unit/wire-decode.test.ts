@@ -22,10 +22,21 @@ message Wide {
   optional string name = 12;
 }
 message Needs { required uint64 must = 1; }
+message Words {
+  repeated uint32 u = 1 [packed = true];
+  repeated int32 i = 2 [packed = true];
+  repeated sint32 z = 3 [packed = true];
+  repeated uint32 loose = 4;
+  optional int32 one = 5;
+  optional bool flag = 6;
+  optional double d = 7;
+  optional sfixed32 sf = 8;
+}
 `, { keepCase: false }).root;
 root.resolveAll();
 const Wide = root.lookupType('Wide');
 const Needs = root.lookupType('Needs');
+const Words = root.lookupType('Words');
 
 const TWO53 = 1n << 53n;
 const U64 = [0n, 1n, TWO53 - 1n, TWO53, TWO53 + 1n, (1n << 63n) - 1n, 1n << 63n, 0xfffffffffffff001n, (1n << 64n) - 1n];
@@ -71,4 +82,29 @@ test('a cut, a wrong wire type, or a missing required field is refused, naming t
   assert.throws(() => decodeMessage(Buffer.alloc(0), Needs), /: not a valid Needs: missing required 'must'$/);
   const inner = Buffer.from(protobuf.Writer.create().uint32((8 << 3) | 2).fork().ldelim().finish());
   assert.throws(() => decodeMessage(inner, Wide), /missing required 'addr'/);
+});
+
+test('32-bit varints, packed and not, decode as protobufjs decodes them (multi-byte, negative, zigzag)', () => {
+  const msg = {
+    u: [0, 1, 127, 128, 300, 16383, 16384, 0x7fffffff, 0xffffffff],
+    i: [-1, -2147483648, 2147483647, 0, 5],
+    z: [-3, 3, -2147483648, 2147483647],
+    loose: [1, 200, 0xfffffffe],
+    one: -7,
+    flag: true,
+    d: -0.5,
+    sf: -2,
+  };
+  const wire = Buffer.from(Words.encode(Words.fromObject(msg)).finish());
+  assert.deepEqual(decodeMessage(wire, Words), msg);
+  assert.deepEqual(decodeMessage(wire, Words), Words.toObject(Words.decode(wire), { arrays: true }));
+});
+
+test('a packed run cut short, or running past its message, is refused', () => {
+  const wire = Buffer.from(Words.encode(Words.fromObject({ u: [300, 301, 302] })).finish());
+  // the run's length says 6 bytes; cut the message inside the run
+  assert.throws(() => decodeMessage(wire.subarray(0, wire.length - 1), Words), /^.*not a valid Words: /);
+  // a multi-byte value whose last byte lies past the run's end
+  const broken = Buffer.from([(1 << 3) | 2, 2, 0xac, 0x82, 0x02]);
+  assert.throws(() => decodeMessage(broken, Words), /not a valid Words: packed u runs 1 bytes past its end/);
 });
