@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --optimize-for-size --max-semi-space-size=1 --no-opt
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --optimize-for-size --max-semi-space-size=1 --no-opt
 'use strict';
 // node's flags: see run.js
 // amber-criu: CRIU's command line for amber (see cli/src/criu-main.ts).

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   const rows: ComparisonRow[] = [];
   const ceilings: string[][] = [];
   let nodeFloor: Sample | undefined;
+  let nodeWithCaCerts: Sample | undefined;
   const print = (r: ComparisonRow[]) => {
     rows.push(...r);
     for (const row of r) console.error(`  ${comparisonCells(row).join('  ')}`);
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
     console.error(`bench: ${s} ... (load ${load()})`);
     if (s === 'startup') {
       print(await startup(tools, opts.rounds));
-      nodeFloor = summarize(Array.from({ length: opts.rounds }, bareNodeStartup));
+      nodeFloor = summarize(Array.from({ length: opts.rounds }, () => bareNodeStartup()));
+      if (process.env.NODE_EXTRA_CA_CERTS) nodeWithCaCerts = summarize(Array.from({ length: opts.rounds }, () => bareNodeStartup(true)));
       print(await dumpRestore(tools, opts.rounds, memhog(1), 'of a tiny process (1 MiB)', opts.imagesIn));
     } else if (s === 'memory') {
       for (const mb of opts.sizesMb) {
@@ -64,6 +66,12 @@ async function main(): Promise<void> {
   for (const n of table.notes) console.log(n);
   if (nodeFloor) {
     console.log(`\nbare node start-up, same run (node -e 0, whole command: the floor of any amber command): ${nodeFloor.seconds.toFixed(3)} s, peak RSS ${Math.round(nodeFloor.peakRssKb / 1024)} MB`);
+    if (nodeWithCaCerts) {
+      console.log(
+        `  with this environment's NODE_EXTRA_CA_CERTS (${process.env.NODE_EXTRA_CA_CERTS}), which node reads and parses before it runs any JS, ` +
+          `and amber's command drops: ${nodeWithCaCerts.seconds.toFixed(3)} s`,
+      );
+    }
   }
   if (ceilings.length) {
     const fs = fsType(opts.imagesIn);

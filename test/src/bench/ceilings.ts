@@ -73,10 +73,11 @@ function firstWriteSeconds(bytes: number, dir: string): number {
 
 /**
  * Bare node start-up, the whole command `node -e 0`: the floor of any amber command (amber is a
- * node program), with its peak RSS, the floor of amber's own memory.
+ * node program), with its peak RSS, the floor of amber's own memory. As amber's command starts
+ * node (cli/bin/run.js): without NODE_EXTRA_CA_CERTS; withCaCerts: with this environment's.
  */
-export function bareNodeStartup(): Sample {
-  return timed([process.execPath, '-e', '0']);
+export function bareNodeStartup(withCaCerts = false): Sample {
+  return timed([process.execPath, '-e', '0'], withCaCerts ? {} : { env: { NODE_EXTRA_CA_CERTS: undefined } });
 }
 
 interface TwoStreamJob {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -49,6 +50,19 @@ describe('amber CLI', () => {
     const { r, amberModules } = loadedModules(['check', '--json']);
     assert.notEqual(r.status, null, describeAmber(['check', '--json'], r));
     assert.ok(amberModules.length > 0, 'amber check loads @amber/core');
+  });
+
+  test('the command itself (its #! line) starts node without NODE_EXTRA_CA_CERTS, which node would read before any JS', () => {
+    // a file that is not there: node that still sees the variable warns about it on stderr
+    const r = spawnSync(path.join(repoRoot, 'cli', 'bin', 'run.js'), ['--version'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: path.join(makeTmpDir('cli-ca'), 'none.pem') },
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /^@amber\/cli\//);
+    assert.doesNotMatch(r.stderr, /extra certs/i);
+    const control = spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/none.pem' } });
+    assert.match(control.stderr, /extra certs/i, 'control: node itself reads the variable');
   });
 
   test('--version prints the package line without loading oclif or the engine', () => {
