@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -66,4 +67,26 @@ test("an amber inventory whose image list was stripped is refused; a set from el
   refused(s.dir, /^inventory\.img: lists no images \(amber_images\): not a whole image set$/);
   s.write('inventory', 'inventory', [{ imgVersion: 2 }]);
   assert.ok(ImageStore.forRead(s.dir));
+});
+
+test('an image put back as a fifo, a link, a directory, or longer or shorter than listed, is refused, and nothing waits on a fifo', () => {
+  const pstree = (dir: string) => path.join(dir, 'pstree.img');
+  const replaced = (how: (file: string, bytes: Buffer) => void) => {
+    const dir = set([], 0);
+    const bytes = fs.readFileSync(pstree(dir));
+    fs.rmSync(pstree(dir));
+    how(pstree(dir), bytes);
+    return dir;
+  };
+  // a fifo nobody writes: an open or read that waits would hang this test
+  refused(replaced((f) => execFileSync('mkfifo', [f])), /^pstree\.img: not a regular file in /);
+  refused(replaced((f, b) => {
+    fs.writeFileSync(`${f}.real`, b);
+    fs.symlinkSync(`${f}.real`, f);
+  }), /^pstree\.img: not a regular file in /);
+  refused(replaced((f) => fs.mkdirSync(f)), /^pstree\.img: (not a regular file|cannot read)/);
+  refused(replaced((f, b) => fs.writeFileSync(f, Buffer.concat([b, Buffer.from([0])]))), /^pstree\.img: \d+ bytes, but inventory\.img says \d+: cut short or replaced$/);
+  refused(replaced((f, b) => fs.writeFileSync(f, b.subarray(1))), /^pstree\.img: \d+ bytes, but inventory\.img says \d+: cut short or replaced$/);
+  // the same length, other bytes
+  refused(replaced((f, b) => fs.writeFileSync(f, Buffer.from(b.map((x, i) => (i === b.length - 1 ? x ^ 1 : x))))), /^pstree\.img: contents do not match the checksum in inventory\.img: altered or swapped$/);
 });
