@@ -1,7 +1,7 @@
 import { KernelError } from '../kernel/errors';
 import { SYSCALLS, type ArgsOf, type SyscallArg, type SyscallName } from '../kernel/syscall-table';
 import { callName } from './remote-calls';
-import { readI64, writeU32, writeU64 } from '../kernel/bytes';
+import { i64Words, u64Words, writeU32 } from '../kernel/bytes';
 
 /**
  * A call loop, run by the task over a table of entries {nr, six args, result, from} of u64 (rbx:
@@ -71,25 +71,27 @@ function checkArgsFrom(calls: readonly TableCall[]): void {
 export function encodeCallTable(calls: readonly TableCall[], stage: (a: string | Buffer) => bigint): { table: Buffer; link(at: bigint): void } {
   checkArgsFrom(calls);
   const table = Buffer.alloc(calls.length * CALL_ENTRY);
+  const words = u64Words(table);
   // indexed loops: without TurboFan (cli/bin/run.js) closures and iterators per call add up
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i];
     const { nr, params } = SYSCALLS[c.name];
     const args = argsOfCall(c);
     if (args.length > params.length) throw new Error(`${c.name} takes ${params.length} arguments, given ${args.length}`);
-    writeU64(table, i * CALL_ENTRY, BigInt(nr));
+    const w = (i * CALL_ENTRY) / 8;
+    words[w] = BigInt(nr);
     for (let j = 0; j < args.length; j++) {
       const a = args[j];
-      writeU64(table, i * CALL_ENTRY + 8 + j * 8, typeof a === 'string' || Buffer.isBuffer(a) ? stage(a) : BigInt(a));
+      words[w + 1 + j] = typeof a === 'string' || Buffer.isBuffer(a) ? stage(a) : BigInt(a);
     }
-    writeU64(table, i * CALL_ENTRY + RESULT_AT, NOT_RUN);
+    words[w + RESULT_AT / 8] = NOT_RUN;
   }
   // the addresses of the result slots an argument is loaded from, once the table's place is known
   const link = (at: bigint) =>
     calls.forEach((c, i) => {
       let mask = 0;
       for (const f of c.argsFrom ?? []) {
-        writeU64(table, i * CALL_ENTRY + 8 + f.arg * 8, at + BigInt(f.call * CALL_ENTRY + RESULT_AT));
+        words[(i * CALL_ENTRY) / 8 + 1 + f.arg] = at + BigInt(f.call * CALL_ENTRY + RESULT_AT);
         mask |= 1 << f.arg;
       }
       writeU32(table, i * CALL_ENTRY + FROM_AT, mask);
@@ -100,9 +102,10 @@ export function encodeCallTable(calls: readonly TableCall[], stage: (a: string |
 /** The outcome of the calls from the table the loop ran over. */
 export function callTableOutcome(calls: readonly TableCall[], done: Buffer, pid: number): TableOutcome {
   const results: (number | undefined)[] = calls.map(() => undefined);
+  const words = i64Words(done);
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i];
-    const raw = readI64(done, i * CALL_ENTRY + RESULT_AT);
+    const raw = words[(i * CALL_ENTRY + RESULT_AT) / 8];
     if (raw === NOT_RUN) break;
     const r = (results[i] = Number(raw));
     if (r < 0 && r > -4096) return { results, error: callError(c, argsOfCall(c), -r, pid) };

@@ -5,7 +5,7 @@ import { WaitStatus } from '../kernel/syscalls';
 import { UnexpectedStopError } from './errors';
 import type { TaskMemory } from './memory';
 import type { Tracee } from './tracee';
-import { readI64, writeU64 } from '../kernel/bytes';
+import { i64Words, u64Words } from '../kernel/bytes';
 
 /*
  * Many injected calls for one stop of a parked thread (park.ts).
@@ -102,10 +102,12 @@ export function beginParkedBatch(thread: ParkedThread, calls: readonly RawCall[]
   const { tracee } = thread;
   const table = Buffer.alloc((calls.length + 1) * ENTRY);
   const entries: RawCall[] = [...calls, { nr: SYS.tgkill, args: [BigInt(tgid), BigInt(tracee.tid), BigInt(signal)] }];
+  const words = u64Words(table);
   for (let i = 0; i < entries.length; i++) {
     const { nr, args } = entries[i];
-    writeU64(table, i * ENTRY, BigInt(nr));
-    for (let j = 0; j < args.length; j++) writeU64(table, i * ENTRY + 8 + j * 8, args[j]);
+    const w = (i * ENTRY) / 8;
+    words[w] = BigInt(nr);
+    for (let j = 0; j < args.length; j++) words[w + 1 + j] = args[j];
   }
   const at = thread.stage(table);
   const regs = thread.startRegs();
@@ -141,7 +143,8 @@ function awaitParkedBatch(thread: ParkedThread, count: number, at: bigint, table
   tracee.setRegs(thread.parkedRegs());
   tracee.setSigmask(ALL_SIGNALS);
   dieForTest('die:batch-parked');
-  return Array.from({ length: count }, (_, i) => Number(readI64(done, i * ENTRY + 56)));
+  const results = i64Words(done);
+  return Array.from({ length: count }, (_, i) => Number(results[(i * ENTRY + 56) / 8]));
 }
 
 /** Test hook: AMBER_FAULT=die:batch-running|stopped|parked SIGKILLs amber there, to show the thread puts itself back. */
