@@ -60,9 +60,12 @@ export class PagemapLevel {
     return new PagemapLevel(store, pid, pm.head as PagemapHead, pm.entries, depth);
   }
 
+  /** Its pages file, checked and joined once: every piece of a task's pages names it. */
   get pagesPath(): string {
-    return this.store.pagesPath(this.head.pagesId);
+    return (this.pagesFile ??= this.store.pagesPath(this.head.pagesId));
   }
+
+  private pagesFile: string | undefined;
 
   parent(): PagemapLevel | undefined {
     if (this.parentLevel === undefined) {
