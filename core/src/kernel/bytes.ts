@@ -69,6 +69,8 @@ export function readU16(buf: Uint8Array, offset: number): number {
 /** `count` u32 words from offset on. */
 export function readU32s(buf: Uint8Array, offset: number, count: number): number[] {
   check(buf, offset, count * 4);
+  // aligned (most are: Buffer.alloc's, node's pool slices): one copy by the builtin
+  if (((buf.byteOffset + offset) & 3) === 0) return Array.from(new Uint32Array(buf.buffer, buf.byteOffset + offset, count));
   const out = new Array<number>(count);
   for (let i = 0, o = offset; i < count; i++, o += 4) out[i] = (buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)) + buf[o + 3] * 0x1000000;
   return out;

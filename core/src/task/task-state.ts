@@ -15,7 +15,7 @@ import type { RemoteSyscall, TableCall } from '../ptrace/remote-syscall';
 import { QueryBatch } from './query-batch';
 import type { Tracee } from '../ptrace/tracee';
 import { parseStatus, procRead, type ProcStat } from './proc';
-import { readU64, writeU64 } from '../kernel/bytes';
+import { readU64, u64Words, writeU64 } from '../kernel/bytes';
 
 const X86_MODE_NATIVE = 1;
 
@@ -24,13 +24,10 @@ export function dumpSigactions(q: QueryBatch): () => SaEntry[] {
   const slots = q.slot(KSIGACTION_SIZE * SIGACTION_SIGNALS.length);
   SIGACTION_SIGNALS.forEach((sig, i) => q.add({ name: 'rt_sigaction', args: [sig, 0, slots + BigInt(i * KSIGACTION_SIZE), 8], detail: `signal ${sig}` }));
   return () => {
-    const raw = q.bytes(slots, KSIGACTION_SIZE * SIGACTION_SIGNALS.length);
-    return SIGACTION_SIGNALS.map((_, i) => ({
-      sigaction: readU64(raw, i * KSIGACTION_SIZE),
-      flags: readU64(raw, i * KSIGACTION_SIZE + 8),
-      restorer: readU64(raw, i * KSIGACTION_SIZE + 16),
-      mask: readU64(raw, i * KSIGACTION_SIZE + 24),
-    }));
+    // a leader's 64 struct k_sigaction, as words: handler, flags, restorer, mask each
+    const words = u64Words(q.bytes(slots, KSIGACTION_SIZE * SIGACTION_SIGNALS.length));
+    const per = KSIGACTION_SIZE / 8;
+    return SIGACTION_SIGNALS.map((_, i) => ({ sigaction: words[i * per], flags: words[i * per + 1], restorer: words[i * per + 2], mask: words[i * per + 3] }));
   };
 }
 

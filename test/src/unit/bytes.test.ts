@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readI32, readI64, readU16, readU32, readU32s, readU64, writeU32, writeU64 } from '@amber/core';
+import { i64Words, readI32, readI64, readU16, readU32, readU32s, readU64, u64Words, writeU32, writeU64 } from '@amber/core';
 
 // The helpers must read and write exactly what Buffer's own methods do, at any offset of a Buffer
 // that is a view into a larger (pooled) ArrayBuffer.
@@ -56,4 +56,29 @@ test('an access past the end of the Buffer throws, even inside a larger ArrayBuf
   assert.throws(() => readU32(buf, -1), RangeError);
   assert.throws(() => readU32s(buf, 0, 3), RangeError);
   assert.ok(big.every((b) => b === 0x11), 'the bytes around the view were not touched');
+});
+
+test('word views: u32 runs, u64 and i64 words read what Buffer reads, aligned or not; a store through an aligned view lands in the Buffer', () => {
+  const big = Buffer.alloc(96);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 37 + 11) & 0xff;
+  for (let start = 0; start < 8; start++) {
+    const buf = big.subarray(start, start + 64);
+    for (let off = 0; off <= 8; off++) {
+      assert.deepEqual(readU32s(buf, off, 5), Array.from({ length: 5 }, (_, i) => buf.readUInt32LE(off + i * 4)), `readU32s at ${start}+${off}`);
+    }
+    const u = u64Words(buf);
+    const s = i64Words(buf);
+    assert.equal(u.length, 8);
+    for (let i = 0; i < 8; i++) {
+      assert.equal(u[i], buf.readBigUInt64LE(i * 8), `u64Words[${i}] of a view at ${start}`);
+      assert.equal(s[i], buf.readBigInt64LE(i * 8));
+    }
+  }
+  const table = Buffer.alloc(32);
+  const words = u64Words(table);
+  words[1] = -2n;
+  words[2] = 0x1234n;
+  assert.equal(table.readBigUInt64LE(8), 0xfffffffffffffffen, 'a negative store is its two\'s complement');
+  assert.equal(table.readBigUInt64LE(16), 0x1234n);
+  assert.equal(i64Words(table)[1], -2n);
 });
