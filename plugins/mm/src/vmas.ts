@@ -90,7 +90,8 @@ export function classifyOwned(m: MapsEntry, vmFlags: string[], status: number, o
  */
 export function joinVvar(vmas: VmaEntry[]): VmaEntry[] {
   const out: VmaEntry[] = [];
-  for (const v of vmas) {
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
     const last = out[out.length - 1];
     if (last && v.status & VMA.VVAR && last.status & VMA.VVAR && last.end === v.start) out[out.length - 1] = { ...last, end: v.end };
     else out.push(v);

@@ -60,6 +60,11 @@ test('smaps: a counter line is not taken for a VMA, whatever its first letter', 
   assert.deepEqual(flags.get(0x400000n), ['wr']);
 });
 
+test('smaps: a VMA whose block has no VmFlags line takes none, and the next one gets its own', () => {
+  const flags = parseSmapsVmFlags('00400000-00401000 r-xp 00000000 08:01 12 /bin/x\nSize: 4 kB\n7f00-7f01 rw-p 0 0:0 0\nRss: 0 kB\nVmFlags: rd wr\n7f02-7f03 r--p 0 0:0 0\nVmFlags: rd\n');
+  assert.deepEqual([...flags.entries()], [[0x7f00n, ['rd', 'wr']], [0x7f02n, ['rd']]]);
+});
+
 test('fdinfo: octal flags, position, mount id and kind-specific lines', () => {
   const info = parseFdinfo('pos:\t5\nflags:\t02100002\nmnt_id:\t24\nino:\t77\neventfd-count:  3\n');
   assert.equal(info.pos, 5n);
