@@ -65,6 +65,15 @@ const oclifSort = {
  * default, imported from is-wsl itself.
  */
 const LAZY_BUILTIN = (builtin) => [`require("${builtin}")`, `new Proxy({}, { get: (_, key) => require("${builtin}")[key] })`];
+/*
+ * node:fs/promises costs a start ~5 ms (it brings readline's interface, fs watchers, streams ...);
+ * oclif's fs helpers call only stat and readFile of it while they read the package.json files,
+ * which node:fs's own functions do as well, promisified.
+ */
+const FS_PROMISES_BY_CALLBACKS = [
+  'require("node:fs/promises")',
+  '(() => { const fs = require("node:fs"); const { promisify } = require("node:util"); return { stat: promisify(fs.stat), readFile: promisify(fs.readFile) }; })()',
+];
 const oclifLazyBuiltins = {
   name: 'amber-oclif-lazy-builtins',
   setup(build) {
@@ -78,6 +87,14 @@ const oclifLazyBuiltins = {
         return { contents, loader: 'js' };
       });
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]parser[\\/]parse\.js$/, async () => [LAZY_BUILTIN('node:readline')]);
+    // oclif's performance markers: perf_hooks (~11 builtins) only once OCLIF_PERFORMANCE asks for them
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]performance\.js$/, async () => [LAZY_BUILTIN('node:perf_hooks')]);
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]util[\\/]fs\.js$/, async () => [FS_PROMISES_BY_CALLBACKS]);
+    // TypeScript sources of a plugin in development, which amber never runs (enableAutoTranspile off)
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]config[\\/]ts-path\.js$/, async () => [LAZY_BUILTIN('node:fs/promises')]);
+    patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]util[\\/]read-tsconfig\.js$/, async () => [LAZY_BUILTIN('node:fs/promises')]);
+    // lilconfig (oclif's search for a config file) takes fs.promises.readFile when it loads
+    patch(/[\\/]lilconfig[\\/]src[\\/]index\.js$/, async () => [['fs.promises.readFile;', '(...args) => fs.promises.readFile(...args);']]);
     // oclif's logger: the debug package (with supports-color, ms, tty) only when DEBUG asks for
     // its lines; otherwise loggers that print nothing, as debug's do then
     patch(/[\\/]@oclif[\\/]core[\\/]lib[\\/]logger\.js$/, async () => [

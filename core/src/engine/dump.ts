@@ -27,7 +27,7 @@ import { lockPid } from './pid-lock';
 import { MappingKinds } from './mapping-kinds';
 import { RunState } from './run-state';
 import { DumpedInodes } from './inodes';
-import { silentLogger, type Logger } from './logger';
+import { silentLogger, uptimeMs, type Logger } from './logger';
 import type { DumpContext, DumpOptions, DumpTask, ResourcePlugin } from './plugin';
 import type { PluginRegistry } from './registry';
 import { DUMPED_INODES, FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_OBJECTS } from './services';
@@ -78,7 +78,7 @@ export async function dump(options: DumpOptions, registry: PluginRegistry): Prom
 }
 
 async function dumpInto(store: ImageStore, options: DumpOptions, selected: ResourcePlugin[], guard: InterruptGuard, registry: PluginRegistry): Promise<DumpReport> {
-  const started = performance.now();
+  const started = uptimeMs();
   const log = options.log ?? silentLogger;
   const [objects, files, inodes] = [new SharedObjects(), new FileRegistry(), new DumpedInodes()];
   // this dump's own plugin instances, given its services (engine/services.ts)
@@ -156,9 +156,9 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
 
     for (const p of plugins) {
       if (!p.dump) continue;
-      const t0 = performance.now();
+      const t0 = uptimeMs();
       await p.dump(ctx);
-      log.debug(`plugin ${p.name}: dumped in ${(performance.now() - t0).toFixed(1)} ms`);
+      log.debug(`plugin ${p.name}: dumped in ${(uptimeMs() - t0).toFixed(1)} ms`);
       faultPoint(`dump:after-${p.name}`);
       checkpoint();
     }
@@ -183,7 +183,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   }
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
-  return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (performance.now() - started) / 1000, counters };
+  return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (uptimeMs() - started) / 1000, counters };
 }
 
 /**

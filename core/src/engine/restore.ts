@@ -22,7 +22,7 @@ import { FileRegistry } from './files';
 import { SharedInodes } from './inodes';
 import { RunState } from './run-state';
 import { TaskFds } from './task-fds';
-import { silentLogger } from './logger';
+import { silentLogger, uptimeMs } from './logger';
 import type { PluginRegistry } from './registry';
 import { FILE_REGISTRY, IMAGE_STORE, LOGGER, SHARED_INODES, TASK_FDS } from './services';
 import { ShellJob } from './shell-job';
@@ -56,7 +56,7 @@ interface TaskPlan {
 
 /** Brings a dumped tree back, with its pids, and lets it run. */
 export async function restore(options: RestoreOptions, registry: PluginRegistry): Promise<RestoreReport> {
-  const started = performance.now();
+  const started = uptimeMs();
   const log = options.log ?? silentLogger;
   const store = ImageStore.forRead(options.imagesDir);
   const inventory = store.readInventory();
@@ -87,7 +87,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
   let restored = false;
   try {
     for (const phase of RESTORE_PHASES) {
-      const t0 = performance.now();
+      const t0 = uptimeMs();
       if (phase === 'tree') createTree(creator, plans, tasks, store);
       if (phase === 'resources' && withFds) fdTable.restoreAll(ctx, tasks);
       if (phase === 'task-state') {
@@ -115,7 +115,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
         job?.makeForeground(plans[0].entry);
         resumeAll(plans);
       }
-      log.debug(`phase ${phase}: ${(performance.now() - t0).toFixed(1)} ms`);
+      log.debug(`phase ${phase}: ${(uptimeMs() - t0).toFixed(1)} ms`);
     }
     restored = true;
   } catch (err) {
@@ -150,7 +150,7 @@ export async function restore(options: RestoreOptions, registry: PluginRegistry)
     creator.dispose();
     for (const p of plugins) await p.afterRestore?.(ctx, true).catch((err: Error) => log.warn(`plugin ${p.name}: ${err.message}`));
     if (options.pidfile) writeFileSync(options.pidfile, `${rootPid}\n`);
-    report.seconds = (performance.now() - started) / 1000;
+    report.seconds = (uptimeMs() - started) / 1000;
     options.onRunning?.(report);
   } finally {
     guard.disarm();

@@ -1,5 +1,5 @@
 import {
-  MADV, AmberError, MAP, MREMAP, O, openAsTask, openManyAsTask, PR, PR_SET_MM_MAP, PROT, readMaps,
+  MADV, AmberError, MAP, MREMAP, O, openAsTask, openManyAsTask, PR, PR_SET_MM_MAP, PROT, readMaps, uptimeMs,
   type AddressRange, type RegFileEntry, type RemoteSyscall, type RestoreContext, type RestoreTask, type TableCall,
 } from '@amber/core';
 import { hasPrivatePages, isFileBacked, isSpecial, SPECIAL_NAMES, VMA, type MmEntry, type VmaEntry } from './vmas';
@@ -203,9 +203,9 @@ async function fillPages(ctx: RestoreContext, remote: RemoteSyscall, allPieces: 
   // for populate + preadv);
   // the pagesFill option (--pages-fill preadv) forces the other path, so `npm run bench` can compare the two.
   if (ctx.options.pagesFill !== 'preadv') {
-    const t0 = performance.now();
+    const t0 = uptimeMs();
     const first = await fillByUffdCopy(remote, vmas, ordered.filter((p) => p.depth === oldest), progress, taskUffd);
-    ctx.log.debug(`pid ${remote.pid}: ${done} bytes filled by UFFDIO_COPY in ${(performance.now() - t0).toFixed(1)} ms`);
+    ctx.log.debug(`pid ${remote.pid}: ${done} bytes filled by UFFDIO_COPY in ${(uptimeMs() - t0).toFixed(1)} ms`);
     pieces = [...first, ...ordered.filter((p) => p.depth !== oldest)];
   }
   if (!pieces.length) return;

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
   AmberError, KernelError, together, F, faultPoint, skippedForTest, ImageStore, IMAGE_STORE, LOGGER, type Logger, O, PAGE_SIZE, PagemapFlag, parseSmapsVmFlags, PR, procRead, readAuxv, readLink,
-  PROT, resolvePrevDir, SYS, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type PagesDumpPath, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
+  PROT, resolvePrevDir, SYS, uptimeMs, type RemoteSyscall, type PagemapHead, type CompareContext, type FdResource, type FeatureCheck, type DumpContext, type PagesDumpPath, type FileStamp, type DumpTask, type Difference, type IdentityHolder, type ResourcePlugin, type RestoreContext,
 } from '@amber/core';
 import { rebuildAddressSpace } from './address-space';
 import { compareMemory } from './compare';
@@ -221,7 +221,7 @@ export class MemoryPlugin implements ResourcePlugin {
       amberFileStamps: [...stamps.values()],
     };
 
-    const t0 = performance.now();
+    const t0 = uptimeMs();
     const parent = this.parentOf(ctx, pid);
     const runs: PagemapEntry[] = [];
     const pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
@@ -257,10 +257,10 @@ export class MemoryPlugin implements ResourcePlugin {
       closeSync(pagemapFd);
     }
 
-    const t1 = performance.now();
+    const t1 = uptimeMs();
     const { pagesId, path: pagesPath } = ctx.createPages();
     if (pages) await this.writePages(ctx, remote, vmas, runs, pagesPath, pages * PAGE_SIZE);
-    this.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(performance.now() - t1).toFixed(1)} ms`);
+    this.log.debug(`pid ${pid}: pagemap scan ${(t1 - t0).toFixed(1)} ms, ${runs.length} runs; pages written in ${(uptimeMs() - t1).toFixed(1)} ms`);
     this.store.write('mm', `mm-${pid}`, [mm]);
     this.store.write('pagemap', `pagemap-${pid}`, runs, { head: { pagesId } });
     this.dumped(ctx).set(pid, { vmas, runs, pagesId });
