@@ -14,7 +14,8 @@ export interface RunningAmber {
 /** Starts amber without waiting for it, so a test can signal it while it works. */
 export function spawnAmber(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningAmber {
   const child = spawn(process.execPath, [cliEntry, ...args], {
-    env: { ...process.env, ...opts.env },
+    // as amber() does (cli.ts): node without NODE_EXTRA_CA_CERTS, as the command itself starts
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

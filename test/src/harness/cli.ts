@@ -20,7 +20,10 @@ export function amber(args: string[], opts: AmberOptions = {}): AmberResult {
   const r = spawnSync(process.execPath, [cliEntry, ...args], {
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 120_000,
-    env: { ...process.env, ...opts.env },
+    // as the command itself starts node (cli/bin/run.js's #! line): without the certificates
+    // NODE_EXTRA_CA_CERTS names, which node would read at every start (npm, which the install
+    // test runs, still gets them: where they name a proxy's CA, npm cannot fetch without)
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,
