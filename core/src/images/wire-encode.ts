@@ -20,9 +20,12 @@ interface FieldPlan {
   /** the field's key as written before each value: (number << 3) | wire type */
   tag: number;
   message?: protobuf.Type;
+  /** a message field's type's plan, made when first written */
+  messagePlan?: TypePlan;
 }
 
 interface TypePlan {
+  name: string;
   /** by field number, the order protobufjs writes them in */
   fields: FieldPlan[];
   byName: Map<string, FieldPlan>;
@@ -34,7 +37,7 @@ const plans = new WeakMap<protobuf.Type, TypePlan>();
 function planOf(type: protobuf.Type): TypePlan {
   let plan = plans.get(type);
   if (plan) return plan;
-  plan = { fields: [], byName: new Map(), required: [] };
+  plan = { name: type.name, fields: [], byName: new Map(), required: [] };
   for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
     const kind = kindOf(type, f);
     const packed = f.repeated && f.packed && WIRE[kind] !== 2;
@@ -160,16 +163,23 @@ class Writer {
  * Where a value is, for an error: prefix + field name (+ [index] in a repeated field, index >= 0).
  * Built only when something is wrong: a dump's images hold tens of thousands of values.
  */
-function at(prefix: string, f: FieldPlan, index: number): string {
-  return index < 0 ? `${prefix}${f.name}` : `${prefix}${f.name}[${index}]`;
+function at(prefix: Prefix, f: FieldPlan, index: number): string {
+  return index < 0 ? `${prefix ?? ''}${f.name}` : `${prefix ?? ''}${f.name}[${index}]`;
 }
 
-function int32In(v: unknown, lo: number, hi: number, prefix: string, f: FieldPlan, index: number): number {
+/**
+ * The path of the message being written ("tc.sigactions[3]."), for an error; undefined while it
+ * is not tracked: encodeWire writes without building one per submessage (a leader's core holds 64
+ * sigactions), and only when that fails writes again with paths, for the error to name the place.
+ */
+type Prefix = string | undefined;
+
+function int32In(v: unknown, lo: number, hi: number, prefix: Prefix, f: FieldPlan, index: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new SchemaError(`${at(prefix, f, index)}: expected a 32-bit integer, got ${String(v)}`);
   return v;
 }
 
-function bigintIn(v: unknown, signed: boolean, prefix: string, f: FieldPlan, index: number): bigint {
+function bigintIn(v: unknown, signed: boolean, prefix: Prefix, f: FieldPlan, index: number): bigint {
   if (typeof v !== 'bigint') throw new SchemaError(`${at(prefix, f, index)}: expected a bigint (64-bit field), got ${typeof v}`);
   const ok = signed ? v >= -TWO63 && v < TWO63 : v >= 0n && v < TWO64;
   if (!ok) throw new SchemaError(`${at(prefix, f, index)}: ${v} does not fit ${signed ? 'a signed' : 'an unsigned'} 64-bit field`);
@@ -177,7 +187,7 @@ function bigintIn(v: unknown, signed: boolean, prefix: string, f: FieldPlan, ind
 }
 
 /** One value of f, without its key; prefix and index say where it is (at()). */
-function writeValue(w: Writer, f: FieldPlan, v: unknown, prefix: string, index: number): void {
+function writeValue(w: Writer, f: FieldPlan, v: unknown, prefix: Prefix, index: number): void {
   switch (f.code) {
     case Code.int32:
     case Code.enum: {
@@ -227,7 +237,7 @@ function writeValue(w: Writer, f: FieldPlan, v: unknown, prefix: string, index: 
         throw new SchemaError(`${at(prefix, f, index)}: expected a ${f.message!.name} object`);
       }
       const start = w.pos;
-      writeMessage(w, v as Record<string, unknown>, f.message!, `${at(prefix, f, index)}.`);
+      writeMessage(w, v as Record<string, unknown>, (f.messagePlan ??= planOf(f.message!)), prefix === undefined ? undefined : `${at(prefix, f, index)}.`);
       w.closeLength(start);
     }
   }
@@ -238,7 +248,7 @@ function writeValue(w: Writer, f: FieldPlan, v: unknown, prefix: string, index: 
  * the generic path's calls per value cost a 50 x 4 tree's dump ~20 ms in the interpreter (amber
  * runs without TurboFan), so this loop writes key and value bytes itself, room made once.
  */
-function writeUint32s(w: Writer, f: FieldPlan, v: unknown[], prefix: string): void {
+function writeUint32s(w: Writer, f: FieldPlan, v: unknown[], prefix: Prefix): void {
   let tagSize = 1;
   for (let t = f.tag; t > 0x7f; t >>>= 7) tagSize++;
   w.ensure(v.length * (tagSize + 5));
@@ -268,8 +278,7 @@ function writeUint32s(w: Writer, f: FieldPlan, v: unknown[], prefix: string): vo
 
 // The loops here index their arrays: amber runs without TurboFan (cli/bin/run.js), and in the
 // interpreter a for-of allocates an iterator result per element (most of a dump's garbage).
-function writeMessage(w: Writer, obj: Record<string, unknown>, type: protobuf.Type, prefix: string): void {
-  const plan = planOf(type);
+function writeMessage(w: Writer, obj: Record<string, unknown>, plan: TypePlan, prefix: Prefix): void {
   const fields = plan.fields;
   let present = 0;
   for (let k = 0; k < fields.length; k++) {
@@ -303,20 +312,28 @@ function writeMessage(w: Writer, obj: Record<string, unknown>, type: protobuf.Ty
   }
   for (let k = 0; k < plan.required.length; k++) {
     const name = plan.required[k];
-    if (obj[name] === undefined || obj[name] === null) throw new SchemaError(`missing required field ${prefix}${name} (${type.name})`);
+    if (obj[name] === undefined || obj[name] === null) throw new SchemaError(`missing required field ${prefix ?? ''}${name} (${plan.name})`);
   }
   // a key the type does not declare: every declared one set was counted, so only then are there
   // more keys than that (a for-in over every message's keys cost more than the encoding itself)
   if (Object.keys(obj).length !== present) {
     for (const key in obj) {
-      if (obj[key] !== undefined && !plan.byName.has(key)) throw new SchemaError(`${prefix}${key}: ${type.name} has no such field`);
+      if (obj[key] !== undefined && !plan.byName.has(key)) throw new SchemaError(`${prefix ?? ''}${key}: ${plan.name} has no such field`);
     }
   }
 }
 
 /** Encodes one message of `type`; the Buffer is a view of the writer's own memory. */
 export function encodeWire(obj: object, type: protobuf.Type): Buffer {
+  const plan = planOf(type);
   const w = new Writer();
-  writeMessage(w, obj as Record<string, unknown>, type, '');
+  try {
+    writeMessage(w, obj as Record<string, unknown>, plan, undefined);
+  } catch (e) {
+    if (!(e instanceof SchemaError)) throw e;
+    // again, with the paths, for an error that names where it is
+    writeMessage(new Writer(), obj as Record<string, unknown>, plan, '');
+    throw e;
+  }
   return w.buf.subarray(0, w.pos);
 }

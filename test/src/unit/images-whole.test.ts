@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -89,4 +90,23 @@ test('an image put back as a fifo, a link, a directory, or longer or shorter tha
   refused(replaced((f, b) => fs.writeFileSync(f, b.subarray(1))), /^pstree\.img: \d+ bytes, but inventory\.img says \d+: cut short or replaced$/);
   // the same length, other bytes
   refused(replaced((f, b) => fs.writeFileSync(f, Buffer.from(b.map((x, i) => (i === b.length - 1 ? x ^ 1 : x))))), /^pstree\.img: contents do not match the checksum in inventory\.img: altered or swapped$/);
+});
+
+test("a pages file's checksum is of (at most) 16 pages spread evenly over it, as the inventory records it", () => {
+  for (const pages of [1, 3, 31, 64, 65, 200]) {
+    const dir = tmpDir();
+    const s = ImageStore.forDump(dir);
+    const data = Buffer.alloc(pages * PAGE);
+    for (let i = 0; i < data.length; i += 8) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    s.createPages(1, data);
+    s.writeInventory({ imgVersion: 2 });
+    const listed = ImageStore.forRead(dir).readInventory().amberImages.find((d) => d.name === 'pages-1.img');
+    // the same picks, computed here on their own
+    const picks = [...new Set(Array.from({ length: Math.min(16, pages) }, (_, i) => Math.floor((i * (pages - 1)) / 15)))].sort((a, b) => a - b);
+    const hash = createHash('sha256');
+    for (const p of picks) hash.update(data.subarray(p * PAGE, p * PAGE + PAGE));
+    assert.ok(listed, `${pages} pages: listed`);
+    assert.equal(listed.sampled, true);
+    assert.equal(Buffer.from(listed.sha256).toString('hex'), hash.digest('hex'), `${pages} pages: the sampled checksum`);
+  }
 });

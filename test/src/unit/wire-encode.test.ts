@@ -150,6 +150,9 @@ test('a value of the wrong type or range, an undeclared field or a missing requi
   refused({ words: [1, 2, 2 ** 32] }, /^words\[2\]: expected a 32-bit integer, got 4294967296$/);
   refused({ words: [7, '8'] }, /^words\[1\]: expected a 32-bit integer, got 8$/);
   refused({ i: 1, nope: 2 }, /^nope: Outer has no such field$/);
+  // two messages deep: the path is built only for the error (a second pass), and names both
+  assert.throws(() => encodeMessage({ outer: { inner: { addr: 'x' } } }, Holder), (e: unknown) => e instanceof SchemaError && e.message === 'outer.inner.addr: expected a bigint (64-bit field), got string');
+  assert.throws(() => encodeMessage({ outer: { inner: { addr: 1n }, flags: [true, 'two'] } }, Holder), (e: unknown) => e instanceof SchemaError && e.message === 'outer.flags[1]: expected a boolean');
   // and an unpacked repeated uint32, written by its own loop, is the bytes protobufjs writes
   const words = { words: [0, 1, 127, 128, 16383, 16384, 2 ** 32 - 1] };
   assert.equal(encodeMessage(words, Outer).toString('hex'), Buffer.from(Outer.encode(Outer.fromObject(words)).finish()).toString('hex'));
