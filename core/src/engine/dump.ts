@@ -7,6 +7,7 @@ import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { SigreturnCodeCache } from '../ptrace/task-places';
 import { together } from '../ptrace/together';
 import { identifyRestart } from '../ptrace/restart-block';
 import { TaskGoneError } from '../ptrace/errors';
@@ -251,6 +252,8 @@ function inventoryOf(dumperIds: ReturnType<typeof kcmpIdsOf>, plugins: ResourceP
  * finish unmaps the scratch area they share.
  */
 function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTree: boolean, log: Logger): void {
+  // where each program's sigreturn code lies (finishLanded): one look per file for the tree
+  const sigreturnCodes: SigreturnCodeCache = new Map();
   for (const f of frozen) {
     if (f.zombie) continue;
     if (killTree) {
@@ -266,7 +269,17 @@ function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTr
       const h = holds.get(tracee.tid);
       if (!h) continue;
       try {
-        if (h.remote && tracee.tid === f.pid) h.remote.finish(h.snap.regs, 'same-task', h.snap.sigmask);
+        if (h.remote && tracee.tid === f.pid) {
+          let landed: boolean;
+          try {
+            landed = h.remote.finishLanded(h.snap.regs, h.snap.sigmask, { regs: h.snap.regs, xstate: h.snap.xstate }, sigreturnCodes);
+          } catch (e) {
+            // left at its own sigreturn code, with its frame: it puts itself back once detached
+            log.warn(`pid ${f.pid}: amber's scratch area may stay mapped in it: ${(e as Error).message}`);
+            continue;
+          }
+          if (!landed) h.remote.finish(h.snap.regs, 'same-task', h.snap.sigmask);
+        }
         else if (h.remote) h.remote.finishThread(h.snap.regs, 'same-task', h.snap.sigmask);
         else {
           tracee.setRegs(h.snap.regs);

@@ -147,7 +147,7 @@ function awaitParkedBatch(thread: ParkedThread, count: number, at: bigint, table
   return Array.from({ length: count }, (_, i) => Number(results[(i * ENTRY + 56) / 8]));
 }
 
-/** Test hook: AMBER_FAULT=die:batch-running|stopped|parked SIGKILLs amber there, to show the thread puts itself back. */
-function dieForTest(point: string): void {
+/** Test hook: AMBER_FAULT=die:batch-running|stopped|parked (and finishLanded's die:finish-*) SIGKILLs amber there, to show the thread puts itself back. */
+export function dieForTest(point: string): void {
   if (process.env.AMBER_FAULT === point) process.kill(process.pid, 'SIGKILL');
 }

@@ -7,8 +7,8 @@ import { TaskMemory } from './memory';
 import { Tracee } from './tracee';
 import { UnexpectedStopError } from './errors';
 import { checkpoint } from './interrupt';
-import { frameRegisters, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
-import { findExecutableAddress, stackFrameRoom, taskMappings } from './task-places';
+import { frameRegisters, frameSlotSize, PARKED_SYSCALL, parkingFrame, SIGRETURN_AFTER_SYSCALL } from './park';
+import { findExecutableAddress, findSigreturnCode, stackFrameRoom, taskMappings, type SigreturnCodeCache } from './task-places';
 import type { MapsEntry } from '../task/proc';
 import { isSyscallStop } from './wait';
 import { callName, Syscalls } from './remote-calls';
@@ -20,7 +20,7 @@ import { CopyLoop, PARKED_COPY_LOOP, PARKED_COPY_LOOP_OFFSET, type CopyFault } f
 export type { ArgFrom, TableCall, TableOutcome } from './call-loop';
 export type { CopyFault } from './copy-loop';
 export { finishTogether, resumeFromSyscallExit, type FinishPart } from './finish';
-import { batchEnd, beginParkedBatch, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET } from './parked-batch';
+import { batchEnd, beginParkedBatch, dieForTest, PARKED_CALL_LOOP, PARKED_CALL_LOOP_OFFSET } from './parked-batch';
 
 /** `syscall; int3`, then int3 padding. */
 const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
@@ -567,6 +567,83 @@ export class RemoteSyscall {
     if (sigmask !== undefined) this.tracee.setSigmask(sigmask);
     this.tracee.setRegs(resumeFromSyscallExit(final, mode));
     this.memory.close();
+  }
+
+  /**
+   * finish() of a parked thread of a dump, without its window (amber dying after the munmap,
+   * before the task has its registers back, left it running on in unmapped code: SIGSEGV). The
+   * thread is first left at a sigreturn code of its own program (findSigreturnCode) with a frame
+   * of its own state on its own stack, below the red zone: from there, were amber to die, it puts
+   * itself back as from its parking frame. The sigreturn's entry stop is turned into the munmap,
+   * returning to that same code; at the munmap's exit stop it gets `final` and its own mask, as
+   * finish() leaves it, and its stack bytes back. False, with nothing done: no such code or no
+   * room on its stack (then finish()).
+   */
+  finishLanded(final: Registers, sigmask: bigint, own: { regs: Registers; xstate: Buffer }, codes: SigreturnCodeCache): boolean {
+    if (!this.parked) return false;
+    const maps = taskMappings(this.pid);
+    const code = findSigreturnCode(maps, (at, len) => this.memory.read(at, len), codes);
+    const ownSp = own.regs.get('sp');
+    const room = code === undefined ? undefined : stackFrameRoom(maps, ownSp, frameSlotSize(own.xstate.length));
+    if (code === undefined || room === undefined) return false;
+    const { frame, sp } = parkingFrame(room, frameRegisters(own.regs), own.xstate, sigmask);
+    const saved = this.memory.read(room, frame.length);
+    this.memory.write(room, frame);
+    const landing = this.template.clone();
+    landing.set('ip', code);
+    landing.set('sp', sp);
+    landing.set('origAx', -1n);
+    this.tracee.setRegs(landing);
+    try {
+      this.unmapFromLanding(code, sigmask);
+    } catch (e) {
+      // left where it puts itself back: at an entry stop, orig_rax -1 skips the call
+      try {
+        this.tracee.setRegs(landing);
+      } catch {
+        // gone
+      }
+      throw e;
+    }
+    this.tracee.setRegs(resumeFromSyscallExit(final, 'same-task'));
+    // below its stack pointer, the bytes it had there
+    this.memory.write(room, saved);
+    this.memory.close();
+    return true;
+  }
+
+  /** finishLanded's middle: the thread at its sigreturn code, the scratch area unmapped from there. */
+  private unmapFromLanding(code: bigint, sigmask: bigint): void {
+    dieForTest('die:finish-landed');
+    this.stopAtSyscallStop('its sigreturn (entry)');
+    const entry = this.tracee.getRegs();
+    if (entry.get('origAx') !== BigInt(SYS.rt_sigreturn)) throw new UnexpectedStopError(this.pid, 0, `rt_sigreturn at 0x${code.toString(16)}, found syscall ${entry.getSigned('origAx')}`);
+    // the sigreturn becomes the munmap, which returns to the sigreturn code again
+    entry.set('origAx', BigInt(SYS.munmap));
+    entry.set('di', this.scratch.base);
+    entry.set('si', BigInt(this.scratch.size));
+    entry.set('ip', code);
+    this.tracee.setRegs(entry);
+    this.tracee.setSigmask(sigmask);
+    dieForTest('die:finish-unmapping');
+    this.stopAtSyscallStop('munmap of the scratch area (exit)');
+    const result = this.tracee.getRegs().getSigned('ax');
+    if (result < 0n) throw new KernelError('munmap of scratch (in the task)', Number(-result), this.pid);
+    dieForTest('die:finish-unmapped');
+  }
+
+  /** Resumes to the next syscall stop (entry or exit), through job-control and interrupt stops. */
+  private stopAtSyscallStop(what: string): void {
+    this.tracee.syscallStep();
+    for (;;) {
+      const status = this.tracee.wait(what);
+      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
+        this.tracee.syscallStep();
+        continue;
+      }
+      if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
+      return;
+    }
   }
 
   /**

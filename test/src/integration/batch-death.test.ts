@@ -5,8 +5,12 @@ import { cleanup, isAlive, procState, reap, spawnAmber, startTarget, tracerOf, u
 
 after(cleanup);
 
-/** Where amber dies in a batch of injected calls (core/ptrace/parked-batch.ts). */
-const POINTS = ['die:batch-running', 'die:batch-stopped', 'die:batch-parked'];
+/**
+ * Where amber dies: in a batch of injected calls (core/ptrace/parked-batch.ts), and around the
+ * munmap of the scratch area at the end (RemoteSyscall.finishLanded), where a death once left the
+ * main thread in unmapped code.
+ */
+const POINTS = ['die:batch-running', 'die:batch-stopped', 'die:batch-parked', 'die:finish-landed', 'die:finish-unmapping', 'die:finish-unmapped'];
 /** state: handlers, SIG_IGN, blocked and pending signals; threads; vector_regs: SSE/AVX state. */
 const TARGETS: [string, string[]][] = [['state', []], ['threads', []], ['vector_regs', []]];
 
@@ -19,7 +23,7 @@ function signalState(pid: number): string {
 }
 
 for (const [name, args] of TARGETS) {
-  test(`amber SIGKILLed inside a batch of injected calls (${name}): the target puts itself back, signals included`, async () => {
+  test(`amber SIGKILLed inside a batch of injected calls or around the last munmap (${name}): the target puts itself back, signals included`, async () => {
     for (const point of POINTS) {
       const t = await startTarget(name, args);
       const before = signalState(t.pid);

@@ -62,10 +62,9 @@ test('SIGKILL of amber during a dump: the target puts itself back (registers, ve
   }
   console.log(`# amber SIGKILLed in ${killed} of ${TRIALS} dumps; the target survived ${survived} times; deaths: ${deaths.join('; ') || 'none'}`);
   assert.ok(killed >= TRIALS / 2, `amber was still at work in only ${killed} of ${TRIALS} trials`);
-  // The README names what remains: amber killed between the munmap of the scratch area and the
-  // last SETREGS leaves the main thread in unmapped code (SIGSEGV). That window is one syscall
-  // wide; it was hit once in ~300 trials. One such death is tolerated and shown; any other is not.
-  const inWindow = deaths.filter((d) => /SIGSEGV|signal 11\b/.test(d));
-  assert.deepEqual(deaths.filter((d) => !inWindow.includes(d)), [], 'the target survives every SIGKILL of amber outside the remaining window (README)');
-  assert.ok(inWindow.length <= 1, `more than one death in the one-syscall window the README names: ${inWindow.join('; ')}`);
+  // The munmap of the scratch area at the end runs from the target's own sigreturn code, with a
+  // frame on its own stack (README: these targets all have one): no death is left to tolerate.
+  // Before that, a death between that munmap and the last SETREGS left the main thread in
+  // unmapped code (SIGSEGV), in ~1 of 30 kills on a 2-core VM.
+  assert.deepEqual(deaths, [], 'the target survives every SIGKILL of amber');
 });
