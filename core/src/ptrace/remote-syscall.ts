@@ -546,7 +546,11 @@ export class RemoteSyscall {
 
   /** Waits for the last call's entry or exit stop. */
   awaitLastCallStop(phase: 'entry' | 'exit'): void {
-    const what = `last injected call (${phase})`;
+    this.awaitSyscallStop(`last injected call (${phase})`);
+  }
+
+  /** Waits for the thread's next syscall stop (entry or exit), resuming it through job-control and interrupt stops. */
+  private awaitSyscallStop(what: string): void {
     for (;;) {
       const status = this.tracee.wait(what);
       if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
@@ -632,18 +636,10 @@ export class RemoteSyscall {
     dieForTest('die:finish-unmapped');
   }
 
-  /** Resumes to the next syscall stop (entry or exit), through job-control and interrupt stops. */
+  /** Resumes to the next syscall stop (entry or exit). */
   private stopAtSyscallStop(what: string): void {
     this.tracee.syscallStep();
-    for (;;) {
-      const status = this.tracee.wait(what);
-      if (WaitStatus.event(status) === PTRACE_EVENT.STOP) {
-        this.tracee.syscallStep();
-        continue;
-      }
-      if (!isSyscallStop(status)) throw new UnexpectedStopError(this.pid, status, `syscall stop of ${what}`);
-      return;
-    }
+    this.awaitSyscallStop(what);
   }
 
   /**
