@@ -272,7 +272,7 @@ function finishDump(frozen: FrozenTask[], holds: Map<number, ThreadHold>, killTr
         if (h.remote && tracee.tid === f.pid) {
           let landed: boolean;
           try {
-            landed = h.remote.finishLanded(h.snap.regs, h.snap.sigmask, { regs: h.snap.regs, xstate: h.snap.xstate }, sigreturnCodes);
+            landed = h.remote.finishLanded(h.snap, sigreturnCodes);
           } catch (e) {
             // left at its own sigreturn code, with its frame: it puts itself back once detached
             log.warn(`pid ${f.pid}: amber's scratch area may stay mapped in it: ${(e as Error).message}`);

@@ -579,14 +579,15 @@ export class RemoteSyscall {
    * thread is first left at a sigreturn code of its own program (findSigreturnCode) with a frame
    * of its own state on its own stack, below the red zone: from there, were amber to die, it puts
    * itself back as from its parking frame. The sigreturn's entry stop is turned into the munmap,
-   * returning to that same code; at the munmap's exit stop it gets `final` and its own mask, as
-   * finish() leaves it, and its stack bytes back. False, with nothing done: no such code or no
-   * room on its stack (then finish()).
+   * returning to that same code; at the munmap's exit stop it gets its own registers and mask, as
+   * finish() leaves it, and its stack bytes back. `own`: the thread as amber found it. False, with
+   * nothing done: no such code or no room on its stack (then finish()).
    */
-  finishLanded(final: Registers, sigmask: bigint, own: { regs: Registers; xstate: Buffer }, codes: SigreturnCodeCache): boolean {
+  finishLanded(own: { regs: Registers; xstate: Buffer; sigmask: bigint }, codes: SigreturnCodeCache): boolean {
     if (!this.parked) return false;
+    const { sigmask } = own;
     const maps = taskMappings(this.pid);
-    const code = findSigreturnCode(maps, (at, len) => this.memory.read(at, len), codes);
+    const code = findSigreturnCode(this.pid, maps, (at, len) => this.memory.read(at, len), codes);
     const ownSp = own.regs.get('sp');
     const room = code === undefined ? undefined : stackFrameRoom(maps, ownSp, frameSlotSize(own.xstate.length));
     if (code === undefined || room === undefined) return false;
@@ -609,7 +610,7 @@ export class RemoteSyscall {
       }
       throw e;
     }
-    this.tracee.setRegs(resumeFromSyscallExit(final, 'same-task'));
+    this.tracee.setRegs(resumeFromSyscallExit(own.regs, 'same-task'));
     // below its stack pointer, the bytes it had there
     this.memory.write(room, saved);
     this.memory.close();

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { readMaps, type MapsEntry } from '../task/proc';
 
 // Places in a task that injection borrows before it has a scratch area of its own.
@@ -35,9 +35,10 @@ export type SigreturnCodeCache = Map<string, number>;
 /**
  * An address of the task's where an rt_sigreturn code lies, checked in its memory, or undefined.
  * The task's C library first; a static program's own executable (not past 64 MiB of it). The
- * files are read, not the task's memory, and what is found is then checked in the task.
+ * mapped files are read (through /proc/PID/map_files: the very file mapped, whatever its path
+ * names now), not the task's memory, and what is found is then checked in the task.
  */
-export function findSigreturnCode(maps: MapsEntry[], readTask: (at: bigint, len: number) => Buffer, cache: SigreturnCodeCache): bigint | undefined {
+export function findSigreturnCode(pid: number, maps: MapsEntry[], readTask: (at: bigint, len: number) => Buffer, cache: SigreturnCodeCache): bigint | undefined {
   const code = maps.filter((m) => m.perms === 'r-xp' && m.path.startsWith('/'));
   const ordered = [...code.filter((m) => /\/(libc[.-]|ld-musl)/.test(m.path)), ...code.filter((m) => !/\/(libc[.-]|ld-musl)/.test(m.path))];
   for (const m of ordered) {
@@ -46,7 +47,7 @@ export function findSigreturnCode(maps: MapsEntry[], readTask: (at: bigint, len:
     const key = `${m.path}\0${m.offset}\0${len}`;
     let at = cache.get(key);
     if (at === undefined) {
-      at = searchFile(m.path, Number(m.offset), len);
+      at = searchFile(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, Number(m.offset), len);
       cache.set(key, at);
     }
     if (at < 0) continue;
@@ -60,7 +61,7 @@ export function findSigreturnCode(maps: MapsEntry[], readTask: (at: bigint, len:
 function searchFile(path: string, offset: number, len: number): number {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return -1;
   }

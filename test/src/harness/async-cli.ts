@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { cliEntry } from './paths';
-import type { AmberResult } from './cli';
+import { amberEnv, type AmberResult } from './cli';
 
 export interface RunningAmber {
   child: ChildProcess;
@@ -14,8 +14,7 @@ export interface RunningAmber {
 /** Starts amber without waiting for it, so a test can signal it while it works. */
 export function spawnAmber(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningAmber {
   const child = spawn(process.execPath, [cliEntry, ...args], {
-    // as amber() does (cli.ts): node without NODE_EXTRA_CA_CERTS, as the command itself starts
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...opts.env },
+    env: amberEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

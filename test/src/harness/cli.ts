@@ -16,14 +16,21 @@ export interface AmberOptions {
 }
 
 /** Runs `node cli/bin/run.js ...args` synchronously and captures its output. */
+/**
+ * The environment an amber command of a test runs in, as the command itself starts node
+ * (cli/bin/run.js's #! line): without the certificates NODE_EXTRA_CA_CERTS names, which node would
+ * read at every start (npm, which the install test runs, still gets them: where they name a
+ * proxy's CA, npm cannot fetch without).
+ */
+export function amberEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...extra };
+}
+
 export function amber(args: string[], opts: AmberOptions = {}): AmberResult {
   const r = spawnSync(process.execPath, [cliEntry, ...args], {
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 120_000,
-    // as the command itself starts node (cli/bin/run.js's #! line): without the certificates
-    // NODE_EXTRA_CA_CERTS names, which node would read at every start (npm, which the install
-    // test runs, still gets them: where they name a proxy's CA, npm cannot fetch without)
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...opts.env },
+    env: amberEnv(opts.env),
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,
