@@ -22,3 +22,4 @@ export * from './sysv-msg-sem';
 export * from './posix-mqueue';
 export * from './terminal';
 export * from './tty';
+export * from './digest';

@@ -1,4 +1,3 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import { addressOf, syscall } from './libc';
 import { SYS } from './constants';
 import { KernelError } from './errors';
@@ -61,6 +60,8 @@ export function formatEndpoint(e: InetEndpoint): string {
 
 /** An address in text (10.0.0.1, fd00::1, ::ffff:10.0.0.1) as network-order bytes. */
 export function parseInetAddr(text: string): { family: number; addr: Buffer } {
+  // required here, not at the top: node:net brings node's streams, and few commands parse an address
+  const { isIPv4, isIPv6 } = require('node:net') as typeof import('node:net');
   if (isIPv4(text)) return { family: AF.INET, addr: Buffer.from(text.split('.').map(Number)) };
   if (!isIPv6(text)) throw new KernelError('inet address', 22 /* EINVAL */, undefined, text);
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import {
-  AmberError, copyMessage, createWithId, IPC, takeMessage, listMsgQueues, msgQueueBytesLimit, removeIpcObject, sendMessage, setIpcPerm,
+  AmberError, copyMessage, createWithId, IPC, takeMessage, listMsgQueues, msgQueueBytesLimit, removeIpcObject, sendMessage, setIpcPerm, sha256,
   type CompareContext, type Difference, type DumpContext, type MsgQueueState, type RestoreContext, type RestoreTask,
 } from '@amber/core';
 import { msgImageName, type IpcMsgEntry } from './objs-images';
@@ -175,7 +174,7 @@ export function compareMsgQueues(ctx: CompareContext, nsId: number): Difference[
 }
 
 /** A message in a few words: its type, size and a digest of its bytes. */
-const show = (m: { mtype: bigint; text: Buffer }) => `${m.mtype}:${m.text.length}:${createHash('sha1').update(m.text).digest('hex').slice(0, 8)}`;
+const show = (m: { mtype: bigint; text: Buffer }) => `${m.mtype}:${m.text.length}:${sha256(m.text).toString('hex', 0, 4)}`;
 
 export function removeQueue(id: number): void {
   removeIpcObject('msg', id);
