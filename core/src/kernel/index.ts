@@ -23,3 +23,4 @@ export * from './posix-mqueue';
 export * from './terminal';
 export * from './tty';
 export * from './digest';
+export * from './spawn';

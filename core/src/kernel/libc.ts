@@ -7,6 +7,8 @@ import { KernelError } from './errors';
  * stores never move.
  */
 const libc = koffi.load('libc.so.6');
+/** libc itself, for the few library calls kernel/ binds beside syscall(2) (spawn.ts). */
+export const libcLibrary: ReturnType<typeof koffi.load> = libc;
 const rawSyscall = libc.func('syscall', 'long', [
   'long', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t',
 ]) as ((nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint) & {

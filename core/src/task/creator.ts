@@ -1,8 +1,9 @@
 import { existsSync, readlinkSync } from 'node:fs';
-import { CLONE, PTRACE_EVENT, PTRACE_O, SIG } from '../kernel/constants';
+import { CLONE, PTRACE_EVENT, PTRACE_O, SIG, WALL } from '../kernel/constants';
 import { AmberError, KernelError, errnoNumber } from '../kernel/errors';
-import { close, kill, WaitStatus } from '../kernel/syscalls';
+import { close, kill, waitpid, WaitStatus } from '../kernel/syscalls';
 import { sleepSync } from '../kernel/libc';
+import { spawnProgram } from '../kernel/spawn';
 import { writeU32 } from '../kernel/bytes';
 import { UnexpectedStopError } from '../ptrace/errors';
 import { RemoteSyscall, SCRATCH_SIZE } from '../ptrace/remote-syscall';
@@ -147,25 +148,24 @@ export class TaskCreator {
 
   private ensureHelper(): CreatedTask {
     if (this.helper) return this.helper;
-    // The helper runs a program that exists only in a memfd (helper-image.ts), handed to the
-    // shell as fd 3: setsid (or, for a shell job, sh itself) execs it through /proc/self/fd/3; its
-    // exe is the memfd.
+    // The helper runs a program that exists only in a memfd (helper-image.ts), its fd 3, exec'd
+    // through /proc/self/fd/3: its exe is the memfd. In a session of its own (setsid), but for a
+    // shell job, which stays in the caller's.
     const memfd = helperMemfd();
     let pid: number;
     try {
-      const start = `${this.inCallersSession ? '' : 'setsid '}/proc/self/fd/3 </dev/null >/dev/null 2>&1 & echo $!`;
-      // required here, not at the top: a dump does not start a helper (see process-state.ts)
-      const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-      const out = spawnSync('/bin/sh', ['-c', start], { stdio: ['ignore', 'pipe', 'ignore', memfd] });
-      pid = Number(out.stdout?.toString().trim());
-      if (out.status !== 0 || !pid) throw new AmberError(`restore helper did not start (${out.error?.message ?? `sh exit ${out.status}`})`);
+      pid = spawnProgram('/proc/self/fd/3', [HELPER_NAME], { fd3: memfd, newSession: !this.inCallersSession });
+    } catch (e) {
+      const why = e instanceof KernelError && e.errnoName === 'EACCES' ? ' (it runs from a memfd: is vm.memfd_noexec 2?)' : '';
+      throw new AmberError(`restore helper did not start: ${(e as Error).message}${why}`);
     } finally {
       close(memfd);
     }
-    const until = Date.now() + 5000;
-    while (!safeReadlink(`/proc/${pid}/exe`).startsWith(`/memfd:${HELPER_NAME}`)) {
-      if (Date.now() > until) throw new AmberError(`restore helper (pid ${pid}) did not start (it runs from a memfd: is vm.memfd_noexec 2?)`);
-      sleepSync(2);
+    if (!safeReadlink(`/proc/${pid}/exe`).startsWith(`/memfd:${HELPER_NAME}`)) {
+      // our own child, not yet waited for: its pid cannot have gone to anyone else
+      kill(pid, SIG.KILL);
+      waitpid(pid, WALL);
+      throw new AmberError(`restore helper (pid ${pid}) is not running amber's helper program`);
     }
     const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | suspendSeccompOption());
     tracee.setSigmask(ALL_SIGNALS);
