@@ -24,3 +24,4 @@ export * from './terminal';
 export * from './tty';
 export * from './digest';
 export * from './spawn';
+export * from './pagemap-scan';

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { MADV, PAGE_SIZE, PAGEMAP_HIGH, SYS } from '../kernel/constants';
+import { MADV, PAGE_IS, PAGE_SIZE, PAGEMAP_HIGH, PM_SCAN_ARG_SIZE, SYS } from '../kernel/constants';
 import { syscallRaw } from '../kernel/libc';
+import { pagemapScanInto } from '../kernel/pagemap-scan';
 import { parseMaps, procRead } from './proc';
 
 const { PRESENT, SWAPPED, FILE_OR_SHARED } = PAGEMAP_HIGH;
@@ -44,8 +45,25 @@ export function releaseCleanCodePages(file: string = process.execPath): number {
   return dropped;
 }
 
-/** Whether [start, start + len) of this process holds a page of its own: copy-on-write, present or swapped out. */
-function holdsPrivatePages(pagemap: number, start: number, len: number): boolean {
+/**
+ * Whether [start, start + len) of this process holds a page of its own: copy-on-write, present or
+ * swapped out. One PAGEMAP_SCAN (Linux 6.7) asks the kernel for the first such page; without it,
+ * every page's pagemap entry is read and looked at (~20k of them for node's binary).
+ */
+export function holdsPrivatePages(pagemap: number, start: number, len: number): boolean {
+  const vec = Buffer.alloc(24);
+  const n = pagemapScanInto(pagemap, Buffer.alloc(PM_SCAN_ARG_SIZE), {
+    start: BigInt(start), end: BigInt(start + len), vec,
+    // present or swapped, and not a file page
+    inverted: PAGE_IS.FILE, required: PAGE_IS.FILE, anyOf: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returned: PAGE_IS.PRESENT | PAGE_IS.SWAPPED,
+    maxPages: 1,
+  });
+  if (n >= 0) return n > 0;
+  return n === -25 /* ENOTTY */ || n === -22 /* EINVAL */ ? readsPrivatePages(pagemap, start, len) : true;
+}
+
+/** holdsPrivatePages by reading every page's pagemap entry. */
+export function readsPrivatePages(pagemap: number, start: number, len: number): boolean {
   const pages = len / PAGE_SIZE;
   const entries = new Uint32Array(pages * 2);
   const bytes = Buffer.from(entries.buffer);

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import {
-  addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_HIGH, PAGEMAP_SCAN, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
+  addressOf, KernelError, PAGE_IS, PAGE_SIZE, PAGEMAP_HIGH, pagemapScanInto, PagemapFlag, PM_SCAN_ARG_SIZE, processVmRead, syscall, syscallRaw,
   SYS, PROT, MAP, readU32, readU64, writeU64, type PagemapEntry,
 } from '@amber/core';
 import type { VmaEntry } from './vmas';
@@ -97,17 +97,8 @@ function pagemapScan(pagemapFd: number, vma: VmaEntry, returnMask: number, onReg
   const skip = PAGE_IS.FILE | PAGE_IS.PFNZERO;
   let seen = vma.start;
   for (let start = vma.start; start < vma.end; ) {
-    scanArg.fill(0);
-    writeU64(scanArg, 0, BigInt(PM_SCAN_ARG_SIZE));
-    writeU64(scanArg, 16, start);
-    writeU64(scanArg, 24, vma.end);
-    writeU64(scanArg, 40, addressOf(scanVec));
-    writeU64(scanArg, 48, BigInt(REGIONS_PER_SCAN));
-    writeU64(scanArg, 64, BigInt(skip)); // inverted: "not file, not the zero page"
-    writeU64(scanArg, 72, BigInt(skip));
-    writeU64(scanArg, 80, BigInt(PAGE_IS.PRESENT | PAGE_IS.SWAPPED));
-    writeU64(scanArg, 88, BigInt(returnMask));
-    const n = syscallRaw(SYS.ioctl, [pagemapFd, PAGEMAP_SCAN, addressOf(scanArg)]);
+    // inverted: "not file, not the zero page"
+    const n = pagemapScanInto(pagemapFd, scanArg, { start, end: vma.end, vec: scanVec, inverted: skip, required: skip, anyOf: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returned: returnMask });
     if (n < 0) {
       if (scanWorks === undefined && (n === -25 /* ENOTTY */ || n === -22 /* EINVAL */)) {
         scanWorks = false;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { holdsPrivatePages, parseMaps, readsPrivatePages } from '@amber/core';
 
 // In a node of its own: node's binary's pages before and after, then work that needs code of the
 // binary the call dropped (compiling, regular expressions, ICU, zlib, a new module), and that
@@ -54,4 +56,26 @@ test("node's clean code pages leave the resident set, its private ones stay, and
     assert.ok(now && now.anon === m.anon, `mapping at 0x${m.at} (${m.perms}): ${m.anon} kB private before, ${now?.anon} after`);
   }
   assert.ok(readOnly(before).some((m) => m.anon > 0), "no read-only mapping of node's with private pages here: the test would not see them kept");
+});
+
+test('the one-ioctl check (PAGEMAP_SCAN) finds private pages exactly where reading every pagemap entry does', () => {
+  // this process's file mappings (node's binary and libraries: clean text, relocated read-only
+  // data, written data): their private pages stay as they are while the test looks, where those
+  // of anonymous memory could come and go with the allocations in between
+  const fd = openSync('/proc/self/pagemap', 'r');
+  try {
+    const maps = parseMaps(readFileSync('/proc/self/maps', 'utf8')).filter((m) => m.path.startsWith('/'));
+    let private_ = 0;
+    for (const m of maps) {
+      const start = Number(m.start);
+      const len = Number(m.end) - start;
+      const scanned = holdsPrivatePages(fd, start, len);
+      assert.equal(scanned, readsPrivatePages(fd, start, len), `${m.start.toString(16)} ${m.perms} ${m.path}`);
+      if (scanned) private_++;
+    }
+    // both kinds were seen, so the agreement means something
+    assert.ok(private_ > 0 && private_ < maps.length, `${private_} of ${maps.length} mappings hold private pages`);
+  } finally {
+    closeSync(fd);
+  }
 });
