@@ -2,7 +2,7 @@ import { closeSync, readFileSync, readlinkSync } from 'node:fs';
 import { SYS } from '../kernel/constants';
 import { AmberError, errnoName } from '../kernel/errors';
 import { addressOf, syscallRaw } from '../kernel/libc';
-import { listChildren, listFds, listThreads, readMaps, readStat } from './proc';
+import { listChildren, listFds, listThreads, parseMaps, procRead, readStat } from './proc';
 
 // io_uring's kernel workers (iou-sqp-<pid> polls a SQPOLL ring, iou-wrk-<pid> runs async work)
 // are threads of the process: they show in /proc/PID/task and take PTRACE_SEIZE, but never stop
@@ -65,7 +65,9 @@ export function findIoUring(pid: number): IoUringUse | undefined {
   const workers = ioUringWorkers(pid);
   const fd = listFds(pid).find((f) => f.link === RING_LINK)?.fd;
   if (fd !== undefined) return { pid, fd, workers };
-  const mapped = readMaps(pid).find((m) => m.path === RING_LINK);
+  // the maps text is parsed only when it names a ring: a tree's dump asks this of every process
+  const maps = procRead(pid, 'maps');
+  const mapped = maps.includes(RING_LINK) ? parseMaps(maps).find((m) => m.path === RING_LINK) : undefined;
   if (mapped) return { pid, mappedAt: mapped.start, workers };
   if (workers.length) return { pid, workers };
   return undefined;
