@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { buildTargetsSync } from '../harness';
-import { bareNodeStartup, measureCeilings } from './ceilings';
+import { bareNodeStartup, measureCeilings, oclifStartup } from './ceilings';
 import { profileTree } from './profile';
 import { dataPaths, dumpRestore, forest, incremental, memhog, startup } from './scenarios';
 import { BenchUsageError, COMPARISON_HEAD, comparisonCells, footnoted, formatTable, parseBenchArgs, summarize, type ComparisonRow, type Sample } from './stats';
@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   const ceilings: string[][] = [];
   let nodeFloor: Sample | undefined;
   let nodeWithCaCerts: Sample | undefined;
+  let oclifFloor: Sample | undefined;
   const print = (r: ComparisonRow[]) => {
     rows.push(...r);
     for (const row of r) console.error(`  ${comparisonCells(row).join('  ')}`);
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       print(await startup(tools, opts.rounds));
       nodeFloor = summarize(Array.from({ length: opts.rounds }, () => bareNodeStartup()));
       if (process.env.NODE_EXTRA_CA_CERTS) nodeWithCaCerts = summarize(Array.from({ length: opts.rounds }, () => bareNodeStartup(true)));
+      oclifFloor = summarize(Array.from({ length: opts.rounds }, () => oclifStartup()));
       print(await dumpRestore(tools, opts.rounds, memhog(1), 'of a tiny process (1 MiB)', opts.imagesIn));
     } else if (s === 'memory') {
       for (const mb of opts.sizesMb) {
@@ -72,6 +74,12 @@ async function main(): Promise<void> {
           `and amber's command drops: ${nodeWithCaCerts.seconds.toFixed(3)} s`,
       );
     }
+  }
+  if (oclifFloor) {
+    console.log(
+      `amber --help, same run (node, the one-file build and oclif, no core, plugins or koffi: the floor of a command through oclif): ` +
+        `${oclifFloor.seconds.toFixed(3)} s, peak RSS ${Math.round(oclifFloor.peakRssKb / 1024)} MB`,
+    );
   }
   if (ceilings.length) {
     const fs = fsType(opts.imagesIn);

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sample } from './stats';
+import { cliEntry } from '../harness/paths';
 import { timed } from './tools';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
@@ -78,6 +79,15 @@ function firstWriteSeconds(bytes: number, dir: string): number {
  */
 export function bareNodeStartup(withCaCerts = false): Sample {
   return timed([process.execPath, '-e', '0'], withCaCerts ? {} : { env: { NODE_EXTRA_CA_CERTS: undefined } });
+}
+
+/**
+ * `amber --help`, the whole command: node, the one-file build and oclif up to a command's output,
+ * without amber's core, its plugins or koffi. The floor of any amber command that goes through
+ * oclif, which the design prescribes for the CLI.
+ */
+export function oclifStartup(): Sample {
+  return timed([cliEntry, '--help'], { env: { NODE_EXTRA_CA_CERTS: undefined } });
 }
 
 interface TwoStreamJob {
