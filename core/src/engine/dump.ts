@@ -117,7 +117,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       threads.forEach((tracee, i) => {
         if (tracee === leader) return; // parked in slot 0 by bootstrap
         const h = holds.get(tracee.tid)!;
-        h.remote = RemoteSyscall.inherit(tracee, remote.scratch, true, h.snap.regs);
+        h.remote = RemoteSyscall.inherit(tracee, remote.scratch, true, h.snap.regs, remote);
         h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
         tracee.setSigmask(ALL_SIGNALS);
       });

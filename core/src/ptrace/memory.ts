@@ -7,10 +7,27 @@ import { KernelError, errnoNumber } from '../kernel/errors';
  * code needs.
  */
 export class TaskMemory {
-  private fd: number;
+  /** The open /proc/PID/mem and how many handles hold it: the threads of a process share one. */
+  private file: { fd: number; holders: number } | undefined;
 
-  constructor(readonly pid: number) {
-    this.fd = openSync(`/proc/${pid}/mem`, 'r+');
+  constructor(readonly pid: number, shared?: TaskMemory) {
+    if (shared) {
+      if (!shared.file) throw new Error(`pid ${pid}: memory of pid ${shared.pid} shared after it was closed`);
+      this.file = shared.file;
+      this.file.holders++;
+    } else {
+      this.file = { fd: openSync(`/proc/${pid}/mem`, 'r+'), holders: 1 };
+    }
+  }
+
+  /** Another handle on the same open file, for a thread of the same address space (CLONE_VM). */
+  share(pid: number): TaskMemory {
+    return new TaskMemory(pid, this);
+  }
+
+  private get fd(): number {
+    if (!this.file) throw new KernelError('/proc/PID/mem', errnoNumber('EBADF'), this.pid, 'used after close');
+    return this.file.fd;
   }
 
   read(addr: bigint, len: number): Buffer {
@@ -37,9 +54,12 @@ export class TaskMemory {
     }
   }
 
+  /** Closes this handle (once); the file closes with its last handle. */
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    const f = this.file;
+    if (!f) return;
+    this.file = undefined;
+    if (--f.holders === 0) closeSync(f.fd);
   }
 
   private io(fn: () => number, op: string, addr: bigint): number {

@@ -62,12 +62,14 @@ export class RemoteSyscall {
   /** pid of the child reported by the last PTRACE_EVENT_FORK/CLONE during a call. */
   lastNewTask: number | undefined;
 
+  /** `memory`: a handle to share (TaskMemory.share), for a thread of an address space amber has open. */
   constructor(
     readonly tracee: Tracee,
     readonly scratch: Scratch,
     private template: Registers,
+    memory?: TaskMemory,
   ) {
-    this.memory = new TaskMemory(tracee.tid);
+    this.memory = memory ?? new TaskMemory(tracee.tid);
     this.copyLoop = new CopyLoop({
       pid: tracee.tid,
       tracee,
@@ -108,7 +110,7 @@ export class RemoteSyscall {
     let remote: RemoteSyscall | undefined;
     try {
       mem.write(codeAddr, code);
-      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone());
+      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone(), mem.share(tracee.tid));
       if (onStack) {
         const { frame, sp } = parkingFrame(onStack, frameRegisters(own!.regs), own!.xstate, own!.sigmask);
         mem.write(onStack, frame.subarray(0, frames!.slot));
@@ -135,7 +137,7 @@ export class RemoteSyscall {
         mem.write(base, code);
       } else mem.write(base, SYSCALL_TRAP);
       const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
-      remote = new RemoteSyscall(tracee, scratch, template);
+      remote = new RemoteSyscall(tracee, scratch, template, mem.share(tracee.tid));
       if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
     } finally {
       // its own registers (or its parking place) before the borrowed bytes go back: were amber
@@ -151,10 +153,12 @@ export class RemoteSyscall {
   /**
    * A task that inherited its parent's scratch area (created by an injected clone), or a thread
    * of a dumped task sharing its leader's. `regs`: its registers, when the caller has just read
-   * them of the stopped thread (else they are read here, if it is stopped).
+   * them of the stopped thread (else they are read here, if it is stopped). `sameMemory`: the
+   * RemoteSyscall of a task whose address space this one shares (a thread: CLONE_VM), whose open
+   * /proc/PID/mem it then uses too.
    */
-  static inherit(tracee: Tracee, scratch: Scratch, stopped = true, regs?: Registers): RemoteSyscall {
-    return new RemoteSyscall(tracee, scratch, regs?.clone() ?? (stopped ? tracee.getRegs() : new Registers()));
+  static inherit(tracee: Tracee, scratch: Scratch, stopped = true, regs?: Registers, sameMemory?: RemoteSyscall): RemoteSyscall {
+    return new RemoteSyscall(tracee, scratch, regs?.clone() ?? (stopped ? tracee.getRegs() : new Registers()), sameMemory?.memory.share(tracee.tid));
   }
 
   /** For a task inherited before its first stop (`stopped` false): its registers, now that it is stopped. */

@@ -89,7 +89,7 @@ export class TaskCreator {
       const status = tracee.wait('creation');
       if (WaitStatus.event(status) !== PTRACE_EVENT.STOP) throw new UnexpectedStopError(r, status, 'the first stop of a new task');
       tracee.setSigmask(ALL_SIGNALS);
-      return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, scratch) };
+      return { pid: r, tracee, remote: RemoteSyscall.inherit(tracee, scratch, true, undefined, flags & CLONE.VM ? maker : undefined) };
     }
   }
 
@@ -121,7 +121,7 @@ export class TaskCreator {
       const created = results.filter((r): r is number => r !== undefined && r > 0);
       const tasks = created.map((tid) => {
         const tracee = Tracee.adopt(tid);
-        return { pid: tid, tracee, remote: RemoteSyscall.inherit(tracee, scratch, false) };
+        return { pid: tid, tracee, remote: RemoteSyscall.inherit(tracee, scratch, false, undefined, flags & CLONE.VM ? parent : undefined) };
       });
       tasks.forEach(made);
       for (const { pid: tid, tracee, remote } of tasks) {
