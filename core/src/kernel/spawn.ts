@@ -56,8 +56,9 @@ export interface SpawnOptions {
 }
 
 /**
- * Starts `path` (with `argv`, its argv[0] first) as amber's child with stdin/stdout/stderr on /dev/null, every signal at its
- * default action and none blocked, and an empty environment; returns its pid once it has exec'd.
+ * Starts `path` (with `argv`, its argv[0] first) as amber's child: stdin, stdout and stderr on
+ * /dev/null, every signal at its default action and none blocked, an empty environment. Returns
+ * its pid once it has exec'd.
  */
 export function spawnProgram(path: string, argv: readonly string[], options: SpawnOptions): number {
   const c = spawnCalls();
