@@ -6,14 +6,15 @@
  *
  * One file per user, installation and set of node flags,
  * ~/.cache/amber/code-<node version>-<arch>-<hash of this directory and the flags>.bin: an index
- * (JSON) of filename -> [offset, length, mtime, size] and the cached data after it. A start reads
+ * (JSON) of filename (the one-file build's with its command: entryKey) -> [offset, length, mtime,
+ * size] and the cached data after it. A start reads
  * the index and the data of the modules it compiles. Per installation, since a run that compiled
  * anything writes the file whole again (one file shared by several checkouts had grown to 11 MB,
  * ~3000 modules, of which a run used ~370). An entry whose file changed is ignored; V8 itself rejects
  * data made by another V8 or from other flags. The cache is read only from a directory owned by
  * this user and closed to others, since code from it runs.
- * Written once at exit, only when some module was compiled without it. AMBER_CODE_CACHE=0 turns
- * it off.
+ * Written at exit, only when some module (or the one-file build, for this command) was compiled
+ * without it. AMBER_CODE_CACHE=0 turns it off.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -101,7 +102,7 @@ function writeCache(file, entries) {
   let offset = 0;
   for (const [filename, e] of entries) {
     // files gone since (another checkout, an old build) leave the cache when it is next written
-    if (!fs.existsSync(filename)) continue;
+    if (!fs.existsSync(filename.split('\0')[0])) continue;
     index[filename] = [offset, e.data.length, e.mtime, e.size];
     parts.push(e.data);
     offset += e.data.length;
@@ -119,6 +120,21 @@ function writeCache(file, entries) {
  * to, and which flags (V8 rejects data made under other flags: `node run.js` and the command
  * itself, whose #! line adds flags, would overwrite each other's cache at every change).
  */
+/**
+ * Where a module's data is kept in the index: its filename, and for the one-file build also the
+ * command, since the data holds the code of the functions the run that made it had compiled (V8
+ * compiles a function on its first call). One made by `amber --help` left a later dump compiling
+ * most of its code from source again, ~15% slower, for good (measured); each command now gets its
+ * own, made by its first run.
+ */
+function entryKey(filename) {
+  if (!filename.endsWith(BUNDLE)) return filename;
+  const args = process.argv.slice(2);
+  const word = args.find((a) => !a.startsWith('-')) ?? '';
+  const help = args.some((a) => a === '--help' || a === '-h');
+  return `${filename}\0${word}${help ? ' --help' : ''}`;
+}
+
 function installationHash() {
   let h = 0x811c9dc5;
   for (const c of Buffer.from(`${__dirname}\0${process.execArgv.join(' ')}`)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
@@ -170,7 +186,8 @@ function install() {
     } catch {
       stat = undefined;
     }
-    const known = stat && entries.get(filename);
+    const key = entryKey(filename);
+    const known = stat && entries.get(key);
     const usable = known && known.mtime === stat.mtimeMs && known.size === stat.size;
     // a #! line is only valid at the very start of a script, and the wrapper comes first
     const source = content.startsWith('#!') ? `//${content.slice(2)}` : content;
@@ -180,7 +197,7 @@ function install() {
       cachedData: data,
       ...(dynamicImport ? { importModuleDynamically: dynamicImport } : {}),
     });
-    if (stat && (!data || script.cachedDataRejected)) fresh.set(filename, { script, mtime: stat.mtimeMs, size: stat.size });
+    if (stat && (!data || script.cachedDataRejected)) fresh.set(key, { script, mtime: stat.mtimeMs, size: stat.size });
     const wrapper = script.runInThisContext({ displayErrors: true });
     return wrapper.call(this.exports, this.exports, requireFor(this), this, filename, path.dirname(filename));
   };

@@ -103,6 +103,37 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     assert.deepEqual(files.map(indexOf).sort(), [[mine], [theirs]].sort());
   });
 
+  test("the one-file build's code is kept per command: one made by --help does not stand for a dump's", () => {
+    const dir = makeTmpDir('code-cache-commands');
+    const home = path.join(dir, 'cache');
+    const bundle = path.join(dir, 'cli', 'dist', 'amber.js');
+    fs.mkdirSync(path.dirname(bundle), { recursive: true });
+    fs.writeFileSync(bundle, 'module.exports = "bundle";\n');
+    // `node -e CODE x WORDS...`: process.argv is [node, x, WORDS...], as run.js's is [node, run.js, WORDS...]
+    const run = (...words: string[]) => {
+      const r = spawnSync(process.execPath, ['--require', CODE_CACHE, '-e', `console.log(require(${JSON.stringify(bundle)}))`, 'x', ...words], {
+        encoding: 'utf8',
+        env: { ...process.env, XDG_CACHE_HOME: home, AMBER_CODE_CACHE: '1' },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 'bundle');
+    };
+    const keys = () => {
+      const blob = fs.readFileSync(path.join(home, 'amber', cacheFiles(home)[0]));
+      return Object.keys(JSON.parse(blob.subarray(4, 4 + blob.readUInt32LE(0)).toString('utf8')) as object).sort();
+    };
+    run('--help');
+    assert.deepEqual(keys(), [`${bundle}\0 --help`]);
+    run('dump', '-t', '1');
+    assert.deepEqual(keys(), [`${bundle}\0 --help`, `${bundle}\0dump`]);
+    // a second dump runs from its own entry: nothing is written
+    const cached = path.join(home, 'amber', cacheFiles(home)[0]);
+    const mtime = fs.statSync(cached).mtimeMs;
+    run('dump', '-t', '2');
+    assert.equal(fs.statSync(cached).mtimeMs, mtime);
+    assert.equal(cacheFiles(home).length, 1);
+  });
+
   test('a cache directory others can write to is not used', () => {
     const dir = makeTmpDir('code-cache-open');
     const home = path.join(dir, 'cache');
