@@ -23,6 +23,8 @@ const vm = require('node:vm');
 const Module = require('node:module');
 
 const BUNDLE = path.join('cli', 'dist', 'amber.js');
+/** Commands whose code the cache keeps for the one-file build (~0.6-1.4 MB each). */
+const MAX_COMMANDS = 8;
 
 function cacheDir() {
   const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'amber');
@@ -207,7 +209,14 @@ function install() {
     try {
       // read again whole: another run may have rewritten it since
       const all = readCache(file);
-      for (const [filename, f] of fresh) all.set(filename, { data: f.script.createCachedData(), mtime: f.mtime, size: f.size });
+      for (const [filename, f] of fresh) {
+        all.delete(filename);
+        all.set(filename, { data: f.script.createCachedData(), mtime: f.mtime, size: f.size });
+      }
+      // the one-file build's entries of the commands written longest ago go first (a mistyped
+      // command makes one too)
+      const commands = [...all.keys()].filter((k) => k.includes('\0'));
+      for (const k of commands.slice(0, Math.max(0, commands.length - MAX_COMMANDS))) all.delete(k);
       writeCache(file, all);
     } catch {
       // a cache that cannot be written costs the next run its speed, nothing else

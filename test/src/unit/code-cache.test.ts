@@ -132,6 +132,9 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     run('dump', '-t', '2');
     assert.equal(fs.statSync(cached).mtimeMs, mtime);
     assert.equal(cacheFiles(home).length, 1);
+    // eight commands at most (a mistyped one makes an entry too): those written longest ago go
+    for (let i = 0; i < 8; i++) run(`cmd${i}`);
+    assert.deepEqual(keys(), [`${bundle}\0cmd0`, ...Array.from({ length: 7 }, (_, i) => `${bundle}\0cmd${i + 1}`)].sort());
   });
 
   test('a cache directory others can write to is not used', () => {
