@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { ImageError } from './errors';
-import { loadSchemaFile, PROTO_DIR, schemaRoot } from './schemas';
+import { describesMessage, loadSchemaFile, PROTO_DIR, schemaRoot } from './schemas';
 
 export { PROTO_DIR };
 
@@ -140,7 +140,8 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 /**
  * Add an image type (a plugin's, typically). Registering the same
  * definition twice is harmless; a clash of name or magic is an ImageError.
- * The schema is loaded now, so a bad .proto is reported at registration.
+ * The schema is loaded now, so a bad .proto is reported at registration (one with a current
+ * descriptor defining the messages, as the build makes for amber's own, at first use).
  */
 export function registerImageType<E extends object = object>(def: ImageTypeRegistration<E>): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(def.type)) throw new ImageError(`image type name "${def.type}" is not a plain word`);
@@ -163,8 +164,13 @@ export function registerImageType<E extends object = object>(def: ImageTypeRegis
   }
   const owner = byMagic.get(def.magic);
   if (owner !== undefined) throw new ImageError(`image type ${def.type}: magic ${hex(def.magic)} already belongs to ${owner}`);
-  lookupMessage(def.protoFile, def.message);
-  if (def.headMessage) lookupMessage(def.protoFile, def.headMessage);
+  // A schema whose descriptor (made by the build from its present text) defines the messages is
+  // loaded at their first use: a command loads only the schemas it writes or reads, where loading
+  // every plugin's cost each start ~10-20 ms. Any other .proto is loaded now, so a bad one is
+  // reported at registration.
+  for (const message of [def.message, def.headMessage]) {
+    if (message && !describesMessage(def.protoFile, message)) lookupMessage(def.protoFile, message);
+  }
   add(def);
 }
 

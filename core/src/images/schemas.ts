@@ -96,6 +96,24 @@ function currentDescriptor(file: string): Descriptor | undefined {
   return d.hash === protoHash(fs.readFileSync(file)) ? d : undefined;
 }
 
+/**
+ * Whether `file` has a descriptor made from its present text that defines message `name` itself
+ * (e.g. 'amber.TtyInfoEntry'): then the message is known to load, and loading can wait for its
+ * first use.
+ */
+export function describesMessage(file: string, name: string): boolean {
+  const d = currentDescriptor(file);
+  let ns: protobuf.INamespace['nested'] = d?.nested;
+  const parts = name.split('.');
+  for (let i = 0; ns && i < parts.length; i++) {
+    const obj = ns[parts[i]] as protobuf.AnyNestedObject | undefined;
+    if (!obj) return false;
+    if (i === parts.length - 1) return 'fields' in obj;
+    ns = (obj as protobuf.INamespace).nested;
+  }
+  return false;
+}
+
 /** Whether `file` loads from its descriptor (made from its present text) or from the text. */
 export function schemaSource(file: string): 'descriptor' | 'text' {
   return currentDescriptor(file) ? 'descriptor' : 'text';

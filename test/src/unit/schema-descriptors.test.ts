@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import * as protobuf from 'protobufjs';
-import { addSchemaFile, describeSchemaFile, schemaRoot, schemaSource } from '@amber/core/dist/images/schemas';
+import { addSchemaFile, describesMessage, describeSchemaFile, schemaRoot, schemaSource } from '@amber/core/dist/images/schemas';
+import { ImageError, ImageStore, registerImageType } from '@amber/core';
 import { makeTmpDir, removeTmpDirs, repoRoot } from '../harness';
 
 after(removeTmpDirs);
@@ -86,4 +87,25 @@ test('message constructors (made without new Function) set what protobufjs\'s ge
   const bytes = mm.encode(mm.fromObject({ mmStartCode: 4096, mmEndCode: 8192, mmStartData: 0, mmEndData: 0, mmStartStack: 0, mmStartBrk: 0, mmBrk: 0, mmArgStart: 0, mmArgEnd: 0, mmEnvStart: 0, mmEnvEnd: 0, exeFileId: 1, vmas: [] })).finish();
   const back = mm.toObject(mm.decode(bytes), { longs: String }) as Record<string, unknown>;
   assert.equal(back.mmEndCode, '8192');
+});
+
+test('a type whose descriptor defines its messages is loaded at first use; a message it lacks is still refused at registration', () => {
+  const dir = makeTmpDir('schema-descriptor-lazy');
+  const file = path.join(dir, 'lazy.proto');
+  fs.writeFileSync(file, 'syntax = "proto2";\npackage lazytest;\nmessage Head { required uint32 v = 1; }\nmessage Item { required uint32 a = 1; optional string s = 2; }\n');
+  fs.writeFileSync(`${file}.json`, describeSchemaFile(file));
+  assert.equal(describesMessage(file, 'lazytest.Item'), true);
+  assert.equal(describesMessage(file, 'lazytest.Nope'), false);
+  assert.equal(describesMessage(file, 'lazytest'), false, 'a package is not a message');
+  registerImageType({ type: 'lazy-items', magic: 0x6c617a79, protoFile: file, message: 'lazytest.Item', headMessage: 'lazytest.Head' });
+  assert.ok(!schemaRoot.files.includes(file), 'registration did not load the schema');
+  // first use: written and read back through the schema, which is loaded now
+  const imgs = makeTmpDir('schema-descriptor-lazy-images');
+  const store = ImageStore.forDump(imgs);
+  store.write('lazy-items', 'lazy-items-1', [{ a: 5, s: 'x' }], { head: { v: 2 } });
+  assert.ok(schemaRoot.files.includes(file), 'the first write loaded it');
+  assert.deepEqual(store.read<{ a: number; s: string }>('lazy-items', 'lazy-items-1').entries.map((e) => [e.a, e.s]), [[5, 'x']]);
+  // a message the descriptor does not define goes the eager way: refused now, by name
+  assert.throws(() => registerImageType({ type: 'lazy-nope', magic: 0x6c617a7a, protoFile: file, message: 'lazytest.Nope' }),
+    (e: unknown) => e instanceof ImageError && /has no message lazytest\.Nope/.test(e.message));
 });
