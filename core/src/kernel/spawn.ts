@@ -1,3 +1,4 @@
+import { O } from './constants';
 import { KernelError } from './errors';
 import { libcLibrary } from './libc';
 
@@ -45,8 +46,6 @@ const POSIX_SPAWN_SETSID = 0x80;
 const OPAQUE_SIZE = 512;
 /** sigset_t: 1024 bits. */
 const SIGSET_SIZE = 128;
-const O_RDONLY = 0;
-const O_WRONLY = 1;
 
 export interface SpawnOptions {
   /** This fd of amber's becomes the child's fd 3 (its other fds are close-on-exec in node). */
@@ -68,8 +67,8 @@ export function spawnProgram(path: string, argv: readonly string[], options: Spa
   try {
     check(c.attrInit(attr), 'posix_spawnattr_init');
     try {
-      check(c.addOpen(actions, 0, '/dev/null', O_RDONLY, 0), 'posix_spawn_file_actions_addopen');
-      check(c.addOpen(actions, 1, '/dev/null', O_WRONLY, 0), 'posix_spawn_file_actions_addopen');
+      check(c.addOpen(actions, 0, '/dev/null', O.RDONLY, 0), 'posix_spawn_file_actions_addopen');
+      check(c.addOpen(actions, 1, '/dev/null', O.WRONLY, 0), 'posix_spawn_file_actions_addopen');
       check(c.addDup2(actions, 1, 2), 'posix_spawn_file_actions_adddup2');
       // dup2 onto 3 clears close-on-exec there
       if (options.fd3 !== undefined) check(c.addDup2(actions, options.fd3, 3), 'posix_spawn_file_actions_adddup2');
