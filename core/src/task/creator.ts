@@ -167,18 +167,26 @@ export class TaskCreator {
       waitpid(pid, WALL);
       throw new AmberError(`restore helper (pid ${pid}) is not running amber's helper program`);
     }
-    const tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | suspendSeccompOption());
-    tracee.setSigmask(ALL_SIGNALS);
+    // a helper that cannot be taken is killed and reaped here: no dispose() will know of it
+    let tracee: Tracee;
     let remote: RemoteSyscall | undefined;
-    for (const hint of scratchCandidates(this.avoid)) {
-      try {
-        remote = RemoteSyscall.bootstrap(tracee, hint);
-        break;
-      } catch (e) {
-        if (!(e instanceof KernelError && e.errnoName === 'EEXIST')) throw e;
+    try {
+      tracee = Tracee.seize(pid, PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | suspendSeccompOption());
+      tracee.setSigmask(ALL_SIGNALS);
+      for (const hint of scratchCandidates(this.avoid)) {
+        try {
+          remote = RemoteSyscall.bootstrap(tracee, hint);
+          break;
+        } catch (e) {
+          if (!(e instanceof KernelError && e.errnoName === 'EEXIST')) throw e;
+        }
       }
+      if (!remote) throw new AmberError('no free address for the restore scratch area');
+    } catch (e) {
+      kill(pid, SIG.KILL);
+      waitpid(pid, WALL);
+      throw e;
     }
-    if (!remote) throw new AmberError('no free address for the restore scratch area');
     this.helper = { pid, tracee, remote };
     return this.helper;
   }
