@@ -39,7 +39,8 @@ export class NetworkLockError extends AmberError {
 /** What runs the tools: argv, its stdin; replaced in unit tests. */
 export type CommandRunner = (argv: string[], input?: string) => { status: number | null; stderr: string };
 
-const spawnRunner: CommandRunner = (argv, input) => {
+/** The tools run for real (spawnSync); what NetworkLock uses unless given another. */
+export const spawnRunner: CommandRunner = (argv, input) => {
   // required here: node:child_process costs every start ~2.5 ms, and only --network-lock runs tools
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8', timeout: 20_000, stdio: ['pipe', 'ignore', 'pipe'] });
@@ -114,9 +115,13 @@ export function nftLockScript(table: string, conns: readonly LockedConnection[])
   return `${lines.join('\n')}\n`;
 }
 
-/** iptables-restore input (one table, applied at once) for one family's connections. */
-export function iptablesLockScript(chain: string, conns: readonly WireConnection[]): string {
-  const lines = ['*filter', `:${chain} - [0:0]`, `-I INPUT 1 -j ${chain}`, `-I OUTPUT 1 -j ${chain}`, `-A ${chain} -m mark --mark ${FAKE_SEGMENT_MARK} -j RETURN`];
+/**
+ * iptables-restore input (one table, applied at once) for one family's connections. Declaring
+ * the chain empties it if it exists, in the same commit that fills it again; `jumps` are the
+ * hooks still to be sent into it (those that already jump there are left as they are).
+ */
+export function iptablesLockScript(chain: string, conns: readonly WireConnection[], jumps: readonly ('INPUT' | 'OUTPUT')[] = ['INPUT', 'OUTPUT']): string {
+  const lines = ['*filter', `:${chain} - [0:0]`, ...jumps.map((hook) => `-I ${hook} 1 -j ${chain}`), `-A ${chain} -m mark --mark ${FAKE_SEGMENT_MARK} -j RETURN`];
   for (const c of conns) {
     const { local: l, remote: r } = c;
     lines.push(`-A ${chain} -p tcp -s ${r.address} --sport ${r.port} -d ${l.address} --dport ${l.port} -j DROP`);
@@ -207,12 +212,19 @@ export class NetworkLock {
       this.opts.log?.warn(`nft is not available (${r.stderr.trim()}): locking the network with iptables`);
       this.chosen = 'iptables';
     }
-    if (replace) this.unlockIptables();
+    const families = ([4, 6] as const).filter((family) => wire.some((c) => c.family === family));
+    const present = new Map(families.map((family) => [family, this.iptablesChainExists(family === 4 ? 'iptables' : 'ip6tables')]));
+    if (!replace && families.some((family) => present.get(family))) {
+      throw new NetworkLockError(this.opts.nsPid, 'iptables', `chain ${this.name} already exists (a dump of this tree not yet restored?); remove it with iptables -D INPUT -j ${this.name}; iptables -D OUTPUT -j ${this.name}; iptables -X ${this.name}, or dump with --network-lock skip`);
+    }
     this.held = true; // from here a failure leaves part of it: unlock() removes what was made
-    for (const family of [4, 6] as const) {
-      const own = wire.filter((c) => c.family === family);
-      if (own.length === 0) continue;
-      const r = this.inNetns([family === 4 ? 'iptables-restore' : 'ip6tables-restore', '-w', '--noflush'], iptablesLockScript(this.name, own));
+    for (const family of families) {
+      const tool = family === 4 ? 'iptables' : 'ip6tables';
+      // A chain taken over is emptied and filled again in one commit: removing it first left the
+      // connections open between two commands, and a retransmission that crossed then met no
+      // socket and was answered with a reset (seen once in CI, redis's client got ECONNRESET).
+      const jumps = (['INPUT', 'OUTPUT'] as const).filter((hook) => !present.get(family) || this.inNetns([tool, '-w', '-C', hook, '-j', this.name]).status !== 0);
+      const r = this.inNetns([`${tool}-restore`, '-w', '--noflush'], iptablesLockScript(this.name, wire.filter((c) => c.family === family), jumps));
       if (r.status !== 0) {
         const err = this.error(`cannot add chain ${this.name} (IPv${family})`, r);
         this.unlock();
@@ -240,14 +252,17 @@ export class NetworkLock {
     return this.inNetns(['nft', 'list', 'table', 'inet', this.name]).status === 0;
   }
 
+  private iptablesChainExists(tool: 'iptables' | 'ip6tables'): boolean {
+    const r = this.inNetns([tool, '-w', '-n', '-L', this.name]);
+    if (r.status === 0) return true;
+    if (/^nsenter:/m.test(r.stderr) && !missingTool(r)) throw this.error('cannot enter its network namespace', r);
+    return false;
+  }
+
   private unlockIptables(): void {
     const problems: string[] = [];
-    for (const tool of ['iptables', 'ip6tables']) {
-      const present = this.inNetns([tool, '-w', '-n', '-L', this.name]);
-      if (present.status !== 0) {
-        if (/^nsenter:/m.test(present.stderr) && !missingTool(present)) throw this.error('cannot enter its network namespace', present);
-        continue; // no chain of ours (or no such tool): nothing to remove
-      }
+    for (const tool of ['iptables', 'ip6tables'] as const) {
+      if (!this.iptablesChainExists(tool)) continue; // no chain of ours (or no such tool): nothing to remove
       for (const hook of ['INPUT', 'OUTPUT']) {
         // -D removes one jump per call: repeat until none is left
         for (let i = 0; i < 8 && this.inNetns([tool, '-w', '-D', hook, '-j', this.name]).status === 0; i++);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { kill, SIG } from '@amber/core';
-import { NetworkLock } from '@amber/plugin-net-tcp/dist/network-lock';
+import { NetworkLock, spawnRunner, type CommandRunner } from '@amber/plugin-net-tcp/dist/network-lock';
 import {
   cleanup, inHost, inHostOk, makeHostPair, nftTables, parentOf, reap, removeAllHosts, sleep, startPeer, startTarget,
   stopPeers, until, WORKDIR, type Host, type Target,
@@ -85,6 +85,23 @@ test('the iptables lock holds the peer off the same way and removes its chain', 
   lock.lock([conn]);
   t.after(() => { if (existsSync(a.nsPath)) lock.unlock(); });
   assert.match(inHostOk(a, ['iptables', '-S', `amber-${target.pid}`]), /-j DROP/);
+  // a restore takes the chain over: before each command it runs, the connection is still dropped
+  // both ways (a gap lets a retransmission meet no socket, and the peer gets a reset)
+  const drops = () => (inHost(a, ['iptables', '-S', `amber-${target.pid}`]).stdout.match(/ -j DROP$/gm) ?? []).length;
+  const gaps: string[] = [];
+  const watched: CommandRunner = (argv, input) => {
+    if (drops() !== 2) gaps.push(argv.slice(2).join(' '));
+    return spawnRunner(argv, input);
+  };
+  const again = new NetworkLock({ rootPid: target.pid, nsPid: target.pid, method: 'iptables', run: watched });
+  again.lock([conn], true);
+  assert.deepEqual(gaps, [], 'no command ran while the connection was open');
+  assert.equal(drops(), 2);
+  for (const hook of ['INPUT', 'OUTPUT']) {
+    assert.equal(inHostOk(a, ['iptables', '-S', hook]).split('\n').filter((l) => l.endsWith(`-j amber-${target.pid}`)).length, 1, `one jump from ${hook}`);
+  }
+  assert.throws(() => new NetworkLock({ rootPid: target.pid, nsPid: target.pid, method: 'iptables' }).lock([conn]), /already exists/);
+  assert.equal(drops(), 2, 'a refused lock leaves the chain');
   await killOurs(target);
   await peer.send(2000);
   await sleep(1500);

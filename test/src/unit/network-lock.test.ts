@@ -22,6 +22,9 @@ function recorder(replies: [RegExp, { status: number | null; stderr: string }][]
   return { calls, run };
 }
 
+/** iptables's answer to -L of a chain that is not there. */
+const NO_CHAIN: [RegExp, { status: number; stderr: string }] = [/tables -w -n -L /, { status: 1, stderr: 'iptables: No chain/target/match by that name.' }];
+
 describe('nftLockScript', () => {
   it('puts each connection into its family\'s set, IPv4-mapped ones as IPv4, and matches both directions', () => {
     const s = nftLockScript('amber-42', [V4, V6, MAPPED]);
@@ -87,6 +90,7 @@ describe('NetworkLock', () => {
   it('falls back to iptables when nft is not installed, unless nftables was asked for', () => {
     const noNft: [RegExp, { status: number; stderr: string }][] = [
       [/ nft /, { status: 127, stderr: 'nsenter: failed to execute nft: No such file or directory' }],
+      NO_CHAIN,
     ];
     const r = recorder(noNft);
     const lock = new NetworkLock({ rootPid: 5, nsPid: 5, run: r.run });
@@ -109,11 +113,33 @@ describe('NetworkLock', () => {
 
   it('an iptables lock that fails halfway removes what it made', () => {
     const r = recorder([[/ip6tables-restore/, { status: 2, stderr: 'ip6tables-restore: unable to initialize table' }]]);
-    const lock = new NetworkLock({ rootPid: 3, nsPid: 3, method: 'iptables', run: r.run });
+    // no chain until the IPv4 commit made one
+    const run: CommandRunner = (argv, input) => {
+      const made = r.calls.some((c) => c.argv.includes('iptables-restore'));
+      return !made && argv.includes('-L') ? (r.calls.push({ argv }), NO_CHAIN[1]) : r.run(argv, input);
+    };
+    const lock = new NetworkLock({ rootPid: 3, nsPid: 3, method: 'iptables', run });
     assert.throws(() => lock.lock([V4, V6]), /cannot add chain amber-3 \(IPv6\)/);
     const after = r.calls.map((c) => c.argv.slice(2).join(' '));
     assert.ok(after.includes('iptables -w -X amber-3'), after.join('\n'));
     assert.ok(!lock.locked);
+  });
+
+  it('takes over an iptables chain in one commit, jumping from the hooks that lack it; refuses it when dumping', () => {
+    // the dump's chain is there, INPUT still jumps into it, OUTPUT's jump was removed by hand
+    const r = recorder([[/-C OUTPUT -j amber-8$/, { status: 1, stderr: 'iptables: Bad rule' }], [/ip6tables -w -n -L/, { status: 1, stderr: '' }]]);
+    new NetworkLock({ rootPid: 8, nsPid: 8, method: 'iptables', run: r.run }).lock([V4], true);
+    const lines = r.calls.map((c) => c.argv.slice(2).join(' '));
+    // nothing is removed before the new rules are in: the chain is emptied by the commit that fills it
+    assert.deepEqual(lines, ['iptables -w -n -L amber-8', 'iptables -w -C INPUT -j amber-8', 'iptables -w -C OUTPUT -j amber-8', 'iptables-restore -w --noflush']);
+    const script = r.calls.at(-1)!.input!.trim().split('\n');
+    assert.deepEqual(script.slice(0, 3), ['*filter', ':amber-8 - [0:0]', '-I OUTPUT 1 -j amber-8']);
+    assert.equal(script.filter((l) => / -j DROP$/.test(l)).length, 2);
+
+    const dump = recorder([[/ip6tables -w -n -L/, { status: 1, stderr: '' }]]);
+    assert.throws(() => new NetworkLock({ rootPid: 8, nsPid: 8, method: 'iptables', run: dump.run }).lock([V4]), (e: unknown) =>
+      e instanceof NetworkLockError && /chain amber-8 already exists/.test(e.message) && e.pid === 8);
+    assert.deepEqual(dump.calls.map((c) => c.argv.slice(2).join(' ')), ['iptables -w -n -L amber-8'], 'the other chain is left as it was');
   });
 
   it('unlocking a lock that is gone is not an error; another failure is', () => {
