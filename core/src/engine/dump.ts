@@ -7,6 +7,7 @@ import { SharedObjects } from '../objects/shared-objects';
 import { asInterruption, checkpoint, InterruptedError, InterruptGuard } from '../ptrace/interrupt';
 import { frameSlotSize } from '../ptrace/park';
 import { RemoteSyscall } from '../ptrace/remote-syscall';
+import type { Tracee } from '../ptrace/tracee';
 import type { SigreturnCodeCache } from '../ptrace/task-places';
 import { together } from '../ptrace/together';
 import { identifyRestart } from '../ptrace/restart-block';
@@ -102,8 +103,9 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
     let pagesIds = 0;
     for (const f of frozen) stats.set(f.pid, readStat(f.pid));
     if (!options.preDump) checkLeadersInside(stats.values(), options.pid, options.shellJob);
-    for (const f of frozen) {
-      if (f.zombie) continue;
+    // Each process's scratch area is mapped by one injected mmap: every process is started on
+    // its own before the first is waited for, so that their round trips overlap.
+    together(frozen.filter((f) => !f.zombie), (f) => {
       const leader = f.tracees.get(f.pid)!;
       const maps = readMaps(f.pid);
       const fds = withFds ? collectFds(f.pid, plugins) : [];
@@ -112,31 +114,17 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       // so no handler runs on our registers: amber's death lets it put itself back, mask included.
       const threads = [...f.tracees.values()];
       const slot = frameSlotSize(Math.max(...threads.map((t) => holds.get(t.tid)!.snap.xstate.length)));
-      const remote = RemoteSyscall.bootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap, maps);
-      holds.get(leader.tid)!.remote = remote;
-      threads.forEach((tracee, i) => {
-        if (tracee === leader) return; // parked in slot 0 by bootstrap
-        const h = holds.get(tracee.tid)!;
-        h.remote = RemoteSyscall.inherit(tracee, remote.scratch, true, h.snap.regs, remote);
-        h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
-        tracee.setSigmask(ALL_SIGNALS);
-      });
-      threads.forEach((tracee, i) => {
-        // A thread inside restart_syscall: its restart is found out now, and it is parked again
-        // on the registers that say which syscall to restart.
-        const h = holds.get(tracee.tid)!;
-        const restart = identifyRestart(h.remote!, h.snap.regs);
-        if (restart.unknown) log.warn(`pid ${f.pid} thread ${tracee.tid} is in restart_syscall, whose syscall amber cannot read here (/proc/TID/stack): after a restore the call returns EINTR`);
-        if (restart.regs === h.snap.regs) return;
-        h.snap.regs = restart.regs;
-        h.remote!.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
-        tracee.setSigmask(ALL_SIGNALS);
-      });
-      tasks.push({
-        pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
-        ids: kcmpIdsOf(objects, f.pid),
-      });
-    }
+      const mapped = RemoteSyscall.beginBootstrap(leader, 0n, { count: threads.length, slot }, holds.get(leader.tid)!.snap, maps);
+      return () => {
+        const remote = mapped();
+        holds.get(leader.tid)!.remote = remote;
+        parkThreads(f.pid, threads, leader, remote, holds, log);
+        tasks.push({
+          pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
+          ids: kcmpIdsOf(objects, f.pid),
+        });
+      };
+    });
     fdTable.check(tasks);
     log.debug(`parked ${holds.size} thread(s)`);
     faultPoint('dump:after-seize');
@@ -185,6 +173,30 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
   counters.tasks = frozen.length;
   counters.threads = frozen.reduce((n, f) => n + f.tracees.size, 0);
   return { pids: frozen.map((t) => t.pid), imagesDir: options.imagesDir, seconds: (uptimeMs() - started) / 1000, counters };
+}
+
+/**
+ * The threads other than the leader (parked in slot 0 by its bootstrap) parked in the slots of
+ * its scratch area; then a thread inside restart_syscall has its restart found out, and is
+ * parked again on the registers that say which syscall to restart.
+ */
+function parkThreads(pid: number, threads: Tracee[], leader: Tracee, remote: RemoteSyscall, holds: Map<number, ThreadHold>, log: Logger): void {
+  threads.forEach((tracee, i) => {
+    if (tracee === leader) return;
+    const h = holds.get(tracee.tid)!;
+    h.remote = RemoteSyscall.inherit(tracee, remote.scratch, true, h.snap.regs, remote);
+    h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
+    tracee.setSigmask(ALL_SIGNALS);
+  });
+  threads.forEach((tracee, i) => {
+    const h = holds.get(tracee.tid)!;
+    const restart = identifyRestart(h.remote!, h.snap.regs);
+    if (restart.unknown) log.warn(`pid ${pid} thread ${tracee.tid} is in restart_syscall, whose syscall amber cannot read here (/proc/TID/stack): after a restore the call returns EINTR`);
+    if (restart.regs === h.snap.regs) return;
+    h.snap.regs = restart.regs;
+    h.remote!.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
+    tracee.setSigmask(ALL_SIGNALS);
+  });
 }
 
 /**

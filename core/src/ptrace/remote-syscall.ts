@@ -98,6 +98,16 @@ export class RemoteSyscall {
    * mappings, when the caller has just read them of the stopped task.
    */
   static bootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState, mapsNow?: MapsEntry[]): RemoteSyscall {
+    return RemoteSyscall.beginBootstrap(tracee, hint, frames, own, mapsNow)();
+  }
+
+  /**
+   * bootstrap in two halves, for together(): this one starts the task on its mmap, the returned
+   * one waits for it and makes the area (the mmap's round trip, ~0.4 ms, overlaps other
+   * processes'). The borrowed bytes are back once the returned half has run, whatever happens:
+   * it must be run before anything else is done to the task.
+   */
+  static beginBootstrap(tracee: Tracee, hint = 0n, frames?: { count: number; slot: number }, own?: ThreadState, mapsNow?: MapsEntry[]): () => RemoteSyscall {
     const size = SCRATCH_SIZE + (frames ? frames.count * frames.slot : 0);
     const template = own?.regs.clone() ?? tracee.getRegs();
     const maps = mapsNow ?? taskMappings(tracee.tid);
@@ -105,12 +115,27 @@ export class RemoteSyscall {
     const mem = new TaskMemory(tracee.tid);
     const onStack = own && frames ? stackFrameRoom(maps, template.get('sp'), frames.slot) : undefined;
     const code = onStack ? PARKED_SYSCALL : SYSCALL_TRAP;
-    const savedCode = mem.read(codeAddr, code.length);
-    const savedStack = onStack ? mem.read(onStack, frames!.slot) : undefined;
+    let savedCode: Buffer | undefined;
+    let savedStack: Buffer | undefined;
     let remote: RemoteSyscall | undefined;
+    // its own registers (or its parking place) before the borrowed bytes go back: were amber
+    // to die now, the task would not run on from the middle of that page
+    const putBack = () => {
+      if (!remote?.parked) tracee.setRegs(template);
+      if (savedCode) mem.write(codeAddr, savedCode);
+      if (savedStack) mem.write(onStack!, savedStack);
+      borrowed?.memory.close();
+      mem.close();
+    };
+    let borrowed: RemoteSyscall | undefined;
+    let mmapped: () => number;
+    const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
+    const mmapArgs = [hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0] as const;
     try {
+      savedCode = mem.read(codeAddr, code.length);
+      savedStack = onStack ? mem.read(onStack, frames!.slot) : undefined;
       mem.write(codeAddr, code);
-      const borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone(), mem.share(tracee.tid));
+      borrowed = new RemoteSyscall(tracee, { base: codeAddr, size: 0 }, template.clone(), mem.share(tracee.tid));
       if (onStack) {
         const { frame, sp } = parkingFrame(onStack, frameRegisters(own!.regs), own!.xstate, own!.sigmask);
         mem.write(onStack, frame.subarray(0, frames!.slot));
@@ -124,30 +149,33 @@ export class RemoteSyscall {
       // Signals stay blocked while amber injects, so no handler runs on its registers; a
       // parked thread's frame has its own mask.
       if (own) tracee.setSigmask(ALL_SIGNALS);
-      const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
-      const base = BigInt(borrowed.sys.mmap(hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0));
-      borrowed.memory.close();
-      if (frames) {
-        // the code in one write: the area is fresh zeros between the pieces anyway
-        const code = Buffer.alloc(Math.max(PARKED_COPY_LOOP_OFFSET + PARKED_COPY_LOOP.length, PARKED_CALL_LOOP_OFFSET + PARKED_CALL_LOOP.length));
-        SYSCALL_TRAP.copy(code, 0);
-        PARKED_SYSCALL.copy(code, PARKED_SYSCALL_OFFSET);
-        PARKED_COPY_LOOP.copy(code, PARKED_COPY_LOOP_OFFSET);
-        PARKED_CALL_LOOP.copy(code, PARKED_CALL_LOOP_OFFSET);
-        mem.write(base, code);
-      } else mem.write(base, SYSCALL_TRAP);
-      const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
-      remote = new RemoteSyscall(tracee, scratch, template, mem.share(tracee.tid));
-      if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
-    } finally {
-      // its own registers (or its parking place) before the borrowed bytes go back: were amber
-      // to die now, the task would not run on from the middle of that page
-      if (!remote?.parked) tracee.setRegs(template);
-      mem.write(codeAddr, savedCode);
-      if (onStack) mem.write(onStack, savedStack!);
-      mem.close();
+      mmapped = borrowed.beginCallRaw(SYS.mmap, [...mmapArgs]);
+    } catch (e) {
+      putBack();
+      throw e;
     }
-    return remote!;
+    return () => {
+      try {
+        const ax = mmapped();
+        if (ax < 0 && ax > -4096) throw new KernelError(`${callName('mmap', mmapArgs)} (in the task)`, -ax, tracee.tid);
+        const base = BigInt(ax);
+        if (frames) {
+          // the code in one write: the area is fresh zeros between the pieces anyway
+          const code = Buffer.alloc(Math.max(PARKED_COPY_LOOP_OFFSET + PARKED_COPY_LOOP.length, PARKED_CALL_LOOP_OFFSET + PARKED_CALL_LOOP.length));
+          SYSCALL_TRAP.copy(code, 0);
+          PARKED_SYSCALL.copy(code, PARKED_SYSCALL_OFFSET);
+          PARKED_COPY_LOOP.copy(code, PARKED_COPY_LOOP_OFFSET);
+          PARKED_CALL_LOOP.copy(code, PARKED_CALL_LOOP_OFFSET);
+          mem.write(base, code);
+        } else mem.write(base, SYSCALL_TRAP);
+        const scratch: Scratch = { base, size, ...(frames ? { framesAt: SCRATCH_SIZE, frameSlot: frames.slot } : {}) };
+        remote = new RemoteSyscall(tracee, scratch, template, mem.share(tracee.tid));
+        if (own) remote.park(0, own.regs, own.xstate, own.sigmask);
+      } finally {
+        putBack();
+      }
+      return remote!;
+    };
   }
 
   /**
@@ -353,15 +381,9 @@ export class RemoteSyscall {
   }
 
   /**
-   * Resumes the task at the registers just set and waits for the int3 after the injected code.
-   * A fork or clone the code makes is noted (lastNewTask) on the way.
+   * Waits for the int3 after the injected code of a task resumed at the registers just set. A
+   * fork or clone the code makes is noted (lastNewTask) on the way.
    */
-  private runToTrap(what: string): void {
-    this.tracee.cont(0);
-    this.awaitTrap(what);
-  }
-
-  /** The waiting half of runToTrap, for a task already resumed. */
   private awaitTrap(what: string): void {
     for (;;) {
       const status = this.tracee.wait(what);
@@ -384,21 +406,29 @@ export class RemoteSyscall {
 
   /** Runs one syscall and returns the raw rax: -errno on failure (`sysRaw` outside this class). */
   private callRaw(nr: number, args: (number | bigint)[]): number {
+    return this.beginCallRaw(nr, args)();
+  }
+
+  /** callRaw in two halves: the task is started on the call; the returned half waits for it and gives rax. */
+  private beginCallRaw(nr: number, args: (number | bigint)[]): () => number {
     // A call that releases what an earlier one gave the task (the close in a finally) is never
     // where an interruption stops: the task must not keep it.
     if (!RELEASING_CALLS.has(nr)) checkpoint();
-    if (this.parked) return this.callParked(nr, args);
     this.tracee.setRegs(this.syscallRegs(nr, args));
-    this.runToTrap(`injected syscall ${nr}`);
-    const ax = this.tracee.getRegs().getSigned('ax');
-    return Number(ax);
+    if (this.parked) {
+      this.tracee.syscallStep(0);
+      return () => this.awaitParkedCall(nr);
+    }
+    this.tracee.cont(0);
+    return () => {
+      this.awaitTrap(`injected syscall ${nr}`);
+      return Number(this.tracee.getRegs().getSigned('ax'));
+    };
   }
 
-  /** callRaw for a parked thread: PTRACE_SYSCALL to the entry stop, then to the exit stop, where it stays. */
-  private callParked(nr: number, args: (number | bigint)[]): number {
-    this.tracee.setRegs(this.syscallRegs(nr, args));
+  /** A parked thread's call, started by PTRACE_SYSCALL: on to the entry stop, then to the exit stop, where it stays. */
+  private awaitParkedCall(nr: number): number {
     let atEntry = false;
-    this.tracee.syscallStep(0);
     for (;;) {
       const status = this.tracee.wait(`injected syscall ${nr}`);
       const event = WaitStatus.event(status);
