@@ -103,6 +103,30 @@ describe('code cache (cli/bin/code-cache.js)', () => {
     assert.deepEqual(files.map(indexOf).sort(), [[mine], [theirs]].sort());
   });
 
+  test('the cache file of an installation that is gone is removed when another is written; one still there is kept', () => {
+    const dir = makeTmpDir('code-cache-gone');
+    const home = path.join(dir, 'cache');
+    const installs = ['gone', 'kept'].map((name) => {
+      const at = path.join(dir, name);
+      fs.mkdirSync(path.join(at, 'bin'), { recursive: true });
+      fs.copyFileSync(CODE_CACHE, path.join(at, 'bin', 'code-cache.js'));
+      fs.writeFileSync(path.join(at, 'mod.js'), `module.exports = ${JSON.stringify(name)};\n`);
+      assert.equal(load(home, path.join(at, 'mod.js'), path.join(at, 'bin', 'code-cache.js')), name);
+      return at;
+    });
+    const before = cacheFiles(home);
+    assert.equal(before.length, 2, before.join(', '));
+    fs.rmSync(installs[0], { recursive: true });
+    // the next run that writes its own file (mine.js is new to this installation) sweeps
+    const mine = path.join(dir, 'mine.js');
+    fs.writeFileSync(mine, 'module.exports = "mine";\n');
+    assert.equal(load(home, mine), 'mine');
+    const after = cacheFiles(home);
+    assert.equal(after.length, 2, `the gone installation's file left, this one's made: ${after.join(', ')}`);
+    assert.ok(after.some((f) => before.includes(f)), 'the kept installation keeps its file');
+    assert.equal(load(home, path.join(installs[1], 'mod.js'), path.join(installs[1], 'bin', 'code-cache.js')), 'kept');
+  });
+
   test("the one-file build's code is kept per command: one made by --help does not stand for a dump's", () => {
     const dir = makeTmpDir('code-cache-commands');
     const home = path.join(dir, 'cache');
