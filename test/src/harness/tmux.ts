@@ -109,6 +109,24 @@ export class TmuxServer {
   }
 
   /**
+   * From now on, every byte the pane's programs write is also appended to a file (pipe-pane):
+   * text a full-screen program draws over (vim redrawing after a resize) is still there.
+   * Returns a function that waits until that output holds `text`.
+   */
+  recordOutput(pane: string): (text: string, timeoutMs?: number) => Promise<void> {
+    const file = path.join(this.dir, `pane-${pane.replace(/\W/g, '')}.out`);
+    fs.writeFileSync(file, '');
+    this.tmux(['pipe-pane', '-o', '-t', pane, `cat >> ${file}`]);
+    return async (text, timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!fs.readFileSync(file, 'utf8').includes(text)) {
+        if (Date.now() > deadline) throw new Error(`pane ${pane} of ${this.socket} wrote no ${JSON.stringify(text)} within ${timeoutMs} ms`);
+        await sleep(50);
+      }
+    };
+  }
+
+  /**
    * Ends the server (kill-server by its socket; SIGHUP reaches its panes), then every process
    * that was under it: a straggler that is still our child after 5 s is SIGKILLed, and all are
    * reaped. Pids are checked to be ours (our children) before any signal.
