@@ -166,3 +166,19 @@ test('a submessage longer than 127 bytes gets a two-byte length in front, and pa
   assert.ok(ours[1] >= 0x80 && ours[2] < 0x80, 'two bytes of length');
   assert.deepEqual((decodeMessage(ours, Holder).outer as { packed: number[] }).packed, outer.packed);
 });
+
+test('a message holding messages of its own type (a recursive schema) encodes each at its own depth', () => {
+  const tree = protobuf.parse(`
+syntax = "proto2";
+message Node { optional uint32 id = 1; repeated Node kids = 2; optional string name = 3; }
+`).root;
+  tree.resolveAll();
+  const Node = tree.lookupType('Node');
+  const value = { id: 1, kids: [{ id: 2, kids: [{ id: 3, name: 'leaf' }] }, { id: 4, name: 'second' }], name: 'root' };
+  const ours = encodeMessage(value, Node);
+  assert.equal(ours.toString('hex'), Buffer.from(Node.encode(Node.fromObject(value)).finish()).toString('hex'));
+  assert.deepEqual(encodeMessage(decodeMessage(ours, Node), Node), ours, "decoded and encoded again, the same bytes");
+  // an error deep inside names its path, and the type still encodes after it
+  assert.throws(() => encodeMessage({ kids: [{ kids: [{ id: -1 }] }] }, Node), (e: unknown) => e instanceof SchemaError && e.message === 'kids[0].kids[0].id: expected a 32-bit integer, got -1');
+  assert.equal(encodeMessage(value, Node).toString('hex'), ours.toString('hex'));
+});
