@@ -24,7 +24,12 @@ async function main(): Promise<void> {
   const opts = parseBenchArgs(process.argv.slice(2));
   buildTargetsSync();
   if (opts.profile) {
-    await profileTree();
+    // its amber runs go through timed() too, whose scratch directory (/dev/shm) was left behind
+    try {
+      await profileTree();
+    } finally {
+      removeScratch();
+    }
     return;
   }
   const criu = criuFromEnv();
