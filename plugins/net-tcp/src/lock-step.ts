@@ -95,7 +95,12 @@ export function lockForDump(ctx: DumpContext, run?: CommandRunner): void {
   const locks = ctx.state(STATE_KEY, () => [] as NetworkLock[]);
   for (const { nsPid, conns } of treeConnections(ctx.tasks)) {
     const lock = new NetworkLock({ rootPid: options.pid, nsPid, method: options.networkLock, log, run });
-    lock.lock(conns);
+    try {
+      lock.lock(conns);
+    } catch (e) {
+      lock.close(); // a refused lock (another dump's is there) keeps no fd of its namespace
+      throw e;
+    }
     locks.push(lock);
     log.debug(`network lock: ${lock.method} ${lock.name} in the network namespace of pid ${nsPid}, ${conns.length} connection(s)`);
     ctx.count('locked connections', conns.length);

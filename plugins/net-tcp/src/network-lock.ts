@@ -214,8 +214,10 @@ export class NetworkLock {
     }
     const families = ([4, 6] as const).filter((family) => wire.some((c) => c.family === family));
     const present = new Map(families.map((family) => [family, this.iptablesChainExists(family === 4 ? 'iptables' : 'ip6tables')]));
-    if (!replace && families.some((family) => present.get(family))) {
-      throw new NetworkLockError(this.opts.nsPid, 'iptables', `chain ${this.name} already exists (a dump of this tree not yet restored?); remove it with iptables -D INPUT -j ${this.name}; iptables -D OUTPUT -j ${this.name}; iptables -X ${this.name}, or dump with --network-lock skip`);
+    const taken = families.find((family) => present.get(family));
+    if (!replace && taken !== undefined) {
+      const t = taken === 4 ? 'iptables' : 'ip6tables';
+      throw new NetworkLockError(this.opts.nsPid, 'iptables', `chain ${this.name} already exists (a dump of this tree not yet restored?); remove it with ${t} -D INPUT -j ${this.name}; ${t} -D OUTPUT -j ${this.name}; ${t} -X ${this.name}, or dump with --network-lock skip`);
     }
     this.held = true; // from here a failure leaves part of it: unlock() removes what was made
     for (const family of families) {

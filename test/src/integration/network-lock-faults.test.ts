@@ -157,3 +157,21 @@ test('--network-lock iptables holds the connection with a chain from dump to res
   client.resume();
   await stillWorks(client, id);
 });
+
+test('a dump that finds a chain of its lock\'s name (another dump\'s) refuses in one line, leaves the chain, and the connection goes on', async (t) => {
+  const { hosts, a, redis, client, id } = await redisWithClient('lockbusy');
+  t.after(() => hosts.remove());
+  const chain = `amber-${redis.pid}`;
+  inHost(a, ['iptables', '-w', '-N', chain]);
+  inHost(a, ['iptables', '-w', '-A', chain, '-p', 'udp', '--dport', '9', '-j', 'DROP']);
+  const args = ['dump', '-t', String(redis.pid), '-D', makeTmpDir('lockbusy'), '--tcp-established', '--network-lock', 'iptables'];
+  const r = amber(args);
+  const how = describeAmber(args, r);
+  assert.notEqual(r.status, 0, how);
+  assert.equal(r.stderr.trim().split('\n').length, 1, how);
+  assert.match(r.stderr, new RegExp(`chain ${chain} already exists .*iptables -X ${chain}`), how);
+  assert.match(inHost(a, ['iptables', '-S', chain]).stdout, /--dport 9 -j DROP/, 'the other chain is left as it was');
+  await stillWorks(client, id);
+  inHost(a, ['iptables', '-w', '-F', chain]);
+  inHost(a, ['iptables', '-w', '-X', chain]);
+});
