@@ -118,7 +118,7 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
       return () => {
         const remote = mapped();
         holds.get(leader.tid)!.remote = remote;
-        parkThreads(f.pid, threads, leader, remote, holds, log);
+        parkThreads(f.pid, threads, remote, holds, log);
         tasks.push({
           pid: f.pid, threads: [...f.tracees.keys()], stat: stats.get(f.pid)!, maps, tracee: leader, remote, fds,
           ids: kcmpIdsOf(objects, f.pid),
@@ -176,13 +176,13 @@ async function dumpInto(store: ImageStore, options: DumpOptions, selected: Resou
 }
 
 /**
- * The threads other than the leader (parked in slot 0 by its bootstrap) parked in the slots of
- * its scratch area; then a thread inside restart_syscall has its restart found out, and is
- * parked again on the registers that say which syscall to restart.
+ * The threads other than the leader (the tracee of `remote`, parked in slot 0 by its bootstrap)
+ * parked in the slots of its scratch area; then a thread inside restart_syscall has its restart
+ * found out, and is parked again on the registers that say which syscall to restart.
  */
-function parkThreads(pid: number, threads: Tracee[], leader: Tracee, remote: RemoteSyscall, holds: Map<number, ThreadHold>, log: Logger): void {
+function parkThreads(pid: number, threads: Tracee[], remote: RemoteSyscall, holds: Map<number, ThreadHold>, log: Logger): void {
   threads.forEach((tracee, i) => {
-    if (tracee === leader) return;
+    if (tracee === remote.tracee) return;
     const h = holds.get(tracee.tid)!;
     h.remote = RemoteSyscall.inherit(tracee, remote.scratch, true, h.snap.regs, remote);
     h.remote.park(i, h.snap.regs, h.snap.xstate, h.snap.sigmask);
