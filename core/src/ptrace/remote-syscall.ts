@@ -130,7 +130,7 @@ export class RemoteSyscall {
     let borrowed: RemoteSyscall | undefined;
     let mmapped: () => number;
     const flags = MAP.PRIVATE | MAP.ANONYMOUS | (hint ? MAP.FIXED_NOREPLACE : 0);
-    const mmapArgs = [hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0] as const;
+    const mmap: TableCall = { name: 'mmap', args: [hint, size, PROT.READ | PROT.WRITE | PROT.EXEC, flags, -1, 0] };
     try {
       savedCode = mem.read(codeAddr, code.length);
       savedStack = onStack ? mem.read(onStack, frames!.slot) : undefined;
@@ -149,7 +149,7 @@ export class RemoteSyscall {
       // Signals stay blocked while amber injects, so no handler runs on its registers; a
       // parked thread's frame has its own mask.
       if (own) tracee.setSigmask(ALL_SIGNALS);
-      mmapped = borrowed.beginCallRaw(SYS.mmap, [...mmapArgs]);
+      mmapped = borrowed.beginCallRaw(SYS.mmap, argsOfCall(mmap) as (number | bigint)[]);
     } catch (e) {
       putBack();
       throw e;
@@ -157,7 +157,7 @@ export class RemoteSyscall {
     return () => {
       try {
         const ax = mmapped();
-        if (ax < 0 && ax > -4096) throw new KernelError(`${callName('mmap', mmapArgs)} (in the task)`, -ax, tracee.tid);
+        if (ax < 0 && ax > -4096) throw callError(mmap, argsOfCall(mmap), -ax, tracee.tid);
         const base = BigInt(ax);
         if (frames) {
           // the code in one write: the area is fresh zeros between the pieces anyway
